@@ -1,0 +1,55 @@
+# proofmint: every entry point. `make demo` runs the main job, `make test` runs every test.
+# Both install what they need first (tools/bootstrap.sh: idempotent, seconds when nothing changed).
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+ROOT := $(CURDIR)
+export SOLCX_BINARY_PATH := $(ROOT)/.cache/solcx
+export PATH := $(ROOT)/.venv/bin:$(ROOT)/node_modules/.bin:$(PATH)
+# No network at run time: model hubs are never asked.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export PYTHONDONTWRITEBYTECODE := 1
+
+APE := $(ROOT)/.venv/bin/ape
+ANVIL_NETWORK := ethereum:local:foundry
+PYTEST_ARGS ?=
+
+.PHONY: help setup compile demo test test-embedded test-anvil test-fast lint lock clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+setup: ## Install everything (venv, npm packages, solc); quick when already installed
+	@tools/bootstrap.sh
+
+compile: setup ## Compile the contracts with ape (offline)
+	@$(APE) compile
+
+demo: compile ## The main job: deploy on the embedded chain, print addresses and gas
+	@$(APE) run deploy
+
+test: setup lint test-embedded test-anvil ## Every test: lint, the suite on the embedded chain, chain tests again on anvil
+
+test-embedded: compile
+	@echo "== tests on the embedded chain (ethereum:local:test) =="
+	@PROOFMINT_EXPECT_PROVIDER=test $(APE) test tests $(PYTEST_ARGS)
+
+test-anvil: compile
+	@echo "== chain tests on anvil ($(ANVIL_NETWORK)) =="
+	@PROOFMINT_EXPECT_PROVIDER=foundry $(APE) test tests -m chain --network $(ANVIL_NETWORK) $(PYTEST_ARGS)
+
+test-fast: compile ## The fast path: everything not marked slow, embedded chain only
+	@$(APE) test tests -m "not slow" $(PYTEST_ARGS)
+
+lint: setup ## ruff (lint + format check) and mypy (strict on agents/ and zkml/)
+	@ruff check .
+	@ruff format --check .
+	@mypy
+
+lock: ## Re-resolve pyproject.toml into requirements.lock in a scratch venv
+	@tools/lock.sh
+
+clean: ## Remove build outputs and caches (keeps .venv and node_modules)
+	rm -rf .build .cache contracts/.cache .pytest_cache .mypy_cache .ruff_cache

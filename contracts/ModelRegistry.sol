@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
+
+/// @title ModelRegistry
+/// @notice Append-only registry of generative model versions (see {IModelRegistry}).
+/// @dev Note:
+///      - Permissionless: anyone may register a model and becomes its developer. Nothing here
+///        checks that the weights digest names real weights; auditors check that off chain.
+///      - The registry has no admin and no upgrade path: no function can change another
+///        developer's version.
+///      - Shares are read by the royalty splitter; their sum is capped by `MAX_MODEL_SHARE_BPS`
+///        so a model can never claim the whole revenue of the assets made with it.
+contract ModelRegistry is IModelRegistry {
+    /// @notice Cap on developerBps + dataBps of one model version (50%).
+    uint16 public constant MAX_MODEL_SHARE_BPS = 5_000;
+    /// @notice Longest accepted metadata URI, in bytes.
+    uint256 public constant MAX_URI_LENGTH = 256;
+
+    uint256 private _count;
+    mapping(uint256 modelId => ModelVersion) private _models;
+    mapping(bytes32 weightsDigest => uint256 modelId) private _idOfWeights;
+    mapping(uint256 modelId => address) private _pendingDeveloper;
+    mapping(uint256 modelId => uint256 successor) private _successor;
+
+    /// @inheritdoc IModelRegistry
+    function registerModel(ModelInput calldata input) external returns (uint256 modelId) {
+        if (input.weightsDigest == bytes32(0)) revert ModelRegistry__ZeroWeightsDigest();
+        uint256 existing = _idOfWeights[input.weightsDigest];
+        if (existing != 0) revert ModelRegistry__WeightsAlreadyRegistered(input.weightsDigest, existing);
+        uint256 total = uint256(input.developerBps) + uint256(input.dataBps);
+        if (total > MAX_MODEL_SHARE_BPS) revert ModelRegistry__SharesTooHigh(total, MAX_MODEL_SHARE_BPS);
+        if ((input.dataRoot == bytes32(0)) != (input.dataBps == 0)) {
+            revert ModelRegistry__DataRootMismatch(input.dataRoot, input.dataBps);
+        }
+        uint256 uriLength = bytes(input.metadataURI).length;
+        if (uriLength == 0 || uriLength > MAX_URI_LENGTH) {
+            revert ModelRegistry__BadMetadataURI(uriLength, MAX_URI_LENGTH);
+        }
+        if (input.predecessor != 0) {
+            _requireDeveloper(input.predecessor);
+            uint256 successor = _successor[input.predecessor];
+            if (successor != 0) revert ModelRegistry__AlreadySucceeded(input.predecessor, successor);
+        }
+
+        modelId = ++_count;
+        _models[modelId] = ModelVersion({
+            developer: msg.sender,
+            weightsDigest: input.weightsDigest,
+            paramsCommitment: input.paramsCommitment,
+            dataRoot: input.dataRoot,
+            verifier: address(0),
+            vkDigest: bytes32(0),
+            predecessor: input.predecessor,
+            developerBps: input.developerBps,
+            dataBps: input.dataBps,
+            retired: false,
+            registeredAt: uint64(block.timestamp),
+            metadataURI: input.metadataURI
+        });
+        _idOfWeights[input.weightsDigest] = modelId;
+        if (input.predecessor != 0) _successor[input.predecessor] = modelId;
+        emit ModelRegistered(
+            modelId,
+            msg.sender,
+            input.weightsDigest,
+            input.predecessor,
+            input.developerBps,
+            input.dataBps,
+            input.dataRoot,
+            input.paramsCommitment,
+            input.metadataURI
+        );
+    }
+
+    /// @inheritdoc IModelRegistry
+    function bindVerifier(uint256 modelId, address verifier, bytes32 vkDigest) external {
+        ModelVersion storage model = _requireDeveloper(modelId);
+        if (model.retired) revert ModelRegistry__ModelRetired(modelId);
+        if (model.verifier != address(0)) revert ModelRegistry__VerifierAlreadySet(modelId, model.verifier);
+        if (verifier.code.length == 0 || vkDigest == bytes32(0)) revert ModelRegistry__BadVerifier(verifier, vkDigest);
+        model.verifier = verifier;
+        model.vkDigest = vkDigest;
+        emit VerifierBound(modelId, verifier, vkDigest);
+    }
+
+    /// @inheritdoc IModelRegistry
+    function retire(uint256 modelId) external {
+        ModelVersion storage model = _requireDeveloper(modelId);
+        if (model.retired) revert ModelRegistry__ModelRetired(modelId);
+        model.retired = true;
+        emit ModelRetired(modelId);
+    }
+
+    /// @inheritdoc IModelRegistry
+    function transferDeveloper(uint256 modelId, address newDeveloper) external {
+        _requireDeveloper(modelId);
+        if (newDeveloper == address(0)) revert ModelRegistry__ZeroDeveloper();
+        _pendingDeveloper[modelId] = newDeveloper;
+        emit DeveloperTransferStarted(modelId, msg.sender, newDeveloper);
+    }
+
+    /// @inheritdoc IModelRegistry
+    function acceptDeveloper(uint256 modelId) external {
+        ModelVersion storage model = _requireExists(modelId);
+        if (_pendingDeveloper[modelId] != msg.sender) revert ModelRegistry__NotPendingDeveloper(modelId, msg.sender);
+        address previous = model.developer;
+        delete _pendingDeveloper[modelId];
+        model.developer = msg.sender;
+        emit DeveloperTransferred(modelId, previous, msg.sender);
+    }
+
+    /// @inheritdoc IModelRegistry
+    function getModel(uint256 modelId) external view returns (ModelVersion memory) {
+        return _requireExists(modelId);
+    }
+
+    /// @inheritdoc IModelRegistry
+    function isActive(uint256 modelId) external view returns (bool) {
+        return modelId != 0 && modelId <= _count && !_models[modelId].retired;
+    }
+
+    /// @inheritdoc IModelRegistry
+    function modelIdOf(bytes32 weightsDigest) external view returns (uint256) {
+        return _idOfWeights[weightsDigest];
+    }
+
+    /// @inheritdoc IModelRegistry
+    function pendingDeveloper(uint256 modelId) external view returns (address) {
+        return _pendingDeveloper[modelId];
+    }
+
+    /// @inheritdoc IModelRegistry
+    function successorOf(uint256 modelId) external view returns (uint256) {
+        return _successor[modelId];
+    }
+
+    /// @inheritdoc IModelRegistry
+    function modelCount() external view returns (uint256) {
+        return _count;
+    }
+
+    function _requireExists(uint256 modelId) private view returns (ModelVersion storage model) {
+        if (modelId == 0 || modelId > _count) revert ModelRegistry__UnknownModel(modelId);
+        return _models[modelId];
+    }
+
+    function _requireDeveloper(uint256 modelId) private view returns (ModelVersion storage model) {
+        model = _requireExists(modelId);
+        if (model.developer != msg.sender) revert ModelRegistry__NotDeveloper(modelId, msg.sender);
+    }
+}

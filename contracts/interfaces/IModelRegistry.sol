@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+/// @title IModelRegistry
+/// @notice Registry of generative model versions: who developed each one, which weights it is,
+///         how its inference is proven, and what share of asset revenue its developer and its
+///         training-data originators are owed.
+/// @dev A model version is append-only: its weights digest, parameter commitment and royalty
+///      shares never change after registration. The zk verifier is bound once; a different
+///      verifier means a new model version. Training-data originators are committed as a
+///      Merkle root of (originator, weight) pairs so any number of them costs O(1) here; the
+///      royalty splitter checks claims against that root.
+interface IModelRegistry {
+    /// @notice A registered model version.
+    /// @param developer Receives the developer share; moves only by the two-step transfer.
+    /// @param weightsDigest sha256 of the canonical weights file(s); unique across the registry.
+    /// @param paramsCommitment Commitment to the model parameters used in zk circuits (0 if none).
+    /// @param dataRoot Merkle root of (originator, weight) pairs; 0 when `dataBps` is 0.
+    /// @param verifier On-chain verifier of inference proofs; address(0) until bound.
+    /// @param vkDigest Digest of the verifying key the verifier embeds; 0 until bound.
+    /// @param predecessor Id of the version this one supersedes (0 for a first version).
+    /// @param developerBps Developer share of asset revenue, in basis points.
+    /// @param dataBps Training-data originators' share of asset revenue, in basis points.
+    /// @param retired True once the developer retires the version; no new assets may use it.
+    /// @param registeredAt Block timestamp of registration.
+    /// @param metadataURI Off-chain model card (content-addressed URI expected).
+    struct ModelVersion {
+        address developer;
+        bytes32 weightsDigest;
+        bytes32 paramsCommitment;
+        bytes32 dataRoot;
+        address verifier;
+        bytes32 vkDigest;
+        uint256 predecessor;
+        uint16 developerBps;
+        uint16 dataBps;
+        bool retired;
+        uint64 registeredAt;
+        string metadataURI;
+    }
+
+    /// @notice Input of `registerModel`.
+    struct ModelInput {
+        bytes32 weightsDigest;
+        bytes32 paramsCommitment;
+        bytes32 dataRoot;
+        uint256 predecessor;
+        uint16 developerBps;
+        uint16 dataBps;
+        string metadataURI;
+    }
+
+    /// @notice The weights digest is zero.
+    error ModelRegistry__ZeroWeightsDigest();
+    /// @notice A model version with these weights is already registered as `existingId`.
+    error ModelRegistry__WeightsAlreadyRegistered(bytes32 weightsDigest, uint256 existingId);
+    /// @notice Developer plus data shares exceed `MAX_MODEL_SHARE_BPS`.
+    error ModelRegistry__SharesTooHigh(uint256 totalBps, uint256 maxBps);
+    /// @notice A data share was given without a data root, or a data root without a share.
+    error ModelRegistry__DataRootMismatch(bytes32 dataRoot, uint16 dataBps);
+    /// @notice The metadata URI is empty or longer than `MAX_URI_LENGTH` bytes.
+    error ModelRegistry__BadMetadataURI(uint256 length, uint256 maxLength);
+    /// @notice No model version has this id.
+    error ModelRegistry__UnknownModel(uint256 modelId);
+    /// @notice The caller is not the developer of the model version.
+    error ModelRegistry__NotDeveloper(uint256 modelId, address caller);
+    /// @notice The model version is retired.
+    error ModelRegistry__ModelRetired(uint256 modelId);
+    /// @notice The model version already has a verifier bound.
+    error ModelRegistry__VerifierAlreadySet(uint256 modelId, address verifier);
+    /// @notice The verifier address holds no code, or the verifying-key digest is zero.
+    error ModelRegistry__BadVerifier(address verifier, bytes32 vkDigest);
+    /// @notice A predecessor already has a successor; versions form a chain, not a tree.
+    error ModelRegistry__AlreadySucceeded(uint256 predecessor, uint256 successor);
+    /// @notice The new developer is the zero address.
+    error ModelRegistry__ZeroDeveloper();
+    /// @notice The caller is not the pending developer of the model version.
+    error ModelRegistry__NotPendingDeveloper(uint256 modelId, address caller);
+
+    /// @notice Emitted when a model version is registered.
+    event ModelRegistered(
+        uint256 indexed modelId,
+        address indexed developer,
+        bytes32 indexed weightsDigest,
+        uint256 predecessor,
+        uint16 developerBps,
+        uint16 dataBps,
+        bytes32 dataRoot,
+        bytes32 paramsCommitment,
+        string metadataURI
+    );
+    /// @notice Emitted when a verifier and verifying-key digest are bound to a model version.
+    event VerifierBound(uint256 indexed modelId, address indexed verifier, bytes32 vkDigest);
+    /// @notice Emitted when a model version is retired.
+    event ModelRetired(uint256 indexed modelId);
+    /// @notice Emitted when a developer starts handing a model version to `pendingDeveloper`.
+    event DeveloperTransferStarted(uint256 indexed modelId, address indexed developer, address indexed pendingDeveloper);
+    /// @notice Emitted when the pending developer accepts a model version.
+    event DeveloperTransferred(uint256 indexed modelId, address indexed previousDeveloper, address indexed newDeveloper);
+
+    /// @notice Registers a model version developed by the caller.
+    /// @dev Reverts when the weights are already registered, the shares exceed the cap, the data
+    ///      root and data share disagree, the URI is empty or too long, or a predecessor is given
+    ///      that is unknown, not the caller's, or already succeeded.
+    /// @param input The version's weights digest, commitments, predecessor, shares and URI.
+    /// @return modelId The new version's id (ids start at 1).
+    function registerModel(ModelInput calldata input) external returns (uint256 modelId);
+
+    /// @notice Binds the zk verifier of a model version, once.
+    /// @dev Only the developer; the verifier must hold code; the version must not be retired.
+    /// @param modelId The model version.
+    /// @param verifier The verifier contract (EZKL-generated).
+    /// @param vkDigest Digest of the verifying key the verifier embeds.
+    function bindVerifier(uint256 modelId, address verifier, bytes32 vkDigest) external;
+
+    /// @notice Retires a model version: it stays readable but no new asset may use it.
+    /// @dev Only the developer; retiring twice reverts.
+    /// @param modelId The model version.
+    function retire(uint256 modelId) external;
+
+    /// @notice Starts moving a model version to a new developer; the new one must accept.
+    /// @dev Only the developer. Passing the current pending developer again is allowed; a later
+    ///      call replaces an earlier pending one.
+    /// @param modelId The model version.
+    /// @param newDeveloper The address that will receive the developer share once it accepts.
+    function transferDeveloper(uint256 modelId, address newDeveloper) external;
+
+    /// @notice Accepts a pending developer transfer.
+    /// @dev Only the pending developer of `modelId`.
+    /// @param modelId The model version.
+    function acceptDeveloper(uint256 modelId) external;
+
+    /// @notice Returns a model version; reverts for an unknown id.
+    /// @param modelId The model version.
+    /// @return The stored version.
+    function getModel(uint256 modelId) external view returns (ModelVersion memory);
+
+    /// @notice Returns whether `modelId` exists and is not retired.
+    /// @param modelId The model version.
+    /// @return True for a live version.
+    function isActive(uint256 modelId) external view returns (bool);
+
+    /// @notice Returns the id registered for a weights digest, or 0.
+    /// @param weightsDigest sha256 of the weights.
+    /// @return The model id, or 0 when none.
+    function modelIdOf(bytes32 weightsDigest) external view returns (uint256);
+
+    /// @notice Returns the pending developer of a model version, or address(0).
+    /// @param modelId The model version.
+    /// @return The pending developer.
+    function pendingDeveloper(uint256 modelId) external view returns (address);
+
+    /// @notice Returns the successor of a model version, or 0.
+    /// @param modelId The model version.
+    /// @return The id of the version that names `modelId` as predecessor.
+    function successorOf(uint256 modelId) external view returns (uint256);
+
+    /// @notice Returns the number of registered model versions (the highest id).
+    /// @return The count.
+    function modelCount() external view returns (uint256);
+}

@@ -1,0 +1,340 @@
+"""ModelRegistry: registration, verifier binding, retirement, two-step developer transfer.
+
+Branch tree of registerModel (each leaf is a test below):
+  weightsDigest == 0                        -> ZeroWeightsDigest
+  weightsDigest already registered          -> WeightsAlreadyRegistered(digest, id)
+  developerBps + dataBps > MAX (and == MAX) -> SharesTooHigh / ok
+  dataRoot == 0 xor dataBps == 0            -> DataRootMismatch (both ways)
+  uri empty / > MAX_URI_LENGTH (== ok)      -> BadMetadataURI
+  predecessor unknown                       -> UnknownModel
+  predecessor of another developer          -> NotDeveloper
+  predecessor already succeeded             -> AlreadySucceeded
+  otherwise                                 -> stored, ModelRegistered, successor linked
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import ape
+import pytest
+
+pytestmark = pytest.mark.chain
+
+ZERO32 = b"\x00" * 32
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+
+
+def digest(label: str) -> bytes:
+    return hashlib.sha256(label.encode()).digest()
+
+
+def model_input(label: str = "tiny-sd-v1", **overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "weightsDigest": digest(label),
+        "paramsCommitment": digest(label + "/params"),
+        "dataRoot": digest(label + "/data"),
+        "predecessor": 0,
+        "developerBps": 1_000,
+        "dataBps": 500,
+        "metadataURI": "ipfs://bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",
+    }
+    base.update(overrides)
+    return base
+
+
+def register(registry: Any, sender: Any, **overrides: Any) -> int:
+    tx = registry.registerModel(model_input(**overrides), sender=sender)
+    return int(tx.return_value) if tx.return_value is not None else int(registry.modelCount())
+
+
+# --- registerModel: happy path -------------------------------------------------------------
+
+
+def test_register_stores_version_and_emits_event(model_registry, developer):
+    inp = model_input()
+    tx = model_registry.registerModel(inp, sender=developer)
+
+    assert model_registry.modelCount() == 1
+    stored = model_registry.getModel(1)
+    assert stored.developer == developer.address
+    assert stored.weightsDigest == inp["weightsDigest"]
+    assert stored.paramsCommitment == inp["paramsCommitment"]
+    assert stored.dataRoot == inp["dataRoot"]
+    assert stored.verifier == ZERO_ADDRESS
+    assert stored.vkDigest == ZERO32
+    assert stored.predecessor == 0
+    assert stored.developerBps == 1_000
+    assert stored.dataBps == 500
+    assert stored.retired is False
+    assert stored.registeredAt == model_registry.provider.get_block(tx.block_number).timestamp
+    assert stored.metadataURI == inp["metadataURI"]
+    assert model_registry.modelIdOf(inp["weightsDigest"]) == 1
+    assert model_registry.isActive(1) is True
+
+    events = tx.decode_logs(model_registry.ModelRegistered)
+    assert len(events) == 1
+    ev = events[0]
+    assert ev.modelId == 1
+    assert ev.developer == developer.address
+    assert ev.weightsDigest == inp["weightsDigest"]
+    assert ev.developerBps == 1_000 and ev.dataBps == 500
+    assert ev.metadataURI == inp["metadataURI"]
+
+
+def test_register_assigns_sequential_ids(model_registry, developer, other_developer):
+    assert register(model_registry, developer, label="a") == 1
+    assert register(model_registry, other_developer, label="b") == 2
+    assert model_registry.getModel(2).developer == other_developer.address
+
+
+def test_register_without_data_share_needs_no_root(model_registry, developer):
+    register(model_registry, developer, dataRoot=ZERO32, dataBps=0)
+    assert model_registry.getModel(1).dataRoot == ZERO32
+
+
+def test_register_new_version_links_predecessor(model_registry, developer):
+    first = register(model_registry, developer, label="v1")
+    tx = model_registry.registerModel(model_input("v2", predecessor=first), sender=developer)
+    assert model_registry.getModel(2).predecessor == first
+    assert model_registry.successorOf(first) == 2
+    assert model_registry.successorOf(2) == 0
+    assert tx.decode_logs(model_registry.ModelRegistered)[0].predecessor == first
+
+
+# --- registerModel: every revert ----------------------------------------------------------
+
+
+def test_register_reverts_when_weights_digest_zero(model_registry, developer):
+    with ape.reverts(model_registry.ModelRegistry__ZeroWeightsDigest):
+        model_registry.registerModel(model_input(weightsDigest=ZERO32), sender=developer)
+
+
+def test_register_reverts_when_weights_already_registered(model_registry, developer, other_developer):
+    register(model_registry, developer, label="same")
+    with ape.reverts(
+        model_registry.ModelRegistry__WeightsAlreadyRegistered, weightsDigest=digest("same"), existingId=1
+    ):
+        model_registry.registerModel(model_input("same"), sender=other_developer)
+    assert model_registry.modelCount() == 1
+
+
+def test_register_accepts_shares_at_cap(model_registry, developer):
+    cap = model_registry.MAX_MODEL_SHARE_BPS()
+    register(model_registry, developer, developerBps=cap - 1, dataBps=1)
+    assert model_registry.getModel(1).developerBps + model_registry.getModel(1).dataBps == cap
+
+
+def test_register_reverts_when_shares_past_cap(model_registry, developer):
+    cap = model_registry.MAX_MODEL_SHARE_BPS()
+    with ape.reverts(model_registry.ModelRegistry__SharesTooHigh, totalBps=cap + 1, maxBps=cap):
+        model_registry.registerModel(model_input(developerBps=cap, dataBps=1), sender=developer)
+
+
+def test_register_reverts_when_data_share_without_root(model_registry, developer):
+    with ape.reverts(model_registry.ModelRegistry__DataRootMismatch):
+        model_registry.registerModel(model_input(dataRoot=ZERO32, dataBps=10), sender=developer)
+
+
+def test_register_reverts_when_root_without_data_share(model_registry, developer):
+    with ape.reverts(model_registry.ModelRegistry__DataRootMismatch):
+        model_registry.registerModel(model_input(dataBps=0), sender=developer)
+
+
+def test_register_reverts_when_uri_empty(model_registry, developer):
+    with ape.reverts(model_registry.ModelRegistry__BadMetadataURI, length=0):
+        model_registry.registerModel(model_input(metadataURI=""), sender=developer)
+
+
+def test_register_accepts_uri_at_max_length(model_registry, developer):
+    limit = model_registry.MAX_URI_LENGTH()
+    register(model_registry, developer, metadataURI="u" * limit)
+    assert len(model_registry.getModel(1).metadataURI) == limit
+
+
+def test_register_reverts_when_uri_past_max_length(model_registry, developer):
+    limit = model_registry.MAX_URI_LENGTH()
+    with ape.reverts(model_registry.ModelRegistry__BadMetadataURI, length=limit + 1, maxLength=limit):
+        model_registry.registerModel(model_input(metadataURI="u" * (limit + 1)), sender=developer)
+
+
+def test_register_reverts_when_predecessor_unknown(model_registry, developer):
+    with ape.reverts(model_registry.ModelRegistry__UnknownModel, modelId=7):
+        model_registry.registerModel(model_input(predecessor=7), sender=developer)
+
+
+def test_register_reverts_when_predecessor_not_callers(model_registry, developer, stranger):
+    register(model_registry, developer, label="v1")
+    with ape.reverts(model_registry.ModelRegistry__NotDeveloper, modelId=1, caller=stranger.address):
+        model_registry.registerModel(model_input("v2", predecessor=1), sender=stranger)
+
+
+def test_register_reverts_when_predecessor_already_succeeded(model_registry, developer):
+    register(model_registry, developer, label="v1")
+    register(model_registry, developer, label="v2", predecessor=1)
+    with ape.reverts(model_registry.ModelRegistry__AlreadySucceeded, predecessor=1, successor=2):
+        model_registry.registerModel(model_input("v2b", predecessor=1), sender=developer)
+
+
+# --- bindVerifier ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def verifier_contract(project, deployer):  # type: ignore[no-untyped-def]
+    # Any contract with code stands for the verifier here; the zkml work binds real EZKL verifiers.
+    return deployer.deploy(project.TestToken, "Verifier stand-in", "VFY", 18)
+
+
+def test_bind_verifier_stores_once_and_emits(model_registry, developer, verifier_contract):
+    register(model_registry, developer)
+    vk = digest("vk")
+    tx = model_registry.bindVerifier(1, verifier_contract.address, vk, sender=developer)
+    stored = model_registry.getModel(1)
+    assert stored.verifier == verifier_contract.address
+    assert stored.vkDigest == vk
+    ev = tx.decode_logs(model_registry.VerifierBound)[0]
+    assert (ev.modelId, ev.verifier, ev.vkDigest) == (1, verifier_contract.address, vk)
+
+
+def test_bind_verifier_reverts_when_already_set(model_registry, developer, verifier_contract):
+    register(model_registry, developer)
+    model_registry.bindVerifier(1, verifier_contract.address, digest("vk"), sender=developer)
+    with ape.reverts(model_registry.ModelRegistry__VerifierAlreadySet, modelId=1):
+        model_registry.bindVerifier(1, model_registry.address, digest("vk2"), sender=developer)
+
+
+def test_bind_verifier_reverts_when_verifier_has_no_code(model_registry, developer, stranger):
+    register(model_registry, developer)
+    with ape.reverts(model_registry.ModelRegistry__BadVerifier, verifier=stranger.address):
+        model_registry.bindVerifier(1, stranger.address, digest("vk"), sender=developer)
+
+
+def test_bind_verifier_reverts_when_vk_digest_zero(model_registry, developer, verifier_contract):
+    register(model_registry, developer)
+    with ape.reverts(model_registry.ModelRegistry__BadVerifier, vkDigest=ZERO32):
+        model_registry.bindVerifier(1, verifier_contract.address, ZERO32, sender=developer)
+
+
+def test_bind_verifier_reverts_for_stranger(model_registry, developer, stranger, verifier_contract):
+    register(model_registry, developer)
+    with ape.reverts(model_registry.ModelRegistry__NotDeveloper, modelId=1, caller=stranger.address):
+        model_registry.bindVerifier(1, verifier_contract.address, digest("vk"), sender=stranger)
+
+
+def test_bind_verifier_reverts_when_retired(model_registry, developer, verifier_contract):
+    register(model_registry, developer)
+    model_registry.retire(1, sender=developer)
+    with ape.reverts(model_registry.ModelRegistry__ModelRetired, modelId=1):
+        model_registry.bindVerifier(1, verifier_contract.address, digest("vk"), sender=developer)
+
+
+def test_bind_verifier_reverts_when_unknown(model_registry, developer, verifier_contract):
+    with ape.reverts(model_registry.ModelRegistry__UnknownModel, modelId=3):
+        model_registry.bindVerifier(3, verifier_contract.address, digest("vk"), sender=developer)
+
+
+# --- retire ----------------------------------------------------------------------------------
+
+
+def test_retire_marks_inactive_and_emits(model_registry, developer):
+    register(model_registry, developer)
+    tx = model_registry.retire(1, sender=developer)
+    assert model_registry.isActive(1) is False
+    assert model_registry.getModel(1).retired is True
+    assert tx.decode_logs(model_registry.ModelRetired)[0].modelId == 1
+
+
+def test_retire_reverts_when_already_retired(model_registry, developer):
+    register(model_registry, developer)
+    model_registry.retire(1, sender=developer)
+    with ape.reverts(model_registry.ModelRegistry__ModelRetired, modelId=1):
+        model_registry.retire(1, sender=developer)
+
+
+def test_retire_reverts_for_stranger(model_registry, developer, stranger):
+    register(model_registry, developer)
+    with ape.reverts(model_registry.ModelRegistry__NotDeveloper, modelId=1, caller=stranger.address):
+        model_registry.retire(1, sender=stranger)
+
+
+def test_retire_reverts_when_unknown(model_registry, developer):
+    with ape.reverts(model_registry.ModelRegistry__UnknownModel, modelId=1):
+        model_registry.retire(1, sender=developer)
+
+
+# --- two-step developer transfer --------------------------------------------------------------
+
+
+def test_developer_moves_in_two_steps(model_registry, developer, other_developer):
+    register(model_registry, developer)
+    tx = model_registry.transferDeveloper(1, other_developer.address, sender=developer)
+    ev = tx.decode_logs(model_registry.DeveloperTransferStarted)[0]
+    assert (ev.developer, ev.pendingDeveloper) == (developer.address, other_developer.address)
+    # Nothing moves until the new developer accepts.
+    assert model_registry.getModel(1).developer == developer.address
+    assert model_registry.pendingDeveloper(1) == other_developer.address
+
+    tx = model_registry.acceptDeveloper(1, sender=other_developer)
+    ev = tx.decode_logs(model_registry.DeveloperTransferred)[0]
+    assert (ev.previousDeveloper, ev.newDeveloper) == (developer.address, other_developer.address)
+    assert model_registry.getModel(1).developer == other_developer.address
+    assert model_registry.pendingDeveloper(1) == ZERO_ADDRESS
+
+    # The old developer lost its rights; the new one has them.
+    with ape.reverts(model_registry.ModelRegistry__NotDeveloper, modelId=1, caller=developer.address):
+        model_registry.retire(1, sender=developer)
+    model_registry.retire(1, sender=other_developer)
+
+
+def test_transfer_developer_can_be_replaced_before_acceptance(model_registry, developer, other_developer, stranger):
+    register(model_registry, developer)
+    model_registry.transferDeveloper(1, stranger.address, sender=developer)
+    model_registry.transferDeveloper(1, other_developer.address, sender=developer)
+    with ape.reverts(model_registry.ModelRegistry__NotPendingDeveloper, modelId=1, caller=stranger.address):
+        model_registry.acceptDeveloper(1, sender=stranger)
+
+
+def test_transfer_developer_reverts_for_stranger(model_registry, developer, stranger):
+    register(model_registry, developer)
+    with ape.reverts(model_registry.ModelRegistry__NotDeveloper, modelId=1, caller=stranger.address):
+        model_registry.transferDeveloper(1, stranger.address, sender=stranger)
+
+
+def test_transfer_developer_reverts_for_zero_address(model_registry, developer):
+    register(model_registry, developer)
+    with ape.reverts(model_registry.ModelRegistry__ZeroDeveloper):
+        model_registry.transferDeveloper(1, ZERO_ADDRESS, sender=developer)
+
+
+def test_transfer_developer_reverts_when_unknown(model_registry, developer, stranger):
+    with ape.reverts(model_registry.ModelRegistry__UnknownModel, modelId=2):
+        model_registry.transferDeveloper(2, stranger.address, sender=developer)
+
+
+def test_accept_developer_reverts_without_pending_transfer(model_registry, developer, stranger):
+    register(model_registry, developer)
+    with ape.reverts(model_registry.ModelRegistry__NotPendingDeveloper, modelId=1, caller=stranger.address):
+        model_registry.acceptDeveloper(1, sender=stranger)
+
+
+def test_accept_developer_reverts_when_unknown(model_registry, stranger):
+    with ape.reverts(model_registry.ModelRegistry__UnknownModel, modelId=1):
+        model_registry.acceptDeveloper(1, sender=stranger)
+
+
+# --- views --------------------------------------------------------------------------------------
+
+
+def test_get_model_reverts_for_id_zero_and_past_count(model_registry, developer):
+    register(model_registry, developer)
+    with ape.reverts(model_registry.ModelRegistry__UnknownModel, modelId=0):
+        model_registry.getModel(0)
+    with ape.reverts(model_registry.ModelRegistry__UnknownModel, modelId=2):
+        model_registry.getModel(2)
+
+
+def test_is_active_false_for_unknown_ids(model_registry):
+    assert model_registry.isActive(0) is False
+    assert model_registry.isActive(1) is False
+    assert model_registry.modelIdOf(digest("nothing")) == 0

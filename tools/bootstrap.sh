@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Install everything proofmint needs on this machine, idempotently:
+#   Debian packages (only what is missing), the Python venv (.venv, pinned by requirements.lock),
+#   the npm packages (node_modules, pinned by package-lock.json) and the Solidity compiler that
+#   ape uses (native solc 0.8.28 when one is on PATH, else solc-js behind a native-style CLI).
+# A second run with nothing changed does no installing and takes a few seconds.
+# Nothing here downloads from anywhere but the package registries (PyPI, Debian, npm).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+SOLC_VERSION=0.8.28
+VENV="$ROOT/.venv"
+SOLC_DIR="${SOLCX_BINARY_PATH:-$ROOT/.cache/solcx}"
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+digest() { cat "$@" | sha256sum | cut -d' ' -f1; }
+
+APT_UPDATED=0
+apt_install() {
+  # Install Debian packages by name, or say exactly what to install when we cannot.
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+    die "missing system packages: ${missing[*]}. Install them (Debian/Ubuntu: sudo apt-get install ${missing[*]}) and run again."
+  fi
+  say "installing Debian packages: ${missing[*]}"
+  if [ $APT_UPDATED -eq 0 ]; then apt-get update -qq >/dev/null; APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+setup_system() {
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    apt_install nodejs npm
+  fi
+  command -v node >/dev/null || die "Node.js not found: install Node.js >= 18 with npm (Debian: apt-get install nodejs npm)"
+  command -v npm >/dev/null || die "npm not found: install npm (Debian: apt-get install npm)"
+  local major
+  major="$(node -p 'process.versions.node.split(".")[0]')"
+  [ "$major" -ge 18 ] || die "Node.js $(node --version) is too old: install Node.js >= 18"
+}
+
+find_python() {
+  local candidate
+  for candidate in "${PYTHON:-}" python3.11 python3; do
+    [ -n "$candidate" ] || continue
+    if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+      echo "$candidate"; return 0
+    fi
+  done
+  die "Python 3.11 not found: install it (Debian: apt-get install python3.11 python3.11-venv) or set PYTHON=/path/to/python3.11"
+}
+
+setup_python() {
+  local want stamp="$VENV/.proofmint-stamp"
+  want="$(digest pyproject.toml requirements.lock)"
+  if [ -x "$VENV/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    return 0
+  fi
+  local py
+  py="$(find_python)"
+  if [ ! -x "$VENV/bin/python" ]; then
+    say "creating the Python venv in .venv ($($py --version))"
+    "$py" -m venv "$VENV" || die "could not create a venv: install python3.11-venv (Debian) and run again"
+  fi
+  say "installing Python packages (pinned by requirements.lock; the first time takes a few minutes)"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+    -c requirements.lock -e ".[dev]" 2> >(grep -v "is ignored: it is neither" >&2)
+  "$VENV/bin/python" -m pip check >/dev/null || { "$VENV/bin/python" -m pip check; die "pip check failed"; }
+  echo "$want" > "$stamp"
+}
+
+setup_node() {
+  local want stamp="$ROOT/node_modules/.proofmint-stamp"
+  want="$(digest package.json package-lock.json)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    return 0
+  fi
+  say "installing npm packages (npm ci: solc-js, anvil, cast, OpenZeppelin)"
+  npm ci --no-audit --no-fund --loglevel=error 2> >(grep -v 'Unknown user config' >&2) >/dev/null
+  echo "$want" > "$stamp"
+}
+
+install_solc_at() {
+  # $1: folder py-solc-x searches. Writes solc-v$SOLC_VERSION there, replacing only our own wrapper.
+  local dir="$1" target="$1/solc-v$SOLC_VERSION" native
+  mkdir -p "$dir"
+  native="$(command -v solc || true)"
+  if [ -n "$native" ] && "$native" --version 2>/dev/null | grep -q "^Version: $SOLC_VERSION+"; then
+    [ "$(readlink "$target" 2>/dev/null || true)" = "$native" ] || ln -sfn "$native" "$target"
+    return 0
+  fi
+  local shim
+  shim="$(printf '#!/bin/sh\n# proofmint: solc %s over solc-js (no native solc found)\nexec node "%s/tools/solc-cli.js" "$@"\n' "$SOLC_VERSION" "$ROOT")"
+  if [ -e "$target" ] && ! grep -q "^# proofmint: solc" "$target" 2>/dev/null; then
+    return 0  # a solc someone else installed: leave it alone
+  fi
+  if [ ! -f "$target" ] || [ "$(cat "$target")" != "$shim" ]; then
+    rm -f "$target"
+    printf '%s\n' "$shim" > "$target"
+    chmod +x "$target"
+  fi
+}
+
+setup_solc() {
+  install_solc_at "$SOLC_DIR"
+  # Plain `ape compile` outside make looks in ~/.solcx; give it the same compiler.
+  if [ -n "${HOME:-}" ] && [ -w "$HOME" ]; then install_solc_at "$HOME/.solcx"; fi
+  "$SOLC_DIR/solc-v$SOLC_VERSION" --version | grep -q "^Version: $SOLC_VERSION+" \
+    || die "the Solidity compiler at $SOLC_DIR/solc-v$SOLC_VERSION does not answer --version"
+}
+
+main() {
+  local started=$SECONDS
+  setup_system
+  setup_node
+  setup_python
+  setup_solc
+  say "ready ($((SECONDS - started)) s)"
+}
+
+main "$@"
