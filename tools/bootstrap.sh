@@ -10,6 +10,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 SOLC_VERSION=0.8.28
+PIP_VERSION=26.3
 VENV="$ROOT/.venv"
 SOLC_DIR="${SOLCX_BINARY_PATH:-$ROOT/.cache/solcx}"
 
@@ -66,8 +67,15 @@ setup_python() {
     "$py" -m venv "$VENV" || die "could not create a venv: install python3.11-venv (Debian) and run again"
   fi
   say "installing Python packages (pinned by requirements.lock; the first time takes a few minutes)"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-    -c requirements.lock -e ".[dev]" 2> >(grep -v "is ignored: it is neither" >&2)
+  # A recent pip resolves the pinned set much faster than the one a fresh venv starts with.
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "pip==$PIP_VERSION" \
+    2> >(grep -v "is ignored: it is neither" >&2)
+  # pip's own log is hundreds of lines: show one progress line per 25 packages instead.
+  PYTHONWARNINGS=ignore "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off \
+    -c requirements.lock -e ".[dev]" 2> >(grep -v "is ignored: it is neither" >&2) \
+    | awk '/^(Collecting|Processing|Obtaining) / { n++; if (n % 25 == 0) { printf "[setup]   %d packages resolved\n", n > "/dev/stderr" } }
+           /^Installing collected packages/ { print "[setup]   installing " n " packages" > "/dev/stderr" }
+           /^(ERROR|error)/ { print > "/dev/stderr" }'
   "$VENV/bin/python" -m pip check >/dev/null || { "$VENV/bin/python" -m pip check; die "pip check failed"; }
   echo "$want" > "$stamp"
 }
