@@ -17,6 +17,8 @@ SOLC_DIR="${SOLCX_BINARY_PATH:-$ROOT/.cache/solcx}"
 say() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 digest() { cat "$@" | sha256sum | cut -d' ' -f1; }
+# pip warns once per line of this machine's pip.conf find-links that is not a folder: drop that noise.
+venv_pip() { "$VENV/bin/python" -m pip --disable-pip-version-check "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
 
 APT_UPDATED=0
 apt_install() {
@@ -68,15 +70,13 @@ setup_python() {
   fi
   say "installing Python packages (pinned by requirements.lock; the first time takes a few minutes)"
   # A recent pip resolves the pinned set much faster than the one a fresh venv starts with.
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "pip==$PIP_VERSION" \
-    2> >(grep -v "is ignored: it is neither" >&2)
+  venv_pip install --quiet "pip==$PIP_VERSION"
   # pip's own log is hundreds of lines: show one progress line per 25 packages instead.
-  PYTHONWARNINGS=ignore "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off \
-    -c requirements.lock -e ".[dev]" 2> >(grep -v "is ignored: it is neither" >&2) \
+  PYTHONWARNINGS=ignore venv_pip install --progress-bar off -c requirements.lock -e ".[dev]" \
     | awk '/^(Collecting|Processing|Obtaining) / { n++; if (n % 25 == 0) { printf "[setup]   %d packages resolved\n", n > "/dev/stderr" } }
            /^Installing collected packages/ { print "[setup]   installing " n " packages" > "/dev/stderr" }
            /^(ERROR|error)/ { print > "/dev/stderr" }'
-  "$VENV/bin/python" -m pip check >/dev/null || { "$VENV/bin/python" -m pip check; die "pip check failed"; }
+  venv_pip check >/dev/null || { venv_pip check; die "pip check failed"; }
   echo "$want" > "$stamp"
 }
 

@@ -20,20 +20,14 @@ function fail(message, code) {
 }
 
 function loadSolc() {
-  const candidates = [
-    process.env.PROOFMINT_SOLCJS_DIR,
-    path.join(__dirname, "..", "node_modules", "solc"),
-  ].filter(Boolean);
-  for (const dir of candidates) {
-    if (fs.existsSync(path.join(dir, "soljson.js"))) {
-      // Emscripten installs an uncaughtException handler that swallows errors; drop it.
-      const solc = require(dir);
-      process.removeAllListeners("uncaughtException");
-      return solc;
-    }
+  const dir = path.join(__dirname, "..", "node_modules", "solc");
+  if (!fs.existsSync(path.join(dir, "soljson.js"))) {
+    fail(`solc-js not found in ${dir}; run 'npm ci' in the project root`, 3);
   }
-  fail(`solc-js not found (looked in ${candidates.join(", ")}); run 'npm ci' in the project root`, 3);
-  return null;
+  const solc = require(dir);
+  // Emscripten installs an uncaughtException handler that swallows errors; drop it.
+  process.removeAllListeners("uncaughtException");
+  return solc;
 }
 
 function parseArgs(argv) {

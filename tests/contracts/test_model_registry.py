@@ -45,8 +45,13 @@ def model_input(label: str = "tiny-sd-v1", **overrides: Any) -> dict[str, Any]:
 
 
 def register(registry: Any, sender: Any, **overrides: Any) -> int:
-    tx = registry.registerModel(model_input(**overrides), sender=sender)
-    return int(tx.return_value) if tx.return_value is not None else int(registry.modelCount())
+    inp = model_input(**overrides)
+    # The embedded provider cannot trace a sent transaction's return value, so read it by
+    # simulating the same call first; it must name the id the transaction then stores.
+    returned = int(registry.registerModel.call(inp, sender=sender))
+    registry.registerModel(inp, sender=sender)
+    assert returned == registry.modelCount()
+    return returned
 
 
 # --- registerModel: happy path -------------------------------------------------------------
