@@ -16,7 +16,7 @@ APE := $(ROOT)/.venv/bin/ape
 ANVIL_NETWORK := ethereum:local:foundry
 PYTEST_ARGS ?=
 
-.PHONY: help setup compile demo test test-embedded test-anvil test-fast lint lock clean
+.PHONY: help setup compile demo test test-embedded test-anvil test-fast lint lock clean bench-gas
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ test-anvil: compile
 
 test-fast: compile ## The fast path: everything not marked slow, embedded chain only
 	@$(APE) test tests -m "not slow" $(PYTEST_ARGS)
+
+bench-gas: compile ## Gas of every core operation vs baselines and targets (NETWORK=ecosystem:network:provider)
+	@python bench/gas.py --network $(or $(NETWORK),ethereum:local:test)
 
 lint: setup ## ruff (lint + format check) and mypy (strict on agents/ and zkml/)
 	@ruff check .

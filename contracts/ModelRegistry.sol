@@ -55,8 +55,8 @@ contract ModelRegistry is IModelRegistry {
             predecessor: input.predecessor,
             developerBps: input.developerBps,
             dataBps: input.dataBps,
-            retired: false,
             registeredAt: uint64(block.timestamp),
+            retiredAt: 0,
             metadataURI: input.metadataURI
         });
         _idOfWeights[input.weightsDigest] = modelId;
@@ -77,7 +77,7 @@ contract ModelRegistry is IModelRegistry {
     /// @inheritdoc IModelRegistry
     function bindVerifier(uint256 modelId, address verifier, bytes32 vkDigest) external {
         ModelVersion storage model = _requireDeveloper(modelId);
-        if (model.retired) revert ModelRegistry__ModelRetired(modelId);
+        if (model.retiredAt != 0) revert ModelRegistry__ModelRetired(modelId);
         if (model.verifier != address(0)) revert ModelRegistry__VerifierAlreadySet(modelId, model.verifier);
         if (verifier.code.length == 0 || vkDigest == bytes32(0)) revert ModelRegistry__BadVerifier(verifier, vkDigest);
         model.verifier = verifier;
@@ -88,8 +88,8 @@ contract ModelRegistry is IModelRegistry {
     /// @inheritdoc IModelRegistry
     function retire(uint256 modelId) external {
         ModelVersion storage model = _requireDeveloper(modelId);
-        if (model.retired) revert ModelRegistry__ModelRetired(modelId);
-        model.retired = true;
+        if (model.retiredAt != 0) revert ModelRegistry__ModelRetired(modelId);
+        model.retiredAt = uint64(block.timestamp);
         emit ModelRetired(modelId);
     }
 
@@ -118,7 +118,28 @@ contract ModelRegistry is IModelRegistry {
 
     /// @inheritdoc IModelRegistry
     function isActive(uint256 modelId) external view returns (bool) {
-        return modelId != 0 && modelId <= _count && !_models[modelId].retired;
+        return modelId != 0 && modelId <= _count && _models[modelId].retiredAt == 0;
+    }
+
+    /// @inheritdoc IModelRegistry
+    function royaltyOf(uint256 modelId)
+        external
+        view
+        returns (address developer, uint16 developerBps, uint16 dataBps, bytes32 dataRoot)
+    {
+        ModelVersion storage model = _requireExists(modelId);
+        return (model.developer, model.developerBps, model.dataBps, model.dataRoot);
+    }
+
+    /// @inheritdoc IModelRegistry
+    function retiredAt(uint256 modelId) external view returns (uint64) {
+        return _requireExists(modelId).retiredAt;
+    }
+
+    /// @inheritdoc IModelRegistry
+    function verifierOf(uint256 modelId) external view returns (address verifier, bytes32 vkDigest) {
+        ModelVersion storage model = _requireExists(modelId);
+        return (model.verifier, model.vkDigest);
     }
 
     /// @inheritdoc IModelRegistry

@@ -21,8 +21,9 @@ interface IModelRegistry {
     /// @param predecessor Id of the version this one supersedes (0 for a first version).
     /// @param developerBps Developer share of asset revenue, in basis points.
     /// @param dataBps Training-data originators' share of asset revenue, in basis points.
-    /// @param retired True once the developer retires the version; no new assets may use it.
     /// @param registeredAt Block timestamp of registration.
+    /// @param retiredAt Block timestamp of retirement, 0 while active; assets committed after it
+    ///        may not use the version.
     /// @param metadataURI Off-chain model card (content-addressed URI expected).
     struct ModelVersion {
         address developer;
@@ -34,8 +35,8 @@ interface IModelRegistry {
         uint256 predecessor;
         uint16 developerBps;
         uint16 dataBps;
-        bool retired;
         uint64 registeredAt;
+        uint64 retiredAt;
         string metadataURI;
     }
 
@@ -139,6 +140,31 @@ interface IModelRegistry {
     /// @param modelId The model version.
     /// @return True for a live version.
     function isActive(uint256 modelId) external view returns (bool);
+
+    /// @notice Returns what the royalty splitter needs of a model version, in one cheap call.
+    /// @dev Reverts for an unknown id.
+    /// @param modelId The model version.
+    /// @return developer The current developer.
+    /// @return developerBps The developer share in basis points.
+    /// @return dataBps The training-data originators' share in basis points.
+    /// @return dataRoot Merkle root of (originator, weight) pairs.
+    function royaltyOf(uint256 modelId)
+        external
+        view
+        returns (address developer, uint16 developerBps, uint16 dataBps, bytes32 dataRoot);
+
+    /// @notice Returns the block timestamp at which a model version was retired, 0 while active.
+    /// @dev Reverts for an unknown id.
+    /// @param modelId The model version.
+    /// @return The retirement timestamp.
+    function retiredAt(uint256 modelId) external view returns (uint64);
+
+    /// @notice Returns the verifier bound to a model version and its verifying-key digest.
+    /// @dev Reverts for an unknown id; both are zero until bound.
+    /// @param modelId The model version.
+    /// @return verifier The verifier contract.
+    /// @return vkDigest The verifying-key digest.
+    function verifierOf(uint256 modelId) external view returns (address verifier, bytes32 vkDigest);
 
     /// @notice Returns the id registered for a weights digest, or 0.
     /// @param weightsDigest sha256 of the weights.

@@ -2,9 +2,65 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import pytest
+
+from agents.deployment import CoreConfig, deploy_core
+from tests.contracts.helpers import register_model
 
 
 @pytest.fixture
 def model_registry(project, deployer):  # type: ignore[no-untyped-def]
     return deployer.deploy(project.ModelRegistry)
+
+
+@pytest.fixture(scope="session")
+def treasury(accounts):  # type: ignore[no-untyped-def]
+    return accounts[8]
+
+
+@pytest.fixture(scope="session")
+def creator(accounts):  # type: ignore[no-untyped-def]
+    return accounts[3]
+
+
+@pytest.fixture(scope="session")
+def other_creator(accounts):  # type: ignore[no-untyped-def]
+    return accounts[4]
+
+
+@pytest.fixture(scope="session")
+def payer(accounts):  # type: ignore[no-untyped-def]
+    return accounts[5]
+
+
+@pytest.fixture(scope="session")
+def other_payer(accounts):  # type: ignore[no-untyped-def]
+    return accounts[6]
+
+
+@dataclass
+class Core:
+    models: Any
+    provenance: Any
+    licenses: Any
+    splitter: Any
+
+
+@pytest.fixture
+def core(project, chain, deployer, treasury) -> Core:  # type: ignore[no-untyped-def]
+    deployed = {d.name: d.address for d in deploy_core(project, deployer, chain, CoreConfig(treasury=treasury.address))}
+    return Core(
+        models=project.ModelRegistry.at(deployed["ModelRegistry"]),
+        provenance=project.ProvenanceRegistry.at(deployed["ProvenanceRegistry"]),
+        licenses=project.LicenseManager.at(deployed["LicenseManager"]),
+        splitter=project.RoyaltySplitter.at(deployed["RoyaltySplitter"]),
+    )
+
+
+@pytest.fixture
+def model_id(core, developer) -> int:  # type: ignore[no-untyped-def]
+    """A live model version: developer 10%, data originators 5%."""
+    return register_model(core.models, developer, label="tiny-sd", developer_bps=1_000, data_bps=500)

@@ -72,7 +72,7 @@ def test_register_stores_version_and_emits_event(model_registry, developer):
     assert stored.predecessor == 0
     assert stored.developerBps == 1_000
     assert stored.dataBps == 500
-    assert stored.retired is False
+    assert stored.retiredAt == 0
     assert stored.registeredAt == model_registry.provider.get_block(tx.block_number).timestamp
     assert stored.metadataURI == inp["metadataURI"]
     assert model_registry.modelIdOf(inp["weightsDigest"]) == 1
@@ -246,7 +246,8 @@ def test_retire_marks_inactive_and_emits(model_registry, developer):
     register(model_registry, developer)
     tx = model_registry.retire(1, sender=developer)
     assert model_registry.isActive(1) is False
-    assert model_registry.getModel(1).retired is True
+    assert model_registry.getModel(1).retiredAt > 0
+    assert model_registry.retiredAt(1) == model_registry.getModel(1).retiredAt
     assert tx.decode_logs(model_registry.ModelRetired)[0].modelId == 1
 
 

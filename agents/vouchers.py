@@ -1,0 +1,79 @@
+"""EIP-712 cumulative vouchers for `LicenseManager.settle`, signed in Python.
+
+A voucher says: `payer` owes `cumulative_amount` in total, so far, for uses of `asset` under
+`terms_id`, and the promise holds until `deadline`. Each new voucher on a channel (payer, terms)
+replaces the last; settlement pays the difference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+
+DOMAIN_NAME = "Proofmint LicenseManager"
+DOMAIN_VERSION = "1"
+VOUCHER_TYPES: dict[str, list[dict[str, str]]] = {
+    "Voucher": [
+        {"name": "payer", "type": "address"},
+        {"name": "asset", "type": "bytes32"},
+        {"name": "termsId", "type": "uint256"},
+        {"name": "cumulativeAmount", "type": "uint256"},
+        {"name": "deadline", "type": "uint256"},
+    ]
+}
+
+
+@dataclass(frozen=True)
+class Voucher:
+    payer: str
+    asset: bytes
+    terms_id: int
+    cumulative_amount: int
+    deadline: int
+
+    def message(self) -> dict[str, Any]:
+        return {
+            "payer": to_checksum_address(self.payer),
+            "asset": self.asset,
+            "termsId": self.terms_id,
+            "cumulativeAmount": self.cumulative_amount,
+            "deadline": self.deadline,
+        }
+
+
+def domain(chain_id: int, verifying_contract: str) -> dict[str, Any]:
+    return {
+        "name": DOMAIN_NAME,
+        "version": DOMAIN_VERSION,
+        "chainId": chain_id,
+        "verifyingContract": to_checksum_address(verifying_contract),
+    }
+
+
+def voucher_digest(voucher: Voucher, chain_id: int, verifying_contract: str) -> bytes:
+    """The 32-byte digest a payer signs (what `LicenseManager.voucherDigest` returns)."""
+    signable = encode_typed_data(domain(chain_id, verifying_contract), VOUCHER_TYPES, voucher.message())
+    return bytes(keccak(b"\x19" + signable.version + signable.header + signable.body))
+
+
+def sign_voucher(voucher: Voucher, private_key: str | bytes, chain_id: int, verifying_contract: str) -> bytes:
+    """A 65-byte r ‖ s ‖ v signature (low s, v in {27, 28})."""
+    signable = encode_typed_data(domain(chain_id, verifying_contract), VOUCHER_TYPES, voucher.message())
+    signed = Account.sign_message(signable, private_key)
+    return bytes(signed.signature)
+
+
+def as_call_tuple(voucher: Voucher, signature: bytes) -> tuple[str, int, int, int, bytes]:
+    """The voucher as `LicenseManager.Voucher` for a contract call (the terms fix the asset)."""
+    return (
+        to_checksum_address(voucher.payer),
+        voucher.terms_id,
+        voucher.cumulative_amount,
+        voucher.deadline,
+        signature,
+    )

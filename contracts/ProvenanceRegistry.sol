@@ -1,0 +1,459 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {ERC721} from "@openzeppelin/contracts/token/ERC721/ERC721.sol";
+import {IERC165} from "@openzeppelin/contracts/utils/introspection/IERC165.sol";
+import {IERC2981} from "@openzeppelin/contracts/interfaces/IERC2981.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+
+import {IERC7007} from "./interfaces/IERC7007.sol";
+import {IInferenceVerifier} from "./interfaces/IInferenceVerifier.sol";
+import {ILicenseGate} from "./interfaces/ILicenseGate.sol";
+import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
+import {IProvenanceRegistry} from "./interfaces/IProvenanceRegistry.sol";
+
+/// @title ProvenanceRegistry
+/// @notice Provenance of generated assets as ERC-721 tokens (id = sha256 of the bytes), with
+///         ERC-2981 royalties and ERC-7007 AIGC data (see {IProvenanceRegistry}).
+/// @dev Note:
+///      - First come, first registered: the registry records what the registrant asserts; it
+///        cannot know who really made the bytes. The creator (or a registrar it approved) signs
+///        the transaction; auditors check the manifest and proofs off chain.
+///      - Lineage is fixed at registration. There is no function that adds parents later, and a
+///        parent must already be registered, so the lineage graph is acyclic by construction.
+///      - Tokens are minted with `_mint`, not `_safeMint`: the creator asked for the registration,
+///        and a receiver hook would let a contract creator run code mid-registration.
+///      - The creator share and the ERC-2981 receiver follow the recorded creator, not the current
+///        token owner.
+///      - `verify` returns false (never reverts) for unknown assets, unbound verifiers and
+///        verifier failures; it reverts only when `proof` is not an ABI-encoded
+///        `(bytes, uint256[])`.
+contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
+    /// @notice Most parents one derivative may name (their shares pack into one storage slot).
+    uint256 public constant MAX_PARENTS = 16;
+    /// @notice Deepest lineage: an original has depth 0, its derivative 1, and so on.
+    uint256 public constant MAX_DEPTH = 32;
+    /// @notice Most leaves in a batch whose leaves travel in calldata.
+    uint256 public constant MAX_BATCH_LEAVES = 4_096;
+    /// @notice Most leaves under a root-only batch (proofs are at most 20 hashes long).
+    uint256 public constant MAX_ROOT_BATCH_LEAVES = 1 << 20;
+    /// @notice Longest metadata or manifest URI, in bytes.
+    uint256 public constant MAX_URI_LENGTH = 256;
+    /// @notice Highest protocol fee the constructor accepts (10%).
+    uint16 public constant MAX_PROTOCOL_FEE_BPS = 1_000;
+    /// @notice Highest secondary-sale royalty the constructor accepts (25%).
+    uint16 public constant MAX_SECONDARY_ROYALTY_BPS = 2_500;
+    uint256 private constant _BPS = 10_000;
+
+    /// @notice The model registry that model ids refer to.
+    IModelRegistry public immutable MODEL_REGISTRY;
+    /// @notice The licence manager that vouches for derivative licences.
+    ILicenseGate public immutable LICENSE_MANAGER;
+    /// @notice Protocol fee on asset revenue, in basis points; part of every royalty stack.
+    uint16 public immutable PROTOCOL_FEE_BPS;
+    /// @notice ERC-2981 royalty on secondary sales, paid to the creator, in basis points.
+    uint16 public immutable SECONDARY_ROYALTY_BPS;
+
+    mapping(bytes32 contentDigest => Asset) private _assets;
+    mapping(bytes32 contentDigest => bytes32[]) private _parents;
+    mapping(bytes32 contentDigest => uint256 packed) private _parentShares;
+    mapping(bytes32 contentDigest => string) private _metadataURIs;
+    mapping(address creator => mapping(address registrar => bool)) private _registrars;
+    mapping(uint256 batchId => Batch) private _batches;
+    uint256 private _batchCount;
+
+    /// @param modelRegistry The model registry.
+    /// @param licenseManager The licence manager (deployed right after this contract; its
+    ///        constructor checks that it is the one named here).
+    /// @param protocolFeeBps Protocol fee on asset revenue.
+    /// @param secondaryRoyaltyBps ERC-2981 royalty on secondary sales.
+    constructor(IModelRegistry modelRegistry, ILicenseGate licenseManager, uint16 protocolFeeBps, uint16 secondaryRoyaltyBps)
+        ERC721("Proofmint Asset", "PMA")
+    {
+        if (
+            address(modelRegistry) == address(0) || address(licenseManager) == address(0)
+                || protocolFeeBps > MAX_PROTOCOL_FEE_BPS || secondaryRoyaltyBps > MAX_SECONDARY_ROYALTY_BPS
+        ) revert ProvenanceRegistry__BadConfig();
+        MODEL_REGISTRY = modelRegistry;
+        LICENSE_MANAGER = licenseManager;
+        PROTOCOL_FEE_BPS = protocolFeeBps;
+        SECONDARY_ROYALTY_BPS = secondaryRoyaltyBps;
+    }
+
+    // ------------------------------------------------------------------ registration
+
+    /// @inheritdoc IProvenanceRegistry
+    function register(AssetInput calldata input, uint256[] calldata licenseIds) external {
+        if (input.creator != msg.sender && !_registrars[input.creator][msg.sender]) {
+            revert ProvenanceRegistry__NotAuthorized(input.creator, msg.sender);
+        }
+        _register(input, licenseIds, 0, block.timestamp);
+    }
+
+    /// @inheritdoc IProvenanceRegistry
+    function registerBatchLeaves(bytes32[] calldata leaves) external returns (uint256 batchId) {
+        uint256 count = leaves.length;
+        if (count == 0 || count > MAX_BATCH_LEAVES) revert ProvenanceRegistry__BadBatchSize(count, MAX_BATCH_LEAVES);
+        bytes32 root = _rootOf(leaves);
+        batchId = _commitBatch(root, count, true);
+        emit BatchCommitted(batchId, msg.sender, root, count, true, "");
+    }
+
+    /// @inheritdoc IProvenanceRegistry
+    function registerBatchRoot(bytes32 root, uint256 leafCount, string calldata manifestURI)
+        external
+        returns (uint256 batchId)
+    {
+        if (leafCount == 0 || leafCount > MAX_ROOT_BATCH_LEAVES) {
+            revert ProvenanceRegistry__BadBatchSize(leafCount, MAX_ROOT_BATCH_LEAVES);
+        }
+        uint256 uriLength = bytes(manifestURI).length;
+        if (root == bytes32(0) || uriLength == 0) revert ProvenanceRegistry__BadBatchCommitment();
+        if (uriLength > MAX_URI_LENGTH) revert ProvenanceRegistry__BadMetadataURI(uriLength, MAX_URI_LENGTH);
+        batchId = _commitBatch(root, leafCount, false);
+        emit BatchCommitted(batchId, msg.sender, root, leafCount, false, manifestURI);
+    }
+
+    /// @inheritdoc IProvenanceRegistry
+    function claimFromBatch(
+        uint256 batchId,
+        uint256 index,
+        AssetInput calldata input,
+        bytes32[] calldata proof,
+        uint256[] calldata licenseIds
+    ) external {
+        Batch storage batch = _requireBatch(batchId);
+        if (index >= batch.leafCount) revert ProvenanceRegistry__LeafIndexOutOfRange(index, batch.leafCount);
+        if (_processProof(_leafOf(input), index, batch.leafCount, proof) != batch.root) {
+            revert ProvenanceRegistry__InvalidProof(batchId, index);
+        }
+        address submitter = batch.submitter;
+        if (input.creator != submitter && !_registrars[input.creator][submitter]) {
+            revert ProvenanceRegistry__NotAuthorized(input.creator, submitter);
+        }
+        _register(input, licenseIds, batchId, batch.committedAt);
+    }
+
+    /// @inheritdoc IProvenanceRegistry
+    function setRegistrar(address registrar, bool approved) external {
+        _registrars[msg.sender][registrar] = approved;
+        emit RegistrarSet(msg.sender, registrar, approved);
+    }
+
+    // ------------------------------------------------------------------ ERC-7007
+
+    /// @inheritdoc IERC7007
+    /// @dev `aigcData` is the 32-byte content digest (the content itself is off chain under that
+    ///      digest); `proof` is `abi.encode(bytes zkProof, uint256[] instances)`. Only the token
+    ///      owner or the creator may add data; the data is not stored, only emitted.
+    function addAigcData(uint256 tokenId, bytes calldata prompt, bytes calldata aigcData, bytes calldata proof)
+        external
+    {
+        bytes32 id = bytes32(tokenId);
+        address owner = _requireOwned(tokenId);
+        if (msg.sender != owner && msg.sender != _assets[id].creator) {
+            revert ProvenanceRegistry__NotOwnerOrCreator(id, msg.sender);
+        }
+        if (aigcData.length != 32 || bytes32(aigcData) != id || !verify(prompt, aigcData, proof)) {
+            revert ProvenanceRegistry__AigcProofRejected(id);
+        }
+        emit AigcData(tokenId, prompt, aigcData, proof);
+    }
+
+    /// @inheritdoc IERC7007
+    /// @dev True when `aigcData` is the content digest of a registered asset whose model version
+    ///      has a verifier bound, the instances contain the asset's input commitment, and the
+    ///      verifier accepts the proof. `prompt` is carried for readers of the `AigcData` event;
+    ///      the proof binds the asset through its input commitment, which the generation-parameters
+    ///      digest (covering the prompt) accompanies in the record.
+    function verify(bytes calldata, /* prompt */ bytes calldata aigcData, bytes calldata proof)
+        public
+        view
+        returns (bool success)
+    {
+        if (aigcData.length != 32) return false;
+        Asset storage asset = _assets[bytes32(aigcData)];
+        if (asset.creator == address(0) || asset.inputCommitment == bytes32(0)) return false;
+        (address verifier,) = MODEL_REGISTRY.verifierOf(asset.modelId);
+        if (verifier == address(0)) return false;
+        (bytes memory zkProof, uint256[] memory instances) = abi.decode(proof, (bytes, uint256[]));
+        if (!_contains(instances, uint256(asset.inputCommitment))) return false;
+        try IInferenceVerifier(verifier).verifyProof(zkProof, instances) returns (bool ok) {
+            return ok;
+        } catch {
+            return false;
+        }
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @inheritdoc IProvenanceRegistry
+    function isRegistrar(address creator, address registrar) external view returns (bool) {
+        return _registrars[creator][registrar];
+    }
+
+    /// @inheritdoc IProvenanceRegistry
+    function getAsset(bytes32 contentDigest) external view returns (Asset memory) {
+        return _requireAsset(contentDigest);
+    }
+
+    /// @inheritdoc IProvenanceRegistry
+    function exists(bytes32 contentDigest) external view returns (bool) {
+        return _assets[contentDigest].creator != address(0);
+    }
+
+    /// @inheritdoc IProvenanceRegistry
+    function creatorOf(bytes32 contentDigest) external view returns (address) {
+        return _assets[contentDigest].creator;
+    }
+
+    /// @inheritdoc IProvenanceRegistry
+    function parentsOf(bytes32 contentDigest) external view returns (bytes32[] memory parents, uint16[] memory shareBps) {
+        _requireAsset(contentDigest);
+        parents = _parents[contentDigest];
+        shareBps = new uint16[](parents.length);
+        uint256 packed = _parentShares[contentDigest];
+        for (uint256 i = 0; i < parents.length; ++i) {
+            shareBps[i] = uint16(packed >> (16 * i));
+        }
+    }
+
+    /// @inheritdoc IProvenanceRegistry
+    function getBatch(uint256 batchId) external view returns (Batch memory) {
+        return _requireBatch(batchId);
+    }
+
+    /// @inheritdoc IProvenanceRegistry
+    function batchCount() external view returns (uint256) {
+        return _batchCount;
+    }
+
+    /// @inheritdoc IProvenanceRegistry
+    function leafOf(AssetInput calldata input) external pure returns (bytes32) {
+        return _leafOf(input);
+    }
+
+    /// @inheritdoc IProvenanceRegistry
+    function processBatchProof(bytes32 leaf, uint256 index, uint256 leafCount, bytes32[] calldata proof)
+        external
+        pure
+        returns (bytes32)
+    {
+        if (index >= leafCount) revert ProvenanceRegistry__LeafIndexOutOfRange(index, leafCount);
+        return _processProof(leaf, index, leafCount, proof);
+    }
+
+    /// @inheritdoc IProvenanceRegistry
+    function rootOf(bytes32[] calldata leaves) external pure returns (bytes32) {
+        if (leaves.length == 0) revert ProvenanceRegistry__BadBatchSize(0, MAX_BATCH_LEAVES);
+        return _rootOf(leaves);
+    }
+
+    /// @notice Returns the token's metadata URI.
+    /// @param tokenId The token (content digest as uint256).
+    /// @return The URI given at registration.
+    function tokenURI(uint256 tokenId) public view override returns (string memory) {
+        _requireOwned(tokenId);
+        return _metadataURIs[bytes32(tokenId)];
+    }
+
+    /// @inheritdoc IERC2981
+    /// @dev The receiver is the recorded creator; (0, 0) for an unknown token.
+    function royaltyInfo(uint256 tokenId, uint256 salePrice) external view returns (address receiver, uint256 amount) {
+        receiver = _assets[bytes32(tokenId)].creator;
+        if (receiver == address(0)) return (address(0), 0);
+        amount = salePrice * SECONDARY_ROYALTY_BPS / _BPS;
+    }
+
+    /// @notice ERC-165: ERC-721, ERC-721 metadata, ERC-2981 and ERC-7007.
+    /// @param interfaceId The interface id.
+    /// @return True when supported.
+    function supportsInterface(bytes4 interfaceId) public view override(ERC721, IERC165) returns (bool) {
+        return interfaceId == type(IERC2981).interfaceId || interfaceId == type(IERC7007).interfaceId
+            || super.supportsInterface(interfaceId);
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    function _register(AssetInput calldata input, uint256[] calldata licenseIds, uint256 batchId, uint256 committedAt)
+        private
+    {
+        bytes32 id = input.contentDigest;
+        if (id == bytes32(0)) revert ProvenanceRegistry__ZeroContentDigest();
+        if (input.creator == address(0)) revert ProvenanceRegistry__ZeroCreator();
+        if (_assets[id].creator != address(0)) revert ProvenanceRegistry__AlreadyRegistered(id);
+        (uint256 modelBps, uint64 modelId) = _checkModel(input.modelId, committedAt);
+        uint256 uriLength = bytes(input.metadataURI).length;
+        if (uriLength == 0 || uriLength > MAX_URI_LENGTH) {
+            revert ProvenanceRegistry__BadMetadataURI(uriLength, MAX_URI_LENGTH);
+        }
+        uint8 depth = _checkParents(id, input.parents, licenseIds.length);
+
+        // Effects.
+        _assets[id] = Asset({
+            creator: input.creator,
+            modelId: modelId,
+            depth: depth,
+            parentCount: uint8(input.parents.length),
+            paramsDigest: input.paramsDigest,
+            inputCommitment: input.inputCommitment
+        });
+        _metadataURIs[id] = input.metadataURI;
+        if (input.parents.length != 0) _parents[id] = input.parents;
+
+        if (input.parents.length != 0) _consumeLicenses(id, input.creator, input.parents, licenseIds, modelBps);
+
+        _mint(input.creator, uint256(id));
+        _emitRegistered(input, batchId);
+    }
+
+    function _emitRegistered(AssetInput calldata input, uint256 batchId) private {
+        emit AssetRegistered(
+            input.contentDigest,
+            input.creator,
+            input.modelId,
+            input.paramsDigest,
+            input.inputCommitment,
+            input.parents,
+            batchId,
+            input.metadataURI
+        );
+    }
+
+    /// @dev Interactions with the licence manager (trusted, immutable): one licence unit burnt per
+    ///      parent. The royalty stack is checked once every share is known.
+    function _consumeLicenses(
+        bytes32 id,
+        address creator,
+        bytes32[] calldata parents,
+        uint256[] calldata licenseIds,
+        uint256 modelBps
+    ) private {
+        uint256 stack = modelBps + PROTOCOL_FEE_BPS;
+        uint256 packed;
+        for (uint256 i = 0; i < parents.length; ++i) {
+            uint16 share = LICENSE_MANAGER.consumeDerivativeLicense(creator, parents[i], licenseIds[i]);
+            stack += share;
+            packed |= uint256(share) << (16 * i);
+        }
+        if (stack > _BPS) revert ProvenanceRegistry__RoyaltyStackTooHigh(stack);
+        if (packed != 0) _parentShares[id] = packed;
+    }
+
+    function _checkModel(uint256 modelId, uint256 committedAt) private view returns (uint256 modelBps, uint64 id) {
+        if (modelId == 0 || modelId > MODEL_REGISTRY.modelCount()) revert ProvenanceRegistry__ModelNotActive(modelId);
+        uint64 retiredAt = MODEL_REGISTRY.retiredAt(modelId);
+        // Retired at or before the commitment: a batch committed while the model was live may
+        // still be claimed afterwards, a new registration may not.
+        if (retiredAt != 0 && retiredAt <= committedAt) revert ProvenanceRegistry__ModelNotActive(modelId);
+        (, uint16 developerBps, uint16 dataBps,) = MODEL_REGISTRY.royaltyOf(modelId);
+        return (uint256(developerBps) + dataBps, SafeCast.toUint64(modelId));
+    }
+
+    function _checkParents(bytes32 id, bytes32[] calldata parents, uint256 licenseCount)
+        private
+        view
+        returns (uint8 depth)
+    {
+        uint256 count = parents.length;
+        if (count > MAX_PARENTS) revert ProvenanceRegistry__TooManyParents(count, MAX_PARENTS);
+        if (licenseCount != count) revert ProvenanceRegistry__LicenseCountMismatch(count, licenseCount);
+        uint256 deepest;
+        for (uint256 i = 0; i < count; ++i) {
+            bytes32 parent = parents[i];
+            if (parent == id) revert ProvenanceRegistry__SelfParent(id);
+            if (i != 0) {
+                if (parent == parents[i - 1]) revert ProvenanceRegistry__DuplicateParent(parent);
+                if (parent < parents[i - 1]) revert ProvenanceRegistry__ParentsNotSorted(i);
+            }
+            Asset storage p = _assets[parent];
+            if (p.creator == address(0)) revert ProvenanceRegistry__UnknownParent(parent);
+            if (uint256(p.depth) + 1 > deepest) deepest = uint256(p.depth) + 1;
+        }
+        if (deepest > MAX_DEPTH) revert ProvenanceRegistry__TooDeep(deepest, MAX_DEPTH);
+        return uint8(deepest);
+    }
+
+    function _commitBatch(bytes32 root, uint256 leafCount, bool leavesOnChain) private returns (uint256 batchId) {
+        batchId = ++_batchCount;
+        _batches[batchId] = Batch({
+            root: root,
+            submitter: msg.sender,
+            leafCount: uint32(leafCount),
+            committedAt: uint40(block.timestamp),
+            leavesOnChain: leavesOnChain
+        });
+    }
+
+    function _requireAsset(bytes32 contentDigest) private view returns (Asset storage asset) {
+        asset = _assets[contentDigest];
+        if (asset.creator == address(0)) revert ProvenanceRegistry__UnknownAsset(contentDigest);
+    }
+
+    function _requireBatch(uint256 batchId) private view returns (Batch storage) {
+        if (batchId == 0 || batchId > _batchCount) revert ProvenanceRegistry__UnknownBatch(batchId);
+        return _batches[batchId];
+    }
+
+    function _leafOf(AssetInput calldata input) private pure returns (bytes32) {
+        return keccak256(bytes.concat(bytes1(0x00), abi.encode(input)));
+    }
+
+    function _node(bytes32 left, bytes32 right) private pure returns (bytes32) {
+        return keccak256(abi.encodePacked(bytes1(0x01), left, right));
+    }
+
+    /// @dev Walks from the leaf to the root. At each level the node at `index` either is the odd
+    ///      last node (carried up, no sibling used) or takes the next proof element as its sibling
+    ///      on the side its index parity says. The proof length must match exactly.
+    function _processProof(bytes32 leaf, uint256 index, uint256 count, bytes32[] calldata proof)
+        private
+        pure
+        returns (bytes32 node)
+    {
+        uint256 expected;
+        uint256 i = index;
+        for (uint256 n = count; n > 1; n = (n + 1) / 2) {
+            if (i != n - 1 || n % 2 == 0) ++expected;
+            i /= 2;
+        }
+        if (proof.length != expected) revert ProvenanceRegistry__BadProofLength(proof.length, expected);
+        node = leaf;
+        uint256 position;
+        for (uint256 n = count; n > 1; n = (n + 1) / 2) {
+            if (index != n - 1 || n % 2 == 0) {
+                node = index % 2 == 1 ? _node(proof[position], node) : _node(node, proof[position]);
+                ++position;
+            }
+            index /= 2;
+        }
+    }
+
+    function _rootOf(bytes32[] calldata leaves) private pure returns (bytes32) {
+        uint256 count = leaves.length;
+        if (count == 1) return leaves[0];
+        uint256 width = (count + 1) / 2;
+        bytes32[] memory level = new bytes32[](width);
+        for (uint256 i = 0; i + 1 < count; i += 2) {
+            level[i / 2] = _node(leaves[i], leaves[i + 1]);
+        }
+        if (count % 2 == 1) level[width - 1] = leaves[count - 1];
+        count = width;
+        while (count > 1) {
+            width = (count + 1) / 2;
+            for (uint256 i = 0; i + 1 < count; i += 2) {
+                level[i / 2] = _node(level[i], level[i + 1]);
+            }
+            if (count % 2 == 1) level[width - 1] = level[count - 1];
+            count = width;
+        }
+        return level[0];
+    }
+
+    function _contains(uint256[] memory values, uint256 value) private pure returns (bool) {
+        for (uint256 i = 0; i < values.length; ++i) {
+            if (values[i] == value) return true;
+        }
+        return false;
+    }
+}

@@ -1,0 +1,255 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {ILicenseGate} from "./ILicenseGate.sol";
+
+/// @title ILicenseManager
+/// @notice Licence terms for registered assets, licence purchases as ERC-1155 tokens, and
+///         micro-licensing: payers prefund an escrow and sign EIP-712 cumulative vouchers for
+///         per-use payments that anyone may settle in batches.
+/// @dev Licence token ids encode their terms and expiry: `id = termsId << 64 | expiresAt`
+///      (`expiresAt` = 2^64-1 for a perpetual licence), so licences with the same terms and expiry
+///      are fungible and the expiry travels with the token.
+///
+///      Voucher (EIP-712, domain "Proofmint LicenseManager" version "1", this chain and address):
+///      `Voucher(address payer,bytes32 asset,uint256 termsId,uint256 cumulativeAmount,uint256 deadline)`.
+///      `cumulativeAmount` is everything the payer owes on the channel (payer, termsId) so far;
+///      settling moves `cumulativeAmount - settled` from the payer's escrow to the asset's revenue.
+///      A payer's withdrawal waits `WITHDRAWAL_DELAY` after its request, and settlement keeps
+///      drawing on the escrow meanwhile: whoever holds vouchers must settle within that delay.
+interface ILicenseManager is ILicenseGate {
+    /// @notice Terms as stored. Settlement reads only the first two slots.
+    /// @param asset The licensed asset.
+    /// @param currency address(0) for ETH, else an allow-listed ERC-20.
+    /// @param pricePerUse Price of one metered use; 0 when the terms are not metered.
+    /// @param price Price of a licence token; 0 for free licences.
+    /// @param duration Licence lifetime in seconds from purchase; 0 for perpetual.
+    /// @param derivativeRoyaltyBps Share of a derivative's revenue owed to the asset.
+    /// @param commercialUse Whether the licence allows commercial use (enforced off chain).
+    /// @param derivativesAllowed Whether the licence allows registering derivatives.
+    /// @param active Whether new licences may be bought (existing ones stay valid).
+    struct Terms {
+        bytes32 asset;
+        address currency;
+        uint96 pricePerUse;
+        uint128 price;
+        uint64 duration;
+        uint16 derivativeRoyaltyBps;
+        bool commercialUse;
+        bool derivativesAllowed;
+        bool active;
+    }
+
+    /// @notice Input of `attachTerms`.
+    struct TermsInput {
+        address currency;
+        uint128 price;
+        uint96 pricePerUse;
+        uint64 duration;
+        uint16 derivativeRoyaltyBps;
+        bool commercialUse;
+        bool derivativesAllowed;
+    }
+
+    /// @notice A signed cumulative voucher as `settle` takes it. The signed EIP-712 message also
+    ///         names the asset; it is not repeated here because the terms fix it (32 bytes of
+    ///         calldata fewer per voucher).
+    /// @param signature 65-byte ECDSA signature (low s), or any bytes for an ERC-1271 payer.
+    struct Voucher {
+        address payer;
+        uint256 termsId;
+        uint256 cumulativeAmount;
+        uint256 deadline;
+        bytes signature;
+    }
+
+    /// @notice A constructor argument is zero, out of range, or not wired to this contract.
+    error LicenseManager__BadConfig();
+    /// @notice The caller is not the creator of the asset the terms are for.
+    error LicenseManager__NotCreator(bytes32 asset, address caller);
+    /// @notice The asset is not registered.
+    error LicenseManager__UnknownAsset(bytes32 asset);
+    /// @notice No terms have this id.
+    error LicenseManager__UnknownTerms(uint256 termsId);
+    /// @notice The currency is not ETH and not on the allow-list.
+    error LicenseManager__CurrencyNotAllowed(address currency);
+    /// @notice A derivative share was set on terms that forbid derivatives, or exceeds the cap.
+    error LicenseManager__BadDerivativeShare(uint16 shareBps, uint16 maxBps);
+    /// @notice The terms are inactive; no new licence may be bought.
+    error LicenseManager__TermsInactive(uint256 termsId);
+    /// @notice The ETH sent differs from the amount due (or ETH was sent for an ERC-20 payment).
+    error LicenseManager__WrongPayment(uint256 sent, uint256 due);
+    /// @notice The ERC-20 moved a different amount than asked (fee-on-transfer tokens are refused).
+    error LicenseManager__TransferMismatch(address currency, uint256 expected, uint256 received);
+    /// @notice The amount is zero.
+    error LicenseManager__ZeroAmount();
+    /// @notice The recipient is the zero address.
+    error LicenseManager__ZeroRecipient();
+    /// @notice No withdrawal is pending, or its delay has not passed.
+    error LicenseManager__WithdrawalLocked(uint256 unlockAt, uint256 nowTime);
+    /// @notice The batch is empty or longer than `MAX_VOUCHERS`.
+    error LicenseManager__BadBatchSize(uint256 count, uint256 maxCount);
+    /// @notice Voucher `index` has passed its deadline.
+    error LicenseManager__VoucherExpired(uint256 index, uint256 deadline, uint256 nowTime);
+    /// @notice Voucher `index` names terms that do not exist.
+    error LicenseManager__UnknownVoucherTerms(uint256 index, uint256 termsId);
+    /// @notice Voucher `index` is for terms in another currency than the batch.
+    error LicenseManager__CurrencyMismatch(uint256 index, address termsCurrency, address batchCurrency);
+    /// @notice Voucher `index` is for terms without a per-use price.
+    error LicenseManager__NotMetered(uint256 index, uint256 termsId);
+    /// @notice Voucher `index` carries exactly the amount already settled (a replay).
+    error LicenseManager__VoucherAlreadySettled(uint256 index, uint256 cumulativeAmount);
+    /// @notice Voucher `index` carries less than what is already settled on its channel.
+    error LicenseManager__CumulativeBelowSettled(uint256 index, uint256 cumulativeAmount, uint256 settled);
+    /// @notice Voucher `index` has a high-s (malleable) signature.
+    error LicenseManager__MalleableSignature(uint256 index);
+    /// @notice Voucher `index` has a signature that does not parse (length, v or zero address).
+    error LicenseManager__BadSignature(uint256 index);
+    /// @notice Voucher `index` was signed by `signer`, not by its payer.
+    error LicenseManager__WrongSigner(uint256 index, address signer, address payer);
+    /// @notice Voucher `index`'s payer is a contract that rejected the signature (ERC-1271).
+    error LicenseManager__ContractSignatureRejected(uint256 index, address payer);
+    /// @notice Voucher `index` would take more than the payer's escrow holds.
+    error LicenseManager__InsufficientEscrow(uint256 index, address payer, uint256 needed, uint256 available);
+    /// @notice Only the provenance registry may consume licences.
+    error LicenseManager__OnlyProvenanceRegistry(address caller);
+    /// @notice The holder has no unit of licence `licenseId`.
+    error LicenseManager__NoLicense(address holder, uint256 licenseId);
+    /// @notice Licence `licenseId` is not a licence of asset `parent`.
+    error LicenseManager__LicenseNotForAsset(uint256 licenseId, bytes32 parent);
+    /// @notice Licence `licenseId` does not allow derivatives.
+    error LicenseManager__DerivativesNotAllowed(uint256 licenseId);
+    /// @notice Licence `licenseId` expired at `expiresAt`.
+    error LicenseManager__LicenseExpired(uint256 licenseId, uint256 expiresAt);
+
+    /// @notice Emitted when terms are attached to an asset.
+    event TermsAttached(uint256 indexed termsId, bytes32 indexed asset, address indexed currency, Terms terms);
+    /// @notice Emitted when terms are (de)activated.
+    event TermsActiveSet(uint256 indexed termsId, bool active);
+    /// @notice Emitted when a licence is bought.
+    event LicensePurchased(
+        uint256 indexed termsId, address indexed buyer, address indexed to, uint256 licenseId, uint256 price, uint64 expiresAt
+    );
+    /// @notice Emitted when a licence unit is burnt to register a derivative of `parent`.
+    event LicenseConsumed(uint256 indexed licenseId, address indexed holder, bytes32 indexed parent);
+    /// @notice Emitted when a payer adds to its escrow.
+    event EscrowDeposited(address indexed payer, address indexed currency, uint256 amount, uint256 balance);
+    /// @notice Emitted when a payer asks to withdraw escrow (replacing an earlier request).
+    event WithdrawalRequested(address indexed payer, address indexed currency, uint256 amount, uint64 unlockAt);
+    /// @notice Emitted when a payer cancels its pending withdrawal.
+    event WithdrawalCancelled(address indexed payer, address indexed currency);
+    /// @notice Emitted when escrow leaves the contract to `to`.
+    event EscrowWithdrawn(address indexed payer, address indexed currency, address to, uint256 amount);
+    /// @notice Emitted for each settled voucher.
+    /// @dev The asset is the terms' asset. What this voucher paid is `cumulativeAmount` minus the
+    ///      channel's previous `cumulativeAmount` (0 before its first settlement); the assets'
+    ///      totals per batch are in the splitter's `RevenueAdded` events.
+    event VoucherSettled(address indexed payer, uint256 indexed termsId, uint256 cumulativeAmount);
+    /// @notice Emitted when the owner adds or removes an ERC-20 from the allow-list.
+    event CurrencyAllowed(address indexed currency, bool allowed);
+
+    /// @notice Attaches licence terms to an asset.
+    /// @dev Only the asset's creator. The currency must be ETH or allow-listed; a derivative share
+    ///      requires `derivativesAllowed` and is capped by `MAX_DERIVATIVE_ROYALTY_BPS`.
+    /// @param asset The asset.
+    /// @param input The terms.
+    /// @return termsId The new terms id (ids start at 1).
+    function attachTerms(bytes32 asset, TermsInput calldata input) external returns (uint256 termsId);
+
+    /// @notice Stops or resumes sales under some terms; licences already sold stay valid.
+    /// @dev Only the asset's creator.
+    /// @param termsId The terms.
+    /// @param active The new state.
+    function setTermsActive(uint256 termsId, bool active) external;
+
+    /// @notice Buys one licence under `termsId` and mints it to `to`.
+    /// @dev ETH terms: send exactly `price`. ERC-20 terms: approve this contract for `price`; the
+    ///      tokens go straight to the royalty splitter and must arrive in full. Mints with the
+    ///      ERC-1155 acceptance check, last.
+    /// @param termsId The terms.
+    /// @param to Receiver of the licence token.
+    /// @return licenseId The licence token id.
+    function purchase(uint256 termsId, address to) external payable returns (uint256 licenseId);
+
+    /// @notice Adds to the caller's escrow in `currency`.
+    /// @param currency address(0) for ETH (send `amount`), else an allow-listed ERC-20.
+    /// @param amount The amount.
+    function deposit(address currency, uint256 amount) external payable;
+
+    /// @notice Asks to withdraw `amount` of escrow after `WITHDRAWAL_DELAY`; replaces an earlier request.
+    /// @param currency The escrow currency.
+    /// @param amount The amount (capped at the balance when withdrawn).
+    function requestWithdrawal(address currency, uint256 amount) external;
+
+    /// @notice Cancels the caller's pending withdrawal.
+    /// @param currency The escrow currency.
+    function cancelWithdrawal(address currency) external;
+
+    /// @notice Withdraws the requested escrow once its delay has passed.
+    /// @dev Pays min(requested, balance): settlements during the delay come first.
+    /// @param currency The escrow currency.
+    /// @param to Receiver of the funds.
+    function withdrawEscrow(address currency, address to) external;
+
+    /// @notice Settles a batch of vouchers in one currency. Anyone may call.
+    /// @dev Reverts as a whole on the first bad voucher, naming its index. Consecutive vouchers
+    ///      of one asset are credited once, so sort by asset (then payer) for gas.
+    /// @param currency The currency of every voucher's terms.
+    /// @param vouchers At most `MAX_VOUCHERS` vouchers.
+    function settle(address currency, Voucher[] calldata vouchers) external;
+
+    /// @notice Adds or removes an ERC-20 from the allow-list.
+    /// @dev Only the owner. Removal blocks new terms, purchases and deposits; never withdrawals.
+    /// @param currency The token.
+    /// @param allowed The new state.
+    function setCurrencyAllowed(address currency, bool allowed) external;
+
+    /// @notice Returns stored terms; reverts for an unknown id.
+    /// @param termsId The terms.
+    /// @return The terms.
+    function getTerms(uint256 termsId) external view returns (Terms memory);
+
+    /// @notice Returns the number of terms ever attached (the highest id).
+    /// @return The count.
+    function termsCount() external view returns (uint256);
+
+    /// @notice Returns a payer's escrow in a currency.
+    /// @param payer The payer.
+    /// @param currency The currency.
+    /// @return balance Escrow not yet settled or withdrawn.
+    /// @return pendingWithdrawal The requested withdrawal.
+    /// @return unlockAt When the request may be withdrawn (0 when none).
+    function escrowOf(address payer, address currency)
+        external
+        view
+        returns (uint256 balance, uint256 pendingWithdrawal, uint64 unlockAt);
+
+    /// @notice Returns the cumulative amount settled on channel (payer, termsId).
+    /// @param payer The payer.
+    /// @param termsId The terms.
+    /// @return The settled amount.
+    function settledOf(address payer, uint256 termsId) external view returns (uint256);
+
+    /// @notice Returns whether a currency may be used (ETH always may).
+    /// @param currency The currency.
+    /// @return True when allowed.
+    function isCurrencyAllowed(address currency) external view returns (bool);
+
+    /// @notice Returns the EIP-712 digest a payer signs for a voucher.
+    /// @param payer The payer.
+    /// @param asset The asset.
+    /// @param termsId The terms.
+    /// @param cumulativeAmount The cumulative amount.
+    /// @param deadline The deadline.
+    /// @return The digest.
+    function voucherDigest(address payer, bytes32 asset, uint256 termsId, uint256 cumulativeAmount, uint256 deadline)
+        external
+        view
+        returns (bytes32);
+
+    /// @notice Splits a licence token id into its terms id and expiry.
+    /// @param licenseId The licence token id.
+    /// @return termsId The terms.
+    /// @return expiresAt The expiry (2^64-1 for perpetual).
+    function decodeLicenseId(uint256 licenseId) external pure returns (uint256 termsId, uint64 expiresAt);
+}

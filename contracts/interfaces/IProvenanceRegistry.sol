@@ -1,0 +1,254 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+/// @title IProvenanceRegistry
+/// @notice Registry of generated assets. An asset is an ERC-721 token whose id is the sha256
+///         digest of the asset's bytes (the multihash digest of its CIDv1). The record says who
+///         made it, with which model version and parameters, from which parent assets, and what
+///         input commitment a zk proof of the model's inference must carry.
+/// @dev Registration is one asset at a time (`register`), or a batch whose Merkle root is stored
+///      (`registerBatchLeaves`: leaves in calldata, root computed here; `registerBatchRoot`:
+///      root and manifest address only). A batch member becomes a full record (and a token)
+///      through `claimFromBatch` with a Merkle proof.
+///
+///      Merkle scheme (mirrored by `agents/merkle.py`):
+///      - leaf  = keccak256(0x00 ‖ abi.encode(AssetInput))
+///      - node  = keccak256(0x01 ‖ left ‖ right)
+///      - levels are built left to right; an odd last node is carried up unchanged;
+///      - a proof lists the siblings from the leaf up; the leaf index and the batch's leaf count
+///        fix which side each sibling is on and how many there must be.
+///      The prefixes make a leaf and an inner node different preimages, so an inner node can never
+///      be passed as a leaf; positions make swapped siblings fail; carrying the odd node (instead
+///      of duplicating it) means no two leaf sequences of one batch share a root.
+interface IProvenanceRegistry {
+    /// @notice What the registrant asserts about one asset.
+    /// @param contentDigest sha256 of the asset bytes; becomes the token id. Never zero.
+    /// @param creator Receives the token and the creator share of revenue.
+    /// @param modelId The model version that generated the asset (must be active).
+    /// @param paramsDigest Digest of the generation parameters (prompt, negative prompt, seed,
+    ///        steps, scheduler, adapters), as written in the provenance manifest.
+    /// @param inputCommitment The commitment (e.g. Poseidon hash of the embedding) a proof of the
+    ///        model's inference on this asset must carry as a public instance; 0 if none.
+    /// @param parents Parent assets of a derivative, strictly ascending, at most `MAX_PARENTS`.
+    /// @param metadataURI ERC-721 metadata (content-addressed URI expected).
+    struct AssetInput {
+        bytes32 contentDigest;
+        address creator;
+        uint256 modelId;
+        bytes32 paramsDigest;
+        bytes32 inputCommitment;
+        bytes32[] parents;
+        string metadataURI;
+    }
+
+    /// @notice A stored asset record (metadata URI and parents are read separately).
+    /// @param creator The creator named at registration; never changes.
+    /// @param modelId The generating model version.
+    /// @param depth 0 for an original, else 1 + the deepest parent's depth.
+    /// @param parentCount Number of parents.
+    /// @param registeredAt Block timestamp of registration.
+    /// @param paramsDigest Digest of the generation parameters.
+    /// @param inputCommitment Input commitment for inference proofs.
+    struct Asset {
+        address creator;
+        uint64 modelId;
+        uint8 depth;
+        uint8 parentCount;
+        bytes32 paramsDigest;
+        bytes32 inputCommitment;
+    }
+
+    /// @notice A committed batch.
+    /// @param root Merkle root of the batch's leaves.
+    /// @param submitter Who committed it; members must be its own assets or those of creators
+    ///        that approved it as registrar.
+    /// @param leafCount Number of leaves.
+    /// @param committedAt Block timestamp of the commitment.
+    /// @param leavesOnChain True when the leaves were given in calldata and the root computed here.
+    struct Batch {
+        bytes32 root;
+        address submitter;
+        uint32 leafCount;
+        uint40 committedAt;
+        bool leavesOnChain;
+    }
+
+    /// @notice The content digest is zero.
+    error ProvenanceRegistry__ZeroContentDigest();
+    /// @notice An asset with this content digest is already registered.
+    error ProvenanceRegistry__AlreadyRegistered(bytes32 contentDigest);
+    /// @notice The creator is the zero address.
+    error ProvenanceRegistry__ZeroCreator();
+    /// @notice The caller is neither the creator nor a registrar the creator approved.
+    error ProvenanceRegistry__NotAuthorized(address creator, address caller);
+    /// @notice The model version is unknown or was retired before the asset was committed.
+    error ProvenanceRegistry__ModelNotActive(uint256 modelId);
+    /// @notice More parents than `MAX_PARENTS`.
+    error ProvenanceRegistry__TooManyParents(uint256 count, uint256 maxParents);
+    /// @notice An asset named itself as parent.
+    error ProvenanceRegistry__SelfParent(bytes32 contentDigest);
+    /// @notice The same parent appears twice.
+    error ProvenanceRegistry__DuplicateParent(bytes32 parent);
+    /// @notice Parents are not in strictly ascending order.
+    error ProvenanceRegistry__ParentsNotSorted(uint256 index);
+    /// @notice A parent is not a registered asset.
+    error ProvenanceRegistry__UnknownParent(bytes32 parent);
+    /// @notice The derivative would be deeper than `MAX_DEPTH`.
+    error ProvenanceRegistry__TooDeep(uint256 depth, uint256 maxDepth);
+    /// @notice The number of licence ids differs from the number of parents.
+    error ProvenanceRegistry__LicenseCountMismatch(uint256 parents, uint256 licenses);
+    /// @notice Model share, protocol fee and parents' derivative shares exceed 100%.
+    error ProvenanceRegistry__RoyaltyStackTooHigh(uint256 totalBps);
+    /// @notice The metadata URI is empty or longer than `MAX_URI_LENGTH` bytes.
+    error ProvenanceRegistry__BadMetadataURI(uint256 length, uint256 maxLength);
+    /// @notice A batch has no leaves, or more than the mode allows.
+    error ProvenanceRegistry__BadBatchSize(uint256 leafCount, uint256 maxLeaves);
+    /// @notice A root-only batch was given a zero root or an empty manifest address.
+    error ProvenanceRegistry__BadBatchCommitment();
+    /// @notice No batch has this id.
+    error ProvenanceRegistry__UnknownBatch(uint256 batchId);
+    /// @notice The leaf index is not below the batch's leaf count.
+    error ProvenanceRegistry__LeafIndexOutOfRange(uint256 index, uint256 leafCount);
+    /// @notice The proof has the wrong number of siblings for this index and leaf count.
+    error ProvenanceRegistry__BadProofLength(uint256 given, uint256 expected);
+    /// @notice The proof does not lead from the leaf to the batch root.
+    error ProvenanceRegistry__InvalidProof(uint256 batchId, uint256 index);
+    /// @notice No asset has this id.
+    error ProvenanceRegistry__UnknownAsset(bytes32 contentDigest);
+    /// @notice The caller is neither the owner nor the creator of the token.
+    error ProvenanceRegistry__NotOwnerOrCreator(bytes32 contentDigest, address caller);
+    /// @notice ERC-7007 data was rejected by `verify`.
+    error ProvenanceRegistry__AigcProofRejected(bytes32 contentDigest);
+    /// @notice A constructor argument is the zero address or out of range.
+    error ProvenanceRegistry__BadConfig();
+
+    /// @notice Emitted for every registered asset (single, or claimed from a batch).
+    event AssetRegistered(
+        bytes32 indexed contentDigest,
+        address indexed creator,
+        uint256 indexed modelId,
+        bytes32 paramsDigest,
+        bytes32 inputCommitment,
+        bytes32[] parents,
+        uint256 batchId,
+        string metadataURI
+    );
+    /// @notice Emitted when a batch root is committed. `manifestURI` is empty for calldata batches.
+    event BatchCommitted(
+        uint256 indexed batchId,
+        address indexed submitter,
+        bytes32 indexed root,
+        uint256 leafCount,
+        bool leavesOnChain,
+        string manifestURI
+    );
+    /// @notice Emitted when a creator approves or revokes a registrar.
+    event RegistrarSet(address indexed creator, address indexed registrar, bool approved);
+
+    /// @notice Registers one asset and mints its token to the creator.
+    /// @dev The caller must be the creator or an approved registrar. A derivative passes one
+    ///      licence id per parent (same order); each licence must be held by the creator, allow
+    ///      derivatives and be unexpired, and one unit of it is consumed.
+    /// @param input The asset record.
+    /// @param licenseIds ERC-1155 licence token ids, one per parent (empty for an original).
+    function register(AssetInput calldata input, uint256[] calldata licenseIds) external;
+
+    /// @notice Commits a batch whose leaves are all given here; the root is computed on chain.
+    /// @dev Leaves are `leaf(AssetInput)` values; at most `MAX_BATCH_LEAVES`. Nothing is checked
+    ///      about the members until they are claimed.
+    /// @param leaves The leaves in order.
+    /// @return batchId The new batch id (ids start at 1).
+    function registerBatchLeaves(bytes32[] calldata leaves) external returns (uint256 batchId);
+
+    /// @notice Commits a batch by its root and the content address of its manifest.
+    /// @dev The leaves live off chain in the manifest; at most `MAX_ROOT_BATCH_LEAVES`.
+    /// @param root The Merkle root.
+    /// @param leafCount Number of leaves under the root.
+    /// @param manifestURI Content address of the batch manifest (e.g. ipfs://bafy...).
+    /// @return batchId The new batch id.
+    function registerBatchRoot(bytes32 root, uint256 leafCount, string calldata manifestURI)
+        external
+        returns (uint256 batchId);
+
+    /// @notice Turns a batch member into a full record and mints its token to its creator.
+    /// @dev Anyone may call. The member's creator must be the batch submitter or have approved
+    ///      the submitter as registrar; its model must not have been retired before the batch was
+    ///      committed; the same checks as `register` apply to parents and licences (the licences
+    ///      are taken from the creator at claim time).
+    /// @param batchId The batch.
+    /// @param index The member's leaf index.
+    /// @param input The member's record.
+    /// @param proof Sibling hashes from the leaf up.
+    /// @param licenseIds Licence ids, one per parent.
+    function claimFromBatch(
+        uint256 batchId,
+        uint256 index,
+        AssetInput calldata input,
+        bytes32[] calldata proof,
+        uint256[] calldata licenseIds
+    ) external;
+
+    /// @notice Lets `registrar` register assets in the caller's name (or stops it).
+    /// @param registrar The platform or agent key.
+    /// @param approved True to approve, false to revoke.
+    function setRegistrar(address registrar, bool approved) external;
+
+    /// @notice Returns whether `registrar` may register for `creator`.
+    /// @param creator The creator.
+    /// @param registrar The registrar.
+    /// @return True when approved.
+    function isRegistrar(address creator, address registrar) external view returns (bool);
+
+    /// @notice Returns an asset record; reverts for an unknown asset.
+    /// @param contentDigest The asset id.
+    /// @return The record.
+    function getAsset(bytes32 contentDigest) external view returns (Asset memory);
+
+    /// @notice Returns whether an asset is registered.
+    /// @param contentDigest The asset id.
+    /// @return True when registered.
+    function exists(bytes32 contentDigest) external view returns (bool);
+
+    /// @notice Returns the creator of an asset, or address(0) when unknown.
+    /// @param contentDigest The asset id.
+    /// @return The creator.
+    function creatorOf(bytes32 contentDigest) external view returns (address);
+
+    /// @notice Returns the parents of an asset and the derivative share each receives.
+    /// @dev Reverts for an unknown asset.
+    /// @param contentDigest The asset id.
+    /// @return parents Parent ids in ascending order.
+    /// @return shareBps The derivative royalty share of each parent, in basis points.
+    function parentsOf(bytes32 contentDigest) external view returns (bytes32[] memory parents, uint16[] memory shareBps);
+
+    /// @notice Returns a batch; reverts for an unknown id.
+    /// @param batchId The batch.
+    /// @return The batch.
+    function getBatch(uint256 batchId) external view returns (Batch memory);
+
+    /// @notice Returns the number of committed batches (the highest id).
+    /// @return The count.
+    function batchCount() external view returns (uint256);
+
+    /// @notice Computes the leaf of an asset record, as batch roots commit to it.
+    /// @param input The record.
+    /// @return The leaf hash.
+    function leafOf(AssetInput calldata input) external pure returns (bytes32);
+
+    /// @notice Computes the root a batch proof leads to (what `claimFromBatch` compares with).
+    /// @dev Reverts with `BadProofLength` when the proof length does not fit `index` and `leafCount`.
+    /// @param leaf The leaf.
+    /// @param index The leaf index.
+    /// @param leafCount The batch's leaf count.
+    /// @param proof Siblings from the leaf up.
+    /// @return The root.
+    function processBatchProof(bytes32 leaf, uint256 index, uint256 leafCount, bytes32[] calldata proof)
+        external
+        pure
+        returns (bytes32);
+
+    /// @notice Computes the root of a list of leaves with the batch tree scheme.
+    /// @param leaves The leaves (at least one).
+    /// @return The root.
+    function rootOf(bytes32[] calldata leaves) external pure returns (bytes32);
+}

@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {IERC1271} from "@openzeppelin/contracts/interfaces/IERC1271.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+
+/// @title TestWallet1271
+/// @notice TEST ONLY. A smart-contract wallet (ERC-1271) whose owner key signs for it, with
+///         hostile modes: reject everything, or try to write state while validating.
+contract TestWallet1271 is IERC1271 {
+    enum Mode {
+        OwnerSigns,
+        RejectAll,
+        WriteState
+    }
+
+    address public immutable OWNER;
+    Mode public mode;
+    uint256 public writes;
+
+    constructor(address owner) {
+        OWNER = owner;
+    }
+
+    function setMode(Mode newMode) external {
+        mode = newMode;
+    }
+
+    /// @notice Calls `target` with `data` and `msg.value` (to deposit escrow as the wallet).
+    function exec(address target, bytes calldata data) external payable returns (bytes memory ret) {
+        bool ok;
+        (ok, ret) = target.call{value: msg.value}(data);
+        require(ok, "exec failed");
+    }
+
+    function isValidSignature(bytes32 hash, bytes calldata signature) external view returns (bytes4) {
+        if (mode == Mode.RejectAll) return 0xffffffff;
+        if (mode == Mode.WriteState) {
+            // A state write under STATICCALL reverts; validation must then fail closed.
+            (bool ok,) = address(this).staticcall(abi.encodeCall(this.bump, ()));
+            if (!ok) return 0xffffffff;
+        }
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(hash, signature);
+        return err == ECDSA.RecoverError.NoError && signer == OWNER ? IERC1271.isValidSignature.selector : bytes4(0);
+    }
+
+    function bump() external {
+        ++writes;
+    }
+}
