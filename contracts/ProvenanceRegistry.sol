@@ -280,7 +280,6 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
     {
         bytes32 id = input.contentDigest;
         if (id == bytes32(0)) revert ProvenanceRegistry__ZeroContentDigest();
-        if (input.creator == address(0)) revert ProvenanceRegistry__ZeroCreator();
         if (_assets[id].creator != address(0)) revert ProvenanceRegistry__AlreadyRegistered(id);
         (uint256 modelBps, uint64 modelId) = _checkModel(input.modelId, committedAt);
         uint256 uriLength = bytes(input.metadataURI).length;

@@ -77,8 +77,6 @@ interface IProvenanceRegistry {
     error ProvenanceRegistry__ZeroContentDigest();
     /// @notice An asset with this content digest is already registered.
     error ProvenanceRegistry__AlreadyRegistered(bytes32 contentDigest);
-    /// @notice The creator is the zero address.
-    error ProvenanceRegistry__ZeroCreator();
     /// @notice The caller is neither the creator nor a registrar the creator approved.
     error ProvenanceRegistry__NotAuthorized(address creator, address caller);
     /// @notice The model version is unknown or was retired before the asset was committed.

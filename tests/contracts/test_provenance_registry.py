@@ -3,7 +3,7 @@
 Branch tree of register / claimFromBatch (each leaf is a test below):
   caller not creator and not approved registrar       -> NotAuthorized (approved registrar: ok)
   contentDigest == 0                                  -> ZeroContentDigest
-  creator == 0                                        -> ZeroCreator
+  creator == 0 (nobody can act for it)                -> NotAuthorized
   digest already registered (also same block)         -> AlreadyRegistered
   model unknown / retired                             -> ModelNotActive
   uri empty / too long (== MAX ok)                    -> BadMetadataURI
@@ -165,9 +165,9 @@ def test_derivative_reverts_without_licence_of_each_parent(core, model_id, creat
     licence1 = buy_license(core.licenses, other_creator, t1)
     parents = tuple(sorted((p1, p2)))
     child = asset_record("child", other_creator, model_id, parents=parents)
-    ids = [licence1, licence1] if parents[0] == p1 else [licence1, licence1]
-    with ape.reverts():
-        register_asset(core.provenance, other_creator, child, ids)
+    # The licence of p1 offered for both parents: the one for p2 is refused.
+    with ape.reverts(core.licenses.LicenseManager__LicenseNotForAsset, licenseId=licence1, parent=p2):
+        register_asset(core.provenance, other_creator, child, [licence1, licence1])
     with ape.reverts(core.licenses.LicenseManager__LicenseNotForAsset):
         # A licence of p1 offered for p2.
         register_asset(core.provenance, other_creator, asset_record("c2", other_creator, model_id, parents=(p2,)), [licence1])
