@@ -95,7 +95,6 @@ def test_register_reverts_on_zero_digest(core, model_id, creator):
 
 
 def test_register_reverts_on_zero_creator(core, model_id, creator):
-    core.provenance.setRegistrar(creator, True, sender=creator)
     record = asset_record("a", ZERO_ADDRESS, model_id)
     # The zero address cannot approve anyone, so the authorization check fails first.
     with ape.reverts(core.provenance.ProvenanceRegistry__NotAuthorized):
@@ -365,14 +364,17 @@ def test_claim_rejects_inner_node_as_leaf_swapped_siblings_and_empty_proof(core,
 
 
 def test_inner_node_cannot_pass_as_a_leaf(core, model_id, creator):
-    # An inner node of a 4-leaf tree is a valid leaf of the 2-node tree above it, if leaves and
-    # nodes were hashed alike. With the 0x00/0x01 prefixes no record hashes to an inner node,
-    # and the batch root of the two inner nodes differs from the 4-leaf root.
+    # The inner nodes of a 4-leaf tree are themselves the leaves of a 2-leaf tree with the same
+    # root. A batch fixes its leaf count, so an inner node offered as a leaf of the 4-leaf batch
+    # needs a 2-sibling proof and cannot stop one level early; and claims hash a record with the
+    # 0x00 prefix, so no record's leaf equals an inner node.
     records, tree = _batch(core, model_id, creator, 4)
     inner = tree.levels[1]
-    assert BatchTree(inner).root == tree.root  # same combining step: the attack surface
-    assert records[0].leaf() not in inner
-    assert keccak(b"\x00" + inner[0] + inner[1]) != tree.root
+    assert core.provenance.processBatchProof(inner[0], 0, 2, [inner[1]]) == tree.root
+    with ape.reverts(core.provenance.ProvenanceRegistry__BadProofLength, given=1, expected=2):
+        core.provenance.processBatchProof(inner[0], 0, 4, [inner[1]])
+    assert core.provenance.processBatchProof(inner[0], 0, 4, tree.proof(0)) != tree.root
+    assert all(r.leaf() not in inner for r in records)
 
 
 def test_reused_leaf_in_one_batch_mints_once(core, model_id, creator):
