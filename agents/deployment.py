@@ -1,8 +1,7 @@
 """Deploy proofmint's contracts through ape and record where they went.
 
-Used by `ape run deploy` and by the demo. Live networks get a JSON record per network under
-`deployments/` (committed, so integrators find the addresses); local chains are ephemeral and
-recorded nowhere.
+Used by `ape run deploy` and by the demo; where records go and how scripts find them again is
+`agents.operator`'s job.
 """
 
 from __future__ import annotations
@@ -117,17 +116,15 @@ def deploy_core(project: Any, account: Any, chain: Any, config: CoreConfig | Non
     return deployed
 
 
-def record_deployment(root: Path, network_choice: str, chain_id: int, deployed: list[Deployed]) -> Path:
-    """Write deployments/<ecosystem>_<network>.json atomically and return its path."""
-    folder = root / "deployments"
-    folder.mkdir(exist_ok=True)
-    stem = network_choice.replace(":", "_").replace("/", "_")
-    target = folder / f"{stem}.json"
+def record_deployment(path: Path, network_choice: str, chain_id: int, deployed: list[Deployed]) -> Path:
+    """Write the deployment record to `path` atomically (a crash leaves the old record or the new
+    one, never half of one) and return `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"network": network_choice, "chainId": chain_id, "contracts": [asdict(d) for d in deployed]}
-    tmp = target.with_suffix(".json.tmp")
+    tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf8")
-    tmp.replace(target)
-    return target
+    tmp.replace(path)
+    return path
 
 
 def format_table(deployed: list[Deployed]) -> str:

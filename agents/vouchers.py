@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_account import Account
-from eth_account.messages import encode_typed_data
+from eth_account.messages import SignableMessage, encode_typed_data
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
@@ -55,15 +55,20 @@ def domain(chain_id: int, verifying_contract: str) -> dict[str, Any]:
     }
 
 
+def signable_voucher(voucher: Voucher, chain_id: int, verifying_contract: str) -> SignableMessage:
+    """The EIP-712 message to sign, for any signer that takes one (ape accounts, hardware wallets)."""
+    return encode_typed_data(domain(chain_id, verifying_contract), VOUCHER_TYPES, voucher.message())
+
+
 def voucher_digest(voucher: Voucher, chain_id: int, verifying_contract: str) -> bytes:
     """The 32-byte digest a payer signs (what `LicenseManager.voucherDigest` returns)."""
-    signable = encode_typed_data(domain(chain_id, verifying_contract), VOUCHER_TYPES, voucher.message())
+    signable = signable_voucher(voucher, chain_id, verifying_contract)
     return bytes(keccak(b"\x19" + signable.version + signable.header + signable.body))
 
 
 def sign_voucher(voucher: Voucher, private_key: str | bytes, chain_id: int, verifying_contract: str) -> bytes:
     """A 65-byte r ‖ s ‖ v signature (low s, v in {27, 28})."""
-    signable = encode_typed_data(domain(chain_id, verifying_contract), VOUCHER_TYPES, voucher.message())
+    signable = signable_voucher(voucher, chain_id, verifying_contract)
     signed = Account.sign_message(signable, private_key)
     return bytes(signed.signature)
 

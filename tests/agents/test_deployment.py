@@ -32,8 +32,9 @@ def test_is_live():
 
 def test_record_deployment_writes_json_atomically(tmp_path: Path):
     deployed = [Deployed("ModelRegistry", "0x" + "11" * 20, "0x" + "22" * 32, 967_581, 7)]
-    path = record_deployment(tmp_path, "base:sepolia", 84532, deployed)
-    assert path == tmp_path / "deployments" / "base_sepolia.json"
+    target = tmp_path / "deployments" / "base_sepolia.json"
+    path = record_deployment(target, "base:sepolia", 84532, deployed)
+    assert path == target
     data = json.loads(path.read_text())
     assert data["chainId"] == 84532
     assert data["contracts"][0]["gas_used"] == 967_581

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import pytest
 
 from agents.deployment import CoreConfig, deploy_core
+from agents.operator import CoreContracts
 from tests.contracts.helpers import register_model
 
 
@@ -41,23 +39,10 @@ def other_payer(accounts):  # type: ignore[no-untyped-def]
     return accounts[6]
 
 
-@dataclass
-class Core:
-    models: Any
-    provenance: Any
-    licenses: Any
-    splitter: Any
-
-
 @pytest.fixture
-def core(project, chain, deployer, treasury) -> Core:  # type: ignore[no-untyped-def]
+def core(project, chain, deployer, treasury) -> CoreContracts:  # type: ignore[no-untyped-def]
     deployed = {d.name: d.address for d in deploy_core(project, deployer, chain, CoreConfig(treasury=treasury.address))}
-    return Core(
-        models=project.ModelRegistry.at(deployed["ModelRegistry"]),
-        provenance=project.ProvenanceRegistry.at(deployed["ProvenanceRegistry"]),
-        licenses=project.LicenseManager.at(deployed["LicenseManager"]),
-        splitter=project.RoyaltySplitter.at(deployed["RoyaltySplitter"]),
-    )
+    return CoreContracts.at(project, deployed)
 
 
 @pytest.fixture

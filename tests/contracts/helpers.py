@@ -6,6 +6,7 @@ import hashlib
 from typing import Any
 
 from eth_utils import to_checksum_address
+from hypothesis import HealthCheck, settings
 
 from agents.merkle import AssetRecord, DataTree
 from agents.vouchers import Voucher, as_call_tuple, sign_voucher
@@ -116,3 +117,16 @@ def signed_voucher(
 ) -> tuple[str, int, int, int, bytes]:
     v = Voucher(payer or signer.address, asset, terms_id, cumulative, deadline)
     return as_call_tuple(v, sign_voucher(v, signer.private_key, chain_id, licenses.address))
+
+
+def stateful_settings(*, examples: int, steps: int) -> settings:
+    """Hypothesis settings for the chain state machines: derandomized (a fixed seed, so a failure
+    reproduces), no example database, no deadline (transactions take what they take)."""
+    return settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )

@@ -301,7 +301,7 @@ def test_settle_aggregates_runs_of_payers_and_assets(core, model_id, creator, pa
 
 
 def test_settle_reverts_on_batch_size(core, payer):
-    with ape.reverts(core.licenses.LicenseManager__BadBatchSize, count=0, maxCount=256):
+    with ape.reverts(core.licenses.LicenseManager__BadBatchSize, count=0, maxCount=192):
         core.licenses.settle(ETH, [], sender=payer)
 
 
@@ -397,27 +397,29 @@ def test_erc1271_wallet_payer(project, core, payer, asset, terms_id, chain):
 
 
 @pytest.mark.slow
-def test_settle_at_max_vouchers_of_new_channels_costs_under_half_a_block(accounts, core, creator, model_id, chain):
-    # 256 vouchers, every one opening a new channel (the dearest case): 8 payers x 32 assets.
-    payers = [accounts[i] for i in range(8)]
-    terms = []
-    for i in range(32):
+def test_settle_at_max_vouchers_in_the_dearest_case_costs_under_half_a_block(accounts, core, creator, model_id, chain):
+    # The dearest batch: every voucher from its own payer, for its own asset that has no pending
+    # revenue, opening a new channel, so nothing aggregates and every slot is cold or fresh.
+    cap = int(core.licenses.MAX_VOUCHERS())
+    payers = [accounts.generate_test_account() for _ in range(cap)]
+    d = deadline(chain)
+    vouchers = []
+    for i, p in enumerate(payers):
+        creator.transfer(p, 10**18)
+        core.licenses.deposit(ETH, 10**15, sender=p, value=10**15)
         rec = asset_record(f"cap{i}", creator, model_id)
         register_asset(core.provenance, creator, rec)
-        terms.append((rec.content_digest, attach_terms(core.licenses, creator, rec.content_digest)))
-    for p in payers:
-        core.licenses.deposit(ETH, 10**16, sender=p, value=10**16)
-    d = deadline(chain)
-    vouchers = [
-        signed_voucher(core.licenses, chain.chain_id, p, asset=a, terms_id=t, cumulative=PER_USE, deadline=d)
-        for p in payers
-        for a, t in terms
-    ]
-    assert len(vouchers) == 256
+        terms_id = attach_terms(core.licenses, creator, rec.content_digest)
+        vouchers.append(
+            signed_voucher(core.licenses, chain.chain_id, p, asset=rec.content_digest, terms_id=terms_id, cumulative=PER_USE, deadline=d)
+        )
     receipt = core.licenses.settle(ETH, vouchers, sender=creator)
     assert receipt.gas_used < 15_000_000
-    extra = signed_voucher(core.licenses, chain.chain_id, payers[0], asset=terms[0][0], terms_id=terms[0][1], cumulative=2 * PER_USE, deadline=d)
-    with ape.reverts(core.licenses.LicenseManager__BadBatchSize, count=257):
+    assert len(receipt.events.filter(core.splitter.RevenueAdded)) == cap, "no run aggregated: the dearest case"
+    extra = signed_voucher(
+        core.licenses, chain.chain_id, payers[-1], asset=rec.content_digest, terms_id=terms_id, cumulative=2 * PER_USE, deadline=d
+    )
+    with ape.reverts(core.licenses.LicenseManager__BadBatchSize, count=cap + 1, maxCount=cap):
         core.licenses.settle(ETH, [*vouchers, extra], sender=creator)
 
 

@@ -1,0 +1,314 @@
+"""The ape scripts end to end, as an operator runs them: `ape run deploy | register_model | license |
+settle` as separate processes against one real anvil node, which keeps the state between them.
+
+The test's own anvil is reached by its URL (a custom network to ape); its chain id 31337 marks it
+as a development chain, so the scripts need no confirmation and read the deployment record that
+`deploy` wrote under `.cache/deployments/`. The one asset the licence commands need is registered
+with web3.py straight from the test (registering assets is the generating agent's job, issue 6).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+from web3 import HTTPProvider, Web3
+
+from agents.merkle import AssetRecord
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+MNEMONIC = "test test test test test test test test test test test junk"
+ETH = "0x0000000000000000000000000000000000000000"
+GWEI = 10**9
+
+Account.enable_unaudited_hdwallet_features()
+
+
+def key_of(index: int) -> Any:
+    return Account.from_mnemonic(MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Anvil:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        anvil = ROOT / "node_modules" / ".bin" / "anvil"
+        self.process = subprocess.Popen(
+            [str(anvil), "--port", str(self.port), "--silent"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        self.web3 = Web3(HTTPProvider(self.url))
+        deadline = time.monotonic() + 30
+        while not self.web3.is_connected():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError("anvil did not start")
+            time.sleep(0.1)
+        self.record = ROOT / ".cache" / "deployments" / f"http_127.0.0.1_{self.port}.json"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self.record.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="module")
+def anvil() -> Iterator[Anvil]:
+    node = Anvil()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+def ape_run(node: Anvil, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{ROOT / '.venv' / 'bin'}:{ROOT / 'node_modules' / '.bin'}:{env['PATH']}"
+    result = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "ape"), "run", *args, "--network", node.url],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output
+    if check:
+        assert result.returncode == 0, output
+    return result
+
+
+def contract(node: Anvil, project: Any, name: str) -> Any:
+    record = json.loads(node.record.read_text())
+    address = next(c["address"] for c in record["contracts"] if c["name"] == name)
+    abi = [item.model_dump(mode="json", by_alias=True) for item in getattr(project, name).contract_type.abi]
+    return node.web3.eth.contract(address=address, abi=abi)
+
+
+def send(node: Anvil, signer_index: int, fn: Any, value: int = 0) -> Any:
+    signer = key_of(signer_index)
+    tx = fn.build_transaction(
+        {"from": signer.address, "nonce": node.web3.eth.get_transaction_count(signer.address), "value": value}
+    )
+    signed = signer.sign_transaction(tx)
+    receipt = node.web3.eth.wait_for_transaction_receipt(node.web3.eth.send_raw_transaction(signed.raw_transaction))
+    assert receipt.status == 1
+    return receipt
+
+
+@pytest.fixture(scope="module")
+def deployed(anvil: Anvil) -> Anvil:
+    out = ape_run(anvil, "deploy").stdout
+    assert "RoyaltySplitter" in out and "recorded" in out
+    record = json.loads(anvil.record.read_text())
+    assert record["chainId"] == 31337
+    assert [c["name"] for c in record["contracts"]] == [
+        "ModelRegistry",
+        "ProvenanceRegistry",
+        "LicenseManager",
+        "RoyaltySplitter",
+    ]
+    return anvil
+
+
+def test_register_model_with_originators_then_refuse_duplicate(deployed: Anvil, project: Any, tmp_path: Path):
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "unet.safetensors").write_bytes(b"\x01" * 1000)
+    shares = tmp_path / "shares.csv"
+    shares.write_text(f"address,weight\n{key_of(2).address},600000\n{key_of(7).address},400000\n")
+    out = ape_run(
+        deployed,
+        "register_model",
+        "--weights",
+        str(weights),
+        "--metadata-uri",
+        "ipfs://model-card",
+        "--developer-bps",
+        "1000",
+        "--data-bps",
+        "500",
+        "--data-shares",
+        str(shares),
+        "--account",
+        "test:1",
+    ).stdout
+    assert "model id  1" in out
+    tree = json.loads((tmp_path / "shares.csv.tree.json").read_text())
+    assert tree["modelId"] == 1 and set(tree["originators"]) == {key_of(2).address, key_of(7).address}
+    models = contract(deployed, project, "ModelRegistry")
+    assert models.functions.royaltyOf(1).call()[3].hex() == tree["root"].removeprefix("0x")
+
+    again = ape_run(
+        deployed,
+        "register_model",
+        "--weights",
+        str(weights),
+        "--metadata-uri",
+        "ipfs://x",
+        "--account",
+        "test:1",
+        check=False,
+    )
+    assert again.returncode == 1
+    assert "would revert: ModelRegistry__WeightsAlreadyRegistered" in again.stderr
+    assert models.functions.modelCount().call() == 1
+
+
+def test_register_model_bad_input_is_refused_before_any_transaction(deployed: Anvil, tmp_path: Path):
+    shares = tmp_path / "bad.csv"
+    shares.write_text(f"{key_of(2).address},600000\n{key_of(7).address},300000\n")
+    cases = [
+        (["--weights-digest", "0x1234", "--metadata-uri", "ipfs://x"], "expected 32 bytes"),
+        (["--metadata-uri", "ipfs://x"], "exactly one of --weights and --weights-digest"),
+        (["--weights-digest", "11" * 32, "--metadata-uri", "ipfs://x", "--data-bps", "500"], "go together"),
+        (
+            [
+                "--weights-digest",
+                "22" * 32,
+                "--metadata-uri",
+                "ipfs://x",
+                "--data-bps",
+                "5",
+                "--data-shares",
+                str(shares),
+            ],
+            "must sum to 1000000",
+        ),
+        (["--weights-digest", "33" * 32, "--metadata-uri", "ipfs://x", "--account", "test:99"], "test:N with N below"),
+    ]
+    for args, message in cases:
+        result = ape_run(deployed, "register_model", *args, check=False)
+        assert result.returncode != 0
+        assert message in result.stderr, result.stderr
+
+
+def test_licence_escrow_vouchers_and_settlement(deployed: Anvil, project: Any, tmp_path: Path):
+    provenance = contract(deployed, project, "ProvenanceRegistry")
+    licenses = contract(deployed, project, "LicenseManager")
+    splitter = contract(deployed, project, "RoyaltySplitter")
+    models = contract(deployed, project, "ModelRegistry")
+    if models.functions.modelCount().call() == 0:
+        send(
+            deployed,
+            1,
+            models.functions.registerModel((b"\x44" * 32, b"\x00" * 32, b"\x00" * 32, 0, 1000, 0, "ipfs://m")),
+        )
+    creator = key_of(3)
+    record = AssetRecord(b"\xaa" * 32, creator.address, 1, b"\x01" * 32, b"\x02" * 32, (), "ipfs://asset")
+    send(deployed, 3, provenance.functions.register(record.as_tuple(), []))
+    asset = "0x" + record.content_digest.hex()
+
+    out = ape_run(
+        deployed,
+        "license",
+        "attach",
+        "--asset",
+        asset,
+        "--price",
+        "0.001 ether",
+        "--price-per-use",
+        "1 gwei",
+        "--derivatives",
+        "--derivative-bps",
+        "1000",
+        "--account",
+        "test:3",
+    ).stdout
+    assert "terms id  1" in out
+    stranger = ape_run(deployed, "license", "attach", "--asset", asset, "--account", "test:4", check=False)
+    assert "would revert: LicenseManager__NotCreator" in stranger.stderr
+
+    out = ape_run(deployed, "license", "buy", "--terms", "1", "--account", "test:5").stdout
+    assert "expires never" in out
+    assert splitter.functions.pendingRevenueOf(record.content_digest, ETH).call() == 10**15
+
+    ape_run(deployed, "license", "deposit", "--amount", "100 gwei", "--account", "test:5")
+    ape_run(deployed, "license", "deposit", "--amount", "100 gwei", "--account", "test:6")
+    vouchers = tmp_path / "vouchers.jsonl"
+    for payer, uses in (("test:5", 10), ("test:5", 25), ("test:6", 4)):
+        ape_run(
+            deployed, "license", "sign", "--terms", "1", "--uses", str(uses), "--out", str(vouchers), "--account", payer
+        )
+    assert len(vouchers.read_text().splitlines()) == 3
+
+    dry = ape_run(deployed, "settle", "--vouchers", str(vouchers), "--dry-run").stdout
+    assert "superseded" in dry and "2 vouchers in 1 transaction" in dry
+    assert licenses.functions.settledOf(key_of(5).address, 1).call() == 0
+
+    out = ape_run(deployed, "settle", "--vouchers", str(vouchers), "--account", "test:9").stdout
+    assert "settled   batch 1/1: 2 vouchers" in out
+    assert licenses.functions.settledOf(key_of(5).address, 1).call() == 25 * GWEI
+    assert licenses.functions.settledOf(key_of(6).address, 1).call() == 4 * GWEI
+    assert licenses.functions.escrowOf(key_of(5).address, ETH).call()[0] == 75 * GWEI
+    assert splitter.functions.pendingRevenueOf(record.content_digest, ETH).call() == 10**15 + 29 * GWEI
+
+    again = ape_run(deployed, "settle", "--vouchers", str(vouchers)).stdout
+    assert "already settled" in again and "nothing to settle" in again
+
+    # Asking to sign above the escrow is fine off chain; settling it is caught by simulation.
+    ape_run(deployed, "license", "sign", "--terms", "1", "--uses", "500", "--out", str(vouchers), "--account", "test:6")
+    short = ape_run(deployed, "settle", "--vouchers", str(vouchers), check=False)
+    assert short.returncode == 1 and "would revert: LicenseManager__InsufficientEscrow" in short.stderr
+    assert licenses.functions.settledOf(key_of(6).address, 1).call() == 4 * GWEI
+
+    # Escrow withdrawal: locked during the delay, then paid out.
+    ape_run(deployed, "license", "request-withdrawal", "--amount", "50 gwei", "--account", "test:5")
+    locked = ape_run(deployed, "license", "withdraw-escrow", "--account", "test:5", check=False)
+    assert "would revert: LicenseManager__WithdrawalLocked" in locked.stderr
+    deployed.web3.provider.make_request("evm_increaseTime", [86_400 + 1])
+    deployed.web3.provider.make_request("evm_mine", [])
+    out = ape_run(deployed, "license", "withdraw-escrow", "--account", "test:5").stdout
+    assert f"withdrawn {50 * GWEI}" in out
+    shown = ape_run(deployed, "license", "show", "--terms", "1", "--account", "test:5").stdout
+    assert f"{25 * GWEI}" in shown and f"escrow    {key_of(5).address}: {25 * GWEI}" in shown
+
+
+def test_malformed_voucher_file_names_the_line(deployed: Anvil, tmp_path: Path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('\n{"payer": "0x01"}\n')
+    result = ape_run(deployed, "settle", "--vouchers", str(bad), check=False)
+    assert result.returncode == 1
+    assert f"{bad}:2: missing" in result.stderr
+    missing = ape_run(deployed, "settle", "--vouchers", str(tmp_path / "none.jsonl"), check=False)
+    assert "No such file" in missing.stderr
+
+
+def test_scripts_without_a_deployment_say_how_to_make_one(tmp_path: Path):
+    node = Anvil()
+    try:
+        result = ape_run(node, "license", "show", check=False)
+        assert result.returncode == 1
+        assert "no proofmint deployment recorded" in result.stderr and "ape run deploy --network" in result.stderr
+        ape_run(node, "deploy")
+        node.process.terminate()
+        node.process.wait(timeout=10)
+        # The same URL answered by a fresh chain: the record is stale.
+        restarted = subprocess.Popen(
+            [str(ROOT / "node_modules" / ".bin" / "anvil"), "--port", str(node.port), "--silent"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        node.process = restarted
+        deadline = time.monotonic() + 30
+        while not node.web3.is_connected() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        stale = ape_run(node, "license", "show", check=False)
+        assert stale.returncode == 1 and "the chain was reset since" in stale.stderr
+    finally:
+        node.stop()
