@@ -99,7 +99,10 @@ def resolve_account(accounts: Any, alias: str | None, target: Target) -> Any:
         if not index.isdigit() or int(index) >= len(accounts.test_accounts):
             raise PermanentError(f"{alias}: expected test:N with N below {len(accounts.test_accounts)}")
         return accounts.test_accounts[int(index)]
-    return accounts.load(alias)
+    try:
+        return accounts.load(alias)
+    except (KeyError, ValueError) as exc:
+        raise PermanentError(f"no ape account with alias {alias!r} (see `ape accounts list`)") from exc
 
 
 def record_path(root: Path, target: Target) -> Path:
@@ -161,6 +164,8 @@ class Session:
     core: CoreContracts
     origin: str
     web3: Any
+    errors: dict[bytes, tuple[str, list[str], list[str]]]
+    """Selector table of the core contracts' custom errors, built once per session."""
 
     def simulate(self, contract: Any, method: str, *args: Any, value: int = 0) -> bytes:
         """Run the call on the pending state as this account; its return data, or
@@ -171,7 +176,7 @@ class Session:
             "data": getattr(contract, method).encode_input(*args),
             "value": value,
         }
-        return preflight(self.web3, tx, self.core.errors())
+        return preflight(self.web3, tx, self.errors)
 
     def transact(self, contract: Any, method: str, *args: Any, value: int = 0, yes: bool, action: str) -> Any:
         """Simulate, confirm on a live network, then send; returns the receipt."""
@@ -187,7 +192,14 @@ def open_session(ape: Any, network: Any, provider: Any, alias: str | None) -> Se
     target = target_of(network, provider, int(ape.chain.chain_id))
     account = resolve_account(ape.accounts, alias, target)
     core, origin = load_core(ape.project, ape.chain, account, project_root(), target)
-    return Session(target=target, account=account, core=core, origin=origin, web3=ape.chain.provider.web3)
+    return Session(
+        target=target,
+        account=account,
+        core=core,
+        origin=origin,
+        web3=ape.chain.provider.web3,
+        errors=core.errors(),
+    )
 
 
 def confirm_broadcast(target: Target, yes: bool, action: str) -> None:

@@ -138,18 +138,16 @@ class Plan:
     batches: list[tuple[str, list[SignedVoucher]]] = field(default_factory=list)
     """(currency, vouchers) in the order to send them."""
     skipped: list[Skipped] = field(default_factory=list)
+    amounts: dict[str, int] = field(default_factory=dict)
+    """Planned amount per currency, from the settled figures read while planning."""
 
     @property
     def voucher_count(self) -> int:
         return sum(len(b) for _, b in self.batches)
 
-    def amount_by_currency(self, settled_of: Callable[[str, int], int]) -> dict[str, int]:
-        totals: dict[str, int] = {}
-        for currency, batch in self.batches:
-            for sv in batch:
-                v = sv.voucher
-                totals[currency] = totals.get(currency, 0) + v.cumulative_amount - settled_of(v.payer, v.terms_id)
-        return totals
+    def amount_by_currency(self) -> dict[str, int]:
+        """What the planned batches move, per currency (cumulative minus already settled)."""
+        return dict(self.amounts)
 
 
 def _chunks(items: list[SignedVoucher], size: int) -> Iterator[list[SignedVoucher]]:
@@ -190,6 +188,7 @@ def plan_settlement(
         terms = terms_cache[terms_id]
         v = sv.voucher
         reason = None
+        settled = 0
         if terms is None:
             reason = f"terms {terms_id} do not exist"
         elif terms.price_per_use == 0:
@@ -198,13 +197,16 @@ def plan_settlement(
             reason = f"terms {terms_id} are for asset 0x{terms.asset.hex()}, not 0x{v.asset.hex()}"
         elif v.deadline < now + DEADLINE_MARGIN_S:
             reason = f"expired (deadline {v.deadline}, now {now})"
-        elif v.cumulative_amount <= settled_of(payer, terms_id):
-            reason = "already settled"
+        else:
+            settled = settled_of(payer, terms_id)
+            if v.cumulative_amount <= settled:
+                reason = "already settled"
         if reason is not None:
             plan.skipped.append(Skipped(sv, reason))
             continue
         assert terms is not None
         by_currency.setdefault(terms.currency, []).append(sv)
+        plan.amounts[terms.currency] = plan.amounts.get(terms.currency, 0) + v.cumulative_amount - settled
 
     for currency in sorted(by_currency):
         ordered = sorted(by_currency[currency], key=lambda s: (s.voucher.asset, s.voucher.payer.lower()))

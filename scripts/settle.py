@@ -58,7 +58,7 @@ def cli(network, provider, path, max_batch, dry_run, account_alias, yes):  # typ
         if not plan.batches:
             click.echo("nothing to settle")
             return
-        for currency, amount in plan.amount_by_currency(settled_of).items():
+        for currency, amount in plan.amount_by_currency().items():
             click.echo(f"to settle {amount} in {currency}")
         click.echo(f"plan      {plan.voucher_count} vouchers in {len(plan.batches)} transaction(s)")
         for currency, batch in plan.batches:

@@ -46,6 +46,12 @@ def test_accounts_on_live_networks_must_be_named():
         resolve_account(accounts, None, live)
     with pytest.raises(PermanentError, match="test accounts have public keys"):
         resolve_account(accounts, "test:0", live)
+
+    def missing(alias: str) -> None:
+        raise KeyError(f"No account with alias '{alias}'.")
+
+    with pytest.raises(PermanentError, match="no ape account with alias 'nobody'"):
+        resolve_account(SimpleNamespace(test_accounts=[], load=missing), "nobody", live)
     for bad in ("test:2", "test:x"):
         with pytest.raises(PermanentError, match="test:N with N below 2"):
             resolve_account(accounts, bad, dev)
