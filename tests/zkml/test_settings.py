@@ -1,0 +1,88 @@
+"""zkml.curation_head and zkml.settings: the exported graph and the pinned circuit settings,
+checked against what the real ezkl writes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+import pytest
+import torch
+
+from zkml.curation_head import ONNX_OPSET, HeadShape, build_curation_head, export_onnx
+from zkml.settings import SettingsError, check_pinned, write_settings
+
+
+def test_head_is_deterministic_per_seed():
+    a, b, c = build_curation_head(seed=1), build_curation_head(seed=1), build_curation_head(seed=2)
+    x = torch.randn(4, 64)
+    assert torch.equal(a(x), b(x))
+    assert not torch.equal(a(x), c(x))
+    assert a(x).shape == (4, 1)
+    with pytest.raises(ValueError, match="must be positive"):
+        HeadShape(embed_dim=0)
+
+
+@pytest.mark.parametrize("batch", [1, 8])
+def test_export_fixes_batch_and_opset(tmp_path: Path, batch: int):
+    path = export_onnx(build_curation_head(HeadShape(16, 8)), tmp_path / "head.onnx", batch=batch)
+    model = onnx.load(str(path))
+    assert model.opset_import[0].version == ONNX_OPSET
+    (graph_input,) = model.graph.input
+    assert graph_input.name == "embedding"
+    assert [d.dim_value for d in graph_input.type.tensor_type.shape.dim] == [batch, 16]
+    assert [o.name for o in model.graph.output] == ["score"]
+    with pytest.raises(ValueError, match="batch must be at least 1"):
+        export_onnx(build_curation_head(), tmp_path / "x.onnx", batch=0)
+
+
+def test_ezkl_settings_carry_every_pinned_choice(tmp_path: Path):
+    onnx_path = export_onnx(build_curation_head(HeadShape(16, 8)), tmp_path / "head.onnx", batch=4)
+    settings = write_settings(onnx_path, tmp_path / "settings.json")
+    run_args = settings["run_args"]
+    assert run_args["input_visibility"] == {"Hashed": {"hash_is_public": True, "outlets": []}}
+    assert run_args["output_visibility"] == "Public"
+    assert run_args["param_visibility"] == "Fixed"
+    assert run_args["check_mode"] == "SAFE"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("input_visibility", "Public", "input_visibility is 'public'"),
+        ("input_visibility", {"Hashed": {"hash_is_public": False, "outlets": []}}, "input hash is not public"),
+        ("output_visibility", "Private", "output_visibility is 'private'"),
+        ("param_visibility", "Public", "param_visibility is 'public'"),
+        ("check_mode", "UNSAFE", "check_mode is 'unsafe'"),
+    ],
+)
+def test_check_pinned_refuses_any_change(tmp_path: Path, key: str, value: object, message: str):
+    onnx_path = export_onnx(build_curation_head(HeadShape(16, 8)), tmp_path / "head.onnx", batch=1)
+    path = tmp_path / "settings.json"
+    settings = write_settings(onnx_path, path)
+    settings["run_args"][key] = value
+    path.write_text(json.dumps(settings))
+    with pytest.raises(SettingsError, match=message):
+        check_pinned(path)
+
+
+def test_check_pinned_refuses_non_settings(tmp_path: Path):
+    path = tmp_path / "s.json"
+    path.write_text("{}")
+    with pytest.raises(SettingsError, match="not an ezkl settings file"):
+        check_pinned(path)
+    with pytest.raises(SettingsError, match="not an ezkl settings file"):
+        check_pinned(tmp_path / "absent.json")
+
+
+def test_ezkl_default_is_unsafe_which_is_why_it_is_pinned(tmp_path: Path):
+    # ezkl's own defaults: private input, private output... and UNSAFE checks. The pinned settings
+    # differ on every one of these, so a missing pin would show up here.
+    import ezkl
+
+    onnx_path = export_onnx(build_curation_head(HeadShape(16, 8)), tmp_path / "head.onnx", batch=1)
+    assert ezkl.gen_settings(str(onnx_path), str(tmp_path / "default.json"))
+    with pytest.raises(SettingsError) as info:
+        check_pinned(tmp_path / "default.json")
+    assert "check_mode is 'unsafe'" in str(info.value)
