@@ -16,7 +16,7 @@ APE := $(ROOT)/.venv/bin/ape
 ANVIL_NETWORK := ethereum:local:foundry
 PYTEST_ARGS ?=
 
-.PHONY: help setup compile demo test test-embedded test-anvil test-fast lint lock clean bench-gas
+.PHONY: help setup compile demo test test-embedded test-anvil test-fast lint lock clean bench-gas bench-zk
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ test-fast: compile ## The fast path: everything not marked slow, embedded chain 
 
 bench-gas: compile ## Gas of every core operation vs baselines and targets (NETWORK=ecosystem:network:provider)
 	@python bench/gas.py --network $(or $(NETWORK),ethereum:local:test)
+
+bench-zk: compile ## zk proving and attestation: ezkl defaults one per proof vs tuned batches (BATCH=K)
+	@python bench/zk.py $(if $(BATCH),--batch $(BATCH))
 
 lint: setup ## ruff (lint + format check) and mypy (strict on agents/ and zkml/)
 	@ruff check .

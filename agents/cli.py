@@ -9,6 +9,7 @@ import click
 from agents import __version__
 from agents.errors import ProofmintError
 from agents.toolchain import check_all, project_root
+from zkml.cli import zk
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,6 +34,9 @@ def doctor() -> None:
         click.echo(line)
     if not all(s.ok for s in statuses):
         raise SystemExit(1)
+
+
+cli.add_command(zk)
 
 
 def main() -> None:

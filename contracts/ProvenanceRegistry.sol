@@ -43,7 +43,20 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
     uint16 public constant MAX_PROTOCOL_FEE_BPS = 1_000;
     /// @notice Highest secondary-sale royalty the constructor accepts (25%).
     uint16 public constant MAX_SECONDARY_ROYALTY_BPS = 2_500;
+    /// @notice Most assets one `attestInference` call may cover (its dearest case, every asset
+    ///         in its own storage word, stays under half a 30M-gas block).
+    uint256 public constant MAX_ATTEST_BATCH = 256;
     uint256 private constant _BPS = 10_000;
+    /// @dev The BN254 scalar field modulus: public instances are elements of this field.
+    uint256 private constant _FIELD_MODULUS =
+        21888242871839275222246405745257275088548364400416034343698204186575808495617;
+    /// @dev Attestation records: 8 cells of 32 bits per storage word, indexed by asset `seq`.
+    ///      A cell is the attested flag (bit 31) and the score as 31-bit two's complement.
+    uint256 private constant _CELLS_PER_WORD_LOG2 = 3;
+    uint256 private constant _CELL_BITS = 32;
+    uint256 private constant _ATTESTED = 1 << 31;
+    uint256 private constant _SCORE_MASK = (1 << 31) - 1;
+    int256 private constant _SCORE_LIMIT = 1 << 30;
 
     /// @notice The model registry that model ids refer to.
     IModelRegistry public immutable MODEL_REGISTRY;
@@ -61,6 +74,9 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
     mapping(address creator => mapping(address registrar => bool)) private _registrars;
     mapping(uint256 batchId => Batch) private _batches;
     uint256 private _batchCount;
+    uint256 private _assetCount;
+    mapping(uint256 modelId => mapping(uint256 word => uint256 cells)) private _attestations;
+    mapping(bytes32 statement => bool) private _statements;
 
     /// @param modelRegistry The model registry.
     /// @param licenseManager The licence manager (deployed right after this contract; its
@@ -185,6 +201,66 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
         }
     }
 
+    // ------------------------------------------------------------------ inference attestations
+
+    /// @inheritdoc IProvenanceRegistry
+    /// @dev Gas: per asset two cold reads of its record and one 32-bit cell; cells of assets
+    ///      registered one after another share a storage word, so a batch registered together
+    ///      and attested together writes one new word per 8 assets. The verifier is called last,
+    ///      through STATICCALL (it cannot re-enter); if it rejects, every write above reverts.
+    function attestInference(
+        uint256 modelId,
+        bytes32[] calldata contentDigests,
+        bytes calldata proof,
+        uint256[] calldata instances
+    ) external {
+        uint256 count = contentDigests.length;
+        if (count == 0 || count > MAX_ATTEST_BATCH) {
+            revert ProvenanceRegistry__BadAttestationSize(count, MAX_ATTEST_BATCH);
+        }
+        if (instances.length != 2 * count) revert ProvenanceRegistry__BadInstanceCount(instances.length, 2 * count);
+        (address verifier,) = MODEL_REGISTRY.verifierOf(modelId);
+        if (verifier == address(0)) revert ProvenanceRegistry__NoVerifier(modelId);
+        if (MODEL_REGISTRY.retiredAt(modelId) != 0) revert ProvenanceRegistry__ModelNotActive(modelId);
+        for (uint256 i = 0; i < instances.length; ++i) {
+            if (instances[i] >= _FIELD_MODULUS) revert ProvenanceRegistry__InstanceNotInField(i, instances[i]);
+        }
+        bytes32 statement = keccak256(abi.encode(modelId, instances));
+        if (_statements[statement]) revert ProvenanceRegistry__StatementAlreadyAttested(statement);
+
+        // Effects (all undone below if the verifier rejects).
+        _statements[statement] = true;
+        int256[] memory scores = _recordAttestations(modelId, contentDigests, instances);
+
+        // Interaction: a read-only call to the verifier bound to the model version.
+        bool accepted;
+        try IInferenceVerifier(verifier).verifyProof(proof, instances) returns (bool ok) {
+            accepted = ok;
+        } catch {
+            accepted = false;
+        }
+        if (!accepted) revert ProvenanceRegistry__ProofRejected(modelId);
+        emit InferenceAttested(modelId, statement, contentDigests, scores);
+    }
+
+    /// @inheritdoc IProvenanceRegistry
+    function attestationOf(bytes32 contentDigest, uint256 modelId) external view returns (bool attested, int256 score) {
+        uint256 seq = _requireAsset(contentDigest).seq;
+        uint256 cell = _attestations[modelId][seq >> _CELLS_PER_WORD_LOG2] >> _cellShift(seq);
+        if (cell & _ATTESTED == 0) return (false, 0);
+        return (true, _cellScore(cell));
+    }
+
+    /// @inheritdoc IProvenanceRegistry
+    function isStatementAttested(bytes32 statement) external view returns (bool) {
+        return _statements[statement];
+    }
+
+    /// @inheritdoc IProvenanceRegistry
+    function assetCount() external view returns (uint256) {
+        return _assetCount;
+    }
+
     // ------------------------------------------------------------------ views
 
     /// @inheritdoc IProvenanceRegistry
@@ -281,7 +357,7 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
         bytes32 id = input.contentDigest;
         if (id == bytes32(0)) revert ProvenanceRegistry__ZeroContentDigest();
         if (_assets[id].creator != address(0)) revert ProvenanceRegistry__AlreadyRegistered(id);
-        (uint256 modelBps, uint64 modelId) = _checkModel(input.modelId, committedAt);
+        (uint256 modelBps, uint32 modelId) = _checkModel(input.modelId, committedAt);
         uint256 uriLength = bytes(input.metadataURI).length;
         if (uriLength == 0 || uriLength > MAX_URI_LENGTH) {
             revert ProvenanceRegistry__BadMetadataURI(uriLength, MAX_URI_LENGTH);
@@ -289,11 +365,14 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
         uint8 depth = _checkParents(id, input.parents, licenseIds.length);
 
         // Effects.
+        uint256 seq = _assetCount;
+        _assetCount = seq + 1;
         _assets[id] = Asset({
             creator: input.creator,
             modelId: modelId,
             depth: depth,
             parentCount: uint8(input.parents.length),
+            seq: SafeCast.toUint48(seq),
             paramsDigest: input.paramsDigest,
             inputCommitment: input.inputCommitment
         });
@@ -339,14 +418,14 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
         if (packed != 0) _parentShares[id] = packed;
     }
 
-    function _checkModel(uint256 modelId, uint256 committedAt) private view returns (uint256 modelBps, uint64 id) {
+    function _checkModel(uint256 modelId, uint256 committedAt) private view returns (uint256 modelBps, uint32 id) {
         if (modelId == 0 || modelId > MODEL_REGISTRY.modelCount()) revert ProvenanceRegistry__ModelNotActive(modelId);
         uint64 retiredAt = MODEL_REGISTRY.retiredAt(modelId);
         // Retired at or before the commitment: a batch committed while the model was live may
         // still be claimed afterwards, a new registration may not.
         if (retiredAt != 0 && retiredAt <= committedAt) revert ProvenanceRegistry__ModelNotActive(modelId);
         (, uint16 developerBps, uint16 dataBps,) = MODEL_REGISTRY.royaltyOf(modelId);
-        return (uint256(developerBps) + dataBps, SafeCast.toUint64(modelId));
+        return (uint256(developerBps) + dataBps, SafeCast.toUint32(modelId));
     }
 
     function _checkParents(bytes32 id, bytes32[] calldata parents, uint256 licenseCount)
@@ -387,6 +466,74 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
     function _requireAsset(bytes32 contentDigest) private view returns (Asset storage asset) {
         asset = _assets[contentDigest];
         if (asset.creator == address(0)) revert ProvenanceRegistry__UnknownAsset(contentDigest);
+    }
+
+    /// @dev Checks each asset against its instance, decodes its score and sets its cell. The
+    ///      current storage word is kept in memory and written back when the next asset lives in
+    ///      another word (or at the end), so a run of neighbours costs one write.
+    function _recordAttestations(uint256 modelId, bytes32[] calldata contentDigests, uint256[] calldata instances)
+        private
+        returns (int256[] memory scores)
+    {
+        uint256 count = contentDigests.length;
+        scores = new int256[](count);
+        mapping(uint256 word => uint256 cells) storage words = _attestations[modelId];
+        uint256 word = type(uint256).max;
+        uint256 cells;
+        for (uint256 i = 0; i < count; ++i) {
+            (uint256 seq, int256 score) = _checkInstance(contentDigests[i], i, instances[i], instances[count + i]);
+            uint256 assetWord = seq >> _CELLS_PER_WORD_LOG2;
+            if (assetWord != word) {
+                if (word != type(uint256).max) words[word] = cells;
+                word = assetWord;
+                cells = words[word];
+            }
+            uint256 shift = _cellShift(seq);
+            if ((cells >> shift) & _ATTESTED != 0) {
+                revert ProvenanceRegistry__AlreadyAttested(contentDigests[i], modelId);
+            }
+            // The score fits 31 bits (checked in _decodeScore); masking keeps its two's complement.
+            cells |= (_ATTESTED | (uint256(score) & _SCORE_MASK)) << shift;
+            scores[i] = score;
+        }
+        words[word] = cells;
+    }
+
+    /// @dev The asset's `seq` and decoded score, once its registered commitment is the instance.
+    function _checkInstance(bytes32 id, uint256 index, uint256 commitment, uint256 scoreInstance)
+        private
+        view
+        returns (uint256 seq, int256 score)
+    {
+        Asset storage asset = _assets[id];
+        if (asset.creator == address(0)) revert ProvenanceRegistry__UnknownAsset(id);
+        bytes32 registered = asset.inputCommitment;
+        if (registered == bytes32(0) || uint256(registered) != commitment) {
+            revert ProvenanceRegistry__InputCommitmentMismatch(id, index);
+        }
+        return (asset.seq, _decodeScore(id, scoreInstance));
+    }
+
+    /// @dev A field element as a signed score: values above (modulus - 1) / 2 encode
+    ///      -(modulus - value). Only |score| < 2^30 fits an attestation cell.
+    function _decodeScore(bytes32 id, uint256 value) private pure returns (int256 score) {
+        if (value > (_FIELD_MODULUS - 1) / 2) {
+            uint256 magnitude = _FIELD_MODULUS - value;
+            if (magnitude > uint256(_SCORE_LIMIT)) revert ProvenanceRegistry__ScoreOutOfRange(id, value);
+            return -int256(magnitude);
+        }
+        if (value >= uint256(_SCORE_LIMIT)) revert ProvenanceRegistry__ScoreOutOfRange(id, value);
+        return int256(value);
+    }
+
+    function _cellShift(uint256 seq) private pure returns (uint256) {
+        return (seq & ((1 << _CELLS_PER_WORD_LOG2) - 1)) * _CELL_BITS;
+    }
+
+    /// @dev Sign-extends the cell's 31-bit score.
+    function _cellScore(uint256 cell) private pure returns (int256) {
+        int256 raw = int256(cell & _SCORE_MASK);
+        return raw >= _SCORE_LIMIT ? raw - (_SCORE_LIMIT << 1) : raw;
     }
 
     function _requireBatch(uint256 batchId) private view returns (Batch storage) {

@@ -23,3 +23,11 @@ def other_developer(accounts):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def stranger(accounts):  # type: ignore[no-untyped-def]
     return accounts[9]
+
+
+@pytest.fixture(scope="session")
+def zk_kit(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """Two real EZKL circuits (different weights), their verifiers and four proofs: see tests/zk_support.py."""
+    from tests.zk_support import build_kit
+
+    return build_kit(tmp_path_factory.mktemp("zk"))

@@ -2,32 +2,27 @@
 proves inference of. Its trained weights are shipped by the tiny-models work; this module fixes
 the architecture, a deterministic initialisation and the ONNX export EZKL reads.
 
-A batch of K embeddings is exported as one graph of input shape (K, embed_dim), so one proof
-covers K inferences and its public instances carry K input commitments and K scores.
+A batch of K embeddings is exported as one graph of K inputs of shape (1, embed_dim) and one
+output of K scores. EZKL hashes each input on its own, so one proof covers K inferences and its
+public instances are the K input commitments (one per embedding, in order) followed by the K
+scores: the layout `ProvenanceRegistry.attestInference` reads.
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from zkml.shape import HeadShape
+
+__all__ = ["ONNX_OPSET", "BatchedHead", "CurationHead", "HeadShape", "build_curation_head", "export_onnx"]
+
 ONNX_OPSET = 18
 """The newest opset ezkl 23's tract is tested against (9..18); newer exports only warn, but the
 project does not rely on untested operators."""
-
-
-@dataclass(frozen=True)
-class HeadShape:
-    embed_dim: int = 64
-    hidden: int = 32
-
-    def __post_init__(self) -> None:
-        if self.embed_dim < 1 or self.hidden < 1:
-            raise ValueError(f"embed_dim and hidden must be positive, got {self.embed_dim} and {self.hidden}")
 
 
 class CurationHead(nn.Module):
@@ -54,20 +49,33 @@ def build_curation_head(shape: HeadShape | None = None, *, seed: int = 0) -> Cur
     return head.eval()
 
 
+class BatchedHead(nn.Module):
+    """K embeddings in, K scores out: the graph one proof of K inferences is made of."""
+
+    def __init__(self, head: CurationHead) -> None:
+        super().__init__()
+        self.head = head
+
+    def forward(self, *embeddings: torch.Tensor) -> torch.Tensor:
+        scores: torch.Tensor = self.head(torch.cat(embeddings, dim=0)).reshape(-1)
+        return scores
+
+
 def export_onnx(head: CurationHead, path: Path, *, batch: int) -> Path:
-    """Write the head as ONNX for a fixed batch of `batch` embeddings (input `embedding`, output
-    `score`), through the TorchScript exporter that ezkl reads."""
+    """Write the head as ONNX for a fixed batch of `batch` embeddings (inputs `embedding_0` ..,
+    each of shape (1, embed_dim); output `score` of shape (batch,)), through the TorchScript
+    exporter that ezkl reads."""
     if batch < 1:
         raise ValueError(f"batch must be at least 1, got {batch}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    example = torch.zeros(batch, head.shape.embed_dim)
+    examples = tuple(torch.zeros(1, head.shape.embed_dim) for _ in range(batch))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*legacy TorchScript-based ONNX")
         torch.onnx.export(
-            head,
-            (example,),
+            BatchedHead(head).eval(),
+            examples,
             str(path),
-            input_names=["embedding"],
+            input_names=[f"embedding_{i}" for i in range(batch)],
             output_names=["score"],
             opset_version=ONNX_OPSET,
             dynamo=False,

@@ -1,14 +1,15 @@
 """One circuit, built once and cached: ONNX -> pinned settings -> calibration -> compiled circuit
--> keys; then witness -> proof -> verification for each batch of embeddings.
+-> SRS -> keys -> Solidity verifier; then witness -> proof -> verification for each batch.
 
-Artifacts live in `<cache>/<key>/` where the key is sha256(ONNX bytes ‖ pinned choices ‖ ezkl
-version ‖ calibration target), so a new model version, other pins or another ezkl never reuse a
-stale key. Each step writes its file through a temporary name and a rename, so a crash leaves
-either the finished file or none, and a second run skips every step whose file exists.
+Artifacts live in `<cache>/<key>/` where the key is sha256(ONNX bytes ‖ pinned choices ‖ tuning ‖
+ezkl version ‖ SRS origin), so a new model version, other pins, other tuning, another ezkl or a
+public SRS instead of a generated one never reuse a stale key. Each step writes its file through
+a temporary name and a rename, so a crash leaves either the finished file or none, and a second
+run skips every step whose file exists.
 
 Every function here blocks (ezkl is CPU-bound Rust); agents call them through an executor.
-The SRS made here by `gen_srs` is for development chains only (whoever ran it knows its toxic
-waste); live-network SRS handling is a separate step of the zkml issue.
+ezkl's Python API takes the proving key by path, so each `prove` reads it from disk (the page
+cache keeps it warm); it cannot be held in memory across calls from Python.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from typing import Any
 import ezkl as _ezkl
 
 from agents.errors import PermanentError
+from zkml.evm import CompiledVerifier, ProofCalldata, compile_verifier, felt_to_int, proof_calldata, render_verifier
 from zkml.settings import PINNED, PinnedSettings, check_pinned, write_settings
+from zkml.srs import SrsPolicy, check_public_srs
 
 Progress = Callable[[str], None]
 
@@ -41,6 +44,27 @@ class ProvingError(PermanentError):
 
 def _quiet(_: str) -> None:
     return None
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """What the project tunes (the pins are never tuned).
+
+    `num_inner_cols` 1 gives the fewest advice columns, which keeps the generated verifier under
+    EIP-170 and its verification cheaper, at a few more rows. `decomp_base` and `decomp_legs` size
+    the range-check table: ezkl's default base 2^14 alone forces 2^15 rows, while the curation
+    head needs about 2,700 rows per inference, so base 2^10 with 3 legs (the same 2^30 range) lets
+    a small batch fit in 2^12 rows. None keeps ezkl's default. `target` is ezkl's calibration
+    target."""
+
+    num_inner_cols: int | None = 1
+    decomp_base: int | None = 1 << 10
+    decomp_legs: int | None = 3
+    target: str = "resources"
+
+
+TUNED = Tuning()
+EZKL_DEFAULTS = Tuning(num_inner_cols=None, decomp_base=None, decomp_legs=None)
 
 
 @dataclass(frozen=True)
@@ -75,14 +99,23 @@ class Artifacts:
     def pk(self) -> Path:
         return self.root / "pk.key"
 
+    @property
+    def verifier_source(self) -> Path:
+        return self.root / "Verifier.sol"
 
-def circuit_key(onnx_bytes: bytes, pinned: PinnedSettings, target: str) -> str:
-    """The cache key of a circuit: model graph, pins, ezkl version and calibration target."""
+    @property
+    def verifier_build(self) -> Path:
+        return self.root / "verifier.json"
+
+
+def circuit_key(onnx_bytes: bytes, pinned: PinnedSettings, tuning: Tuning, srs_label: str = "gen-srs") -> str:
+    """The cache key of a circuit: model graph, pins, tuning, ezkl version and SRS origin."""
     digest = hashlib.sha256()
     digest.update(hashlib.sha256(onnx_bytes).digest())
     digest.update(json.dumps(asdict(pinned), sort_keys=True).encode())
+    digest.update(json.dumps(asdict(tuning), sort_keys=True).encode())
     digest.update(str(getattr(ezkl, "__version__", "unknown")).encode())
-    digest.update(target.encode())
+    digest.update(srs_label.encode())
     return digest.hexdigest()[:32]
 
 
@@ -94,6 +127,15 @@ def _fresh(path: Path) -> Path:
 def _run(step: str, ok: Any, artifacts: Artifacts) -> None:
     if ok is False:
         raise ProvingError(f"ezkl {step} failed (artifacts in {artifacts.root})")
+
+
+def _atomic(path: Path, make: Callable[[Path], object]) -> None:
+    tmp = _fresh(path)
+    try:
+        make(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @dataclass
@@ -112,49 +154,67 @@ class Circuit:
         *,
         batch: int,
         embed_dim: int,
-        target: str = "resources",
+        tuning: Tuning = TUNED,
         pinned: PinnedSettings = PINNED,
+        srs: SrsPolicy | None = None,
         progress: Progress = _quiet,
     ) -> Circuit:
-        """Build (or find in `cache`) the circuit of an exported head."""
+        """Build (or find in `cache`) the circuit of an exported head. `srs` defaults to a local
+        development chain's policy (an SRS generated here)."""
+        policy = srs or SrsPolicy.for_local_chain()
         onnx_bytes = onnx_path.read_bytes()
-        artifacts = Artifacts(cache / circuit_key(onnx_bytes, pinned, target))
+        artifacts = Artifacts(cache / circuit_key(onnx_bytes, pinned, tuning, policy.label))
         artifacts.root.mkdir(parents=True, exist_ok=True)
         circuit = cls(artifacts, batch, embed_dim)
         steps: list[tuple[str, Path, Callable[[Path], object]]] = [
             ("model", artifacts.onnx, lambda tmp: shutil.copyfile(onnx_path, tmp)),
             ("calibration data", artifacts.calibration, circuit._write_calibration),
-            ("settings", artifacts.settings, lambda tmp: circuit._settings(tmp, pinned, target)),
+            ("settings", artifacts.settings, lambda tmp: circuit._settings(tmp, pinned, tuning)),
             ("compile", artifacts.compiled, circuit._compile),
-            ("srs", artifacts.srs, circuit._srs),
+            ("srs", artifacts.srs, lambda tmp: circuit._srs(tmp, policy)),
             ("keys", artifacts.pk, circuit._keys),
         ]
         for name, path, make in steps:
             if path.exists():
                 progress(f"{name}: cached")
                 continue
+            progress(f"{name}: running")
             started = time.monotonic()
-            tmp = _fresh(path)
-            try:
-                make(tmp)
-                tmp.replace(path)
-            finally:
-                tmp.unlink(missing_ok=True)
+            _atomic(path, make)
             progress(f"{name}: {time.monotonic() - started:.1f} s")
         check_pinned(artifacts.settings, pinned)
         return circuit
+
+    @property
+    def logrows(self) -> int:
+        return int(self.settings()["run_args"]["logrows"])
+
+    def settings(self) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads(self.artifacts.settings.read_text(encoding="utf8"))
+        return loaded
 
     # -------------------------------------------------------------- build steps
 
     def _write_calibration(self, tmp: Path) -> None:
         rng = random.Random(20261123)
-        rows = [rng.uniform(-1.0, 1.0) for _ in range(self.batch * self.embed_dim * 4)]
-        tmp.write_text(json.dumps({"input_data": [rows]}), encoding="utf8")
+        inputs = [[rng.uniform(-1.0, 1.0) for _ in range(self.embed_dim * 4)] for _ in range(self.batch)]
+        tmp.write_text(json.dumps({"input_data": inputs}), encoding="utf8")
 
-    def _settings(self, tmp: Path, pinned: PinnedSettings, target: str) -> None:
-        write_settings(self.artifacts.onnx, tmp, pinned)
+    def _settings(self, tmp: Path, pinned: PinnedSettings, tuning: Tuning) -> None:
+        args = pinned.run_args()
+        if tuning.num_inner_cols is not None:
+            args.num_inner_cols = tuning.num_inner_cols
+        if tuning.decomp_base is not None:
+            args.decomp_base = tuning.decomp_base
+        if tuning.decomp_legs is not None:
+            args.decomp_legs = tuning.decomp_legs
+        write_settings(self.artifacts.onnx, tmp, pinned, run_args=args)
         ok = ezkl.calibrate_settings(
-            data=str(self.artifacts.calibration), model=str(self.artifacts.onnx), settings=str(tmp), target=target
+            data=str(self.artifacts.calibration),
+            model=str(self.artifacts.onnx),
+            settings=str(tmp),
+            target=tuning.target,
+            scales=[pinned.input_scale],
         )
         _run("calibrate_settings", ok, self.artifacts)
         check_pinned(tmp, pinned)  # calibration must not have moved a pin
@@ -165,9 +225,11 @@ class Circuit:
         )
         _run("compile_circuit", ok, self.artifacts)
 
-    def _srs(self, tmp: Path) -> None:
-        logrows = int(json.loads(self.artifacts.settings.read_text())["run_args"]["logrows"])
-        ezkl.gen_srs(str(tmp), logrows)
+    def _srs(self, tmp: Path, policy: SrsPolicy) -> None:
+        if policy.local:
+            ezkl.gen_srs(str(tmp), self.logrows)
+        else:
+            shutil.copyfile(check_public_srs(policy, self.logrows), tmp)
 
     def _keys(self, tmp_pk: Path) -> None:
         tmp_vk = _fresh(self.artifacts.vk)
@@ -183,16 +245,58 @@ class Circuit:
         finally:
             tmp_vk.unlink(missing_ok=True)
 
+    # -------------------------------------------------------------- verifier
+
+    def verifier(self, solc: Path, progress: Progress = _quiet) -> CompiledVerifier:
+        """The Solidity verifier of this circuit's verifying key, compiled with `solc` (cached)."""
+        build = self.artifacts.verifier_build
+        if build.exists():
+            progress("verifier: cached")
+            saved = json.loads(build.read_text(encoding="utf8"))
+            return CompiledVerifier(
+                source=self.artifacts.verifier_source,
+                abi=saved["abi"],
+                bytecode=bytes.fromhex(saved["bytecode"]),
+                runtime_size=int(saved["runtime_size"]),
+                vk_digest=bytes.fromhex(saved["vk_digest"]),
+            )
+        progress("verifier: running")
+        started = time.monotonic()
+        source = self.artifacts.verifier_source
+        artifacts = self.artifacts
+        _atomic(source, lambda tmp: render_verifier(artifacts.vk, artifacts.settings, artifacts.srs, tmp))
+        compiled = compile_verifier(source, solc)
+        record = {
+            "abi": compiled.abi,
+            "bytecode": compiled.bytecode.hex(),
+            "runtime_size": compiled.runtime_size,
+            "vk_digest": compiled.vk_digest.hex(),
+        }
+        _atomic(build, lambda tmp: tmp.write_text(json.dumps(record), encoding="utf8"))
+        progress(f"verifier: {time.monotonic() - started:.1f} s ({compiled.runtime_size:,} bytes of runtime code)")
+        return compiled
+
     # -------------------------------------------------------------- proving
 
-    def prove(self, embeddings: Sequence[Sequence[float]], work: Path) -> dict[str, Any]:
-        """Prove one batch; returns the proof JSON (its `instances` hold the input hash and the
-        scores). `work` receives the input, witness and proof files."""
+    def _check_batch(self, embeddings: Sequence[Sequence[float]]) -> None:
         if len(embeddings) != self.batch or any(len(row) != self.embed_dim for row in embeddings):
             raise ValueError(f"expected {self.batch} embeddings of {self.embed_dim} values")
+
+    def commitments(self, embeddings: Sequence[Sequence[float]]) -> list[int]:
+        """The input commitment of each embedding, as the proof's instances will carry it: the
+        Poseidon hash of the embedding quantized at the pinned input scale. An asset registers
+        this before any proof of it exists."""
+        scale = int(self.settings()["run_args"]["input_scale"])
+        return [input_commitment(row, scale) for row in embeddings]
+
+    def prove(self, embeddings: Sequence[Sequence[float]], work: Path) -> dict[str, Any]:
+        """Prove one batch; returns the proof JSON (its `instances` hold the input commitments,
+        then the scores). `work` receives the input, witness and proof files."""
+        self._check_batch(embeddings)
         work.mkdir(parents=True, exist_ok=True)
         data, witness, proof = work / "input.json", work / "witness.json", work / "proof.json"
-        data.write_text(json.dumps({"input_data": [[float(x) for row in embeddings for x in row]]}), encoding="utf8")
+        rows = [[float(x) for x in row] for row in embeddings]
+        data.write_text(json.dumps({"input_data": rows}), encoding="utf8")
         ezkl.gen_witness(
             data=str(data), model=str(self.artifacts.compiled), output=str(witness), srs_path=str(self.artifacts.srs)
         )
@@ -207,6 +311,13 @@ class Circuit:
         loaded: dict[str, Any] = json.loads(proof.read_text(encoding="utf8"))
         return loaded
 
+    def calldata(self, proof_json: dict[str, Any]) -> ProofCalldata:
+        """The (proof, instances) arguments of the verifier and of `attestInference`."""
+        calldata = proof_calldata(proof_json)
+        if len(calldata.instances) != 2 * self.batch:
+            raise ProvingError(f"a proof of this circuit has {2 * self.batch} instances, not {len(calldata.instances)}")
+        return calldata
+
     def verify(self, proof_path: Path) -> bool:
         """ezkl's own verification of a proof file; False (not an exception) for a bad proof."""
         try:
@@ -220,3 +331,10 @@ class Circuit:
             )
         except (RuntimeError, ValueError):
             return False
+
+
+def input_commitment(embedding: Sequence[float], input_scale: int) -> int:
+    """Poseidon hash of an embedding quantized at `input_scale`, as EZKL's hashed input computes it."""
+    felts = [ezkl.float_to_felt(float(x), input_scale, ezkl.PyInputType.F64) for x in embedding]
+    (digest,) = ezkl.poseidon_hash(felts)
+    return felt_to_int(digest)

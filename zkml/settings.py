@@ -6,7 +6,10 @@ What a proof must commit to is not left to ezkl's defaults:
 - parameters `fixed`: the weights are baked into the circuit, so the verifying key belongs to one
   model version;
 - output `public`: the scores are public instances the contract decodes;
-- `check_mode` `safe`: ezkl's default `UNSAFE` skips its own range checks.
+- `check_mode` `safe`: ezkl's default `UNSAFE` skips its own range checks;
+- `input_scale` fixed (2^13): the input commitment is the Poseidon hash of the embedding
+  quantized at this scale, and an asset registers it before any proof exists, so calibration
+  must never move it.
 
 `check_pinned` re-reads a settings file and refuses one where any of these differs, after
 `gen_settings` and again after calibration, so nothing downstream can quietly change them.
@@ -37,6 +40,7 @@ class PinnedSettings:
     output_visibility: str = "public"
     param_visibility: str = "fixed"
     check_mode: str = "safe"
+    input_scale: int = 13
 
     def run_args(self) -> Any:
         # ezkl's type stubs omit the visibility and check-mode attributes PyRunArgs has; the
@@ -46,6 +50,7 @@ class PinnedSettings:
         args.output_visibility = self.output_visibility
         args.param_visibility = self.param_visibility
         args.check_mode = self.check_mode
+        args.input_scale = self.input_scale
         return args
 
 
@@ -73,6 +78,7 @@ def check_pinned(settings_path: Path, pinned: PinnedSettings = PINNED) -> dict[s
         "output_visibility": _visibility_name(run_args.get("output_visibility")),
         "param_visibility": _visibility_name(run_args.get("param_visibility")),
         "check_mode": str(run_args.get("check_mode")).lower(),
+        "input_scale": run_args.get("input_scale"),
     }
     wrong = [
         f"{key} is {value!r}, pinned {getattr(pinned, key)!r}"
@@ -89,9 +95,13 @@ def check_pinned(settings_path: Path, pinned: PinnedSettings = PINNED) -> dict[s
     return dict(settings)
 
 
-def write_settings(onnx_path: Path, settings_path: Path, pinned: PinnedSettings = PINNED) -> dict[str, Any]:
-    """Generate the settings of `onnx_path` with the pinned choices and check the file ezkl wrote."""
+def write_settings(
+    onnx_path: Path, settings_path: Path, pinned: PinnedSettings = PINNED, *, run_args: Any = None
+) -> dict[str, Any]:
+    """Generate the settings of `onnx_path` with the pinned choices (on `run_args`, tuned by the
+    caller, if given) and check the file ezkl wrote."""
     settings_path.parent.mkdir(parents=True, exist_ok=True)
-    if not ezkl.gen_settings(str(onnx_path), str(settings_path), py_run_args=pinned.run_args()):
+    args = pinned.run_args() if run_args is None else run_args
+    if not ezkl.gen_settings(str(onnx_path), str(settings_path), py_run_args=args):
         raise SettingsError(f"ezkl.gen_settings failed for {onnx_path}")
     return check_pinned(settings_path, pinned)

@@ -46,14 +46,17 @@ interface IProvenanceRegistry {
     /// @param modelId The generating model version.
     /// @param depth 0 for an original, else 1 + the deepest parent's depth.
     /// @param parentCount Number of parents.
-    /// @param registeredAt Block timestamp of registration.
+    /// @param seq Registration order (0 for the first asset); attestation records of assets
+    ///        registered together share storage words, which is what keeps them cheap.
     /// @param paramsDigest Digest of the generation parameters.
-    /// @param inputCommitment Input commitment for inference proofs.
+    /// @param inputCommitment Input commitment for inference proofs: the public hash (a field
+    ///        element) of the input an attesting model reads, e.g. the image's CLIP embedding.
     struct Asset {
         address creator;
-        uint64 modelId;
+        uint32 modelId;
         uint8 depth;
         uint8 parentCount;
+        uint48 seq;
         bytes32 paramsDigest;
         bytes32 inputCommitment;
     }
@@ -119,6 +122,24 @@ interface IProvenanceRegistry {
     error ProvenanceRegistry__AigcProofRejected(bytes32 contentDigest);
     /// @notice A constructor argument is the zero address or out of range.
     error ProvenanceRegistry__BadConfig();
+    /// @notice An attestation names no asset, or more than `MAX_ATTEST_BATCH`.
+    error ProvenanceRegistry__BadAttestationSize(uint256 count, uint256 maxCount);
+    /// @notice The instances are not one input commitment then one score per asset.
+    error ProvenanceRegistry__BadInstanceCount(uint256 given, uint256 expected);
+    /// @notice The attesting model version has no verifier bound.
+    error ProvenanceRegistry__NoVerifier(uint256 modelId);
+    /// @notice A public instance is not a field element (it is >= the BN254 scalar modulus).
+    error ProvenanceRegistry__InstanceNotInField(uint256 index, uint256 value);
+    /// @notice These exact instances were already attested by this model version.
+    error ProvenanceRegistry__StatementAlreadyAttested(bytes32 statement);
+    /// @notice The instance at `index` is not the input commitment the asset registered.
+    error ProvenanceRegistry__InputCommitmentMismatch(bytes32 contentDigest, uint256 index);
+    /// @notice A decoded score does not fit the 31-bit signed attestation record.
+    error ProvenanceRegistry__ScoreOutOfRange(bytes32 contentDigest, uint256 instance);
+    /// @notice The asset already has an attestation by this model version.
+    error ProvenanceRegistry__AlreadyAttested(bytes32 contentDigest, uint256 modelId);
+    /// @notice The model version's verifier rejected the proof (returned false or reverted).
+    error ProvenanceRegistry__ProofRejected(uint256 modelId);
 
     /// @notice Emitted for every registered asset (single, or claimed from a batch).
     event AssetRegistered(
@@ -142,6 +163,14 @@ interface IProvenanceRegistry {
     );
     /// @notice Emitted when a creator approves or revokes a registrar.
     event RegistrarSet(address indexed creator, address indexed registrar, bool approved);
+    /// @notice Emitted when a proof attests the inference of `modelId` on each asset's input.
+    /// @param modelId The attesting model version.
+    /// @param statement keccak256(abi.encode(modelId, instances)): the proven statement.
+    /// @param contentDigests The attested assets, in instance order.
+    /// @param scores Each asset's decoded fixed-point score (scale set by the circuit settings).
+    event InferenceAttested(
+        uint256 indexed modelId, bytes32 indexed statement, bytes32[] contentDigests, int256[] scores
+    );
 
     /// @notice Registers one asset and mints its token to the creator.
     /// @dev The caller must be the creator or an approved registrar. A derivative passes one
@@ -185,6 +214,44 @@ interface IProvenanceRegistry {
         bytes32[] calldata proof,
         uint256[] calldata licenseIds
     ) external;
+
+    /// @notice Records a zk proof that model version `modelId` computed each asset's score from
+    ///         exactly the input the asset registered.
+    /// @dev Anyone may call: the proof is the authority. With n = `contentDigests.length`
+    ///      (1..`MAX_ATTEST_BATCH`), `instances` must be the n input commitments in asset order,
+    ///      then the n scores (EZKL's layout for a model of n hashed inputs and one public output
+    ///      of n values). Reverts when the model has no verifier or is retired, an instance is not
+    ///      a field element, the statement was attested before, an asset is unknown or its
+    ///      commitment is not its instance, a score does not fit 31 signed bits, an asset already
+    ///      has an attestation by this model, or the verifier rejects. Negative scores arrive as
+    ///      field elements `modulus - |x|`. Each (asset, model version) is attested once.
+    /// @param modelId The attesting model version (its bound verifier checks the proof).
+    /// @param contentDigests The assets, in the order of their commitments in `instances`.
+    /// @param proof The serialized proof, as the verifier takes it.
+    /// @param instances The public instances: n commitments, then n scores.
+    function attestInference(
+        uint256 modelId,
+        bytes32[] calldata contentDigests,
+        bytes calldata proof,
+        uint256[] calldata instances
+    ) external;
+
+    /// @notice Returns the attestation of an asset by a model version.
+    /// @dev Reverts for an unknown asset.
+    /// @param contentDigest The asset.
+    /// @param modelId The attesting model version.
+    /// @return attested True once a proof attested it.
+    /// @return score The decoded fixed-point score (0 when not attested).
+    function attestationOf(bytes32 contentDigest, uint256 modelId) external view returns (bool attested, int256 score);
+
+    /// @notice Returns whether a statement (see `InferenceAttested`) was attested.
+    /// @param statement keccak256(abi.encode(modelId, instances)).
+    /// @return True once attested.
+    function isStatementAttested(bytes32 statement) external view returns (bool);
+
+    /// @notice Returns the number of registered assets (the next asset's `seq`).
+    /// @return The count.
+    function assetCount() external view returns (uint256);
 
     /// @notice Lets `registrar` register assets in the caller's name (or stops it).
     /// @param registrar The platform or agent key.

@@ -1,43 +1,40 @@
-"""zkml.pipeline: a real EZKL circuit built, cached, proved and verified (a 16-8-1 head, batch 2)."""
+"""zkml.pipeline and zkml.evm: a real EZKL circuit built, cached, proved, verified, and its
+Solidity verifier rendered and compiled with the project's solc (a 16-8-1 head, batch 2)."""
 
 from __future__ import annotations
 
 import json
-import random
 import shutil
 import time
 from pathlib import Path
 
 import pytest
 
-from zkml.curation_head import HeadShape, build_curation_head, export_onnx
-from zkml.pipeline import Circuit, circuit_key
-from zkml.settings import PINNED
+from tests.zk_support import BATCH, HEAD_SEED, SHAPE, ZkKit, solc_path
+from zkml.curation_head import build_curation_head, export_onnx
+from zkml.evm import EIP170_LIMIT, VerifierError, compile_verifier, decode_signed, felt_to_int, proof_calldata
+from zkml.pipeline import EZKL_DEFAULTS, TUNED, Circuit, ProvingError, Tuning, circuit_key
+from zkml.settings import PINNED, PinnedSettings
 
 pytestmark = pytest.mark.slow
 
-SHAPE = HeadShape(16, 8)
-BATCH = 2
+STEPS = ["model", "calibration data", "settings", "compile", "srs", "keys"]
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Circuit, Path, list[str]]:
-    root = tmp_path_factory.mktemp("zk")
-    onnx = export_onnx(build_curation_head(SHAPE, seed=3), root / "head.onnx", batch=BATCH)
-    steps: list[str] = []
-    circuit = Circuit.build(onnx, root / "cache", batch=BATCH, embed_dim=SHAPE.embed_dim, progress=steps.append)
-    return circuit, onnx, steps
+def fresh(tmp_path_factory: pytest.TempPathFactory) -> tuple[Circuit, Path, list[str]]:
+    """A build from an empty cache, its ONNX file and the progress lines it printed."""
+    root = tmp_path_factory.mktemp("zk-fresh")
+    onnx = export_onnx(build_curation_head(SHAPE, seed=HEAD_SEED), root / "head.onnx", batch=BATCH)
+    lines: list[str] = []
+    circuit = Circuit.build(onnx, root / "cache", batch=BATCH, embed_dim=SHAPE.embed_dim, progress=lines.append)
+    return circuit, onnx, lines
 
 
-def embeddings(seed: int) -> list[list[float]]:
-    rng = random.Random(seed)
-    return [[rng.uniform(-1, 1) for _ in range(SHAPE.embed_dim)] for _ in range(BATCH)]
-
-
-def test_build_runs_every_step_then_reuses_the_cache(built, tmp_path: Path):
-    circuit, onnx, steps = built
-    assert [s.split(":")[0] for s in steps] == ["model", "calibration data", "settings", "compile", "srs", "keys"]
-    assert not any("cached" in s for s in steps)
+def test_build_shows_every_step_then_reuses_the_cache(fresh):
+    circuit, onnx, lines = fresh
+    assert [line.split(":")[0] for line in lines if not line.endswith("running")] == STEPS
+    assert [line.split(":")[0] for line in lines if line.endswith("running")] == STEPS, "each long step announced"
     for path in (circuit.artifacts.vk, circuit.artifacts.pk, circuit.artifacts.compiled, circuit.artifacts.srs):
         assert path.stat().st_size > 0
     assert not list(circuit.artifacts.root.glob(".*.tmp")), "no temporary file left behind"
@@ -48,43 +45,101 @@ def test_build_runs_every_step_then_reuses_the_cache(built, tmp_path: Path):
         onnx, circuit.artifacts.root.parent, batch=BATCH, embed_dim=SHAPE.embed_dim, progress=again.append
     )
     assert time.monotonic() - started < 5
-    assert all(s.endswith("cached") for s in again) and len(again) == 6
+    assert again == [f"{step}: cached" for step in STEPS]
     assert second.artifacts == circuit.artifacts
 
 
-def test_cache_key_follows_model_and_pins(built, tmp_path: Path):
-    _, onnx, _ = built
-    other = export_onnx(build_curation_head(SHAPE, seed=4), tmp_path / "other.onnx", batch=BATCH)
-    base = circuit_key(onnx.read_bytes(), PINNED, "resources")
-    assert circuit_key(other.read_bytes(), PINNED, "resources") != base
-    assert circuit_key(onnx.read_bytes(), PINNED, "accuracy") != base
-    from zkml.settings import PinnedSettings
-
-    assert circuit_key(onnx.read_bytes(), PinnedSettings(check_mode="unsafe"), "resources") != base
+def test_tuning_shrinks_the_circuit(fresh):
+    circuit, _, _ = fresh
+    run_args = circuit.settings()["run_args"]
+    assert (run_args["num_inner_cols"], run_args["decomp_base"], run_args["decomp_legs"]) == (1, 1024, 3)
+    # ezkl's default range-check base 2^14 alone would need 2^15 rows; this head fits far fewer.
+    assert circuit.logrows <= 12
 
 
-def test_prove_and_verify_then_tampering_fails(built, tmp_path: Path):
-    circuit, _, _ = built
-    proof = circuit.prove(embeddings(1), tmp_path / "w")
-    (instances,) = proof["instances"]
-    assert len(instances) == 1 + BATCH, "the input hash, then one score per embedding"
-    proof_path = tmp_path / "w" / "proof.json"
-    assert circuit.verify(proof_path)
+def test_cache_key_follows_model_pins_tuning_and_srs(fresh, tmp_path: Path):
+    _, onnx, _ = fresh
+    other = export_onnx(build_curation_head(SHAPE, seed=HEAD_SEED + 1), tmp_path / "other.onnx", batch=BATCH)
+    base = circuit_key(onnx.read_bytes(), PINNED, TUNED)
+    assert circuit_key(onnx.read_bytes(), PINNED, TUNED) == base
+    assert circuit_key(other.read_bytes(), PINNED, TUNED) != base
+    assert circuit_key(onnx.read_bytes(), PinnedSettings(check_mode="unsafe"), TUNED) != base
+    assert circuit_key(onnx.read_bytes(), PINNED, EZKL_DEFAULTS) != base
+    assert circuit_key(onnx.read_bytes(), PINNED, Tuning(target="accuracy")) != base
+    assert circuit_key(onnx.read_bytes(), PINNED, TUNED, "public") != base
 
-    for index in range(len(instances)):
-        tampered = json.loads(proof_path.read_text())
-        value = tampered["instances"][0][index]
-        tampered["instances"][0][index] = value[:-2] + ("00" if value[-2:] != "00" else "01")
+
+def test_proof_instances_are_commitments_then_scores(zk_kit: ZkKit):
+    proof = zk_kit.proofs["ab"]
+    instances = [felt_to_int(f) for f in proof.json["instances"][0]]
+    assert len(instances) == 2 * BATCH
+    assert instances[:BATCH] == [zk_kit.commitments["a"], zk_kit.commitments["b"]]
+    assert proof.calldata.instances == instances
+    assert proof.calldata.scores(BATCH) == [decode_signed(v) for v in instances[BATCH:]]
+    assert zk_kit.circuit.verify(proof.path)
+
+
+def test_scores_match_the_float_model_within_quantisation(zk_kit: ZkKit):
+    import torch
+
+    head = build_curation_head(SHAPE, seed=HEAD_SEED)
+    scale = 2.0 ** int(zk_kit.circuit.settings()["model_output_scales"][0])
+    with torch.no_grad():
+        expected = [float(head(torch.tensor([zk_kit.embeddings[n]])).item()) for n in ("a", "b")]
+    proven = [s / scale for s in zk_kit.proofs["ab"].calldata.scores(BATCH)]
+    for got, want in zip(proven, expected, strict=True):
+        assert abs(got - want) < 0.01, (proven, expected)
+
+
+def test_tampered_instances_fail_ezkl_verify(zk_kit: ZkKit, tmp_path: Path):
+    base = json.loads(zk_kit.proofs["ab"].path.read_text())
+    for index in range(2 * BATCH):
+        doc = json.loads(json.dumps(base))
+        felt = bytearray(bytes.fromhex(doc["instances"][0][index]))
+        felt[0] ^= 0x01
+        doc["instances"][0][index] = felt.hex()
         bad = tmp_path / f"tampered-{index}.json"
-        bad.write_text(json.dumps(tampered))
-        assert not circuit.verify(bad), f"instance {index} changed, proof still verified"
+        bad.write_text(json.dumps(doc))
+        assert not zk_kit.circuit.verify(bad), f"instance {index} changed, proof still verified"
+    assert not zk_kit.circuit.verify(zk_kit.proofs["other_keys_ab"].path), "a proof of other keys"
 
+
+def test_prove_refuses_a_wrong_batch(zk_kit: ZkKit, tmp_path: Path):
     with pytest.raises(ValueError, match="expected 2 embeddings of 16 values"):
-        circuit.prove(embeddings(1)[:1], tmp_path / "short")
+        zk_kit.circuit.prove([zk_kit.embeddings["a"]], tmp_path / "short")
+    with pytest.raises(ValueError, match="expected 2 embeddings of 16 values"):
+        zk_kit.circuit.prove([zk_kit.embeddings["a"], [0.0] * 3], tmp_path / "narrow")
+    with pytest.raises(ProvingError, match="4 instances"):
+        zk_kit.circuit.calldata({"hex_proof": "0x00", "instances": [["00" * 32]]})
 
 
-def test_a_crash_mid_build_leaves_no_half_artifact(built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    circuit, onnx, _ = built
+def test_verifier_fits_eip170_and_names_its_vk(zk_kit: ZkKit):
+    compiled = zk_kit.verifier
+    assert 0 < compiled.runtime_size <= EIP170_LIMIT
+    assert len(compiled.vk_digest) == 32
+    assert compiled.vk_digest != zk_kit.other_verifier.vk_digest, "other weights, other verifying key"
+    assert any(item.get("name") == "verifyProof" for item in compiled.abi)
+    # A second call is served from the cache.
+    lines: list[str] = []
+    assert zk_kit.circuit.verifier(solc_path(), progress=lines.append).vk_digest == compiled.vk_digest
+    assert lines == ["verifier: cached"]
+
+
+def test_compile_verifier_refuses_broken_source_and_non_proofs(tmp_path: Path):
+    broken = tmp_path / "Verifier.sol"
+    broken.write_text("pragma solidity ^0.8.0; contract Halo2Verifier { function f( }")
+    with pytest.raises(VerifierError, match=r"Verifier\.sol"):
+        compile_verifier(broken, solc_path())
+    other = tmp_path / "Other.sol"
+    other.write_text("pragma solidity ^0.8.0; contract Other {}")
+    with pytest.raises(VerifierError, match="no contract Halo2Verifier"):
+        compile_verifier(other, solc_path())
+    with pytest.raises(VerifierError, match="not an ezkl proof"):
+        proof_calldata({"instances": []})
+
+
+def test_a_crash_mid_build_leaves_no_half_artifact(fresh, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    circuit, onnx, _ = fresh
     cache = tmp_path / "cache"
     shutil.copytree(circuit.artifacts.root, cache / circuit.artifacts.root.name)
     (cache / circuit.artifacts.root.name / "pk.key").unlink()

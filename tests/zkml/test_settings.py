@@ -16,7 +16,7 @@ from zkml.settings import SettingsError, check_pinned, write_settings
 
 def test_head_is_deterministic_per_seed():
     a, b, c = build_curation_head(seed=1), build_curation_head(seed=1), build_curation_head(seed=2)
-    x = torch.randn(4, 64)
+    x = torch.randn(4, 32)
     assert torch.equal(a(x), b(x))
     assert not torch.equal(a(x), c(x))
     assert a(x).shape == (4, 1)
@@ -29,10 +29,13 @@ def test_export_fixes_batch_and_opset(tmp_path: Path, batch: int):
     path = export_onnx(build_curation_head(HeadShape(16, 8)), tmp_path / "head.onnx", batch=batch)
     model = onnx.load(str(path))
     assert model.opset_import[0].version == ONNX_OPSET
-    (graph_input,) = model.graph.input
-    assert graph_input.name == "embedding"
-    assert [d.dim_value for d in graph_input.type.tensor_type.shape.dim] == [batch, 16]
-    assert [o.name for o in model.graph.output] == ["score"]
+    # One input per embedding: ezkl hashes each input on its own, one commitment per inference.
+    assert [i.name for i in model.graph.input] == [f"embedding_{i}" for i in range(batch)]
+    for graph_input in model.graph.input:
+        assert [d.dim_value for d in graph_input.type.tensor_type.shape.dim] == [1, 16]
+    (output,) = model.graph.output
+    assert output.name == "score"
+    assert [d.dim_value for d in output.type.tensor_type.shape.dim] == [batch]
     with pytest.raises(ValueError, match="batch must be at least 1"):
         export_onnx(build_curation_head(), tmp_path / "x.onnx", batch=0)
 
@@ -45,6 +48,7 @@ def test_ezkl_settings_carry_every_pinned_choice(tmp_path: Path):
     assert run_args["output_visibility"] == "Public"
     assert run_args["param_visibility"] == "Fixed"
     assert run_args["check_mode"] == "SAFE"
+    assert run_args["input_scale"] == 13
 
 
 @pytest.mark.parametrize(
@@ -55,6 +59,7 @@ def test_ezkl_settings_carry_every_pinned_choice(tmp_path: Path):
         ("output_visibility", "Private", "output_visibility is 'private'"),
         ("param_visibility", "Public", "param_visibility is 'public'"),
         ("check_mode", "UNSAFE", "check_mode is 'unsafe'"),
+        ("input_scale", 7, "input_scale is 7"),
     ],
 )
 def test_check_pinned_refuses_any_change(tmp_path: Path, key: str, value: object, message: str):

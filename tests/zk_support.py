@@ -1,0 +1,117 @@
+"""Real EZKL circuits, proofs and verifiers for the tests (no stand-ins).
+
+Two small curation heads of the same shape but different weights (so different verifying keys:
+"a proof made with other keys"), batch 2. Keys and verifiers are cached under
+`.cache/zk-tests/` (rebuilt when the model, pins, tuning or ezkl change); proofs are made fresh in
+each session, in a few seconds each at this size.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agents.toolchain import SOLC_VERSION, project_root, solc_binary_dir
+from zkml.curation_head import HeadShape, build_curation_head, export_onnx
+from zkml.evm import CompiledVerifier, ProofCalldata
+from zkml.pipeline import Circuit, input_commitment
+
+SHAPE = HeadShape(embed_dim=16, hidden=8)
+BATCH = 2
+
+
+HEAD_SEED, OTHER_HEAD_SEED = 1, 4
+
+
+def embedding(seed: int) -> list[float]:
+    rng = random.Random(seed)
+    return [rng.uniform(-1.0, 1.0) for _ in range(SHAPE.embed_dim)]
+
+
+def pick_embeddings() -> dict[str, list[float]]:
+    """Embeddings "a" (positive score), "b" (negative score) and "c", so both signs are proven."""
+    import torch
+
+    head = build_curation_head(SHAPE, seed=HEAD_SEED)
+
+    def score(row: list[float]) -> float:
+        with torch.no_grad():
+            return float(head(torch.tensor([row])).item())
+
+    candidates = [embedding(seed) for seed in range(100, 200)]
+    positive = next(row for row in candidates if score(row) > 0.05)
+    negative = next(row for row in candidates if score(row) < -0.05)
+    other = next(row for row in candidates if row is not positive and row is not negative)
+    return {"a": positive, "b": negative, "c": other}
+
+
+@dataclass(frozen=True)
+class Proof:
+    """One proof file and what the chain takes from it."""
+
+    path: Path
+    json: dict[str, Any]
+    calldata: ProofCalldata
+
+
+@dataclass(frozen=True)
+class ZkKit:
+    circuit: Circuit
+    verifier: CompiledVerifier
+    other_circuit: Circuit
+    other_verifier: CompiledVerifier
+    embeddings: dict[str, list[float]]
+    commitments: dict[str, int]
+    proofs: dict[str, Proof]
+
+
+def solc_path() -> Path:
+    return solc_binary_dir(project_root()) / f"solc-v{SOLC_VERSION}"
+
+
+def build_circuit(root: Path, seed: int) -> Circuit:
+    onnx = export_onnx(build_curation_head(SHAPE, seed=seed), root / f"head-{seed}.onnx", batch=BATCH)
+    return Circuit.build(onnx, project_root() / ".cache" / "zk-tests", batch=BATCH, embed_dim=SHAPE.embed_dim)
+
+
+def prove(circuit: Circuit, rows: list[list[float]], work: Path) -> Proof:
+    proof_json = circuit.prove(rows, work)
+    return Proof(work / "proof.json", proof_json, circuit.calldata(proof_json))
+
+
+def build_kit(root: Path) -> ZkKit:
+    circuit = build_circuit(root, seed=HEAD_SEED)
+    other = build_circuit(root, seed=OTHER_HEAD_SEED)
+    embeddings = pick_embeddings()
+    scale = int(circuit.settings()["run_args"]["input_scale"])
+    commitments = {name: input_commitment(row, scale) for name, row in embeddings.items()}
+    e = embeddings
+    proofs = {
+        "ab": prove(circuit, [e["a"], e["b"]], root / "ab"),
+        "ab_again": prove(circuit, [e["a"], e["b"]], root / "ab_again"),
+        "ac": prove(circuit, [e["a"], e["c"]], root / "ac"),
+        "other_keys_ab": prove(other, [e["a"], e["b"]], root / "other_ab"),
+    }
+    return ZkKit(
+        circuit=circuit,
+        verifier=circuit.verifier(solc_path()),
+        other_circuit=other,
+        other_verifier=other.verifier(solc_path()),
+        embeddings=embeddings,
+        commitments=commitments,
+        proofs=proofs,
+    )
+
+
+def deploy_verifier(project: Any, owner: Any, compiled: CompiledVerifier) -> Any:
+    """Deploy a compiled EZKL verifier with ape (it is not one of the project's contracts)."""
+    from ape.contracts import ContractContainer
+    from ethpm_types import ContractType
+
+    bytecode = {"bytecode": "0x" + compiled.bytecode.hex()}
+    contract_type = ContractType.model_validate(
+        {"contractName": "Halo2Verifier", "abi": compiled.abi, "deploymentBytecode": bytecode}
+    )
+    return owner.deploy(ContractContainer(contract_type))

@@ -1,0 +1,102 @@
+"""`proofmint zk setup|prove|verify|export-verifier`, run in process on the small test head."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from agents.cli import cli
+from tests.zk_support import BATCH, HEAD_SEED, SHAPE, ZkKit
+from zkml.cli import ZkInputError
+from zkml.srs import SrsError
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = [
+    "--batch", str(BATCH), "--embed-dim", str(SHAPE.embed_dim), "--hidden", str(SHAPE.hidden),
+    "--seed", str(HEAD_SEED), "--cache", str(ROOT / ".cache" / "zk-tests"),
+]  # fmt: skip
+
+
+def run(*args: str) -> object:
+    return CliRunner().invoke(cli, ["zk", *args])
+
+
+def test_help_names_every_command():
+    result = CliRunner().invoke(cli, ["zk", "--help"])
+    assert result.exit_code == 0
+    for command in ("setup", "prove", "verify", "export-verifier"):
+        assert command in result.output
+    prove_help = CliRunner().invoke(cli, ["zk", "prove", "--help"]).output
+    assert "--batch" in prove_help and "--chain" in prove_help and "--srs" in prove_help
+
+
+def test_setup_prove_verify_and_tamper(zk_kit: ZkKit, tmp_path: Path):
+    result = run("setup", *SMALL)
+    assert result.exit_code == 0, result.output
+    assert f"logrows   {zk_kit.circuit.logrows}" in result.output
+    assert str(zk_kit.circuit.artifacts.root) in result.output, "the CLI reuses the same cached circuit"
+
+    rows = tmp_path / "rows.json"
+    rows.write_text(json.dumps([zk_kit.embeddings["a"], zk_kit.embeddings["b"]]))
+    out = tmp_path / "out"
+    result = run("prove", *SMALL, str(rows), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "calldata.json").read_text())
+    assert [int(c, 16) for c in record["commitments"]] == [zk_kit.commitments["a"], zk_kit.commitments["b"]]
+    assert record["scores"] == zk_kit.proofs["ab"].calldata.scores(BATCH)
+    assert len(record["instances"]) == 2 * BATCH
+
+    result = run("verify", *SMALL, str(out / "proof.json"))
+    assert result.exit_code == 0 and "valid" in result.output
+
+    doc = json.loads((out / "proof.json").read_text())
+    felt = bytearray(bytes.fromhex(doc["instances"][0][-1]))
+    felt[0] ^= 1
+    doc["instances"][0][-1] = felt.hex()
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    result = run("verify", *SMALL, str(bad))
+    assert result.exit_code == 1 and "INVALID" in result.output
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["not json", "[]", json.dumps([[0.1] * 16]), json.dumps([[0.1] * 16, [0.1] * 15]), json.dumps([["x"] * 16] * 2)],
+)
+def test_prove_refuses_malformed_embeddings(tmp_path: Path, content: str):
+    rows = tmp_path / "rows.json"
+    rows.write_text(content)
+    result = run("prove", *SMALL, str(rows), "--out", str(tmp_path / "out"))
+    assert isinstance(result.exception, ZkInputError)
+    assert str(rows) in str(result.exception)
+    assert not (tmp_path / "out").exists(), "nothing proved, nothing written"
+
+
+def test_export_verifier_writes_source_abi_bytecode_and_vk_digest(zk_kit: ZkKit, tmp_path: Path):
+    out = tmp_path / "verifier"
+    result = run("export-verifier", *SMALL, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "verifier.json").read_text())
+    assert record["vkDigest"] == "0x" + zk_kit.verifier.vk_digest.hex()
+    assert record["bytecode"] == "0x" + zk_kit.verifier.bytecode.hex()
+    assert "contract Halo2Verifier" in (out / "Verifier.sol").read_text()
+    assert "local development chains only" in result.output
+
+
+def test_live_chain_without_a_pinned_public_srs_is_refused(tmp_path: Path):
+    result = run("setup", *SMALL[:-2], "--cache", str(tmp_path / "cache"), "--chain", "live")
+    assert isinstance(result.exception, SrsError)
+    assert "--srs PATH" in str(result.exception)
+
+
+def test_weights_that_do_not_fit_the_head_are_refused(tmp_path: Path):
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"not a state dict")
+    result = run("setup", *SMALL, "--weights", str(weights))
+    assert isinstance(result.exception, ZkInputError)
+    assert "not curation-head weights" in str(result.exception)

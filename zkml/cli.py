@@ -1,0 +1,205 @@
+"""`proofmint zk`: build the curation head's circuit, prove batches, verify proofs and export the
+Solidity verifier.
+
+Every command takes the same circuit options; the circuit is built on first use (progress on
+stderr) and cached under `--cache`, so later commands start at once. Heavy modules (torch, ezkl)
+are imported only when a command runs.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from agents.errors import PermanentError
+from zkml.shape import HeadShape
+
+if TYPE_CHECKING:
+    from zkml.pipeline import Circuit
+
+DEFAULT_BATCH = 16
+_SHAPE = HeadShape()
+
+
+class ZkInputError(PermanentError, ValueError):
+    """A file given to `proofmint zk` is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class CircuitOptions:
+    batch: int
+    embed_dim: int
+    hidden: int
+    seed: int
+    weights: Path | None
+    cache: Path
+    chain: str
+    srs: Path | None
+    tuning: str
+
+    def build(self) -> Circuit:
+        import torch
+
+        from zkml.curation_head import HeadShape, build_curation_head, export_onnx
+        from zkml.pipeline import EZKL_DEFAULTS, TUNED, Circuit
+        from zkml.srs import SrsPolicy
+
+        shape = HeadShape(self.embed_dim, self.hidden)
+        head = build_curation_head(shape, seed=self.seed)
+        if self.weights is not None:
+            try:
+                state = torch.load(self.weights, map_location="cpu", weights_only=True)
+                head.load_state_dict(state)
+            except (OSError, RuntimeError, KeyError, ValueError, pickle.UnpicklingError) as exc:
+                raise ZkInputError(f"{self.weights}: not curation-head weights of shape {shape} ({exc})") from exc
+        self.cache.mkdir(parents=True, exist_ok=True)
+        onnx = export_onnx(head, self.cache / f".export-{self.batch}.onnx", batch=self.batch)
+        policy = SrsPolicy.for_local_chain() if self.chain == "local" else SrsPolicy.for_live_network(self.srs)
+        tuning = TUNED if self.tuning == "tuned" else EZKL_DEFAULTS
+        return Circuit.build(
+            onnx,
+            self.cache,
+            batch=self.batch,
+            embed_dim=self.embed_dim,
+            tuning=tuning,
+            srs=policy,
+            progress=lambda line: click.echo(f"[zk] {line}", err=True),
+        )
+
+
+def circuit_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The options every `zk` command shares, gathered into one `CircuitOptions`."""
+    options = [
+        click.option("--batch", type=click.IntRange(1, 256), default=DEFAULT_BATCH, show_default=True,
+                     help="Inferences per proof (the attestation batch)."),
+        click.option("--embed-dim", type=click.IntRange(1), default=_SHAPE.embed_dim, show_default=True,
+                     help="CLIP embedding size."),
+        click.option("--hidden", type=click.IntRange(1), default=_SHAPE.hidden, show_default=True,
+                     help="Hidden layer width."),
+        click.option("--seed", type=int, default=0, show_default=True,
+                     help="Deterministic initial weights (used when --weights is not given)."),
+        click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="Trained curation-head weights (a torch state_dict)."),
+        click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=Path(".cache/zkml"),
+                     show_default=True, help="Artifact cache (keys are hundreds of MB)."),
+        click.option("--chain", type=click.Choice(["local", "live"]), default="local", show_default=True,
+                     help="local: embedded chain or anvil (SRS generated here). live: any other network."),
+        click.option("--srs", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Public-ceremony SRS file (required with --chain live; its sha256 must match the pin)."),
+        click.option("--tuning", type=click.Choice(["tuned", "ezkl-defaults"]), default="tuned", show_default=True,
+                     help="The project's tuned settings, or ezkl's defaults (the benchmark baseline)."),
+    ]  # fmt: skip
+
+    @wraps(command)
+    def wrapper(**kwargs: Any) -> None:
+        names = ("batch", "embed_dim", "hidden", "seed", "weights", "cache", "chain", "srs", "tuning")
+        circuit = CircuitOptions(**{name: kwargs.pop(name) for name in names})
+        command(circuit, **kwargs)
+
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def _load_embeddings(path: Path, batch: int, embed_dim: int) -> list[list[float]]:
+    try:
+        rows = json.loads(path.read_text(encoding="utf8"))
+    except (OSError, ValueError) as exc:
+        raise ZkInputError(f"{path}: not a JSON file ({exc})") from exc
+    shape_ok = isinstance(rows, list) and all(
+        isinstance(row, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in row)
+        for row in rows
+    )
+    if not shape_ok or len(rows) != batch or any(len(row) != embed_dim for row in rows):
+        raise ZkInputError(f"{path}: expected a JSON list of {batch} lists of {embed_dim} numbers")
+    return [[float(x) for x in row] for row in rows]
+
+
+@click.group("zk")
+def zk() -> None:
+    """Zero-knowledge proofs of the curation head (EZKL): setup, prove, verify, export-verifier."""
+
+
+@zk.command()
+@circuit_options
+def setup(circuit: CircuitOptions) -> None:
+    """Build the circuit and its keys (minutes the first time; cached afterwards)."""
+    built = circuit.build()
+    click.echo(f"circuit   {built.artifacts.root}")
+    click.echo(f"logrows   {built.logrows}")
+    click.echo(f"batch     {built.batch} inferences per proof")
+
+
+@zk.command()
+@circuit_options
+@click.argument("embeddings", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("proof"), show_default=True,
+              help="Folder for input, witness, proof.json and calldata.json.")  # fmt: skip
+def prove(circuit: CircuitOptions, embeddings: Path, out: Path) -> None:
+    """Prove one batch: EMBEDDINGS is a JSON list of --batch embeddings."""
+    rows = _load_embeddings(embeddings, circuit.batch, circuit.embed_dim)
+    built = circuit.build()
+    click.echo(f"[zk] proving {built.batch} inferences ...", err=True)
+    proof = built.prove(rows, out)
+    calldata = built.calldata(proof)
+    commitments = ["0x" + c.to_bytes(32, "big").hex() for c in calldata.commitments(built.batch)]
+    scores = calldata.scores(built.batch)
+    output_scale = int(built.settings()["model_output_scales"][0])
+    record = {
+        "proof": "0x" + calldata.proof.hex(),
+        "instances": [str(v) for v in calldata.instances],
+        "commitments": commitments,
+        "scores": scores,
+        "output_scale": output_scale,
+    }
+    (out / "calldata.json").write_text(json.dumps(record, indent=2), encoding="utf8")
+    click.echo(f"proof     {out / 'proof.json'}")
+    click.echo(f"calldata  {out / 'calldata.json'}")
+    for commitment, score in zip(commitments, scores, strict=True):
+        click.echo(f"  {commitment}  score {score / 2.0**output_scale:+.4f}")
+
+
+@zk.command()
+@circuit_options
+@click.argument("proof", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def verify(circuit: CircuitOptions, proof: Path) -> None:
+    """Verify PROOF (an ezkl proof.json) with ezkl; exit 1 when it does not verify."""
+    built = circuit.build()
+    if not built.verify(proof):
+        click.echo(f"INVALID  {proof}")
+        raise SystemExit(1)
+    click.echo(f"valid    {proof}")
+
+
+@zk.command("export-verifier")
+@circuit_options
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("verifier"), show_default=True,
+              help="Folder for Verifier.sol and verifier.json (abi, bytecode, vk digest).")  # fmt: skip
+def export_verifier(circuit: CircuitOptions, out: Path) -> None:
+    """Render the Solidity verifier and compile it with the project's solc."""
+    from agents.toolchain import SOLC_VERSION, project_root, solc_binary_dir
+
+    built = circuit.build()
+    solc = solc_binary_dir(project_root()) / f"solc-v{SOLC_VERSION}"
+    compiled = built.verifier(solc, progress=lambda line: click.echo(f"[zk] {line}", err=True))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "Verifier.sol").write_text(compiled.source.read_text(encoding="utf8"), encoding="utf8")
+    record = {
+        "abi": compiled.abi,
+        "bytecode": "0x" + compiled.bytecode.hex(),
+        "vkDigest": "0x" + compiled.vk_digest.hex(),
+        "runtimeSize": compiled.runtime_size,
+        "chain": circuit.chain,
+    }
+    (out / "verifier.json").write_text(json.dumps(record, indent=2), encoding="utf8")
+    click.echo(f"verifier  {out / 'Verifier.sol'} ({compiled.runtime_size:,} bytes of runtime code)")
+    click.echo(f"vkDigest  {record['vkDigest']}  (pass to ModelRegistry.bindVerifier)")
+    if circuit.chain == "local":
+        click.echo("warning   made with a generated SRS: deploy it on local development chains only", err=True)

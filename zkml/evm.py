@@ -1,0 +1,162 @@
+"""The on-chain side of a circuit: the EZKL Solidity verifier, compiled with the project's solc,
+and proofs turned into the `(bytes proof, uint256[] instances)` the verifier and
+`ProvenanceRegistry.attestInference` take.
+
+ezkl renders the verifier, then tries to compile it through svm, which downloads solc and fails
+offline; the rendered file is what matters, so that failure is tolerated when the file was written
+and the file is compiled here with the same solc 0.8.28 that builds the contracts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ezkl as _ezkl
+
+from agents.errors import PermanentError
+
+# ezkl ships stubs that mark every keyword with a default as required; use it untyped.
+ezkl: Any = _ezkl
+
+FIELD_MODULUS = 21888242871839275222246405745257275088548364400416034343698204186575808495617
+"""The BN254 scalar field: public instances are elements of it."""
+
+EIP170_LIMIT = 24_576
+"""Largest runtime code a contract may have on Ethereum and its L2s."""
+
+VERIFIER_CONTRACT = "Halo2Verifier"
+_VK_DIGEST = re.compile(r"mstore\(0x[0-9a-f]+, (0x[0-9a-f]{64})\) // vk_digest")
+
+
+class VerifierError(PermanentError):
+    """The verifier could not be rendered or compiled, or does not fit on chain."""
+
+
+@dataclass(frozen=True)
+class CompiledVerifier:
+    source: Path
+    abi: list[dict[str, Any]]
+    bytecode: bytes
+    runtime_size: int
+    vk_digest: bytes
+    """The verifying-key digest the verifier embeds (what `ModelRegistry.bindVerifier` pins)."""
+
+
+@dataclass(frozen=True)
+class ProofCalldata:
+    proof: bytes
+    instances: list[int]
+
+    def commitments(self, count: int) -> list[int]:
+        return self.instances[:count]
+
+    def scores(self, count: int) -> list[int]:
+        """The signed fixed-point scores (field elements above (p - 1) / 2 are negative)."""
+        return [decode_signed(value) for value in self.instances[count : 2 * count]]
+
+
+def felt_to_int(felt: str) -> int:
+    """An ezkl proof-file instance (little-endian hex) as an integer."""
+    raw = bytes.fromhex(felt.removeprefix("0x"))
+    return int.from_bytes(raw[::-1], "big")
+
+
+def decode_signed(value: int) -> int:
+    return value - FIELD_MODULUS if value > (FIELD_MODULUS - 1) // 2 else value
+
+
+def proof_calldata(proof_json: dict[str, Any]) -> ProofCalldata:
+    """The verifier's arguments from an ezkl proof file's contents."""
+    try:
+        proof = bytes.fromhex(str(proof_json["hex_proof"]).removeprefix("0x"))
+        (instances,) = proof_json["instances"]
+        values = [felt_to_int(felt) for felt in instances]
+    except (KeyError, ValueError, TypeError) as exc:
+        raise VerifierError(f"not an ezkl proof: {exc}") from exc
+    return ProofCalldata(proof, values)
+
+
+def render_verifier(vk: Path, settings: Path, srs: Path, out: Path) -> Path:
+    """Write the Solidity verifier of a verifying key to `out` (blocking; runs ezkl's coroutine)."""
+    abi = out.with_suffix(".abi.json")
+    out.unlink(missing_ok=True)
+
+    async def render() -> str | None:
+        """None when rendered; the error text when ezkl failed (judged below, off the loop)."""
+        try:
+            await ezkl.create_evm_verifier(
+                vk_path=str(vk),
+                settings_path=str(settings),
+                sol_code_path=str(out),
+                abi_path=str(abi),
+                srs_path=str(srs),
+                reusable=False,
+            )
+        except RuntimeError as exc:
+            return str(exc)
+        return None
+
+    failure = asyncio.run(render())
+    # The svm download of solc fails offline after the source is written; anything else is fatal.
+    if failure is not None and ("svm" not in failure or not out.exists()):
+        raise VerifierError(f"ezkl could not render the verifier: {failure}")
+    if not out.exists() or out.stat().st_size == 0:
+        raise VerifierError(f"ezkl wrote no verifier to {out}")
+    abi.unlink(missing_ok=True)
+    return out
+
+
+def vk_digest_of(source: str) -> bytes:
+    match = _VK_DIGEST.search(source)
+    if match is None:
+        raise VerifierError("the verifier source carries no vk_digest")
+    return bytes.fromhex(match.group(1)[2:])
+
+
+def compile_verifier(source: Path, solc: Path, *, runs: int = 1) -> CompiledVerifier:
+    """Compile a rendered verifier with `solc` (the project's solc 0.8.28, native or solc-js).
+    Optimizer runs default to 1: the verifier is one big assembly block, and size, not call
+    cost, is what keeps it under EIP-170."""
+    text = source.read_text(encoding="utf8")
+    request = {
+        "language": "Solidity",
+        "sources": {source.name: {"content": text}},
+        "settings": {
+            "optimizer": {"enabled": True, "runs": runs},
+            "evmVersion": "cancun",
+            "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
+        },
+    }
+    try:
+        done = subprocess.run(
+            [str(solc), "--standard-json"], input=json.dumps(request), capture_output=True, text=True, check=True
+        )
+        output = json.loads(done.stdout)
+    except (OSError, subprocess.CalledProcessError, ValueError) as exc:
+        raise VerifierError(f"{solc} could not compile {source}: {exc}") from exc
+    errors = [e for e in output.get("errors", []) if e.get("severity") == "error"]
+    if errors:
+        raise VerifierError(f"{source}: {errors[0].get('formattedMessage', errors[0])}")
+    try:
+        contract = output["contracts"][source.name][VERIFIER_CONTRACT]
+    except KeyError as exc:
+        raise VerifierError(f"{source} has no contract {VERIFIER_CONTRACT}") from exc
+    runtime = bytes.fromhex(contract["evm"]["deployedBytecode"]["object"])
+    if len(runtime) > EIP170_LIMIT:
+        raise VerifierError(
+            f"the verifier's runtime code is {len(runtime):,} bytes, over the EIP-170 limit of {EIP170_LIMIT:,}: "
+            "use fewer columns (num_inner_cols 1) or a smaller circuit"
+        )
+    return CompiledVerifier(
+        source=source,
+        abi=contract["abi"],
+        bytecode=bytes.fromhex(contract["evm"]["bytecode"]["object"]),
+        runtime_size=len(runtime),
+        vk_digest=vk_digest_of(text),
+    )
