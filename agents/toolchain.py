@@ -50,6 +50,11 @@ def _run(argv: list[str], timeout: float = 30.0) -> subprocess.CompletedProcess[
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
 
 
+def solc_executable(root: Path) -> Path:
+    """The project's solc 0.8.28 (native, or the solc-js wrapper `make setup` installs)."""
+    return solc_binary_dir(root) / f"solc-v{SOLC_VERSION}"
+
+
 def parse_solc_version(output: str) -> tuple[str, str] | None:
     """Return (version, commit) from the output of `solc --version`, or None."""
     match = _VERSION_LINE.search(output)
@@ -68,7 +73,7 @@ def check_node() -> ToolStatus:
 
 
 def check_solc(root: Path) -> ToolStatus:
-    binary = solc_binary_dir(root) / f"solc-v{SOLC_VERSION}"
+    binary = solc_executable(root)
     if not binary.exists():
         return ToolStatus("solc", False, f"{binary} missing", "run `make setup` (installs solc-js and its wrapper)")
     result = _run([str(binary), "--version"])

@@ -31,9 +31,9 @@ import click
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agents.toolchain import SOLC_VERSION, solc_binary_dir  # noqa: E402
+from agents.toolchain import solc_executable  # noqa: E402
 from zkml.curation_head import HeadShape, build_curation_head, export_onnx  # noqa: E402
-from zkml.evm import CompiledVerifier  # noqa: E402
+from zkml.evm import CompiledVerifier, deploy_verifier  # noqa: E402
 from zkml.pipeline import EZKL_DEFAULTS, TUNED, Circuit, Tuning  # noqa: E402
 
 URI = "ipfs://bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
@@ -60,7 +60,6 @@ class Side:
     prove_s: list[float]
     peak_rss_mb: float
     proofs: list[dict[str, Any]]
-    embeddings: list[list[list[float]]]
     verifier: CompiledVerifier
     logrows: int
 
@@ -100,7 +99,6 @@ def prove_in_child(circuit: Circuit, rows: list[list[float]], work: Path) -> tup
 def measure(
     name: str, shape: HeadShape, batch: int, tuning: Tuning, proofs: int, cache: Path, rng: random.Random
 ) -> Side:
-    solc = solc_binary_dir(ROOT) / f"solc-v{SOLC_VERSION}"
     onnx = export_onnx(build_curation_head(shape, seed=0), cache / f"{name}.onnx", batch=batch)
     click.echo(f"[{name}] setup (cold cache) ...", err=True)
     started = time.monotonic()
@@ -113,11 +111,10 @@ def measure(
         progress=lambda line: click.echo(f"[{name}]   {line}", err=True),
     )
     setup_s = time.monotonic() - started
-    verifier = circuit.verifier(solc)
+    verifier = circuit.verifier(solc_executable(ROOT))
     times: list[float] = []
     peak = 0.0
     made: list[dict[str, Any]] = []
-    batches: list[list[list[float]]] = []
     for index in range(proofs):
         rows = embeddings(rng, batch, shape.embed_dim)
         work = cache / f"{name}-proof-{index}"
@@ -126,16 +123,13 @@ def measure(
         times.append(seconds)
         peak = max(peak, rss)
         made.append(json.loads((work / "proof.json").read_text()))
-        batches.append(rows)
-    return Side(name, batch, circuit, setup_s, times, peak, made, batches, verifier, circuit.logrows)
+    return Side(name, batch, circuit, setup_s, times, peak, made, verifier, circuit.logrows)
 
 
 def chain_gas(sides: list[Side]) -> dict[str, dict[str, float]]:
     """Gas on the embedded chain: bare verifier call and attestInference, per inference."""
     from ape import accounts, chain, networks, project
-    from ape.contracts import ContractContainer
     from ape.logging import logger
-    from ethpm_types import ContractType
 
     from agents.deployment import CoreConfig, deploy_core
     from agents.merkle import AssetRecord
@@ -153,14 +147,7 @@ def chain_gas(sides: list[Side]) -> dict[str, dict[str, float]]:
         for side in sides:
             models.registerModel((rng.randbytes(32), rng.randbytes(32), b"\0" * 32, 0, 0, 0, URI), sender=developer)
             head_id = int(models.modelCount())
-            contract_type = ContractType.model_validate(
-                {
-                    "contractName": "Halo2Verifier",
-                    "abi": side.verifier.abi,
-                    "deploymentBytecode": {"bytecode": "0x" + side.verifier.bytecode.hex()},
-                }
-            )
-            verifier = deployer.deploy(ContractContainer(contract_type))
+            verifier = deploy_verifier(deployer, side.verifier)
             models.bindVerifier(head_id, verifier, side.verifier.vk_digest, sender=developer)
             calldata = side.circuit.calldata(side.proofs[0])
             ids = []

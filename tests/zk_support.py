@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agents.toolchain import SOLC_VERSION, project_root, solc_binary_dir
+from agents.toolchain import project_root, solc_executable
 from zkml.curation_head import HeadShape, build_curation_head, export_onnx
 from zkml.evm import CompiledVerifier, ProofCalldata
 from zkml.pipeline import Circuit, input_commitment
@@ -68,7 +68,7 @@ class ZkKit:
 
 
 def solc_path() -> Path:
-    return solc_binary_dir(project_root()) / f"solc-v{SOLC_VERSION}"
+    return solc_executable(project_root())
 
 
 def build_circuit(root: Path, seed: int) -> Circuit:
@@ -103,15 +103,3 @@ def build_kit(root: Path) -> ZkKit:
         commitments=commitments,
         proofs=proofs,
     )
-
-
-def deploy_verifier(project: Any, owner: Any, compiled: CompiledVerifier) -> Any:
-    """Deploy a compiled EZKL verifier with ape (it is not one of the project's contracts)."""
-    from ape.contracts import ContractContainer
-    from ethpm_types import ContractType
-
-    bytecode = {"bytecode": "0x" + compiled.bytecode.hex()}
-    contract_type = ContractType.model_validate(
-        {"contractName": "Halo2Verifier", "abi": compiled.abi, "deploymentBytecode": bytecode}
-    )
-    return owner.deploy(ContractContainer(contract_type))

@@ -184,11 +184,12 @@ def verify(circuit: CircuitOptions, proof: Path) -> None:
               help="Folder for Verifier.sol and verifier.json (abi, bytecode, vk digest).")  # fmt: skip
 def export_verifier(circuit: CircuitOptions, out: Path) -> None:
     """Render the Solidity verifier and compile it with the project's solc."""
-    from agents.toolchain import SOLC_VERSION, project_root, solc_binary_dir
+    from agents.toolchain import project_root, solc_executable
 
     built = circuit.build()
-    solc = solc_binary_dir(project_root()) / f"solc-v{SOLC_VERSION}"
-    compiled = built.verifier(solc, progress=lambda line: click.echo(f"[zk] {line}", err=True))
+    compiled = built.verifier(
+        solc_executable(project_root()), progress=lambda line: click.echo(f"[zk] {line}", err=True)
+    )
     out.mkdir(parents=True, exist_ok=True)
     (out / "Verifier.sol").write_text(compiled.source.read_text(encoding="utf8"), encoding="utf8")
     record = {

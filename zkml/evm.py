@@ -61,6 +61,22 @@ class ProofCalldata:
         return [decode_signed(value) for value in self.instances[count : 2 * count]]
 
 
+def deploy_verifier(owner: Any, compiled: CompiledVerifier) -> Any:
+    """Deploy a compiled verifier from an ape account (it is not one of the project's contracts,
+    so ape knows it only through this contract type)."""
+    from ape.contracts import ContractContainer
+    from ethpm_types import ContractType
+
+    contract_type = ContractType.model_validate(
+        {
+            "contractName": VERIFIER_CONTRACT,
+            "abi": compiled.abi,
+            "deploymentBytecode": {"bytecode": "0x" + compiled.bytecode.hex()},
+        }
+    )
+    return owner.deploy(ContractContainer(contract_type))
+
+
 def felt_to_int(felt: str) -> int:
     """An ezkl proof-file instance (little-endian hex) as an integer."""
     raw = bytes.fromhex(felt.removeprefix("0x"))

@@ -19,8 +19,8 @@ from eth_abi import encode
 from eth_utils import keccak
 
 from tests.contracts.helpers import asset_record, register_asset, register_model
-from tests.zk_support import ZkKit, deploy_verifier
-from zkml.evm import FIELD_MODULUS, decode_signed
+from tests.zk_support import ZkKit
+from zkml.evm import FIELD_MODULUS, decode_signed, deploy_verifier
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
@@ -47,9 +47,9 @@ def statement(model_id: int, instances: list[int]) -> bytes:
 
 
 @pytest.fixture
-def attest(project, core, model_id, developer, creator, deployer, zk_kit) -> Attest:  # type: ignore[no-untyped-def]
+def attest(core, model_id, developer, creator, deployer, zk_kit) -> Attest:  # type: ignore[no-untyped-def]
     curation_id = register_model(core.models, developer, label="curation-head", data_bps=0, developer_bps=0)
-    verifier = deploy_verifier(project, deployer, zk_kit.verifier)
+    verifier = deploy_verifier(deployer, zk_kit.verifier)
     core.models.bindVerifier(curation_id, verifier, zk_kit.verifier.vk_digest, sender=developer)
     # Seven fillers first, so asset "a" has seq 7 and "b" seq 8: one proof spans two storage words.
     for i in range(7):
