@@ -150,7 +150,7 @@ def chain_gas(sides: list[Side]) -> dict[str, dict[str, float]]:
             verifier = deploy_verifier(deployer, side.verifier)
             models.bindVerifier(head_id, verifier, side.verifier.vk_digest, sender=developer)
             calldata = side.circuit.calldata(side.proofs[0])
-            ids = []
+            seqs = []
             click.echo(f"[{side.name}] registering {side.batch} assets ...", err=True)
             for commitment in calldata.commitments(side.batch):
                 record = AssetRecord(
@@ -163,9 +163,9 @@ def chain_gas(sides: list[Side]) -> dict[str, dict[str, float]]:
                     metadata_uri=URI,
                 )
                 provenance.register(record.as_tuple(), [], sender=creator)
-                ids.append(record.content_digest)
+                seqs.append(int(provenance.getAsset(record.content_digest).seq))
             bare = verifier.verifyProof(calldata.proof, calldata.instances, sender=deployer)
-            attest = provenance.attestInference(head_id, ids, calldata.proof, calldata.instances, sender=deployer)
+            attest = provenance.attestInference(head_id, seqs, calldata.proof, calldata.instances, sender=deployer)
             results[side.name] = {
                 "attest_gas": int(attest.gas_used),
                 "attest_gas_per_inference": round(int(attest.gas_used) / side.batch, 1),

@@ -67,7 +67,19 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
     /// @notice ERC-2981 royalty on secondary sales, paid to the creator, in basis points.
     uint16 public immutable SECONDARY_ROYALTY_BPS;
 
-    mapping(bytes32 contentDigest => Asset) private _assets;
+    /// @dev An asset's record in storage: `Asset` without the input commitment, which is kept by
+    ///      registration number so that attesting reads one slot per asset.
+    struct StoredAsset {
+        address creator;
+        uint32 modelId;
+        uint8 depth;
+        uint8 parentCount;
+        uint48 seq;
+        bytes32 paramsDigest;
+    }
+
+    mapping(bytes32 contentDigest => StoredAsset) private _assets;
+    mapping(uint256 seq => bytes32 inputCommitment) private _inputCommitments;
     mapping(bytes32 contentDigest => bytes32[]) private _parents;
     mapping(bytes32 contentDigest => uint256 packed) private _parentShares;
     mapping(bytes32 contentDigest => string) private _metadataURIs;
@@ -188,12 +200,14 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
         returns (bool success)
     {
         if (aigcData.length != 32) return false;
-        Asset storage asset = _assets[bytes32(aigcData)];
-        if (asset.creator == address(0) || asset.inputCommitment == bytes32(0)) return false;
+        StoredAsset storage asset = _assets[bytes32(aigcData)];
+        if (asset.creator == address(0)) return false;
+        bytes32 commitment = _inputCommitments[asset.seq];
+        if (commitment == bytes32(0)) return false;
         (address verifier,) = MODEL_REGISTRY.verifierOf(asset.modelId);
         if (verifier == address(0)) return false;
         (bytes memory zkProof, uint256[] memory instances) = abi.decode(proof, (bytes, uint256[]));
-        if (!_contains(instances, uint256(asset.inputCommitment))) return false;
+        if (!_contains(instances, uint256(commitment))) return false;
         try IInferenceVerifier(verifier).verifyProof(zkProof, instances) returns (bool ok) {
             return ok;
         } catch {
@@ -210,11 +224,11 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
     ///      through STATICCALL (it cannot re-enter); if it rejects, every write above reverts.
     function attestInference(
         uint256 modelId,
-        bytes32[] calldata contentDigests,
+        uint256[] calldata seqs,
         bytes calldata proof,
         uint256[] calldata instances
     ) external {
-        uint256 count = contentDigests.length;
+        uint256 count = seqs.length;
         if (count == 0 || count > MAX_ATTEST_BATCH) {
             revert ProvenanceRegistry__BadAttestationSize(count, MAX_ATTEST_BATCH);
         }
@@ -230,7 +244,7 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
 
         // Effects (all undone below if the verifier rejects).
         _statements[statement] = true;
-        int256[] memory scores = _recordAttestations(modelId, contentDigests, instances);
+        int256[] memory scores = _recordAttestations(modelId, seqs, instances);
 
         // Interaction: a read-only call to the verifier bound to the model version.
         bool accepted;
@@ -240,7 +254,7 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
             accepted = false;
         }
         if (!accepted) revert ProvenanceRegistry__ProofRejected(modelId);
-        emit InferenceAttested(modelId, statement, contentDigests, scores);
+        emit InferenceAttested(modelId, statement, seqs, scores);
     }
 
     /// @inheritdoc IProvenanceRegistry
@@ -270,7 +284,16 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
 
     /// @inheritdoc IProvenanceRegistry
     function getAsset(bytes32 contentDigest) external view returns (Asset memory) {
-        return _requireAsset(contentDigest);
+        StoredAsset storage asset = _requireAsset(contentDigest);
+        return Asset({
+            creator: asset.creator,
+            modelId: asset.modelId,
+            depth: asset.depth,
+            parentCount: asset.parentCount,
+            seq: asset.seq,
+            paramsDigest: asset.paramsDigest,
+            inputCommitment: _inputCommitments[asset.seq]
+        });
     }
 
     /// @inheritdoc IProvenanceRegistry
@@ -367,25 +390,25 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
         // Effects.
         uint256 seq = _assetCount;
         _assetCount = seq + 1;
-        _assets[id] = Asset({
+        _assets[id] = StoredAsset({
             creator: input.creator,
             modelId: modelId,
             depth: depth,
             parentCount: uint8(input.parents.length),
             seq: SafeCast.toUint48(seq),
-            paramsDigest: input.paramsDigest,
-            inputCommitment: input.inputCommitment
+            paramsDigest: input.paramsDigest
         });
+        if (input.inputCommitment != bytes32(0)) _inputCommitments[seq] = input.inputCommitment;
         _metadataURIs[id] = input.metadataURI;
         if (input.parents.length != 0) _parents[id] = input.parents;
 
         if (input.parents.length != 0) _consumeLicenses(id, input.creator, input.parents, licenseIds, modelBps);
 
         _mint(input.creator, uint256(id));
-        _emitRegistered(input, batchId);
+        _emitRegistered(input, batchId, seq);
     }
 
-    function _emitRegistered(AssetInput calldata input, uint256 batchId) private {
+    function _emitRegistered(AssetInput calldata input, uint256 batchId, uint256 seq) private {
         emit AssetRegistered(
             input.contentDigest,
             input.creator,
@@ -394,6 +417,7 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
             input.inputCommitment,
             input.parents,
             batchId,
+            seq,
             input.metadataURI
         );
     }
@@ -444,7 +468,7 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
                 if (parent == parents[i - 1]) revert ProvenanceRegistry__DuplicateParent(parent);
                 if (parent < parents[i - 1]) revert ProvenanceRegistry__ParentsNotSorted(i);
             }
-            Asset storage p = _assets[parent];
+            StoredAsset storage p = _assets[parent];
             if (p.creator == address(0)) revert ProvenanceRegistry__UnknownParent(parent);
             if (uint256(p.depth) + 1 > deepest) deepest = uint256(p.depth) + 1;
         }
@@ -463,7 +487,7 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
         });
     }
 
-    function _requireAsset(bytes32 contentDigest) private view returns (Asset storage asset) {
+    function _requireAsset(bytes32 contentDigest) private view returns (StoredAsset storage asset) {
         asset = _assets[contentDigest];
         if (asset.creator == address(0)) revert ProvenanceRegistry__UnknownAsset(contentDigest);
     }
@@ -471,17 +495,18 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
     /// @dev Checks each asset against its instance, decodes its score and sets its cell. The
     ///      current storage word is kept in memory and written back when the next asset lives in
     ///      another word (or at the end), so a run of neighbours costs one write.
-    function _recordAttestations(uint256 modelId, bytes32[] calldata contentDigests, uint256[] calldata instances)
+    function _recordAttestations(uint256 modelId, uint256[] calldata seqs, uint256[] calldata instances)
         private
         returns (int256[] memory scores)
     {
-        uint256 count = contentDigests.length;
+        uint256 count = seqs.length;
         scores = new int256[](count);
         mapping(uint256 word => uint256 cells) storage words = _attestations[modelId];
         uint256 word = type(uint256).max;
         uint256 cells;
         for (uint256 i = 0; i < count; ++i) {
-            (uint256 seq, int256 score) = _checkInstance(contentDigests[i], i, instances[i], instances[count + i]);
+            uint256 seq = seqs[i];
+            int256 score = _checkInstance(seq, i, instances[i], instances[count + i]);
             uint256 assetWord = seq >> _CELLS_PER_WORD_LOG2;
             if (assetWord != word) {
                 if (word != type(uint256).max) words[word] = cells;
@@ -490,7 +515,7 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
             }
             uint256 shift = _cellShift(seq);
             if ((cells >> shift) & _ATTESTED != 0) {
-                revert ProvenanceRegistry__AlreadyAttested(contentDigests[i], modelId);
+                revert ProvenanceRegistry__AlreadyAttested(seq, modelId);
             }
             // The score fits 31 bits (checked in _decodeScore); masking keeps its two's complement.
             cells |= (_ATTESTED | (uint256(score) & _SCORE_MASK)) << shift;
@@ -499,30 +524,30 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
         words[word] = cells;
     }
 
-    /// @dev The asset's `seq` and decoded score, once its registered commitment is the instance.
-    function _checkInstance(bytes32 id, uint256 index, uint256 commitment, uint256 scoreInstance)
+    /// @dev The decoded score of asset `seq`, once its registered commitment is the instance.
+    function _checkInstance(uint256 seq, uint256 index, uint256 commitment, uint256 scoreInstance)
         private
         view
-        returns (uint256 seq, int256 score)
+        returns (int256 score)
     {
-        Asset storage asset = _assets[id];
-        if (asset.creator == address(0)) revert ProvenanceRegistry__UnknownAsset(id);
-        bytes32 registered = asset.inputCommitment;
+        bytes32 registered = _inputCommitments[seq];
         if (registered == bytes32(0) || uint256(registered) != commitment) {
-            revert ProvenanceRegistry__InputCommitmentMismatch(id, index);
+            // Only the failure path tells an unregistered number from a commitment mismatch.
+            if (seq >= _assetCount) revert ProvenanceRegistry__UnknownSeq(seq);
+            revert ProvenanceRegistry__InputCommitmentMismatch(seq, index);
         }
-        return (asset.seq, _decodeScore(id, scoreInstance));
+        return _decodeScore(seq, scoreInstance);
     }
 
     /// @dev A field element as a signed score: values above (modulus - 1) / 2 encode
     ///      -(modulus - value). Only |score| < 2^30 fits an attestation cell.
-    function _decodeScore(bytes32 id, uint256 value) private pure returns (int256 score) {
+    function _decodeScore(uint256 seq, uint256 value) private pure returns (int256 score) {
         if (value > (_FIELD_MODULUS - 1) / 2) {
             uint256 magnitude = _FIELD_MODULUS - value;
-            if (magnitude > uint256(_SCORE_LIMIT)) revert ProvenanceRegistry__ScoreOutOfRange(id, value);
+            if (magnitude > uint256(_SCORE_LIMIT)) revert ProvenanceRegistry__ScoreOutOfRange(seq, value);
             return -int256(magnitude);
         }
-        if (value >= uint256(_SCORE_LIMIT)) revert ProvenanceRegistry__ScoreOutOfRange(id, value);
+        if (value >= uint256(_SCORE_LIMIT)) revert ProvenanceRegistry__ScoreOutOfRange(seq, value);
         return int256(value);
     }
 

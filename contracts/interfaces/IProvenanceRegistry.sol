@@ -46,8 +46,9 @@ interface IProvenanceRegistry {
     /// @param modelId The generating model version.
     /// @param depth 0 for an original, else 1 + the deepest parent's depth.
     /// @param parentCount Number of parents.
-    /// @param seq Registration order (0 for the first asset); attestation records of assets
-    ///        registered together share storage words, which is what keeps them cheap.
+    /// @param seq Registration number (0 for the first asset): the id `attestInference` takes.
+    ///        Attestation records of assets registered together share storage words, which is
+    ///        what keeps them cheap.
     /// @param paramsDigest Digest of the generation parameters.
     /// @param inputCommitment Input commitment for inference proofs: the public hash (a field
     ///        element) of the input an attesting model reads, e.g. the image's CLIP embedding.
@@ -132,16 +133,19 @@ interface IProvenanceRegistry {
     error ProvenanceRegistry__InstanceNotInField(uint256 index, uint256 value);
     /// @notice These exact instances were already attested by this model version.
     error ProvenanceRegistry__StatementAlreadyAttested(bytes32 statement);
-    /// @notice The instance at `index` is not the input commitment the asset registered.
-    error ProvenanceRegistry__InputCommitmentMismatch(bytes32 contentDigest, uint256 index);
+    /// @notice No asset has this registration number.
+    error ProvenanceRegistry__UnknownSeq(uint256 seq);
+    /// @notice The instance at `index` is not the input commitment asset `seq` registered.
+    error ProvenanceRegistry__InputCommitmentMismatch(uint256 seq, uint256 index);
     /// @notice A decoded score does not fit the 31-bit signed attestation record.
-    error ProvenanceRegistry__ScoreOutOfRange(bytes32 contentDigest, uint256 instance);
+    error ProvenanceRegistry__ScoreOutOfRange(uint256 seq, uint256 instance);
     /// @notice The asset already has an attestation by this model version.
-    error ProvenanceRegistry__AlreadyAttested(bytes32 contentDigest, uint256 modelId);
+    error ProvenanceRegistry__AlreadyAttested(uint256 seq, uint256 modelId);
     /// @notice The model version's verifier rejected the proof (returned false or reverted).
     error ProvenanceRegistry__ProofRejected(uint256 modelId);
 
     /// @notice Emitted for every registered asset (single, or claimed from a batch).
+    ///         `seq` is its registration number, the id `attestInference` names it by.
     event AssetRegistered(
         bytes32 indexed contentDigest,
         address indexed creator,
@@ -150,6 +154,7 @@ interface IProvenanceRegistry {
         bytes32 inputCommitment,
         bytes32[] parents,
         uint256 batchId,
+        uint256 seq,
         string metadataURI
     );
     /// @notice Emitted when a batch root is committed. `manifestURI` is empty for calldata batches.
@@ -166,11 +171,10 @@ interface IProvenanceRegistry {
     /// @notice Emitted when a proof attests the inference of `modelId` on each asset's input.
     /// @param modelId The attesting model version.
     /// @param statement keccak256(abi.encode(modelId, instances)): the proven statement.
-    /// @param contentDigests The attested assets, in instance order.
+    /// @param seqs The attested assets' registration numbers (see `AssetRegistered`), in
+    ///        instance order.
     /// @param scores Each asset's decoded fixed-point score (scale set by the circuit settings).
-    event InferenceAttested(
-        uint256 indexed modelId, bytes32 indexed statement, bytes32[] contentDigests, int256[] scores
-    );
+    event InferenceAttested(uint256 indexed modelId, bytes32 indexed statement, uint256[] seqs, int256[] scores);
 
     /// @notice Registers one asset and mints its token to the creator.
     /// @dev The caller must be the creator or an approved registrar. A derivative passes one
@@ -217,21 +221,24 @@ interface IProvenanceRegistry {
 
     /// @notice Records a zk proof that model version `modelId` computed each asset's score from
     ///         exactly the input the asset registered.
-    /// @dev Anyone may call: the proof is the authority. With n = `contentDigests.length`
+    /// @dev Anyone may call: the proof is the authority. Assets are named by registration
+    ///      number (`getAsset(contentDigest).seq`, also in `AssetRegistered`): the registry then
+    ///      reads one storage slot per asset, not two. With n = `seqs.length`
     ///      (1..`MAX_ATTEST_BATCH`), `instances` must be the n input commitments in asset order,
     ///      then the n scores (EZKL's layout for a model of n hashed inputs and one public output
     ///      of n values). Reverts when the model has no verifier or is retired, an instance is not
-    ///      a field element, the statement was attested before, an asset is unknown or its
+    ///      a field element, the statement was attested before, a number names no asset or its
     ///      commitment is not its instance, a score does not fit 31 signed bits, an asset already
     ///      has an attestation by this model, or the verifier rejects. Negative scores arrive as
     ///      field elements `modulus - |x|`. Each (asset, model version) is attested once.
     /// @param modelId The attesting model version (its bound verifier checks the proof).
-    /// @param contentDigests The assets, in the order of their commitments in `instances`.
+    /// @param seqs The assets' registration numbers, in the order of their commitments in
+    ///        `instances`.
     /// @param proof The serialized proof, as the verifier takes it.
     /// @param instances The public instances: n commitments, then n scores.
     function attestInference(
         uint256 modelId,
-        bytes32[] calldata contentDigests,
+        uint256[] calldata seqs,
         bytes calldata proof,
         uint256[] calldata instances
     ) external;

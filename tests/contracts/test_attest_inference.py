@@ -33,9 +33,12 @@ class Attest:
     verifier: Any
     kit: ZkKit
 
+    def seq(self, name: str) -> int:
+        return int(self.provenance.getAsset(self.assets[name]).seq)
+
     def call(self, names: list[str], proof: bytes, instances: list[int], sender: Any) -> Any:
-        ids = [self.assets[name] for name in names]
-        return self.provenance.attestInference(self.model_id, ids, proof, instances, sender=sender)
+        seqs = [self.seq(name) for name in names]
+        return self.provenance.attestInference(self.model_id, seqs, proof, instances, sender=sender)
 
 
 def b32(value: int) -> bytes:
@@ -85,7 +88,7 @@ def test_valid_proof_attests_each_asset_once_across_storage_words(attest, strang
     expected_scores = [decode_signed(v) for v in ab.instances[2:]]
     assert event.modelId == attest.model_id
     assert event.statement == statement(attest.model_id, ab.instances)
-    assert [bytes(x) for x in event.contentDigests] == [attest.assets["a"], attest.assets["b"]]
+    assert list(event.seqs) == [7, 8]
     assert list(event.scores) == expected_scores
     assert attest.provenance.attestationOf(attest.assets["a"], attest.model_id) == (True, expected_scores[0])
     assert attest.provenance.attestationOf(attest.assets["b"], attest.model_id) == (True, expected_scores[1])
@@ -107,7 +110,7 @@ def test_an_asset_is_attested_once_per_model_version(attest, stranger):
     ab, ac = attest.kit.proofs["ab"].calldata, attest.kit.proofs["ac"].calldata
     attest.call(["a", "b"], ab.proof, ab.instances, stranger)
     with ape.reverts(
-        attest.provenance.ProvenanceRegistry__AlreadyAttested, contentDigest=attest.assets["a"], modelId=attest.model_id
+        attest.provenance.ProvenanceRegistry__AlreadyAttested, seq=attest.seq("a"), modelId=attest.model_id
     ):
         attest.call(["a", "c"], ac.proof, ac.instances, stranger)
     assert attest.provenance.attestationOf(attest.assets["c"], attest.model_id) == (False, 0)
@@ -116,25 +119,32 @@ def test_an_asset_is_attested_once_per_model_version(attest, stranger):
 def test_the_same_asset_twice_in_one_call_is_refused(attest, stranger):
     ab = attest.kit.proofs["ab"].calldata
     twice = [ab.instances[0], ab.instances[0], ab.instances[2], ab.instances[2]]
-    with ape.reverts(attest.provenance.ProvenanceRegistry__AlreadyAttested, contentDigest=attest.assets["a"]):
+    with ape.reverts(attest.provenance.ProvenanceRegistry__AlreadyAttested, seq=attest.seq("a")):
         attest.call(["a", "a"], ab.proof, twice, stranger)
 
 
 def test_a_proof_for_asset_a_never_attests_asset_b(attest, stranger):
     ab = attest.kit.proofs["ab"].calldata
-    with ape.reverts(attest.provenance.ProvenanceRegistry__InputCommitmentMismatch, contentDigest=attest.assets["b"], index=0):
+    with ape.reverts(attest.provenance.ProvenanceRegistry__InputCommitmentMismatch, seq=attest.seq("b"), index=0):
         attest.call(["b", "a"], ab.proof, ab.instances, stranger)
-    with ape.reverts(attest.provenance.ProvenanceRegistry__InputCommitmentMismatch, contentDigest=attest.assets["c"], index=1):
+    with ape.reverts(attest.provenance.ProvenanceRegistry__InputCommitmentMismatch, seq=attest.seq("c"), index=1):
         attest.call(["a", "c"], ab.proof, ab.instances, stranger)
-    with ape.reverts(attest.provenance.ProvenanceRegistry__InputCommitmentMismatch, contentDigest=attest.assets["zero"]):
+    with ape.reverts(attest.provenance.ProvenanceRegistry__InputCommitmentMismatch, seq=attest.seq("zero"), index=0):
         attest.call(["zero", "b"], ab.proof, ab.instances, stranger)
+    # A filler registered a commitment too, just not this one.
+    with ape.reverts(attest.provenance.ProvenanceRegistry__InputCommitmentMismatch, seq=0, index=0):
+        attest.provenance.attestInference(attest.model_id, [0, attest.seq("b")], ab.proof, ab.instances, sender=stranger)
 
 
-def test_unknown_asset_is_refused(attest, stranger):
+def test_a_number_that_names_no_asset_is_refused(attest, stranger):
     ab = attest.kit.proofs["ab"].calldata
-    ghost = b"\x42" * 32
-    with ape.reverts(attest.provenance.ProvenanceRegistry__UnknownAsset, contentDigest=ghost):
-        attest.provenance.attestInference(attest.model_id, [attest.assets["a"], ghost], ab.proof, ab.instances, sender=stranger)
+    count = int(attest.provenance.assetCount())
+    assert count == 11
+    for ghost in (count, count + 1, 2**256 - 1):
+        with ape.reverts(attest.provenance.ProvenanceRegistry__UnknownSeq, seq=ghost):
+            attest.provenance.attestInference(
+                attest.model_id, [attest.seq("a"), ghost], ab.proof, ab.instances, sender=stranger
+            )
 
 
 @pytest.mark.parametrize("index", [2, 3])
@@ -179,7 +189,7 @@ def test_an_instance_at_or_above_the_field_modulus_is_refused(attest, stranger, 
 def test_scores_outside_31_signed_bits_are_refused_before_the_verifier(attest, stranger):
     ab = attest.kit.proofs["ab"].calldata
     for score in (1 << 30, FIELD_MODULUS - (1 << 30) - 1):
-        with ape.reverts(attest.provenance.ProvenanceRegistry__ScoreOutOfRange, contentDigest=attest.assets["a"], instance=score):
+        with ape.reverts(attest.provenance.ProvenanceRegistry__ScoreOutOfRange, seq=attest.seq("a"), instance=score):
             attest.call(["a", "b"], ab.proof, [ab.instances[0], ab.instances[1], score, ab.instances[3]], stranger)
     # The largest scores that fit are decoded and reach the verifier, which rejects them.
     for score in ((1 << 30) - 1, FIELD_MODULUS - (1 << 30)):
@@ -191,7 +201,7 @@ def test_batch_and_instance_counts_are_checked(attest, stranger):
     ab = attest.kit.proofs["ab"].calldata
     with ape.reverts(attest.provenance.ProvenanceRegistry__BadAttestationSize, count=0, maxCount=256):
         attest.provenance.attestInference(attest.model_id, [], ab.proof, [], sender=stranger)
-    too_many = [attest.assets["a"]] * 257
+    too_many = [attest.seq("a")] * 257
     with ape.reverts(attest.provenance.ProvenanceRegistry__BadAttestationSize, count=257, maxCount=256):
         attest.provenance.attestInference(attest.model_id, too_many, ab.proof, [0] * 514, sender=stranger)
     with ape.reverts(attest.provenance.ProvenanceRegistry__BadInstanceCount, given=3, expected=4):
@@ -202,7 +212,7 @@ def test_batch_and_instance_counts_are_checked(attest, stranger):
 
 def test_model_without_verifier_retired_or_unknown_is_refused(attest, core, developer, stranger):
     ab = attest.kit.proofs["ab"].calldata
-    ids = [attest.assets["a"], attest.assets["b"]]
+    ids = [attest.seq("a"), attest.seq("b")]
     unbound = register_model(core.models, developer, label="unbound-head", data_bps=0)
     with ape.reverts(attest.provenance.ProvenanceRegistry__NoVerifier, modelId=unbound):
         attest.provenance.attestInference(unbound, ids, ab.proof, ab.instances, sender=stranger)

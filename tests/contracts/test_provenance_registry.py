@@ -64,6 +64,20 @@ def test_register_mints_token_and_stores_record(core, model_id, creator):
     assert len(events) == 1
     assert events[0].contentDigest == record.content_digest
     assert events[0].batchId == 0
+    assert events[0].seq == stored.seq == 0
+    assert core.provenance.assetCount() == 1
+
+
+def test_registration_numbers_count_up_and_carry_the_input_commitment(core, model_id, creator):
+    plain = asset_record("numbered-0", creator, model_id, commitment=b"\x00" * 32)
+    committed = asset_record("numbered-1", creator, model_id, commitment=b"\x07" * 32)
+    register_asset(core.provenance, creator, plain)
+    receipt = register_asset(core.provenance, creator, committed)
+    assert core.provenance.getAsset(plain.content_digest).seq == 0
+    assert core.provenance.getAsset(plain.content_digest).inputCommitment == b"\x00" * 32
+    stored = core.provenance.getAsset(committed.content_digest)
+    assert (stored.seq, stored.inputCommitment) == (1, b"\x07" * 32)
+    assert receipt.events.filter(core.provenance.AssetRegistered)[0].seq == 1
 
 
 def test_register_by_approved_registrar(core, model_id, creator, stranger):
