@@ -16,7 +16,7 @@ APE := $(ROOT)/.venv/bin/ape
 ANVIL_NETWORK := ethereum:local:foundry
 PYTEST_ARGS ?=
 
-.PHONY: help setup compile demo test test-embedded test-anvil test-fast lint lock clean bench-gas bench-zk
+.PHONY: help setup compile demo test test-embedded test-anvil test-fast lint lock clean bench-gas bench-zk bench-models train-clip train-t2i
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -49,7 +49,16 @@ bench-gas: compile ## Gas of every core operation vs baselines and targets (NETW
 bench-zk: compile ## zk proving and attestation: ezkl defaults one per proof vs tuned batches (BATCH=K)
 	@python bench/zk.py $(if $(BATCH),--batch $(BATCH))
 
-lint: setup ## ruff (lint + format check) and mypy (strict on agents/ and zkml/)
+bench-models: setup ## Tiny CLIP zero-shot, generation accuracy (pixel judge), CPU images/s vs baselines
+	@python bench/models.py
+
+train-clip: setup ## Retrain the shipped tiny CLIP into models/tiny-clip (CPU, about 45 min; resumes)
+	@python -m media.train_clip --out models/tiny-clip
+
+train-t2i: setup ## Retrain the shipped tiny text-to-image model into models/tiny-t2i (CPU; resumes)
+	@python -m media.train_t2i --clip models/tiny-clip --out models/tiny-t2i
+
+lint: setup ## ruff (lint + format check) and mypy (strict on agents/, zkml/ and media/)
 	@ruff check .
 	@ruff format --check .
 	@mypy

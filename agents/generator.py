@@ -1,0 +1,288 @@
+"""Generator stage: prompts in, PNG bytes with their digest and lineage record out.
+
+Any diffusers text-to-image pipeline works: a local folder (the shipped `models/tiny-t2i`, a
+saved Stable Diffusion, ...) or a Hugging Face hub id already in the local cache. Nothing is
+downloaded when `HF_HUB_OFFLINE=1`; a missing model is a `ModelNotFoundError` that says so.
+
+Determinism: a request's image depends only on the request, the device and the generator's
+batch size. Each request has its own seeded `torch.Generator`, and every pipeline call has
+exactly `batch` rows: a short micro-batch is padded with copies of its last request, whose
+outputs are dropped. Kernels pick their algorithm by tensor shape, so a fixed shape makes the
+same request give the same PNG bytes (and digest) alone or beside any others (a test checks it);
+the batch size is part of the lineage record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agents.digests import weights_digest
+from agents.errors import PermanentError
+
+#: Pipelines proofmint defines (diffusers resolves only its own class names by itself).
+CUSTOM_PIPELINES = {"TinyText2ImagePipeline": ("media.t2i", "TinyText2ImagePipeline")}
+
+
+class GeneratorError(PermanentError, ValueError):
+    """A generation request or pipeline set-up that cannot work as given."""
+
+
+class ModelNotFoundError(GeneratorError, FileNotFoundError):
+    """The model is neither a local folder nor in the local Hugging Face cache."""
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One image to make. `parents` are the content digests of assets it derives from."""
+
+    prompt: str
+    seed: int
+    negative_prompt: str = ""
+    steps: int = 25
+    guidance: float = 3.0
+    height: int | None = None
+    width: int | None = None
+    parents: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.prompt.strip():
+            raise GeneratorError("the prompt is empty")
+        if not 0 <= self.seed < 2**63:
+            raise GeneratorError(f"seed must be in [0, 2^63), got {self.seed}")
+        if not 1 <= self.steps <= 1_000:
+            raise GeneratorError(f"steps must be in [1, 1000], got {self.steps}")
+        if not 0.0 <= self.guidance <= 50.0:
+            raise GeneratorError(f"guidance must be in [0, 50], got {self.guidance}")
+        for side in (self.height, self.width):
+            if side is not None and (side < 8 or side % 8):
+                raise GeneratorError(f"height and width must be multiples of 8, at least 8; got {side}")
+
+    def signature(self) -> tuple[int, float, int | None, int | None]:
+        """Requests with the same signature can share a pipeline call."""
+        return (self.steps, self.guidance, self.height, self.width)
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """What produced an image: enough to reproduce it on the same device."""
+
+    model: str
+    model_digest: str
+    pipeline: str
+    scheduler: str
+    adapters: tuple[str, ...]
+    prompt: str
+    negative_prompt: str
+    seed: int
+    steps: int
+    guidance: float
+    height: int | None
+    width: int | None
+    parents: tuple[str, ...]
+    device: str
+    dtype: str
+    batch: int
+
+    def canonical(self) -> bytes:
+        """Sorted-key compact JSON: the bytes `params_digest` hashes."""
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
+
+    def params_digest(self) -> bytes:
+        """The generation-parameters digest an asset registers."""
+        return hashlib.sha256(self.canonical()).digest()
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    png: bytes
+    lineage: Lineage
+    digest: bytes = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "digest", hashlib.sha256(self.png).digest())
+
+
+def png_bytes(image: Any) -> bytes:
+    """PNG of a PIL image with no metadata, so equal pixels give equal bytes."""
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="PNG", optimize=False, compress_level=6)
+    return buffer.getvalue()
+
+
+def _device_and_dtype(device: str | None) -> tuple[Any, Any]:
+    import torch
+
+    name = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    target = torch.device(name)
+    if target.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    else:
+        dtype = torch.float32
+    return target, dtype
+
+
+def load_pipeline(source: str, device: str | None = None) -> tuple[Any, str]:
+    """A diffusers pipeline from a local folder or a cached hub id, and its weights digest.
+
+    The digest is `agents.digests.weights_digest` of the folder (for a hub id, of its cached
+    snapshot folder), i.e. what `ModelRegistry` records for the model version.
+    """
+    import importlib
+
+    from diffusers import DiffusionPipeline
+
+    target, dtype = _device_and_dtype(device)
+    path = Path(source)
+    if path.exists():
+        index = path / "model_index.json"
+        if not index.is_file():
+            raise ModelNotFoundError(f"{path} has no model_index.json: not a diffusers pipeline folder")
+        class_name = json.loads(index.read_text()).get("_class_name", "")
+        cls: Any = DiffusionPipeline
+        if class_name in CUSTOM_PIPELINES:
+            module, name = CUSTOM_PIPELINES[class_name]
+            cls = getattr(importlib.import_module(module), name)
+        pipe = cls.from_pretrained(str(path), torch_dtype=dtype)
+        folder = path
+    else:
+        offline = os.environ.get("HF_HUB_OFFLINE", "") not in {"", "0", "false", "False"}
+        try:
+            pipe = DiffusionPipeline.from_pretrained(source, torch_dtype=dtype, local_files_only=offline)
+        except (OSError, ValueError) as err:
+            where = "the local Hugging Face cache (HF_HUB_OFFLINE=1)" if offline else "the hub"
+            raise ModelNotFoundError(
+                f"{source!r} is not a local folder and could not be loaded from {where}: {err}. "
+                "Pass the path of a saved diffusers pipeline folder."
+            ) from err
+        folder = Path(pipe.config.get("_name_or_path", source))
+    pipe = pipe.to(target)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe, weights_digest(folder).hex() if folder.is_dir() else ""
+
+
+Progress = Callable[[int, int], None]
+
+
+class Generator:
+    """Runs requests through one loaded pipeline, off the event loop.
+
+    Lifecycle:
+    1. `Generator.load(source)` loads the pipeline in a worker thread (the caller's loop keeps
+       running) and records its weights digest.
+    2. `await generate(requests)` groups requests by signature, runs fixed-size micro-batches
+       in the executor and returns one `GeneratedImage` per request, in request order.
+       `progress(done, total)` is called (from the loop) after every micro-batch.
+    3. `close()` shuts down the executor it owns.
+    """
+
+    def __init__(self, pipe: Any, source: str, model_digest: str, executor: Executor | None = None, batch: int = 8):
+        if batch < 1:
+            raise GeneratorError(f"batch must be at least 1, got {batch}")
+        self._pipe = pipe
+        self._source = source
+        self._model_digest = model_digest
+        self._owned = executor is None
+        self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="generator")
+        self.batch = batch
+
+    @classmethod
+    async def load(
+        cls, source: str, device: str | None = None, executor: Executor | None = None, batch: int = 8
+    ) -> Generator:
+        pool = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="generator")
+        pipe, digest = await asyncio.get_running_loop().run_in_executor(pool, load_pipeline, source, device)
+        generator = cls(pipe, source, digest, pool, batch)
+        generator._owned = executor is None
+        return generator
+
+    def close(self) -> None:
+        if self._owned:
+            self._executor.shutdown(wait=True)
+
+    @property
+    def adapters(self) -> tuple[str, ...]:
+        getter = getattr(self._pipe, "get_list_adapters", None)
+        if getter is None:
+            return ()
+        try:
+            listed = getter()
+        except (AttributeError, ValueError):
+            return ()
+        return tuple(sorted({name for names in listed.values() for name in names}))
+
+    def lineage(self, request: GenerationRequest) -> Lineage:
+        return Lineage(
+            model=self._source,
+            model_digest=self._model_digest,
+            pipeline=type(self._pipe).__name__,
+            scheduler=type(self._pipe.scheduler).__name__,
+            adapters=self.adapters,
+            prompt=request.prompt,
+            negative_prompt=request.negative_prompt,
+            seed=request.seed,
+            steps=request.steps,
+            guidance=request.guidance,
+            height=request.height,
+            width=request.width,
+            parents=tuple(request.parents),
+            device=str(self._pipe.device),
+            dtype=str(self._pipe.dtype).removeprefix("torch."),
+            batch=self.batch,
+        )
+
+    def run_batch(self, requests: Sequence[GenerationRequest]) -> list[Any]:
+        """One pipeline call of exactly `batch` rows (blocking): PIL images, one per request."""
+        import torch
+
+        if not 1 <= len(requests) <= self.batch:
+            raise GeneratorError(f"a micro-batch holds 1 to {self.batch} requests, not {len(requests)}")
+        if len({r.signature() for r in requests}) != 1:
+            raise GeneratorError("a micro-batch mixes steps, guidance or sizes")
+        real = len(requests)
+        requests = [*requests, *[requests[-1]] * (self.batch - real)]
+        first = requests[0]
+        generators = [torch.Generator(device=self._pipe.device).manual_seed(r.seed) for r in requests]
+        kwargs: dict[str, Any] = {
+            "prompt": [r.prompt for r in requests],
+            "negative_prompt": [r.negative_prompt for r in requests],
+            "num_inference_steps": first.steps,
+            "guidance_scale": first.guidance,
+            "generator": generators,
+        }
+        if first.height is not None:
+            kwargs["height"] = first.height
+        if first.width is not None:
+            kwargs["width"] = first.width
+        with torch.inference_mode():
+            return list(self._pipe(**kwargs).images)[:real]
+
+    def _micro_batches(self, requests: Sequence[GenerationRequest]) -> list[list[int]]:
+        groups: dict[tuple[int, float, int | None, int | None], list[int]] = {}
+        for index, request in enumerate(requests):
+            groups.setdefault(request.signature(), []).append(index)
+        return [indexes[i : i + self.batch] for indexes in groups.values() for i in range(0, len(indexes), self.batch)]
+
+    async def generate(
+        self, requests: Sequence[GenerationRequest], progress: Progress | None = None
+    ) -> list[GeneratedImage]:
+        loop = asyncio.get_running_loop()
+        results: list[GeneratedImage | None] = [None] * len(requests)
+        done = 0
+        for indexes in self._micro_batches(requests):
+            chunk = [requests[i] for i in indexes]
+            images = await loop.run_in_executor(self._executor, self.run_batch, chunk)
+            for index, request, image in zip(indexes, chunk, images, strict=True):
+                results[index] = GeneratedImage(png_bytes(image), self.lineage(request))
+            done += len(indexes)
+            if progress is not None:
+                progress(done, len(requests))
+        return [r for r in results if r is not None]
