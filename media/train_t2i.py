@@ -29,14 +29,14 @@ from media.t2i import TinyClipTextEncoder, TinyText2ImagePipeline, build_schedul
 
 @dataclass(frozen=True)
 class T2ITraining:
-    steps: int = 4_000
+    steps: int = 2_500
     batch: int = 32
     lr: float = 1e-3
     warmup: int = 200
     ema_decay: float = 0.999
     drop_caption: float = 0.1
     seed: int = 11
-    eval_every: int = 1_000
+    eval_every: int = 500
     eval_prompts: int = 64
     eval_steps: int = 25
     guidance: float = 3.0

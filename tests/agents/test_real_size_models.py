@@ -129,19 +129,24 @@ async def test_curator_runs_open_clip_vit_b_32(tmp_path):
 
     from media.dataset import examples
 
+    torch.manual_seed(0)
     model = open_clip.create_model("ViT-B-32")
     assert sum(p.numel() for p in model.parameters()) > 150_000_000
     checkpoint = tmp_path / "vit-b-32.safetensors"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(checkpoint))
     del model
     held = list(examples("test", 8, 3))
-    curator = await Curator.load(
-        f"ViT-B-32@{checkpoint}", CurationPolicy(accept_at=-1.0, review_at=-1.0, blocked=("a weapon",))
+    # Random weights put every embedding near every other, so moderation would flag at random:
+    # its thresholds are out of reach here (the concept is still embedded by the model).
+    policy = CurationPolicy(
+        accept_at=-1.0, review_at=-1.0, blocked=("a weapon",), image_moderation_at=1.0, prompt_moderation_at=1.0
     )
+    curator = await Curator.load(f"ViT-B-32@{checkpoint}", policy)
     try:
         verdicts = await curator.curate([CurationItem(f"{i:064x}", e.image, e.caption) for i, e in enumerate(held)])
         again = await curator.curate([CurationItem("f" * 64, held[0].image, held[0].caption)])
     finally:
         curator.close()
     assert [len(v.embedding) for v in verdicts] == [512, 512, 512]
+    assert [v.decision.value for v in verdicts] == ["accept"] * 3 and not any(v.flags for v in verdicts)
     assert again[0].duplicate_of == f"{0:064x}", "the same image again is a copy of the first"
