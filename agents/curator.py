@@ -288,14 +288,15 @@ class Curator:
         """Verdicts for a batch (blocking: run it in an executor)."""
         if not items:
             return []
-        images = self.embed_images([item.image for item in items])
+        pictures = [_as_image(item.image) for item in items]  # decoded once: embedding and hash
+        images = self.embed_images(pictures)
         prompts = self._clip.encode_texts([item.prompt for item in items]).cpu().numpy()
         verdicts: list[Verdict] = []
-        for item, image, prompt in zip(items, images, prompts, strict=True):
+        for item, picture, image, prompt in zip(items, pictures, images, prompts, strict=True):
             alignment = float(image @ prompt)
             flags = self._flags(prompt, "prompt", self.policy.prompt_moderation_at)
             flags += self._flags(image, "image", self.policy.image_moderation_at)
-            image_hash = perceptual_hash(item.image)
+            image_hash = perceptual_hash(picture)
             duplicate, similarity = None, 0.0
             for digest, cosine, other_hash in self.index.neighbours(image, self.policy.duplicate_at):
                 if hash_distance(image_hash, other_hash) <= self.policy.duplicate_hash_bits:

@@ -17,13 +17,15 @@ def sha256_file(path: Path) -> bytes:
     return digest.digest()
 
 
-def weights_digest(path: Path) -> bytes:
+def weights_digest(path: Path, *, follow_links: bool = False) -> bytes:
     """The weights digest ModelRegistry records.
 
     A file: sha256 of its bytes. A folder (a diffusers or open_clip checkpoint): sha256 over one
     line per regular file, `<relative posix path>\\0<sha256 hex>\\n`, sorted by path, so the digest
     depends on names and contents only, never on timestamps or the order the disk lists them in.
-    Symbolic links are refused rather than silently followed or skipped.
+    Symbolic links are refused rather than silently followed or skipped, unless `follow_links`
+    (a Hugging Face cache snapshot links every file to its blob): then a linked file counts
+    under its own name with its target's bytes, so the digest equals that of a plain copy.
     """
     if path.is_file():
         return sha256_file(path)
@@ -32,7 +34,7 @@ def weights_digest(path: Path) -> bytes:
     lines: list[str] = []
     for item in sorted(path.rglob("*")):
         rel = item.relative_to(path).as_posix()
-        if item.is_symlink():
+        if item.is_symlink() and not follow_links:
             raise ValueError(f"{item}: symbolic links are not hashed; copy the file into the folder")
         if item.is_file():
             lines.append(f"{rel}\0{sha256_file(item).hex()}\n")

@@ -130,43 +130,49 @@ def _device_and_dtype(device: str | None) -> tuple[Any, Any]:
     return target, dtype
 
 
+def pipeline_folder(source: str) -> Path:
+    """The folder a pipeline loads from: `source` itself, or a hub id's snapshot folder in the
+    local Hugging Face cache (downloaded first only when `HF_HUB_OFFLINE` is not set)."""
+    path = Path(source)
+    if path.exists():
+        return path
+    from huggingface_hub import snapshot_download
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in {"", "0", "false", "False"}
+    try:
+        return Path(snapshot_download(repo_id=source, local_files_only=offline))
+    except (OSError, ValueError) as err:
+        where = "the local Hugging Face cache (HF_HUB_OFFLINE=1)" if offline else "the hub"
+        raise ModelNotFoundError(
+            f"{source!r} is not a local folder and could not be loaded from {where}: {err}. "
+            "Pass the path of a saved diffusers pipeline folder."
+        ) from err
+
+
 def load_pipeline(source: str, device: str | None = None) -> tuple[Any, str]:
     """A diffusers pipeline from a local folder or a cached hub id, and its weights digest.
 
-    The digest is `agents.digests.weights_digest` of the folder (for a hub id, of its cached
-    snapshot folder), i.e. what `ModelRegistry` records for the model version.
+    The digest is `agents.digests.weights_digest` of the folder the pipeline loaded from (for a
+    hub id, its cached snapshot folder), i.e. what `ModelRegistry` records for the model version.
     """
     import importlib
 
     from diffusers import DiffusionPipeline
 
     target, dtype = _device_and_dtype(device)
-    path = Path(source)
-    if path.exists():
-        index = path / "model_index.json"
-        if not index.is_file():
-            raise ModelNotFoundError(f"{path} has no model_index.json: not a diffusers pipeline folder")
-        class_name = json.loads(index.read_text()).get("_class_name", "")
-        cls: Any = DiffusionPipeline
-        if class_name in CUSTOM_PIPELINES:
-            module, name = CUSTOM_PIPELINES[class_name]
-            cls = getattr(importlib.import_module(module), name)
-        pipe = cls.from_pretrained(str(path), torch_dtype=dtype)
-        folder = path
-    else:
-        offline = os.environ.get("HF_HUB_OFFLINE", "") not in {"", "0", "false", "False"}
-        try:
-            pipe = DiffusionPipeline.from_pretrained(source, torch_dtype=dtype, local_files_only=offline)
-        except (OSError, ValueError) as err:
-            where = "the local Hugging Face cache (HF_HUB_OFFLINE=1)" if offline else "the hub"
-            raise ModelNotFoundError(
-                f"{source!r} is not a local folder and could not be loaded from {where}: {err}. "
-                "Pass the path of a saved diffusers pipeline folder."
-            ) from err
-        folder = Path(pipe.config.get("_name_or_path", source))
-    pipe = pipe.to(target)
+    folder = pipeline_folder(source)
+    index = folder / "model_index.json"
+    if not index.is_file():
+        raise ModelNotFoundError(f"{folder} has no model_index.json: not a diffusers pipeline folder")
+    class_name = json.loads(index.read_text()).get("_class_name", "")
+    cls: Any = DiffusionPipeline
+    if class_name in CUSTOM_PIPELINES:
+        module, name = CUSTOM_PIPELINES[class_name]
+        cls = getattr(importlib.import_module(module), name)
+    pipe = cls.from_pretrained(str(folder), torch_dtype=dtype).to(target)
     pipe.set_progress_bar_config(disable=True)
-    return pipe, weights_digest(folder).hex() if folder.is_dir() else ""
+    # A hub snapshot is the cache's own links to its blobs; a local folder must hold real files.
+    return pipe, weights_digest(folder, follow_links=folder != Path(source)).hex()
 
 
 Progress = Callable[[int, int], None]

@@ -35,15 +35,15 @@ DEFAULT_STEPS = GenerationRequest("x", seed=0).steps
 
 
 def save_grid(images: list[object], prompts: list[str], out: Path, columns: int = 8) -> None:
-    from PIL import Image, ImageDraw
+    """The images as a grid PNG, and beside it a text file naming each cell's prompt."""
+    from PIL import Image
 
-    cell, caption_h = 96, 0
+    cell = 96
     rows = (len(images) + columns - 1) // columns
-    grid = Image.new("RGB", (columns * cell, rows * (cell + caption_h)), "white")
+    grid = Image.new("RGB", (columns * cell, rows * cell), "white")
     for i, image in enumerate(images):
         tile = image.resize((cell - 4, cell - 4), Image.NEAREST)  # type: ignore[attr-defined]
-        grid.paste(tile, ((i % columns) * cell + 2, (i // columns) * (cell + caption_h) + 2))
-    ImageDraw.Draw(grid)
+        grid.paste(tile, ((i % columns) * cell + 2, (i // columns) * cell + 2))
     out.mkdir(parents=True, exist_ok=True)
     grid.save(out / "generated-grid.png")
     lines = [f"{i // columns},{i % columns}: {p}" for i, p in enumerate(prompts)]

@@ -12,7 +12,6 @@ caption; and every image brings a hard negative, its caption with one attribute 
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
 from dataclasses import asdict, dataclass, replace
@@ -20,14 +19,14 @@ from pathlib import Path
 from typing import cast
 
 import click
-import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 
 from media.cards import write_card
 from media.clip import MEAN, STD, LoadedClip, TinyClipShape, build, save, zero_shot_top1
-from media.dataset import _ALLOWED, ATTRIBUTES, Composition, Split, example, examples, to_array
+from media.dataset import _ALLOWED, ATTRIBUTES, Composition, Split, example, examples
 from media.tokenizer import build_tokenizer, save_tokenizer
+from media.training import load_checkpoint, pixels, save_checkpoint, warmup_cosine
 
 
 @dataclass(frozen=True)
@@ -44,8 +43,7 @@ class ClipTraining:
 
 def to_tensor(images: list[object]) -> torch.Tensor:
     """PIL images to the normalised (B, 3, H, W) float batch the preprocess also produces."""
-    array = np.stack([to_array(image) for image in images]).astype(np.float32) / 255.0  # type: ignore[arg-type]
-    tensor = torch.from_numpy(array).permute(0, 3, 1, 2)
+    tensor = pixels(images)
     mean = torch.tensor(MEAN).view(1, 3, 1, 1)
     std = torch.tensor(STD).view(1, 3, 1, 1)
     return (tensor - mean) / std
@@ -58,13 +56,6 @@ def one_attribute_changed(c: Composition, rng: random.Random) -> Composition:
     attributes = asdict(c)
     attributes[name] = value
     return Composition(**attributes)
-
-
-def learning_rate(step: int, config: ClipTraining) -> float:
-    if step < config.warmup:
-        return config.lr * (step + 1) / config.warmup
-    progress = (step - config.warmup) / max(1, config.steps - config.warmup)
-    return config.lr * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def clip_loss(model: torch.nn.Module, images: torch.Tensor, texts: torch.Tensor, captions: list[str]) -> torch.Tensor:
@@ -121,21 +112,20 @@ def train(out: Path, work: Path, shape: TinyClipShape, config: ClipTraining) -> 
         lr=config.lr,
         betas=(0.9, 0.98),
     )
-    checkpoint = work / "checkpoint.pt"
+    identity = {"config": asdict(config), "shape": asdict(shape)}
     progress = Progress(0, [])
-    if checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=False)
-        if state["config"] == asdict(config) and state["shape"] == asdict(shape):
-            model.load_state_dict(state["model"])
-            optimiser.load_state_dict(state["optimiser"])
-            progress = Progress(state["step"], state["history"])
-            click.echo(f"resuming at step {progress.step}", err=True)
+    state = load_checkpoint(work, identity)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        progress = Progress(state["step"], state["history"])
+        click.echo(f"resuming at step {progress.step}", err=True)
     model.train()
     started = time.monotonic()
     while progress.step < config.steps:
         step = progress.step
         for group in optimiser.param_groups:
-            group["lr"] = learning_rate(step, config)
+            group["lr"] = warmup_cosine(step, lr=config.lr, warmup=config.warmup, steps=config.steps)
         batch = [example("train", config.seed, step * config.batch + i, shape.image_size) for i in range(config.batch)]
         rng = random.Random(f"negatives|{config.seed}|{step}")
         captions = [e.caption for e in batch]
@@ -155,16 +145,16 @@ def train(out: Path, work: Path, shape: TinyClipShape, config: ClipTraining) -> 
             accuracy = evaluate(model, tokenizer, "test", config.eval_images)
             progress.history.append({"step": progress.step, "loss": float(loss.item()), "zero_shot_top1": accuracy})
             click.echo(f"step {progress.step}: held-out zero-shot top-1 {accuracy:.3f}", err=True)
-            state = {
-                "config": asdict(config),
-                "shape": asdict(shape),
-                "model": model.state_dict(),
-                "optimiser": optimiser.state_dict(),
-                "step": progress.step,
-                "history": progress.history,
-            }
-            torch.save(state, work / "checkpoint.tmp")
-            (work / "checkpoint.tmp").replace(checkpoint)
+            save_checkpoint(
+                work,
+                {
+                    **identity,
+                    "model": model.state_dict(),
+                    "optimiser": optimiser.state_dict(),
+                    "step": progress.step,
+                    "history": progress.history,
+                },
+            )
     model.eval()
     save(model, shape, out)
     metrics = {"zero_shot_top1": progress.history[-1]["zero_shot_top1"], "final_loss": progress.history[-1]["loss"]}

@@ -11,20 +11,19 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import click
-import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 
 from media.cards import write_card
-from media.dataset import example, examples, to_array
+from media.dataset import example, examples
 from media.judge import judge
 from media.t2i import TinyClipTextEncoder, TinyText2ImagePipeline, build_scheduler, build_unet
+from media.training import load_checkpoint, pixels, save_checkpoint, warmup_cosine
 
 
 @dataclass(frozen=True)
@@ -40,19 +39,6 @@ class T2ITraining:
     eval_prompts: int = 64
     eval_steps: int = 25
     guidance: float = 3.0
-
-
-def to_pixels(images: list[object]) -> torch.Tensor:
-    """PIL images to (B, 3, H, W) floats in [-1, 1]."""
-    array = np.stack([to_array(image) for image in images]).astype(np.float32)  # type: ignore[arg-type]
-    return torch.from_numpy(array).permute(0, 3, 1, 2) / 127.5 - 1.0
-
-
-def learning_rate(step: int, config: T2ITraining) -> float:
-    if step < config.warmup:
-        return config.lr * (step + 1) / config.warmup
-    progress = (step - config.warmup) / max(1, config.steps - config.warmup)
-    return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def attribute_accuracy(pipe: TinyText2ImagePipeline, config: T2ITraining, seed: int = 0) -> float:
@@ -80,15 +66,14 @@ def train(clip: Path, out: Path, work: Path, config: T2ITraining) -> dict[str, f
     scheduler = build_scheduler()
     optimiser = torch.optim.AdamW(unet.parameters(), lr=config.lr, weight_decay=0.01)
     progress: dict[str, object] = {"step": 0, "history": []}
-    checkpoint = work / "checkpoint.pt"
-    if checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=False)
-        if state["config"] == asdict(config) and state["clip"] == str(clip):
-            unet.load_state_dict(state["unet"])
-            ema.load_state_dict(state["ema"])
-            optimiser.load_state_dict(state["optimiser"])
-            progress = {"step": state["step"], "history": state["history"]}
-            click.echo(f"resuming at step {progress['step']}", err=True)
+    identity = {"config": asdict(config), "clip": str(clip)}
+    state = load_checkpoint(work, identity)
+    if state is not None:
+        unet.load_state_dict(state["unet"])
+        ema.load_state_dict(state["ema"])
+        optimiser.load_state_dict(state["optimiser"])
+        progress = {"step": state["step"], "history": state["history"]}
+        click.echo(f"resuming at step {progress['step']}", err=True)
     history: list[dict[str, float]] = progress["history"]  # type: ignore[assignment]
     step: int = progress["step"]  # type: ignore[assignment]
     cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -107,13 +92,13 @@ def train(clip: Path, out: Path, work: Path, config: T2ITraining) -> dict[str, f
     started, first = time.monotonic(), step
     while step < config.steps:
         for group in optimiser.param_groups:
-            group["lr"] = learning_rate(step, config)
+            group["lr"] = warmup_cosine(step, lr=config.lr, warmup=config.warmup, steps=config.steps, floor=0.1)
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
         batch = [example("train", config.seed, step * config.batch + i) for i in range(config.batch)]
         drop = torch.rand(config.batch, generator=generator) < config.drop_caption
         captions = ["" if d else e.caption for d, e in zip(drop.tolist(), batch, strict=True)]
         pooled, tokens = encode(captions)
-        clean = to_pixels([e.image for e in batch])
+        clean = pixels([e.image for e in batch]) * 2.0 - 1.0  # [-1, 1]
         noise = torch.randn(clean.shape, generator=generator)
         timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (config.batch,), generator=generator)
         noisy = scheduler.add_noise(clean, noise, timesteps)
@@ -137,17 +122,17 @@ def train(clip: Path, out: Path, work: Path, config: T2ITraining) -> dict[str, f
             accuracy = attribute_accuracy(pipe, config)
             history.append({"step": step, "loss": float(loss.item()), "attribute_accuracy": accuracy})
             click.echo(f"step {step}: held-out attribute accuracy {accuracy:.3f}", err=True)
-            state = {
-                "config": asdict(config),
-                "clip": str(clip),
-                "unet": unet.state_dict(),
-                "ema": ema.state_dict(),
-                "optimiser": optimiser.state_dict(),
-                "step": step,
-                "history": history,
-            }
-            torch.save(state, work / "checkpoint.tmp")
-            (work / "checkpoint.tmp").replace(checkpoint)
+            save_checkpoint(
+                work,
+                {
+                    **identity,
+                    "unet": unet.state_dict(),
+                    "ema": ema.state_dict(),
+                    "optimiser": optimiser.state_dict(),
+                    "step": step,
+                    "history": history,
+                },
+            )
     pipe = TinyText2ImagePipeline(unet=ema, scheduler=scheduler, text_encoder=text_encoder, tokenizer=tokenizer)
     pipe.save_pretrained(str(out))
     metrics = {"attribute_accuracy": history[-1]["attribute_accuracy"], "final_loss": history[-1]["loss"]}

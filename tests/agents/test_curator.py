@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 from pathlib import Path
@@ -22,6 +21,7 @@ from agents.curator import (
 )
 from media.clip import load
 from media.dataset import COLOURS, examples, render
+from tests.agents.loop_probe import loop_ticks
 from zkml.pipeline import input_commitment
 from zkml.settings import PinnedSettings
 
@@ -180,19 +180,10 @@ def test_bad_policies_and_items_are_refused(clip, tmp_path):
 @pytest.mark.asyncio
 async def test_curation_runs_off_the_event_loop():
     curator = await Curator.load(CLIP, CurationPolicy())
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.002)
-            ticks += 1
-
-    task = asyncio.create_task(ticker())
     try:
-        verdicts = await curator.curate(items("test", 8, 256))
+        async with loop_ticks(0.002) as ticks:
+            verdicts = await curator.curate(items("test", 8, 256))
     finally:
-        task.cancel()
         curator.close()
     assert len(verdicts) == 256
-    assert ticks > 3
+    assert ticks.count > 3

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
 import json
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from agents.generator import (
 )
 from media.dataset import examples
 from media.t2i import TinyClipTextEncoder, TinyText2ImagePipeline, build_scheduler, build_unet
+from tests.agents.loop_probe import loop_ticks
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_CLIP = ROOT / "models" / "tiny-clip"
@@ -98,25 +99,16 @@ async def test_lineage_records_everything_that_made_the_image(t2i_folder):
 @pytest.mark.asyncio
 async def test_generation_runs_off_the_event_loop_and_reports_progress(t2i_folder):
     generator = await Generator.load(str(t2i_folder), device="cpu", batch=2)
-    ticks = 0
     seen: list[tuple[int, int]] = []
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.005)
-            ticks += 1
-
-    task = asyncio.create_task(ticker())
     try:
-        mixed = [*requests(3, steps=6), GenerationRequest("two small blue squares", seed=1, steps=2)]
-        images = await generator.generate(mixed, progress=lambda done, total: seen.append((done, total)))
+        async with loop_ticks(0.005) as ticks:
+            mixed = [*requests(3, steps=6), GenerationRequest("two small blue squares", seed=1, steps=2)]
+            images = await generator.generate(mixed, progress=lambda done, total: seen.append((done, total)))
     finally:
-        task.cancel()
         generator.close()
     assert len(images) == 4 and [i.lineage.steps for i in images] == [6, 6, 6, 2]
     assert seen[-1] == (4, 4) and [d for d, _ in seen] == sorted(d for d, _ in seen)
-    assert ticks > 5, "the loop kept running while the pipeline worked"
+    assert ticks.count > 5, "the loop kept running while the pipeline worked"
 
 
 def test_bad_requests_are_refused():
@@ -138,6 +130,45 @@ def test_missing_models_are_clear_errors(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelNotFoundError, match=r"HF_HUB_OFFLINE=1"):
         load_pipeline("proofmint/no-such-model", "cpu")
+
+
+@pytest.mark.asyncio
+async def test_a_hub_id_loads_from_the_local_cache_snapshot_and_digests_like_the_folder(
+    t2i_folder, tmp_path, monkeypatch
+):
+    import huggingface_hub.constants
+
+    from agents.digests import weights_digest
+
+    # The cache's real layout: files in blobs/, the snapshot holds links to them, refs/main names it.
+    repo = tmp_path / "hub" / "models--proofmint--tiny-t2i"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = repo / "snapshots" / commit
+    for file in sorted(p for p in t2i_folder.rglob("*") if p.is_file()):
+        blob = repo / "blobs" / hashlib.sha256(file.read_bytes()).hexdigest()
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(file.read_bytes())
+        link = snapshot / file.relative_to(t2i_folder)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(blob)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    generator = await Generator.load("proofmint/tiny-t2i", device="cpu", batch=2)
+    from_folder = await Generator.load(str(t2i_folder), device="cpu", batch=2)
+    try:
+        (cached,) = await generator.generate(requests(1, steps=2))
+        (local,) = await from_folder.generate(requests(1, steps=2))
+    finally:
+        generator.close()
+        from_folder.close()
+    assert cached.lineage.model == "proofmint/tiny-t2i"
+    assert cached.lineage.model_digest == weights_digest(t2i_folder).hex() == local.lineage.model_digest
+    assert cached.digest == local.digest
+    with pytest.raises(ValueError, match="symbolic links"):
+        weights_digest(snapshot)
 
 
 def test_micro_batches_are_checked(t2i_folder):
