@@ -8,6 +8,7 @@ import click
 
 from agents import __version__
 from agents.errors import ProofmintError
+from agents.storage.cli import cid_command, store_group
 from agents.toolchain import check_all, project_root
 from zkml.cli import zk
 
@@ -37,6 +38,8 @@ def doctor() -> None:
 
 
 cli.add_command(zk)
+cli.add_command(cid_command)
+cli.add_command(store_group)
 
 
 def main() -> None:

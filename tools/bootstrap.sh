@@ -86,7 +86,7 @@ setup_node() {
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     return 0
   fi
-  say "installing npm packages (npm ci: solc-js, anvil, cast, OpenZeppelin)"
+  say "installing npm packages (npm ci: solc-js, anvil, cast, OpenZeppelin, IPFS reference)"
   npm ci --no-audit --no-fund --loglevel=error 2> >(grep -v 'Unknown user config' >&2) >/dev/null
   echo "$want" > "$stamp"
 }

@@ -1,0 +1,1 @@
+"""Content-addressed storage: IPFS-compatible CIDs, CAR export, local and Kubo stores, metadata."""

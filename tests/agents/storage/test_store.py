@@ -1,0 +1,110 @@
+"""The local block store and CAR export (agents/storage/store.py, car.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from agents.storage.car import read_car
+from agents.storage.cid import Cid, CidError
+from agents.storage.store import BlockNotFoundError, CorruptBlockError, LocalStore
+from agents.storage.unixfs import CHUNK_SIZE
+from tests.agents.storage.reference import reference_car, reference_cid
+
+SIZES = [0, 5, CHUNK_SIZE, 2 * CHUNK_SIZE + 3]
+
+
+@pytest.mark.parametrize("version", [0, 1])
+@pytest.mark.parametrize("size", SIZES)
+def test_add_then_read_returns_the_bytes_and_the_ipfs_cid(tmp_path: Path, version: int, size: int):
+    data = os.urandom(size)
+    source = tmp_path / "file"
+    source.write_bytes(data)
+    store = LocalStore(tmp_path / "store")
+    cid = store.add(source.open("rb"), version)
+    assert str(cid) == reference_cid(source, version)
+    assert store.read(cid) == data and store.has(cid)
+
+
+def test_adding_twice_is_idempotent(tmp_path: Path):
+    store = LocalStore(tmp_path)
+    data = os.urandom(CHUNK_SIZE + 1)
+    first = store.add_bytes(data)
+    count = len(list((tmp_path / "blocks").rglob("*")))
+    assert store.add_bytes(data) == first
+    assert len(list((tmp_path / "blocks").rglob("*"))) == count
+
+
+def test_repeated_chunks_are_stored_once(tmp_path: Path):
+    store = LocalStore(tmp_path)
+    cid = store.add_bytes(bytes(3 * CHUNK_SIZE))  # three identical leaves
+    files = [p for p in (tmp_path / "blocks").rglob("*") if p.is_file()]
+    assert len(files) == 2  # one leaf, one root
+    assert store.read(cid) == bytes(3 * CHUNK_SIZE)
+
+
+def test_missing_block_is_a_clear_error(tmp_path: Path):
+    with pytest.raises(BlockNotFoundError, match="no block"):
+        LocalStore(tmp_path).read(Cid.of(b"never added", 0x55))
+
+
+def test_corrupted_block_is_detected_on_read(tmp_path: Path):
+    store = LocalStore(tmp_path)
+    cid = store.add_bytes(os.urandom(2 * CHUNK_SIZE))
+    leaf = next(p for p in (tmp_path / "blocks").rglob("*") if p.is_file() and p.stat().st_size == CHUNK_SIZE)
+    leaf.write_bytes(os.urandom(CHUNK_SIZE))
+    with pytest.raises(CorruptBlockError, match="does not hash"):
+        store.read(cid)
+
+
+def test_no_temporary_files_are_left(tmp_path: Path):
+    LocalStore(tmp_path).add_bytes(os.urandom(3 * CHUNK_SIZE))
+    assert not [p for p in tmp_path.rglob("*.tmp")]
+
+
+@pytest.mark.parametrize("version", [0, 1])
+def test_car_export_is_read_by_the_js_car_reader(tmp_path: Path, version: int):
+    store = LocalStore(tmp_path / "store")
+    data = os.urandom(3 * CHUNK_SIZE + 7)
+    cid = store.add_bytes(data, version)
+    car = tmp_path / "file.car"
+    with car.open("wb") as out:
+        store.export_car(cid, out)
+    report = reference_car(car)  # also checks every block's hash
+    assert report["roots"] == [str(cid)]
+    assert report["blocks"][0] == str(cid) and len(report["blocks"]) == 5  # root, then 4 leaves in order
+    roots, blocks = read_car(car.read_bytes())
+    assert roots == [cid] and [str(c) for c, _ in blocks] == report["blocks"]
+    fresh = LocalStore(tmp_path / "fresh")
+    for block_cid, block in blocks:
+        fresh.put_block(block_cid, block)
+    assert fresh.read(cid) == data
+
+
+def test_car_reader_refuses_tampering(tmp_path: Path):
+    store = LocalStore(tmp_path)
+    cid = store.add_bytes(b"x" * 100)
+    buffer = io.BytesIO()
+    store.export_car(cid, buffer)
+    car = bytearray(buffer.getvalue())
+    car[-1] ^= 1
+    with pytest.raises(CidError, match="does not hash"):
+        read_car(bytes(car))
+    with pytest.raises(CidError, match="runs past"):
+        read_car(buffer.getvalue()[:-1])
+    with pytest.raises(CidError, match="header"):
+        read_car(b"\x05hello")
+
+
+def test_async_put_and_get_run_off_the_loop(tmp_path: Path):
+    store = LocalStore(tmp_path)
+
+    async def main() -> bytes:
+        cid = await store.put(b"payload")
+        return await store.get(cid)
+
+    assert asyncio.run(main()) == b"payload"
