@@ -43,6 +43,9 @@ setup_system() {
   local major
   major="$(node -p 'process.versions.node.split(".")[0]')"
   [ "$major" -ge 18 ] || die "Node.js $(node --version) is too old: install Node.js >= 18"
+  # Redis backs the shared work queues (agents/runtime/redis_queue.py); tests start their own server.
+  command -v redis-server >/dev/null || apt_install redis-server
+  command -v redis-server >/dev/null || die "redis-server not found: install it (Debian: apt-get install redis-server)"
 }
 
 find_python() {

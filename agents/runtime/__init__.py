@@ -1,0 +1,1 @@
+"""The agents' shared runtime: journal, queues, retries, chain access, metrics."""

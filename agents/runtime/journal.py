@@ -1,0 +1,366 @@
+"""The journal: a SQLite (WAL) outbox that makes every stage of the pipeline crash-safe.
+
+A job (one asset's way through the pipeline) is a row keyed by an idempotency key that derives
+from content (a request id, a content digest): submitting the same key twice is one job. A stage
+claims jobs under a lease, does its work, and advances them with a compare-and-set on the stage,
+so a crash anywhere leaves each job either still at its stage (the lease runs out and the work
+is done again; stages are idempotent) or past it, never half-way and never twice.
+
+Effects outside the process that cannot simply be redone (a transaction) are written as an
+*intent* before they happen and completed after; on restart, `open_intents` is what the owning
+stage reconciles against the chain before doing anything new.
+
+Durability: WAL with `synchronous=NORMAL` survives any process crash (kill -9) with every
+committed transaction intact; a power cut may lose the last few commits, which the leases and
+intents recover like a crash. One connection per `Journal`, used from one thread; async code
+calls it through `Journal.call`, which runs on the journal's own thread, off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+from agents.errors import PermanentError
+
+T = TypeVar("T")
+
+SCHEMA_VERSION: Final = 1
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS jobs (
+    key         TEXT PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    stage       TEXT NOT NULL,
+    payload     TEXT NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    owner       TEXT,
+    lease_until REAL NOT NULL DEFAULT 0,
+    not_before  REAL NOT NULL DEFAULT 0,
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL,
+    deadline    REAL,
+    error       TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_by_stage ON jobs (stage, not_before, lease_until);
+CREATE TABLE IF NOT EXISTS transitions (
+    id     INTEGER PRIMARY KEY,
+    key    TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    target TEXT NOT NULL,
+    at     REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS transitions_by_key ON transitions (key);
+CREATE TABLE IF NOT EXISTS intents (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    keys       TEXT NOT NULL,
+    data       TEXT NOT NULL,
+    outcome    TEXT,
+    created_at REAL NOT NULL,
+    done_at    REAL
+);
+CREATE INDEX IF NOT EXISTS open_intents ON intents (name) WHERE done_at IS NULL;
+CREATE TABLE IF NOT EXISTS checkpoints (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+class JournalError(PermanentError, RuntimeError):
+    """The journal refused an operation (a stale stage, a foreign lease, a newer schema)."""
+
+
+class StaleJobError(JournalError):
+    """A job is no longer where the caller thought it was: another worker (or a lease expiry
+    and a retry) moved it. The caller drops its result; the job's current owner finishes it."""
+
+
+@dataclass(frozen=True)
+class Job:
+    key: str
+    kind: str
+    stage: str
+    payload: dict[str, Any]
+    attempts: int
+    created_at: float
+    updated_at: float
+    deadline: float | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Intent:
+    id: int
+    name: str
+    keys: list[str]
+    data: dict[str, Any]
+
+
+def _dumps(value: Mapping[str, Any]) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+class Journal:
+    """See the module docstring. `final` names the stages a job never leaves."""
+
+    def __init__(self, path: Path, *, final: Iterable[str], clock: Callable[[], float] = time.time) -> None:
+        self.path, self.final, self._clock = path, frozenset(final), clock
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
+        self._db: sqlite3.Connection | None = None
+
+    # -- connection ---------------------------------------------------------------------------
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.executescript(_SCHEMA)
+            row = db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
+            if row is None:
+                db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise JournalError(f"{self.path} has schema {row[0]}; this proofmint reads {SCHEMA_VERSION}: upgrade")
+            self._db = db
+        return self._db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        self._executor.shutdown(wait=True)
+
+    async def call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Runs `method(*args, **kwargs)` (a method of this journal) on the journal's thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: method(*args, **kwargs))
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self.db)
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    def submit(
+        self, key: str, kind: str, payload: Mapping[str, Any], *, stage: str, deadline_s: float | None = None
+    ) -> bool:
+        """Adds a job at `stage`; True if new, False if the key was already journaled (in
+        which case nothing changes: the first submission wins)."""
+        if not key:
+            raise JournalError("a job needs a non-empty idempotency key")
+        now = self._clock()
+        deadline = None if deadline_s is None else now + deadline_s
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO jobs (key, kind, stage, payload, created_at, updated_at, deadline)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key, kind, stage, _dumps(payload), now, now, deadline),
+            )
+            if cursor.rowcount:
+                db.execute("INSERT INTO transitions (key, origin, target, at) VALUES (?, '', ?, ?)", (key, stage, now))
+        return bool(cursor.rowcount)
+
+    def get(self, key: str) -> Job | None:
+        row = self.db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE key = ?", (key,)).fetchone()
+        return _job(row) if row else None
+
+    def claim(self, stage: str, owner: str, *, limit: int, lease_s: float) -> list[Job]:
+        """Leases up to `limit` jobs waiting at `stage` (oldest first) to `owner`: ready ones,
+        and ones whose lease ran out (their worker died). Attempts count up on each claim."""
+        now = self._clock()
+        with self._transaction() as db:
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM jobs WHERE stage = ? AND not_before <= ? AND lease_until <= ?"
+                " ORDER BY created_at, key LIMIT ?",
+                (stage, now, now, limit),
+            ).fetchall()
+            keys = [row[0] for row in rows]
+            db.executemany(
+                "UPDATE jobs SET owner = ?, lease_until = ?, attempts = attempts + 1, updated_at = ? WHERE key = ?",
+                [(owner, now + lease_s, now, key) for key in keys],
+            )
+        return [_job(row, attempts_delta=1) for row in rows]
+
+    def advance(
+        self,
+        keys: Iterable[str],
+        origin: str,
+        target: str,
+        *,
+        owner: str | None = None,
+        updates: Mapping[str, Mapping[str, Any]] | None = None,
+        complete_intent: tuple[int, Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Moves jobs from `origin` to `target` in one transaction, merging `updates[key]` into
+        each payload and clearing the lease; with `complete_intent`, that intent is completed in
+        the same transaction. Raises `StaleJobError` (and changes nothing) if any job is not at
+        `origin`, or is leased to someone other than `owner`."""
+        keys = list(keys)
+        now = self._clock()
+        with self._transaction() as db:
+            for key in keys:
+                row = db.execute("SELECT stage, owner, lease_until, payload FROM jobs WHERE key = ?", (key,)).fetchone()
+                if row is None or row[0] != origin:
+                    raise StaleJobError(f"job {key} is at {row[0] if row else 'nowhere'}, not {origin}")
+                if owner is not None and row[1] not in (None, owner) and row[2] > now:
+                    raise StaleJobError(f"job {key} is leased to {row[1]}")
+                payload = {**json.loads(row[3]), **dict((updates or {}).get(key, {}))}
+                db.execute(
+                    "UPDATE jobs SET stage = ?, payload = ?, owner = NULL, lease_until = 0, not_before = 0,"
+                    " attempts = 0, error = NULL, updated_at = ? WHERE key = ?",
+                    (target, _dumps(payload), now, key),
+                )
+                db.execute(
+                    "INSERT INTO transitions (key, origin, target, at) VALUES (?, ?, ?, ?)", (key, origin, target, now)
+                )
+            if complete_intent is not None:
+                self._complete(db, *complete_intent, now=now)
+
+    def release(
+        self,
+        key: str,
+        owner: str,
+        *,
+        error: str,
+        retry_in: float,
+        max_attempts: int | None = None,
+        give_up_stage: str | None = None,
+    ) -> bool:
+        """A claimed job failed: it waits `retry_in` seconds at its stage, or, once it has had
+        `max_attempts`, moves to `give_up_stage`. True if it gave up. A job that is no longer
+        leased to `owner` is left alone."""
+        now = self._clock()
+        with self._transaction() as db:
+            row = db.execute("SELECT stage, owner, attempts FROM jobs WHERE key = ?", (key,)).fetchone()
+            if row is None or row[1] != owner:
+                return False
+            if max_attempts is not None and give_up_stage is not None and row[2] >= max_attempts:
+                db.execute(
+                    "UPDATE jobs SET stage = ?, owner = NULL, lease_until = 0, error = ?, updated_at = ? WHERE key = ?",
+                    (give_up_stage, error, now, key),
+                )
+                db.execute(
+                    "INSERT INTO transitions (key, origin, target, at) VALUES (?, ?, ?, ?)",
+                    (key, row[0], give_up_stage, now),
+                )
+                return True
+            db.execute(
+                "UPDATE jobs SET owner = NULL, lease_until = 0, not_before = ?, error = ?, updated_at = ?"
+                " WHERE key = ?",
+                (now + retry_in, error, now, key),
+            )
+            return False
+
+    def release_owner(self, owner: str) -> int:
+        """Frees every lease `owner` holds (a restarted worker frees its previous life's leases
+        at once instead of waiting for them to run out). Returns how many."""
+        with self._transaction() as db:
+            return db.execute("UPDATE jobs SET owner = NULL, lease_until = 0 WHERE owner = ?", (owner,)).rowcount
+
+    def at_stage(self, stage: str, *, limit: int = 1_000) -> list[Job]:
+        rows = self.db.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE stage = ? ORDER BY created_at, key LIMIT ?", (stage, limit)
+        ).fetchall()
+        return [_job(row) for row in rows]
+
+    def counts(self) -> dict[str, int]:
+        """Jobs per stage (for metrics and progress)."""
+        return dict(self.db.execute("SELECT stage, COUNT(*) FROM jobs GROUP BY stage").fetchall())
+
+    def overdue(self) -> list[Job]:
+        """Jobs past their deadline that have not reached a final stage (orphans)."""
+        marks = ",".join("?" * len(self.final)) or "''"
+        rows = self.db.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE deadline IS NOT NULL AND deadline < ? AND stage NOT IN ({marks})",
+            (self._clock(), *sorted(self.final)),
+        ).fetchall()
+        return [_job(row) for row in rows]
+
+    def history(self, key: str) -> list[tuple[str, str]]:
+        """The (origin, target) transitions of one job, in order."""
+        rows = self.db.execute("SELECT origin, target FROM transitions WHERE key = ? ORDER BY id", (key,))
+        return [(origin, target) for origin, target in rows]
+
+    # -- intents ------------------------------------------------------------------------------
+
+    def record_intent(self, name: str, keys: Iterable[str], data: Mapping[str, Any]) -> int:
+        """Writes down an effect about to happen (before it happens); returns its id."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO intents (name, keys, data, created_at) VALUES (?, ?, ?, ?)",
+                (name, json.dumps(list(keys)), _dumps(data), self._clock()),
+            )
+        return int(cursor.lastrowid or 0)
+
+    def update_intent(self, intent_id: int, data: Mapping[str, Any]) -> None:
+        """Merges `data` into an open intent (e.g. the transaction hash once signed)."""
+        with self._transaction() as db:
+            row = db.execute("SELECT data FROM intents WHERE id = ? AND done_at IS NULL", (intent_id,)).fetchone()
+            if row is None:
+                raise JournalError(f"intent {intent_id} is not open")
+            db.execute(
+                "UPDATE intents SET data = ? WHERE id = ?", (_dumps({**json.loads(row[0]), **dict(data)}), intent_id)
+            )
+
+    def complete_intent(self, intent_id: int, outcome: Mapping[str, Any]) -> None:
+        with self._transaction() as db:
+            self._complete(db, intent_id, outcome, now=self._clock())
+
+    def _complete(self, db: sqlite3.Connection, intent_id: int, outcome: Mapping[str, Any], *, now: float) -> None:
+        cursor = db.execute(
+            "UPDATE intents SET outcome = ?, done_at = ? WHERE id = ? AND done_at IS NULL",
+            (_dumps(outcome), now, intent_id),
+        )
+        if cursor.rowcount != 1:
+            raise JournalError(f"intent {intent_id} is not open")
+
+    def open_intents(self, name: str) -> list[Intent]:
+        rows = self.db.execute(
+            "SELECT id, name, keys, data FROM intents WHERE name = ? AND done_at IS NULL ORDER BY id", (name,)
+        ).fetchall()
+        return [Intent(row[0], row[1], json.loads(row[2]), json.loads(row[3])) for row in rows]
+
+    # -- checkpoints --------------------------------------------------------------------------
+
+    def checkpoint(self, name: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT value FROM checkpoints WHERE name = ?", (name,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_checkpoint(self, name: str, value: Mapping[str, Any]) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO checkpoints (name, value) VALUES (?, ?)", (name, _dumps(value)))
+
+
+_COLUMNS: Final = "key, kind, stage, payload, attempts, created_at, updated_at, deadline, error"
+
+
+def _job(row: tuple[Any, ...], attempts_delta: int = 0) -> Job:
+    return Job(row[0], row[1], row[2], json.loads(row[3]), row[4] + attempts_delta, row[5], row[6], row[7], row[8])
+
+
+class _Transaction:
+    """`BEGIN IMMEDIATE` … `COMMIT`, or `ROLLBACK` on any exception: all or nothing."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        self.db.execute("COMMIT" if kind is None else "ROLLBACK")

@@ -1,0 +1,148 @@
+"""Work queues (agents/runtime/queues.py): the in-process queue and a real Redis stream."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from agents.runtime.queues import MemoryQueue, QueueError, RedisStreamQueue, WorkQueue
+
+
+@pytest.fixture(params=["memory", "redis"])
+def make_queue(request: pytest.FixtureRequest) -> Callable[..., WorkQueue]:
+    counter = [0]
+
+    def make(**options: float) -> WorkQueue:
+        counter[0] += 1
+        name = f"{request.node.name}-{counter[0]}-{os.getpid()}"
+        if request.param == "memory":
+            return MemoryQueue(name, **options)  # type: ignore[arg-type]
+        client = aioredis.from_url(request.getfixturevalue("redis_url"))
+        return RedisStreamQueue(client, name, poll=0.01, **options)  # type: ignore[arg-type]
+
+    return make
+
+
+def test_messages_are_delivered_in_order_and_acknowledged(make_queue: Callable[..., WorkQueue]):
+    async def main() -> None:
+        queue = make_queue()
+        for key in ("a", "b", "c"):
+            await queue.put(key)
+        assert await queue.depth() == 3
+        got = [await queue.get("w", 1.0) for _ in range(3)]
+        assert [m.key for m in got if m] == ["a", "b", "c"]
+        for message in got:
+            assert message is not None and message.deliveries == 1
+            await queue.ack(message)
+        assert await queue.depth() == 0
+        assert await queue.get("w", 0.05) is None
+
+    asyncio.run(main())
+
+
+def test_put_waits_while_the_queue_is_full(make_queue: Callable[..., WorkQueue]):
+    async def main() -> None:
+        queue = make_queue(capacity=2)
+        await queue.put("a")
+        await queue.put("b")
+        blocked = asyncio.create_task(queue.put("c"))
+        await asyncio.sleep(0.1)
+        assert not blocked.done()  # backpressure
+        message = await queue.get("w", 1.0)
+        assert message is not None
+        await queue.ack(message)
+        await asyncio.wait_for(blocked, 2.0)
+        assert await queue.depth() == 2
+
+    asyncio.run(main())
+
+
+def test_an_unacknowledged_message_is_redelivered_after_reclaim(make_queue: Callable[..., WorkQueue]):
+    async def main() -> None:
+        queue = make_queue(reclaim_after=0.2)
+        await queue.put("a")
+        first = await queue.get("dead-worker", 1.0)
+        assert first is not None
+        assert await queue.get("w2", 0.05) is None  # still leased to the dead worker
+        await asyncio.sleep(0.25)
+        again = await queue.get("w2", 1.0)
+        assert again is not None and again.key == "a" and again.deliveries == 2
+        await queue.ack(again)
+        assert await queue.depth() == 0
+
+    asyncio.run(main())
+
+
+def test_bad_messages_and_settings_are_refused(make_queue: Callable[..., WorkQueue]):
+    async def main() -> None:
+        with pytest.raises(QueueError, match="job key"):
+            await make_queue().put("")
+        with pytest.raises(QueueError, match="capacity"):
+            make_queue(capacity=0)
+
+    asyncio.run(main())
+
+
+def test_a_foreign_message_without_a_key_is_dropped_not_looped(redis_url: str):
+    async def main() -> None:
+        client = aioredis.from_url(redis_url)
+        queue = RedisStreamQueue(client, f"foreign-{os.getpid()}")
+        await queue.put("ok")
+        await client.xadd(queue.stream, {"junk": "1"})
+        first = await queue.get("w", 1.0)
+        assert first is not None and first.key == "ok"
+        with pytest.raises(QueueError, match="no job key"):
+            await queue.get("w", 1.0)
+        assert await queue.get("w", 0.05) is None  # acknowledged away, never redelivered
+
+    asyncio.run(main())
+
+
+_CONSUMER = textwrap.dedent(
+    """
+    import asyncio, sys
+    import redis.asyncio as aioredis
+    from agents.runtime.queues import RedisStreamQueue
+
+    async def main() -> None:
+        queue = RedisStreamQueue(aioredis.from_url(sys.argv[1]), sys.argv[2], reclaim_after=0.5)
+        idle = 0
+        while idle < 20:
+            message = await queue.get(sys.argv[3], 0.1)
+            if message is None:
+                idle += 1
+                continue
+            idle = 0
+            print(message.key, flush=True)
+            await queue.ack(message)
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_two_processes_share_a_stream_and_each_message_is_handled_once(redis_url: str, tmp_path: Path):
+    name = f"shared-{os.getpid()}"
+
+    async def fill() -> None:
+        queue = RedisStreamQueue(aioredis.from_url(redis_url), name, capacity=1_000)
+        for i in range(400):
+            await queue.put(f"job{i}")
+
+    asyncio.run(fill())
+    workers = [
+        subprocess.Popen([sys.executable, "-c", _CONSUMER, redis_url, name, f"w{n}"], stdout=subprocess.PIPE, text=True)
+        for n in range(2)
+    ]
+    outputs = [w.communicate(timeout=120)[0].split() for w in workers]
+    assert all(outputs), "both workers took part"
+    handled = outputs[0] + outputs[1]
+    assert sorted(handled) == sorted(f"job{i}" for i in range(400))  # every message, exactly once
