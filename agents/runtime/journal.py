@@ -334,6 +334,16 @@ class Journal:
         ).fetchall()
         return [Intent(row[0], row[1], json.loads(row[2]), json.loads(row[3])) for row in rows]
 
+    def intent_keys(self, name: str) -> set[str]:
+        """Every job key named by an intent called `name` that is open or completed without
+        `refused` in its outcome: the work already handed to the outside world."""
+        rows = self.db.execute("SELECT keys, outcome FROM intents WHERE name = ?", (name,)).fetchall()
+        keys: set[str] = set()
+        for raw_keys, outcome in rows:
+            if outcome is None or "refused" not in json.loads(outcome):
+                keys.update(json.loads(raw_keys))
+        return keys
+
     # -- checkpoints --------------------------------------------------------------------------
 
     def checkpoint(self, name: str) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ failures, fails calls fast while open, and lets one trial call through after a c
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -34,6 +35,41 @@ def is_retryable(error: BaseException) -> bool:
     if isinstance(error, PermanentError):
         return False
     return isinstance(error, RetryableError | TimeoutError | ConnectionError)
+
+
+#: Substrings of node error messages that say "try again later" (rate limits, overload, restarts).
+_TRANSIENT_RPC = (
+    "429",
+    "too many requests",
+    "rate limit",
+    "502",
+    "503",
+    "504",
+    "bad gateway",
+    "timeout",
+    "timed out",
+    "temporarily unavailable",
+    "header not found",
+    "connection reset",
+)
+
+
+def is_retryable_rpc(error: BaseException) -> bool:
+    """For calls to a node: network failures, HTTP 429/5xx, timeouts and undecodable answers are
+    retried; a revert, an invalid transaction or bad input is not."""
+    if isinstance(error, PermanentError):
+        return False
+    if is_retryable(error) or isinstance(error, OSError):  # requests' and aiohttp's network errors
+        return True
+    if isinstance(error, json.JSONDecodeError | UnicodeDecodeError):  # garbage from a proxy
+        return True
+    name = type(error).__name__
+    if name in ("ContractLogicError", "ContractCustomError", "ContractPanicError", "TransactionNotFound"):
+        return False
+    if name in ("ProviderConnectionError", "TimeExhausted", "BadResponseFormat"):
+        return True
+    message = str(error).lower()
+    return any(marker in message for marker in _TRANSIENT_RPC)
 
 
 @dataclass(frozen=True)
