@@ -67,6 +67,17 @@ CREATE TABLE IF NOT EXISTS intents (
     done_at    REAL
 );
 CREATE INDEX IF NOT EXISTS open_intents ON intents (name) WHERE done_at IS NULL;
+CREATE TABLE IF NOT EXISTS events (
+    watcher      TEXT NOT NULL,
+    block_hash   TEXT NOT NULL,
+    log_index    INTEGER NOT NULL,
+    block_number INTEGER NOT NULL,
+    tx_hash      TEXT NOT NULL,
+    payload      TEXT NOT NULL,
+    removed      INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (watcher, block_hash, log_index)
+);
+CREATE INDEX IF NOT EXISTS events_by_block ON events (watcher, block_number);
 CREATE TABLE IF NOT EXISTS checkpoints (
     name  TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -343,6 +354,52 @@ class Journal:
             if outcome is None or "refused" not in json.loads(outcome):
                 keys.update(json.loads(raw_keys))
         return keys
+
+    # -- delivered chain events (agents.runtime.events) ----------------------------------------
+
+    def event_seen(self, watcher: str, block_hash: str, log_index: int) -> bool:
+        row = self.db.execute(
+            "SELECT 1 FROM events WHERE watcher = ? AND block_hash = ? AND log_index = ? AND removed = 0",
+            (watcher, block_hash, log_index),
+        ).fetchone()
+        return row is not None
+
+    def record_event(
+        self, watcher: str, block_hash: str, log_index: int, block_number: int, tx_hash: str, payload: Mapping[str, Any]
+    ) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO events"
+                " (watcher, block_hash, log_index, block_number, tx_hash, payload, removed)"
+                " VALUES (?, ?, ?, ?, ?, ?, 0)",
+                (watcher, block_hash, log_index, block_number, tx_hash, _dumps(payload)),
+            )
+
+    def events_after(self, watcher: str, block_number: int) -> list[tuple[str, int, int, str, dict[str, Any]]]:
+        """Delivered, not removed events above `block_number`, newest first:
+        (block hash, log index, block number, tx hash, payload)."""
+        rows = self.db.execute(
+            "SELECT block_hash, log_index, block_number, tx_hash, payload FROM events"
+            " WHERE watcher = ? AND block_number > ? AND removed = 0 ORDER BY block_number DESC, log_index DESC",
+            (watcher, block_number),
+        ).fetchall()
+        return [(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+
+    def event_blocks(self, watcher: str, *, limit: int) -> list[tuple[int, str]]:
+        """(block number, block hash) of the newest blocks that delivered events, newest first."""
+        rows = self.db.execute(
+            "SELECT DISTINCT block_number, block_hash FROM events WHERE watcher = ? AND removed = 0"
+            " ORDER BY block_number DESC LIMIT ?",
+            (watcher, limit),
+        ).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    def mark_event_removed(self, watcher: str, block_hash: str, log_index: int) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE events SET removed = 1 WHERE watcher = ? AND block_hash = ? AND log_index = ?",
+                (watcher, block_hash, log_index),
+            )
 
     # -- checkpoints --------------------------------------------------------------------------
 
