@@ -1,0 +1,97 @@
+"""Structured logs and Prometheus metrics for the daemons.
+
+- Logs: one JSON object per line (`ts`, `level`, `logger`, `msg`, and whatever the call passes
+  in `extra={"fields": {...}}`: job key, stage, tx hash), so a log pipeline can index them.
+- Metrics: one `Metrics` object per process, on its own registry (no module-level state), served
+  at `/metrics` by `serve_metrics`: queue depth and jobs per stage (gauges), stage latency
+  (histogram), stage failures and transactions (counters).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any, TextIO
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": round(record.created, 6),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update(fields)
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, separators=(",", ":"))
+
+
+def json_logging(level: int = logging.INFO, stream: TextIO | None = None) -> logging.Handler:
+    """Sends the `proofmint` loggers to `stream` (stderr) as JSON lines; returns the handler."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("proofmint")
+    logger.handlers = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+    return handler
+
+
+class Metrics:
+    """The daemons' metrics on one registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.queue_depth = Gauge(
+            "proofmint_queue_depth", "Messages waiting in a stage's queue", ["queue"], registry=self.registry
+        )
+        self.jobs = Gauge("proofmint_jobs", "Jobs per pipeline stage (journal)", ["stage"], registry=self.registry)
+        self.latency = Histogram(
+            "proofmint_stage_seconds",
+            "Time a stage spends on one unit of work",
+            ["stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.failures = Counter(
+            "proofmint_stage_failures", "Failed attempts per stage and kind", ["stage", "kind"], registry=self.registry
+        )
+        self.transactions = Counter(
+            "proofmint_transactions", "Transactions by outcome", ["outcome"], registry=self.registry
+        )
+
+    def observe(self, stage: str, started: float) -> None:
+        self.latency.labels(stage).observe(time.monotonic() - started)
+
+    def render(self) -> bytes:
+        return bytes(generate_latest(self.registry))
+
+
+async def serve_metrics(metrics: Metrics, host: str = "127.0.0.1", port: int = 9464) -> Any:
+    """Serves `/metrics` (Prometheus text format) and `/healthz`; returns the aiohttp runner
+    (the caller owns it: `await runner.cleanup()` on shutdown)."""
+    from aiohttp import web
+
+    async def render(_: web.Request) -> web.Response:
+        return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8")
+
+    async def health(_: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_get("/metrics", render)
+    app.router.add_get("/healthz", health)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
