@@ -14,13 +14,17 @@ Durability: WAL with `synchronous=NORMAL` survives any process crash (kill -9) w
 committed transaction intact; a power cut may lose the last few commits, which the leases and
 intents recover like a crash. One connection per `Journal`, used from one thread; async code
 calls it through `Journal.call`, which runs on the journal's own thread, off the event loop.
+Every public method holds the journal's lock, so a direct call from another thread (a test, the
+CLI) can never interleave with a transaction in progress.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +35,17 @@ from typing import Any, Final, TypeVar
 from agents.errors import PermanentError
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _locked(method: F) -> F:
+    @functools.wraps(method)
+    def wrapper(self: Journal, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
 
 SCHEMA_VERSION: Final = 1
 _SCHEMA: Final = """
@@ -131,6 +146,7 @@ class Journal:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
         self._db: sqlite3.Connection | None = None
+        self._lock = threading.RLock()
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -151,10 +167,12 @@ class Journal:
         return self._db
 
     def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        """Waits for queued `call`s, then closes the connection."""
         self._executor.shutdown(wait=True)
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
     async def call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Runs `method(*args, **kwargs)` (a method of this journal) on the journal's thread."""
@@ -166,6 +184,7 @@ class Journal:
 
     # -- jobs ---------------------------------------------------------------------------------
 
+    @_locked
     def submit(
         self, key: str, kind: str, payload: Mapping[str, Any], *, stage: str, deadline_s: float | None = None
     ) -> bool:
@@ -185,10 +204,12 @@ class Journal:
                 db.execute("INSERT INTO transitions (key, origin, target, at) VALUES (?, '', ?, ?)", (key, stage, now))
         return bool(cursor.rowcount)
 
+    @_locked
     def get(self, key: str) -> Job | None:
         row = self.db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE key = ?", (key,)).fetchone()
         return _job(row) if row else None
 
+    @_locked
     def claim(self, stage: str, owner: str, *, limit: int, lease_s: float) -> list[Job]:
         """Leases up to `limit` jobs waiting at `stage` (oldest first) to `owner`: ready ones,
         and ones whose lease ran out (their worker died). Attempts count up on each claim."""
@@ -206,6 +227,7 @@ class Journal:
             )
         return [_job(row, attempts_delta=1) for row in rows]
 
+    @_locked
     def advance(
         self,
         keys: Iterable[str],
@@ -241,6 +263,7 @@ class Journal:
             if complete_intent is not None:
                 self._complete(db, *complete_intent, now=now)
 
+    @_locked
     def release(
         self,
         key: str,
@@ -276,22 +299,26 @@ class Journal:
             )
             return False
 
+    @_locked
     def release_owner(self, owner: str) -> int:
         """Frees every lease `owner` holds (a restarted worker frees its previous life's leases
         at once instead of waiting for them to run out). Returns how many."""
         with self._transaction() as db:
             return db.execute("UPDATE jobs SET owner = NULL, lease_until = 0 WHERE owner = ?", (owner,)).rowcount
 
+    @_locked
     def at_stage(self, stage: str, *, limit: int = 1_000) -> list[Job]:
         rows = self.db.execute(
             f"SELECT {_COLUMNS} FROM jobs WHERE stage = ? ORDER BY created_at, key LIMIT ?", (stage, limit)
         ).fetchall()
         return [_job(row) for row in rows]
 
+    @_locked
     def counts(self) -> dict[str, int]:
         """Jobs per stage (for metrics and progress)."""
         return dict(self.db.execute("SELECT stage, COUNT(*) FROM jobs GROUP BY stage").fetchall())
 
+    @_locked
     def overdue(self) -> list[Job]:
         """Jobs past their deadline that have not reached a final stage (orphans)."""
         marks = ",".join("?" * len(self.final)) or "''"
@@ -301,6 +328,7 @@ class Journal:
         ).fetchall()
         return [_job(row) for row in rows]
 
+    @_locked
     def history(self, key: str) -> list[tuple[str, str]]:
         """The (origin, target) transitions of one job, in order."""
         rows = self.db.execute("SELECT origin, target FROM transitions WHERE key = ? ORDER BY id", (key,))
@@ -308,6 +336,7 @@ class Journal:
 
     # -- intents ------------------------------------------------------------------------------
 
+    @_locked
     def record_intent(self, name: str, keys: Iterable[str], data: Mapping[str, Any]) -> int:
         """Writes down an effect about to happen (before it happens); returns its id."""
         with self._transaction() as db:
@@ -317,6 +346,7 @@ class Journal:
             )
         return int(cursor.lastrowid or 0)
 
+    @_locked
     def update_intent(self, intent_id: int, data: Mapping[str, Any]) -> None:
         """Merges `data` into an open intent (e.g. the transaction hash once signed)."""
         with self._transaction() as db:
@@ -327,6 +357,7 @@ class Journal:
                 "UPDATE intents SET data = ? WHERE id = ?", (_dumps({**json.loads(row[0]), **dict(data)}), intent_id)
             )
 
+    @_locked
     def complete_intent(self, intent_id: int, outcome: Mapping[str, Any]) -> None:
         with self._transaction() as db:
             self._complete(db, intent_id, outcome, now=self._clock())
@@ -339,12 +370,14 @@ class Journal:
         if cursor.rowcount != 1:
             raise JournalError(f"intent {intent_id} is not open")
 
+    @_locked
     def open_intents(self, name: str) -> list[Intent]:
         rows = self.db.execute(
             "SELECT id, name, keys, data FROM intents WHERE name = ? AND done_at IS NULL ORDER BY id", (name,)
         ).fetchall()
         return [Intent(row[0], row[1], json.loads(row[2]), json.loads(row[3])) for row in rows]
 
+    @_locked
     def intent_keys(self, name: str) -> set[str]:
         """Every job key named by an intent called `name` that is open or completed without
         `refused` in its outcome: the work already handed to the outside world."""
@@ -357,6 +390,7 @@ class Journal:
 
     # -- delivered chain events (agents.runtime.events) ----------------------------------------
 
+    @_locked
     def event_seen(self, watcher: str, block_hash: str, log_index: int) -> bool:
         row = self.db.execute(
             "SELECT 1 FROM events WHERE watcher = ? AND block_hash = ? AND log_index = ? AND removed = 0",
@@ -364,6 +398,7 @@ class Journal:
         ).fetchone()
         return row is not None
 
+    @_locked
     def record_event(
         self, watcher: str, block_hash: str, log_index: int, block_number: int, tx_hash: str, payload: Mapping[str, Any]
     ) -> None:
@@ -375,6 +410,7 @@ class Journal:
                 (watcher, block_hash, log_index, block_number, tx_hash, _dumps(payload)),
             )
 
+    @_locked
     def events_after(self, watcher: str, block_number: int) -> list[tuple[str, int, int, str, dict[str, Any]]]:
         """Delivered, not removed events above `block_number`, newest first:
         (block hash, log index, block number, tx hash, payload)."""
@@ -385,6 +421,7 @@ class Journal:
         ).fetchall()
         return [(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
 
+    @_locked
     def event_blocks(self, watcher: str, *, limit: int) -> list[tuple[int, str]]:
         """(block number, block hash) of the newest blocks that delivered events, newest first."""
         rows = self.db.execute(
@@ -394,6 +431,7 @@ class Journal:
         ).fetchall()
         return [(r[0], r[1]) for r in rows]
 
+    @_locked
     def mark_event_removed(self, watcher: str, block_hash: str, log_index: int) -> None:
         with self._transaction() as db:
             db.execute(
@@ -403,10 +441,12 @@ class Journal:
 
     # -- checkpoints --------------------------------------------------------------------------
 
+    @_locked
     def checkpoint(self, name: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT value FROM checkpoints WHERE name = ?", (name,)).fetchone()
         return json.loads(row[0]) if row else None
 
+    @_locked
     def set_checkpoint(self, name: str, value: Mapping[str, Any]) -> None:
         with self._transaction() as db:
             db.execute("INSERT OR REPLACE INTO checkpoints (name, value) VALUES (?, ?)", (name, _dumps(value)))

@@ -1,0 +1,188 @@
+"""A pipeline stage: jobs at one journal stage in, jobs at the next stage out, crash-safe.
+
+Lifecycle of `Stage.run()`:
+1. Free the leases this worker's previous life held (same `worker` id), so a restarted worker
+   resumes at once instead of waiting for them to run out.
+2. Claim up to `batch` jobs at `origin` under a lease of `lease_s` seconds (jobs whose lease ran
+   out, because their worker died, are claimed again).
+3. Hand them to `process`, which returns one outcome per job: `Done` (advance, to `target` or the
+   outcome's own stage, with payload updates) or `Failed`. An exception out of `process` fails
+   the whole batch, retryable or not by its type. Work runs off the event loop where it is heavy
+   (subclasses use executors); `process` must be idempotent, because a crash after the work and
+   before the journal write means the work is done again.
+4. Apply the outcomes: `Done` advances the job with a compare-and-set (if another worker got
+   there first the result is dropped: one transition per job, ever); a retryable `Failed` waits
+   a jittered backoff at its stage, and after `max_attempts` moves to `give_up`; a permanent one
+   moves to `give_up` at once. Advanced keys are announced on the output queue (backpressure:
+   a full queue holds this stage back).
+5. With nothing to claim, wait for a wake-up on the input queue or `idle` seconds.
+6. `stop()` (SIGTERM): no new claims; the batch in hand is finished and journaled; `run` returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from agents.runtime.journal import Job, Journal, StaleJobError
+from agents.runtime.queues import WorkQueue
+from agents.runtime.retry import is_retryable
+from agents.runtime.telemetry import Metrics
+
+log = logging.getLogger("proofmint.stage")
+
+
+@dataclass(frozen=True)
+class Done:
+    key: str
+    updates: dict[str, Any] = field(default_factory=dict)
+    stage: str | None = None  # None: the stage's `target`
+
+
+@dataclass(frozen=True)
+class Failed:
+    key: str
+    error: str
+    retryable: bool = True
+
+
+Outcome = Done | Failed
+
+
+class Stage(ABC):
+    """See the module docstring. Subclasses set the class attributes and write `process`."""
+
+    name: str = "stage"
+    origin: str = ""
+    target: str = ""
+    give_up: str = "failed"
+
+    def __init__(
+        self,
+        journal: Journal,
+        *,
+        worker: str,
+        inbox: WorkQueue | None = None,
+        outbox: WorkQueue | None = None,
+        metrics: Metrics | None = None,
+        batch: int = 8,
+        lease_s: float = 300.0,
+        max_attempts: int = 5,
+        retry_base: float = 1.0,
+        retry_cap: float = 60.0,
+        idle: float = 0.5,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not (self.origin and self.target):
+            raise TypeError(f"{type(self).__name__} must set origin and target")
+        self.journal, self.worker = journal, worker
+        self.inbox, self.outbox, self.metrics = inbox, outbox, metrics
+        self.batch, self.lease_s, self.max_attempts = batch, lease_s, max_attempts
+        self.retry_base, self.retry_cap, self.idle = retry_base, retry_cap, idle
+        self._rng = rng or random.Random()
+        self._stopping = asyncio.Event()
+        self.processed = 0
+
+    @abstractmethod
+    async def process(self, jobs: Sequence[Job]) -> Sequence[Outcome]:
+        """One outcome per job (any order)."""
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        freed = await self.journal.call(self.journal.release_owner, self.worker)
+        if freed:
+            log.info("freed leases of a previous life", extra={"fields": {"stage": self.name, "jobs": freed}})
+        while not self._stopping.is_set():
+            if not await self.step():
+                await self._wait()
+
+    async def _wait(self) -> None:
+        if self.inbox is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.idle)
+            return
+        stop = asyncio.ensure_future(self._stopping.wait())
+        get = asyncio.ensure_future(self.inbox.get(self.worker, self.idle))
+        done, _ = await asyncio.wait({stop, get}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if get in done:
+            message = get.result()
+            if message is not None:
+                await self.inbox.ack(message)  # a wake-up hint: the journal holds the job
+        else:
+            get.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await get
+
+    async def step(self) -> int:
+        """Claims, processes and journals one batch; returns how many jobs it claimed."""
+        jobs = await self.journal.call(
+            self.journal.claim, self.origin, self.worker, limit=self.batch, lease_s=self.lease_s
+        )
+        if not jobs:
+            return 0
+        started = time.monotonic()
+        try:
+            outcomes = list(await self.process(jobs))
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.exception("batch failed", extra={"fields": {"stage": self.name, "jobs": len(jobs)}})
+            outcomes = [Failed(job.key, f"{type(error).__name__}: {error}", is_retryable(error)) for job in jobs]
+        if self.metrics is not None:
+            self.metrics.observe(self.name, started)
+        by_key = {job.key: job for job in jobs}
+        missing = set(by_key) - {o.key for o in outcomes}
+        outcomes += [Failed(key, "no outcome from process()", retryable=True) for key in sorted(missing)]
+        for outcome in outcomes:
+            if outcome.key in by_key:
+                await self._apply(outcome)
+        self.processed += len(jobs)
+        return len(jobs)
+
+    async def _apply(self, outcome: Outcome) -> None:
+        if isinstance(outcome, Done):
+            target = outcome.stage or self.target
+            try:
+                await self.journal.call(
+                    self.journal.advance,
+                    [outcome.key],
+                    self.origin,
+                    target,
+                    owner=self.worker,
+                    updates={outcome.key: outcome.updates},
+                )
+            except StaleJobError as stale:
+                fields = {"stage": self.name, "key": outcome.key, "why": str(stale)}
+                log.warning("result dropped", extra={"fields": fields})
+                return
+            if self.outbox is not None and target == self.target:
+                await self.outbox.put(outcome.key)
+            return
+        if self.metrics is not None:
+            self.metrics.failures.labels(self.name, "retryable" if outcome.retryable else "permanent").inc()
+        job = await self.journal.call(self.journal.get, outcome.key)
+        attempts = job.attempts if job else self.max_attempts
+        wait = self._rng.uniform(0, min(self.retry_cap, self.retry_base * 2.0 ** max(0, attempts - 1)))
+        gave_up = await self.journal.call(
+            self.journal.release,
+            outcome.key,
+            self.worker,
+            error=outcome.error,
+            retry_in=wait,
+            max_attempts=self.max_attempts if outcome.retryable else 0,
+            give_up_stage=self.give_up,
+        )
+        log.warning(
+            "job failed",
+            extra={"fields": {"stage": self.name, "key": outcome.key, "error": outcome.error, "gave_up": gave_up}},
+        )

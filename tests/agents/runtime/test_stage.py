@@ -1,0 +1,220 @@
+"""The stage runner (agents/runtime/stage.py): outcomes journaled, failures retried then given
+up, SIGTERM-style stop, and a two-stage pipeline killed with kill -9 at random points."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from agents.errors import PermanentError
+from agents.runtime.journal import Job, Journal
+from agents.runtime.queues import MemoryQueue
+from agents.runtime.stage import Done, Outcome, Stage
+from agents.runtime.telemetry import Metrics
+
+FINAL = ("stored", "rejected", "failed")
+
+
+class Hash(Stage):
+    name, origin, target = "hash", "requested", "hashed"
+
+    def __init__(self, *args: object, fail: dict[str, BaseException] | None = None, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fail = fail or {}
+
+    async def process(self, jobs: Sequence[Job]) -> Sequence[Outcome]:
+        outcomes: list[Outcome] = []
+        for job in jobs:
+            if job.key in self.fail:
+                raise self.fail[job.key]
+            if job.payload.get("text") == "forbidden":
+                outcomes.append(Done(job.key, {"why": "policy"}, stage="rejected"))
+                continue
+            outcomes.append(Done(job.key, {"digest": hashlib.sha256(job.payload["text"].encode()).hexdigest()}))
+        return outcomes
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Journal:
+    j = Journal(tmp_path / "j.db", final=FINAL)
+    yield j  # type: ignore[misc]
+    j.close()
+
+
+def test_done_advances_and_announces_on_the_outbox(journal: Journal):
+    for i in range(5):
+        journal.submit(f"k{i}", "t", {"text": f"t{i}"}, stage="requested")
+    journal.submit("bad", "t", {"text": "forbidden"}, stage="requested")
+
+    async def main() -> list[str]:
+        outbox = MemoryQueue("hashed")
+        stage = Hash(journal, worker="w", outbox=outbox, metrics=Metrics(), batch=4)
+        while await stage.step():
+            pass
+        return [m.key for m in [await outbox.get("x", 0.1) for _ in range(5)] if m]
+
+    announced = asyncio.run(main())
+    assert sorted(announced) == [f"k{i}" for i in range(5)]
+    assert journal.counts() == {"hashed": 5, "rejected": 1}
+    job = journal.get("k0")
+    assert job is not None and job.payload["digest"] == hashlib.sha256(b"t0").hexdigest()
+
+
+def test_retryable_failures_back_off_then_give_up(journal: Journal):
+    journal.submit("flaky", "t", {"text": "x"}, stage="requested")
+    stage = Hash(
+        journal, worker="w", max_attempts=3, retry_base=0.0, retry_cap=0.0, fail={"flaky": TimeoutError("slow")}
+    )
+
+    async def main() -> None:
+        for _ in range(3):
+            assert await stage.step() == 1
+        assert await stage.step() == 0
+
+    asyncio.run(main())
+    job = journal.get("flaky")
+    assert job is not None and job.stage == "failed" and "TimeoutError" in (job.error or "")
+
+
+def test_a_permanent_failure_gives_up_at_once(journal: Journal):
+    journal.submit("bad", "t", {"text": "x"}, stage="requested")
+    stage = Hash(journal, worker="w", fail={"bad": PermanentError("unreadable")})
+    asyncio.run(stage.step())
+    job = journal.get("bad")
+    assert job is not None and job.stage == "failed" and job.attempts == 1
+
+
+def test_a_missing_outcome_is_a_retryable_failure(journal: Journal):
+    class Forgetful(Hash):
+        async def process(self, jobs: Sequence[Job]) -> Sequence[Outcome]:
+            return []
+
+    journal.submit("k", "t", {"text": "x"}, stage="requested")
+    asyncio.run(Forgetful(journal, worker="w", retry_base=0.0, retry_cap=0.0).step())
+    job = journal.get("k")
+    assert job is not None and job.stage == "requested" and job.error == "no outcome from process()"
+
+
+def test_stop_finishes_the_batch_in_hand_and_returns(journal: Journal):
+    for i in range(3):
+        journal.submit(f"k{i}", "t", {"text": "x"}, stage="requested")
+
+    class Slow(Hash):
+        async def process(self, jobs: Sequence[Job]) -> Sequence[Outcome]:
+            self.stop()  # SIGTERM arrives mid-batch
+            await asyncio.sleep(0.05)
+            return [Done(job.key) for job in jobs]
+
+    asyncio.run(asyncio.wait_for(Slow(journal, worker="w", batch=2, inbox=MemoryQueue("in")).run(), 5))
+    assert journal.counts() == {"hashed": 2, "requested": 1}  # the batch in hand was journaled
+
+
+def test_an_inbox_message_wakes_an_idle_stage(journal: Journal):
+    async def main() -> float:
+        inbox = MemoryQueue("requested")
+        stage = Hash(journal, worker="w", inbox=inbox, idle=30)
+        runner = asyncio.create_task(stage.run())
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        await journal.call(journal.submit, "k", "t", {"text": "x"}, stage="requested")
+        await inbox.put("k")
+        while stage.processed == 0:  # noqa: ASYNC110 - waiting on the stage under test
+            await asyncio.sleep(0.005)
+        stage.stop()
+        await asyncio.wait_for(runner, 5)
+        return time.monotonic() - started
+
+    assert asyncio.run(main()) < 5  # woken, not waiting out the 30 s idle
+
+
+_PIPELINE = textwrap.dedent(
+    """
+    import asyncio, hashlib, os, sys
+    from pathlib import Path
+    from agents.runtime.journal import Journal
+    from agents.runtime.stage import Done, Stage
+
+    EFFECTS = Path(sys.argv[2])
+    JOBS = int(sys.argv[3])
+
+    class Hash(Stage):
+        name, origin, target = "hash", "requested", "hashed"
+        async def process(self, jobs):
+            await asyncio.sleep(0.01)
+            return [Done(j.key, {"digest": hashlib.sha256(j.key.encode()).hexdigest()}) for j in jobs]
+
+    class Store(Stage):
+        name, origin, target = "store", "hashed", "stored"
+        async def process(self, jobs):
+            for job in jobs:  # the outside effect: one file per digest (idempotent by name)
+                path = EFFECTS / job.payload["digest"]
+                with open(EFFECTS / "log", "a") as log:
+                    log.write(job.key + "\\n")
+                path.write_text(job.key)
+            await asyncio.sleep(0.01)
+            return [Done(j.key) for j in jobs]
+
+    async def main():
+        journal = Journal(Path(sys.argv[1]), final=("stored",))
+        options = {"batch": 2, "lease_s": 600}
+        stages = [Hash(journal, worker="hash", **options), Store(journal, worker="store", **options)]
+        print("ready", flush=True)
+        async def watch():
+            while (await journal.call(journal.counts)).get("stored", 0) < JOBS:
+                await asyncio.sleep(0.01)
+            for s in stages:
+                s.stop()
+        await asyncio.gather(watch(), *(s.run() for s in stages))
+        print("finished", flush=True)
+
+    asyncio.run(main())
+    """
+)
+
+
+JOBS = 400
+
+
+def test_kill_9_at_twenty_random_points_loses_and_doubles_nothing(tmp_path: Path):
+    path, effects = tmp_path / "j.db", tmp_path / "effects"
+    effects.mkdir()
+    journal = Journal(path, final=("stored",))
+    for i in range(JOBS):
+        journal.submit(f"asset{i:03d}", "t", {}, stage="requested")
+    journal.close()
+    argv = [sys.executable, "-c", _PIPELINE, str(path), str(effects), str(JOBS)]
+    rng = random.Random(20)
+    kills = 0
+    for _ in range(30):
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.01, 0.2))  # a random point of the run
+        if process.poll() is not None:
+            break
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        kills += 1
+    final = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert final.returncode == 0 and "finished" in final.stdout, final.stderr
+    assert kills >= 20, f"only {kills} crash points"
+    journal = Journal(path, final=("stored",))
+    assert journal.counts() == {"stored": JOBS}  # zero orphans
+    for i in range(JOBS):
+        stages = [target for _, target in journal.history(f"asset{i:03d}")]
+        assert stages == ["requested", "hashed", "stored"]  # each transition exactly once
+    files = [p for p in effects.iterdir() if p.name != "log"]
+    assert len(files) == JOBS  # one effect per content digest
+    redone = len((effects / "log").read_text().split()) - JOBS
+    assert redone <= kills * 2  # a crash redoes at most the batch in hand (idempotent work)
+    journal.close()
