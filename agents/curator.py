@@ -105,6 +105,9 @@ class CurationItem:
     digest: str
     image: Any  # a PIL image or PNG/JPEG bytes
     prompt: str
+    key: str = ""
+    """The job it belongs to: an index entry the same job made earlier (a retry after a crash)
+    is not a duplicate of it. Empty: every earlier entry counts."""
 
 
 @dataclass(frozen=True)
@@ -145,34 +148,42 @@ def hash_distance(a: int, b: int) -> int:
 
 
 class EmbeddingIndex:
-    """Earlier assets by digest: unit embedding and perceptual hash; exact cosine search (numpy)."""
+    """Earlier assets by digest: unit embedding, perceptual hash and the job that added it;
+    exact cosine search (numpy)."""
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
         self._digests: list[str] = []
         self._hashes: list[int] = []
+        self._owners: list[str] = []
+        self._known: set[str] = set()
         self._rows = np.zeros((0, dim), dtype=np.float32)
 
     def __len__(self) -> int:
         return len(self._digests)
 
-    def add(self, digest: str, embedding: Sequence[float], image_hash: int) -> None:
+    def add(self, digest: str, embedding: Sequence[float], image_hash: int, owner: str = "") -> None:
         row = np.asarray(embedding, dtype=np.float32).reshape(1, -1)
         if row.shape[1] != self.dim:
             raise CuratorError(f"embedding has {row.shape[1]} values, the index holds {self.dim}")
-        if digest in self._digests:
+        if digest in self._known:
             return
+        self._known.add(digest)
         self._digests.append(digest)
         self._hashes.append(image_hash)
+        self._owners.append(owner)
         self._rows = np.concatenate([self._rows, row / max(1e-12, float(np.linalg.norm(row)))])
 
-    def neighbours(self, embedding: Sequence[float], at: float, limit: int = 16) -> list[tuple[str, float, int]]:
-        """Up to `limit` (digest, cosine, hash) at or above cosine `at`, most similar first."""
+    def neighbours(
+        self, embedding: Sequence[float], at: float, limit: int = 16, *, exclude_owner: str = ""
+    ) -> list[tuple[str, float, int]]:
+        """Up to `limit` (digest, cosine, hash) at or above cosine `at`, most similar first,
+        leaving out entries added by `exclude_owner` (when not empty)."""
         if not self._digests:
             return []
         scores = self._rows @ np.asarray(embedding, dtype=np.float32)
-        order = np.argsort(-scores)[:limit]
-        return [(self._digests[i], float(scores[i]), self._hashes[i]) for i in order if scores[i] >= at]
+        order = [int(i) for i in np.argsort(-scores) if not exclude_owner or self._owners[int(i)] != exclude_owner]
+        return [(self._digests[i], float(scores[i]), self._hashes[i]) for i in order[:limit] if scores[i] >= at]
 
     def save(self, path: Path) -> None:
         """Atomically writes the index (an .npz of digests, hashes and rows)."""
@@ -181,6 +192,7 @@ class EmbeddingIndex:
             temporary,
             digests=np.array(self._digests, dtype=np.str_),
             hashes=np.array([f"{h:016x}" for h in self._hashes], dtype=np.str_),
+            owners=np.array(self._owners, dtype=np.str_),
             rows=self._rows,
         )
         temporary.replace(path)
@@ -193,12 +205,15 @@ class EmbeddingIndex:
             try:
                 data = np.load(path, allow_pickle=False)
                 rows, digests, hashes = data["rows"].astype(np.float32), data["digests"], data["hashes"]
+                owners = data["owners"] if "owners" in data else np.array([""] * len(digests), dtype=np.str_)
             except (OSError, ValueError, KeyError) as err:
                 raise CuratorError(f"{path}: not an embedding index ({err})") from err
-            if rows.ndim != 2 or rows.shape[1] != dim or len(digests) != len(rows) or len(hashes) != len(rows):
+            if rows.ndim != 2 or rows.shape[1] != dim or not len(digests) == len(hashes) == len(owners) == len(rows):
                 raise CuratorError(f"{path}: index rows are {rows.shape}, expected (n, {dim}) with n digests")
             index._digests = [str(d) for d in digests]
+            index._known = set(index._digests)
             index._hashes = [int(str(h), 16) for h in hashes]
+            index._owners = [str(o) for o in owners]
             index._rows = rows
         return index
 
@@ -298,7 +313,9 @@ class Curator:
             flags += self._flags(image, "image", self.policy.image_moderation_at)
             image_hash = perceptual_hash(picture)
             duplicate, similarity = None, 0.0
-            for digest, cosine, other_hash in self.index.neighbours(image, self.policy.duplicate_at):
+            for digest, cosine, other_hash in self.index.neighbours(
+                image, self.policy.duplicate_at, exclude_owner=item.key
+            ):
                 if hash_distance(image_hash, other_hash) <= self.policy.duplicate_hash_bits:
                     duplicate, similarity = digest, cosine
                     break
@@ -309,7 +326,7 @@ class Curator:
             else:
                 decision = Decision.REVIEW
             if decision is Decision.ACCEPT and self.remember:
-                self.index.add(item.digest, image, image_hash)
+                self.index.add(item.digest, image, image_hash, owner=item.key)
             verdicts.append(
                 Verdict(
                     item.digest,

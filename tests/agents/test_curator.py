@@ -119,6 +119,20 @@ def test_perceptual_hash_survives_re_encoding_but_not_a_new_layout():
     assert base == perceptual_hash(e.image.copy())
 
 
+def test_a_job_curated_again_after_a_crash_is_not_its_own_duplicate(clip, tmp_path):
+    policy = CurationPolicy(accept_at=-1.0, review_at=-1.0)
+    first = Curator(clip, policy)
+    [original] = items("test", 9, 1)
+    item = CurationItem(original.digest, original.image, original.prompt, key="job-1")
+    assert first.curate_batch([item])[0].duplicate_of is None
+    path = tmp_path / "index.npz"
+    first.index.save(path)  # the index outlived the crash; the journal did not record the verdict
+    again = Curator(clip, policy, index=EmbeddingIndex.load(path, 32))
+    assert again.curate_batch([item])[0].duplicate_of is None  # the same job, retried
+    copy = CurationItem(original.digest, original.image, original.prompt, key="job-2")
+    assert again.curate_batch([copy])[0].duplicate_of == original.digest  # another job's copy is flagged
+
+
 def test_the_index_persists_and_refuses_the_wrong_shape(clip, tmp_path):
     curator = Curator(clip, CurationPolicy(accept_at=-1.0, review_at=-1.0))
     originals = items("test", 6, 5)
