@@ -87,10 +87,21 @@ def build_unet(text_width: int, embed_dim: int, sample_size: int = 32, seed: int
 
 
 def build_scheduler() -> DDIMScheduler:
+    """DDIM over a cosine schedule rescaled to zero terminal SNR, the UNet predicting v.
+
+    With epsilon prediction and a schedule whose last step still holds some signal, the sampler
+    never learns an image's overall colour: backgrounds drift (olive for black, pink for gray).
+    At zero terminal SNR the first sampling step sees pure noise and its v target is the clean
+    image itself, so the global colour is learnt like everything else (Lin et al. 2024,
+    "Common Diffusion Noise Schedules and Sample Steps are Flawed"); trailing timestep spacing
+    makes sampling start at that last step.
+    """
     return DDIMScheduler(
         num_train_timesteps=1000,
         beta_schedule="squaredcos_cap_v2",
-        prediction_type="epsilon",
+        prediction_type="v_prediction",
+        rescale_betas_zero_snr=True,
+        timestep_spacing="trailing",
         clip_sample=True,
         set_alpha_to_one=True,
     )
@@ -125,7 +136,7 @@ class TinyText2ImagePipeline(DiffusionPipeline):  # type: ignore[misc]
         prompt: str | list[str],
         negative_prompt: str | list[str] | None = None,
         num_inference_steps: int = 25,
-        guidance_scale: float = 3.0,
+        guidance_scale: float = 1.5,
         num_images_per_prompt: int = 1,
         generator: torch.Generator | list[torch.Generator] | None = None,
         output_type: str = "pil",

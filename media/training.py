@@ -36,11 +36,24 @@ def save_checkpoint(work: Path, state: dict[str, Any]) -> None:
     temporary.replace(work / CHECKPOINT)
 
 
-def load_checkpoint(work: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
+def load_checkpoint(
+    work: Path, identity: dict[str, Any], *, ignore: frozenset[str] = frozenset()
+) -> dict[str, Any] | None:
     """The checkpoint in `work` when it was written by a run with the same `identity` entries
-    (configuration, shapes, inputs), else None: a changed run starts afresh."""
+    (configuration, shapes, inputs), else None: a changed run starts afresh. Keys of a `config`
+    entry named in `ignore` (evaluation-only settings, which never change the weights) are left
+    out of the comparison on both sides."""
     path = work / CHECKPOINT
     if not path.exists():
         return None
     state: dict[str, Any] = torch.load(path, weights_only=False)
-    return state if all(state.get(key) == value for key, value in identity.items()) else None
+
+    def same(key: str, value: Any) -> bool:
+        stored = state.get(key)
+        if key == "config" and isinstance(stored, dict) and isinstance(value, dict):
+            return {k: v for k, v in stored.items() if k not in ignore} == {
+                k: v for k, v in value.items() if k not in ignore
+            }
+        return bool(stored == value)
+
+    return state if all(same(key, value) for key, value in identity.items()) else None

@@ -137,10 +137,16 @@ def test_clip_training_writes_a_loadable_model_and_resumes(tmp_path):
 
 @pytest.mark.slow
 def test_t2i_training_writes_a_diffusers_folder(tmp_path):
-    config = replace(T2ITraining(), steps=2, batch=4, eval_every=2, eval_prompts=2, eval_steps=2)
+    config = replace(T2ITraining(), steps=2, batch=4, eval_every=2, eval_prompts=2, eval_steps=2, final_prompts=2)
     metrics = train_t2i(TINY_CLIP, tmp_path / "t2i", tmp_path / "work", config)
     assert 0.0 <= metrics["attribute_accuracy"] <= 1.0
     assert (tmp_path / "work" / "checkpoint.pt").exists()
+    weights = (tmp_path / "t2i" / "unet" / "diffusion_pytorch_model.safetensors").read_bytes()
+    # Evaluation-only settings may change and the finished run still resumes (no retraining).
+    again = train_t2i(TINY_CLIP, tmp_path / "t2i", tmp_path / "work", replace(config, guidance=2.0, final_prompts=3))
+    assert (tmp_path / "t2i" / "unet" / "diffusion_pytorch_model.safetensors").read_bytes() == weights
+    assert json.loads((tmp_path / "t2i" / "metrics.json").read_text())["guidance"] == 2.0
+    assert 0.0 <= again["attribute_accuracy"] <= 1.0
     pipe = TinyText2ImagePipeline.from_pretrained(str(tmp_path / "t2i"))
     pipe.set_progress_bar_config(disable=True)
     image = pipe(PROMPTS[0], num_inference_steps=2).images[0]
