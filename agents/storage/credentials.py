@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -122,7 +123,7 @@ def sign_sidecar(
     asset: bytes,
     identity: DevIdentity,
     *,
-    parents: list[tuple[dict[str, Any], bytes]] = (),  # type: ignore[assignment]
+    parents: Sequence[tuple[dict[str, Any], bytes]] = (),
 ) -> bytes:
     """Signs `definition` for `asset` (bytes unchanged) and returns the detached manifest store.
     `parents`: (ingredient JSON, parent bytes) pairs, hashed into `parentOf` ingredients."""

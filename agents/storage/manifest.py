@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from agents.storage.cid import Cid
+from agents.storage.cid import RAW, Cid
 
 CLAIM_GENERATOR: Final = "proofmint"
 TRAINED_ALGORITHMIC_MEDIA: Final = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
@@ -64,7 +64,7 @@ class Provenance:
     def __post_init__(self) -> None:
         if len(self.sha256) != 32 or len(self.params_digest) != 32:
             raise ValueError("sha256 and params_digest are 32-byte digests")
-        if self.image.digest != self.sha256 and self.image.codec == 0x55:
+        if self.image.digest != self.sha256 and self.image.codec == RAW:
             raise ValueError("a raw-leaf image CID must carry the image's sha256")
         if len(self.prompt) > MAX_PROMPT_CHARS or len(self.negative_prompt) > MAX_PROMPT_CHARS:
             raise ValueError(f"prompts are limited to {MAX_PROMPT_CHARS} characters")
