@@ -123,6 +123,36 @@ class LoadedClip:
         return torch.nn.functional.normalize(self.model.encode_text(tokens).float(), dim=-1)
 
 
+#: The name `register` gives the tiny CLIP's architecture in open_clip's model registry.
+REGISTERED_NAME = "proofmint-tiny-clip"
+
+
+def register(folder: Path, name: str = REGISTERED_NAME) -> tuple[str, Path]:
+    """Registers a tiny-CLIP folder's architecture with open_clip under `name` and returns
+    (name, weights file), so open_clip's usual call works:
+
+        name, weights = register(Path("models/tiny-clip"))
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            name, pretrained=str(weights), image_mean=(0.5,) * 3, image_std=(0.5,) * 3)
+        tokenizer = open_clip.get_tokenizer(name)
+
+    (open_clip takes normalisation for a checkpoint file from the call, not the model config;
+    `local-dir:` carries it.) The config is written to a temporary file, with the tokenizer
+    pointing at the folder, because open_clip registers configs from files.
+    """
+    import tempfile
+
+    import open_clip
+
+    folder = folder.resolve()
+    config = json.loads((folder / CONFIG_FILE).read_text())["model_cfg"]
+    config["text_cfg"] = {**config["text_cfg"], "hf_tokenizer_name": str(folder)}
+    scratch = Path(tempfile.mkdtemp(prefix="proofmint-clip-"))
+    (scratch / f"{name}.json").write_text(json.dumps(config))
+    open_clip.add_model_config(scratch / f"{name}.json")
+    return name, folder / WEIGHTS_FILE
+
+
 def load(model_name: str, device: str | torch.device = "cpu") -> LoadedClip:
     """Any open_clip model by name: `local-dir:PATH`, a built-in name with a local checkpoint
     given as `NAME@PATH`, or an `hf-hub:` id (which needs the model already in the local cache

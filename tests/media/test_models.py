@@ -151,3 +151,23 @@ def test_t2i_training_writes_a_diffusers_folder(tmp_path):
     pipe.set_progress_bar_config(disable=True)
     image = pipe(PROMPTS[0], num_inference_steps=2).images[0]
     assert np.asarray(image).shape == (32, 32, 3)
+
+
+def test_the_shipped_clip_loads_by_registered_name_and_pretrained_path():
+    import open_clip
+
+    from media.clip import register
+
+    name, weights = register(TINY_CLIP)
+    model, _, preprocess = open_clip.create_model_and_transforms(
+        name, pretrained=str(weights), image_mean=(0.5,) * 3, image_std=(0.5,) * 3
+    )
+    reference = load(f"local-dir:{TINY_CLIP}")
+    tokens = open_clip.get_tokenizer(name)(PROMPTS)
+    with torch.no_grad():
+        assert torch.allclose(model.eval().encode_text(tokens), reference.model.encode_text(tokens))
+        [example_] = examples("test", 3, 1)
+        pixels = preprocess(example_.image).unsqueeze(0)
+        assert torch.allclose(
+            model.encode_image(pixels), reference.model.encode_image(reference.preprocess(example_.image).unsqueeze(0))
+        )
