@@ -17,7 +17,7 @@ KEY_0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 KEY_1 = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -28,7 +28,7 @@ def private_anvil() -> Iterator[tuple[str, Any]]:
     """(RPC URL, synchronous Web3) of a fresh anvil (chain id 31337, automine on)."""
     from web3 import HTTPProvider, Web3
 
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [str(ANVIL), "--port", str(port), "--silent", "--base-fee", "1000000000"],
         stdout=subprocess.DEVNULL,
