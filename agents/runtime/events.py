@@ -25,7 +25,7 @@ from typing import Any
 
 from agents.errors import PermanentError
 from agents.runtime.journal import Journal
-from agents.runtime.retry import Backoff, is_retryable_rpc, retry
+from agents.runtime.retry import Backoff, call_node
 
 
 class DeepReorgError(PermanentError):
@@ -84,7 +84,7 @@ class EventWatcher:
         self._key = f"events:{name}"
 
     async def _rpc(self, function: Callable[..., Any], *args: Any) -> Any:
-        return await retry(lambda: asyncio.to_thread(function, *args), self.backoff, retryable=is_retryable_rpc)
+        return await call_node(function, *args, backoff=self.backoff)
 
     async def _hash_of(self, number: int) -> str | None:
         try:

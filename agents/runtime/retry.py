@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from agents.errors import PermanentError, RetryableError
 
@@ -116,6 +116,20 @@ async def retry(
             if on_retry is not None:
                 on_retry(attempt, error, wait)
             await sleep(wait)
+
+
+async def call_node(
+    function: Callable[..., T], *args: Any, backoff: Backoff, breaker: CircuitBreaker | None = None
+) -> T:
+    """One synchronous node call (web3) in a worker thread, off the event loop, retried as an
+    RPC call (`is_retryable_rpc`) inside `backoff`'s deadline, behind `breaker` when given."""
+
+    def attempt() -> Awaitable[T]:
+        if breaker is None:
+            return asyncio.to_thread(function, *args)
+        return breaker.call(lambda: asyncio.to_thread(function, *args))
+
+    return await retry(attempt, backoff, retryable=is_retryable_rpc)
 
 
 class BreakerState(Enum):

@@ -35,7 +35,7 @@ from typing import Any, Final
 from agents.errors import PermanentError, RetryableError
 from agents.reverts import preflight
 from agents.runtime.journal import Journal
-from agents.runtime.retry import Backoff, CircuitBreaker, is_retryable_rpc, retry
+from agents.runtime.retry import Backoff, CircuitBreaker, call_node, is_retryable_rpc
 
 #: Node messages that mean "this exact transaction is already in my pool or chain".
 ALREADY_KNOWN: Final = ("already known", "known transaction", "alreadyknown", "already imported", "already exists")
@@ -102,16 +102,13 @@ class TxSender:
         self.breaker = breaker or CircuitBreaker(f"rpc {self.address[:10]}", retryable=is_retryable_rpc)
         self._lock = asyncio.Lock()
         self._next_nonce: int | None = None
+        self._chain_id: int | None = None
         self.intent_name = f"tx:{self.address.lower()}"
         self.replacements = 0
 
     async def _rpc(self, function: Callable[..., Any], *args: Any) -> Any:
         """One node call in a worker thread, behind the circuit breaker, retried with backoff."""
-        return await retry(
-            lambda: self.breaker.call(lambda: asyncio.to_thread(function, *args)),
-            self.backoff,
-            retryable=is_retryable_rpc,
-        )
+        return await call_node(function, *args, backoff=self.backoff, breaker=self.breaker)
 
     async def _simulate(self, call: dict[str, Any]) -> None:
         """`preflight` (raises WouldRevertError), retried on RPC failures; a call the node refuses
@@ -133,6 +130,7 @@ class TxSender:
         open_intents = await self.journal.call(self.journal.open_intents, self.intent_name)
         journaled = max((int(i.data["nonce"]) + 1 for i in open_intents), default=0)
         self._next_nonce = max(chain_nonce, journaled)
+        self._chain_id = int(await self._rpc(lambda: self.web3.eth.chain_id))  # fixed for a node: asked once
         receipts = []
         for intent in open_intents:
             pending = Pending(
@@ -154,7 +152,7 @@ class TxSender:
         await self._simulate(call)
         gas = int(await self._rpc(self.web3.eth.estimate_gas, call))
         async with self._lock:
-            if self._next_nonce is None:
+            if self._next_nonce is None or self._chain_id is None:
                 raise RuntimeError("TxSender.start() must run before send()")
             nonce = self._next_nonce
             tx = {
@@ -163,7 +161,7 @@ class TxSender:
                 "value": value,
                 "gas": gas * 6 // 5 + 10_000,
                 "nonce": nonce,
-                "chainId": int(await self._rpc(lambda: self.web3.eth.chain_id)),
+                "chainId": self._chain_id,
                 **(await self._fees()),
             }
             raw, tx_hash = self._sign(tx)
