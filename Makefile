@@ -27,8 +27,8 @@ setup: ## Install everything (venv, npm packages, solc); quick when already inst
 compile: setup ## Compile the contracts with ape (offline)
 	@$(APE) compile
 
-demo: compile ## The main job: deploy on the embedded chain, print addresses and gas
-	@$(APE) run deploy
+demo: compile ## The main job: the whole product on the embedded chain, report in artifacts/demo/report.html
+	@$(APE) run demo $(if $(COUNT),--count $(COUNT))
 
 test: setup lint test-embedded test-anvil ## Every test: lint, the suite on the embedded chain, chain tests again on anvil
 

@@ -264,6 +264,18 @@ class Journal:
                 self._complete(db, *complete_intent, now=now)
 
     @_locked
+    def ready(self, stage: str) -> tuple[int, float | None]:
+        """How many jobs at `stage` a claim would take now, and how long (s) the oldest of them
+        has been waiting there (None when there are none): what a stage that batches by size or
+        time reads."""
+        now = self._clock()
+        count, oldest = self.db.execute(
+            "SELECT COUNT(*), MIN(updated_at) FROM jobs WHERE stage = ? AND not_before <= ? AND lease_until <= ?",
+            (stage, now, now),
+        ).fetchone()
+        return int(count), (now - float(oldest) if oldest is not None else None)
+
+    @_locked
     def release(
         self,
         key: str,

@@ -41,6 +41,8 @@ from agents.runtime.retry import Backoff, CircuitBreaker, call_node, is_retryabl
 ALREADY_KNOWN: Final = ("already known", "known transaction", "alreadyknown", "already imported", "already exists")
 #: Node messages that mean the transaction can never be accepted as it is.
 REFUSED: Final = ("insufficient funds", "intrinsic gas too low", "exceeds block gas limit", "invalid sender")
+#: Node messages that mean "this nonce is used already" (geth/anvil, py-evm's eth-tester).
+NONCE_USED: Final = ("nonce too low", "invalid transaction nonce")
 DEFAULT_PRIORITY_FEE: Final = 1_000_000_000
 RPC_BACKOFF: Final = Backoff(base=0.1, cap=2.0, deadline=30.0)
 
@@ -52,6 +54,10 @@ class RevertedOnChainError(PermanentError):
 class TransactionTimeoutError(RetryableError, TimeoutError):
     """No version of a transaction was mined before the deadline; it stays journaled and the
     next `start()` picks it up."""
+
+
+class _NonceTakenError(Exception):
+    """The first broadcast of a nonce was refused as used: something else sent with this key."""
 
 
 class BroadcastRefusedError(PermanentError):
@@ -152,33 +158,50 @@ class TxSender:
         await self._simulate(call)
         gas = int(await self._rpc(self.web3.eth.estimate_gas, call))
         async with self._lock:
-            if self._next_nonce is None or self._chain_id is None:
-                raise RuntimeError("TxSender.start() must run before send()")
-            nonce = self._next_nonce
-            tx = {
-                "to": to,
-                "data": "0x" + data.hex(),
-                "value": value,
-                "gas": gas * 6 // 5 + 10_000,
-                "nonce": nonce,
-                "chainId": self._chain_id,
-                **(await self._fees()),
-            }
-            raw, tx_hash = self._sign(tx)
-            intent = await self.journal.call(
-                self.journal.record_intent,
-                self.intent_name,
-                list(keys),
-                {"nonce": nonce, "tx": tx, "raws": [raw.hex()], "hashes": [tx_hash.hex()], "label": label},
-            )
-            pending = Pending(intent, nonce, tx, [raw], [tx_hash], self._clock())
-            try:
-                await self._broadcast(raw)
-            except BroadcastRefusedError as refused:
-                await self.journal.call(self.journal.complete_intent, intent, {"refused": str(refused)})
-                raise
-            self._next_nonce = nonce + 1
-            return pending
+            for _ in range(3):
+                try:
+                    return await self._send_locked(to, data, value, gas, label, list(keys))
+                except _NonceTakenError:
+                    # another wallet used this key: its transactions hold these nonces now
+                    chain_nonce = int(await self._rpc(self.web3.eth.get_transaction_count, self.address, "pending"))
+                    self._next_nonce = max(chain_nonce, (self._next_nonce or 0) + 1)
+            raise BroadcastRefusedError("nonces keep being taken by another sender using this key")
+
+    async def _send_locked(self, to: str, data: bytes, value: int, gas: int, label: str, keys: list[str]) -> Pending:
+        """Signs, journals and broadcasts at the next nonce; the caller holds the nonce lock."""
+        if self._next_nonce is None or self._chain_id is None:
+            raise RuntimeError("TxSender.start() must run before send()")
+        nonce = self._next_nonce
+        tx = {
+            "to": to,
+            "data": "0x" + data.hex(),
+            "value": value,
+            "gas": gas * 6 // 5 + 10_000,
+            "nonce": nonce,
+            "chainId": self._chain_id,
+            **(await self._fees()),
+        }
+        raw, tx_hash = self._sign(tx)
+        intent = await self.journal.call(
+            self.journal.record_intent,
+            self.intent_name,
+            list(keys),
+            {"nonce": nonce, "tx": tx, "raws": [raw.hex()], "hashes": [tx_hash.hex()], "label": label},
+        )
+        pending = Pending(intent, nonce, tx, [raw], [tx_hash], self._clock())
+        try:
+            await self._broadcast(raw, first=True)
+        except BroadcastRefusedError as refused:
+            await self.journal.call(self.journal.complete_intent, intent, {"refused": str(refused)})
+            raise
+        except _NonceTakenError:
+            if await self._known(tx_hash):
+                self._next_nonce = nonce + 1  # it was ours after all (a retried broadcast)
+                return pending
+            await self.journal.call(self.journal.complete_intent, intent, {"refused": "nonce used elsewhere"})
+            raise
+        self._next_nonce = nonce + 1
+        return pending
 
     async def _fees(self) -> dict[str, int]:
         block = await self._rpc(self.web3.eth.get_block, "latest")
@@ -195,7 +218,7 @@ class TxSender:
         raw = bytes(getattr(signed, "raw_transaction", None) or signed.rawTransaction)
         return raw, bytes(signed.hash)
 
-    async def _broadcast(self, raw: bytes) -> None:
+    async def _broadcast(self, raw: bytes, *, first: bool = False) -> None:
         try:
             await self._rpc(self.web3.eth.send_raw_transaction, raw)
         except Exception as error:
@@ -204,7 +227,9 @@ class TxSender:
                 return
             if any(refused in message for refused in REFUSED):
                 raise BroadcastRefusedError(f"the node refused the transaction: {error}") from error
-            if "nonce too low" in message:
+            if any(used in message for used in NONCE_USED):
+                if first:
+                    raise _NonceTakenError(message) from error
                 return  # a version of this nonce is already mined: `wait` finds which
             raise
 

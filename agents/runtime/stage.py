@@ -6,7 +6,8 @@ Lifecycle of `Stage.run()`:
 2. Claim up to `batch` jobs at `origin` under a lease of `lease_s` seconds (jobs whose lease ran
    out, because their worker died, are claimed again).
 3. Hand them to `process`, which returns one outcome per job: `Done` (advance, to `target` or the
-   outcome's own stage, with payload updates) or `Failed`. An exception out of `process` fails
+   outcome's own stage, with payload updates), `Failed`, or `Journaled` (process advanced the
+   job itself, in one journal transaction with others). An exception out of `process` fails
    the whole batch, retryable or not by its type. Work runs off the event loop where it is heavy
    (subclasses use executors); `process` must be idempotent, because a crash after the work and
    before the journal write means the work is done again.
@@ -15,6 +16,8 @@ Lifecycle of `Stage.run()`:
    a jittered backoff at its stage, and after `max_attempts` moves to `give_up`; a permanent one
    moves to `give_up` at once. Advanced keys are announced on the output queue (backpressure:
    a full queue holds this stage back).
+   A stage that batches (`min_batch` > 1) claims only when `min_batch` jobs are ready or the
+   oldest ready one has waited `linger_s` seconds: batches by size or time.
 5. With nothing to claim, wait for a wake-up on the input queue or `idle` seconds.
 6. `stop()` (SIGTERM): no new claims; the batch in hand is finished and journaled; `run` returns.
 """
@@ -53,7 +56,16 @@ class Failed:
     retryable: bool = True
 
 
-Outcome = Done | Failed
+@dataclass(frozen=True)
+class Journaled:
+    """`process` already advanced the job itself (several jobs and an intent in one journal
+    transaction); the runner only announces it."""
+
+    key: str
+    stage: str
+
+
+Outcome = Done | Failed | Journaled
 
 
 class Stage(ABC):
@@ -78,6 +90,8 @@ class Stage(ABC):
         retry_base: float = 1.0,
         retry_cap: float = 60.0,
         idle: float = 0.5,
+        min_batch: int = 1,
+        linger_s: float = 0.0,
         rng: random.Random | None = None,
     ) -> None:
         if not (self.origin and self.target):
@@ -86,6 +100,9 @@ class Stage(ABC):
         self.inbox, self.outbox, self.metrics = inbox, outbox, metrics
         self.batch, self.lease_s, self.max_attempts = batch, lease_s, max_attempts
         self.retry_base, self.retry_cap, self.idle = retry_base, retry_cap, idle
+        if not 1 <= min_batch <= batch:
+            raise ValueError(f"min_batch must be in 1..batch ({batch}), got {min_batch}")
+        self.min_batch, self.linger_s = min_batch, linger_s
         self._rng = rng or random.Random()
         self._stopping = asyncio.Event()
         self.processed = 0
@@ -125,6 +142,8 @@ class Stage(ABC):
 
     async def step(self) -> int:
         """Claims, processes and journals one batch; returns how many jobs it claimed."""
+        if self.min_batch > 1 and not await self._batch_due():
+            return 0
         jobs = await self.journal.call(
             self.journal.claim, self.origin, self.worker, limit=self.batch, lease_s=self.lease_s
         )
@@ -149,7 +168,15 @@ class Stage(ABC):
         self.processed += len(jobs)
         return len(jobs)
 
+    async def _batch_due(self) -> bool:
+        count, waited = await self.journal.call(self.journal.ready, self.origin)
+        return count >= self.min_batch or (waited is not None and waited >= self.linger_s)
+
     async def _apply(self, outcome: Outcome) -> None:
+        if isinstance(outcome, Journaled):
+            if self.outbox is not None and outcome.stage == self.target:
+                await self.outbox.put(outcome.key)
+            return
         if isinstance(outcome, Done):
             target = outcome.stage or self.target
             try:

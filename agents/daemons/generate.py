@@ -1,0 +1,55 @@
+"""The generator daemon: `requested` jobs in, images in the content store out (`generated`).
+
+Each claimed batch is generated in the generator's executor (micro-batches of equal
+parameters), every PNG is added to the store (CIDv1, raw leaves: its multihash digest is the
+sha256 the chain registers), and the job records the CID, the digest, the lineage and its
+parameters digest. Generation is deterministic per request and the store is content-addressed,
+so doing a batch again after a crash stores the same bytes under the same CID: nothing doubles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from agents.daemons import jobs
+from agents.generator import GenerationRequest, Generator, GeneratorError
+from agents.runtime.journal import Job
+from agents.runtime.stage import Done, Failed, Outcome, Stage
+from agents.storage.store import LocalStore
+
+
+class GenerateStage(Stage):
+    name = "generator"
+    origin = jobs.REQUESTED
+    target = jobs.GENERATED
+    give_up = jobs.FAILED
+
+    def __init__(self, journal: Any, generator: Generator, store: LocalStore, **options: Any) -> None:
+        super().__init__(journal, **options)
+        self.generator, self.store = generator, store
+
+    async def process(self, batch: Sequence[Job]) -> Sequence[Outcome]:
+        outcomes: list[Outcome] = []
+        runnable: list[tuple[Job, GenerationRequest]] = []
+        for job in batch:
+            try:
+                runnable.append((job, jobs.request_of(job.payload)))
+            except GeneratorError as error:
+                outcomes.append(Failed(job.key, str(error), retryable=False))
+        if not runnable:
+            return outcomes
+        images = await self.generator.generate([request for _, request in runnable])
+        for (job, _), image in zip(runnable, images, strict=True):
+            cid = await self.store.put(image.png)
+            lineage = image.lineage
+            updates = {
+                "cid": str(cid),
+                "sha256": image.digest.hex(),
+                "params_digest": lineage.params_digest().hex(),
+                "lineage": asdict(lineage),
+                "generated_at": job.updated_at,
+            }
+            outcomes.append(Done(job.key, updates))
+        return outcomes

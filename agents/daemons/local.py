@@ -1,0 +1,285 @@
+"""Everything the daemons need on a development chain, made from what the project ships:
+the core contracts, the shipped text-to-image model registered as a model version (with a
+training-data originators' tree), and the curation head's circuits, each a model version with
+its EZKL verifier deployed and bound. Then `build_agents` wires the stages over one journal.
+
+Used by `make demo` (`ape run demo`), `proofmint up`, the pipeline tests and `bench/pipeline.py`.
+Contract calls here go through ape (accounts on the development chain); the daemons then use
+plain web3 and the operator's key, exactly as they would against any RPC.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from agents.daemons.chain import ChainClient
+from agents.daemons.curate import CurateStage
+from agents.daemons.generate import GenerateStage
+from agents.daemons.prove import ProveStage
+from agents.daemons.publish import ModelInfo, PublishStage
+from agents.daemons.register import ClaimStage, CommitStage
+from agents.daemons.runner import DAEMONS, Agents
+from agents.daemons.settle import SettleStage
+from agents.deployment import deploy_core
+from agents.digests import weights_digest
+from agents.merkle import DataTree
+from agents.runtime.journal import Journal
+from agents.runtime.queues import MemoryQueue, WorkQueue
+from agents.runtime.stage import Stage
+from agents.storage.credentials import DevIdentity
+from agents.storage.store import LocalStore
+
+ZERO32: Final = b"\x00" * 32
+HEAD_SIZES: Final = (4, 1)
+T2I_DEVELOPER_BPS: Final = 1_000
+T2I_DATA_BPS: Final = 500
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def build_head_circuits(
+    cache: Path, sizes: Iterable[int] = HEAD_SIZES, *, seed: int = 0, progress: Progress = _quiet
+) -> dict[int, Any]:
+    """The curation head's circuit for each batch size (built once, then cached)."""
+    from zkml.curation_head import build_curation_head, export_onnx
+    from zkml.pipeline import Circuit
+    from zkml.shape import HeadShape
+
+    shape = HeadShape()
+    head = build_curation_head(shape, seed=seed)
+    cache.mkdir(parents=True, exist_ok=True)
+    circuits = {}
+
+    def tell(size: int) -> Progress:
+        return lambda message: progress(f"circuit x{size}: {message}")
+
+    for size in sizes:
+        onnx = export_onnx(head, cache / f".head-{seed}-x{size}.onnx", batch=size)
+        circuits[size] = Circuit.build(
+            onnx,
+            cache,
+            batch=size,
+            embed_dim=shape.embed_dim,
+            progress=tell(size),
+        )
+    return circuits
+
+
+@dataclass(frozen=True)
+class LocalSetup:
+    addresses: dict[str, str]
+    t2i_model_id: int
+    head_models: dict[int, tuple[Any, int]]
+    """Batch size -> (circuit, model id)."""
+    data_tree: DataTree
+    deploy_gas: int
+
+
+def _register(core_models: Any, developer: Any, model_input: dict[str, Any]) -> int:
+    core_models.registerModel(model_input, sender=developer)
+    return int(core_models.modelIdOf(model_input["weightsDigest"]))
+
+
+def prepare_chain(
+    project: Any,
+    chain: Any,
+    *,
+    operator: Any,
+    developer: Any,
+    originators: Sequence[tuple[str, int]],
+    t2i_folder: Path,
+    circuits: Mapping[int, Any],
+    store: LocalStore,
+    solc: Path,
+    progress: Progress = _quiet,
+) -> LocalSetup:
+    """Deploys and registers everything on a development chain (see the module docstring)."""
+    from zkml.evm import deploy_verifier
+
+    deployed = deploy_core(project, operator, chain)
+    addresses = {d.name: d.address for d in deployed}
+    progress(f"deployed {', '.join(addresses)}")
+    models = project.ModelRegistry.at(addresses["ModelRegistry"])
+    tree = DataTree(list(originators))
+    card = store.add_bytes((t2i_folder / "README.md").read_bytes())
+    t2i_id = _register(
+        models,
+        developer,
+        {
+            "weightsDigest": weights_digest(t2i_folder),
+            "paramsCommitment": ZERO32,
+            "dataRoot": tree.root,
+            "predecessor": 0,
+            "developerBps": T2I_DEVELOPER_BPS,
+            "dataBps": T2I_DATA_BPS,
+            "metadataURI": f"ipfs://{card}",
+        },
+    )
+    progress(f"registered the text-to-image model as version {t2i_id}")
+    head_models: dict[int, tuple[Any, int]] = {}
+    for size, circuit in sorted(circuits.items()):
+        compiled = circuit.verifier(solc, progress=lambda m, s=size: progress(f"verifier x{s}: {m}"))
+        verifier = deploy_verifier(developer, compiled)
+        onnx = circuit.artifacts.onnx.read_bytes()
+        onnx_cid = store.add_bytes(onnx)
+        model_id = _register(
+            models,
+            developer,
+            {
+                "weightsDigest": hashlib.sha256(onnx).digest(),
+                "paramsCommitment": compiled.vk_digest,
+                "dataRoot": ZERO32,
+                "predecessor": 0,
+                "developerBps": 0,
+                "dataBps": 0,
+                "metadataURI": f"ipfs://{onnx_cid}",
+            },
+        )
+        models.bindVerifier(model_id, verifier.address, compiled.vk_digest, sender=developer)
+        head_models[size] = (circuit, model_id)
+        progress(f"curation head x{size}: model version {model_id}, verifier {verifier.address}")
+    return LocalSetup(addresses, t2i_id, head_models, tree, sum(d.gas_used for d in deployed))
+
+
+@dataclass
+class Parts:
+    """What the stages are built from."""
+
+    journal: Journal
+    client: ChainClient
+    store: LocalStore
+    identity: DevIdentity
+    generator: Any
+    curator: Any
+    model: ModelInfo
+    t2i_model_id: int
+    head_models: Mapping[int, tuple[Any, int]]
+    input_scale: int
+    prover_executor: Executor | None = None
+    index_path: Path | None = None
+
+
+def build_agents(
+    parts: Parts,
+    *,
+    names: Iterable[str] = DAEMONS,
+    worker: str = "local",
+    generate_batch: int = 8,
+    register_batch: int = 64,
+    linger_s: float = 2.0,
+    idle: float = 0.2,
+    queues: Mapping[str, WorkQueue] | None = None,
+    withdraw_every_s: float | None = 30.0,
+) -> Agents:
+    """The stages of the daemons in `names`, wired in process (wake-up queues between them)."""
+    names = list(names)
+    unknown = sorted(set(names) - set(DAEMONS))
+    if unknown:
+        raise ValueError(f"unknown daemon(s) {unknown}; known: {', '.join(DAEMONS)}")
+    q: dict[str, WorkQueue] = dict(queues or {})
+    for stage in ("requested", "generated", "curated", "published", "committed", "registered"):
+        q.setdefault(stage, MemoryQueue(stage, capacity=4_096))
+    common = {"idle": idle}
+    j = parts.journal
+    stages: list[Stage] = []
+    if "generator" in names:
+        stages.append(
+            GenerateStage(
+                j,
+                parts.generator,
+                parts.store,
+                worker=f"{worker}/generator",
+                batch=generate_batch,
+                inbox=q["requested"],
+                outbox=q["generated"],
+                **common,
+            )
+        )
+    if "curator" in names:
+        stages.append(
+            CurateStage(
+                j,
+                parts.curator,
+                parts.store,
+                index_path=parts.index_path,
+                worker=f"{worker}/curator",
+                batch=64,
+                inbox=q["generated"],
+                outbox=q["curated"],
+                **common,
+            )
+        )
+    if "publisher" in names:
+        stages.append(
+            PublishStage(
+                j,
+                parts.store,
+                parts.identity,
+                parts.model,
+                input_scale=parts.input_scale,
+                worker=f"{worker}/publisher",
+                batch=32,
+                inbox=q["curated"],
+                outbox=q["published"],
+                **common,
+            )
+        )
+    if "registrar" in names:
+        stages.append(
+            CommitStage(
+                j,
+                parts.client,
+                model_id=parts.t2i_model_id,
+                worker=f"{worker}/registrar",
+                batch=register_batch,
+                min_batch=register_batch,
+                linger_s=linger_s,
+                inbox=q["published"],
+                outbox=q["committed"],
+                **common,
+            )
+        )
+        stages.append(
+            ClaimStage(
+                j,
+                parts.client,
+                model_id=parts.t2i_model_id,
+                worker=f"{worker}/claimer",
+                batch=register_batch,
+                inbox=q["committed"],
+                outbox=q["registered"],
+                **common,
+            )
+        )
+    if "prover" in names:
+        largest = max(parts.head_models)
+        stages.append(
+            ProveStage(
+                j,
+                parts.client,
+                parts.head_models,
+                executor=parts.prover_executor,
+                worker=f"{worker}/prover",
+                min_batch=largest,
+                linger_s=linger_s,
+                inbox=q["registered"],
+                max_attempts=3,
+                **common,
+            )
+        )
+    if "settlement" in names:
+        stages.append(
+            SettleStage(j, parts.client, worker=f"{worker}/settlement", min_batch=32, linger_s=linger_s, **common)
+        )
+    return Agents(
+        j, stages, clients=[parts.client], withdraw_every_s=withdraw_every_s if "settlement" in names else None
+    )

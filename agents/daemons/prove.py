@@ -1,0 +1,130 @@
+"""The prover daemon: `registered` jobs in, `attested` out, or `unproven` after its retries.
+
+Proofs are batched: the stage waits for as many jobs as its largest circuit takes (or `linger_s`)
+and splits what it claims greedily over its circuits' sizes (a circuit of size 1 is required, so
+any remainder can be proven). Each circuit is its own model version on chain (the batched graph
+is what its verifier checks), so `circuits` maps a batch size to (circuit, model id).
+
+For each chunk the curation head's circuit proves, in an executor
+(a process pool in `proofmint up`: ezkl's prover never runs on the event loop), that the
+registered model version scored each asset's embedding; the proof's input commitments are
+checked against the ones the assets registered, then one `attestInference` records the scores
+for the whole chunk. An asset the chain already shows attested (a crash after the transaction)
+is moved on without proving again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor
+from pathlib import Path
+from typing import Any, Final
+
+from agents.daemons import jobs
+from agents.daemons.chain import ChainClient
+from agents.reverts import WouldRevertError
+from agents.runtime.journal import Job
+from agents.runtime.stage import Done, Failed, Outcome, Stage
+
+REGISTRY: Final = "ProvenanceRegistry"
+
+
+def prove_rows(artifacts_root: str, batch: int, embed_dim: int, rows: list[list[float]]) -> dict[str, Any]:
+    """Prove one batch with the circuit cached at `artifacts_root` (runs in a worker process)."""
+    from zkml.pipeline import Artifacts, Circuit
+
+    circuit = Circuit(Artifacts(Path(artifacts_root)), batch, embed_dim)
+    with tempfile.TemporaryDirectory(prefix="proofmint-prove-") as work:
+        return circuit.prove(rows, Path(work))
+
+
+def chunk_sizes(count: int, sizes: Sequence[int]) -> list[int]:
+    """`count` split greedily over the available circuit sizes, largest first."""
+    result: list[int] = []
+    for size in sorted(set(sizes), reverse=True):
+        while count >= size:
+            result.append(size)
+            count -= size
+    return result
+
+
+class ProveStage(Stage):
+    name = "prover"
+    origin = jobs.REGISTERED
+    target = jobs.ATTESTED
+    give_up = jobs.UNPROVEN
+
+    def __init__(
+        self,
+        journal: Any,
+        client: ChainClient,
+        circuits: Mapping[int, tuple[Any, int]],
+        *,
+        executor: Executor | None = None,
+        **options: Any,
+    ) -> None:
+        if 1 not in circuits:
+            raise ValueError("the prover needs a circuit of batch size 1 for remainders")
+        options.setdefault("batch", max(circuits))
+        super().__init__(journal, **options)
+        self.client, self.circuits, self.executor = client, dict(circuits), executor
+        self.model_ids = sorted({model_id for _, model_id in circuits.values()})
+
+    async def process(self, batch: Sequence[Job]) -> Sequence[Outcome]:
+        outcomes: list[Outcome] = []
+        todo: list[Job] = []
+        for job in batch:
+            attestation = await self._attestation(bytes.fromhex(job.payload["sha256"]))
+            if attestation is not None:
+                model_id, score = attestation
+                outcomes.append(Done(job.key, {"score": score, "attested_by": model_id}))
+            else:
+                todo.append(job)
+        start = 0
+        for size in chunk_sizes(len(todo), list(self.circuits)):
+            outcomes += await self._prove(todo[start : start + size])
+            start += size
+        return outcomes
+
+    async def _attestation(self, digest: bytes) -> tuple[int, int] | None:
+        """(model id, score) of the asset's attestation by one of this prover's circuits."""
+        for model_id in self.model_ids:
+            attested, score = await self.client.call(REGISTRY, "attestationOf", digest, model_id)
+            if attested:
+                return model_id, int(score)
+        return None
+
+    async def _prove(self, chunk: Sequence[Job]) -> list[Outcome]:
+        circuit, model_id = self.circuits[len(chunk)]
+        rows = [list(map(float, job.payload["embedding"])) for job in chunk]
+        loop = asyncio.get_running_loop()
+        root = str(circuit.artifacts.root)
+        proof_json = await loop.run_in_executor(self.executor, prove_rows, root, circuit.batch, circuit.embed_dim, rows)
+        calldata = circuit.calldata(proof_json)
+        expected = [int(job.payload["commitment"], 16) for job in chunk]
+        if calldata.commitments(len(chunk)) != expected:
+            return [
+                Failed(job.key, "the proof's input commitments are not the registered ones", False) for job in chunk
+            ]
+        seqs = [int(job.payload["seq"]) for job in chunk]
+        keys = [job.key for job in chunk]
+        try:
+            receipt = await self.client.transact(
+                REGISTRY, "attestInference", model_id, seqs, calldata.proof, calldata.instances, keys=keys
+            )
+        except WouldRevertError as error:
+            if "Attested" not in str(error):
+                raise
+            return []  # attested meanwhile: the next claim finds it so and moves it on
+        scores = calldata.scores(len(chunk))
+        tx = (
+            receipt["transactionHash"].hex()
+            if hasattr(receipt["transactionHash"], "hex")
+            else str(receipt["transactionHash"])
+        )
+        return [
+            Done(job.key, {"score": score, "attested_by": model_id, "attest_tx": tx, "proof_size": len(chunk)})
+            for job, score in zip(chunk, scores, strict=True)
+        ]

@@ -1,0 +1,130 @@
+"""The publisher daemon: `curated` jobs in, `published` out: what a wallet, a marketplace and
+a content-credential tool read about the asset, stored by content address beside the image.
+
+For each job: the C2PA manifest definition (`c2pa.created`, `trainedAlgorithmicMedia`, the
+parameters, the curation verdict) is signed as a detached sidecar for the image's exact bytes;
+the ERC-721 metadata points at the image and the sidecar by `ipfs://` URI; both are stored. The
+job also gets the input commitment its registration carries: the Poseidon hash of its image
+embedding at the prover circuit's input scale, which a later proof must reproduce. Publishing
+again after a crash makes new signatures (fresh nonce and time) under new CIDs; nothing is on
+chain before the registrar, so that costs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from agents.daemons import jobs
+from agents.errors import PermanentError
+from agents.runtime.journal import Job
+from agents.runtime.stage import Done, Failed, Outcome, Stage
+from agents.storage.cid import Cid
+from agents.storage.credentials import DevIdentity, sign_sidecar
+from agents.storage.manifest import Provenance, c2pa_definition, canonical_json, erc721_metadata
+from agents.storage.store import LocalStore
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class PublishError(PermanentError, ValueError):
+    """The job cannot be published as it is (not a PNG, a derivative without its parents)."""
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk."""
+    if len(data) < 24 or not data.startswith(_PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        raise PublishError("the stored image is not a PNG")
+    width, height = struct.unpack(">II", data[16:24])
+    return int(width), int(height)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The generating model as the metadata names it."""
+
+    name: str
+    version: str
+
+
+def commitment_of(embedding: Sequence[float], input_scale: int) -> int:
+    """The input commitment (Poseidon over the quantized embedding) a proof will carry."""
+    from zkml.pipeline import input_commitment
+
+    return input_commitment(embedding, input_scale)
+
+
+class PublishStage(Stage):
+    name = "publisher"
+    origin = jobs.CURATED
+    target = jobs.PUBLISHED
+    give_up = jobs.FAILED
+
+    def __init__(
+        self,
+        journal: Any,
+        store: LocalStore,
+        identity: DevIdentity,
+        model: ModelInfo,
+        *,
+        input_scale: int,
+        **options: Any,
+    ) -> None:
+        super().__init__(journal, **options)
+        self.store, self.identity, self.model, self.input_scale = store, identity, model, input_scale
+
+    async def process(self, batch: Sequence[Job]) -> Sequence[Outcome]:
+        outcomes: list[Outcome] = []
+        for job in batch:
+            try:
+                outcomes.append(await self._publish(job))
+            except PublishError as error:
+                outcomes.append(Failed(job.key, str(error), retryable=False))
+        return outcomes
+
+    async def _publish(self, job: Job) -> Outcome:
+        payload = job.payload
+        lineage, request = payload["lineage"], payload["request"]
+        if lineage.get("parents"):
+            raise PublishError("derivatives are registered with their parents' licences (`ape run`), not by agents")
+        image_cid = Cid.parse(payload["cid"])
+        png = await self.store.get(image_cid)
+        width, height = png_size(png)
+        provenance = Provenance(
+            image=image_cid,
+            sha256=bytes.fromhex(payload["sha256"]),
+            model=self.model.name,
+            model_version=self.model.version,
+            weights_digest=lineage["model_digest"],
+            prompt=request["prompt"],
+            negative_prompt=request["negative_prompt"],
+            seed=int(request["seed"]),
+            parameters={
+                "steps": lineage["steps"],
+                "guidance": lineage["guidance"],
+                "scheduler": lineage["scheduler"],
+                "pipeline": lineage["pipeline"],
+            },
+            params_digest=bytes.fromhex(payload["params_digest"]),
+            width=width,
+            height=height,
+            curation=payload.get("curation", {}),
+        )
+        sidecar = await asyncio.to_thread(sign_sidecar, c2pa_definition(provenance), png, self.identity)
+        manifest_cid = await self.store.put(sidecar)
+        name = f"{request['prompt'][:60]} (seed {request['seed']})"
+        metadata = erc721_metadata(provenance, name=name, manifest=manifest_cid)
+        metadata_cid = await self.store.put(canonical_json(metadata))
+        commitment = await asyncio.to_thread(commitment_of, payload["embedding"], self.input_scale)
+        updates = {
+            "manifest_cid": str(manifest_cid),
+            "metadata_cid": str(metadata_cid),
+            "metadata_uri": f"ipfs://{metadata_cid}",
+            "commitment": f"{commitment:064x}",
+            "width": width,
+            "height": height,
+        }
+        return Done(job.key, updates)

@@ -1,0 +1,194 @@
+"""The registrar daemon: published assets go on chain in batches.
+
+Two stages:
+1. `CommitStage` (`published` -> `committed`) takes up to `batch` jobs, by size or after
+   `linger_s`, builds each one's `AssetInput` and commits their leaves in one
+   `registerBatchLeaves` transaction. Outbox order: an intent naming the jobs, the leaves, the
+   root and the block it starts from is journaled *before* sending; the jobs' move to `committed`
+   (with batch id, index and Merkle proof) and the intent's completion are one journal
+   transaction after the receipt.
+2. `ClaimStage` (`committed` -> `registered`) turns each member into a full record and token
+   with `claimFromBatch` (sent together, one nonce each), and records its registration number.
+
+Nothing is registered twice: an asset the chain already has is moved on without a transaction
+(looked up before every commit and claim; a claim that would revert with `AlreadyRegistered`
+is treated the same), and `reconcile()` (run after the sender's own reconciliation, before any
+new work) finds each open batch intent's `BatchCommitted` event by submitter and root: a batch
+that was committed is journaled as such, one that never was is forgotten and its jobs are
+batched again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any, Final
+
+from agents.daemons import jobs
+from agents.daemons.chain import ChainClient
+from agents.merkle import AssetRecord, BatchTree
+from agents.reverts import WouldRevertError
+from agents.runtime.journal import Job, StaleJobError
+from agents.runtime.stage import Done, Failed, Journaled, Outcome, Stage
+
+log = logging.getLogger("proofmint.registrar")
+
+INTENT: Final = "registrar:batch"
+REGISTRY: Final = "ProvenanceRegistry"
+
+
+def record_of(job: Job, model_id: int, default_creator: str) -> AssetRecord:
+    payload = job.payload
+    return AssetRecord(
+        content_digest=bytes.fromhex(payload["sha256"]),
+        creator=str(payload.get("creator") or default_creator),
+        model_id=model_id,
+        params_digest=bytes.fromhex(payload["params_digest"]),
+        input_commitment=bytes.fromhex(payload["commitment"]),
+        parents=(),
+        metadata_uri=payload["metadata_uri"],
+    )
+
+
+async def registered_seq(client: ChainClient, digest: bytes) -> int | None:
+    """The asset's registration number, or None when the chain does not have it."""
+    if not await client.call(REGISTRY, "exists", digest):
+        return None
+    asset = await client.call(REGISTRY, "getAsset", digest)
+    return int(asset[4])
+
+
+class CommitStage(Stage):
+    name = "registrar-commit"
+    origin = jobs.PUBLISHED
+    target = jobs.COMMITTED
+    give_up = jobs.FAILED
+
+    def __init__(self, journal: Any, client: ChainClient, *, model_id: int, **options: Any) -> None:
+        super().__init__(journal, **options)
+        self.client, self.model_id = client, model_id
+
+    async def process(self, batch: Sequence[Job]) -> Sequence[Outcome]:
+        outcomes: list[Outcome] = []
+        fresh: list[Job] = []
+        for job in batch:
+            seq = await registered_seq(self.client, bytes.fromhex(job.payload["sha256"]))
+            if seq is None:
+                fresh.append(job)
+            else:
+                outcomes.append(Done(job.key, {"seq": seq}, stage=jobs.REGISTERED))
+        if not fresh:
+            return outcomes
+        records = [record_of(job, self.model_id, self.client.address) for job in fresh]
+        tree = BatchTree([record.leaf() for record in records])
+        keys = [job.key for job in fresh]
+        start = await self.client.block_number()
+        intent = await self.journal.call(
+            self.journal.record_intent,
+            INTENT,
+            keys,
+            {"root": tree.root.hex(), "leaves": [leaf.hex() for leaf in tree.leaves], "from_block": start},
+        )
+        receipt = await self.client.transact(REGISTRY, "registerBatchLeaves", list(tree.leaves), keys=keys)
+        (event,) = self.client.logs(REGISTRY, "BatchCommitted", receipt)
+        await self._journal_batch(intent, keys, tree, int(event["args"]["batchId"]), origin_owner=self.worker)
+        return [*outcomes, *(Journaled(key, jobs.COMMITTED) for key in keys)]
+
+    async def _journal_batch(
+        self, intent: int, keys: Sequence[str], tree: BatchTree, batch_id: int, *, origin_owner: str | None
+    ) -> None:
+        updates = {
+            key: {
+                "batch_id": batch_id,
+                "index": index,
+                "leaf_count": len(tree.leaves),
+                "proof": [sibling.hex() for sibling in tree.proof(index)],
+            }
+            for index, key in enumerate(keys)
+        }
+        await self.journal.call(
+            self.journal.advance,
+            keys,
+            jobs.PUBLISHED,
+            jobs.COMMITTED,
+            owner=origin_owner,
+            updates=updates,
+            complete_intent=(intent, {"batch_id": batch_id}),
+        )
+
+    async def reconcile(self) -> dict[str, int]:
+        """Settles every open batch intent against the chain (see the module docstring)."""
+        found = forgotten = 0
+        for intent in await self.journal.call(self.journal.open_intents, INTENT):
+            root = bytes.fromhex(intent.data["root"])
+            events = await self.client.get_logs(
+                REGISTRY,
+                "BatchCommitted",
+                from_block=int(intent.data["from_block"]),
+                argument_filters={"submitter": self.client.address, "root": root},
+            )
+            if not events:
+                await self.journal.call(self.journal.complete_intent, intent.id, {"batch_id": None})
+                forgotten += 1
+                continue
+            tree = BatchTree([bytes.fromhex(leaf) for leaf in intent.data["leaves"]])
+            waiting = []
+            for key in intent.keys:
+                job = await self.journal.call(self.journal.get, key)
+                if job is not None and job.stage == jobs.PUBLISHED:
+                    waiting.append(key)
+            batch_id = int(events[0]["args"]["batchId"])
+            if waiting and len(waiting) != len(intent.keys):
+                log.warning(
+                    "batch %s: %d of %d jobs moved on already",
+                    batch_id,
+                    len(intent.keys) - len(waiting),
+                    len(intent.keys),
+                )
+            try:
+                if len(waiting) == len(intent.keys):
+                    await self._journal_batch(intent.id, intent.keys, tree, batch_id, origin_owner=None)
+                else:
+                    await self.journal.call(self.journal.complete_intent, intent.id, {"batch_id": batch_id})
+            except StaleJobError:
+                await self.journal.call(self.journal.complete_intent, intent.id, {"batch_id": batch_id})
+            found += 1
+        return {"committed": found, "forgotten": forgotten}
+
+
+class ClaimStage(Stage):
+    name = "registrar-claim"
+    origin = jobs.COMMITTED
+    target = jobs.REGISTERED
+    give_up = jobs.FAILED
+
+    def __init__(self, journal: Any, client: ChainClient, *, model_id: int, **options: Any) -> None:
+        super().__init__(journal, **options)
+        self.client, self.model_id = client, model_id
+
+    async def process(self, batch: Sequence[Job]) -> Sequence[Outcome]:
+        return list(await asyncio.gather(*(self._claim(job) for job in batch)))
+
+    async def _claim(self, job: Job) -> Outcome:
+        digest = bytes.fromhex(job.payload["sha256"])
+        seq = await registered_seq(self.client, digest)
+        if seq is None:
+            record = record_of(job, self.model_id, self.client.address)
+            proof = [bytes.fromhex(sibling) for sibling in job.payload["proof"]]
+            args: tuple[Any, ...] = (
+                int(job.payload["batch_id"]),
+                int(job.payload["index"]),
+                record.as_tuple(),
+                proof,
+                [],
+            )
+            try:
+                await self.client.transact(REGISTRY, "claimFromBatch", *args, keys=[job.key])
+            except WouldRevertError as error:
+                if "AlreadyRegistered" not in str(error):
+                    return Failed(job.key, str(error), retryable=False)
+            seq = await registered_seq(self.client, digest)
+            if seq is None:
+                return Failed(job.key, "claimed, yet the chain does not have the asset", retryable=True)
+        return Done(job.key, {"seq": seq})

@@ -1,0 +1,357 @@
+"""The main job: `make demo` (`ape run demo [--count N] [--out DIR]`), on the embedded chain.
+
+One run, start to finish, with progress on the console:
+1. deploy the core contracts; register the shipped text-to-image model (with a training-data
+   originators' tree) and the curation head's circuits (EZKL verifiers deployed and bound);
+2. the agents (generator, curator, publisher, registrar, prover, settlement) turn N prompts into
+   registered, zk-attested assets with signed C2PA sidecars in the content store;
+3. the creator sets licence terms; one licensee buys licences, another deposits escrow and pays
+   per use with signed cumulative vouchers, which the settlement agent settles in a batch;
+4. royalties are distributed and withdrawn: the creator by the agent's schedule, the model
+   developer and a data originator by their own transactions;
+5. a report: `<out>/report.html` (images, provenance, zk status, where the money went) and a
+   console summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import ape
+import click
+from ape.cli import ConnectedProviderCommand
+from eth_account import Account
+
+from agents.curator import CurationPolicy, Curator
+from agents.daemons import jobs
+from agents.daemons.chain import ChainClient, load_abis
+from agents.daemons.local import Parts, build_agents, build_head_circuits, prepare_chain
+from agents.daemons.publish import ModelInfo
+from agents.daemons.report import AssetRow, Report, render
+from agents.daemons.runner import all_final
+from agents.daemons.settle import submit_voucher
+from agents.errors import PermanentError
+from agents.generator import GenerationRequest, Generator
+from agents.operator import cli_errors, target_of
+from agents.runtime.journal import Journal
+from agents.settlement import SignedVoucher
+from agents.storage.cid import Cid
+from agents.storage.credentials import CredentialError, DevIdentity, read_sidecar
+from agents.storage.store import LocalStore
+from agents.toolchain import project_root, solc_executable
+from agents.vouchers import Voucher, sign_voucher
+from zkml.settings import PINNED
+
+ETH = "0x0000000000000000000000000000000000000000"
+FINNEY = 10**15
+
+
+class Console:
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self._last = ""
+
+    def step(self, text: str) -> None:
+        click.echo(f"[{time.monotonic() - self.started:7.1f}s] {text}")
+
+    def counts(self, counts: dict[str, int]) -> None:
+        line = ", ".join(f"{stage} {n}" for stage, n in sorted(counts.items()))
+        if line != self._last:
+            self._last = line
+            self.step(f"  jobs: {line}")
+
+
+def quiet_libraries() -> None:
+    """The console shows the demo's own progress; libraries only warn."""
+    import logging
+
+    from ape.logging import LogLevel, logger
+    from diffusers.utils import logging as diffusers_logging
+
+    logger.set_level(LogLevel.WARNING)
+    diffusers_logging.set_verbosity_error()
+    diffusers_logging.disable_progress_bar()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def prompts(count: int, seed: int) -> list[str]:
+    from media.dataset import compositions
+
+    captions = sorted(c.caption for c in compositions("test"))
+    return random.Random(seed).sample(captions, count)
+
+
+async def run_pipeline(parts: Parts, requests: list[GenerationRequest], requester: str, console: Console) -> Any:
+    agents = build_agents(parts, register_batch=max(2, len(requests)), linger_s=3.0, withdraw_every_s=2.0)
+    for request in requests:
+        await parts.journal.call(jobs.submit_request, parts.journal, request, requester=requester, source="cli")
+    await agents.start()
+    try:
+        await agents.until(all_final(), within_s=1_800, progress=console.counts)
+    finally:
+        await agents.stop()
+    return agents
+
+
+async def settle_vouchers(parts: Parts, vouchers: list[SignedVoucher], console: Console) -> dict[str, int]:
+    for voucher in vouchers:
+        await parts.journal.call(submit_voucher, parts.journal, voucher)
+    agents = build_agents(parts, names=["settlement"], linger_s=1.0, withdraw_every_s=1.0)
+    await agents.start()
+    try:
+        counts = await agents.until(all_final(), within_s=600, progress=console.counts)
+        # one scheduled withdrawal after the settlement has landed
+        settle = agents.stages[0]
+        await asyncio.sleep(1.5)
+        withdrawn = await settle.withdraw_due([ETH])  # type: ignore[attr-defined]
+        if withdrawn:
+            console.step(f"settlement agent withdrew the creator's {withdrawn[ETH] / 1e18:.6f} ETH")
+    finally:
+        await agents.stop()
+    return counts
+
+
+@click.command(cls=ConnectedProviderCommand)
+@click.option("--count", type=click.IntRange(1, 64), default=8, show_default=True, help="Prompts to generate")
+@click.option("--seed", type=int, default=7, show_default=True, help="Seed for prompts and generation")
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("artifacts/demo"), show_default=True
+)
+def cli(network, provider, count, seed, out):  # type: ignore[no-untyped-def]
+    """Run the whole product once on a development chain and write a report."""
+    with cli_errors():
+        target = target_of(network, provider, ape.chain.chain_id)
+        if target.live:
+            raise PermanentError("the demo uses test accounts; run it on the embedded chain or a local node")
+        quiet_libraries()
+        root = project_root()
+        console = Console()
+        state = root / ".cache" / "demo"
+        if state.exists():
+            shutil.rmtree(state)  # the embedded chain is new in every run; so is the agents' state
+        state.mkdir(parents=True)
+        out.mkdir(parents=True, exist_ok=True)
+        asyncio.run(main(root, state, out, count, seed, target.choice, console))
+
+
+async def main(root: Path, state: Path, out: Path, count: int, seed: int, network: str, console: Console) -> None:
+    accounts = ape.accounts.test_accounts
+    operator, developer, origin_a, origin_b, buyer, payer = (accounts[i] for i in range(6))
+    store = LocalStore(state / "store")
+    console.step(f"network {network}; building the curation head's circuits (cached after the first run)")
+    circuits = await asyncio.to_thread(build_head_circuits, root / ".cache" / "zkml-agents", progress=console.step)
+    setup = await asyncio.to_thread(
+        prepare_chain,
+        ape.project,
+        ape.chain,
+        operator=operator,
+        developer=developer,
+        originators=[(str(origin_a.address), 600_000), (str(origin_b.address), 400_000)],
+        t2i_folder=root / "models" / "tiny-t2i",
+        circuits=circuits,
+        store=store,
+        solc=solc_executable(root),
+        progress=console.step,
+    )
+    console.step("loading the shipped models (tiny text-to-image, tiny CLIP)")
+    generator = await Generator.load(str(root / "models" / "tiny-t2i"))
+    curator = await Curator.load(f"local-dir:{root / 'models' / 'tiny-clip'}", CurationPolicy())
+    journal = Journal(state / "journal.db", final=jobs.FINAL | {jobs.REGISTERED})
+    web3 = ape.chain.provider.web3
+    client = ChainClient(
+        web3, Account.from_key(operator.private_key), journal, setup.addresses, load_abis(root), poll=0.02
+    )
+    identity = await asyncio.to_thread(DevIdentity.load_or_create, state / "identity")
+    parts = Parts(
+        journal=journal,
+        client=client,
+        store=store,
+        identity=identity,
+        generator=generator,
+        curator=curator,
+        model=ModelInfo("proofmint tiny-t2i", f"model version {setup.t2i_model_id}"),
+        t2i_model_id=setup.t2i_model_id,
+        head_models=setup.head_models,
+        input_scale=PINNED.input_scale,
+        index_path=state / "curator-index.npz",
+    )
+    requests = [GenerationRequest(prompt=p, seed=seed * 1_000 + i) for i, p in enumerate(prompts(count, seed))]
+    console.step(f"agents: {count} requests -> generate, curate, publish, register, prove, attest")
+    pipeline_started = time.monotonic()
+    await run_pipeline(parts, requests, str(operator.address), console)
+    pipeline_s = time.monotonic() - pipeline_started
+    assets = await journal.call(journal.at_stage, jobs.ATTESTED)
+    registered = [*assets, *await journal.call(journal.at_stage, jobs.UNPROVEN)]
+    console.step(f"pipeline done in {pipeline_s:.1f} s: {len(assets)} attested of {count} requested")
+    if len(registered) < 2:
+        raise PermanentError("fewer than two assets were registered; nothing to license (see the report)")
+
+    licenses = ape.project.LicenseManager.at(setup.addresses["LicenseManager"])
+    splitter = ape.project.RoyaltySplitter.at(setup.addresses["RoyaltySplitter"])
+    registry = ape.project.ProvenanceRegistry.at(setup.addresses["ProvenanceRegistry"])
+    terms: dict[str, int] = {}
+    for job in registered:
+        digest = bytes.fromhex(job.payload["sha256"])
+        terms_input = {
+            "currency": ETH,
+            "price": 10 * FINNEY,
+            "pricePerUse": FINNEY,
+            "duration": 0,
+            "derivativeRoyaltyBps": 1_000,
+            "commercialUse": True,
+            "derivativesAllowed": True,
+        }
+        licenses.attachTerms(digest, terms_input, sender=operator)
+        terms[job.key] = int(licenses.termsCount())
+    console.step(f"creator attached licence terms to {len(terms)} assets (0.01 ETH per licence, 0.001 ETH per use)")
+    bought = registered[: max(1, len(registered) // 2)]
+    for job in bought:
+        licenses.purchase(terms[job.key], buyer.address, sender=buyer, value=10 * FINNEY)
+    console.step(f"licensee {buyer.address[:10]} bought {len(bought)} licences")
+    metered = registered[len(bought) :] or registered[:1]
+    licenses.deposit(ETH, 50 * FINNEY, sender=payer, value=50 * FINNEY)
+    chain_id, verifying = int(ape.chain.chain_id), str(licenses.address)
+    deadline = int(ape.chain.pending_timestamp) + 86_400
+    vouchers: list[SignedVoucher] = []
+    uses = 0
+    for job in metered:
+        for cumulative in (2, 5):  # two vouchers per channel: the later one supersedes the first
+            v = Voucher(
+                str(payer.address), bytes.fromhex(job.payload["sha256"]), terms[job.key], cumulative * FINNEY, deadline
+            )
+            vouchers.append(SignedVoucher(v, sign_voucher(v, payer.private_key, chain_id, verifying)))
+        uses += 5
+    console.step(
+        f"agent {payer.address[:10]} deposited 0.05 ETH and signed {len(vouchers)} cumulative vouchers ({uses} uses)"
+    )
+    counts = await settle_vouchers(parts, vouchers, console)
+    console.step(f"vouchers: {counts.get(jobs.SETTLED, 0)} settled, {counts.get(jobs.SKIPPED, 0)} skipped")
+
+    for job in bought:  # licence revenue waits in the splitter until distributed (anyone may call)
+        digest = bytes.fromhex(job.payload["sha256"])
+        if int(splitter.pendingRevenueOf(digest, ETH)) > 0:
+            splitter.distribute(digest, ETH, sender=operator)
+    developer_due = int(splitter.balanceOf(developer.address, ETH))
+    splitter.withdraw(ETH, developer.address, sender=developer)
+    proof = setup.data_tree.proof(str(origin_a.address))
+    splitter.claimDataShare(setup.t2i_model_id, ETH, origin_a.address, 600_000, proof, sender=origin_a)
+    origin_due = int(splitter.balanceOf(origin_a.address, ETH))
+    splitter.withdraw(ETH, origin_a.address, sender=origin_a)
+    console.step(
+        f"model developer withdrew {developer_due / 1e18:.6f} ETH; "
+        f"data originator A claimed and withdrew {origin_due / 1e18:.6f} ETH"
+    )
+    creator_left = int(splitter.balanceOf(operator.address, ETH))
+    if creator_left:
+        splitter.withdraw(ETH, operator.address, sender=operator)
+
+    report = await build_report(
+        journal,
+        store,
+        identity,
+        registry,
+        splitter,
+        setup,
+        operator,
+        developer,
+        origin_a,
+        origin_b,
+        count,
+        pipeline_s,
+        network,
+    )
+    path = out / "report.html"
+    path.write_text(render(report), encoding="utf8")
+    journal.close()
+    generator.close()
+    curator.close()
+    click.echo("")
+    for key, value in report.summary:
+        click.echo(f"  {key:<28} {value}")
+    click.echo("")
+    for name, amount in report.money:
+        click.echo(f"  {name:<40} {amount / 1e18:.6f} ETH")
+    console.step(f"report: {path}")
+
+
+async def build_report(
+    journal,
+    store,
+    identity,
+    registry,
+    splitter,
+    setup,
+    operator,
+    developer,
+    origin_a,
+    origin_b,
+    count,
+    pipeline_s,
+    network,
+):  # type: ignore[no-untyped-def]
+    rows: list[AssetRow] = []
+    stages = await journal.call(journal.counts)
+    for stage in (jobs.ATTESTED, jobs.UNPROVEN, jobs.REGISTERED, jobs.REVIEW, jobs.REJECTED, jobs.FAILED):
+        for job in await journal.call(journal.at_stage, stage):
+            if job.kind != jobs.ASSET:
+                continue
+            png = await store.get(Cid.parse(job.payload["cid"])) if "cid" in job.payload else None
+            ok = None
+            if png is not None and "manifest_cid" in job.payload:
+                sidecar = await store.get(Cid.parse(job.payload["manifest_cid"]))
+                try:
+                    await asyncio.to_thread(read_sidecar, png, sidecar, trust_anchors=identity.ca_pem)
+                    ok = True
+                except CredentialError:
+                    ok = False
+            payload = {**job.payload, "error": job.error}
+            rows.append(AssetRow(job.key, stage, payload, png, ok))
+    on_chain = int(registry.assetCount())
+    attested = sum(
+        1
+        for r in rows
+        if r.stage == jobs.ATTESTED
+        and registry.attestationOf(bytes.fromhex(r.payload["sha256"]), r.payload["attested_by"])[0]
+    )
+    fee_treasury = operator.address  # the deployment names the operator as treasury
+    deposited, withdrawn = splitter.totalsOf(ETH)
+    pool_total, pool_paid = splitter.dataPoolOf(setup.t2i_model_id, ETH)
+    report = Report(title="proofmint demo")
+    report.summary = [
+        ("network", network),
+        ("prompts", str(count)),
+        ("journal stages", ", ".join(f"{k} {v}" for k, v in sorted(stages.items()))),
+        ("assets registered on chain", str(on_chain)),
+        ("assets zk-attested on chain", str(attested)),
+        ("pipeline wall time", f"{pipeline_s:.1f} s"),
+        ("royalty splitter: paid in / paid out", f"{deposited / 1e18:.6f} / {withdrawn / 1e18:.6f} ETH"),
+    ]
+    report.money = [
+        ("creator + protocol treasury (operator)", _withdrawn_by(splitter, fee_treasury)),
+        ("model developer", _withdrawn_by(splitter, developer.address)),
+        ("data originator A (claimed)", int(splitter.dataClaimedOf(setup.t2i_model_id, ETH, origin_a.address))),
+        ("data originators, unclaimed", int(pool_total) - int(pool_paid)),
+        ("rounding dust", int(splitter.dustOf(ETH))),
+    ]
+    report.assets = rows
+    report.notes = [
+        "The chain is the embedded py-evm chain; it ends with the process, and so does this run's state (.cache/demo).",
+        "The curation head that the zk proofs cover has seeded weights: the proof shows that this registered model "
+        "scored exactly the registered input, not that the score means anything yet.",
+        f"Data originator B ({origin_b.address}) has not claimed: its share stays in the pool until it does.",
+    ]
+    return report
+
+
+def _withdrawn_by(splitter: Any, account: str) -> int:
+    """Everything `account` withdrew from the splitter, from its `Withdrawn` events."""
+    contract = ape.chain.provider.web3.eth.contract(
+        address=str(splitter.address), abi=load_abis(project_root(), ["RoyaltySplitter"])["RoyaltySplitter"]
+    )
+    logs = contract.events.Withdrawn().get_logs(from_block=0, argument_filters={"account": str(account)})
+    return sum(int(log["args"]["amount"]) for log in logs)
