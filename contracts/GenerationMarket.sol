@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+
+import {IGenerationMarket} from "./interfaces/IGenerationMarket.sol";
+import {IProvenanceRegistry} from "./interfaces/IProvenanceRegistry.sol";
+
+/// @title GenerationMarket
+/// @notice Paid generation requests fulfilled by the operator's agents (see {IGenerationMarket}).
+/// @dev Note:
+///      - The operator is trusted to deliver an image for the request's prompt: the chain checks
+///        only that the asset is registered and fulfils nothing else. The asset's provenance
+///        record (parameters digest, manifest) lets the requester check the prompt and seed.
+///      - A request's fee is fixed when it is paid; the window to fulfil it is fixed at deploy.
+///      - Balances are pull-only, and every state change happens before any ETH moves.
+contract GenerationMarket is IGenerationMarket, Ownable2Step, ReentrancyGuardTransient {
+    /// @notice Longest accepted prompt, in bytes.
+    uint256 public constant MAX_PROMPT_BYTES = 1_000;
+    /// @notice Most denoising steps a request may ask for.
+    uint32 public constant MAX_STEPS = 1_000;
+    /// @notice Largest guidance scale a request may ask for, times 1,000.
+    uint32 public constant MAX_GUIDANCE_MILLI = 50_000;
+    /// @notice Highest price the owner may set (fees are stored in 96 bits).
+    uint256 public constant MAX_PRICE = 1_000 ether;
+    /// @notice Shortest and longest fulfilment window the constructor accepts.
+    uint64 public constant MIN_WINDOW = 5 minutes;
+    uint64 public constant MAX_WINDOW = 30 days;
+
+    /// @notice The registry whose assets fulfil requests.
+    IProvenanceRegistry public immutable PROVENANCE;
+    /// @notice Seconds the operator has to fulfil a request.
+    uint64 public immutable FULFILMENT_WINDOW;
+
+    uint256 private _price;
+    address private _operator;
+    uint256 private _count;
+    mapping(uint256 requestId => Request) private _requests;
+    mapping(bytes32 asset => uint256 requestId) private _requestOfAsset;
+    mapping(address account => uint256) private _balances;
+
+    /// @param provenance The provenance registry.
+    /// @param operator_ Who fulfils requests and earns their fees.
+    /// @param price_ The price of a request, in wei.
+    /// @param window Seconds the operator has to fulfil a request.
+    /// @param initialOwner Sets the price and the operator.
+    constructor(IProvenanceRegistry provenance, address operator_, uint256 price_, uint64 window, address initialOwner)
+        Ownable(initialOwner)
+    {
+        if (address(provenance).code.length == 0 || operator_ == address(0)) revert GenerationMarket__BadConfig();
+        if (price_ > MAX_PRICE || window < MIN_WINDOW || window > MAX_WINDOW) revert GenerationMarket__BadConfig();
+        PROVENANCE = provenance;
+        FULFILMENT_WINDOW = window;
+        _price = price_;
+        _operator = operator_;
+        emit PriceSet(price_);
+        emit OperatorSet(operator_);
+    }
+
+    /// @inheritdoc IGenerationMarket
+    function requestGeneration(string calldata prompt, uint64 seed, uint32 steps, uint32 guidanceMilli)
+        external
+        payable
+        returns (uint256 requestId)
+    {
+        _checkRequest(bytes(prompt).length, steps, guidanceMilli);
+        uint64 deadline;
+        (requestId, deadline) = _store(msg.sender);
+        emit GenerationRequested(requestId, msg.sender, msg.value, deadline, seed, steps, guidanceMilli, prompt);
+    }
+
+    /// @inheritdoc IGenerationMarket
+    function fulfill(uint256 requestId, bytes32 asset) external {
+        if (msg.sender != _operator) revert GenerationMarket__NotOperator(msg.sender);
+        Request storage request = _openRequest(requestId);
+        if (block.timestamp > request.deadline) revert GenerationMarket__Expired(requestId, request.deadline);
+        if (!PROVENANCE.exists(asset)) revert GenerationMarket__AssetNotRegistered(asset);
+        uint256 used = _requestOfAsset[asset];
+        if (used != 0) revert GenerationMarket__AssetAlreadyUsed(asset, used);
+        request.status = Status.Fulfilled;
+        request.asset = asset;
+        _requestOfAsset[asset] = requestId;
+        uint256 fee = request.fee;
+        _balances[msg.sender] += fee;
+        emit GenerationFulfilled(requestId, asset, msg.sender, fee);
+    }
+
+    /// @inheritdoc IGenerationMarket
+    function refund(uint256 requestId) external {
+        Request storage request = _openRequest(requestId);
+        if (msg.sender != request.requester) revert GenerationMarket__NotRequester(msg.sender);
+        if (block.timestamp <= request.deadline) revert GenerationMarket__NotExpired(requestId, request.deadline);
+        request.status = Status.Refunded;
+        uint256 fee = request.fee;
+        _balances[msg.sender] += fee;
+        emit GenerationRefunded(requestId, msg.sender, fee);
+    }
+
+    /// @inheritdoc IGenerationMarket
+    function withdraw(address to) external nonReentrant {
+        if (to == address(0)) revert GenerationMarket__BadConfig();
+        uint256 amount = _balances[msg.sender];
+        if (amount == 0) revert GenerationMarket__NothingToWithdraw(msg.sender);
+        _balances[msg.sender] = 0;
+        emit Withdrawn(msg.sender, to, amount);
+        (bool ok,) = to.call{value: amount}("");
+        if (!ok) revert GenerationMarket__TransferFailed(to, amount);
+    }
+
+    /// @inheritdoc IGenerationMarket
+    function setPrice(uint256 newPrice) external onlyOwner {
+        if (newPrice > MAX_PRICE) revert GenerationMarket__BadConfig();
+        _price = newPrice;
+        emit PriceSet(newPrice);
+    }
+
+    /// @inheritdoc IGenerationMarket
+    function setOperator(address newOperator) external onlyOwner {
+        if (newOperator == address(0)) revert GenerationMarket__BadConfig();
+        _operator = newOperator;
+        emit OperatorSet(newOperator);
+    }
+
+    /// @inheritdoc IGenerationMarket
+    function getRequest(uint256 requestId) external view returns (Request memory) {
+        return _requests[requestId];
+    }
+
+    /// @inheritdoc IGenerationMarket
+    function balanceOf(address account) external view returns (uint256) {
+        return _balances[account];
+    }
+
+    /// @inheritdoc IGenerationMarket
+    function requestOfAsset(bytes32 asset) external view returns (uint256) {
+        return _requestOfAsset[asset];
+    }
+
+    /// @inheritdoc IGenerationMarket
+    function requestCount() external view returns (uint256) {
+        return _count;
+    }
+
+    /// @notice Returns the price of a new request.
+    /// @return The price in wei.
+    function price() external view returns (uint256) {
+        return _price;
+    }
+
+    /// @notice Returns the operator.
+    /// @return The operator's address.
+    function operator() external view returns (address) {
+        return _operator;
+    }
+
+    function _checkRequest(uint256 length, uint32 steps, uint32 guidanceMilli) private view {
+        if (length == 0 || length > MAX_PROMPT_BYTES) revert GenerationMarket__BadPrompt(length, MAX_PROMPT_BYTES);
+        if (steps == 0 || steps > MAX_STEPS || guidanceMilli > MAX_GUIDANCE_MILLI) {
+            revert GenerationMarket__BadParameters(steps, guidanceMilli);
+        }
+        if (msg.value != _price) revert GenerationMarket__WrongPayment(msg.value, _price);
+    }
+
+    function _store(address requester) private returns (uint256 requestId, uint64 deadline) {
+        requestId = ++_count;
+        deadline = uint64(block.timestamp) + FULFILMENT_WINDOW;
+        _requests[requestId] = Request({
+            requester: requester, fee: uint96(msg.value), deadline: deadline, status: Status.Open, asset: bytes32(0)
+        });
+    }
+
+    function _openRequest(uint256 requestId) private view returns (Request storage request) {
+        request = _requests[requestId];
+        if (request.status == Status.None) revert GenerationMarket__UnknownRequest(requestId);
+        if (request.status != Status.Open) revert GenerationMarket__NotOpen(requestId);
+    }
+}
