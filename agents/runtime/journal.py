@@ -341,6 +341,16 @@ class Journal:
         return [_job(row) for row in rows]
 
     @_locked
+    def reached(self, stage: str) -> dict[str, tuple[float, float]]:
+        """For every job that ever reached `stage`: (when it was submitted, when it got there)."""
+        rows = self.db.execute(
+            "SELECT t.key, j.created_at, MIN(t.at) FROM transitions t JOIN jobs j ON j.key = t.key"
+            " WHERE t.target = ? GROUP BY t.key",
+            (stage,),
+        ).fetchall()
+        return {key: (float(created), float(at)) for key, created, at in rows}
+
+    @_locked
     def history(self, key: str) -> list[tuple[str, str]]:
         """The (origin, target) transitions of one job, in order."""
         rows = self.db.execute("SELECT origin, target FROM transitions WHERE key = ? ORDER BY id", (key,))
