@@ -16,7 +16,7 @@ APE := $(ROOT)/.venv/bin/ape
 ANVIL_NETWORK := ethereum:local:foundry
 PYTEST_ARGS ?=
 
-.PHONY: help setup compile demo test test-embedded test-anvil test-fast lint lock clean bench-gas bench-zk bench-models train-clip train-t2i
+.PHONY: help setup compile demo test test-embedded test-anvil test-fast lint lock clean bench-gas bench-zk bench-pipeline bench-models train-clip train-t2i
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -37,8 +37,8 @@ test-embedded: compile
 	@PROOFMINT_EXPECT_PROVIDER=test $(APE) test tests $(PYTEST_ARGS)
 
 test-anvil: compile
-	@echo "== chain tests on anvil ($(ANVIL_NETWORK)) =="
-	@PROOFMINT_EXPECT_PROVIDER=foundry $(APE) test tests -m chain --network $(ANVIL_NETWORK) $(PYTEST_ARGS)
+	@echo "== chain tests on anvil ($(ANVIL_NETWORK)): all but the slow ones, which the embedded pass ran; plus those that need a node =="
+	@PROOFMINT_EXPECT_PROVIDER=foundry $(APE) test tests -m "(chain and not slow) or anvil" --network $(ANVIL_NETWORK) $(PYTEST_ARGS)
 
 test-fast: compile ## The fast path: everything not marked slow, embedded chain only
 	@$(APE) test tests -m "not slow" $(PYTEST_ARGS)
@@ -48,6 +48,9 @@ bench-gas: compile ## Gas of every core operation vs baselines and targets (NETW
 
 bench-zk: compile ## zk proving and attestation: ezkl defaults one per proof vs tuned batches (BATCH=K)
 	@python bench/zk.py $(if $(BATCH),--batch $(BATCH))
+
+bench-pipeline: compile ## Agents on the embedded chain: raw generator vs pipeline throughput, request-to-registered latency
+	@python bench/pipeline.py
 
 bench-models: setup ## Tiny CLIP zero-shot, generation accuracy (pixel judge), CPU images/s vs baselines
 	@python bench/models.py

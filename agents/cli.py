@@ -7,6 +7,7 @@ import sys
 import click
 
 from agents import __version__
+from agents.daemons.cli import agent_command, request_command, up_command
 from agents.errors import ProofmintError
 from agents.storage.cli import cid_command, store_group
 from agents.toolchain import check_all, project_root
@@ -40,6 +41,9 @@ def doctor() -> None:
 cli.add_command(zk)
 cli.add_command(cid_command)
 cli.add_command(store_group)
+cli.add_command(agent_command)
+cli.add_command(up_command)
+cli.add_command(request_command)
 
 
 def main() -> None:

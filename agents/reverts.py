@@ -84,6 +84,18 @@ def _revert_data(exc: Exception) -> bytes | None:
     return None
 
 
+def _tester_revert_data(exc: BaseException) -> bytes | None:
+    """The revert data of py-evm's eth-tester (ape's embedded chain), which web3's tester
+    provider raises as `TransactionFailed` instead of `ContractLogicError`: the original
+    exception in the chain carries the raw bytes."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if type(seen).__name__ == "TransactionFailed" and seen.args and isinstance(seen.args[0], bytes):
+            return seen.args[0]
+        seen = seen.__context__
+    return None
+
+
 def preflight(web3: Any, tx: dict[str, Any], table: dict[bytes, tuple[str, list[str], list[str]]]) -> bytes:
     """eth_call `tx` ({from, to, data, value}) on the pending state; return its output, or raise
     WouldRevertError naming the custom error."""
@@ -94,4 +106,10 @@ def preflight(web3: Any, tx: dict[str, Any], table: dict[bytes, tuple[str, list[
     except ContractLogicError as exc:
         data = _revert_data(exc)
         detail = describe_revert(data, table) if data is not None else str(exc.message or exc)
+        raise WouldRevertError(f"would revert: {detail}") from exc
+    except Exception as exc:
+        if type(exc).__name__ != "TransactionFailed":
+            raise
+        data = _tester_revert_data(exc)
+        detail = describe_revert(data, table) if data else str(exc)
         raise WouldRevertError(f"would revert: {detail}") from exc

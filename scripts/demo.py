@@ -25,27 +25,23 @@ from typing import Any
 import ape
 import click
 from ape.cli import ConnectedProviderCommand
-from eth_account import Account
 
-from agents.curator import CurationPolicy, Curator
 from agents.daemons import jobs
-from agents.daemons.chain import ChainClient, load_abis
-from agents.daemons.local import Parts, build_agents, build_head_circuits, prepare_chain
-from agents.daemons.publish import ModelInfo
+from agents.daemons.chain import load_abis
+from agents.daemons.cli import quiet_libraries
+from agents.daemons.local import Parts, build_agents, build_head_circuits, open_parts, prepare_chain
 from agents.daemons.report import AssetRow, Report, render
 from agents.daemons.runner import all_final
 from agents.daemons.settle import submit_voucher
 from agents.errors import PermanentError
-from agents.generator import GenerationRequest, Generator
+from agents.generator import GenerationRequest
 from agents.operator import cli_errors, target_of
-from agents.runtime.journal import Journal
 from agents.settlement import SignedVoucher
 from agents.storage.cid import Cid
-from agents.storage.credentials import CredentialError, DevIdentity, read_sidecar
+from agents.storage.credentials import CredentialError, read_sidecar
 from agents.storage.store import LocalStore
 from agents.toolchain import project_root, solc_executable
 from agents.vouchers import Voucher, sign_voucher
-from zkml.settings import PINNED
 
 ETH = "0x0000000000000000000000000000000000000000"
 FINNEY = 10**15
@@ -64,19 +60,6 @@ class Console:
         if line != self._last:
             self._last = line
             self.step(f"  jobs: {line}")
-
-
-def quiet_libraries() -> None:
-    """The console shows the demo's own progress; libraries only warn."""
-    import logging
-
-    from ape.logging import LogLevel, logger
-    from diffusers.utils import logging as diffusers_logging
-
-    logger.set_level(LogLevel.WARNING)
-    diffusers_logging.set_verbosity_error()
-    diffusers_logging.disable_progress_bar()
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
 def prompts(count: int, seed: int) -> list[str]:
@@ -159,27 +142,17 @@ async def main(root: Path, state: Path, out: Path, count: int, seed: int, networ
         progress=console.step,
     )
     console.step("loading the shipped models (tiny text-to-image, tiny CLIP)")
-    generator = await Generator.load(str(root / "models" / "tiny-t2i"))
-    curator = await Curator.load(f"local-dir:{root / 'models' / 'tiny-clip'}", CurationPolicy())
-    journal = Journal(state / "journal.db", final=jobs.FINAL | {jobs.REGISTERED})
-    web3 = ape.chain.provider.web3
-    client = ChainClient(
-        web3, Account.from_key(operator.private_key), journal, setup.addresses, load_abis(root), poll=0.02
-    )
-    identity = await asyncio.to_thread(DevIdentity.load_or_create, state / "identity")
-    parts = Parts(
-        journal=journal,
-        client=client,
-        store=store,
-        identity=identity,
-        generator=generator,
-        curator=curator,
-        model=ModelInfo("proofmint tiny-t2i", f"model version {setup.t2i_model_id}"),
+    parts = await open_parts(
+        root,
+        state,
+        web3=ape.chain.provider.web3,
+        key=operator.private_key,
+        addresses=setup.addresses,
         t2i_model_id=setup.t2i_model_id,
         head_models=setup.head_models,
-        input_scale=PINNED.input_scale,
-        index_path=state / "curator-index.npz",
+        sender_poll=0.02,
     )
+    journal, store, identity = parts.journal, parts.store, parts.signer()
     requests = [GenerationRequest(prompt=p, seed=seed * 1_000 + i) for i, p in enumerate(prompts(count, seed))]
     console.step(f"agents: {count} requests -> generate, curate, publish, register, prove, attest")
     pipeline_started = time.monotonic()
@@ -267,9 +240,7 @@ async def main(root: Path, state: Path, out: Path, count: int, seed: int, networ
     )
     path = out / "report.html"
     path.write_text(render(report), encoding="utf8")
-    journal.close()
-    generator.close()
-    curator.close()
+    parts.close()
     click.echo("")
     for key, value in report.summary:
         click.echo(f"  {key:<28} {value}")

@@ -31,6 +31,7 @@ from agents.merkle import DataTree
 from agents.runtime.journal import Journal
 from agents.runtime.queues import MemoryQueue, WorkQueue
 from agents.runtime.stage import Stage
+from agents.runtime.telemetry import Metrics
 from agents.storage.credentials import DevIdentity
 from agents.storage.store import LocalStore
 
@@ -155,9 +156,9 @@ class Parts:
     """What the stages are built from."""
 
     journal: Journal
-    client: ChainClient
+    client: ChainClient | None
     store: LocalStore
-    identity: DevIdentity
+    identity: DevIdentity | None
     generator: Any
     curator: Any
     model: ModelInfo
@@ -166,6 +167,87 @@ class Parts:
     input_scale: int
     prover_executor: Executor | None = None
     index_path: Path | None = None
+    metrics: Metrics | None = None
+
+    def chain(self) -> ChainClient:
+        if self.client is None:
+            raise ValueError("this daemon needs a chain connection")
+        return self.client
+
+    def signer(self) -> DevIdentity:
+        if self.identity is None:
+            raise ValueError("the publisher needs a signing identity")
+        return self.identity
+
+    def close(self) -> None:
+        for part in (self.generator, self.curator):
+            if part is not None:
+                part.close()
+        if self.prover_executor is not None:
+            self.prover_executor.shutdown(wait=True)
+        self.journal.close()
+
+
+async def open_parts(
+    root: Path,
+    state: Path,
+    *,
+    web3: Any,
+    key: str,
+    addresses: Mapping[str, str],
+    t2i_model_id: int,
+    head_models: Mapping[int, tuple[Any, int]],
+    names: Iterable[str] = DAEMONS,
+    t2i: str | None = None,
+    clip: str | None = None,
+    sender_poll: float = 0.1,
+    metrics: Metrics | None = None,
+) -> Parts:
+    """Loads what the daemons in `names` need (models only for the generator and the curator)
+    and opens the journal, the content store and the chain client under `state`."""
+    import asyncio
+
+    from eth_account import Account
+
+    from agents.curator import CurationPolicy, Curator
+    from agents.daemons import jobs
+    from agents.daemons.chain import load_abis
+    from agents.generator import Generator
+    from zkml.settings import PINNED
+
+    names = set(names)
+    await asyncio.to_thread(state.mkdir, parents=True, exist_ok=True)
+    journal = Journal(state / "journal.db", final=jobs.FINAL | {jobs.REGISTERED})
+    abis = await asyncio.to_thread(load_abis, root)
+    client = ChainClient(web3, Account.from_key(key), journal, addresses, abis, poll=sender_poll)
+    generator = await Generator.load(t2i or str(root / "models" / "tiny-t2i")) if "generator" in names else None
+    curator = None
+    if "curator" in names:
+        curator = await Curator.load(clip or f"local-dir:{root / 'models' / 'tiny-clip'}", CurationPolicy())
+    identity = None
+    if "publisher" in names:
+        identity = await asyncio.to_thread(DevIdentity.load_or_create, state / "identity")
+    executor = None
+    if "prover" in names:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    return Parts(
+        journal=journal,
+        client=client,
+        store=LocalStore(state / "store"),
+        identity=identity,
+        generator=generator,
+        curator=curator,
+        model=ModelInfo("proofmint tiny-t2i" if t2i is None else t2i, f"model version {t2i_model_id}"),
+        t2i_model_id=t2i_model_id,
+        head_models=head_models,
+        input_scale=PINNED.input_scale,
+        prover_executor=executor,
+        index_path=state / "curator-index.npz",
+        metrics=metrics,
+    )
 
 
 def build_agents(
@@ -188,7 +270,7 @@ def build_agents(
     q: dict[str, WorkQueue] = dict(queues or {})
     for stage in ("requested", "generated", "curated", "published", "committed", "registered"):
         q.setdefault(stage, MemoryQueue(stage, capacity=4_096))
-    common = {"idle": idle}
+    common: dict[str, Any] = {"idle": idle, "metrics": parts.metrics}
     j = parts.journal
     stages: list[Stage] = []
     if "generator" in names:
@@ -223,7 +305,7 @@ def build_agents(
             PublishStage(
                 j,
                 parts.store,
-                parts.identity,
+                parts.signer(),
                 parts.model,
                 input_scale=parts.input_scale,
                 worker=f"{worker}/publisher",
@@ -237,7 +319,7 @@ def build_agents(
         stages.append(
             CommitStage(
                 j,
-                parts.client,
+                parts.chain(),
                 model_id=parts.t2i_model_id,
                 worker=f"{worker}/registrar",
                 batch=register_batch,
@@ -251,7 +333,7 @@ def build_agents(
         stages.append(
             ClaimStage(
                 j,
-                parts.client,
+                parts.chain(),
                 model_id=parts.t2i_model_id,
                 worker=f"{worker}/claimer",
                 batch=register_batch,
@@ -265,7 +347,7 @@ def build_agents(
         stages.append(
             ProveStage(
                 j,
-                parts.client,
+                parts.chain(),
                 parts.head_models,
                 executor=parts.prover_executor,
                 worker=f"{worker}/prover",
@@ -278,8 +360,13 @@ def build_agents(
         )
     if "settlement" in names:
         stages.append(
-            SettleStage(j, parts.client, worker=f"{worker}/settlement", min_batch=32, linger_s=linger_s, **common)
+            SettleStage(j, parts.chain(), worker=f"{worker}/settlement", min_batch=32, linger_s=linger_s, **common)
         )
+    chain_daemons = {"registrar", "prover", "settlement"} & set(names)
     return Agents(
-        j, stages, clients=[parts.client], withdraw_every_s=withdraw_every_s if "settlement" in names else None
+        j,
+        stages,
+        clients=[parts.chain()] if chain_daemons else [],
+        withdraw_every_s=withdraw_every_s if "settlement" in names else None,
+        metrics=parts.metrics,
     )

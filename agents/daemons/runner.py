@@ -25,6 +25,7 @@ from agents.daemons.register import CommitStage
 from agents.daemons.settle import SettleStage
 from agents.runtime.journal import Journal
 from agents.runtime.stage import Stage
+from agents.runtime.telemetry import Metrics
 
 log = logging.getLogger("proofmint.agents")
 
@@ -38,6 +39,8 @@ class Agents:
     clients: Sequence[ChainClient] = ()
     withdraw_every_s: float | None = None
     withdraw_currencies: tuple[str, ...] = ("0x0000000000000000000000000000000000000000",)
+    metrics: Metrics | None = None
+    metrics_every_s: float = 2.0
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -51,9 +54,19 @@ class Agents:
                 outcome = await stage.reconcile()
                 log.info("reconciled batch intents", extra={"fields": outcome})
         self._tasks = [asyncio.create_task(stage.run(), name=stage.name) for stage in self.stages]
+        if self.metrics is not None:
+            self._tasks.append(asyncio.create_task(self._gauge_loop(self.metrics), name="metrics"))
         settle = next((s for s in self.stages if isinstance(s, SettleStage)), None)
         if settle is not None and self.withdraw_every_s:
             self._tasks.append(asyncio.create_task(self._withdraw_loop(settle, self.withdraw_every_s)))
+
+    async def _gauge_loop(self, metrics: Metrics) -> None:
+        """Keeps the jobs-per-stage gauge current (the journal is the truth)."""
+        while not self._stopping.is_set():
+            for stage, count in (await self.journal.call(self.journal.counts)).items():
+                metrics.jobs.labels(stage).set(count)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.metrics_every_s)
 
     async def _withdraw_loop(self, settle: SettleStage, every: float) -> None:
         while not self._stopping.is_set():

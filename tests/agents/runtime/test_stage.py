@@ -218,3 +218,30 @@ def test_kill_9_at_twenty_random_points_loses_and_doubles_nothing(tmp_path: Path
     redone = len((effects / "log").read_text().split()) - JOBS
     assert redone <= kills * 2  # a crash redoes at most the batch in hand (idempotent work)
     journal.close()
+
+
+def test_a_batching_stage_waits_for_size_or_time(tmp_path: Path):
+    """min_batch 4, linger 0.3 s: three ready jobs are left alone until the oldest has waited
+    0.3 s, then taken together; four are taken at once."""
+    now = [1_000.0]
+    journal = Journal(tmp_path / "j.db", final=FINAL, clock=lambda: now[0])
+    for i in range(3):
+        journal.submit(f"k{i}", "t", {"text": f"t{i}"}, stage="requested")
+    stage = Hash(journal, worker="w", batch=8, min_batch=4, linger_s=0.3)
+
+    async def main() -> list[int]:
+        taken = [await stage.step()]
+        now[0] += 0.2
+        taken.append(await stage.step())
+        now[0] += 0.2
+        taken.append(await stage.step())
+        for i in range(3, 7):
+            journal.submit(f"k{i}", "t", {"text": f"t{i}"}, stage="requested")
+        taken.append(await stage.step())
+        return taken
+
+    assert asyncio.run(main()) == [0, 0, 3, 4]
+    assert journal.ready("requested") == (0, None)
+    journal.close()
+    with pytest.raises(ValueError, match="min_batch"):
+        Hash(journal, worker="w", batch=2, min_batch=3)

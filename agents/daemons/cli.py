@@ -1,0 +1,289 @@
+"""`proofmint agent NAME`, `proofmint up` and `proofmint request`.
+
+- `proofmint agent NAME` runs one daemon against any RPC, with the contracts of a deployment
+  record and a key from an environment variable (never from the command line). Several machines
+  can run the same daemon: with `--redis`, stages wake each other through Redis Streams.
+- `proofmint up` runs every daemon in one process on the embedded chain: it deploys, registers
+  the shipped models and the curation head's circuits, then serves until Ctrl-C, with metrics.
+- `proofmint request PROMPT` journals a generation request for the daemons sharing `--state`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+from pathlib import Path
+from typing import Any
+
+import click
+
+from agents.daemons.runner import DAEMONS
+from agents.errors import PermanentError
+from agents.toolchain import project_root
+
+DEFAULT_STATE = Path(".cache/agents")
+
+
+def quiet_libraries() -> None:
+    """The console shows the demo's own progress; libraries only warn."""
+    import logging
+
+    from ape.logging import LogLevel, logger
+    from diffusers.utils import logging as diffusers_logging
+
+    logger.set_level(LogLevel.WARNING)
+    diffusers_logging.set_verbosity_error()
+    diffusers_logging.disable_progress_bar()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _heads(values: tuple[str, ...]) -> dict[int, int]:
+    heads: dict[int, int] = {}
+    for value in values:
+        size, sep, model_id = value.partition("=")
+        if not sep or not size.isdigit() or not model_id.isdigit() or int(size) < 1:
+            raise click.BadParameter(f"{value!r}: expected BATCH=MODEL_ID, e.g. 4=3", param_hint="--head")
+        heads[int(size)] = int(model_id)
+    return heads
+
+
+async def _serve(agents: Any, metrics: Any, port: int | None) -> None:
+    from agents.runtime.telemetry import serve_metrics
+
+    runner = await serve_metrics(metrics, port=port) if port else None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await agents.start()
+    shown = ""
+    try:
+        while not stop.is_set():
+            failures = agents.failed()
+            if failures:
+                raise failures[0]
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 5.0)
+            counts = await agents.journal.call(agents.journal.counts)
+            line = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
+            if line != shown:
+                click.echo(f"jobs: {line}", err=True)
+                shown = line
+    finally:
+        click.echo("stopping: finishing the batches in hand", err=True)
+        await agents.stop()
+        if runner is not None:
+            await runner.cleanup()
+
+
+@click.command("agent")
+@click.argument("name", type=click.Choice(DAEMONS))
+@click.option("--rpc", default="http://127.0.0.1:8545", show_default=True, help="JSON-RPC endpoint")
+@click.option(
+    "--deployment",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Deployment record (`ape run deploy` writes one per network)",
+)
+@click.option("--key-env", default="PROOFMINT_AGENT_KEY", show_default=True, help="Env var holding the agent's key")
+@click.option("--state", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_STATE, show_default=True)
+@click.option("--model-id", type=click.IntRange(min=1), help="Model version of the generator (registrar, publisher)")
+@click.option("--head", "heads", multiple=True, help="Prover: BATCH=MODEL_ID for each curation-head circuit")
+@click.option("--t2i", default=None, help="Text-to-image model folder (default: the shipped one)")
+@click.option("--clip", default=None, help="open_clip model (default: local-dir:models/tiny-clip)")
+@click.option("--redis", "redis_url", default=None, help="redis://host:port: wake-ups across processes")
+@click.option("--metrics-port", type=click.IntRange(1, 65535), default=None, help="Serve /metrics and /healthz")
+@click.option("--worker", default=None, help="Worker id (default: host/pid)")
+def agent_command(
+    name: str,
+    rpc: str,
+    deployment: Path,
+    key_env: str,
+    state: Path,
+    model_id: int | None,
+    heads: tuple[str, ...],
+    t2i: str | None,
+    clip: str | None,
+    redis_url: str | None,
+    metrics_port: int | None,
+    worker: str | None,
+) -> None:
+    """Run one daemon (generator, curator, publisher, registrar, prover or settlement)."""
+    key = os.environ.get(key_env)
+    if not key:
+        raise PermanentError(f"set {key_env} to the agent's private key (0x + 64 hex)")
+    head_ids = _heads(heads)
+    if name in ("registrar", "publisher") and model_id is None:
+        raise click.UsageError(f"the {name} needs --model-id (the generating model's version)")
+    if name == "prover" and 1 not in head_ids:
+        raise click.UsageError("the prover needs --head 1=MODEL_ID (and larger batches as BATCH=MODEL_ID)")
+    asyncio.run(
+        _run_agent(
+            name, rpc, deployment, key, state, model_id or 0, head_ids, t2i, clip, redis_url, metrics_port, worker
+        )
+    )
+
+
+async def _run_agent(
+    name: str,
+    rpc: str,
+    deployment: Path,
+    key: str,
+    state: Path,
+    model_id: int,
+    head_ids: dict[int, int],
+    t2i: str | None,
+    clip: str | None,
+    redis_url: str | None,
+    metrics_port: int | None,
+    worker: str | None,
+) -> None:
+    from web3 import HTTPProvider, Web3
+
+    from agents.daemons.chain import load_addresses
+    from agents.daemons.local import build_agents, build_head_circuits, open_parts
+    from agents.runtime.queues import RedisStreamQueue
+    from agents.runtime.telemetry import Metrics, json_logging
+
+    json_logging()
+    root = project_root()
+    web3 = Web3(HTTPProvider(rpc, exception_retry_configuration=None))
+    addresses = await asyncio.to_thread(load_addresses, deployment)
+    head_models: dict[int, tuple[Any, int]] = {}
+    if head_ids:
+        circuits = await asyncio.to_thread(build_head_circuits, root / ".cache" / "zkml-agents", sorted(head_ids))
+        head_models = {size: (circuits[size], head_ids[size]) for size in head_ids}
+    metrics = Metrics()
+    parts = await open_parts(
+        root,
+        state,
+        web3=web3,
+        key=key,
+        addresses=addresses,
+        t2i_model_id=model_id,
+        head_models=head_models,
+        names=[name],
+        t2i=t2i,
+        clip=clip,
+        metrics=metrics,
+    )
+    queues: dict[str, Any] = {}
+    redis = None
+    if redis_url:
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(redis_url)
+        for stage in ("requested", "generated", "curated", "published", "committed", "registered"):
+            queues[stage] = RedisStreamQueue(redis, stage)
+    agents = build_agents(parts, names=[name], worker=worker or f"{socket.gethostname()}/{os.getpid()}", queues=queues)
+    try:
+        await _serve(agents, metrics, metrics_port)
+    finally:
+        parts.close()
+        if redis is not None:
+            await redis.aclose()
+
+
+@click.command("up")
+@click.option("--state", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_STATE, show_default=True)
+@click.option("--metrics-port", type=click.IntRange(1, 65535), default=9464, show_default=True)
+@click.option("--prompts", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="One prompt per line")
+def up_command(state: Path, metrics_port: int, prompts: Path | None) -> None:
+    """Every daemon in one process on the embedded chain, until Ctrl-C.
+
+    The embedded chain lives in this process, so the state under --state starts fresh each
+    time. Submit work with `proofmint request PROMPT --state DIR` from another shell."""
+    import shutil
+
+    import ape
+    from ape import networks
+
+    quiet_libraries()
+    root = project_root()
+    if state.exists():
+        shutil.rmtree(state)
+    with networks.parse_network_choice("ethereum:local:test"):
+        asyncio.run(_up(ape, root, state, metrics_port, prompts))
+
+
+async def _up(ape: Any, root: Path, state: Path, metrics_port: int, prompts: Path | None) -> None:
+    from agents.daemons import jobs
+    from agents.daemons.local import build_agents, build_head_circuits, open_parts, prepare_chain
+    from agents.generator import GenerationRequest
+    from agents.runtime.telemetry import Metrics
+    from agents.storage.store import LocalStore
+    from agents.toolchain import solc_executable
+
+    accounts = ape.accounts.test_accounts
+    operator, developer, origin_a, origin_b = (accounts[i] for i in range(4))
+    circuits = await asyncio.to_thread(
+        build_head_circuits, root / ".cache" / "zkml-agents", progress=lambda m: click.echo(m, err=True)
+    )
+    setup = await asyncio.to_thread(
+        lambda: prepare_chain(
+            ape.project,
+            ape.chain,
+            operator=operator,
+            developer=developer,
+            originators=[(str(origin_a.address), 600_000), (str(origin_b.address), 400_000)],
+            t2i_folder=root / "models" / "tiny-t2i",
+            circuits=circuits,
+            store=LocalStore(state / "store"),
+            solc=solc_executable(root),
+            progress=lambda m: click.echo(m, err=True),
+        )
+    )
+    metrics = Metrics()
+    parts = await open_parts(
+        root,
+        state,
+        web3=ape.chain.provider.web3,
+        key=operator.private_key,
+        addresses=setup.addresses,
+        t2i_model_id=setup.t2i_model_id,
+        head_models=setup.head_models,
+        metrics=metrics,
+    )
+    if prompts is not None:
+        lines = (await asyncio.to_thread(prompts.read_text, encoding="utf8")).splitlines()
+        for seed, line in enumerate(line.strip() for line in lines):
+            if line:
+                await parts.journal.call(
+                    jobs.submit_request,
+                    parts.journal,
+                    GenerationRequest(prompt=line, seed=seed),
+                    requester=str(operator.address),
+                    source="cli",
+                )
+    click.echo(f"proofmint up: state {state}, metrics http://127.0.0.1:{metrics_port}/metrics", err=True)
+    try:
+        await _serve(build_agents(parts), metrics, metrics_port)
+    finally:
+        parts.close()
+
+
+@click.command("request")
+@click.argument("prompt")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
+@click.option("--steps", type=click.IntRange(1, 1000), default=25, show_default=True)
+@click.option("--guidance", type=click.FloatRange(0.0, 50.0), default=1.5, show_default=True)
+@click.option("--requester", default="cli", show_default=True, help="Who asks (an address, or a name)")
+@click.option("--state", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_STATE, show_default=True)
+def request_command(prompt: str, seed: int, steps: int, guidance: float, requester: str, state: Path) -> None:
+    """Journal a generation request for the daemons that share --state."""
+    from agents.daemons import jobs
+    from agents.generator import GenerationRequest
+    from agents.runtime.journal import Journal
+
+    request = GenerationRequest(prompt=prompt, seed=seed, steps=steps, guidance=guidance)
+    journal = Journal(state / "journal.db", final=jobs.FINAL | {jobs.REGISTERED})
+    try:
+        key, new = jobs.submit_request(journal, request, requester=requester, source="cli")
+        job = journal.get(key)
+    finally:
+        journal.close()
+    click.echo(f"{key} {'queued' if new else 'already journaled'} (at {job.stage if job else '?'})")

@@ -1,0 +1,275 @@
+"""The daemons end to end on the chain under test (embedded, and anvil in the anvil run): real
+models, a real content store, real EZKL proofs checked by the deployed verifiers.
+
+- requests become registered, attested assets exactly once, with everything the chain, the
+  store and the sidecar say agreeing;
+- a registrar that dies after its batch transaction is mined and before it journals the batch
+  is reconciled from the chain on restart (no second batch), an intent that was never sent is
+  forgotten, and a claim someone else made is not repeated;
+- settlement settles good vouchers in one batch, sets aside bad ones with the reason, counts a
+  voucher settled elsewhere as settled, and withdraws the creator's royalties on schedule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Any
+
+import pytest
+from eth_account import Account
+
+from agents.daemons import jobs
+from agents.daemons.local import Parts, build_agents
+from agents.daemons.register import INTENT, ClaimStage, CommitStage
+from agents.daemons.runner import all_final
+from agents.daemons.settle import submit_voucher
+from agents.generator import GenerationRequest
+from agents.merkle import AssetRecord
+from agents.settlement import SignedVoucher
+from agents.storage.cid import Cid
+from agents.storage.credentials import read_sidecar
+from agents.vouchers import Voucher, sign_voucher
+
+pytestmark = pytest.mark.chain
+
+ETH = "0x0000000000000000000000000000000000000000"
+FINNEY = 10**15
+# held-out captions (media.dataset's test split) that the shipped models draw well at these seeds
+PROMPTS = (
+    "three small blue circles at the top over a dotted black background",
+    "a small magenta circle in the centre over a plain black background",
+    "three small red squares in the centre over a striped black background",
+)
+
+
+def requests() -> list[GenerationRequest]:
+    return [GenerationRequest(prompt=p, seed=7_000 + i) for i, p in enumerate(PROMPTS)]
+
+
+async def submit(parts: Parts, requester: str, items: list[GenerationRequest]) -> list[str]:
+    keys = []
+    for request in items:
+        key, _ = await parts.journal.call(
+            jobs.submit_request, parts.journal, request, requester=requester, source="cli"
+        )
+        keys.append(key)
+    return keys
+
+
+def contract(project: Any, local_chain: Any, name: str) -> Any:
+    return getattr(project, name).at(local_chain.addresses[name])
+
+
+def test_requests_become_registered_attested_assets_exactly_once(
+    parts: Parts, project: Any, local_chain: Any, accounts: Any
+):
+    operator = str(accounts[0].address)
+
+    async def main() -> dict[str, int]:
+        keys = await submit(parts, operator, requests())
+        again = await submit(parts, operator, requests()[:1])  # the same request from another source
+        assert again == keys[:1]
+        agents = build_agents(parts, register_batch=len(keys), linger_s=0.5, idle=0.05, withdraw_every_s=None)
+        await agents.start()
+        try:
+            return await agents.until(all_final(), within_s=900)
+        finally:
+            await agents.stop()
+
+    counts = asyncio.run(main())
+    assert counts == {jobs.ATTESTED: len(PROMPTS)}, counts
+    registry = contract(project, local_chain, "ProvenanceRegistry")
+    assert int(registry.assetCount()) == len(PROMPTS)
+    assert int(registry.batchCount()) == 1  # one batch transaction for the whole batch
+    journal, store = parts.journal, parts.store
+    head_ids = {model_id for _, model_id in local_chain.head_models.values()}
+    for job in journal.at_stage(jobs.ATTESTED):
+        p = job.payload
+        assert [t for _, t in journal.history(job.key)] == [
+            jobs.REQUESTED,
+            jobs.GENERATED,
+            jobs.CURATED,
+            jobs.PUBLISHED,
+            jobs.COMMITTED,
+            jobs.REGISTERED,
+            jobs.ATTESTED,
+        ]
+        png = store.read(Cid.parse(p["cid"]))
+        digest = hashlib.sha256(png).digest()
+        assert digest.hex() == p["sha256"] and Cid.parse(p["cid"]).digest == digest
+        asset = registry.getAsset(digest)
+        assert (str(asset.creator), int(asset.modelId), int(asset.seq)) == (
+            operator,
+            local_chain.t2i_model_id,
+            p["seq"],
+        )
+        assert bytes(asset.paramsDigest).hex() == p["params_digest"]
+        assert bytes(asset.inputCommitment).hex() == p["commitment"]
+        assert registry.tokenURI(int.from_bytes(digest, "big")) == p["metadata_uri"]
+        assert p["attested_by"] in head_ids
+        attested, score = registry.attestationOf(digest, p["attested_by"])
+        assert attested and int(score) == p["score"]
+        report = read_sidecar(png, store.read(Cid.parse(p["manifest_cid"])), trust_anchors=parts.signer().ca_pem)
+        assert report["proofmint_trusted"] is True
+    # the two-circuit prover covered three assets with one proof of two and one of one
+    sizes = sorted(job.payload["proof_size"] for job in journal.at_stage(jobs.ATTESTED))
+    assert sizes == [1, 2, 2]
+
+
+class DiesAfterTheBatchIsMined(CommitStage):
+    async def _journal_batch(self, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("killed between the mined batch and the journal write")
+
+
+def test_the_registrar_reconciles_its_batches_with_the_chain_after_a_crash(
+    parts: Parts, project: Any, local_chain: Any, accounts: Any
+):
+    operator = str(accounts[0].address)
+    registry = contract(project, local_chain, "ProvenanceRegistry")
+    client = parts.chain()
+
+    async def main() -> dict[str, int]:
+        keys = await submit(parts, operator, requests())
+        front = build_agents(parts, names=["generator", "curator", "publisher"], idle=0.05)
+        await front.start()
+        try:
+            await front.until(lambda c: c.get(jobs.PUBLISHED) == len(keys), within_s=300)
+        finally:
+            await front.stop()
+        await client.start()
+        # a previous life journaled an intent and died before sending anything
+        await parts.journal.call(
+            parts.journal.record_intent, INTENT, keys, {"root": "11" * 32, "leaves": ["11" * 32], "from_block": 0}
+        )
+        # this life sends the batch and dies before journaling it
+        dying = DiesAfterTheBatchIsMined(parts.journal, client, model_id=local_chain.t2i_model_id, worker="w1", batch=8)
+        claimed = await parts.journal.call(parts.journal.claim, jobs.PUBLISHED, "w1", limit=8, lease_s=60)
+        with pytest.raises(RuntimeError, match="killed"):
+            await dying.process(claimed)
+        assert int(registry.batchCount()) == 1
+        # the restarted registrar reconciles before it does anything new
+        fresh = CommitStage(parts.journal, client, model_id=local_chain.t2i_model_id, worker="w1", batch=8)
+        assert await fresh.reconcile() == {"committed": 1, "forgotten": 1}
+        assert await parts.journal.call(parts.journal.open_intents, INTENT) == []
+        committed = await parts.journal.call(parts.journal.at_stage, jobs.COMMITTED)
+        assert sorted(j.key for j in committed) == sorted(keys)
+        assert {j.payload["batch_id"] for j in committed} == {1}
+        # someone else claims the first member (anyone may); the claimer must not try again
+        first = committed[0]
+        record = AssetRecord(
+            bytes.fromhex(first.payload["sha256"]),
+            operator,
+            local_chain.t2i_model_id,
+            bytes.fromhex(first.payload["params_digest"]),
+            bytes.fromhex(first.payload["commitment"]),
+            (),
+            first.payload["metadata_uri"],
+        )
+        proof = [bytes.fromhex(s) for s in first.payload["proof"]]
+        registry.claimFromBatch(1, first.payload["index"], record.as_tuple(), proof, [], sender=accounts[9])
+        claimer = ClaimStage(parts.journal, client, model_id=local_chain.t2i_model_id, worker="w1", batch=8)
+        assert await claimer.step() == len(keys)
+        rest = build_agents(parts, names=["registrar", "prover"], linger_s=0.2, idle=0.05, withdraw_every_s=None)
+        await rest.start()
+        try:
+            return await rest.until(all_final(), within_s=600)
+        finally:
+            await rest.stop()
+
+    counts = asyncio.run(main())
+    assert counts == {jobs.ATTESTED: len(PROMPTS)}
+    assert int(registry.batchCount()) == 1 and int(registry.assetCount()) == len(PROMPTS)
+
+
+def test_settlement_settles_good_vouchers_and_sets_bad_ones_aside(
+    parts: Parts, project: Any, local_chain: Any, accounts: Any, chain: Any
+):
+    operator, payer, stranger = accounts[0], accounts[5], accounts[9]
+    registry = contract(project, local_chain, "ProvenanceRegistry")
+    licenses = contract(project, local_chain, "LicenseManager")
+    splitter = contract(project, local_chain, "RoyaltySplitter")
+    assets, terms = [], []
+    for label in ("a", "b", "c", "d", "e"):  # one channel each: the planner keeps a channel's newest
+        digest = hashlib.sha256(label.encode()).digest()
+        record = AssetRecord(
+            digest, str(operator.address), local_chain.t2i_model_id, digest, b"\x00" * 32, (), "ipfs://x"
+        )
+        registry.register(record.as_tuple(), [], sender=operator)
+        licenses.attachTerms(
+            digest,
+            {
+                "currency": ETH,
+                "price": 0,
+                "pricePerUse": FINNEY,
+                "duration": 0,
+                "derivativeRoyaltyBps": 0,
+                "commercialUse": True,
+                "derivativesAllowed": False,
+            },
+            sender=operator,
+        )
+        assets.append(digest)
+        terms.append(int(licenses.termsCount()))
+    licenses.deposit(ETH, 10 * FINNEY, sender=payer, value=10 * FINNEY)
+    chain_id, verifying = int(chain.chain_id), str(licenses.address)
+    deadline = int(chain.pending_timestamp) + 86_400
+
+    def voucher(asset: int, amount: int, *, key: str | None = None, until: int = deadline) -> SignedVoucher:
+        v = Voucher(str(payer.address), assets[asset], terms[asset], amount, until)
+        return SignedVoucher(v, sign_voucher(v, key or payer.private_key, chain_id, verifying))
+
+    good_a_old, good_a, good_b = voucher(0, 2 * FINNEY), voucher(0, 3 * FINNEY), voucher(1, 1 * FINNEY)
+    forged = voucher(2, 4 * FINNEY, key=Account.create().key)  # not the payer's signature
+    too_much = voucher(3, 50 * FINNEY)  # more than the escrow holds
+    expired = voucher(4, 2 * FINNEY, until=int(chain.pending_timestamp) - 10)
+    everything = [good_a_old, good_a, good_b, forged, too_much, expired]
+
+    async def main() -> dict[str, int]:
+        for sv in [*everything, good_b]:  # good_b handed in twice: one job
+            await parts.journal.call(submit_voucher, parts.journal, sv)
+        agents = build_agents(parts, names=["settlement"], linger_s=0.2, idle=0.05, withdraw_every_s=0.2)
+        await agents.start()
+        try:
+            counts = await agents.until(all_final(), within_s=300)
+            await asyncio.sleep(1.0)  # at least one scheduled withdrawal after the settlement
+            return counts
+        finally:
+            await agents.stop()
+
+    counts = asyncio.run(main())
+    assert sum(counts.values()) == len(everything)
+    assert int(licenses.settledOf(payer.address, terms[0])) == 3 * FINNEY
+    assert int(licenses.settledOf(payer.address, terms[3])) == 0
+    stages = {
+        job.payload["signature"]: (job.stage, job.payload.get("reason", ""))
+        for stage in (jobs.SETTLED, jobs.SKIPPED)
+        for job in parts.journal.at_stage(stage)
+    }
+    sig = lambda sv: "0x" + sv.signature.hex()  # noqa: E731
+    assert stages[sig(good_b)][0] == jobs.SETTLED and stages[sig(good_a)][0] == jobs.SETTLED
+    assert stages[sig(forged)][0] == jobs.SKIPPED and "would revert" in stages[sig(forged)][1]
+    assert stages[sig(expired)][0] == jobs.SKIPPED and "expired" in stages[sig(expired)][1]
+    assert stages[sig(too_much)][0] == jobs.SKIPPED and "would revert" in stages[sig(too_much)][1]
+    assert stages[sig(good_a_old)][0] == jobs.SKIPPED and "superseded" in stages[sig(good_a_old)][1]
+    assert int(licenses.settledOf(payer.address, terms[1])) == FINNEY
+    # the creator's share was withdrawn by the agent's schedule; nothing is left for it
+    assert int(splitter.balanceOf(operator.address, ETH)) == 0
+    assert int(splitter.distributedOf(assets[0], ETH)) == 3 * FINNEY
+
+    # settled by someone else before the agent saw it: counted as settled, nothing sent
+    late = voucher(1, 2 * FINNEY)  # channel b, past good_b
+    licenses.settle(ETH, [late.as_call_tuple()], sender=stranger)
+
+    async def again() -> dict[str, int]:
+        await parts.journal.call(submit_voucher, parts.journal, late)
+        agents = build_agents(parts, names=["settlement"], linger_s=0.1, idle=0.05, withdraw_every_s=None)
+        await agents.start()
+        try:
+            return await agents.until(all_final(), within_s=120)
+        finally:
+            await agents.stop()
+
+    asyncio.run(again())
+    job = parts.journal.get("voucher-" + late.signature.hex()[:64])
+    assert job is not None and job.stage == jobs.SETTLED and job.payload["reason"] == "already settled"

@@ -1,0 +1,108 @@
+"""The daemons' pure parts and command lines: request keys, job payloads, proof chunking, PNG
+sizes, `proofmint request` and the refusals of `proofmint agent` (no chain needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from agents.cli import cli
+from agents.daemons import jobs
+from agents.daemons.prove import chunk_sizes
+from agents.daemons.publish import PublishError, png_size
+from agents.generator import GenerationRequest, GeneratorError, png_bytes
+from agents.runtime.journal import Journal
+
+
+def test_the_same_request_is_one_job_and_any_change_is_another(tmp_path: Path):
+    journal = Journal(tmp_path / "j.db", final=jobs.FINAL)
+    request = GenerationRequest(prompt="a red circle", seed=1)
+    key, new = jobs.submit_request(journal, request, requester="0xAbC", source="cli")
+    again, new_again = jobs.submit_request(journal, request, requester="0xabc", source="api")
+    assert (key, new) == (again, True) and new_again is False  # requester case does not matter
+    others = {
+        jobs.request_key(GenerationRequest(prompt="a red circle", seed=2), "0xabc"),
+        jobs.request_key(GenerationRequest(prompt="a red circle", seed=1, steps=24), "0xabc"),
+        jobs.request_key(request, "0xdef"),
+    }
+    assert key not in others and len(others) == 3
+    job = journal.get(key)
+    assert job is not None and job.stage == jobs.REQUESTED and job.deadline is not None
+    assert jobs.request_of(job.payload) == request
+    journal.close()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {},
+        {"request": "a prompt"},
+        {"request": {"prompt": "x"}},
+        {"request": {"prompt": " ", "seed": 1}},
+        {"request": {"prompt": "x", "seed": -1}},
+        {"request": {"prompt": "x", "seed": 1, "colour": "red"}},
+    ],
+)
+def test_a_malformed_job_payload_is_a_generator_error(payload: dict[str, object]):
+    with pytest.raises(GeneratorError):
+        jobs.request_of(payload)
+
+
+@pytest.mark.parametrize(
+    ("count", "sizes", "expected"),
+    [
+        (0, [4, 1], []),
+        (1, [4, 1], [1]),
+        (4, [4, 1], [4]),
+        (7, [4, 1], [4, 1, 1, 1]),
+        (9, [1, 2, 4], [4, 4, 1]),
+        (5, [2, 2, 1], [2, 2, 1]),
+    ],
+)
+def test_proofs_are_chunked_largest_circuit_first(count: int, sizes: list[int], expected: list[int]):
+    assert chunk_sizes(count, sizes) == expected
+
+
+def test_png_size_reads_the_header_and_refuses_other_bytes():
+    from PIL import Image
+
+    assert png_size(png_bytes(Image.new("RGB", (40, 24)))) == (40, 24)
+    for bad in (b"", b"GIF89a" + b"\x00" * 30, png_bytes(Image.new("RGB", (8, 8)))[:20]):
+        with pytest.raises(PublishError):
+            png_size(bad)
+
+
+def test_proofmint_request_journals_once(tmp_path: Path):
+    runner = CliRunner()
+    args = ["request", "two blue squares", "--seed", "5", "--state", str(tmp_path)]
+    first = runner.invoke(cli, args)
+    second = runner.invoke(cli, args)
+    assert first.exit_code == 0 and "queued (at requested)" in first.output
+    assert second.exit_code == 0 and "already journaled" in second.output
+    assert first.output.split()[0] == second.output.split()[0]
+    bad = runner.invoke(cli, ["request", "x", "--seed", "-3", "--state", str(tmp_path)])
+    assert bad.exit_code == 2 and "seed" in bad.output.lower()
+
+
+def test_proofmint_agent_refuses_what_it_cannot_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    record = tmp_path / "deployment.json"
+    record.write_text("{}")
+    runner = CliRunner()
+    monkeypatch.delenv("PROOFMINT_AGENT_KEY", raising=False)
+    no_key = runner.invoke(cli, ["agent", "registrar", "--deployment", str(record), "--model-id", "1"])
+    assert no_key.exit_code != 0 and "PROOFMINT_AGENT_KEY" in str(no_key.exception or no_key.output)
+    monkeypatch.setenv("PROOFMINT_AGENT_KEY", "0x" + "11" * 32)
+    cases = {
+        ("registrar",): "--model-id",
+        ("prover", "--head", "4=3"): "--head 1=MODEL_ID",
+        ("prover", "--head", "four=3"): "BATCH=MODEL_ID",
+        ("dancer",): "Invalid value",
+    }
+    for extra, message in cases.items():
+        result = runner.invoke(cli, ["agent", *extra, "--deployment", str(record)])
+        assert result.exit_code == 2, (extra, result.output)
+        assert message in result.output, (extra, result.output)
+    bad_record = runner.invoke(cli, ["agent", "settlement", "--deployment", str(record), "--rpc", "http://127.0.0.1:9"])
+    assert bad_record.exit_code != 0 and "not a deployment record" in str(bad_record.exception)
