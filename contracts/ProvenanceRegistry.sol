@@ -35,6 +35,8 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
     uint256 public constant MAX_DEPTH = 32;
     /// @notice Most leaves in a batch whose leaves travel in calldata.
     uint256 public constant MAX_BATCH_LEAVES = 4_096;
+    /// @notice Most assets one `registerMany` call registers (each costs a full registration).
+    uint256 public constant MAX_REGISTER_MANY = 64;
     /// @notice Most leaves under a root-only batch (proofs are at most 20 hashes long).
     uint256 public constant MAX_ROOT_BATCH_LEAVES = 1 << 20;
     /// @notice Longest metadata or manifest URI, in bytes.
@@ -116,6 +118,20 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
             revert ProvenanceRegistry__NotAuthorized(input.creator, msg.sender);
         }
         _register(input, licenseIds, 0, block.timestamp);
+    }
+
+    /// @inheritdoc IProvenanceRegistry
+    function registerMany(AssetInput[] calldata inputs, uint256[][] calldata licenseIds) external {
+        uint256 count = inputs.length;
+        if (count == 0 || count > MAX_REGISTER_MANY) revert ProvenanceRegistry__BadBatchSize(count, MAX_REGISTER_MANY);
+        if (licenseIds.length != count) revert ProvenanceRegistry__LicenseCountMismatch(count, licenseIds.length);
+        for (uint256 i = 0; i < count; ++i) {
+            AssetInput calldata input = inputs[i];
+            if (input.creator != msg.sender && !_registrars[input.creator][msg.sender]) {
+                revert ProvenanceRegistry__NotAuthorized(input.creator, msg.sender);
+            }
+            _register(input, licenseIds[i], 0, block.timestamp);
+        }
     }
 
     /// @inheritdoc IProvenanceRegistry

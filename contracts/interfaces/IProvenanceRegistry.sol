@@ -184,6 +184,15 @@ interface IProvenanceRegistry {
     /// @param licenseIds ERC-1155 licence token ids, one per parent (empty for an original).
     function register(AssetInput calldata input, uint256[] calldata licenseIds) external;
 
+    /// @notice Registers several assets in one transaction, each exactly as `register` would
+    ///         (full record, token to its creator, `AssetRegistered` with batch id 0).
+    /// @dev For each asset the caller must be its creator or an approved registrar. All or
+    ///      nothing: one failing asset reverts the call with that asset's error. At most
+    ///      `MAX_REGISTER_MANY` assets; `licenseIds[i]` are asset i's licences, one per parent.
+    /// @param inputs The asset records.
+    /// @param licenseIds One list of licence ids per asset (empty lists for originals).
+    function registerMany(AssetInput[] calldata inputs, uint256[][] calldata licenseIds) external;
+
     /// @notice Commits a batch whose leaves are all given here; the root is computed on chain.
     /// @dev Leaves are `leaf(AssetInput)` values; at most `MAX_BATCH_LEAVES`. Nothing is checked
     ///      about the members until they are claimed.

@@ -16,6 +16,8 @@ Branch tree of register / claimFromBatch (each leaf is a test below):
   licence missing / not for parent / no derivatives / expired -> LicenseManager errors
   royalty stack > 100%                                -> RoyaltyStackTooHigh
   otherwise                                           -> token minted, AssetRegistered
+registerMany adds: no inputs / more than MAX_REGISTER_MANY -> BadBatchSize; licence lists count
+  != inputs count -> LicenseCountMismatch; any member failing reverts all (its own error).
 claimFromBatch adds: unknown batch, index >= count, wrong proof length, wrong proof,
   submitter not authorized by the member's creator, model retired before/after the commit.
 """
@@ -509,3 +511,59 @@ def test_add_aigc_data_reverts(core, verified_asset, creator, stranger):
         core.provenance.addAigcData(token, b"", digest("other"), proof, sender=creator)
     with ape.reverts(core.provenance.ERC721NonexistentToken):
         core.provenance.addAigcData(1, b"", record.content_digest, proof, sender=creator)
+
+
+# --- registerMany -------------------------------------------------------------------------
+
+
+def test_register_many_registers_each_as_register_would(core, model_id, creator, other_creator, stranger):
+    parent, terms_id = _original_with_terms(core, model_id, creator, "many-parent")
+    licence = buy_license(core.licenses, other_creator, terms_id)
+    core.provenance.setRegistrar(stranger, True, sender=creator)
+    core.provenance.setRegistrar(stranger, True, sender=other_creator)
+    records = [
+        asset_record("many-a", creator, model_id),
+        asset_record("many-b", other_creator, model_id, parents=(parent,)),
+        asset_record("many-c", creator, model_id, commitment=b"\x07" * 32),
+    ]
+    before = int(core.provenance.assetCount())
+    receipt = core.provenance.registerMany([r.as_tuple() for r in records], [[], [licence], []], sender=stranger)
+    events = receipt.events.filter(core.provenance.AssetRegistered)
+    assert [e.contentDigest for e in events] == [r.content_digest for r in records]
+    assert [e.seq for e in events] == [before, before + 1, before + 2]
+    assert all(e.batchId == 0 for e in events)
+    for record, event in zip(records, events, strict=True):
+        assert core.provenance.ownerOf(int.from_bytes(record.content_digest, "big")) == record.creator
+        assert core.provenance.getAsset(record.content_digest).seq == event.seq
+    assert core.provenance.getAsset(records[1].content_digest).depth == 1
+    assert core.licenses.balanceOf(other_creator, licence) == 0
+
+
+def test_register_many_reverts(core, model_id, creator, stranger):
+    one = asset_record("many-1", creator, model_id)
+    cap = int(core.provenance.MAX_REGISTER_MANY())
+    with ape.reverts(core.provenance.ProvenanceRegistry__BadBatchSize, leafCount=0, maxLeaves=cap):
+        core.provenance.registerMany([], [], sender=creator)
+    too_many = [asset_record(f"many-{i}", creator, model_id).as_tuple() for i in range(cap + 1)]
+    with ape.reverts(core.provenance.ProvenanceRegistry__BadBatchSize, leafCount=cap + 1, maxLeaves=cap):
+        core.provenance.registerMany(too_many, [[]] * (cap + 1), sender=creator)
+    with ape.reverts(core.provenance.ProvenanceRegistry__LicenseCountMismatch):
+        core.provenance.registerMany([one.as_tuple()], [], sender=creator)
+    with ape.reverts(core.provenance.ProvenanceRegistry__NotAuthorized, creator=creator.address, caller=stranger.address):
+        core.provenance.registerMany([one.as_tuple()], [[]], sender=stranger)
+    # all or nothing: the second member is a copy of the first, so neither is registered
+    with ape.reverts(core.provenance.ProvenanceRegistry__AlreadyRegistered, contentDigest=one.content_digest):
+        core.provenance.registerMany([one.as_tuple(), one.as_tuple()], [[], []], sender=creator)
+    assert not core.provenance.exists(one.content_digest)
+    bad_uri = asset_record("many-uri", creator, model_id, uri="")
+    with ape.reverts(core.provenance.ProvenanceRegistry__BadMetadataURI):
+        core.provenance.registerMany([one.as_tuple(), bad_uri.as_tuple()], [[], []], sender=creator)
+    assert not core.provenance.exists(one.content_digest)
+
+
+def test_register_many_at_the_cap_fits_in_a_block(core, model_id, creator, chain):
+    cap = int(core.provenance.MAX_REGISTER_MANY())
+    records = [asset_record(f"cap-{i}", creator, model_id).as_tuple() for i in range(cap)]
+    receipt = core.provenance.registerMany(records, [[]] * cap, sender=creator)
+    assert receipt.gas_used < chain.blocks.head.gas_limit // 2
+    assert int(core.provenance.assetCount()) == cap
