@@ -7,6 +7,8 @@ reads `ModelRegistry__WeightsAlreadyRegistered(weightsDigest=0x58…, existingId
 
 from __future__ import annotations
 
+import ast
+import contextlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -90,8 +92,19 @@ def _tester_revert_data(exc: BaseException) -> bytes | None:
     exception in the chain carries the raw bytes."""
     seen: BaseException | None = exc
     while seen is not None:
-        if type(seen).__name__ == "TransactionFailed" and seen.args and isinstance(seen.args[0], bytes):
-            return seen.args[0]
+        first = seen.args[0] if seen.args else None
+        if isinstance(first, BaseException) and first.args:  # eth-tester wraps the error at times
+            first = first.args[0]
+        if type(seen).__name__ == "TransactionFailed":
+            if isinstance(first, bytes):
+                return first
+            if isinstance(first, str):  # py-evm's backend passes the bytes' repr
+                text = first.removeprefix("execution reverted: ")
+                if text[:2] in ("b'", 'b"'):
+                    with contextlib.suppress(ValueError, SyntaxError):
+                        value = ast.literal_eval(text)
+                        if isinstance(value, bytes):
+                            return value
         seen = seen.__context__
     return None
 
@@ -99,10 +112,21 @@ def _tester_revert_data(exc: BaseException) -> bytes | None:
 def preflight(web3: Any, tx: dict[str, Any], table: dict[bytes, tuple[str, list[str], list[str]]]) -> bytes:
     """eth_call `tx` ({from, to, data, value}) on the pending state; return its output, or raise
     WouldRevertError naming the custom error."""
+    return bytes(_decoding_reverts(lambda: web3.eth.call(tx, "pending"), table))
+
+
+def preflight_gas(web3: Any, tx: dict[str, Any], table: dict[bytes, tuple[str, list[str], list[str]]]) -> int:
+    """`eth_estimateGas` of `tx`, which executes it: its gas, or WouldRevertError naming the custom
+    error. One execution instead of a call and an estimate, where executions are dear (the
+    in-process chain)."""
+    return int(_decoding_reverts(lambda: web3.eth.estimate_gas(tx), table))
+
+
+def _decoding_reverts(function: Any, table: dict[bytes, tuple[str, list[str], list[str]]]) -> Any:
     from web3.exceptions import ContractLogicError
 
     try:
-        return bytes(web3.eth.call(tx, "pending"))
+        return function()
     except ContractLogicError as exc:
         data = _revert_data(exc)
         detail = describe_revert(data, table) if data is not None else str(exc.message or exc)

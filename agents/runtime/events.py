@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.errors import PermanentError
+from agents.runtime.inprocess import node_executor
 from agents.runtime.journal import Journal
 from agents.runtime.retry import Backoff, call_node
 
@@ -82,9 +83,10 @@ class EventWatcher:
         self.max_range, self.reorg_window = max_range, reorg_window
         self.backoff = backoff or Backoff(base=0.1, cap=2.0, deadline=30.0)
         self._key = f"events:{name}"
+        self._executor = node_executor(web3)
 
     async def _rpc(self, function: Callable[..., Any], *args: Any) -> Any:
-        return await call_node(function, *args, backoff=self.backoff)
+        return await call_node(function, *args, backoff=self.backoff, executor=self._executor)
 
     async def _hash_of(self, number: int) -> str | None:
         try:

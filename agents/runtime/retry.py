@@ -9,10 +9,12 @@ failures, fails calls fast while open, and lets one trial call through after a c
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import random
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final, TypeVar
@@ -119,15 +121,23 @@ async def retry(
 
 
 async def call_node(
-    function: Callable[..., T], *args: Any, backoff: Backoff, breaker: CircuitBreaker | None = None
+    function: Callable[..., T],
+    *args: Any,
+    backoff: Backoff,
+    breaker: CircuitBreaker | None = None,
+    executor: Executor | None = None,
 ) -> T:
-    """One synchronous node call (web3) in a worker thread, off the event loop, retried as an
-    RPC call (`is_retryable_rpc`) inside `backoff`'s deadline, behind `breaker` when given."""
+    """One synchronous node call (web3) in a worker thread (`executor`'s, when given: see
+    `agents.runtime.inprocess`), off the event loop, retried as an RPC call
+    (`is_retryable_rpc`) inside `backoff`'s deadline, behind `breaker` when given."""
+
+    def run() -> Awaitable[T]:
+        return asyncio.get_running_loop().run_in_executor(executor, functools.partial(function, *args))
 
     def attempt() -> Awaitable[T]:
         if breaker is None:
-            return asyncio.to_thread(function, *args)
-        return breaker.call(lambda: asyncio.to_thread(function, *args))
+            return run()
+        return breaker.call(run)
 
     return await retry(attempt, backoff, retryable=is_retryable_rpc)
 

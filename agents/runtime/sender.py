@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from agents.errors import PermanentError, RetryableError
-from agents.reverts import preflight
+from agents.reverts import preflight, preflight_gas
+from agents.runtime.inprocess import is_in_process, node_executor
 from agents.runtime.journal import Journal
 from agents.runtime.retry import Backoff, CircuitBreaker, call_node, is_retryable_rpc
 
@@ -107,6 +108,8 @@ class TxSender:
         self.backoff, self._clock = backoff, clock
         self.breaker = breaker or CircuitBreaker(f"rpc {self.address[:10]}", retryable=is_retryable_rpc)
         self._lock = asyncio.Lock()
+        self._executor = node_executor(web3)
+        self._in_process = is_in_process(web3)
         self._next_nonce: int | None = None
         self._chain_id: int | None = None
         self.intent_name = f"tx:{self.address.lower()}"
@@ -114,13 +117,17 @@ class TxSender:
 
     async def _rpc(self, function: Callable[..., Any], *args: Any) -> Any:
         """One node call in a worker thread, behind the circuit breaker, retried with backoff."""
-        return await call_node(function, *args, backoff=self.backoff, breaker=self.breaker)
+        return await call_node(function, *args, backoff=self.backoff, breaker=self.breaker, executor=self._executor)
 
-    async def _simulate(self, call: dict[str, Any]) -> None:
-        """`preflight` (raises WouldRevertError), retried on RPC failures; a call the node refuses
-        outright (insufficient funds) is refused here, before anything is signed."""
+    async def _simulate(self, call: dict[str, Any]) -> int:
+        """`preflight` then the gas estimate (raises WouldRevertError), retried on RPC failures; a
+        call the node refuses outright (insufficient funds) is refused here, before anything is
+        signed. On the in-process chain the estimate is the simulation (one execution, not two)."""
         try:
+            if self._in_process:
+                return int(await self._rpc(preflight_gas, self.web3, call, self.errors))
             await self._rpc(preflight, self.web3, call, self.errors)
+            return int(await self._rpc(self.web3.eth.estimate_gas, call))
         except PermanentError:
             raise
         except Exception as error:
@@ -155,8 +162,7 @@ class TxSender:
     async def send(self, to: str, data: bytes, *, value: int = 0, label: str = "", keys: Iterable[str] = ()) -> Pending:
         """Simulates, signs, journals and broadcasts one call; returns it for `wait`."""
         call = {"from": self.address, "to": to, "data": "0x" + data.hex(), "value": value}
-        await self._simulate(call)
-        gas = int(await self._rpc(self.web3.eth.estimate_gas, call))
+        gas = await self._simulate(call)
         async with self._lock:
             for _ in range(3):
                 try:
@@ -207,7 +213,9 @@ class TxSender:
         block = await self._rpc(self.web3.eth.get_block, "latest")
         base = int(block.get("baseFeePerGas") or 0)
         try:
-            priority = int(await asyncio.to_thread(lambda: self.web3.eth.max_priority_fee))
+            priority = int(
+                await asyncio.get_running_loop().run_in_executor(self._executor, lambda: self.web3.eth.max_priority_fee)
+            )
         except Exception:  # nodes without eth_maxPriorityFeePerGas
             priority = DEFAULT_PRIORITY_FEE
         priority = max(priority, 1)

@@ -1,0 +1,70 @@
+"""What changes when the node is in this process (ape's embedded chain: py-evm behind
+eth-tester, reached through web3's `EthereumTesterProvider`) rather than behind a URL.
+
+1. py-evm is not thread-safe: two calls from two threads interleave inside one state and fail
+   in odd ways ("Invalid transaction nonce: expected 10, got 9" from a plain `eth_call`). Every
+   call the daemons make to an in-process node goes through one thread, `node_executor(web3)`;
+   calls to a remote node run on any worker thread. (Code that uses ape on the same chain from
+   the main thread must not do so while daemons run.)
+2. eth-tester estimates gas by a binary search over full executions of the transaction, about
+   eight of them, which makes estimation most of the cost of a transaction on this chain.
+   `use_one_shot_estimates(web3)` replaces it with one execution at the block gas limit:
+   intrinsic gas plus the execution's gas (before refunds) plus 1/63 for the gas a call must
+   leave behind (EIP-150). The sender adds its own 20% margin on top.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Any
+
+_LOCK = threading.Lock()
+_ATTRIBUTE = "_proofmint_node_executor"
+
+
+def is_in_process(web3: Any) -> bool:
+    """True for web3's eth-tester provider and its subclasses (ape's `ApeTester`)."""
+    from web3.providers.eth_tester import EthereumTesterProvider
+
+    return isinstance(getattr(web3, "provider", None), EthereumTesterProvider)
+
+
+def node_executor(web3: Any) -> Executor | None:
+    """The one thread that talks to an in-process node; None for a remote node."""
+    if not is_in_process(web3):
+        return None
+    provider = web3.provider
+    with _LOCK:
+        executor = getattr(provider, _ATTRIBUTE, None)
+        if executor is None:
+            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evm")
+            setattr(provider, _ATTRIBUTE, executor)
+    return executor
+
+
+def _one_shot(state: Any, transaction: Any) -> int:
+    from eth.vm.spoof import SpoofTransaction
+
+    snapshot = state.snapshot()
+    try:
+        computation = state.apply_transaction(SpoofTransaction(transaction, gas=state.gas_limit, gas_price=0))
+        if computation.is_error:
+            raise computation.error
+        used = int(transaction.intrinsic_gas) + int(computation.get_gas_used())
+    finally:
+        state.revert(snapshot)
+    return min(int(state.gas_limit), used + used // 63 + 1)
+
+
+def use_one_shot_estimates(web3: Any) -> bool:
+    """Installs the one-execution gas estimator on an in-process py-evm chain (see the module
+    docstring); False (and nothing changed) for any other node."""
+    if not is_in_process(web3):
+        return False
+    backend = getattr(getattr(web3.provider, "ethereum_tester", None), "backend", None)
+    chain = getattr(backend, "chain", None)
+    if chain is None:
+        return False
+    chain.gas_estimator = _one_shot
+    return True
