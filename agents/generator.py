@@ -178,6 +178,33 @@ def load_pipeline(source: str, device: str | None = None) -> tuple[Any, str]:
 Progress = Callable[[int, int], None]
 
 
+def run_pipeline_batch(pipe: Any, requests: Sequence[GenerationRequest], batch: int) -> list[Any]:
+    """One call of `pipe` with exactly `batch` rows (blocking): PIL images, one per request."""
+    import torch
+
+    if not 1 <= len(requests) <= batch:
+        raise GeneratorError(f"a micro-batch holds 1 to {batch} requests, not {len(requests)}")
+    if len({r.signature() for r in requests}) != 1:
+        raise GeneratorError("a micro-batch mixes steps, guidance or sizes")
+    real = len(requests)
+    requests = [*requests, *[requests[-1]] * (batch - real)]
+    first = requests[0]
+    generators = [torch.Generator(device=pipe.device).manual_seed(r.seed) for r in requests]
+    kwargs: dict[str, Any] = {
+        "prompt": [r.prompt for r in requests],
+        "negative_prompt": [r.negative_prompt for r in requests],
+        "num_inference_steps": first.steps,
+        "guidance_scale": first.guidance,
+        "generator": generators,
+    }
+    if first.height is not None:
+        kwargs["height"] = first.height
+    if first.width is not None:
+        kwargs["width"] = first.width
+    with torch.inference_mode():
+        return list(pipe(**kwargs).images)[:real]
+
+
 class Generator:
     """Runs requests through one loaded pipeline, off the event loop.
 
@@ -247,29 +274,14 @@ class Generator:
 
     def run_batch(self, requests: Sequence[GenerationRequest]) -> list[Any]:
         """One pipeline call of exactly `batch` rows (blocking): PIL images, one per request."""
-        import torch
+        return run_pipeline_batch(self._pipe, requests, self.batch)
 
-        if not 1 <= len(requests) <= self.batch:
-            raise GeneratorError(f"a micro-batch holds 1 to {self.batch} requests, not {len(requests)}")
-        if len({r.signature() for r in requests}) != 1:
-            raise GeneratorError("a micro-batch mixes steps, guidance or sizes")
-        real = len(requests)
-        requests = [*requests, *[requests[-1]] * (self.batch - real)]
-        first = requests[0]
-        generators = [torch.Generator(device=self._pipe.device).manual_seed(r.seed) for r in requests]
-        kwargs: dict[str, Any] = {
-            "prompt": [r.prompt for r in requests],
-            "negative_prompt": [r.negative_prompt for r in requests],
-            "num_inference_steps": first.steps,
-            "guidance_scale": first.guidance,
-            "generator": generators,
-        }
-        if first.height is not None:
-            kwargs["height"] = first.height
-        if first.width is not None:
-            kwargs["width"] = first.width
-        with torch.inference_mode():
-            return list(self._pipe(**kwargs).images)[:real]
+    def _png_batch(self, requests: Sequence[GenerationRequest]) -> list[bytes]:
+        return [png_bytes(image) for image in self.run_batch(requests)]
+
+    async def _run(self, requests: Sequence[GenerationRequest]) -> list[bytes]:
+        """One micro-batch in the executor: PNG bytes, one per request."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._png_batch, list(requests))
 
     def _micro_batches(self, requests: Sequence[GenerationRequest]) -> list[list[int]]:
         groups: dict[tuple[int, float, int | None, int | None], list[int]] = {}
@@ -280,15 +292,110 @@ class Generator:
     async def generate(
         self, requests: Sequence[GenerationRequest], progress: Progress | None = None
     ) -> list[GeneratedImage]:
-        loop = asyncio.get_running_loop()
         results: list[GeneratedImage | None] = [None] * len(requests)
         done = 0
         for indexes in self._micro_batches(requests):
             chunk = [requests[i] for i in indexes]
-            images = await loop.run_in_executor(self._executor, self.run_batch, chunk)
-            for index, request, image in zip(indexes, chunk, images, strict=True):
-                results[index] = GeneratedImage(png_bytes(image), self.lineage(request))
+            pngs = await self._run(chunk)
+            for index, request, png in zip(indexes, chunk, pngs, strict=True):
+                results[index] = GeneratedImage(png, self.lineage(request))
             done += len(indexes)
             if progress is not None:
                 progress(done, len(requests))
         return [r for r in results if r is not None]
+
+
+# -- the pipeline in a worker process ------------------------------------------------------------
+#
+# A small pipeline's forward pass is thousands of short operator calls, each taking the GIL: any
+# Python work elsewhere in the process (the event loop, an in-process EVM, the journal) stalls it
+# (a busy Python thread cut the tiny model from 3.1 to 0.2 images/s here). `ProcessGenerator`
+# runs the pipeline in a worker process of its own, which holds the loaded pipeline for its life.
+
+_WORKER: dict[str, Any] = {}
+"""The worker process's loaded pipeline (only ever set inside a `ProcessGenerator` worker)."""
+
+
+def _worker_describe(source: str, device: str | None) -> dict[str, Any]:
+    """Loads the pipeline into this worker (once) and says what the lineage needs of it."""
+    if "pipe" not in _WORKER:
+        pipe, digest = load_pipeline(source, device)
+        _WORKER.update(pipe=pipe, digest=digest)
+    pipe = _WORKER["pipe"]
+    getter = getattr(pipe, "get_list_adapters", None)
+    adapters: tuple[str, ...] = ()
+    if getter is not None:
+        try:
+            adapters = tuple(sorted({name for names in getter().values() for name in names}))
+        except (AttributeError, ValueError):
+            adapters = ()
+    return {
+        "digest": _WORKER["digest"],
+        "pipeline": type(pipe).__name__,
+        "scheduler": type(pipe.scheduler).__name__,
+        "adapters": adapters,
+        "device": str(pipe.device),
+        "dtype": str(pipe.dtype).removeprefix("torch."),
+    }
+
+
+def _worker_png_batch(requests: list[GenerationRequest], batch: int) -> list[bytes]:
+    return [png_bytes(image) for image in run_pipeline_batch(_WORKER["pipe"], requests, batch)]
+
+
+class ProcessGenerator(Generator):
+    """A `Generator` whose pipeline lives in a worker process (see above); same results, same
+    lineage. `close()` ends the worker."""
+
+    def __init__(self, source: str, info: dict[str, Any], executor: Executor, batch: int = 8) -> None:
+        super().__init__(None, source, str(info["digest"]), executor, batch)
+        self._info = info
+
+    @classmethod
+    async def load(
+        cls, source: str, device: str | None = None, executor: Executor | None = None, batch: int = 8
+    ) -> ProcessGenerator:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        del executor  # the worker process is the executor
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        try:
+            info = await asyncio.get_running_loop().run_in_executor(pool, _worker_describe, source, device)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        generator = cls(source, info, pool, batch)
+        generator._owned = True
+        return generator
+
+    @property
+    def adapters(self) -> tuple[str, ...]:
+        return tuple(self._info["adapters"])
+
+    def lineage(self, request: GenerationRequest) -> Lineage:
+        return Lineage(
+            model=self._source,
+            model_digest=self._model_digest,
+            pipeline=str(self._info["pipeline"]),
+            scheduler=str(self._info["scheduler"]),
+            adapters=self.adapters,
+            prompt=request.prompt,
+            negative_prompt=request.negative_prompt,
+            seed=request.seed,
+            steps=request.steps,
+            guidance=request.guidance,
+            height=request.height,
+            width=request.width,
+            parents=tuple(request.parents),
+            device=str(self._info["device"]),
+            dtype=str(self._info["dtype"]),
+            batch=self.batch,
+        )
+
+    def run_batch(self, requests: Sequence[GenerationRequest]) -> list[Any]:
+        raise GeneratorError("a ProcessGenerator's pipeline is in its worker process: use generate()")
+
+    async def _run(self, requests: Sequence[GenerationRequest]) -> list[bytes]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, _worker_png_batch, list(requests), self.batch)

@@ -183,3 +183,24 @@ def test_micro_batches_are_checked(t2i_folder):
             Generator(pipe, "x", digest, batch=0)
     finally:
         generator.close()
+
+
+@pytest.mark.asyncio
+async def test_the_process_generator_makes_the_same_images_and_lineage(t2i_folder, tmp_path):
+    from agents.generator import ProcessGenerator
+
+    batch = requests(5)
+    local = await Generator.load(str(t2i_folder), device="cpu", batch=4)
+    remote = await ProcessGenerator.load(str(t2i_folder), device="cpu", batch=4)
+    try:
+        here = await local.generate(batch)
+        there = await remote.generate(batch)
+        alone = await remote.generate(batch[3:4])
+    finally:
+        local.close()
+        remote.close()
+    assert [g.digest for g in there] == [g.digest for g in here]
+    assert [g.lineage for g in there] == [g.lineage for g in here]
+    assert alone[0].digest == here[3].digest
+    with pytest.raises(ModelNotFoundError, match=r"no model_index\.json"):
+        await ProcessGenerator.load(str(tmp_path), device="cpu")
