@@ -124,7 +124,7 @@ def cli(network, provider, count, seed, out):  # type: ignore[no-untyped-def]
 
 async def main(root: Path, state: Path, out: Path, count: int, seed: int, network: str, console: Console) -> None:
     accounts = ape.accounts.test_accounts
-    operator, developer, origin_a, origin_b, buyer, payer = (accounts[i] for i in range(6))
+    operator, developer, origin_a, origin_b, buyer, payer, patron = (accounts[i] for i in range(7))
     store = LocalStore(state / "store")
     console.step(f"network {network}; building the curation head's circuits (cached after the first run)")
     circuits = await asyncio.to_thread(build_head_circuits, root / ".cache" / "zkml-agents", progress=console.step)
@@ -154,7 +154,15 @@ async def main(root: Path, state: Path, out: Path, count: int, seed: int, networ
     )
     journal, store, identity = parts.journal, parts.store, parts.signer()
     requests = [GenerationRequest(prompt=p, seed=seed * 1_000 + i) for i, p in enumerate(prompts(count, seed))]
-    console.step(f"agents: {count} requests -> generate, curate, publish, register, prove, attest")
+    market = ape.project.GenerationMarket.at(setup.addresses["GenerationMarket"])
+    registry = ape.project.ProvenanceRegistry.at(setup.addresses["ProvenanceRegistry"])
+    registry.setRegistrar(operator.address, True, sender=patron)  # the patron's assets are made in its name
+    price = int(market.price())
+    for index, prompt in enumerate(prompts(2, seed + 1)):
+        market.requestGeneration(prompt, seed * 1_000 + 500 + index, 25, 1_500, sender=patron, value=price)
+    console.step(f"patron {patron.address[:10]} paid {2 * price / 1e18:.3f} ETH on chain for 2 generations")
+    count += 2
+    console.step(f"agents: {count} requests (CLI and on-chain) -> generate, curate, publish, register, prove")
     pipeline_started = time.monotonic()
     await run_pipeline(parts, requests, str(operator.address), console)
     pipeline_s = time.monotonic() - pipeline_started
@@ -166,7 +174,8 @@ async def main(root: Path, state: Path, out: Path, count: int, seed: int, networ
 
     licenses = ape.project.LicenseManager.at(setup.addresses["LicenseManager"])
     splitter = ape.project.RoyaltySplitter.at(setup.addresses["RoyaltySplitter"])
-    registry = ape.project.ProvenanceRegistry.at(setup.addresses["ProvenanceRegistry"])
+    delivered = sum(1 for job in registered if job.payload.get("delivery") == "fulfilled")
+    console.step(f"market: {delivered} paid requests fulfilled with their assets")
     terms: dict[str, int] = {}
     for job in registered:
         digest = bytes.fromhex(job.payload["sha256"])
@@ -222,6 +231,10 @@ async def main(root: Path, state: Path, out: Path, count: int, seed: int, networ
     creator_left = int(splitter.balanceOf(operator.address, ETH))
     if creator_left:
         splitter.withdraw(ETH, operator.address, sender=operator)
+    market_fees = int(market.balanceOf(operator.address))
+    if market_fees:
+        market.withdraw(operator.address, sender=operator)
+        console.step(f"operator withdrew {market_fees / 1e18:.6f} ETH of generation fees from the market")
 
     report = await build_report(
         journal,
@@ -237,6 +250,7 @@ async def main(root: Path, state: Path, out: Path, count: int, seed: int, networ
         count,
         pipeline_s,
         network,
+        market_fees,
     )
     path = out / "report.html"
     path.write_text(render(report), encoding="utf8")
@@ -264,10 +278,11 @@ async def build_report(
     count,
     pipeline_s,
     network,
+    market_fees,
 ):  # type: ignore[no-untyped-def]
     rows: list[AssetRow] = []
     stages = await journal.call(journal.counts)
-    for stage in (jobs.ATTESTED, jobs.UNPROVEN, jobs.REGISTERED, jobs.REVIEW, jobs.REJECTED, jobs.FAILED):
+    for stage in (jobs.ATTESTED, jobs.UNPROVEN, jobs.REVIEW, jobs.REJECTED, jobs.FAILED, jobs.CANCELLED):
         for job in await journal.call(journal.at_stage, stage):
             if job.kind != jobs.ASSET:
                 continue
@@ -295,7 +310,7 @@ async def build_report(
     report = Report(title="proofmint demo")
     report.summary = [
         ("network", network),
-        ("prompts", str(count)),
+        ("requests (CLI and paid on chain)", str(count)),
         ("journal stages", ", ".join(f"{k} {v}" for k, v in sorted(stages.items()))),
         ("assets registered on chain", str(on_chain)),
         ("assets zk-attested on chain", str(attested)),
@@ -304,6 +319,7 @@ async def build_report(
     ]
     report.money = [
         ("creator + protocol treasury (operator)", _withdrawn_by(splitter, fee_treasury)),
+        ("generation fees (market -> operator)", market_fees),
         ("model developer", _withdrawn_by(splitter, developer.address)),
         ("data originator A (claimed)", int(splitter.dataClaimedOf(setup.t2i_model_id, ETH, origin_a.address))),
         ("data originators, unclaimed", int(pool_total) - int(pool_paid)),

@@ -16,6 +16,7 @@ from typing import Any
 
 from agents.errors import PermanentError
 from agents.reverts import error_table
+from agents.runtime.inprocess import node_executor, use_one_shot_estimates
 from agents.runtime.journal import Journal
 from agents.runtime.retry import Backoff, call_node
 from agents.runtime.sender import RPC_BACKOFF, TxSender
@@ -74,6 +75,8 @@ class ChainClient:
         self.errors = error_table(abis.values())
         self.sender = TxSender(web3, account, journal, errors=self.errors, backoff=backoff, **sender_options)
         self._started = False
+        self.executor = node_executor(web3)
+        use_one_shot_estimates(web3)
 
     async def start(self) -> list[dict[str, Any]]:
         """Reconciles the key's previous transactions (once per client)."""
@@ -90,10 +93,14 @@ class ChainClient:
 
     async def call(self, name: str, function: str, *args: Any) -> Any:
         bound = self.contract(name).get_function_by_name(function)(*args)
-        return await call_node(bound.call, backoff=self.backoff)
+        return await call_node(bound.call, backoff=self.backoff, executor=self.executor)
+
+    async def node(self, function: Any, *args: Any) -> Any:
+        """Any other node call (`web3.eth.get_block`, ...), on the node's thread, retried."""
+        return await call_node(function, *args, backoff=self.backoff, executor=self.executor)
 
     async def block_number(self) -> int:
-        return int(await call_node(lambda: self.web3.eth.block_number, backoff=self.backoff))
+        return int(await call_node(lambda: self.web3.eth.block_number, backoff=self.backoff, executor=self.executor))
 
     async def transact(
         self, name: str, function: str, *args: Any, value: int = 0, label: str = "", keys: Iterable[str] = ()
@@ -116,4 +123,4 @@ class ChainClient:
         def fetch() -> list[Any]:
             return list(getter(from_block=from_block, argument_filters=argument_filters))
 
-        return await call_node(fetch, backoff=self.backoff)
+        return await call_node(fetch, backoff=self.backoff, executor=self.executor)

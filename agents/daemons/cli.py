@@ -280,7 +280,7 @@ def request_command(prompt: str, seed: int, steps: int, guidance: float, request
     from agents.runtime.journal import Journal
 
     request = GenerationRequest(prompt=prompt, seed=seed, steps=steps, guidance=guidance)
-    journal = Journal(state / "journal.db", final=jobs.FINAL | {jobs.REGISTERED})
+    journal = Journal(state / "journal.db", final=jobs.REGISTERED_OR_FINAL)
     try:
         key, new = jobs.submit_request(journal, request, requester=requester, source="cli")
         job = journal.get(key)

@@ -1,13 +1,18 @@
 """The stages an asset passes, and how a request becomes a job.
 
     requested --generator--> generated --curator--> curated --publisher--> published
-        --registrar (commit)--> committed --registrar (claim)--> registered --prover--> attested
+        --registrar--> registered --registrar (deliver)--> delivered --prover--> attested
+
+(or, registering by commit then claim: published --commit--> committed --claim--> registered).
+Requests come from the CLI, the API, or `GenerationMarket` events (`agents.daemons.market`);
+delivery fulfils a paid market request with its asset and passes every other job straight on.
 
 Side exits: the curator sends `review` (the human-review band) and `rejected` (moderation,
 duplicates, poor alignment); the prover gives up to `unproven` after its retries; any stage gives
-up to `failed`. A request's key derives from its content (requester, prompt, seed and every
-parameter), so the same request submitted twice, from the CLI, the API or an on-chain event, is
-one job. Vouchers are jobs of their own kind: `received --settlement--> settled | skipped`.
+up to `failed`; a market request reorged out before work began is `cancelled`. A request's key
+derives from its content (requester, prompt, seed and every parameter), so the same request
+submitted twice (from the CLI or the API) is one job; a market request's key is its market and
+request id. Vouchers are jobs of their own kind: `received --settlement--> settled | skipped`.
 """
 
 from __future__ import annotations
@@ -33,7 +38,9 @@ REJECTED: Final = "rejected"
 PUBLISHED: Final = "published"
 COMMITTED: Final = "committed"
 REGISTERED: Final = "registered"
+DELIVERED: Final = "delivered"
 ATTESTED: Final = "attested"
+CANCELLED: Final = "cancelled"
 UNPROVEN: Final = "unproven"
 FAILED: Final = "failed"
 RECEIVED: Final = "received"
@@ -41,7 +48,9 @@ SETTLED: Final = "settled"
 SKIPPED: Final = "skipped"
 
 #: Stages a job never leaves by itself (`review` waits for a person).
-FINAL: Final = frozenset({ATTESTED, UNPROVEN, REJECTED, REVIEW, FAILED, SETTLED, SKIPPED})
+FINAL: Final = frozenset({ATTESTED, UNPROVEN, REJECTED, REVIEW, FAILED, SETTLED, SKIPPED, CANCELLED})
+#: Stages past the registration deadline's reach: a job there is no orphan (the journal's `final`).
+REGISTERED_OR_FINAL: Final = FINAL | {REGISTERED, DELIVERED}
 #: How long (s) a request may take to be registered before it counts as an orphan.
 REGISTRATION_DEADLINE_S: Final = 3_600.0
 

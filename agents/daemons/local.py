@@ -20,14 +20,16 @@ from typing import Any, Final
 from agents.daemons.chain import ChainClient
 from agents.daemons.curate import CurateStage
 from agents.daemons.generate import GenerateStage
+from agents.daemons.market import MARKET, DeliverStage, MarketWatcher
 from agents.daemons.prove import ProveStage
 from agents.daemons.publish import ModelInfo, PublishStage
-from agents.daemons.register import ClaimStage, CommitStage
+from agents.daemons.register import ClaimStage, CommitStage, RegisterStage
 from agents.daemons.runner import DAEMONS, Agents
 from agents.daemons.settle import SettleStage
 from agents.deployment import deploy_core
 from agents.digests import weights_digest
 from agents.merkle import DataTree
+from agents.runtime.inprocess import is_in_process
 from agents.runtime.journal import Journal
 from agents.runtime.queues import MemoryQueue, WorkQueue
 from agents.runtime.stage import Stage
@@ -39,6 +41,8 @@ ZERO32: Final = b"\x00" * 32
 HEAD_SIZES: Final = (4, 1)
 T2I_DEVELOPER_BPS: Final = 1_000
 T2I_DATA_BPS: Final = 500
+MARKET_PRICE: Final = 10**15
+MARKET_WINDOW_S: Final = 3_600
 
 Progress = Callable[[str], None]
 
@@ -108,6 +112,15 @@ def prepare_chain(
 
     deployed = deploy_core(project, operator, chain)
     addresses = {d.name: d.address for d in deployed}
+    market = operator.deploy(
+        project.GenerationMarket,
+        addresses["ProvenanceRegistry"],
+        operator.address,
+        MARKET_PRICE,
+        MARKET_WINDOW_S,
+        operator.address,
+    )
+    addresses[MARKET] = str(market.address)
     progress(f"deployed {', '.join(addresses)}")
     models = project.ModelRegistry.at(addresses["ModelRegistry"])
     tree = DataTree(list(originators))
@@ -211,16 +224,18 @@ async def open_parts(
 
     from agents.curator import CurationPolicy, Curator
     from agents.daemons import jobs
-    from agents.daemons.chain import load_abis
-    from agents.generator import Generator
+    from agents.daemons.chain import CORE, load_abis
+    from agents.generator import ProcessGenerator
     from zkml.settings import PINNED
 
     names = set(names)
     await asyncio.to_thread(state.mkdir, parents=True, exist_ok=True)
-    journal = Journal(state / "journal.db", final=jobs.FINAL | {jobs.REGISTERED})
-    abis = await asyncio.to_thread(load_abis, root)
+    journal = Journal(state / "journal.db", final=jobs.REGISTERED_OR_FINAL)
+    abis = await asyncio.to_thread(load_abis, root, (*CORE, MARKET))
     client = ChainClient(web3, Account.from_key(key), journal, addresses, abis, poll=sender_poll)
-    generator = await Generator.load(t2i or str(root / "models" / "tiny-t2i")) if "generator" in names else None
+    generator = None
+    if "generator" in names:  # in a worker process: the event loop and the EVM never stall it (GIL)
+        generator = await ProcessGenerator.load(t2i or str(root / "models" / "tiny-t2i"))
     curator = None
     if "curator" in names:
         curator = await Curator.load(clip or f"local-dir:{root / 'models' / 'tiny-clip'}", CurationPolicy())
@@ -261,14 +276,19 @@ def build_agents(
     idle: float = 0.2,
     queues: Mapping[str, WorkQueue] | None = None,
     withdraw_every_s: float | None = 30.0,
+    registration: str = "many",
+    market_confirmations: int = 2,
+    generate_linger_s: float = 0.25,
 ) -> Agents:
     """The stages of the daemons in `names`, wired in process (wake-up queues between them)."""
     names = list(names)
+    if registration not in ("many", "commit-claim"):
+        raise ValueError(f"registration is 'many' or 'commit-claim', not {registration!r}")
     unknown = sorted(set(names) - set(DAEMONS))
     if unknown:
         raise ValueError(f"unknown daemon(s) {unknown}; known: {', '.join(DAEMONS)}")
     q: dict[str, WorkQueue] = dict(queues or {})
-    for stage in ("requested", "generated", "curated", "published", "committed", "registered"):
+    for stage in ("requested", "generated", "curated", "published", "committed", "registered", "delivered"):
         q.setdefault(stage, MemoryQueue(stage, capacity=4_096))
     common: dict[str, Any] = {"idle": idle, "metrics": parts.metrics}
     j = parts.journal
@@ -281,6 +301,10 @@ def build_agents(
                 parts.store,
                 worker=f"{worker}/generator",
                 batch=generate_batch,
+                # the generator pads every micro-batch to its size (so results never depend on
+                # the company a request keeps): wait a moment for a full one rather than pad
+                min_batch=min(generate_batch, parts.generator.batch) if parts.generator is not None else 1,
+                linger_s=generate_linger_s,
                 inbox=q["requested"],
                 outbox=q["generated"],
                 **common,
@@ -315,7 +339,22 @@ def build_agents(
                 **common,
             )
         )
-    if "registrar" in names:
+    if "registrar" in names and registration == "many":
+        stages.append(
+            RegisterStage(
+                j,
+                parts.chain(),
+                model_id=parts.t2i_model_id,
+                worker=f"{worker}/registrar",
+                batch=register_batch,
+                min_batch=register_batch,
+                linger_s=linger_s,
+                inbox=q["published"],
+                outbox=q["registered"],
+                **common,
+            )
+        )
+    elif "registrar" in names:
         stages.append(
             CommitStage(
                 j,
@@ -342,6 +381,22 @@ def build_agents(
                 **common,
             )
         )
+    if "registrar" in names:
+        stages.append(
+            DeliverStage(
+                j,
+                parts.chain(),
+                worker=f"{worker}/deliver",
+                batch=64,
+                inbox=q["registered"],
+                outbox=q["delivered"],
+                **common,
+            )
+        )
+    watchers: list[MarketWatcher] = []
+    if "generator" in names and parts.client is not None and MARKET in parts.client.contracts:
+        confirmations = 0 if is_in_process(parts.client.web3) else market_confirmations
+        watchers.append(MarketWatcher(j, parts.client, confirmations=confirmations))
     if "prover" in names:
         largest = max(parts.head_models)
         stages.append(
@@ -353,7 +408,7 @@ def build_agents(
                 worker=f"{worker}/prover",
                 min_batch=largest,
                 linger_s=linger_s,
-                inbox=q["registered"],
+                inbox=q["delivered"],
                 max_attempts=3,
                 **common,
             )
@@ -362,11 +417,12 @@ def build_agents(
         stages.append(
             SettleStage(j, parts.chain(), worker=f"{worker}/settlement", min_batch=32, linger_s=linger_s, **common)
         )
-    chain_daemons = {"registrar", "prover", "settlement"} & set(names)
+    chain_daemons = {"registrar", "prover", "settlement"} & set(names) or ({"generator"} if watchers else set())
     return Agents(
         j,
         stages,
         clients=[parts.chain()] if chain_daemons else [],
         withdraw_every_s=withdraw_every_s if "settlement" in names else None,
         metrics=parts.metrics,
+        watchers=watchers,
     )

@@ -1,4 +1,5 @@
-"""The prover daemon: `registered` jobs in, `attested` out, or `unproven` after its retries.
+"""The prover daemon: `delivered` jobs in (registered; delivered if paid for), `attested` out, or
+`unproven` after its retries.
 
 Proofs are batched: the stage waits for as many jobs as its largest circuit takes (or `linger_s`)
 and splits what it claims greedily over its circuits' sizes (a circuit of size 1 is required, so
@@ -52,7 +53,7 @@ def chunk_sizes(count: int, sizes: Sequence[int]) -> list[int]:
 
 class ProveStage(Stage):
     name = "prover"
-    origin = jobs.REGISTERED
+    origin = jobs.DELIVERED
     target = jobs.ATTESTED
     give_up = jobs.UNPROVEN
 

@@ -1,6 +1,16 @@
-"""The registrar daemon: published assets go on chain in batches.
+"""The registrar daemon: published assets go on chain in batches, one of two ways.
 
-Two stages:
+`RegisterStage` (the default, `published` -> `registered`) registers up to `batch` assets, by
+size or after `linger_s`, in one `registerMany` transaction: every asset gets its full record,
+token and registration number at once. Outbox order: an intent naming the jobs and their
+digests is journaled before sending; the jobs' move (with their registration numbers from the
+receipt's `AssetRegistered` events) and the intent's completion are one journal transaction
+after it. A batch that would revert is split, so one bad asset never holds up the others; an
+asset the chain already has is moved on without a transaction. `reconcile()` settles an open
+intent by asking the chain which of its assets exist.
+
+Or commit, then claim (for batches whose leaves travel in calldata and whose members are
+claimed later, by anyone):
 1. `CommitStage` (`published` -> `committed`) takes up to `batch` jobs, by size or after
    `linger_s`, builds each one's `AssetInput` and commits their leaves in one
    `registerBatchLeaves` transaction. Outbox order: an intent naming the jobs, the leaves, the
@@ -21,6 +31,7 @@ batched again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any, Final
@@ -35,6 +46,7 @@ from agents.runtime.stage import Done, Failed, Journaled, Outcome, Stage
 log = logging.getLogger("proofmint.registrar")
 
 INTENT: Final = "registrar:batch"
+MANY_INTENT: Final = "registrar:many"
 REGISTRY: Final = "ProvenanceRegistry"
 
 
@@ -192,3 +204,101 @@ class ClaimStage(Stage):
             if seq is None:
                 return Failed(job.key, "claimed, yet the chain does not have the asset", retryable=True)
         return Done(job.key, {"seq": seq})
+
+
+class RegisterStage(Stage):
+    name = "registrar"
+    origin = jobs.PUBLISHED
+    target = jobs.REGISTERED
+    give_up = jobs.FAILED
+
+    def __init__(self, journal: Any, client: ChainClient, *, model_id: int, **options: Any) -> None:
+        super().__init__(journal, **options)
+        self.client, self.model_id = client, model_id
+
+    async def process(self, batch: Sequence[Job]) -> Sequence[Outcome]:
+        return await self._register(list(batch))
+
+    async def _register(self, batch: list[Job]) -> list[Outcome]:
+        records = [record_of(job, self.model_id, self.client.address) for job in batch]
+        keys = [job.key for job in batch]
+        intent = await self.journal.call(
+            self.journal.record_intent,
+            MANY_INTENT,
+            keys,
+            {"digests": [r.content_digest.hex() for r in records], "from_block": await self.client.block_number()},
+        )
+        try:
+            receipt = await self.client.transact(
+                REGISTRY, "registerMany", [r.as_tuple() for r in records], [[] for _ in records], keys=keys
+            )
+        except WouldRevertError as error:
+            await self.journal.call(self.journal.complete_intent, intent, {"refused": str(error)})
+            return await self._isolate(batch, str(error))
+        seqs = {
+            bytes(e["args"]["contentDigest"]): int(e["args"]["seq"])
+            for e in self.client.logs(REGISTRY, "AssetRegistered", receipt)
+        }
+        tx = receipt["transactionHash"]
+        tx_hex = tx.hex() if hasattr(tx, "hex") else str(tx)
+        updates = {
+            job.key: {"seq": seqs[record.content_digest], "register_tx": tx_hex, "register_batch": len(batch)}
+            for job, record in zip(batch, records, strict=True)
+        }
+        await self._journal_registered(intent, keys, updates)
+        return [Journaled(key, jobs.REGISTERED) for key in keys]
+
+    async def _journal_registered(self, intent: int, keys: list[str], updates: dict[str, dict[str, Any]]) -> None:
+        await self.journal.call(
+            self.journal.advance,
+            keys,
+            jobs.PUBLISHED,
+            jobs.REGISTERED,
+            owner=self.worker,
+            updates=updates,
+            complete_intent=(intent, {"registered": len(keys)}),
+        )
+
+    async def _isolate(self, batch: list[Job], error: str) -> list[Outcome]:
+        """After a refused batch: move on what the chain has, and try the rest alone."""
+        outcomes: list[Outcome] = []
+        rest: list[Job] = []
+        for job in batch:
+            seq = await registered_seq(self.client, bytes.fromhex(job.payload["sha256"]))
+            if seq is None:
+                rest.append(job)
+            else:
+                outcomes.append(Done(job.key, {"seq": seq}))
+        if len(rest) == 1 and len(batch) == 1:
+            return [Failed(rest[0].key, error, retryable=False)]
+        if len(rest) == len(batch) and len(batch) > 1:
+            for job in rest:  # nothing was registered elsewhere: find the member(s) at fault
+                outcomes += await self._register([job])
+            return outcomes
+        if rest:
+            outcomes += await self._register(rest)
+        return outcomes
+
+    async def reconcile(self) -> dict[str, int]:
+        """Settles every open `registerMany` intent: its assets the chain has are journaled as
+        registered; an intent with none of them on chain was never sent and is forgotten."""
+        found = forgotten = 0
+        for intent in await self.journal.call(self.journal.open_intents, MANY_INTENT):
+            registered = 0
+            for key, digest in zip(intent.keys, intent.data["digests"], strict=True):
+                seq = await registered_seq(self.client, bytes.fromhex(digest))
+                if seq is None:
+                    continue
+                registered += 1
+                job = await self.journal.call(self.journal.get, key)
+                if job is not None and job.stage == jobs.PUBLISHED:
+                    with contextlib.suppress(StaleJobError):  # moved on meanwhile: nothing to do
+                        await self.journal.call(
+                            self.journal.advance, [key], jobs.PUBLISHED, jobs.REGISTERED, updates={key: {"seq": seq}}
+                        )
+            await self.journal.call(self.journal.complete_intent, intent.id, {"registered": registered})
+            if registered:
+                found += 1
+            else:
+                forgotten += 1
+        return {"registered": found, "forgotten": forgotten}

@@ -68,6 +68,9 @@ def _asset_card(row: AssetRow) -> str:
         ("image", f"<code>{html.escape(_short(str(p.get('cid', '-'))))}</code>"),
         ("sha256", f"<code>{html.escape(_short(str(p.get('sha256', '-'))))}</code>"),
     ]
+    if "market_request" in p:
+        delivery = html.escape(str(p.get("delivery", "pending")))
+        lines.append(("paid request", f"#{p['market_request']} on chain: {delivery}"))
     if "seq" in p:
         lines.append(("registered", f"asset #{p['seq']} (batch {p.get('batch_id', '-')})"))
     if "score" in p:

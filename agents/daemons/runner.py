@@ -21,7 +21,8 @@ from typing import Any
 
 from agents.daemons import jobs
 from agents.daemons.chain import ChainClient
-from agents.daemons.register import CommitStage
+from agents.daemons.market import MarketWatcher
+from agents.daemons.register import CommitStage, RegisterStage
 from agents.daemons.settle import SettleStage
 from agents.runtime.journal import Journal
 from agents.runtime.stage import Stage
@@ -41,6 +42,8 @@ class Agents:
     withdraw_currencies: tuple[str, ...] = ("0x0000000000000000000000000000000000000000",)
     metrics: Metrics | None = None
     metrics_every_s: float = 2.0
+    watchers: Sequence[MarketWatcher] = ()
+    watch_every_s: float = 0.5
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -50,15 +53,27 @@ class Agents:
             if receipts:
                 log.info("reconciled transactions", extra={"fields": {"key": client.address, "count": len(receipts)}})
         for stage in self.stages:
-            if isinstance(stage, CommitStage):
+            if isinstance(stage, CommitStage | RegisterStage):
                 outcome = await stage.reconcile()
                 log.info("reconciled batch intents", extra={"fields": outcome})
         self._tasks = [asyncio.create_task(stage.run(), name=stage.name) for stage in self.stages]
+        for watcher in self.watchers:
+            self._tasks.append(asyncio.create_task(self._watch(watcher), name=f"watch {watcher.market}"))
         if self.metrics is not None:
             self._tasks.append(asyncio.create_task(self._gauge_loop(self.metrics), name="metrics"))
         settle = next((s for s in self.stages if isinstance(s, SettleStage)), None)
         if settle is not None and self.withdraw_every_s:
             self._tasks.append(asyncio.create_task(self._withdraw_loop(settle, self.withdraw_every_s)))
+
+    async def _watch(self, watcher: MarketWatcher) -> None:
+        """Polls a market for paid requests; a failed poll is retried at the next interval."""
+        while not self._stopping.is_set():
+            try:
+                await watcher.poll()
+            except Exception:
+                log.exception("market poll failed; next try on schedule")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.watch_every_s)
 
     async def _gauge_loop(self, metrics: Metrics) -> None:
         """Keeps the jobs-per-stage gauge current (the journal is the truth)."""

@@ -14,7 +14,6 @@ the shares land in the splitter's balances). `withdraw_due` withdraws this key's
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
@@ -79,7 +78,7 @@ class SettleStage(Stage):
         key_of = {id(sv): key for key, sv in by_key.items()}
         terms, settled = await self._views(by_key.values())
         now = int(time.time())
-        block = await asyncio.to_thread(lambda: self.client.web3.eth.get_block("latest"))
+        block = await self.client.node(self.client.web3.eth.get_block, "latest")
         now = max(now, int(block["timestamp"]))
         plan = plan_settlement(
             list(by_key.values()),

@@ -5,7 +5,10 @@ models, a real content store, real EZKL proofs checked by the deployed verifiers
   store and the sidecar say agreeing;
 - a registrar that dies after its batch transaction is mined and before it journals the batch
   is reconciled from the chain on restart (no second batch), an intent that was never sent is
-  forgotten, and a claim someone else made is not repeated;
+  forgotten, and a claim someone else made is not repeated; both ways of registering
+  (`registerMany`, and commit then claim);
+- a batch with a bad member is split so the good ones are registered, and an asset someone
+  else registered is moved on without a transaction;
 - settlement settles good vouchers in one batch, sets aside bad ones with the reason, counts a
   voucher settled elsewhere as settled, and withdraws the creator's royalties on schedule.
 """
@@ -21,7 +24,7 @@ from eth_account import Account
 
 from agents.daemons import jobs
 from agents.daemons.local import Parts, build_agents
-from agents.daemons.register import INTENT, ClaimStage, CommitStage
+from agents.daemons.register import INTENT, MANY_INTENT, ClaimStage, CommitStage, RegisterStage
 from agents.daemons.runner import all_final
 from agents.daemons.settle import submit_voucher
 from agents.generator import GenerationRequest
@@ -65,12 +68,24 @@ def test_requests_become_registered_attested_assets_exactly_once(
     parts: Parts, project: Any, local_chain: Any, accounts: Any
 ):
     operator = str(accounts[0].address)
+    market = contract(project, local_chain, "GenerationMarket")
+    registry = contract(project, local_chain, "ProvenanceRegistry")
+    price = int(market.price())
+    # two paid requests on chain: one from a payer who approved the agent as registrar (it
+    # becomes the creator), one from a payer who did not (the operator is the creator)
+    approving, plain = accounts[6], accounts[8]
+    registry.setRegistrar(operator, True, sender=approving)
+    market.requestGeneration(PROMPTS[0], 7_100, 25, 1_500, sender=approving, value=price)
+    market.requestGeneration(PROMPTS[1], 7_101, 25, 1_500, sender=plain, value=price)
+    total = len(PROMPTS) + 2
 
     async def main() -> dict[str, int]:
         keys = await submit(parts, operator, requests())
         again = await submit(parts, operator, requests()[:1])  # the same request from another source
         assert again == keys[:1]
-        agents = build_agents(parts, register_batch=len(keys), linger_s=0.5, idle=0.05, withdraw_every_s=None)
+        agents = build_agents(
+            parts, register_batch=total, linger_s=0.5, idle=0.05, withdraw_every_s=None, market_confirmations=0
+        )
         await agents.start()
         try:
             return await agents.until(all_final(), within_s=900)
@@ -78,21 +93,31 @@ def test_requests_become_registered_attested_assets_exactly_once(
             await agents.stop()
 
     counts = asyncio.run(main())
-    assert counts == {jobs.ATTESTED: len(PROMPTS)}, counts
-    registry = contract(project, local_chain, "ProvenanceRegistry")
-    assert int(registry.assetCount()) == len(PROMPTS)
-    assert int(registry.batchCount()) == 1  # one batch transaction for the whole batch
+    assert counts == {jobs.ATTESTED: total}, counts
+    assert int(registry.assetCount()) == total
+    # registered in batches (registerMany), no batch root: each transaction's jobs agree on its size
+    by_tx: dict[str, list[int]] = {}
+    for job in parts.journal.at_stage(jobs.ATTESTED):
+        by_tx.setdefault(job.payload["register_tx"], []).append(job.payload["register_batch"])
+    assert len(by_tx) < total and all(len(sizes) == sizes[0] for sizes in by_tx.values()), by_tx
+    assert int(registry.batchCount()) == 0
     journal, store = parts.journal, parts.store
     head_ids = {model_id for _, model_id in local_chain.head_models.values()}
+    paid = {}
     for job in journal.at_stage(jobs.ATTESTED):
         p = job.payload
+        creator = operator
+        if "market_request" in p:
+            paid[int(p["market_request"])] = p
+            assert p["delivery"] == "fulfilled" and p["source"] == "chain"
+            creator = str(approving.address) if p["requester"].lower() == str(approving.address).lower() else operator
         assert [t for _, t in journal.history(job.key)] == [
             jobs.REQUESTED,
             jobs.GENERATED,
             jobs.CURATED,
             jobs.PUBLISHED,
-            jobs.COMMITTED,
             jobs.REGISTERED,
+            jobs.DELIVERED,
             jobs.ATTESTED,
         ]
         png = store.read(Cid.parse(p["cid"]))
@@ -100,7 +125,7 @@ def test_requests_become_registered_attested_assets_exactly_once(
         assert digest.hex() == p["sha256"] and Cid.parse(p["cid"]).digest == digest
         asset = registry.getAsset(digest)
         assert (str(asset.creator), int(asset.modelId), int(asset.seq)) == (
-            operator,
+            creator,
             local_chain.t2i_model_id,
             p["seq"],
         )
@@ -112,9 +137,15 @@ def test_requests_become_registered_attested_assets_exactly_once(
         assert attested and int(score) == p["score"]
         report = read_sidecar(png, store.read(Cid.parse(p["manifest_cid"])), trust_anchors=parts.signer().ca_pem)
         assert report["proofmint_trusted"] is True
-    # the two-circuit prover covered three assets with one proof of two and one of one
-    sizes = sorted(job.payload["proof_size"] for job in journal.at_stage(jobs.ATTESTED))
-    assert sizes == [1, 2, 2]
+    # the two-circuit prover batched: proofs of two, and of one for a remainder
+    sizes = [job.payload["proof_size"] for job in journal.at_stage(jobs.ATTESTED)]
+    assert set(sizes) <= {1, 2} and sizes.count(2) >= 2
+    # the paid requests were fulfilled with their assets, and their fees earned
+    assert sorted(paid) == [1, 2]
+    for request_id, p in paid.items():
+        stored = market.getRequest(request_id)
+        assert int(stored.status) == 2 and bytes(stored.asset).hex() == p["sha256"]
+    assert int(market.balanceOf(operator)) == 2 * price
 
 
 class DiesAfterTheBatchIsMined(CommitStage):
@@ -170,7 +201,14 @@ def test_the_registrar_reconciles_its_batches_with_the_chain_after_a_crash(
         registry.claimFromBatch(1, first.payload["index"], record.as_tuple(), proof, [], sender=accounts[9])
         claimer = ClaimStage(parts.journal, client, model_id=local_chain.t2i_model_id, worker="w1", batch=8)
         assert await claimer.step() == len(keys)
-        rest = build_agents(parts, names=["registrar", "prover"], linger_s=0.2, idle=0.05, withdraw_every_s=None)
+        rest = build_agents(
+            parts,
+            names=["registrar", "prover"],
+            registration="commit-claim",
+            linger_s=0.2,
+            idle=0.05,
+            withdraw_every_s=None,
+        )
         await rest.start()
         try:
             return await rest.until(all_final(), within_s=600)
@@ -248,9 +286,9 @@ def test_settlement_settles_good_vouchers_and_sets_bad_ones_aside(
     }
     sig = lambda sv: "0x" + sv.signature.hex()  # noqa: E731
     assert stages[sig(good_b)][0] == jobs.SETTLED and stages[sig(good_a)][0] == jobs.SETTLED
-    assert stages[sig(forged)][0] == jobs.SKIPPED and "would revert" in stages[sig(forged)][1]
+    assert stages[sig(forged)][0] == jobs.SKIPPED and "LicenseManager__WrongSigner" in stages[sig(forged)][1]
     assert stages[sig(expired)][0] == jobs.SKIPPED and "expired" in stages[sig(expired)][1]
-    assert stages[sig(too_much)][0] == jobs.SKIPPED and "would revert" in stages[sig(too_much)][1]
+    assert stages[sig(too_much)][0] == jobs.SKIPPED and "InsufficientEscrow" in stages[sig(too_much)][1]
     assert stages[sig(good_a_old)][0] == jobs.SKIPPED and "superseded" in stages[sig(good_a_old)][1]
     assert int(licenses.settledOf(payer.address, terms[1])) == FINNEY
     # the creator's share was withdrawn by the agent's schedule; nothing is left for it
@@ -273,3 +311,76 @@ def test_settlement_settles_good_vouchers_and_sets_bad_ones_aside(
     asyncio.run(again())
     job = parts.journal.get("voucher-" + late.signature.hex()[:64])
     assert job is not None and job.stage == jobs.SETTLED and job.payload["reason"] == "already settled"
+
+
+class DiesAfterRegisterMany(RegisterStage):
+    async def _journal_registered(self, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("killed between the mined registerMany and the journal write")
+
+
+URI = "ipfs://bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+
+
+def published_job(parts: Parts, label: str, *, uri: str = URI) -> str:
+    """A job at `published` as the publisher leaves it (what the registrar reads), made directly."""
+    digest = hashlib.sha256(label.encode()).hexdigest()
+    payload = {"sha256": digest, "params_digest": digest, "commitment": digest, "metadata_uri": uri}
+    parts.journal.submit(f"job-{label}", jobs.ASSET, payload, stage=jobs.PUBLISHED)
+    return f"job-{label}"
+
+
+def test_register_many_reconciles_after_a_crash_and_isolates_a_bad_asset(
+    parts: Parts, project: Any, local_chain: Any, accounts: Any
+):
+    registry = contract(project, local_chain, "ProvenanceRegistry")
+    client = parts.chain()
+    first = [published_job(parts, f"first-{i}") for i in range(3)]
+
+    async def crash_then_reconcile() -> None:
+        await client.start()
+        await parts.journal.call(
+            parts.journal.record_intent, MANY_INTENT, ["never-sent"], {"digests": ["22" * 32], "from_block": 0}
+        )
+        dying = DiesAfterRegisterMany(parts.journal, client, model_id=local_chain.t2i_model_id, worker="w1", batch=8)
+        claimed = await parts.journal.call(parts.journal.claim, jobs.PUBLISHED, "w1", limit=8, lease_s=60)
+        with pytest.raises(RuntimeError, match="killed"):
+            await dying.process(claimed)
+        fresh = RegisterStage(parts.journal, client, model_id=local_chain.t2i_model_id, worker="w1", batch=8)
+        assert await fresh.reconcile() == {"registered": 1, "forgotten": 1}
+        assert await parts.journal.call(parts.journal.open_intents, MANY_INTENT) == []
+
+    asyncio.run(crash_then_reconcile())
+    assert int(registry.assetCount()) == 3
+    for key in first:
+        job = parts.journal.get(key)
+        assert job is not None and job.stage == jobs.REGISTERED
+        assert int(registry.getAsset(bytes.fromhex(job.payload["sha256"])).seq) == job.payload["seq"]
+
+    # a batch with an asset someone else registered and one the contract refuses (no metadata URI)
+    good = [published_job(parts, f"good-{i}") for i in range(2)]
+    bad = published_job(parts, "bad", uri="")
+    taken = published_job(parts, "taken")
+    taken_digest = hashlib.sha256(b"taken").digest()
+    outside = AssetRecord(
+        taken_digest, str(accounts[0].address), local_chain.t2i_model_id, taken_digest, taken_digest, (), URI
+    )
+    registry.register(outside.as_tuple(), [], sender=accounts[0])
+
+    async def split() -> dict[str, int]:
+        agents = build_agents(
+            parts, names=["registrar"], register_batch=8, linger_s=0.1, idle=0.05, withdraw_every_s=None
+        )
+        await agents.start()
+        try:
+            return await agents.until(lambda c: not c.get(jobs.PUBLISHED), within_s=120)
+        finally:
+            await agents.stop()
+
+    counts = asyncio.run(split())
+    assert counts == {jobs.DELIVERED: 6, jobs.FAILED: 1}, counts
+    failed = parts.journal.get(bad)
+    assert failed is not None and "BadMetadataURI" in (failed.error or "")
+    assert int(registry.assetCount()) == 3 + 1 + 2  # nothing registered twice
+    for key in [*good, taken]:
+        job = parts.journal.get(key)
+        assert job is not None and job.stage == jobs.DELIVERED

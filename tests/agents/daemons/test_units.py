@@ -4,6 +4,7 @@ sizes, `proofmint request` and the refusals of `proofmint agent` (no chain neede
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -106,3 +107,30 @@ def test_proofmint_agent_refuses_what_it_cannot_run(tmp_path: Path, monkeypatch:
         assert message in result.output, (extra, result.output)
     bad_record = runner.invoke(cli, ["agent", "settlement", "--deployment", str(record), "--rpc", "http://127.0.0.1:9"])
     assert bad_record.exit_code != 0 and "not a deployment record" in str(bad_record.exception)
+
+
+def _market_event(prompt: str, *, steps: int = 25, guidance_milli: int = 1_500) -> Any:
+    from eth_abi.abi import encode
+
+    from agents.runtime.events import ChainEvent
+
+    data = encode(
+        ["uint256", "uint64", "uint64", "uint32", "uint32", "string"],
+        [10**15, 1_700_000_000, 9, steps, guidance_milli, prompt],
+    )
+    topics = ("0x" + "00" * 32, "0x" + (7).to_bytes(32, "big").hex(), "0x" + "00" * 12 + "ab" * 20)
+    return ChainEvent(12, "0x" + "11" * 32, "0x" + "22" * 32, 0, "0x" + "33" * 20, topics, data)
+
+
+def test_a_market_event_becomes_a_request_and_bad_parameters_are_refused():
+    from agents.daemons.market import REQUESTED_TOPIC, decode_request, market_key
+
+    request_id, requester, request, facts = decode_request(_market_event("a red circle"))
+    assert (request_id, requester.lower()) == (7, "0x" + "ab" * 20)
+    assert request == GenerationRequest(prompt="a red circle", seed=9, steps=25, guidance=1.5)
+    assert facts["fee"] == str(10**15) and facts["deadline"] == 1_700_000_000 and facts["block"] == 12
+    assert market_key(31337, "0xABC", 7) == market_key(31337, "0xabc", 7) != market_key(31337, "0xabc", 8)
+    assert REQUESTED_TOPIC.startswith("0x") and len(REQUESTED_TOPIC) == 66
+    for bad in (_market_event("   "), _market_event("x", steps=0)):
+        with pytest.raises(GeneratorError):
+            decode_request(bad)

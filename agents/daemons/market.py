@@ -1,0 +1,145 @@
+"""Paid on-chain requests: `GenerationMarket` events in, generation jobs out; registered assets
+delivered back to the market.
+
+`MarketWatcher` reads `GenerationRequested` at a confirmation depth through the event watcher
+(checkpointed, backfilled after downtime, reorgs unwound) and journals each request as a job
+keyed by market and request id, so an event delivered twice is one job. The requester becomes
+the asset's creator when it approved the agent as its registrar; otherwise the operator is. A
+request removed by a reorg before generation starts is cancelled. A request whose parameters the
+models refuse is left for its requester to refund after the deadline.
+
+`DeliverStage` (`registered` -> `delivered`) fulfils each market job's request with its asset;
+other jobs pass straight through. Before sending it reads the request, so a request already
+fulfilled with this asset (a crash after the transaction) is not fulfilled again; a request that
+lapsed, was refunded or vanished is recorded on the job and the asset goes on to the prover.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Final
+
+from eth_abi.abi import decode
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+
+from agents.daemons import jobs
+from agents.daemons.chain import ChainClient
+from agents.generator import GenerationRequest, GeneratorError
+from agents.reverts import WouldRevertError
+from agents.runtime.events import ChainEvent, EventWatcher
+from agents.runtime.journal import Job, Journal, StaleJobError
+from agents.runtime.stage import Done, Outcome, Stage
+
+log = logging.getLogger("proofmint.market")
+
+MARKET: Final = "GenerationMarket"
+REQUESTED_TOPIC: Final = (
+    "0x" + keccak(text="GenerationRequested(uint256,address,uint256,uint64,uint64,uint32,uint32,string)").hex()
+)
+_DATA_TYPES: Final = ["uint256", "uint64", "uint64", "uint32", "uint32", "string"]
+_STATUS: Final = {0: "none", 1: "open", 2: "fulfilled", 3: "refunded"}
+
+
+def market_key(chain_id: int, market: str, request_id: int) -> str:
+    return f"market-{chain_id}-{market.lower()}-{request_id}"
+
+
+def decode_request(event: ChainEvent) -> tuple[int, str, GenerationRequest, dict[str, Any]]:
+    """(request id, requester, request, facts) of a `GenerationRequested` log; `GeneratorError`
+    when the models cannot take its parameters."""
+    request_id = int(event.topics[1], 16)
+    requester = to_checksum_address("0x" + event.topics[2][-40:])
+    fee, deadline, seed, steps, guidance_milli, prompt = decode(_DATA_TYPES, event.data)
+    request = GenerationRequest(prompt=prompt, seed=int(seed), steps=int(steps), guidance=guidance_milli / 1_000)
+    facts = {"fee": str(fee), "deadline": int(deadline), "block": event.block_number, "tx": event.tx_hash}
+    return request_id, requester, request, facts
+
+
+class MarketWatcher:
+    """See the module docstring."""
+
+    def __init__(self, journal: Journal, client: ChainClient, *, confirmations: int = 2, start_block: int = 0) -> None:
+        self.journal, self.client = journal, client
+        self.market = client.contract(MARKET).address
+        self.watcher = EventWatcher(
+            f"market:{self.market.lower()}",
+            client.web3,
+            journal,
+            address=self.market,
+            topics=[REQUESTED_TOPIC],
+            on_event=self.on_event,
+            on_removed=self.on_removed,
+            confirmations=confirmations,
+            start_block=start_block,
+        )
+        self._chain_id: int | None = None
+
+    async def _key(self, request_id: int) -> str:
+        if self._chain_id is None:
+            self._chain_id = int(await self.client.node(lambda: self.client.web3.eth.chain_id))
+        return market_key(self._chain_id, self.market, request_id)
+
+    async def on_event(self, event: ChainEvent) -> None:
+        try:
+            request_id, requester, request, facts = decode_request(event)
+        except (GeneratorError, ValueError) as error:
+            log.warning("market request the models cannot take: %s (the requester may refund)", error)
+            return
+        approved = await self.client.call("ProvenanceRegistry", "isRegistrar", requester, self.client.address)
+        extra = {"market_request": request_id, "market": self.market, **facts}
+        if approved:
+            extra["creator"] = requester
+        key = await self._key(request_id)
+        payload = {**jobs.request_payload(request, requester=requester, source="chain"), **extra}
+        await self.journal.call(
+            self.journal.submit, key, jobs.ASSET, payload, stage=jobs.REQUESTED, deadline_s=jobs.REGISTRATION_DEADLINE_S
+        )
+
+    async def on_removed(self, event: ChainEvent) -> None:
+        key = await self._key(int(event.topics[1], 16))
+        try:
+            await self.journal.call(self.journal.advance, [key], jobs.REQUESTED, jobs.CANCELLED)
+        except StaleJobError:
+            log.warning("market request %s was reorged out after work began; delivery will say so", key)
+
+    async def poll(self) -> int:
+        return await self.watcher.poll()
+
+
+class DeliverStage(Stage):
+    name = "deliver"
+    origin = jobs.REGISTERED
+    target = jobs.DELIVERED
+    give_up = jobs.FAILED
+
+    def __init__(self, journal: Any, client: ChainClient, **options: Any) -> None:
+        super().__init__(journal, **options)
+        self.client = client
+
+    async def process(self, batch: Sequence[Job]) -> Sequence[Outcome]:
+        outcomes: list[Outcome] = []
+        for job in batch:
+            request_id = job.payload.get("market_request")
+            if request_id is None:
+                outcomes.append(Done(job.key))
+                continue
+            outcomes.append(Done(job.key, {"delivery": await self._deliver(int(request_id), job)}))
+        return outcomes
+
+    async def _deliver(self, request_id: int, job: Job) -> str:
+        asset = bytes.fromhex(job.payload["sha256"])
+        stored = await self.client.call(MARKET, "getRequest", request_id)
+        status, delivered = _STATUS.get(int(stored[3]), "unknown"), bytes(stored[4])
+        if status == "fulfilled":
+            return "fulfilled" if delivered == asset else "fulfilled with another asset"
+        if status != "open":
+            return "request gone" if status == "none" else status
+        try:
+            await self.client.transact(MARKET, "fulfill", request_id, asset, keys=[job.key])
+        except WouldRevertError as error:
+            if "Expired" in str(error):
+                return "expired"
+            raise
+        return "fulfilled"
