@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from agents.daemons import jobs
 from agents.daemons.chain import ChainClient
 from agents.daemons.curate import CurateStage
 from agents.daemons.generate import GenerateStage
@@ -215,15 +216,21 @@ async def open_parts(
     clip: str | None = None,
     sender_poll: float = 0.1,
     metrics: Metrics | None = None,
+    agent_threads: int | None = 1,
 ) -> Parts:
     """Loads what the daemons in `names` need (models only for the generator and the curator)
-    and opens the journal, the content store and the chain client under `state`."""
+    and opens the journal, the content store and the chain client under `state`.
+
+    `agent_threads`: torch's intra-op threads in this process (it is process-wide), where the
+    curator's model runs beside the event loop and the embedded chain. One by default: its
+    batches are small, and more threads here crowd out the generator's worker process (which
+    keeps torch's default) for no gain (bench/pipeline.py: 14-17% overhead with one, 16-23%
+    with two on 2 cores). None leaves torch's setting alone."""
     import asyncio
 
     from eth_account import Account
 
     from agents.curator import CurationPolicy, Curator
-    from agents.daemons import jobs
     from agents.daemons.chain import CORE, load_abis
     from agents.generator import ProcessGenerator
     from zkml.settings import PINNED
@@ -238,6 +245,10 @@ async def open_parts(
         generator = await ProcessGenerator.load(t2i or str(root / "models" / "tiny-t2i"))
     curator = None
     if "curator" in names:
+        if agent_threads is not None:
+            import torch
+
+            torch.set_num_threads(agent_threads)
         curator = await Curator.load(clip or f"local-dir:{root / 'models' / 'tiny-clip'}", CurationPolicy())
     identity = None
     if "publisher" in names:
@@ -263,6 +274,12 @@ async def open_parts(
         index_path=state / "curator-index.npz",
         metrics=metrics,
     )
+
+
+#: The stages whose jobs are still on their way to publication (and to delivery): a batching
+#: stage downstream does not linger for more when none are there.
+BEFORE_PUBLISHED = (jobs.REQUESTED, jobs.GENERATED, jobs.CURATED)
+BEFORE_DELIVERED = (*BEFORE_PUBLISHED, jobs.PUBLISHED, jobs.COMMITTED, jobs.REGISTERED)
 
 
 def build_agents(
@@ -349,6 +366,7 @@ def build_agents(
                 batch=register_batch,
                 min_batch=register_batch,
                 linger_s=linger_s,
+                upstream=BEFORE_PUBLISHED,
                 inbox=q["published"],
                 outbox=q["registered"],
                 **common,
@@ -364,6 +382,7 @@ def build_agents(
                 batch=register_batch,
                 min_batch=register_batch,
                 linger_s=linger_s,
+                upstream=BEFORE_PUBLISHED,
                 inbox=q["published"],
                 outbox=q["committed"],
                 **common,
@@ -408,6 +427,7 @@ def build_agents(
                 worker=f"{worker}/prover",
                 min_batch=largest,
                 linger_s=linger_s,
+                upstream=BEFORE_DELIVERED,
                 inbox=q["delivered"],
                 max_attempts=3,
                 **common,

@@ -26,7 +26,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -274,6 +274,16 @@ class Journal:
             (stage, now, now),
         ).fetchone()
         return int(count), (now - float(oldest) if oldest is not None else None)
+
+    @_locked
+    def waiting(self, stages: Sequence[str]) -> int:
+        """How many jobs are at any of `stages`, leased, backing off or ready: the work still on
+        its way to a later stage."""
+        if not stages:
+            return 0
+        marks = ",".join("?" * len(stages))
+        row = self.db.execute(f"SELECT COUNT(*) FROM jobs WHERE stage IN ({marks})", tuple(stages)).fetchone()
+        return int(row[0])
 
     @_locked
     def release(

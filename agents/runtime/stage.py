@@ -17,7 +17,9 @@ Lifecycle of `Stage.run()`:
    moves to `give_up` at once. Advanced keys are announced on the output queue (backpressure:
    a full queue holds this stage back).
    A stage that batches (`min_batch` > 1) claims only when `min_batch` jobs are ready or the
-   oldest ready one has waited `linger_s` seconds: batches by size or time.
+   oldest ready one has waited `linger_s` seconds: batches by size or time. A stage that names
+   its `upstream` (the journal stages that feed its origin) does not linger when nothing is
+   there: no job could join the batch, so waiting would only add latency.
 5. With nothing to claim, wait for a wake-up on the input queue or `idle` seconds.
 6. `stop()` (SIGTERM): no new claims; the batch in hand is finished and journaled; `run` returns.
 """
@@ -92,6 +94,7 @@ class Stage(ABC):
         idle: float = 0.5,
         min_batch: int = 1,
         linger_s: float = 0.0,
+        upstream: Sequence[str] = (),
         rng: random.Random | None = None,
     ) -> None:
         if not (self.origin and self.target):
@@ -103,6 +106,9 @@ class Stage(ABC):
         if not 1 <= min_batch <= batch:
             raise ValueError(f"min_batch must be in 1..batch ({batch}), got {min_batch}")
         self.min_batch, self.linger_s = min_batch, linger_s
+        if self.origin in upstream:
+            raise ValueError(f"a stage's upstream cannot include its origin {self.origin!r}")
+        self.upstream = tuple(upstream)
         self._rng = rng or random.Random()
         self._stopping = asyncio.Event()
         self.processed = 0
@@ -170,7 +176,9 @@ class Stage(ABC):
 
     async def _batch_due(self) -> bool:
         count, waited = await self.journal.call(self.journal.ready, self.origin)
-        return count >= self.min_batch or (waited is not None and waited >= self.linger_s)
+        if count >= self.min_batch or (waited is not None and waited >= self.linger_s):
+            return True
+        return bool(count and self.upstream) and not await self.journal.call(self.journal.waiting, self.upstream)
 
     async def _apply(self, outcome: Outcome) -> None:
         if isinstance(outcome, Journaled):

@@ -51,6 +51,7 @@ def parts(local_chain: Any, chain: Any, accounts: Any, tmp_path: Path) -> Iterat
             t2i_model_id=local_chain.t2i_model_id,
             head_models=local_chain.head_models,
             sender_poll=0.02,
+            agent_threads=None,  # torch's setting is process-wide: leave the other tests theirs
         )
     )
     yield opened

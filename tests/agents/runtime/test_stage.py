@@ -245,3 +245,26 @@ def test_a_batching_stage_waits_for_size_or_time(tmp_path: Path):
     journal.close()
     with pytest.raises(ValueError, match="min_batch"):
         Hash(journal, worker="w", batch=2, min_batch=3)
+
+
+def test_a_batching_stage_does_not_linger_when_nothing_is_upstream(tmp_path: Path):
+    """min_batch 4, linger 60 s, upstream "drafted": two ready jobs wait while a third is still
+    being drafted (it could join the batch); once it has gone elsewhere, they are taken at once."""
+    now = [1_000.0]
+    journal = Journal(tmp_path / "j.db", final=FINAL, clock=lambda: now[0])
+    for i in range(2):
+        journal.submit(f"k{i}", "t", {"text": f"t{i}"}, stage="requested")
+    journal.submit("draft", "t", {"text": "d"}, stage="drafted")
+    stage = Hash(journal, worker="w", batch=8, min_batch=4, linger_s=60.0, upstream=("drafted",))
+    assert journal.waiting(("drafted", "nowhere")) == 1 and journal.waiting(()) == 0
+
+    async def main() -> list[int]:
+        taken = [await stage.step()]
+        journal.advance(["draft"], "drafted", "rejected")
+        taken.append(await stage.step())
+        return taken
+
+    assert asyncio.run(main()) == [0, 2]
+    with pytest.raises(ValueError, match="upstream"):
+        Hash(journal, worker="w", batch=8, min_batch=2, upstream=("requested",))
+    journal.close()
