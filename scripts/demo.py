@@ -188,9 +188,11 @@ async def main(root: Path, state: Path, out: Path, count: int, seed: int, networ
             "commercialUse": True,
             "derivativesAllowed": True,
         }
-        licenses.attachTerms(digest, terms_input, sender=operator)
+        # each asset's creator attaches its terms: the patron for the generations it paid for
+        creator = patron if str(job.payload.get("creator", "")).lower() == patron.address.lower() else operator
+        licenses.attachTerms(digest, terms_input, sender=creator)
         terms[job.key] = int(licenses.termsCount())
-    console.step(f"creator attached licence terms to {len(terms)} assets (0.01 ETH per licence, 0.001 ETH per use)")
+    console.step(f"creators attached licence terms to {len(terms)} assets (0.01 ETH per licence, 0.001 ETH per use)")
     bought = registered[: max(1, len(registered) // 2)]
     for job in bought:
         licenses.purchase(terms[job.key], buyer.address, sender=buyer, value=10 * FINNEY)
@@ -228,9 +230,9 @@ async def main(root: Path, state: Path, out: Path, count: int, seed: int, networ
         f"model developer withdrew {developer_due / 1e18:.6f} ETH; "
         f"data originator A claimed and withdrew {origin_due / 1e18:.6f} ETH"
     )
-    creator_left = int(splitter.balanceOf(operator.address, ETH))
-    if creator_left:
-        splitter.withdraw(ETH, operator.address, sender=operator)
+    for creator in (operator, patron):
+        if int(splitter.balanceOf(creator.address, ETH)):
+            splitter.withdraw(ETH, creator.address, sender=creator)
     market_fees = int(market.balanceOf(operator.address))
     if market_fees:
         market.withdraw(operator.address, sender=operator)
@@ -251,6 +253,7 @@ async def main(root: Path, state: Path, out: Path, count: int, seed: int, networ
         pipeline_s,
         network,
         market_fees,
+        patron,
     )
     path = out / "report.html"
     path.write_text(render(report), encoding="utf8")
@@ -279,6 +282,7 @@ async def build_report(
     pipeline_s,
     network,
     market_fees,
+    patron,
 ):  # type: ignore[no-untyped-def]
     rows: list[AssetRow] = []
     stages = await journal.call(journal.counts)
@@ -319,6 +323,7 @@ async def build_report(
     ]
     report.money = [
         ("creator + protocol treasury (operator)", _withdrawn_by(splitter, fee_treasury)),
+        ("creator of the paid generations (patron)", _withdrawn_by(splitter, patron.address)),
         ("generation fees (market -> operator)", market_fees),
         ("model developer", _withdrawn_by(splitter, developer.address)),
         ("data originator A (claimed)", int(splitter.dataClaimedOf(setup.t2i_model_id, ETH, origin_a.address))),

@@ -11,6 +11,7 @@ plain web3 and the operator's key, exactly as they would against any RPC.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -258,7 +259,14 @@ async def open_parts(
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        # proving is background work with no one waiting on it: its worker runs at a lower CPU
+        # priority, so the generator's worker (which requests wait on) keeps the cores it needs
+        executor = ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=os.nice,
+            initargs=(PROVER_NICENESS,),
+        )
     return Parts(
         journal=journal,
         client=client,
@@ -275,6 +283,9 @@ async def open_parts(
         metrics=metrics,
     )
 
+
+#: How much lower the prover's worker process runs than the agents (os.nice increment).
+PROVER_NICENESS: Final = 10
 
 #: The stages whose jobs are still on their way to publication (and to delivery): a batching
 #: stage downstream does not linger for more when none are there.
