@@ -1,0 +1,359 @@
+"""The aiohttp application: routes, limits and the JSON error shape (see `agents.api.errors`).
+
+Every route is in the OpenAPI document (`/openapi.json`, also at `/.well-known/openapi.json`).
+Licensed content (`/v1/assets/{digest}/content`, and an asset image's CID under `/v1/content`)
+is paid per use over x402 (`agents.api.x402`); everything else is free to read.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+from eth_utils.address import is_address, to_checksum_address
+from prometheus_client import Counter, Histogram
+
+from agents.api.catalog import Catalog, asset_view
+from agents.api.chainview import ChainView
+from agents.api.errors import ApiError, Handler, json_errors
+from agents.api.openapi import document
+from agents.api.paywall import PaymentRejectedError, Paywall
+from agents.api.ratelimit import RateLimiter
+from agents.api.x402 import (
+    LEGACY_SIGNATURE_HEADER,
+    REQUIRED_HEADER,
+    RESPONSE_HEADER,
+    SIGNATURE_HEADER,
+    Offer,
+    PaymentHeaderError,
+    encode_header,
+    parse_payment,
+    payment_required,
+    settlement_response,
+)
+from agents.runtime.journal import Journal
+from agents.runtime.telemetry import LATENCY_BUCKETS, Metrics
+from agents.settlement import parse_voucher
+from agents.storage.cid import Cid, CidError
+from agents.storage.store import BlockNotFoundError, LocalStore
+from agents.vouchers import VOUCHER_TYPES, domain
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_LIMIT = 200
+MAX_QUERY_CHARS = 256
+
+
+@dataclass
+class ApiDeps:
+    journal: Journal
+    store: LocalStore
+    chain: ChainView
+    paywall: Paywall
+    metrics: Metrics | None = None
+
+    @property
+    def catalog(self) -> Catalog:
+        return Catalog(self.journal)
+
+
+DEPS: web.AppKey[ApiDeps] = web.AppKey("deps", ApiDeps)
+
+
+def _deps(request: web.Request) -> ApiDeps:
+    return request.app[DEPS]
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status, text=json.dumps(body, separators=(",", ":")), content_type="application/json", headers=headers
+    )
+
+
+def _digest(request: web.Request) -> bytes:
+    text = request.match_info["digest"]
+    raw = text.removeprefix("0x")
+    if len(raw) != 64:
+        raise ApiError(400, "an asset digest is 32 bytes in hex (0x and 64 hex digits)", code="bad_digest")
+    try:
+        return bytes.fromhex(raw)
+    except ValueError:
+        raise ApiError(400, "an asset digest is 32 bytes in hex (0x and 64 hex digits)", code="bad_digest") from None
+
+
+def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    text = request.query.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ApiError(400, f"{name} must be an integer", code="bad_query", details={"parameter": name}) from None
+    if not low <= value <= high:
+        raise ApiError(400, f"{name} must be in [{low}, {high}]", code="bad_query", details={"parameter": name})
+    return value
+
+
+def _address(text: str, name: str) -> str:
+    if not is_address(text):
+        raise ApiError(400, f"{name} is not an address", code="bad_address")
+    return to_checksum_address(text)
+
+
+async def health(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    block = await deps.chain.client.block_number()
+    return _json({"status": "ok", "chainId": deps.chain.chain_id, "block": block})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    body = deps.metrics.render() if deps.metrics is not None else b""
+    return web.Response(body=body, content_type="text/plain", charset="utf-8")
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return _json(document())
+
+
+async def list_assets(request: web.Request) -> web.Response:
+    text = request.query.get("q", "")
+    if len(text) > MAX_QUERY_CHARS:
+        raise ApiError(400, f"q is longer than {MAX_QUERY_CHARS} characters", code="bad_query")
+    limit = _int_query(request, "limit", 50, 1, MAX_LIMIT)
+    offset = _int_query(request, "offset", 0, 0, 10**9)
+    total, items = await _deps(request).catalog.search(text, limit, offset)
+    return _json({"total": total, "offset": offset, "items": items})
+
+
+async def get_asset(request: web.Request) -> web.Response:
+    deps, digest = _deps(request), _digest(request)
+    job = await deps.catalog.get(digest)
+    if job is None:
+        raise ApiError(404, f"no registered asset 0x{digest.hex()}")
+    view = asset_view(job, full=True)
+    view["children"] = await deps.catalog.children(digest)
+    view["terms"] = await deps.chain.terms_of_asset(digest)
+    return _json(view)
+
+
+async def similar_assets(request: web.Request) -> web.Response:
+    deps, digest = _deps(request), _digest(request)
+    limit = _int_query(request, "limit", 10, 1, MAX_LIMIT)
+    found = await deps.catalog.similar(digest, limit)
+    if found is None:
+        raise ApiError(404, f"no registered asset 0x{digest.hex()} with an image embedding")
+    return _json({"items": found})
+
+
+async def asset_terms(request: web.Request) -> web.Response:
+    deps, digest = _deps(request), _digest(request)
+    if await deps.catalog.get(digest) is None:
+        raise ApiError(404, f"no registered asset 0x{digest.hex()}")
+    return _json({"items": await deps.chain.terms_of_asset(digest)})
+
+
+async def _offers(deps: ApiDeps, digest: bytes, terms_id: int | None) -> list[Offer]:
+    offers = []
+    for t in await deps.chain.terms_of_asset(digest):
+        if int(t["pricePerUse"]) > 0 and t["active"] and terms_id in (None, t["termsId"]):
+            offers.append(
+                Offer(
+                    digest,
+                    t["termsId"],
+                    t["currency"],
+                    int(t["pricePerUse"]),
+                    deps.chain.chain_id,
+                    deps.chain.settlement,
+                )
+            )
+    return offers
+
+
+async def _paid_content(request: web.Request, digest: bytes) -> web.Response:
+    deps = _deps(request)
+    job = await deps.catalog.get(digest)
+    if job is None or "cid" not in job.payload:
+        raise ApiError(404, f"no registered asset 0x{digest.hex()}")
+    wanted = _int_query(request, "terms", 0, 0, 2**63) or None
+    offers = await _offers(deps, digest, wanted)
+    if not offers:
+        raise ApiError(403, "this asset has no active terms sold per use", code="not_for_sale")
+    header = request.headers.get(SIGNATURE_HEADER) or request.headers.get(LEGACY_SIGNATURE_HEADER)
+    url = str(request.url)
+
+    def required(message: str, code: str, details: dict[str, Any] | None = None) -> ApiError:
+        body = payment_required(offers[0], url, message, "image/png")
+        body["accepts"] = [o.requirements() for o in offers]
+        error = ApiError(402, message, code=code, details={**(details or {}), "x402": body})
+        error.headers[REQUIRED_HEADER] = encode_header(body)
+        return error
+
+    if header is None:
+        raise required("payment required: sign a cumulative licence voucher (see accepts)", "payment_required")
+    last: Exception | None = None
+    for offer in offers:
+        try:
+            voucher = parse_payment(header, offer)
+        except PaymentHeaderError as exc:
+            last = exc
+            continue
+        try:
+            queued = await deps.paywall.accept(voucher, asset=digest, terms_id=offer.terms_id)
+        except PaymentRejectedError as exc:
+            raise required(f"payment refused: {exc}", exc.code, exc.details) from None
+        png = await deps.store.get(Cid.parse(job.payload["cid"]))
+        response = settlement_response(voucher, deps.chain.chain_id, queued)
+        return web.Response(body=png, content_type="image/png", headers={RESPONSE_HEADER: encode_header(response)})
+    raise required(f"payment refused: {last}", "bad_payment")
+
+
+async def asset_content(request: web.Request) -> web.Response:
+    return await _paid_content(request, _digest(request))
+
+
+async def content(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    text = request.match_info["cid"]
+    try:
+        cid = Cid.parse(text)
+    except CidError as exc:
+        raise ApiError(400, f"not a CID: {exc}", code="bad_cid") from None
+    job = await deps.catalog.by_cid(str(cid))
+    if job is not None:  # an asset's image is licensed content
+        return await _paid_content(request, bytes.fromhex(job.payload["sha256"]))
+    try:
+        data = await deps.store.get(cid)
+    except BlockNotFoundError:
+        raise ApiError(404, f"no content {cid} here") from None
+    kind = "application/json" if data[:1] in (b"{", b"[") else "application/octet-stream"
+    return web.Response(body=data, content_type=kind, headers={"Cache-Control": "public, max-age=31536000, immutable"})
+
+
+async def models(request: web.Request) -> web.Response:
+    return _json({"items": await _deps(request).chain.models()})
+
+
+async def terms(request: web.Request) -> web.Response:
+    try:
+        terms_id = int(request.match_info["termsId"])
+    except ValueError:
+        raise ApiError(400, "a terms id is a positive integer", code="bad_terms_id") from None
+    if not 1 <= terms_id < 2**63:
+        raise ApiError(400, "a terms id is a positive integer", code="bad_terms_id")
+    record = await _deps(request).chain.terms_record(terms_id)
+    if record is None:
+        raise ApiError(404, f"no terms {terms_id}")
+    return _json(record)
+
+
+async def licences(request: web.Request) -> web.Response:
+    holder = _address(request.match_info["address"], "holder")
+    return _json({"holder": holder, "items": await _deps(request).chain.licences_of(holder)})
+
+
+async def escrow(request: web.Request) -> web.Response:
+    payer = _address(request.match_info["address"], "payer")
+    currency = _address(request.query.get("currency", "0x" + "00" * 20), "currency")
+    return _json({"payer": payer, "currency": currency, **await _deps(request).chain.escrow(payer, currency)})
+
+
+async def eip712(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    return _json(
+        {
+            "domain": domain(deps.chain.chain_id, deps.chain.settlement),
+            "types": VOUCHER_TYPES,
+            "primaryType": "Voucher",
+        }
+    )
+
+
+async def submit_voucher(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    if request.content_type != "application/json":
+        raise ApiError(415, "send the voucher as application/json")
+    try:
+        body = json.loads(await request.read())
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "the body is not JSON", code="bad_json") from None
+    try:
+        voucher = parse_voucher(body)
+    except ValueError as exc:
+        raise ApiError(422, f"not a voucher: {exc}", code="bad_voucher") from None
+    try:
+        queued = await deps.paywall.accept(voucher, asset=voucher.voucher.asset, terms_id=voucher.voucher.terms_id)
+    except PaymentRejectedError as exc:
+        raise ApiError(422, str(exc), code=exc.code, details=exc.details) from None
+    return _json({"queued": queued, "cumulativeAmount": str(voucher.voucher.cumulative_amount)}, status=202)
+
+
+def _instrument(metrics: Metrics) -> Middleware:
+    """Requests by route and status, and their latency, on the agents' metrics registry."""
+    requests = Counter(
+        "proofmint_api_requests", "API requests by route and status", ["route", "status"], registry=metrics.registry
+    )
+    latency = Histogram(
+        "proofmint_api_seconds",
+        "API request latency by route",
+        ["route"],
+        buckets=LATENCY_BUCKETS,
+        registry=metrics.registry,
+    )
+
+    @web.middleware
+    async def instrument(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            requests.labels(route, str(status)).inc()
+            latency.labels(route).observe(time.perf_counter() - started)
+
+    return instrument
+
+
+def build_app(
+    deps: ApiDeps, *, max_body: int = MAX_BODY_BYTES, rate_per_s: float = 50.0, burst: int = 100
+) -> web.Application:
+    if deps.metrics is None:
+        deps.metrics = Metrics()
+    limiter = RateLimiter(rate_per_s, burst)
+    app = web.Application(
+        client_max_size=max_body,
+        middlewares=[
+            _instrument(deps.metrics),
+            json_errors,
+            limiter.middleware(exempt=frozenset({"/health", "/metrics"})),
+        ],
+    )
+    app[DEPS] = deps
+    r = app.router
+    r.add_get("/health", health)
+    r.add_get("/metrics", metrics)
+    r.add_get("/openapi.json", openapi)
+    r.add_get("/.well-known/openapi.json", openapi)
+    r.add_get("/v1/assets", list_assets)
+    r.add_get("/v1/assets/{digest}", get_asset)
+    r.add_get("/v1/assets/{digest}/similar", similar_assets)
+    r.add_get("/v1/assets/{digest}/terms", asset_terms)
+    r.add_get("/v1/assets/{digest}/content", asset_content)
+    r.add_get("/v1/content/{cid}", content)
+    r.add_get("/v1/models", models)
+    r.add_get("/v1/terms/{termsId}", terms)
+    r.add_get("/v1/holders/{address}/licences", licences)
+    r.add_get("/v1/holders/{address}/escrow", escrow)
+    r.add_get("/v1/vouchers/eip712", eip712)
+    r.add_post("/v1/vouchers", submit_voucher)
+    return app

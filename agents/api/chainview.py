@@ -1,0 +1,116 @@
+"""What the API reads from the chain, through a `ChainClient` (node thread, retries): licence
+terms (cached: a terms id's asset, currency and prices never change; only `active` does, and
+it is read again after `terms_ttl_s`), channel settlements, escrow cover, models, licences."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from agents.api.paywall import TermsInfo
+from agents.daemons.chain import ChainClient
+
+LICENSES = "LicenseManager"
+MODELS = "ModelRegistry"
+
+
+def _hex(value: Any) -> str:
+    return "0x" + bytes(value).hex()
+
+
+class ChainView:
+    def __init__(self, client: ChainClient, chain_id: int, *, terms_ttl_s: float = 30.0) -> None:
+        self.client, self.chain_id = client, chain_id
+        self.settlement: str = client.contract(LICENSES).address
+        self._terms: dict[int, tuple[float, dict[str, Any] | None]] = {}
+        self._ttl = terms_ttl_s
+
+    async def terms_record(self, terms_id: int) -> dict[str, Any] | None:
+        """A terms id's fields as JSON, or None when there is no such id."""
+        cached = self._terms.get(terms_id)
+        if cached is not None and time.monotonic() - cached[0] < self._ttl:
+            return cached[1]
+        count = int(await self.client.call(LICENSES, "termsCount"))
+        record: dict[str, Any] | None = None
+        if 1 <= terms_id <= count:
+            t = await self.client.call(LICENSES, "getTerms", terms_id)
+            record = {
+                "termsId": terms_id,
+                "asset": _hex(t[0]),
+                "currency": t[1],
+                "pricePerUse": str(t[2]),
+                "price": str(t[3]),
+                "duration": int(t[4]),
+                "derivativeRoyaltyBps": int(t[5]),
+                "commercialUse": bool(t[6]),
+                "derivativesAllowed": bool(t[7]),
+                "active": bool(t[8]),
+            }
+            self._terms[terms_id] = (time.monotonic(), record)
+        return record
+
+    async def terms(self, terms_id: int) -> TermsInfo | None:
+        record = await self.terms_record(terms_id)
+        if record is None:
+            return None
+        return TermsInfo(
+            bytes.fromhex(record["asset"][2:]), record["currency"], int(record["pricePerUse"]), record["active"]
+        )
+
+    async def terms_of_asset(self, asset: bytes, from_block: int = 0) -> list[dict[str, Any]]:
+        logs = await self.client.get_logs(
+            LICENSES, "TermsAttached", from_block=from_block, argument_filters={"asset": asset}
+        )
+        found = [await self.terms_record(int(log["args"]["termsId"])) for log in logs]
+        return [record for record in found if record is not None]
+
+    async def settled(self, payer: str, terms_id: int) -> int:
+        return int(await self.client.call(LICENSES, "settledOf", payer, terms_id))
+
+    async def cover(self, payer: str, currency: str) -> int:
+        balance, pending, _ = await self.client.call(LICENSES, "escrowOf", payer, currency)
+        return max(0, int(balance) - int(pending))
+
+    async def escrow(self, payer: str, currency: str) -> dict[str, Any]:
+        balance, pending, unlock_at = await self.client.call(LICENSES, "escrowOf", payer, currency)
+        return {"balance": str(balance), "pendingWithdrawal": str(pending), "unlockAt": int(unlock_at)}
+
+    async def licences_of(self, holder: str, from_block: int = 0) -> list[dict[str, Any]]:
+        logs = await self.client.get_logs(
+            LICENSES, "LicensePurchased", from_block=from_block, argument_filters={"to": holder}
+        )
+        return [
+            {
+                "licenseId": str(log["args"]["licenseId"]),
+                "termsId": int(log["args"]["termsId"]),
+                "buyer": log["args"]["buyer"],
+                "price": str(log["args"]["price"]),
+                "expiresAt": int(log["args"]["expiresAt"]),
+                "transaction": _hex(log["transactionHash"]),
+            }
+            for log in logs
+        ]
+
+    async def models(self) -> list[dict[str, Any]]:
+        count = int(await self.client.call(MODELS, "modelCount"))
+        found = []
+        for model_id in range(1, min(count, 1_000) + 1):
+            m = await self.client.call(MODELS, "getModel", model_id)
+            found.append(
+                {
+                    "modelId": model_id,
+                    "developer": m[0],
+                    "weightsDigest": _hex(m[1]),
+                    "paramsCommitment": _hex(m[2]),
+                    "dataRoot": _hex(m[3]),
+                    "verifier": m[4],
+                    "vkDigest": _hex(m[5]),
+                    "predecessor": int(m[6]),
+                    "developerBps": int(m[7]),
+                    "dataBps": int(m[8]),
+                    "registeredAt": int(m[9]),
+                    "retiredAt": int(m[10]),
+                    "metadataURI": m[11],
+                }
+            )
+        return found

@@ -1,0 +1,123 @@
+"""Pay-per-use for an agent in one call: `await PayingClient(session, key).fetch(url)`.
+
+On `402 Payment Required` it reads the offer (x402 `PAYMENT-REQUIRED`, scheme
+`proofmint-voucher`), signs the next cumulative voucher of its channel (payer, terms) with the
+EIP-712 domain offered, and repeats the request with `PAYMENT-SIGNATURE`. It keeps each
+channel's cumulative amount itself; when the server says the amount is behind (another process
+paid on the same channel), it catches up once from the amount the server reports. It refuses
+offers above `max_per_use`, beyond `budget` in total, or for a settlement contract or chain
+other than the ones it was told to expect.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from eth_account import Account
+from eth_utils.address import to_checksum_address
+
+from agents.api.x402 import (
+    REQUIRED_HEADER,
+    RESPONSE_HEADER,
+    SCHEME,
+    SIGNATURE_HEADER,
+    X402_VERSION,
+    decode_header,
+    encode_header,
+)
+from agents.errors import PermanentError
+from agents.settlement import SignedVoucher
+from agents.vouchers import Voucher, sign_voucher
+
+
+class PaymentError(PermanentError):
+    """The resource could not be paid for; the message says why."""
+
+
+@dataclass
+class Paid:
+    body: bytes
+    content_type: str
+    settlement: dict[str, Any] | None
+    paid: int  # what this fetch added to the channel (0 when no payment was asked)
+
+
+@dataclass
+class PayingClient:
+    session: aiohttp.ClientSession
+    private_key: str
+    max_per_use: int | None = None
+    budget: int | None = None
+    expect_settlement: str | None = None
+    expect_chain_id: int | None = None
+    deadline_s: int = 3_600
+    spent: int = 0
+    channels: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def address(self) -> str:
+        return str(Account.from_key(self.private_key).address)
+
+    async def fetch(self, url: str) -> Paid:
+        async with self.session.get(url) as response:
+            if response.status != 402:
+                return await self._done(response, 0)
+            offer = self._pick(decode_header(response.headers.get(REQUIRED_HEADER, "")))
+        for attempt in range(2):
+            voucher, added = self._voucher(offer)
+            header = encode_header({"x402Version": X402_VERSION, "accepted": offer, "payload": voucher.as_json()})
+            async with self.session.get(url, headers={SIGNATURE_HEADER: header}) as response:
+                if response.status != 402:
+                    self.channels[int(offer["extra"]["termsId"])] = voucher.voucher.cumulative_amount
+                    self.spent += added
+                    return await self._done(response, added)
+                error = (await response.json()).get("error", {})
+            accepted = error.get("details", {}).get("acceptedCumulative")
+            if attempt == 0 and error.get("code") == "replayed_or_short" and accepted is not None:
+                self.channels[int(offer["extra"]["termsId"])] = int(accepted)  # catch up once
+                continue
+            raise PaymentError(f"payment refused ({error.get('code')}): {error.get('message')}")
+        raise PaymentError("payment refused twice")
+
+    async def _done(self, response: aiohttp.ClientResponse, added: int) -> Paid:
+        if response.status >= 400:
+            text = await response.text()
+            raise PaymentError(f"{response.status} from {response.url}: {text[:300]}")
+        header = response.headers.get(RESPONSE_HEADER)
+        settlement = decode_header(header) if header else None
+        return Paid(await response.read(), response.content_type, settlement, added)
+
+    def _pick(self, required: dict[str, Any]) -> dict[str, Any]:
+        for offer in required.get("accepts", []):
+            if not isinstance(offer, dict) or offer.get("scheme") != SCHEME:
+                continue
+            extra = offer.get("extra", {})
+            if self.expect_chain_id is not None and int(extra.get("chainId", -1)) != self.expect_chain_id:
+                continue
+            settlement = str(extra.get("settlementContract", ""))
+            if self.expect_settlement is not None and settlement.lower() != self.expect_settlement.lower():
+                continue
+            price = int(offer.get("amount", 0))
+            if self.max_per_use is not None and price > self.max_per_use:
+                raise PaymentError(f"the price per use {price} is above the limit {self.max_per_use}")
+            if self.budget is not None and self.spent + price > self.budget:
+                raise PaymentError(f"paying {price} would exceed the budget {self.budget} (spent {self.spent})")
+            return offer
+        raise PaymentError(f"no offer this client can pay (it pays {SCHEME!r} on the expected chain and contract)")
+
+    def _voucher(self, offer: dict[str, Any]) -> tuple[SignedVoucher, int]:
+        extra = offer["extra"]
+        terms_id, price = int(extra["termsId"]), int(offer["amount"])
+        cumulative = self.channels.get(terms_id, 0) + price
+        voucher = Voucher(
+            to_checksum_address(self.address),
+            bytes.fromhex(str(extra["assetDigest"]).removeprefix("0x")),
+            terms_id,
+            cumulative,
+            int(time.time()) + max(self.deadline_s, int(extra.get("minDeadlineSeconds", 0)) + 60),
+        )
+        signature = sign_voucher(voucher, self.private_key, int(extra["chainId"]), str(extra["settlementContract"]))
+        return SignedVoucher(voucher, signature), price

@@ -1,0 +1,251 @@
+"""Checks a cumulative licence voucher before licensed content is served, and keeps it for
+settlement. A voucher unlocks one use only if all of these hold (CHECKLIST 18: a forged,
+replayed or under-funded payment never unlocks content):
+
+1. the terms exist, are metered, and are the asset's;
+2. the deadline leaves the settlement daemon time to settle (`DEADLINE_MARGIN_S` and a minute);
+3. the EIP-712 signature (LicenseManager's domain: chain id and address) is the payer's, 65
+   bytes, low s (what the contract accepts);
+4. the cumulative amount is at least one use above everything already accepted on the channel
+   (payer, terms) here and everything settled on chain: the same voucher twice, or an older
+   one, is a replay;
+5. the payer's escrow (less a pending withdrawal, which may unlock) covers what all its
+   accepted, unsettled vouchers in that currency owe, this one included.
+
+Accepted vouchers go into the channel book (SQLite, WAL, one row per channel holding the newest
+voucher) in one compare-and-set transaction, then into the journal for the settlement daemon;
+`resubmit` at start puts any the journal lacks back (a crash between the two loses nothing).
+Checks for one payer run one at a time, so two requests at once cannot spend the same escrow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from eth_keys.datatypes import Signature
+from eth_keys.exceptions import BadSignature
+from eth_utils.address import to_checksum_address
+
+from agents.settlement import DEADLINE_MARGIN_S, SignedVoucher, parse_voucher
+from agents.vouchers import voucher_digest
+
+_HALF_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141 // 2
+DEADLINE_SLACK_S = DEADLINE_MARGIN_S + 60
+
+
+class PaymentRejectedError(ValueError):
+    """The voucher does not pay for this use; `code` is stable, the message says why."""
+
+    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code, self.details = code, details or {}
+
+
+@dataclass(frozen=True)
+class TermsInfo:
+    asset: bytes
+    currency: str
+    price_per_use: int
+    active: bool
+
+
+class LicenseReader(Protocol):
+    """What the paywall reads of `LicenseManager` (`agents.api.chainview.ChainView` on a node)."""
+
+    chain_id: int
+    settlement: str
+
+    async def terms(self, terms_id: int) -> TermsInfo | None: ...
+
+    async def settled(self, payer: str, terms_id: int) -> int: ...
+
+    async def cover(self, payer: str, currency: str) -> int: ...
+
+
+def signer_of(voucher: SignedVoucher, chain_id: int, settlement: str) -> str:
+    """The address that signed the voucher; PaymentRejectedError for a signature the contract would refuse."""
+    sig = voucher.signature
+    if len(sig) != 65:
+        raise PaymentRejectedError("bad_signature", f"the signature is {len(sig)} bytes, not 65")
+    r, s, v = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:64], "big"), sig[64]
+    if v in (27, 28):
+        v -= 27
+    if v not in (0, 1) or not 0 < s <= _HALF_N or r == 0:
+        raise PaymentRejectedError("bad_signature", "the signature is malformed or malleable (high s)")
+    digest = voucher_digest(voucher.voucher, chain_id, settlement)
+    try:
+        key = Signature(vrs=(v, r, s)).recover_public_key_from_msg_hash(digest)
+    except (BadSignature, ValueError) as exc:
+        raise PaymentRejectedError("bad_signature", "the signature does not recover to any key") from exc
+    return to_checksum_address(key.to_canonical_address())
+
+
+class ChannelBook:
+    """The newest accepted voucher of every channel, durable (see the module docstring)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS channels (payer TEXT NOT NULL, terms_id INTEGER NOT NULL,"
+            " currency TEXT NOT NULL, cumulative TEXT NOT NULL, settled TEXT NOT NULL, voucher TEXT NOT NULL,"
+            " updated_at REAL NOT NULL, PRIMARY KEY (payer, terms_id))"
+        )
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+    def channel(self, payer: str, terms_id: int) -> tuple[int, int] | None:
+        """(accepted cumulative, settled as last read) of a channel, or None."""
+        with self._lock:
+            row = self.db.execute(
+                "SELECT cumulative, settled FROM channels WHERE payer = ? AND terms_id = ?", (payer, terms_id)
+            ).fetchone()
+        return (int(row[0]), int(row[1])) if row else None
+
+    def owed(self, payer: str, currency: str) -> dict[int, tuple[int, int]]:
+        """Per terms id: (accepted cumulative, settled as last read) of the payer's channels in `currency`."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT terms_id, cumulative, settled FROM channels WHERE payer = ? AND currency = ?", (payer, currency)
+            ).fetchall()
+        return {int(t): (int(c), int(s)) for t, c, s in rows}
+
+    def note_settled(self, payer: str, terms_id: int, settled: int) -> None:
+        with self._lock:
+            self.db.execute(
+                "UPDATE channels SET settled = ? WHERE payer = ? AND terms_id = ?", (str(settled), payer, terms_id)
+            )
+
+    def accept(self, voucher: SignedVoucher, currency: str, settled: int, now: float) -> bool:
+        """Records the voucher as its channel's newest if it is above the one there (atomic)."""
+        v = voucher.voucher
+        body = json.dumps(voucher.as_json(), separators=(",", ":"))
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self.db.execute(
+                    "SELECT cumulative FROM channels WHERE payer = ? AND terms_id = ?", (v.payer, v.terms_id)
+                ).fetchone()
+                if row is not None and int(row[0]) >= v.cumulative_amount:
+                    self.db.execute("ROLLBACK")
+                    return False
+                self.db.execute(
+                    "INSERT OR REPLACE INTO channels VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (v.payer, v.terms_id, currency, str(v.cumulative_amount), str(settled), body, now),
+                )
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+        return True
+
+    def newest(self) -> list[SignedVoucher]:
+        """Every channel's newest voucher."""
+        with self._lock:
+            rows = self.db.execute("SELECT voucher FROM channels").fetchall()
+        return [parse_voucher(json.loads(row[0])) for row in rows]
+
+
+class Paywall:
+    """See the module docstring. `submit` journals an accepted voucher for settlement and
+    returns its queue key (blocking: it runs in a thread)."""
+
+    def __init__(
+        self,
+        book: ChannelBook,
+        chain: LicenseReader,
+        submit: Callable[[SignedVoucher], str],
+        *,
+        clock: Callable[[], float] = time.time,
+        max_payers: int = 65_536,
+    ) -> None:
+        self.book, self.chain, self._submit, self._clock = book, chain, submit, clock
+        self._locks: OrderedDict[str, asyncio.Lock] = OrderedDict()
+        self._max_payers = max_payers
+
+    def _lock_of(self, payer: str) -> asyncio.Lock:
+        lock = self._locks.pop(payer, None) or asyncio.Lock()
+        self._locks[payer] = lock
+        while len(self._locks) > self._max_payers:
+            oldest, held = next(iter(self._locks.items()))
+            if held.locked():
+                break
+            del self._locks[oldest]
+        return lock
+
+    async def resubmit(self) -> int:
+        """Puts every channel's newest voucher into the journal (idempotent); how many there were."""
+        vouchers = await asyncio.to_thread(self.book.newest)
+        for voucher in vouchers:
+            await asyncio.to_thread(self._submit, voucher)
+        return len(vouchers)
+
+    async def accept(self, voucher: SignedVoucher, *, asset: bytes, terms_id: int) -> str:
+        """Checks the voucher for one use of `asset` under `terms_id` and keeps it; its queue key."""
+        v = voucher.voucher
+        if v.asset != asset or v.terms_id != terms_id:
+            raise PaymentRejectedError("wrong_resource", "the voucher pays for another asset or other terms")
+        terms = await self.chain.terms(terms_id)
+        if terms is None or terms.asset != asset:
+            raise PaymentRejectedError("unknown_terms", f"terms {terms_id} are not terms of this asset")
+        if terms.price_per_use == 0:
+            raise PaymentRejectedError("not_metered", f"terms {terms_id} are not sold per use")
+        now = self._clock()
+        if v.deadline < now + DEADLINE_SLACK_S:
+            raise PaymentRejectedError(
+                "deadline_too_soon",
+                f"the voucher's deadline must be at least {DEADLINE_SLACK_S} s ahead, so it can still be settled",
+                {"deadline": v.deadline, "now": int(now)},
+            )
+        signer = await asyncio.to_thread(signer_of, voucher, self.chain.chain_id, self.chain.settlement)
+        if signer != to_checksum_address(v.payer):
+            raise PaymentRejectedError("wrong_signer", f"the voucher is signed by {signer}, not by its payer {v.payer}")
+        async with self._lock_of(v.payer):
+            known = await asyncio.to_thread(self.book.channel, v.payer, terms_id)
+            settled = await self.chain.settled(v.payer, terms_id)
+            accepted = max(known[0] if known else 0, settled)
+            if v.cumulative_amount < accepted + terms.price_per_use:
+                raise PaymentRejectedError(
+                    "replayed_or_short",
+                    "the cumulative amount must be at least one use above what this channel already paid",
+                    {"acceptedCumulative": str(accepted), "pricePerUse": str(terms.price_per_use)},
+                )
+            await self._check_cover(v.payer, terms, terms_id, v.cumulative_amount, settled)
+            if not await asyncio.to_thread(self.book.accept, voucher, terms.currency, settled, now):
+                raise PaymentRejectedError("replayed_or_short", "a voucher at least as high was accepted meanwhile")
+        return await asyncio.to_thread(self._submit, voucher)
+
+    async def _check_cover(self, payer: str, terms: TermsInfo, terms_id: int, cumulative: int, settled: int) -> None:
+        cover = await self.chain.cover(payer, terms.currency)
+        channels = await asyncio.to_thread(self.book.owed, payer, terms.currency)
+        channels[terms_id] = (cumulative, settled)
+        if sum(max(0, c - s) for c, s in channels.values()) <= cover:
+            return
+        # the settled figures of the other channels may be stale (settlement lowers what is owed
+        # and the escrow alike): read them again before refusing
+        for other, (c, _) in list(channels.items()):
+            if other != terms_id:
+                fresh = await self.chain.settled(payer, other)
+                await asyncio.to_thread(self.book.note_settled, payer, other, fresh)
+                channels[other] = (c, fresh)
+        owed = sum(max(0, c - s) for c, s in channels.values())
+        if owed > cover:
+            raise PaymentRejectedError(
+                "insufficient_escrow",
+                "the payer's escrow does not cover its unsettled vouchers with this one",
+                {"owed": str(owed), "escrow": str(cover), "currency": terms.currency},
+            )

@@ -1,0 +1,43 @@
+"""Wires the API to the agents' parts (journal, store, chain client) and serves it."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from agents.api.app import ApiDeps, build_app
+from agents.api.chainview import ChainView
+from agents.api.paywall import ChannelBook, Paywall
+from agents.daemons.settle import submit_voucher
+from agents.settlement import SignedVoucher
+
+
+async def open_api(parts: Any, state: Path) -> ApiDeps:
+    """The API's dependencies over `parts` (`agents.daemons.local.Parts`); the channel book
+    lives under `state`. Vouchers the book holds and the journal lacks are journaled again."""
+    client = parts.chain()
+    chain_id = int(await client.node(lambda: client.web3.eth.chain_id))
+    book = await asyncio.to_thread(ChannelBook, state / "channels.db")
+    journal = parts.journal
+
+    def submit(voucher: SignedVoucher) -> str:
+        return submit_voucher(journal, voucher)[0]
+
+    view = ChainView(client, chain_id)
+    paywall = Paywall(book, view, submit)
+    await paywall.resubmit()
+    return ApiDeps(journal, parts.store, view, paywall, parts.metrics)
+
+
+async def serve(app: web.Application, host: str = "127.0.0.1", port: int = 8080) -> web.AppRunner:
+    """Starts serving `app`; the caller owns the runner (`await runner.cleanup()`)."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+__all__ = ["ApiDeps", "build_app", "open_api", "serve"]

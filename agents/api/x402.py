@@ -1,0 +1,157 @@
+"""x402 (protocol version 2) over HTTP, with a payment scheme of proofmint's own.
+
+A resource that needs payment answers `402 Payment Required` with a `PAYMENT-REQUIRED` header:
+base64 of a JSON `PaymentRequired` object ({x402Version, error, resource, accepts}); the body
+holds the same object beside the API's JSON error. The client pays by repeating the request
+with a `PAYMENT-SIGNATURE` header: base64 of a JSON `PaymentPayload` ({x402Version, accepted,
+payload}); the server answers with a `PAYMENT-RESPONSE` header (base64 JSON settlement response).
+
+The scheme, `proofmint-voucher`, is a cumulative licence voucher: `payload` is an EIP-712
+`Voucher` (payer, asset, termsId, cumulativeAmount, deadline) signed by the payer for
+`LicenseManager` (the `extra` of the requirements gives domain and types). Each paid use raises
+the payer's cumulative amount on the channel (payer, termsId) by at least the price per use; the
+payer's escrow in `LicenseManager` covers it; the settlement daemon settles the newest voucher
+of each channel in batches later (`transaction` in the response is empty: settlement is deferred).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from agents.settlement import DEADLINE_MARGIN_S, SignedVoucher, parse_voucher
+from agents.vouchers import VOUCHER_TYPES, domain
+
+X402_VERSION = 2
+SCHEME = "proofmint-voucher"
+REQUIRED_HEADER = "PAYMENT-REQUIRED"
+SIGNATURE_HEADER = "PAYMENT-SIGNATURE"
+RESPONSE_HEADER = "PAYMENT-RESPONSE"
+LEGACY_SIGNATURE_HEADER = "X-PAYMENT"  # x402 version 1's name for the same header
+MAX_HEADER_BYTES = 8_192
+EIP712_DOMAIN_TYPE = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
+
+
+class PaymentHeaderError(ValueError):
+    """A payment header that is not a payment this server can read; the message says why."""
+
+
+def encode_header(obj: dict[str, Any]) -> str:
+    return base64.b64encode(json.dumps(obj, separators=(",", ":")).encode()).decode("ascii")
+
+
+def decode_header(value: str) -> dict[str, Any]:
+    if len(value) > MAX_HEADER_BYTES:
+        raise PaymentHeaderError(f"the payment header is longer than {MAX_HEADER_BYTES} bytes")
+    try:
+        obj = json.loads(base64.b64decode(value.strip(), validate=True))
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise PaymentHeaderError("the payment header is not base64 of a JSON object") from exc
+    if not isinstance(obj, dict):
+        raise PaymentHeaderError("the payment header is not base64 of a JSON object")
+    return obj
+
+
+def network_of(chain_id: int) -> str:
+    """CAIP-2 name of an EVM chain."""
+    return f"eip155:{chain_id}"
+
+
+def typed_data(chain_id: int, verifying_contract: str) -> dict[str, Any]:
+    """What a wallet's `eth_signTypedData_v4` needs, less the message."""
+    return {
+        "domain": domain(chain_id, verifying_contract),
+        "types": {"EIP712Domain": EIP712_DOMAIN_TYPE, **VOUCHER_TYPES},
+        "primaryType": "Voucher",
+    }
+
+
+@dataclass(frozen=True)
+class Offer:
+    """One way to pay for a licensed resource: a use under metered terms."""
+
+    asset: bytes
+    terms_id: int
+    currency: str
+    price_per_use: int
+    chain_id: int
+    settlement: str  # LicenseManager's address
+
+    def requirements(self, max_timeout_s: int = 300) -> dict[str, Any]:
+        return {
+            "scheme": SCHEME,
+            "network": network_of(self.chain_id),
+            "amount": str(self.price_per_use),
+            "asset": self.currency,
+            "payTo": self.settlement,
+            "maxTimeoutSeconds": max_timeout_s,
+            "extra": {
+                "assetDigest": "0x" + self.asset.hex(),
+                "termsId": self.terms_id,
+                "pricePerUse": str(self.price_per_use),
+                "cumulative": True,
+                "settlementContract": self.settlement,
+                "chainId": self.chain_id,
+                "minDeadlineSeconds": DEADLINE_MARGIN_S + 60,
+                "eip712": typed_data(self.chain_id, self.settlement),
+            },
+        }
+
+
+def payment_required(offer: Offer, url: str, error: str, mime_type: str = "") -> dict[str, Any]:
+    return {
+        "x402Version": X402_VERSION,
+        "error": error,
+        "resource": {"url": url, "description": "one use of a licensed proofmint asset", "mimeType": mime_type},
+        "accepts": [offer.requirements()],
+    }
+
+
+def parse_payment(header: str, offer: Offer) -> SignedVoucher:
+    """The signed voucher in a `PAYMENT-SIGNATURE` header for `offer`; PaymentHeaderError if
+    it is malformed or pays for something else (signature and funds are checked elsewhere)."""
+    payment = decode_header(header)
+    version = payment.get("x402Version")
+    if version not in (1, X402_VERSION):
+        raise PaymentHeaderError(f"x402Version {version!r} is not supported (2, or 1)")
+    accepted = payment.get("accepted") if version == X402_VERSION else payment
+    if not isinstance(accepted, dict):
+        raise PaymentHeaderError("the payment names no accepted requirements")
+    scheme = accepted.get("scheme")
+    if scheme != SCHEME:
+        raise PaymentHeaderError(f"scheme {scheme!r} is not offered here; the offer is {SCHEME!r}")
+    if accepted.get("network") != network_of(offer.chain_id):
+        raise PaymentHeaderError(f"network {accepted.get('network')!r} is not {network_of(offer.chain_id)!r}")
+    try:
+        voucher = parse_voucher(payment.get("payload"))
+    except ValueError as exc:
+        raise PaymentHeaderError(f"the voucher in the payment: {exc}") from exc
+    if voucher.voucher.terms_id != offer.terms_id or voucher.voucher.asset != offer.asset:
+        raise PaymentHeaderError(
+            f"the voucher pays for terms {voucher.voucher.terms_id} of asset 0x{voucher.voucher.asset.hex()}, "
+            f"not terms {offer.terms_id} of this asset"
+        )
+    return voucher
+
+
+def settlement_response(voucher: SignedVoucher, chain_id: int, queued: str) -> dict[str, Any]:
+    return {
+        "success": True,
+        "transaction": "",
+        "network": network_of(chain_id),
+        "payer": voucher.voucher.payer,
+        "extra": {
+            "settlement": "deferred",
+            "termsId": voucher.voucher.terms_id,
+            "cumulativeAmount": str(voucher.voucher.cumulative_amount),
+            "queued": queued,
+        },
+    }

@@ -1,0 +1,95 @@
+"""The API's parts that need no chain: rate limiting, the x402 header codec and offer, voucher
+signatures as the contract judges them, and the channel book's compare-and-set and durability."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+
+from agents.api.paywall import ChannelBook, PaymentRejectedError, signer_of
+from agents.api.ratelimit import RateLimiter
+from agents.api.x402 import Offer, PaymentHeaderError, decode_header, encode_header, parse_payment
+from agents.settlement import SignedVoucher
+from agents.vouchers import Voucher, sign_voucher
+
+MANAGER = "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0"
+KEY = "0x" + "11" * 32
+PAYER = Account.from_key(KEY).address
+ASSET = bytes(range(32))
+OFFER = Offer(ASSET, 3, "0x" + "00" * 20, 1_000, 1337, MANAGER)
+
+
+def signed(amount: int, key: str = KEY, terms: int = 3) -> SignedVoucher:
+    v = Voucher(PAYER, ASSET, terms, amount, 2**40)
+    return SignedVoucher(v, sign_voucher(v, key, 1337, MANAGER))
+
+
+def test_the_rate_limiter_refills_and_forgets_the_least_recent_clients():
+    now = [0.0]
+    limiter = RateLimiter(2.0, 3, max_clients=2, clock=lambda: now[0])
+    assert [limiter.take("a") for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert limiter.take("a") == pytest.approx(0.5)  # empty: one token comes back in 1/2 s
+    now[0] += 0.5
+    assert limiter.take("a") == 0.0
+    limiter.take("b"), limiter.take("c")  # "a" is the least recent of three: forgotten
+    assert limiter.take("a") == 0.0 and len(limiter._buckets) == 2
+    with pytest.raises(ValueError):
+        RateLimiter(0, 1)
+
+
+def test_payment_headers_are_read_strictly():
+    header = encode_header({"x402Version": 2, "accepted": OFFER.requirements(), "payload": signed(1_000).as_json()})
+    assert parse_payment(header, OFFER) == signed(1_000)
+    bad = [
+        "%%%",
+        base64.b64encode(b"[1]").decode(),
+        base64.b64encode(b"{not json").decode(),
+        "A" * 9_000,
+        encode_header({"x402Version": 3}),
+        encode_header({"x402Version": 2, "accepted": None}),
+        encode_header({"x402Version": 2, "accepted": {**OFFER.requirements(), "scheme": "exact"}}),
+        encode_header({"x402Version": 2, "accepted": {**OFFER.requirements(), "network": "eip155:1"}}),
+        encode_header({"x402Version": 2, "accepted": OFFER.requirements(), "payload": {"payer": PAYER}}),
+        encode_header({"x402Version": 2, "accepted": OFFER.requirements(), "payload": signed(1, terms=4).as_json()}),
+    ]
+    for value in bad:
+        with pytest.raises(PaymentHeaderError):
+            parse_payment(value, OFFER)
+    assert decode_header(encode_header({"a": 1})) == {"a": 1}
+    extra = OFFER.requirements()["extra"]
+    assert extra["eip712"]["primaryType"] == "Voucher" and extra["eip712"]["domain"]["verifyingContract"] == MANAGER
+    assert json.loads(json.dumps(OFFER.requirements())) == OFFER.requirements()
+
+
+def test_signatures_are_judged_as_the_contract_does():
+    good = signed(5)
+    assert signer_of(good, 1337, MANAGER) == PAYER
+    assert signer_of(good, 1, MANAGER) != PAYER  # another chain's domain: another signer
+    assert signer_of(signed(5, key="0x" + "22" * 32), 1337, MANAGER) != PAYER
+    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    sig = bytearray(good.signature)
+    sig[32:64] = (n - int.from_bytes(sig[32:64], "big")).to_bytes(32, "big")
+    sig[64] = 55 - sig[64]
+    for bad in (good.signature[:64], bytes(sig), good.signature[:64] + b"\x05", b"\x00" * 65):
+        with pytest.raises(PaymentRejectedError) as caught:
+            signer_of(SignedVoucher(good.voucher, bad), 1337, MANAGER)
+        assert caught.value.code == "bad_signature"
+
+
+def test_the_channel_book_only_moves_forward_and_survives_a_restart(tmp_path: Path):
+    book = ChannelBook(tmp_path / "channels.db")
+    assert book.accept(signed(2_000), "0x0", 0, 1.0)
+    assert not book.accept(signed(2_000), "0x0", 0, 2.0)  # replay
+    assert not book.accept(signed(1_000), "0x0", 0, 2.0)  # older
+    assert book.accept(signed(3_000), "0x0", 500, 3.0)
+    book.note_settled(PAYER, 3, 1_000)
+    book.close()
+    again = ChannelBook(tmp_path / "channels.db")
+    assert again.channel(PAYER, 3) == (3_000, 1_000)
+    assert again.owed(PAYER, "0x0") == {3: (3_000, 1_000)} and again.owed(PAYER, "0x1") == {}
+    assert again.newest() == [signed(3_000)]
+    again.close()

@@ -1,0 +1,359 @@
+"""The HTTP API over the agents' real parts: assets the pipeline registered on the chain under
+test, licence terms and escrow set on chain, vouchers checked against the deployed
+LicenseManager and settled by the settlement daemon.
+
+- pay per use (x402): 402 with the offer, a signed cumulative voucher unlocks the image, and a
+  forged, replayed, expired, mis-addressed or under-funded payment never does (CHECKLIST 18),
+  also when two requests race for the same escrow; what was accepted is settled on chain;
+- every read endpoint answers what the chain and the journal say;
+- bad input is a JSON 4xx, never a 500 (CHECKLIST 17).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from agents.api.app import build_app
+from agents.api.client import PayingClient, PaymentError
+from agents.api.serve import open_api
+from agents.daemons import jobs
+from agents.daemons.local import Parts, build_agents
+from agents.generator import GenerationRequest
+from agents.settlement import SignedVoucher
+from agents.storage.cid import Cid
+from agents.vouchers import Voucher, sign_voucher
+
+pytestmark = pytest.mark.chain
+
+ETH = "0x0000000000000000000000000000000000000000"
+FINNEY = 10**15
+PROMPTS = (
+    "three small blue circles at the top over a dotted black background",
+    "a small magenta circle in the centre over a plain black background",
+)
+FRONT = ["generator", "curator", "publisher", "registrar"]
+
+
+def contract(project: Any, local_chain: Any, name: str) -> Any:
+    return getattr(project, name).at(local_chain.addresses[name])
+
+
+async def make_assets(parts: Parts, requester: str) -> list[Any]:
+    for i, prompt in enumerate(PROMPTS):
+        await parts.journal.call(
+            jobs.submit_request, parts.journal, GenerationRequest(prompt, 7_000 + i), requester=requester, source="cli"
+        )
+    agents = build_agents(
+        parts, names=FRONT, register_batch=len(PROMPTS), linger_s=0.2, idle=0.05, withdraw_every_s=None
+    )
+    await agents.start()
+    try:
+        await agents.until(lambda c: c.get(jobs.DELIVERED, 0) == len(PROMPTS), within_s=600)
+    finally:
+        await agents.stop()
+    return list(await parts.journal.call(parts.journal.at_stage, jobs.DELIVERED))
+
+
+def attach_terms(licenses: Any, digest: bytes, operator: Any, *, per_use: int, price: int = 10 * FINNEY) -> int:
+    terms = {
+        "currency": ETH,
+        "price": price,
+        "pricePerUse": per_use,
+        "duration": 0,
+        "derivativeRoyaltyBps": 1_000,
+        "commercialUse": True,
+        "derivativesAllowed": True,
+    }
+    licenses.attachTerms(digest, terms, sender=operator)
+    return int(licenses.termsCount())
+
+
+Scenario = Callable[[aiohttp.ClientSession, TestServer, Any], Awaitable[None]]
+
+
+def run_api(parts: Parts, tmp_path: Path, scenario: Scenario, **app_options: Any) -> None:
+    async def main() -> None:
+        deps = await open_api(parts, tmp_path / "api")
+        server = TestServer(build_app(deps, **app_options))
+        await server.start_server()
+        try:
+            async with aiohttp.ClientSession() as session:
+                await scenario(session, server, deps)
+        finally:
+            await server.close()
+            deps.paywall.book.close()
+
+    asyncio.run(main())
+
+
+def decode(header: str) -> dict[str, Any]:
+    return json.loads(base64.b64decode(header))
+
+
+def payment_header(voucher: SignedVoucher, offer: dict[str, Any]) -> str:
+    body = {"x402Version": 2, "accepted": offer, "payload": voucher.as_json()}
+    return base64.b64encode(json.dumps(body).encode()).decode()
+
+
+def test_pay_per_use_unlocks_content_only_for_a_good_covered_voucher(
+    parts: Parts, project: Any, local_chain: Any, accounts: Any, chain: Any, tmp_path: Path
+):
+    operator, payer, stranger, broke = accounts[0], accounts[5], accounts[7], accounts[8]
+    assets = asyncio.run(make_assets(parts, str(operator.address)))
+    licenses = contract(project, local_chain, "LicenseManager")
+    splitter = contract(project, local_chain, "RoyaltySplitter")
+    digest = bytes.fromhex(assets[0].payload["sha256"])
+    other = bytes.fromhex(assets[1].payload["sha256"])
+    terms_id = attach_terms(licenses, digest, operator, per_use=FINNEY)
+    other_terms = attach_terms(licenses, other, operator, per_use=FINNEY)
+    licenses.deposit(ETH, 3 * FINNEY, sender=payer, value=3 * FINNEY)  # covers three uses
+    png = parts.store.read(Cid.parse(assets[0].payload["cid"]))
+    chain_id, manager = int(chain.chain_id), str(licenses.address)
+    deadline = int(chain.pending_timestamp) + 3_600
+
+    def signed(amount: int, *, key: Any = payer, terms: int = terms_id, asset: bytes = digest, until: int = deadline):
+        v = Voucher(str(payer.address), asset, terms, amount, until)
+        return SignedVoucher(v, sign_voucher(v, key.private_key, chain_id, manager))
+
+    async def scenario(session: aiohttp.ClientSession, server: TestServer, deps: Any) -> None:
+        url = str(server.make_url(f"/v1/assets/0x{digest.hex()}/content"))
+        async with session.get(url) as r:  # no payment: the offer, in x402's shape
+            assert r.status == 402
+            required = decode(r.headers["PAYMENT-REQUIRED"])
+            body = await r.json()
+        assert body["error"]["code"] == "payment_required" and body["error"]["details"]["x402"] == required
+        assert required["x402Version"] == 2 and required["resource"]["url"] == url
+        (offer,) = required["accepts"]
+        assert offer["scheme"] == "proofmint-voucher" and offer["network"] == f"eip155:{chain_id}"
+        assert offer["amount"] == str(FINNEY) and offer["payTo"] == manager and offer["asset"] == ETH
+        assert offer["extra"]["termsId"] == terms_id and offer["extra"]["eip712"]["domain"]["chainId"] == chain_id
+
+        async def pay(voucher: SignedVoucher) -> tuple[int, dict[str, Any], bytes]:
+            async with session.get(url, headers={"PAYMENT-SIGNATURE": payment_header(voucher, offer)}) as r:
+                body = await r.read()
+                return r.status, dict(r.headers), body
+
+        first = signed(FINNEY)
+        status, headers, body = await pay(first)
+        assert status == 200 and body == png and headers["Content-Type"] == "image/png"
+        settlement = decode(headers["PAYMENT-RESPONSE"])
+        assert settlement["success"] and settlement["payer"] == payer.address
+        assert settlement["extra"]["cumulativeAmount"] == str(FINNEY)
+
+        async def refused(voucher: SignedVoucher, code: str, header: str | None = None) -> dict[str, Any]:
+            headers = {"PAYMENT-SIGNATURE": header or payment_header(voucher, offer)}
+            async with session.get(url, headers=headers) as r:
+                assert r.status == 402, await r.text()
+                assert "PAYMENT-REQUIRED" in r.headers
+                error = (await r.json())["error"]
+            assert error["code"] == code, error
+            return error
+
+        replay = await refused(first, "replayed_or_short")  # the same voucher again
+        assert replay["details"]["acceptedCumulative"] == str(FINNEY)
+        await refused(signed(FINNEY + FINNEY // 2), "replayed_or_short")  # less than one more use
+        await refused(signed(2 * FINNEY, key=stranger), "wrong_signer")  # forged: another key
+        bad = signed(2 * FINNEY)
+        await refused(SignedVoucher(bad.voucher, bad.signature[:64]), "bad_signature")  # truncated
+        high_s = bytearray(bad.signature)
+        s = int.from_bytes(high_s[32:64], "big")
+        n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+        high_s[32:64] = (n - s).to_bytes(32, "big")
+        high_s[64] = 55 - high_s[64]  # the same signature, malleated: the contract refuses it
+        await refused(SignedVoucher(bad.voucher, bytes(high_s)), "bad_signature")
+        await refused(signed(2 * FINNEY, until=int(chain.pending_timestamp) + 60), "deadline_too_soon")
+        await refused(signed(2 * FINNEY, terms=other_terms, asset=other), "bad_payment")  # pays for another asset
+        await refused(signed(2 * FINNEY), "bad_payment", header="not base64 at all!")
+        await refused(signed(4 * FINNEY), "insufficient_escrow")  # escrow covers 3 uses
+        v = Voucher(str(broke.address), digest, terms_id, FINNEY, deadline)
+        await refused(SignedVoucher(v, sign_voucher(v, broke.private_key, chain_id, manager)), "insufficient_escrow")
+
+        # two requests race for the last unit of escrow: exactly one is served
+        results = await asyncio.gather(pay(signed(3 * FINNEY)), pay(signed(3 * FINNEY)))
+        assert sorted(status for status, _, _ in results) == [200, 402]
+
+        # the one-call client: catches up from the server's figure, pays the next use
+        client = PayingClient(session, payer.private_key, max_per_use=FINNEY, expect_chain_id=chain_id)
+        with pytest.raises(PaymentError, match="insufficient_escrow"):  # 4 uses > 3 in escrow
+            await client.fetch(url)
+        other_url = str(server.make_url(f"/v1/assets/0x{other.hex()}/content"))
+        with pytest.raises(PaymentError, match="above the limit"):
+            await PayingClient(session, payer.private_key, max_per_use=FINNEY - 1).fetch(other_url)
+
+        # settlement: the daemon settles the newest accepted voucher of the channel on chain
+        agents = build_agents(parts, names=["settlement"], linger_s=0.1, idle=0.05, withdraw_every_s=None)
+        await agents.start()
+        try:
+            await agents.until(lambda c: not c.get(jobs.RECEIVED), within_s=300)
+        finally:
+            await agents.stop()
+        # the book re-journals nothing new: every accepted voucher is already there
+        assert await deps.paywall.resubmit() == 1
+
+    run_api(parts, tmp_path, scenario)
+    assert int(licenses.settledOf(payer.address, terms_id)) == 3 * FINNEY
+    assert int(licenses.escrowOf(payer.address, ETH)[0]) == 0
+    assert int(splitter.totalsOf(ETH)[0]) == 3 * FINNEY  # paid into the royalty splitter
+    settled = [j for j in parts.journal.at_stage(jobs.SETTLED)]
+    assert len(settled) == 1 and int(settled[0].payload["cumulativeAmount"]) == 3 * FINNEY
+
+
+def test_read_endpoints_say_what_the_chain_and_the_journal_say(
+    parts: Parts, project: Any, local_chain: Any, accounts: Any, chain: Any, tmp_path: Path
+):
+    operator, buyer = accounts[0], accounts[4]
+    assets = asyncio.run(make_assets(parts, str(operator.address)))
+    licenses = contract(project, local_chain, "LicenseManager")
+    digest = bytes.fromhex(assets[0].payload["sha256"])
+    terms_id = attach_terms(licenses, digest, operator, per_use=FINNEY)
+    licenses.purchase(terms_id, buyer.address, sender=buyer, value=10 * FINNEY)
+    licenses.deposit(ETH, 2 * FINNEY, sender=buyer, value=2 * FINNEY)
+
+    async def scenario(session: aiohttp.ClientSession, server: TestServer, deps: Any) -> None:
+        async def get(path: str, status: int = 200) -> Any:
+            async with session.get(server.make_url(path)) as r:
+                assert r.status == status, (path, await r.text())
+                return await r.json()
+
+        health = await get("/health")
+        assert health["status"] == "ok" and health["chainId"] == int(chain.chain_id)
+        doc = await get("/.well-known/openapi.json")
+        assert doc == await get("/openapi.json") and "/v1/assets/{digest}/content" in doc["paths"]
+        listed = await get("/v1/assets")
+        assert listed["total"] == 2 and {a["digest"] for a in listed["items"]} == {
+            "0x" + a.payload["sha256"] for a in assets
+        }
+        hits = await get("/v1/assets?q=Magenta%20circle")
+        assert [a["prompt"] for a in hits["items"]] == [PROMPTS[1]]
+        assert (await get("/v1/assets?q=zebra"))["total"] == 0
+        assert len((await get("/v1/assets?limit=1&offset=1"))["items"]) == 1
+        one = await get(f"/v1/assets/0x{digest.hex()}")
+        p = assets[0].payload
+        assert one["cid"] == p["cid"] and one["manifestCid"] == p["manifest_cid"] and one["prompt"] == PROMPTS[0]
+        assert one["zk"]["status"] == "pending" and one["seq"] == p["seq"] and one["parents"] == []
+        assert one["lineage"]["model_digest"] == p["lineage"]["model_digest"]
+        assert [t["termsId"] for t in one["terms"]] == [terms_id] and one["terms"][0]["pricePerUse"] == str(FINNEY)
+        similar = await get(f"/v1/assets/0x{digest.hex()}/similar")
+        assert [s["digest"] for s in similar["items"]] == ["0x" + assets[1].payload["sha256"]]
+        assert -1.0 <= similar["items"][0]["similarity"] <= 1.0
+        assert (await get(f"/v1/terms/{terms_id}"))["asset"] == "0x" + digest.hex()
+        models = (await get("/v1/models"))["items"]
+        assert models[0]["modelId"] == local_chain.t2i_model_id and models[0]["developer"] == accounts[1].address
+        held = await get(f"/v1/holders/{buyer.address}/licences")
+        assert [item["termsId"] for item in held["items"]] == [terms_id]
+        assert (await get(f"/v1/holders/{buyer.address}/escrow"))["balance"] == str(2 * FINNEY)
+        typed = await get("/v1/vouchers/eip712")
+        v = Voucher(str(buyer.address), digest, terms_id, FINNEY, 2**40)
+        from agents.vouchers import voucher_digest
+
+        assert typed["domain"]["verifyingContract"] == licenses.address
+        assert voucher_digest(v, typed["domain"]["chainId"], typed["domain"]["verifyingContract"]) == bytes(
+            licenses.voucherDigest(v.payer, v.asset, v.terms_id, v.cumulative_amount, v.deadline)
+        )
+        # content by CID: the metadata is free; the image is licensed content (402)
+        metadata = await get(f"/v1/content/{p['metadata_cid']}")
+        assert metadata["name"].startswith(PROMPTS[0][:20])
+        async with session.get(server.make_url(f"/v1/content/{p['cid']}")) as r:
+            assert r.status == 402 and "PAYMENT-REQUIRED" in r.headers
+        # POST a voucher directly (a wallet that signs in the page does this)
+        vv = Voucher(str(buyer.address), digest, terms_id, FINNEY, int(chain.pending_timestamp) + 3_600)
+        body = SignedVoucher(vv, sign_voucher(vv, buyer.private_key, int(chain.chain_id), licenses.address)).as_json()
+        async with session.post(server.make_url("/v1/vouchers"), json=body) as r:
+            assert r.status == 202 and (await r.json())["cumulativeAmount"] == str(FINNEY)
+        async with session.post(server.make_url("/v1/vouchers"), json=body) as r:
+            assert r.status == 422 and (await r.json())["error"]["code"] == "replayed_or_short"
+        async with session.get(server.make_url("/metrics")) as r:
+            text = await r.text()
+        assert r.status == 200 and 'proofmint_api_requests_total{route="/v1/assets/{digest}",status="200"} 1.0' in text
+
+    run_api(parts, tmp_path, scenario)
+    assert len(parts.journal.at_stage(jobs.RECEIVED)) == 1  # the POSTed voucher waits for settlement
+
+
+def test_bad_input_is_a_json_4xx_and_the_server_keeps_serving(
+    parts: Parts, project: Any, local_chain: Any, accounts: Any, tmp_path: Path
+):
+    operator = accounts[0]
+    assets = asyncio.run(make_assets(parts, str(operator.address)))
+    digest = assets[0].payload["sha256"]
+    zero = "0x" + "00" * 32
+
+    async def scenario(session: aiohttp.ClientSession, server: TestServer, deps: Any) -> None:
+        async def expect(method: str, path: str, status: int, code: str, **kwargs: Any) -> dict[str, Any]:
+            async with session.request(method, server.make_url(path), **kwargs) as r:
+                assert r.status == status, (path, r.status, await r.text())
+                assert r.content_type == "application/json"
+                error = (await r.json())["error"]
+            assert error["status"] == status and error["code"] == code and error["message"], error
+            return error
+
+        await expect("GET", "/v1/assets/0x1234", 400, "bad_digest")
+        await expect("GET", "/v1/assets/" + "zz" * 32, 400, "bad_digest")
+        await expect("GET", f"/v1/assets/{zero}", 404, "not_found")
+        await expect("GET", f"/v1/assets/{zero}/similar", 404, "not_found")
+        await expect("GET", f"/v1/assets/{zero}/content", 404, "not_found")
+        await expect("GET", f"/v1/assets/0x{digest}/content", 403, "not_for_sale")  # no terms yet
+        await expect("GET", "/v1/assets?limit=0", 400, "bad_query")
+        await expect("GET", "/v1/assets?limit=abc", 400, "bad_query")
+        await expect("GET", "/v1/assets?offset=-1", 400, "bad_query")
+        await expect("GET", "/v1/assets?q=" + "a" * 300, 400, "bad_query")
+        await expect("GET", "/v1/content/not-a-cid", 400, "bad_cid")
+        await expect("GET", "/v1/content/..%2F..%2Fetc%2Fpasswd", 400, "bad_cid")
+        await expect("GET", "/v1/content/" + "b" * 127, 400, "bad_cid")
+        missing = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
+        await expect("GET", f"/v1/content/{missing}", 404, "not_found")
+        await expect("GET", "/v1/terms/0", 400, "bad_terms_id")
+        await expect("GET", "/v1/terms/x", 400, "bad_terms_id")
+        await expect("GET", "/v1/terms/999", 404, "not_found")
+        await expect("GET", "/v1/holders/0x12/licences", 400, "bad_address")
+        await expect("GET", f"/v1/holders/{operator.address}/escrow?currency=eth", 400, "bad_address")
+        await expect("GET", "/v1/nowhere", 404, "not_found")
+        await expect("DELETE", "/v1/assets", 405, "method_not_allowed")
+        await expect("POST", "/v1/vouchers", 415, "unsupported_media_type", data=b"x")
+        await expect(
+            "POST", "/v1/vouchers", 400, "bad_json", data=b"{not json", headers={"Content-Type": "application/json"}
+        )
+        await expect("POST", "/v1/vouchers", 422, "bad_voucher", json=[1, 2])
+        await expect("POST", "/v1/vouchers", 422, "bad_voucher", json={"payer": "0x12"})
+        await expect("POST", "/v1/vouchers", 413, "body_too_large", json={"pad": "x" * 100_000})
+        await expect(
+            "POST",
+            "/v1/vouchers",
+            422,
+            "unknown_terms",
+            json={
+                "payer": operator.address,
+                "asset": "0x" + digest,
+                "termsId": 77,
+                "cumulativeAmount": "1",
+                "deadline": 2**40,
+                "signature": "0x" + "11" * 65,
+            },
+        )
+        async with session.get(server.make_url("/health")) as r:
+            assert r.status == 200  # still serving
+        assert deps.journal.at_stage(jobs.RECEIVED) == []  # nothing was stored
+
+    run_api(parts, tmp_path, scenario)
+
+    async def limited(session: aiohttp.ClientSession, server: TestServer, deps: Any) -> None:
+        statuses = []
+        for _ in range(5):
+            async with session.get(server.make_url("/v1/assets")) as r:
+                statuses.append(r.status)
+                if r.status == 429:
+                    assert int(r.headers["Retry-After"]) >= 1 and (await r.json())["error"]["code"] == "rate_limited"
+        assert statuses == [200, 200, 200, 429, 429]
+        async with session.get(server.make_url("/health")) as r:
+            assert r.status == 200  # health is never rate limited
+
+    run_api(parts, tmp_path, limited, rate_per_s=0.01, burst=3)
