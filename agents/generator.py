@@ -241,24 +241,22 @@ class Generator:
         if self._owned:
             self._executor.shutdown(wait=True)
 
+    def describe(self) -> dict[str, Any]:
+        """What the lineage records of the pipeline (see `describe_pipeline`)."""
+        return describe_pipeline(self._pipe)
+
     @property
     def adapters(self) -> tuple[str, ...]:
-        getter = getattr(self._pipe, "get_list_adapters", None)
-        if getter is None:
-            return ()
-        try:
-            listed = getter()
-        except (AttributeError, ValueError):
-            return ()
-        return tuple(sorted({name for names in listed.values() for name in names}))
+        return tuple(self.describe()["adapters"])
 
     def lineage(self, request: GenerationRequest) -> Lineage:
+        info = self.describe()
         return Lineage(
             model=self._source,
             model_digest=self._model_digest,
-            pipeline=type(self._pipe).__name__,
-            scheduler=type(self._pipe.scheduler).__name__,
-            adapters=self.adapters,
+            pipeline=str(info["pipeline"]),
+            scheduler=str(info["scheduler"]),
+            adapters=tuple(info["adapters"]),
             prompt=request.prompt,
             negative_prompt=request.negative_prompt,
             seed=request.seed,
@@ -267,8 +265,8 @@ class Generator:
             height=request.height,
             width=request.width,
             parents=tuple(request.parents),
-            device=str(self._pipe.device),
-            dtype=str(self._pipe.dtype).removeprefix("torch."),
+            device=str(info["device"]),
+            dtype=str(info["dtype"]),
             batch=self.batch,
         )
 
@@ -316,12 +314,8 @@ _WORKER: dict[str, Any] = {}
 """The worker process's loaded pipeline (only ever set inside a `ProcessGenerator` worker)."""
 
 
-def _worker_describe(source: str, device: str | None) -> dict[str, Any]:
-    """Loads the pipeline into this worker (once) and says what the lineage needs of it."""
-    if "pipe" not in _WORKER:
-        pipe, digest = load_pipeline(source, device)
-        _WORKER.update(pipe=pipe, digest=digest)
-    pipe = _WORKER["pipe"]
+def describe_pipeline(pipe: Any) -> dict[str, Any]:
+    """Pipeline and scheduler class, LoRA adapters, device and dtype: what the lineage records."""
     getter = getattr(pipe, "get_list_adapters", None)
     adapters: tuple[str, ...] = ()
     if getter is not None:
@@ -330,13 +324,31 @@ def _worker_describe(source: str, device: str | None) -> dict[str, Any]:
         except (AttributeError, ValueError):
             adapters = ()
     return {
-        "digest": _WORKER["digest"],
         "pipeline": type(pipe).__name__,
         "scheduler": type(pipe.scheduler).__name__,
         "adapters": adapters,
         "device": str(pipe.device),
         "dtype": str(pipe.dtype).removeprefix("torch."),
     }
+
+
+def ignore_interrupts(niceness: int = 0) -> None:
+    """A worker process's start: Ctrl-C reaches the whole process group, but the parent decides
+    when its workers stop (after the batch in hand), so the worker ignores SIGINT; `niceness`
+    lowers its CPU priority."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if niceness:
+        os.nice(niceness)
+
+
+def _worker_describe(source: str, device: str | None) -> dict[str, Any]:
+    """Loads the pipeline into this worker (once) and says what the lineage needs of it."""
+    if "pipe" not in _WORKER:
+        pipe, digest = load_pipeline(source, device)
+        _WORKER.update(pipe=pipe, digest=digest)
+    return {"digest": _WORKER["digest"], **describe_pipeline(_WORKER["pipe"])}
 
 
 def _worker_png_batch(requests: list[GenerationRequest], batch: int) -> list[bytes]:
@@ -359,7 +371,9 @@ class ProcessGenerator(Generator):
         from concurrent.futures import ProcessPoolExecutor
 
         del executor  # the worker process is the executor
-        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        pool = ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=ignore_interrupts
+        )
         try:
             info = await asyncio.get_running_loop().run_in_executor(pool, _worker_describe, source, device)
         except BaseException:
@@ -369,29 +383,8 @@ class ProcessGenerator(Generator):
         generator._owned = True
         return generator
 
-    @property
-    def adapters(self) -> tuple[str, ...]:
-        return tuple(self._info["adapters"])
-
-    def lineage(self, request: GenerationRequest) -> Lineage:
-        return Lineage(
-            model=self._source,
-            model_digest=self._model_digest,
-            pipeline=str(self._info["pipeline"]),
-            scheduler=str(self._info["scheduler"]),
-            adapters=self.adapters,
-            prompt=request.prompt,
-            negative_prompt=request.negative_prompt,
-            seed=request.seed,
-            steps=request.steps,
-            guidance=request.guidance,
-            height=request.height,
-            width=request.width,
-            parents=tuple(request.parents),
-            device=str(self._info["device"]),
-            dtype=str(self._info["dtype"]),
-            batch=self.batch,
-        )
+    def describe(self) -> dict[str, Any]:
+        return self._info
 
     def run_batch(self, requests: Sequence[GenerationRequest]) -> list[Any]:
         raise GeneratorError("a ProcessGenerator's pipeline is in its worker process: use generate()")

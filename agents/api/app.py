@@ -35,6 +35,8 @@ from agents.api.x402 import (
     payment_required,
     settlement_response,
 )
+from agents.daemons import jobs
+from agents.generator import GenerationRequest, GeneratorError
 from agents.runtime.journal import Journal
 from agents.runtime.telemetry import LATENCY_BUCKETS, Metrics
 from agents.settlement import parse_voucher
@@ -95,6 +97,17 @@ def _int_query(request: web.Request, name: str, default: int, low: int, high: in
     if not low <= value <= high:
         raise ApiError(400, f"{name} must be in [{low}, {high}]", code="bad_query", details={"parameter": name})
     return value
+
+
+async def _json_body(request: web.Request, what: str) -> Any:
+    """The request's JSON body: 415 if it is not declared JSON, 400 if it does not parse, 413
+    (from aiohttp, past `client_max_size`) if it is too large."""
+    if request.content_type != "application/json":
+        raise ApiError(415, f"send {what} as application/json")
+    try:
+        return json.loads(await request.read())
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "the body is not JSON", code="bad_json") from None
 
 
 def _address(text: str, name: str) -> str:
@@ -274,12 +287,7 @@ async def eip712(request: web.Request) -> web.Response:
 
 async def submit_voucher(request: web.Request) -> web.Response:
     deps = _deps(request)
-    if request.content_type != "application/json":
-        raise ApiError(415, "send the voucher as application/json")
-    try:
-        body = json.loads(await request.read())
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "the body is not JSON", code="bad_json") from None
+    body = await _json_body(request, "the voucher")
     try:
         voucher = parse_voucher(body)
     except ValueError as exc:
@@ -289,6 +297,54 @@ async def submit_voucher(request: web.Request) -> web.Response:
     except PaymentRejectedError as exc:
         raise ApiError(422, str(exc), code=exc.code, details=exc.details) from None
     return _json({"queued": queued, "cumulativeAmount": str(voucher.voucher.cumulative_amount)}, status=202)
+
+
+MAX_PROMPT_CHARS = 1_000
+
+
+async def submit_request(request: web.Request) -> web.Response:
+    """A generation request for the agents (enabled with `accept_requests`): journaled once per
+    (request, requester), like the CLI's and the chain's."""
+    deps = _deps(request)
+    body = await _json_body(request, "the request")
+    if not isinstance(body, dict):
+        raise ApiError(422, "the request is a JSON object", code="bad_request_fields")
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) or len(prompt) > MAX_PROMPT_CHARS:
+        raise ApiError(422, f"prompt is a string of at most {MAX_PROMPT_CHARS} characters", code="bad_request_fields")
+    unknown = set(body) - {"prompt", "seed", "steps", "guidance", "negativePrompt", "requester"}
+    if unknown:
+        raise ApiError(422, f"unknown fields {sorted(unknown)}", code="bad_request_fields")
+    requester = body.get("requester", "api")
+    if not isinstance(requester, str) or len(requester) > 64:
+        raise ApiError(422, "requester is a string of at most 64 characters", code="bad_request_fields")
+    values: dict[str, Any] = {}
+    for name, default, kinds in (("seed", 0, (int,)), ("steps", 25, (int,)), ("guidance", 1.5, (int, float))):
+        value = body.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            raise ApiError(422, f"{name} must be a number", code="bad_request_fields")
+        values[name] = value
+    negative = body.get("negativePrompt", "")
+    if not isinstance(negative, str) or len(negative) > MAX_PROMPT_CHARS:
+        raise ApiError(422, "negativePrompt is a string of at most 1000 characters", code="bad_request_fields")
+    try:
+        generation = GenerationRequest(prompt=prompt, negative_prompt=negative, **values)
+    except GeneratorError as exc:
+        raise ApiError(422, str(exc), code="bad_request_fields") from None
+    key, new = await deps.journal.call(jobs.submit_request, deps.journal, generation, requester=requester, source="api")
+    return _json({"key": key, "new": new}, status=202 if new else 200)
+
+
+async def get_request(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    key = request.match_info["key"]
+    job = await deps.journal.call(deps.journal.get, key) if key.startswith("req-") and len(key) <= 80 else None
+    if job is None or job.kind != jobs.ASSET:
+        raise ApiError(404, f"no request {key[:80]}")
+    view: dict[str, Any] = {"key": key, "stage": job.stage, "error": job.error}
+    if "sha256" in job.payload:
+        view["digest"] = "0x" + job.payload["sha256"]
+    return _json(view)
 
 
 def _instrument(metrics: Metrics) -> Middleware:
@@ -325,8 +381,15 @@ def _instrument(metrics: Metrics) -> Middleware:
 
 
 def build_app(
-    deps: ApiDeps, *, max_body: int = MAX_BODY_BYTES, rate_per_s: float = 50.0, burst: int = 100
+    deps: ApiDeps,
+    *,
+    max_body: int = MAX_BODY_BYTES,
+    rate_per_s: float = 50.0,
+    burst: int = 100,
+    accept_requests: bool = False,
 ) -> web.Application:
+    """The application. `accept_requests` opens `POST /v1/requests` (generation requests; free
+    work for the agents, so off unless the operator wants it, as `proofmint up` does)."""
     if deps.metrics is None:
         deps.metrics = Metrics()
     limiter = RateLimiter(rate_per_s, burst)
@@ -356,4 +419,7 @@ def build_app(
     r.add_get("/v1/holders/{address}/escrow", escrow)
     r.add_get("/v1/vouchers/eip712", eip712)
     r.add_post("/v1/vouchers", submit_voucher)
+    r.add_get("/v1/requests/{key}", get_request)
+    if accept_requests:
+        r.add_post("/v1/requests", submit_request)
     return app

@@ -15,13 +15,17 @@ SHOWN = (jobs.REGISTERED, jobs.DELIVERED, jobs.ATTESTED, jobs.UNPROVEN)
 _WORD = re.compile(r"[a-z0-9]+")
 
 
+def _tx(value: Any) -> str | None:
+    return None if not value else "0x" + str(value).removeprefix("0x")
+
+
 def zk_status(job: Job) -> dict[str, Any]:
     if job.stage == jobs.ATTESTED:
         return {
             "status": "attested",
             "modelId": job.payload.get("attested_by"),
             "score": job.payload.get("score"),
-            "transaction": job.payload.get("attest_tx"),
+            "transaction": _tx(job.payload.get("attest_tx")),
         }
     if job.stage == jobs.UNPROVEN:
         return {"status": "unproven", "reason": job.error}
@@ -36,7 +40,8 @@ def asset_view(job: Job, *, full: bool = False) -> dict[str, Any]:
         "digest": "0x" + p["sha256"],
         "cid": p.get("cid"),
         "prompt": request.get("prompt"),
-        "creator": p.get("creator") or p.get("requester"),
+        "creator": p.get("creator") or p.get("registered_creator"),
+        "requester": p.get("requester"),
         "seq": p.get("seq"),
         "width": p.get("width"),
         "height": p.get("height"),

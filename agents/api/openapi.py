@@ -38,6 +38,20 @@ VOUCHER = {
     },
 }
 
+REQUEST = {
+    "type": "object",
+    "required": ["prompt"],
+    "properties": {
+        "prompt": {"type": "string", "minLength": 1, "maxLength": 1000},
+        "negativePrompt": {"type": "string", "maxLength": 1000},
+        "seed": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+        "steps": {"type": "integer", "minimum": 1, "maximum": 1000},
+        "guidance": {"type": "number", "minimum": 0, "maximum": 50},
+        "requester": {"type": "string", "maxLength": 64},
+    },
+    "additionalProperties": False,
+}
+
 
 def _errors(*statuses: int) -> dict[str, Any]:
     ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -170,6 +184,24 @@ def document() -> dict[str, Any]:
                     "responses": {"202": {"description": "queued for settlement"}} | _errors(400, 413, 415, 422),
                 }
             },
+            "/v1/requests": {
+                "post": {
+                    "summary": "Ask the agents for an image (when the server accepts requests)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Request"}}},
+                    },
+                    "responses": {"202": {"description": "journaled"}, "200": {"description": "already journaled"}}
+                    | _errors(400, 404, 405, 413, 415, 422),
+                }
+            },
+            "/v1/requests/{key}": {
+                "get": {
+                    "summary": "Where a generation request is",
+                    "parameters": [_path_param("key", {"type": "string", "maxLength": 80})],
+                    "responses": _ok("its stage") | _errors(404),
+                }
+            },
         },
-        "components": {"schemas": {"Error": ERROR, "Voucher": VOUCHER}},
+        "components": {"schemas": {"Error": ERROR, "Voucher": VOUCHER, "Request": REQUEST}},
     }

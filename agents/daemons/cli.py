@@ -192,11 +192,15 @@ async def _run_agent(
 @click.option("--state", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_STATE, show_default=True)
 @click.option("--metrics-port", type=click.IntRange(1, 65535), default=9464, show_default=True)
 @click.option("--prompts", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="One prompt per line")
-def up_command(state: Path, metrics_port: int, prompts: Path | None) -> None:
-    """Every daemon in one process on the embedded chain, until Ctrl-C.
+@click.option(
+    "--api-port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="The HTTP API; 0: no API"
+)
+def up_command(state: Path, metrics_port: int, prompts: Path | None, api_port: int) -> None:
+    """Every daemon in one process on the embedded chain, and the HTTP API, until Ctrl-C.
 
     The embedded chain lives in this process, so the state under --state starts fresh each
-    time. Submit work with `proofmint request PROMPT --state DIR` from another shell."""
+    time. Submit work with `proofmint request PROMPT --state DIR` from another shell, or
+    `POST /v1/requests` to the API (http://127.0.0.1:8080/openapi.json lists its routes)."""
     import shutil
 
     import ape
@@ -207,10 +211,11 @@ def up_command(state: Path, metrics_port: int, prompts: Path | None) -> None:
     if state.exists():
         shutil.rmtree(state)
     with networks.parse_network_choice("ethereum:local:test"):
-        asyncio.run(_up(ape, root, state, metrics_port, prompts))
+        asyncio.run(_up(ape, root, state, metrics_port, prompts, api_port))
 
 
-async def _up(ape: Any, root: Path, state: Path, metrics_port: int, prompts: Path | None) -> None:
+async def _up(ape: Any, root: Path, state: Path, metrics_port: int, prompts: Path | None, api_port: int) -> None:
+    from agents.api.serve import build_app, open_api, serve
     from agents.daemons import jobs
     from agents.daemons.local import build_agents, build_head_circuits, open_parts, prepare_chain
     from agents.generator import GenerationRequest
@@ -260,9 +265,19 @@ async def _up(ape: Any, root: Path, state: Path, metrics_port: int, prompts: Pat
                     source="cli",
                 )
     click.echo(f"proofmint up: state {state}, metrics http://127.0.0.1:{metrics_port}/metrics", err=True)
+    api = None
+    deps = None
     try:
+        if api_port:
+            deps = await open_api(parts, state / "api")
+            api = await serve(build_app(deps, accept_requests=True), port=api_port)
+            click.echo(f"API http://127.0.0.1:{api_port}/openapi.json", err=True)
         await _serve(build_agents(parts), metrics, metrics_port)
     finally:
+        if api is not None:
+            await api.cleanup()
+        if deps is not None:
+            deps.paywall.book.close()
         parts.close()
 
 

@@ -11,7 +11,6 @@ plain web3 and the operator's key, exactly as they would against any RPC.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from agents.daemons.runner import DAEMONS, Agents
 from agents.daemons.settle import SettleStage
 from agents.deployment import deploy_core
 from agents.digests import weights_digest
+from agents.generator import ignore_interrupts
 from agents.merkle import DataTree
 from agents.runtime.inprocess import is_in_process
 from agents.runtime.journal import Journal
@@ -264,7 +264,7 @@ async def open_parts(
         executor = ProcessPoolExecutor(
             max_workers=1,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=os.nice,
+            initializer=ignore_interrupts,
             initargs=(PROVER_NICENESS,),
         )
     return Parts(

@@ -71,15 +71,20 @@ async def registered_seq(client: ChainClient, digest: bytes) -> int | None:
     return int(asset[4])
 
 
-class CommitStage(Stage):
-    name = "registrar-commit"
-    origin = jobs.PUBLISHED
-    target = jobs.COMMITTED
+class _RegistrarStage(Stage):
+    """A registrar stage: it sends through `client` and registers under `model_id`."""
+
     give_up = jobs.FAILED
 
     def __init__(self, journal: Any, client: ChainClient, *, model_id: int, **options: Any) -> None:
         super().__init__(journal, **options)
         self.client, self.model_id = client, model_id
+
+
+class CommitStage(_RegistrarStage):
+    name = "registrar-commit"
+    origin = jobs.PUBLISHED
+    target = jobs.COMMITTED
 
     async def process(self, batch: Sequence[Job]) -> Sequence[Outcome]:
         outcomes: list[Outcome] = []
@@ -169,15 +174,10 @@ class CommitStage(Stage):
         return {"committed": found, "forgotten": forgotten}
 
 
-class ClaimStage(Stage):
+class ClaimStage(_RegistrarStage):
     name = "registrar-claim"
     origin = jobs.COMMITTED
     target = jobs.REGISTERED
-    give_up = jobs.FAILED
-
-    def __init__(self, journal: Any, client: ChainClient, *, model_id: int, **options: Any) -> None:
-        super().__init__(journal, **options)
-        self.client, self.model_id = client, model_id
 
     async def process(self, batch: Sequence[Job]) -> Sequence[Outcome]:
         return list(await asyncio.gather(*(self._claim(job) for job in batch)))
@@ -206,15 +206,10 @@ class ClaimStage(Stage):
         return Done(job.key, {"seq": seq})
 
 
-class RegisterStage(Stage):
+class RegisterStage(_RegistrarStage):
     name = "registrar"
     origin = jobs.PUBLISHED
     target = jobs.REGISTERED
-    give_up = jobs.FAILED
-
-    def __init__(self, journal: Any, client: ChainClient, *, model_id: int, **options: Any) -> None:
-        super().__init__(journal, **options)
-        self.client, self.model_id = client, model_id
 
     async def process(self, batch: Sequence[Job]) -> Sequence[Outcome]:
         return await self._register(list(batch))
@@ -242,7 +237,12 @@ class RegisterStage(Stage):
         tx = receipt["transactionHash"]
         tx_hex = tx.hex() if hasattr(tx, "hex") else str(tx)
         updates = {
-            job.key: {"seq": seqs[record.content_digest], "register_tx": tx_hex, "register_batch": len(batch)}
+            job.key: {
+                "seq": seqs[record.content_digest],
+                "register_tx": tx_hex,
+                "register_batch": len(batch),
+                "registered_creator": record.creator,
+            }
             for job, record in zip(batch, records, strict=True)
         }
         await self._journal_registered(intent, keys, updates)

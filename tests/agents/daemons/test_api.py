@@ -31,20 +31,13 @@ from agents.generator import GenerationRequest
 from agents.settlement import SignedVoucher
 from agents.storage.cid import Cid
 from agents.vouchers import Voucher, sign_voucher
+from tests.agents.daemons.test_pipeline import ETH, FINNEY, contract
+from tests.agents.daemons.test_pipeline import PROMPTS as PIPELINE_PROMPTS
 
 pytestmark = pytest.mark.chain
 
-ETH = "0x0000000000000000000000000000000000000000"
-FINNEY = 10**15
-PROMPTS = (
-    "three small blue circles at the top over a dotted black background",
-    "a small magenta circle in the centre over a plain black background",
-)
+PROMPTS = PIPELINE_PROMPTS[:2]
 FRONT = ["generator", "curator", "publisher", "registrar"]
-
-
-def contract(project: Any, local_chain: Any, name: str) -> Any:
-    return getattr(project, name).at(local_chain.addresses[name])
 
 
 async def make_assets(parts: Parts, requester: str) -> list[Any]:
@@ -357,3 +350,44 @@ def test_bad_input_is_a_json_4xx_and_the_server_keeps_serving(
             assert r.status == 200  # health is never rate limited
 
     run_api(parts, tmp_path, limited, rate_per_s=0.01, burst=3)
+
+
+def test_generation_requests_over_http_are_journaled_once_and_checked(parts: Parts, tmp_path: Path):
+    async def scenario(session: aiohttp.ClientSession, server: TestServer, deps: Any) -> None:
+        url = server.make_url("/v1/requests")
+        body = {"prompt": PROMPTS[0], "seed": 5, "requester": "agent-7"}
+        async with session.post(url, json=body) as r:
+            assert r.status == 202
+            key = (await r.json())["key"]
+        async with session.post(url, json=body) as r:  # the same request again: one job
+            assert r.status == 200 and (await r.json()) == {"key": key, "new": False}
+        async with session.get(server.make_url(f"/v1/requests/{key}")) as r:
+            assert r.status == 200 and (await r.json())["stage"] == jobs.REQUESTED
+        job = deps.journal.get(key)
+        assert job.payload["source"] == "api" and job.payload["request"]["seed"] == 5
+        for bad in (
+            {"prompt": "x" * 1_001},
+            {"prompt": "   "},
+            {"prompt": "a", "seed": -1},
+            {"prompt": "a", "seed": "1"},
+            {"prompt": "a", "steps": True},
+            {"prompt": "a", "guidance": 99},
+            {"prompt": "a", "colour": "red"},
+            {"prompt": "a", "requester": "r" * 65},
+            {"seed": 1},
+            ["a"],
+        ):
+            async with session.post(url, json=bad) as r:
+                assert r.status == 422, bad
+                assert (await r.json())["error"]["code"] == "bad_request_fields"
+        async with session.get(server.make_url("/v1/requests/req-nothing")) as r:
+            assert r.status == 404
+        assert len(deps.journal.at_stage(jobs.REQUESTED)) == 1  # nothing else was stored
+
+    run_api(parts, tmp_path, scenario, accept_requests=True)
+
+    async def closed(session: aiohttp.ClientSession, server: TestServer, deps: Any) -> None:
+        async with session.post(server.make_url("/v1/requests"), json={"prompt": "a"}) as r:
+            assert r.status == 404 and (await r.json())["error"]["code"] == "not_found"
+
+    run_api(parts, tmp_path / "closed", closed)

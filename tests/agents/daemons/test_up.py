@@ -1,0 +1,93 @@
+"""`proofmint up` as a user runs it: every daemon and the HTTP API in one process on the embedded
+chain. A request POSTed to the API becomes an attested asset that the API lists, and Ctrl-C
+(SIGINT to the whole process group, as a terminal sends it) stops everything cleanly: exit 0,
+no traceback from the worker processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agents.toolchain import project_root
+from tests.agents.runtime.anvil import free_port
+
+pytestmark = pytest.mark.slow
+
+PROMPT = "a small magenta circle in the centre over a plain black background"
+
+
+def call(url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"} if data else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def wait_for(check: Any, within_s: float, process: subprocess.Popen[bytes]) -> Any:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "proofmint up exited early"
+        try:
+            result = check()
+        except (OSError, urllib.error.URLError):
+            result = None
+        if result:
+            return result
+        time.sleep(0.5)
+    raise AssertionError(f"not within {within_s} s")
+
+
+def test_proofmint_up_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path: Path):
+    api, metrics = free_port(), free_port()
+    binary = Path(sys.executable).with_name("proofmint")
+    log = tmp_path / "up.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                str(binary),
+                "up",
+                "--state",
+                str(tmp_path / "state"),
+                "--api-port",
+                str(api),
+                "--metrics-port",
+                str(metrics),
+            ],
+            cwd=project_root(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, as in a terminal
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )
+        try:
+            base = f"http://127.0.0.1:{api}"
+            wait_for(lambda: call(f"{base}/health")[0] == 200, 300, process)
+            status, body = call(f"{base}/v1/requests", {"prompt": PROMPT, "seed": 3})
+            assert status == 202, body
+            key = body["key"]
+            wait_for(lambda: call(f"{base}/v1/requests/{key}")[1]["stage"] == "attested", 300, process)
+            _, listed = call(f"{base}/v1/assets")
+            (asset,) = listed["items"]
+            assert asset["prompt"] == PROMPT and asset["zk"]["status"] == "attested"
+            assert asset["creator"] and asset["requester"] == "api"
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGINT)
+            code = process.wait(timeout=120)
+    text = log.read_text(errors="replace")
+    assert code == 0, text[-3000:]
+    assert "Traceback" not in text, text[-3000:]
+    assert "stopping: finishing the batches in hand" in text
