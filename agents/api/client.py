@@ -56,16 +56,24 @@ class PayingClient:
     deadline_s: int = 3_600
     spent: int = 0
     channels: dict[int, int] = field(default_factory=dict)
+    offers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def address(self) -> str:
         return str(Account.from_key(self.private_key).address)
 
     async def fetch(self, url: str) -> Paid:
-        async with self.session.get(url) as response:
-            if response.status != 402:
-                return await self._done(response, 0)
-            offer = self._pick(decode_header(response.headers.get(REQUIRED_HEADER, "")))
+        """The resource at `url`, paid for when it asks. The offer is remembered per URL, so
+        later fetches pay in one round trip (a refused payment brings a fresh offer)."""
+        offer = self.offers.get(url)
+        if offer is None:
+            async with self.session.get(url) as response:
+                if response.status != 402:
+                    return await self._done(response, 0)
+                offer = self._pick(decode_header(response.headers.get(REQUIRED_HEADER, "")))
+            self.offers[url] = offer
+        else:
+            self._pick({"accepts": [offer]})  # limits and budget still apply
         for attempt in range(2):
             voucher, added = self._voucher(offer)
             header = encode_header({"x402Version": X402_VERSION, "accepted": offer, "payload": voucher.as_json()})
@@ -75,6 +83,8 @@ class PayingClient:
                     self.spent += added
                     return await self._done(response, added)
                 error = (await response.json()).get("error", {})
+            if error.get("code") != "replayed_or_short":
+                self.offers.pop(url, None)  # the offer may have changed: ask afresh next time
             accepted = error.get("details", {}).get("acceptedCumulative")
             if attempt == 0 and error.get("code") == "replayed_or_short" and accepted is not None:
                 self.channels[int(offer["extra"]["termsId"])] = int(accepted)  # catch up once

@@ -209,7 +209,7 @@ def test_read_endpoints_say_what_the_chain_and_the_journal_say(
     digest = bytes.fromhex(assets[0].payload["sha256"])
     terms_id = attach_terms(licenses, digest, operator, per_use=FINNEY)
     licenses.purchase(terms_id, buyer.address, sender=buyer, value=10 * FINNEY)
-    licenses.deposit(ETH, 2 * FINNEY, sender=buyer, value=2 * FINNEY)
+    licenses.deposit(ETH, 4 * FINNEY, sender=buyer, value=4 * FINNEY)
 
     async def scenario(session: aiohttp.ClientSession, server: TestServer, deps: Any) -> None:
         async def get(path: str, status: int = 200) -> Any:
@@ -243,7 +243,7 @@ def test_read_endpoints_say_what_the_chain_and_the_journal_say(
         assert models[0]["modelId"] == local_chain.t2i_model_id and models[0]["developer"] == accounts[1].address
         held = await get(f"/v1/holders/{buyer.address}/licences")
         assert [item["termsId"] for item in held["items"]] == [terms_id]
-        assert (await get(f"/v1/holders/{buyer.address}/escrow"))["balance"] == str(2 * FINNEY)
+        assert (await get(f"/v1/holders/{buyer.address}/escrow"))["balance"] == str(4 * FINNEY)
         typed = await get("/v1/vouchers/eip712")
         v = Voucher(str(buyer.address), digest, terms_id, FINNEY, 2**40)
         from agents.vouchers import voucher_digest
@@ -264,12 +264,19 @@ def test_read_endpoints_say_what_the_chain_and_the_journal_say(
             assert r.status == 202 and (await r.json())["cumulativeAmount"] == str(FINNEY)
         async with session.post(server.make_url("/v1/vouchers"), json=body) as r:
             assert r.status == 422 and (await r.json())["error"]["code"] == "replayed_or_short"
+        # the one-call client: catches up with the POSTed voucher, then pays from the remembered offer
+        client = PayingClient(session, buyer.private_key)
+        url = str(server.make_url(f"/v1/assets/0x{digest.hex()}/content"))
+        assert [(await client.fetch(url)).paid for _ in range(2)] == [FINNEY, FINNEY]
+        assert client.channels == {terms_id: 3 * FINNEY} and client.spent == 2 * FINNEY
         async with session.get(server.make_url("/metrics")) as r:
             text = await r.text()
         assert r.status == 200 and 'proofmint_api_requests_total{route="/v1/assets/{digest}",status="200"} 1.0' in text
+        content = 'proofmint_api_requests_total{route="/v1/assets/{digest}/content",status="%d"} %s'
+        assert content % (402, "2.0") in text and content % (200, "2.0") in text  # the second fetch: one trip
 
     run_api(parts, tmp_path, scenario)
-    assert len(parts.journal.at_stage(jobs.RECEIVED)) == 1  # the POSTed voucher waits for settlement
+    assert len(parts.journal.at_stage(jobs.RECEIVED)) == 3  # the POSTed voucher and two paid uses wait for settlement
 
 
 def test_bad_input_is_a_json_4xx_and_the_server_keeps_serving(
