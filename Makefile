@@ -16,7 +16,7 @@ APE := $(ROOT)/.venv/bin/ape
 ANVIL_NETWORK := ethereum:local:foundry
 PYTEST_ARGS ?=
 
-.PHONY: help setup compile demo test test-embedded test-anvil test-fast lint lock clean bench-gas bench-zk bench-pipeline bench-models train-clip train-t2i
+.PHONY: help setup compile demo test test-embedded test-anvil test-fast lint lock clean bench-gas bench-zk bench-pipeline bench-api bench-models train-clip train-t2i
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ bench-zk: compile ## zk proving and attestation: ezkl defaults one per proof vs 
 
 bench-pipeline: compile ## Agents on the embedded chain: raw generator vs pipeline throughput, request-to-registered latency
 	@python bench/pipeline.py
+
+bench-api: compile ## The HTTP API: mixed reads, voucher checks, paid fetches vs baselines (DURATION=S)
+	@python bench/api.py $(if $(DURATION),--seconds $(DURATION))
 
 bench-models: setup ## Tiny CLIP zero-shot, generation accuracy (pixel judge), CPU images/s vs baselines
 	@python bench/models.py

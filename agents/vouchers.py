@@ -7,6 +7,7 @@ replaces the last; settlement pays the difference.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,10 +61,40 @@ def signable_voucher(voucher: Voucher, chain_id: int, verifying_contract: str) -
     return encode_typed_data(domain(chain_id, verifying_contract), VOUCHER_TYPES, voucher.message())
 
 
+_DOMAIN_TYPEHASH = keccak(text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
+_VOUCHER_TYPEHASH = keccak(
+    text="Voucher(address payer,bytes32 asset,uint256 termsId,uint256 cumulativeAmount,uint256 deadline)"
+)
+
+
+@functools.lru_cache(maxsize=64)
+def domain_separator(chain_id: int, verifying_contract: str) -> bytes:
+    """EIP-712 `hashStruct(EIP712Domain)` of LicenseManager on a chain."""
+    return bytes(
+        keccak(
+            _DOMAIN_TYPEHASH
+            + keccak(text=DOMAIN_NAME)
+            + keccak(text=DOMAIN_VERSION)
+            + chain_id.to_bytes(32, "big")
+            + bytes(12)
+            + bytes.fromhex(verifying_contract[2:])
+        )
+    )
+
+
 def voucher_digest(voucher: Voucher, chain_id: int, verifying_contract: str) -> bytes:
-    """The 32-byte digest a payer signs (what `LicenseManager.voucherDigest` returns)."""
-    signable = signable_voucher(voucher, chain_id, verifying_contract)
-    return bytes(keccak(b"\x19" + signable.version + signable.header + signable.body))
+    """The 32-byte digest a payer signs (what `LicenseManager.voucherDigest` returns), hashed
+    directly (the same bytes as eth-account's typed-data encoding, without its schema walk)."""
+    struct = keccak(
+        _VOUCHER_TYPEHASH
+        + bytes(12)
+        + bytes.fromhex(to_checksum_address(voucher.payer)[2:])
+        + voucher.asset.rjust(32, b"\0")
+        + voucher.terms_id.to_bytes(32, "big")
+        + voucher.cumulative_amount.to_bytes(32, "big")
+        + voucher.deadline.to_bytes(32, "big")
+    )
+    return bytes(keccak(b"\x19\x01" + domain_separator(chain_id, verifying_contract.lower()) + struct))
 
 
 def sign_voucher(voucher: Voucher, private_key: str | bytes, chain_id: int, verifying_contract: str) -> bytes:

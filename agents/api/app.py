@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -56,10 +56,10 @@ class ApiDeps:
     chain: ChainView
     paywall: Paywall
     metrics: Metrics | None = None
+    catalog: Catalog = field(init=False)
 
-    @property
-    def catalog(self) -> Catalog:
-        return Catalog(self.journal)
+    def __post_init__(self) -> None:
+        self.catalog = Catalog(self.journal)
 
 
 DEPS: web.AppKey[ApiDeps] = web.AppKey("deps", ApiDeps)

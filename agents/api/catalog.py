@@ -4,8 +4,9 @@ image similarity (the curator's CLIP embeddings, which the journal keeps)."""
 
 from __future__ import annotations
 
-import math
+import asyncio
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from agents.daemons import jobs
@@ -69,60 +70,85 @@ def _words(text: str) -> set[str]:
     return set(_WORD.findall(text.lower()))
 
 
+@dataclass
+class _Index:
+    version: tuple[int, float]
+    jobs: list[Job]  # by registration number
+    by_digest: dict[str, Job]
+    by_cid: dict[str, Job]
+    children: dict[str, list[Job]]
+    words: list[set[str]]
+    embedded: list[Job]
+    unit: Any  # numpy matrix of the embedded jobs' unit embeddings, or None
+
+
+def _build(jobs_: list[Job], version: tuple[int, float]) -> _Index:
+    import numpy as np
+
+    ordered = sorted(jobs_, key=lambda j: (j.payload.get("seq") or 0, j.key))
+    children: dict[str, list[Job]] = {}
+    for job in ordered:
+        for parent in job.payload.get("lineage", {}).get("parents", []):
+            children.setdefault(parent.removeprefix("0x"), []).append(job)
+    embedded = [j for j in ordered if j.payload.get("embedding")]
+    unit = None
+    if embedded and len({len(j.payload["embedding"]) for j in embedded}) == 1:
+        matrix = np.asarray([j.payload["embedding"] for j in embedded], dtype=np.float64)
+        unit = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+    return _Index(
+        version=version,
+        jobs=ordered,
+        by_digest={j.payload["sha256"]: j for j in ordered if "sha256" in j.payload},
+        by_cid={j.payload["cid"]: j for j in ordered if "cid" in j.payload},
+        children=children,
+        words=[_words(j.payload.get("request", {}).get("prompt", "")) for j in ordered],
+        embedded=embedded if unit is not None else [],
+        unit=unit,
+    )
+
+
 class Catalog:
+    """Reads through an index of the journal's registered assets, rebuilt (in a thread) only
+    when the journal's rows at those stages changed: one small query per read otherwise."""
+
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
+        self._index: _Index | None = None
+        self._lock = asyncio.Lock()
 
-    async def _all(self) -> list[Job]:
-        found: list[Job] = []
-        for stage in SHOWN:
-            found += [j for j in await self.journal.call(self.journal.at_stage, stage) if j.kind == jobs.ASSET]
-        found.sort(key=lambda j: (j.payload.get("seq") or 0, j.key))
-        return found
+    async def _current(self) -> _Index:
+        version = await self.journal.call(self.journal.version, SHOWN)
+        if self._index is not None and self._index.version == version:
+            return self._index
+        async with self._lock:
+            if self._index is None or self._index.version != version:
+                found = await self.journal.call(self.journal.in_stages, SHOWN, jobs.ASSET)
+                self._index = await asyncio.to_thread(_build, found, version)
+            return self._index
 
     async def search(self, text: str = "", limit: int = 50, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
+        index = await self._current()
         wanted = _words(text)
-        hits = [j for j in await self._all() if wanted <= _words(j.payload.get("request", {}).get("prompt", ""))]
+        hits = [job for job, words in zip(index.jobs, index.words, strict=True) if wanted <= words]
         return len(hits), [asset_view(j) for j in hits[offset : offset + limit]]
 
     async def get(self, digest: bytes) -> Job | None:
-        target = digest.hex()
-        for job in await self._all():
-            if job.payload.get("sha256") == target:
-                return job
-        return None
+        return (await self._current()).by_digest.get(digest.hex())
 
     async def by_cid(self, cid: str) -> Job | None:
-        for job in await self._all():
-            if job.payload.get("cid") == cid:
-                return job
-        return None
+        return (await self._current()).by_cid.get(cid)
 
     async def children(self, digest: bytes) -> list[dict[str, Any]]:
-        target = digest.hex()
-        found = []
-        for job in await self._all():
-            parents = job.payload.get("lineage", {}).get("parents", [])
-            if target in (p.removeprefix("0x") for p in parents):
-                found.append(asset_view(job))
-        return found
+        return [asset_view(j) for j in (await self._current()).children.get(digest.hex(), [])]
 
     async def similar(self, digest: bytes, limit: int = 10) -> list[dict[str, Any]] | None:
         """Assets nearest to one by cosine similarity of their CLIP image embeddings; None if
         the asset is unknown or has no embedding."""
-        everything = await self._all()
-        anchor = next((j for j in everything if j.payload.get("sha256") == digest.hex()), None)
-        if anchor is None or not anchor.payload.get("embedding"):
+        index = await self._current()
+        anchor = index.by_digest.get(digest.hex())
+        if anchor is None or index.unit is None or anchor not in index.embedded:
             return None
-        a = [float(x) for x in anchor.payload["embedding"]]
-        norm_a = math.sqrt(sum(x * x for x in a)) or 1.0
-        scored = []
-        for job in everything:
-            b = job.payload.get("embedding")
-            if job is anchor or not b or len(b) != len(a):
-                continue
-            norm_b = math.sqrt(sum(float(x) * float(x) for x in b)) or 1.0
-            score = sum(x * float(y) for x, y in zip(a, b, strict=True)) / (norm_a * norm_b)
-            scored.append((score, job))
-        scored.sort(key=lambda item: -item[0])
-        return [{**asset_view(job), "similarity": round(score, 6)} for score, job in scored[:limit]]
+        row = index.embedded.index(anchor)
+        scores = index.unit @ index.unit[row]
+        order = [i for i in scores.argsort()[::-1].tolist() if i != row][:limit]
+        return [{**asset_view(index.embedded[i]), "similarity": round(float(scores[i]), 6)} for i in order]

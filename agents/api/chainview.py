@@ -1,9 +1,12 @@
 """What the API reads from the chain, through a `ChainClient` (node thread, retries): licence
 terms (cached: a terms id's asset, currency and prices never change; only `active` does, and
-it is read again after `terms_ttl_s`), channel settlements, escrow cover, models, licences."""
+it is read again after `terms_ttl_s`; the terms of each asset come from an incremental index of
+`TermsAttached` events, new ones visible within `refresh_s`), channel settlements and escrow
+cover (always read afresh: payments depend on them), models (cached like terms), licences."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -19,11 +22,18 @@ def _hex(value: Any) -> str:
 
 
 class ChainView:
-    def __init__(self, client: ChainClient, chain_id: int, *, terms_ttl_s: float = 30.0) -> None:
+    def __init__(
+        self, client: ChainClient, chain_id: int, *, terms_ttl_s: float = 30.0, refresh_s: float = 1.0
+    ) -> None:
         self.client, self.chain_id = client, chain_id
         self.settlement: str = client.contract(LICENSES).address
         self._terms: dict[int, tuple[float, dict[str, Any] | None]] = {}
-        self._ttl = terms_ttl_s
+        self._ttl, self._refresh_s = terms_ttl_s, refresh_s
+        self._terms_by_asset: dict[bytes, list[int]] = {}
+        self._next_block = 0
+        self._indexed_at = -1e9
+        self._index_lock = asyncio.Lock()
+        self._models: tuple[float, list[dict[str, Any]]] | None = None
 
     async def terms_record(self, terms_id: int) -> dict[str, Any] | None:
         """A terms id's fields as JSON, or None when there is no such id."""
@@ -57,12 +67,28 @@ class ChainView:
             bytes.fromhex(record["asset"][2:]), record["currency"], int(record["pricePerUse"]), record["active"]
         )
 
-    async def terms_of_asset(self, asset: bytes, from_block: int = 0) -> list[dict[str, Any]]:
-        logs = await self.client.get_logs(
-            LICENSES, "TermsAttached", from_block=from_block, argument_filters={"asset": asset}
-        )
-        found = [await self.terms_record(int(log["args"]["termsId"])) for log in logs]
+    async def terms_of_asset(self, asset: bytes) -> list[dict[str, Any]]:
+        """Every terms record attached to `asset`, from an index of `TermsAttached` events that
+        reads only the blocks since its last look (at most once per `refresh_s`)."""
+        await self._refresh_terms_index()
+        found = [await self.terms_record(terms_id) for terms_id in self._terms_by_asset.get(asset, [])]
         return [record for record in found if record is not None]
+
+    async def _refresh_terms_index(self) -> None:
+        async with self._index_lock:
+            if time.monotonic() - self._indexed_at < self._refresh_s:
+                return
+            head = await self.client.block_number()
+            if head >= self._next_block:
+                logs = await self.client.get_logs(
+                    LICENSES, "TermsAttached", from_block=self._next_block, to_block=head, argument_filters={}
+                )
+                for log in logs:
+                    ids = self._terms_by_asset.setdefault(bytes(log["args"]["asset"]), [])
+                    if int(log["args"]["termsId"]) not in ids:
+                        ids.append(int(log["args"]["termsId"]))
+                self._next_block = head + 1
+            self._indexed_at = time.monotonic()
 
     async def settled(self, payer: str, terms_id: int) -> int:
         return int(await self.client.call(LICENSES, "settledOf", payer, terms_id))
@@ -92,6 +118,14 @@ class ChainView:
         ]
 
     async def models(self) -> list[dict[str, Any]]:
+        """Every registered model version (read again after `terms_ttl_s`)."""
+        if self._models is not None and time.monotonic() - self._models[0] < self._ttl:
+            return self._models[1]
+        found = await self._read_models()
+        self._models = (time.monotonic(), found)
+        return found
+
+    async def _read_models(self) -> list[dict[str, Any]]:
         count = int(await self.client.call(MODELS, "modelCount"))
         found = []
         for model_id in range(1, min(count, 1_000) + 1):

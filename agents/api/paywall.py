@@ -31,14 +31,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from eth_keys.datatypes import Signature
-from eth_keys.exceptions import BadSignature
+from coincurve import PublicKey
 from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from agents.settlement import DEADLINE_MARGIN_S, SignedVoucher, parse_voucher
 from agents.vouchers import voucher_digest
 
-_HALF_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141 // 2
+_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+_HALF_N = _N // 2
 DEADLINE_SLACK_S = DEADLINE_MARGIN_S + 60
 
 
@@ -82,11 +83,13 @@ def signer_of(voucher: SignedVoucher, chain_id: int, settlement: str) -> str:
     if v not in (0, 1) or not 0 < s <= _HALF_N or r == 0:
         raise PaymentRejectedError("bad_signature", "the signature is malformed or malleable (high s)")
     digest = voucher_digest(voucher.voucher, chain_id, settlement)
-    try:
-        key = Signature(vrs=(v, r, s)).recover_public_key_from_msg_hash(digest)
-    except (BadSignature, ValueError) as exc:
+    if r >= _N:
+        raise PaymentRejectedError("bad_signature", "the signature is malformed (r out of range)")
+    try:  # libsecp256k1 (coincurve): ecrecover as the EVM precompile does it
+        point = PublicKey.from_signature_and_message(sig[:64] + bytes([v]), digest, hasher=None)
+    except ValueError as exc:
         raise PaymentRejectedError("bad_signature", "the signature does not recover to any key") from exc
-    return to_checksum_address(key.to_canonical_address())
+    return to_checksum_address(keccak(point.format(compressed=False)[1:])[12:])
 
 
 class ChannelBook:
@@ -215,8 +218,11 @@ class Paywall:
         if signer != to_checksum_address(v.payer):
             raise PaymentRejectedError("wrong_signer", f"the voucher is signed by {signer}, not by its payer {v.payer}")
         async with self._lock_of(v.payer):
-            known = await asyncio.to_thread(self.book.channel, v.payer, terms_id)
-            settled = await self.chain.settled(v.payer, terms_id)
+            known, settled, cover = await asyncio.gather(  # the two chain reads at once on a real node
+                asyncio.to_thread(self.book.channel, v.payer, terms_id),
+                self.chain.settled(v.payer, terms_id),
+                self.chain.cover(v.payer, terms.currency),
+            )
             accepted = max(known[0] if known else 0, settled)
             if v.cumulative_amount < accepted + terms.price_per_use:
                 raise PaymentRejectedError(
@@ -224,13 +230,14 @@ class Paywall:
                     "the cumulative amount must be at least one use above what this channel already paid",
                     {"acceptedCumulative": str(accepted), "pricePerUse": str(terms.price_per_use)},
                 )
-            await self._check_cover(v.payer, terms, terms_id, v.cumulative_amount, settled)
+            await self._check_cover(v.payer, terms, terms_id, v.cumulative_amount, settled, cover)
             if not await asyncio.to_thread(self.book.accept, voucher, terms.currency, settled, now):
                 raise PaymentRejectedError("replayed_or_short", "a voucher at least as high was accepted meanwhile")
         return await asyncio.to_thread(self._submit, voucher)
 
-    async def _check_cover(self, payer: str, terms: TermsInfo, terms_id: int, cumulative: int, settled: int) -> None:
-        cover = await self.chain.cover(payer, terms.currency)
+    async def _check_cover(
+        self, payer: str, terms: TermsInfo, terms_id: int, cumulative: int, settled: int, cover: int
+    ) -> None:
         channels = await asyncio.to_thread(self.book.owed, payer, terms.currency)
         channels[terms_id] = (cumulative, settled)
         if sum(max(0, c - s) for c, s in channels.values()) <= cover:

@@ -117,10 +117,18 @@ class ChainClient:
 
         return list(self.contract(name).events[event]().process_receipt(receipt, errors=DISCARD))
 
-    async def get_logs(self, name: str, event: str, *, from_block: int, argument_filters: dict[str, Any]) -> list[Any]:
+    async def get_logs(
+        self,
+        name: str,
+        event: str,
+        *,
+        from_block: int,
+        argument_filters: dict[str, Any],
+        to_block: int | None = None,
+    ) -> list[Any]:
         getter = self.contract(name).events[event]().get_logs
 
         def fetch() -> list[Any]:
-            return list(getter(from_block=from_block, argument_filters=argument_filters))
+            return list(getter(from_block=from_block, to_block=to_block, argument_filters=argument_filters))
 
         return await call_node(fetch, backoff=self.backoff, executor=self.executor)

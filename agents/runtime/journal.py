@@ -336,6 +336,26 @@ class Journal:
         return [_job(row) for row in rows]
 
     @_locked
+    def version(self, stages: Sequence[str]) -> tuple[int, float]:
+        """(how many jobs, latest change) at `stages`: equal twice only if nothing there changed
+        in between, so a reader can cache what it built from them."""
+        marks = ",".join("?" * len(stages)) or "''"
+        count, latest = self.db.execute(
+            f"SELECT COUNT(*), MAX(updated_at) FROM jobs WHERE stage IN ({marks})", tuple(stages)
+        ).fetchone()
+        return int(count), float(latest or 0.0)
+
+    @_locked
+    def in_stages(self, stages: Sequence[str], kind: str) -> list[Job]:
+        """Every job of `kind` at any of `stages`, oldest first."""
+        marks = ",".join("?" * len(stages)) or "''"
+        rows = self.db.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE kind = ? AND stage IN ({marks}) ORDER BY created_at, key",
+            (kind, *stages),
+        ).fetchall()
+        return [_job(row) for row in rows]
+
+    @_locked
     def counts(self) -> dict[str, int]:
         """Jobs per stage (for metrics and progress)."""
         return dict(self.db.execute("SELECT stage, COUNT(*) FROM jobs GROUP BY stage").fetchall())

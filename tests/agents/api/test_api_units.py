@@ -93,3 +93,15 @@ def test_the_channel_book_only_moves_forward_and_survives_a_restart(tmp_path: Pa
     assert again.owed(PAYER, "0x0") == {3: (3_000, 1_000)} and again.owed(PAYER, "0x1") == {}
     assert again.newest() == [signed(3_000)]
     again.close()
+
+
+def test_the_direct_voucher_digest_is_eth_accounts_typed_data_hash():
+    from eth_utils.crypto import keccak
+
+    from agents.vouchers import signable_voucher, voucher_digest
+
+    for i in range(50):
+        v = Voucher(PAYER, (i * 7919).to_bytes(32, "big"), i, i * 10**15, 2**32 + i)
+        for chain_id, manager in ((1337, MANAGER), (8453, MANAGER.lower()), (1, "0x" + "ab" * 20)):
+            s = signable_voucher(v, chain_id, manager)
+            assert voucher_digest(v, chain_id, manager) == keccak(b"\x19" + s.version + s.header + s.body)
