@@ -16,7 +16,7 @@ APE := $(ROOT)/.venv/bin/ape
 ANVIL_NETWORK := ethereum:local:foundry
 PYTEST_ARGS ?=
 
-.PHONY: help setup compile demo test test-embedded test-anvil test-fast lint lock clean bench-gas bench-zk bench-pipeline bench-api bench-models train-clip train-t2i
+.PHONY: help setup setup-tests compile demo test test-embedded test-anvil test-fast lint lock clean bench-gas bench-zk bench-pipeline bench-api bench-models train-clip train-t2i
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -30,7 +30,10 @@ compile: setup ## Compile the contracts with ape (offline)
 demo: compile ## The main job: the whole product on the embedded chain, report in artifacts/demo/report.html
 	@$(APE) run demo $(if $(COUNT),--count $(COUNT))
 
-test: setup lint test-embedded test-anvil ## Every test: lint, the suite on the embedded chain, chain tests again on anvil
+setup-tests: ## What `make setup` installs, plus what only the tests need (Chromium)
+	@tools/bootstrap.sh --tests
+
+test: setup-tests lint test-embedded test-anvil ## Every test: lint, the suite on the embedded chain, chain tests again on anvil
 
 test-embedded: compile
 	@echo "== tests on the embedded chain (ethereum:local:test) =="
@@ -64,10 +67,11 @@ train-clip: setup ## Retrain the shipped tiny CLIP into models/tiny-clip (CPU, a
 train-t2i: setup ## Retrain the shipped tiny text-to-image model into models/tiny-t2i (CPU; resumes)
 	@python -m media.train_t2i --clip models/tiny-clip --out models/tiny-t2i
 
-lint: setup ## ruff (lint + format check) and mypy (strict on agents/, zkml/ and media/)
+lint: setup ## ruff (lint + format check), mypy (strict on agents/, zkml/ and media/), tsc (strict on dapp/)
 	@ruff check .
 	@ruff format --check .
 	@mypy
+	@tsc -p dapp/tsconfig.json
 
 lock: ## Re-resolve pyproject.toml into requirements.lock in a scratch venv
 	@tools/lock.sh

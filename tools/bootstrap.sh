@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything proofmint needs on this machine, idempotently:
 #   Debian packages (only what is missing), the Python venv (.venv, pinned by requirements.lock),
-#   the npm packages (node_modules, pinned by package-lock.json) and the Solidity compiler that
+#   the npm packages (node_modules, pinned by package-lock.json), the dApp's bundle (dapp/dist),
+#   Chromium for the browser tests, and the Solidity compiler that
 #   ape uses (native solc 0.8.28 when one is on PATH, else solc-js behind a native-style CLI).
 # A second run with nothing changed does no installing and takes a few seconds.
 # Nothing here downloads from anywhere but the package registries (PyPI, Debian, npm).
@@ -46,6 +47,12 @@ setup_system() {
   # Redis backs the shared work queues (agents/runtime/redis_queue.py); tests start their own server.
   command -v redis-server >/dev/null || apt_install redis-server
   command -v redis-server >/dev/null || die "redis-server not found: install it (Debian: apt-get install redis-server)"
+  if [ "$FOR_TESTS" -eq 1 ]; then
+    # The dApp's end-to-end tests drive Debian's Chromium (never a browser a tool downloads).
+    [ -x "${PROOFMINT_CHROMIUM:-/usr/bin/chromium}" ] || apt_install chromium
+    [ -x "${PROOFMINT_CHROMIUM:-/usr/bin/chromium}" ] \
+      || die "Chromium not found: install it (Debian: apt-get install chromium) or set PROOFMINT_CHROMIUM=/path/to/chromium"
+  fi
 }
 
 find_python() {
@@ -94,6 +101,18 @@ setup_node() {
   echo "$want" > "$stamp"
 }
 
+setup_dapp() {
+  # The dApp (dapp/src) is bundled once per change of its sources or the npm packages.
+  local want stamp="$ROOT/dapp/dist/.proofmint-stamp"
+  want="$(digest package-lock.json tools/build-dapp.mjs dapp/index.html $(find dapp/src -type f | sort))"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    return 0
+  fi
+  say "building the dApp (esbuild: dapp/src -> dapp/dist)"
+  node tools/build-dapp.mjs >/dev/null
+  echo "$want" > "$stamp"
+}
+
 install_solc_at() {
   # $1: folder py-solc-x searches. Writes solc-v$SOLC_VERSION there, replacing only our own wrapper.
   local dir="$1" target="$1/solc-v$SOLC_VERSION" native
@@ -123,10 +142,17 @@ setup_solc() {
     || die "the Solidity compiler at $SOLC_DIR/solc-v$SOLC_VERSION does not answer --version"
 }
 
+FOR_TESTS=0
 main() {
   local started=$SECONDS
+  case "${1:-}" in
+    --tests) FOR_TESTS=1 ;;
+    "") ;;
+    *) die "usage: tools/bootstrap.sh [--tests]  (--tests also installs what the tests need: Chromium)" ;;
+  esac
   setup_system
   setup_node
+  setup_dapp
   setup_python
   setup_solc
   say "ready ($((SECONDS - started)) s)"

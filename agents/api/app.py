@@ -7,9 +7,11 @@ is paid per use over x402 (`agents.api.x402`); everything else is free to read.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -17,11 +19,16 @@ from aiohttp.typedefs import Middleware
 from eth_utils.address import is_address, to_checksum_address
 from prometheus_client import Counter, Histogram
 
+from agents.api import accounts
 from agents.api.catalog import Catalog, asset_view
 from agents.api.chainview import ChainView
+from agents.api.dapp import PREFIX as DAPP_PREFIX
+from agents.api.dapp import DappFiles, default_dir, to_app
 from agents.api.errors import ApiError, Handler, json_errors
+from agents.api.lineage import LineageIndex, OnChain
 from agents.api.openapi import document
 from agents.api.paywall import PaymentRejectedError, Paywall
+from agents.api.preview import Previews
 from agents.api.ratelimit import RateLimiter
 from agents.api.x402 import (
     LEGACY_SIGNATURE_HEADER,
@@ -56,10 +63,20 @@ class ApiDeps:
     chain: ChainView
     paywall: Paywall
     metrics: Metrics | None = None
+    data_trees: accounts.DataTrees = field(default_factory=dict)
+    """Originators' trees of model versions, by model id, for data-share proofs."""
+    rpc_url: str | None = None
+    """A JSON-RPC endpoint of the chain that wallets can use (told to the dApp), if any."""
+    dapp_dir: Path | None = None
+    """The built dApp (default: dapp/dist of the project)."""
     catalog: Catalog = field(init=False)
+    lineage: LineageIndex = field(init=False)
+    previews: Previews = field(init=False)
 
     def __post_init__(self) -> None:
         self.catalog = Catalog(self.journal)
+        self.lineage = LineageIndex(self.chain.client)
+        self.previews = Previews()
 
 
 DEPS: web.AppKey[ApiDeps] = web.AppKey("deps", ApiDeps)
@@ -142,15 +159,100 @@ async def list_assets(request: web.Request) -> web.Response:
     return _json({"total": total, "offset": offset, "items": items})
 
 
+def chain_view(on: OnChain, *, full: bool = False) -> dict[str, Any]:
+    """An asset registered on chain but not by these agents: what its `AssetRegistered` says
+    (no image, prompt or curation here; its zk status is not known to this server)."""
+    view: dict[str, Any] = {
+        "digest": "0x" + on.digest.hex(),
+        "cid": None,
+        "prompt": None,
+        "creator": on.creator,
+        "requester": None,
+        "seq": on.seq,
+        "width": None,
+        "height": None,
+        "zk": {"status": "unknown"},
+        "curation": {},
+        "source": "chain",
+    }
+    if full:
+        view.update(
+            {
+                "metadataCid": None,
+                "manifestCid": None,
+                "metadataURI": on.metadata_uri,
+                "request": {},
+                "lineage": {"model_id": on.model_id, "register_tx": on.transaction},
+                "parents": ["0x" + p.hex() for p in on.parents],
+                "paramsDigest": "0x" + on.params_digest.hex(),
+                "commitment": "0x" + on.input_commitment.hex(),
+                "marketRequest": None,
+            }
+        )
+    return view
+
+
+async def _node_view(deps: ApiDeps, digest: bytes) -> dict[str, Any] | None:
+    job = await deps.catalog.get(digest)
+    if job is not None:
+        return asset_view(job)
+    on = await deps.lineage.get(digest)
+    return None if on is None else chain_view(on)
+
+
 async def get_asset(request: web.Request) -> web.Response:
     deps, digest = _deps(request), _digest(request)
     job = await deps.catalog.get(digest)
-    if job is None:
+    on = await deps.lineage.get(digest)
+    if job is not None:
+        view = asset_view(job, full=True)
+        view["source"] = "agents"
+    elif on is not None:
+        view = chain_view(on, full=True)
+    else:
         raise ApiError(404, f"no registered asset 0x{digest.hex()}")
-    view = asset_view(job, full=True)
-    view["children"] = await deps.catalog.children(digest)
+    if on is not None:  # the chain is the authority on lineage
+        view["parents"] = ["0x" + p.hex() for p in on.parents]
+    children = {c["digest"]: c for c in await deps.catalog.children(digest)}
+    for child in deps.lineage.children.get(digest, []):
+        found = await _node_view(deps, child)
+        if found is not None:
+            children.setdefault(found["digest"], found)
+    view["children"] = list(children.values())
     view["terms"] = await deps.chain.terms_of_asset(digest)
     return _json(view)
+
+
+async def asset_lineage(request: web.Request) -> web.Response:
+    deps, digest = _deps(request), _digest(request)
+    depth = _int_query(request, "depth", 3, 1, 8)
+    if await deps.catalog.get(digest) is None and await deps.lineage.get(digest) is None:
+        raise ApiError(404, f"no registered asset 0x{digest.hex()}")
+    graph = await deps.lineage.graph(digest, depth)
+    nodes = [view for d in graph.nodes if (view := await _node_view(deps, d)) is not None]
+    return _json(
+        {
+            "root": "0x" + digest.hex(),
+            "nodes": nodes,
+            "edges": [["0x" + a.hex(), "0x" + b.hex()] for a, b in graph.edges],
+            "truncated": graph.truncated,
+        }
+    )
+
+
+async def asset_preview(request: web.Request) -> web.Response:
+    deps, digest = _deps(request), _digest(request)
+    job = await deps.catalog.get(digest)
+    if job is None or "cid" not in job.payload:
+        raise ApiError(404, f"no image of asset 0x{digest.hex()} here")
+    png = await deps.store.get(Cid.parse(job.payload["cid"]))
+    try:
+        preview = await deps.previews.get(digest, png)
+    except ValueError as exc:
+        raise ApiError(404, f"asset 0x{digest.hex()} has no previewable image: {exc}") from None
+    return web.Response(
+        body=preview, content_type="image/png", headers={"Cache-Control": "public, max-age=31536000, immutable"}
+    )
 
 
 async def similar_assets(request: web.Request) -> web.Response:
@@ -263,6 +365,46 @@ async def terms(request: web.Request) -> web.Response:
     return _json(record)
 
 
+async def deployment(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    client = deps.chain.client
+    return _json(
+        {
+            "chainId": deps.chain.chain_id,
+            "network": f"eip155:{deps.chain.chain_id}",
+            "rpcUrl": deps.rpc_url,
+            "contracts": {
+                name: {"address": contract.address, "abi": contract.abi} for name, contract in client.contracts.items()
+            },
+        }
+    )
+
+
+async def channel(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    payer = _address(request.match_info["payer"], "payer")
+    try:
+        terms_id = int(request.match_info["termsId"])
+    except ValueError:
+        raise ApiError(400, "a terms id is a positive integer", code="bad_terms_id") from None
+    if not 1 <= terms_id < 2**63:
+        raise ApiError(400, "a terms id is a positive integer", code="bad_terms_id")
+    if await deps.chain.terms_record(terms_id) is None:
+        raise ApiError(404, f"no terms {terms_id}")
+    book, settled = await asyncio.gather(
+        asyncio.to_thread(deps.paywall.book.channel, payer, terms_id), deps.chain.settled(payer, terms_id)
+    )
+    accepted = max(book[0] if book is not None else 0, settled)
+    return _json({"payer": payer, "termsId": terms_id, "acceptedCumulative": str(accepted), "settled": str(settled)})
+
+
+async def owed(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    account = _address(request.match_info["address"], "address")
+    currency = _address(request.query.get("currency", "0x" + "00" * 20), "currency")
+    return _json(await accounts.owed(deps.chain, deps.catalog, deps.data_trees, account, currency))
+
+
 async def licences(request: web.Request) -> web.Response:
     holder = _address(request.match_info["address"], "holder")
     return _json({"holder": holder, "items": await _deps(request).chain.licences_of(holder)})
@@ -271,7 +413,13 @@ async def licences(request: web.Request) -> web.Response:
 async def escrow(request: web.Request) -> web.Response:
     payer = _address(request.match_info["address"], "payer")
     currency = _address(request.query.get("currency", "0x" + "00" * 20), "currency")
-    return _json({"payer": payer, "currency": currency, **await _deps(request).chain.escrow(payer, currency)})
+    deps = _deps(request)
+    held, channels = await asyncio.gather(
+        deps.chain.escrow(payer, currency), asyncio.to_thread(deps.paywall.book.owed, payer, currency)
+    )
+    settled = await asyncio.gather(*(deps.chain.settled(payer, terms_id) for terms_id in channels))
+    promised = sum(max(c - s, 0) for (c, _), s in zip(channels.values(), settled, strict=True))
+    return _json({"payer": payer, "currency": currency, **held, "promised": str(promised)})
 
 
 async def eip712(request: web.Request) -> web.Response:
@@ -412,8 +560,13 @@ def build_app(
     r.add_get("/v1/assets/{digest}/similar", similar_assets)
     r.add_get("/v1/assets/{digest}/terms", asset_terms)
     r.add_get("/v1/assets/{digest}/content", asset_content)
+    r.add_get("/v1/assets/{digest}/lineage", asset_lineage)
+    r.add_get("/v1/assets/{digest}/preview", asset_preview)
     r.add_get("/v1/content/{cid}", content)
     r.add_get("/v1/models", models)
+    r.add_get("/v1/deployment", deployment)
+    r.add_get("/v1/channels/{payer}/{termsId}", channel)
+    r.add_get("/v1/accounts/{address}/owed", owed)
     r.add_get("/v1/terms/{termsId}", terms)
     r.add_get("/v1/holders/{address}/licences", licences)
     r.add_get("/v1/holders/{address}/escrow", escrow)
@@ -422,4 +575,9 @@ def build_app(
     r.add_get("/v1/requests/{key}", get_request)
     if accept_requests:
         r.add_post("/v1/requests", submit_request)
+    files = DappFiles(deps.dapp_dir or default_dir())
+    r.add_get("/", to_app)
+    r.add_get(DAPP_PREFIX.rstrip("/"), to_app)
+    r.add_get(DAPP_PREFIX, files.handle)
+    r.add_get(DAPP_PREFIX + "{name}", files.handle)
     return app

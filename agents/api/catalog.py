@@ -138,6 +138,12 @@ class Catalog:
     async def by_cid(self, cid: str) -> Job | None:
         return (await self._current()).by_cid.get(cid)
 
+    async def created_by(self, creator: str, limit: int) -> list[dict[str, Any]]:
+        """The newest `limit` assets `creator` created (registered as its creator), oldest first."""
+        wanted = creator.lower()
+        mine = [j for j in (await self._current()).jobs if str(asset_view(j)["creator"] or "").lower() == wanted]
+        return [asset_view(j) for j in mine[-limit:]]
+
     async def children(self, digest: bytes) -> list[dict[str, Any]]:
         return [asset_view(j) for j in (await self._current()).children.get(digest.hex(), [])]
 

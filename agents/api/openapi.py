@@ -149,7 +149,44 @@ def document() -> dict[str, Any]:
                     "responses": _ok("the bytes", "application/octet-stream") | PAID | _errors(400, 403, 404),
                 }
             },
+            "/v1/assets/{digest}/lineage": {
+                "get": {
+                    "summary": "An asset's lineage on chain: ancestors and derivatives within `depth` generations",
+                    "parameters": [DIGEST_PARAM, _query("depth", {"type": "integer", "minimum": 1, "maximum": 8})],
+                    "responses": _ok("nodes and parent->child edges") | _errors(400, 404),
+                }
+            },
+            "/v1/assets/{digest}/preview": {
+                "get": {
+                    "summary": "A free reduced preview of the image (the full image is licensed content)",
+                    "parameters": [DIGEST_PARAM],
+                    "responses": _ok("a PNG", "image/png") | _errors(400, 404),
+                }
+            },
             "/v1/models": {"get": {"summary": "Registered model versions", "responses": _ok("models")}},
+            "/v1/deployment": {
+                "get": {
+                    "summary": "Chain id, contract addresses and ABIs, and the RPC a wallet can use",
+                    "responses": _ok("the deployment"),
+                }
+            },
+            "/v1/channels/{payer}/{termsId}": {
+                "get": {
+                    "summary": "A pay-per-use channel: the cumulative amount accepted here and settled on chain",
+                    "parameters": [
+                        _path_param("payer", ADDRESS),
+                        _path_param("termsId", {"type": "integer", "minimum": 1}),
+                    ],
+                    "responses": _ok("the channel") | _errors(400, 404),
+                }
+            },
+            "/v1/accounts/{address}/owed": {
+                "get": {
+                    "summary": "What an account is owed: royalty balance, revenue to split, data shares with proofs",
+                    "parameters": [_path_param("address", ADDRESS), _query("currency", ADDRESS)],
+                    "responses": _ok("what is owed") | _errors(400),
+                }
+            },
             "/v1/terms/{termsId}": {
                 "get": {
                     "summary": "One licence terms record",

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from agents.api.accounts import DataTrees
 from agents.api.app import ApiDeps, build_app
 from agents.api.chainview import ChainView
 from agents.api.paywall import ChannelBook, Paywall
@@ -15,9 +16,13 @@ from agents.daemons.settle import submit_voucher
 from agents.settlement import SignedVoucher
 
 
-async def open_api(parts: Any, state: Path) -> ApiDeps:
+async def open_api(
+    parts: Any, state: Path, *, data_trees: DataTrees | None = None, rpc_url: str | None = None
+) -> ApiDeps:
     """The API's dependencies over `parts` (`agents.daemons.local.Parts`); the channel book
-    lives under `state`. Vouchers the book holds and the journal lacks are journaled again."""
+    lives under `state`. Vouchers the book holds and the journal lacks are journaled again.
+    `data_trees`: originators' trees by model id (data-share proofs on the dashboard);
+    `rpc_url`: a JSON-RPC endpoint of the chain for wallets, told to the dApp."""
     client = parts.chain()
     chain_id = int(await client.node(lambda: client.web3.eth.chain_id))
     book = await asyncio.to_thread(ChannelBook, state / "channels.db")
@@ -29,7 +34,7 @@ async def open_api(parts: Any, state: Path) -> ApiDeps:
     view = ChainView(client, chain_id)
     paywall = Paywall(book, view, submit)
     await paywall.resubmit()
-    return ApiDeps(journal, parts.store, view, paywall, parts.metrics)
+    return ApiDeps(journal, parts.store, view, paywall, parts.metrics, dict(data_trees or {}), rpc_url)
 
 
 async def serve(app: web.Application, host: str = "127.0.0.1", port: int = 8080) -> web.AppRunner:

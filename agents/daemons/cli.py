@@ -3,6 +3,8 @@
 - `proofmint agent NAME` runs one daemon against any RPC, with the contracts of a deployment
   record and a key from an environment variable (never from the command line). Several machines
   can run the same daemon: with `--redis`, stages wake each other through Redis Streams.
+  `proofmint agent api` serves the HTTP API and the dApp over the same state (it sends nothing,
+  so it needs no key); wallets are told `--public-rpc` (default: `--rpc`) as the chain's RPC.
 - `proofmint up` runs every daemon in one process on the embedded chain: it deploys, registers
   the shipped models and the curation head's circuits, then serves until Ctrl-C, with metrics.
 - `proofmint request PROMPT` journals a generation request for the daemons sharing `--state`.
@@ -80,8 +82,13 @@ async def _serve(agents: Any, metrics: Any, port: int | None) -> None:
             await runner.cleanup()
 
 
+API = "api"
+#: Chains `proofmint up` runs on: ape's embedded py-evm chain, or anvil started by ape-foundry.
+UP_NETWORKS = ("ethereum:local:test", "ethereum:local:foundry")
+
+
 @click.command("agent")
-@click.argument("name", type=click.Choice(DAEMONS))
+@click.argument("name", type=click.Choice((*DAEMONS, API)))
 @click.option("--rpc", default="http://127.0.0.1:8545", show_default=True, help="JSON-RPC endpoint")
 @click.option(
     "--deployment",
@@ -98,6 +105,16 @@ async def _serve(agents: Any, metrics: Any, port: int | None) -> None:
 @click.option("--redis", "redis_url", default=None, help="redis://host:port: wake-ups across processes")
 @click.option("--metrics-port", type=click.IntRange(1, 65535), default=None, help="Serve /metrics and /healthz")
 @click.option("--worker", default=None, help="Worker id (default: host/pid)")
+@click.option("--api-host", default="127.0.0.1", show_default=True, help="api: the address to listen on")
+@click.option("--api-port", type=click.IntRange(1, 65535), default=8080, show_default=True, help="api: the port")
+@click.option("--public-rpc", default=None, help="api: the chain's RPC as wallets reach it (default: --rpc)")
+@click.option(
+    "--data-tree",
+    "data_trees",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="api: a model's originators' tree (`register_model` writes <csv>.tree.json), for data-share claims",
+)
 def agent_command(
     name: str,
     rpc: str,
@@ -111,8 +128,16 @@ def agent_command(
     redis_url: str | None,
     metrics_port: int | None,
     worker: str | None,
+    api_host: str,
+    api_port: int,
+    public_rpc: str | None,
+    data_trees: tuple[Path, ...],
 ) -> None:
-    """Run one daemon (generator, curator, publisher, registrar, prover or settlement)."""
+    """Run one daemon (generator, curator, publisher, registrar, prover or settlement), or the
+    HTTP API with the dApp (api)."""
+    if name == API:
+        asyncio.run(_run_api(rpc, deployment, state, api_host, api_port, public_rpc or rpc, data_trees))
+        return
     key = os.environ.get(key_env)
     if not key:
         raise PermanentError(f"set {key_env} to the agent's private key (0x + 64 hex)")
@@ -126,6 +151,63 @@ def agent_command(
             name, rpc, deployment, key, state, model_id or 0, head_ids, t2i, clip, redis_url, metrics_port, worker
         )
     )
+
+
+async def _run_api(
+    rpc: str,
+    deployment: Path,
+    state: Path,
+    host: str,
+    port: int,
+    public_rpc: str,
+    tree_files: tuple[Path, ...],
+) -> None:
+    from eth_account import Account
+    from web3 import HTTPProvider, Web3
+
+    from agents.api.accounts import load_tree_file
+    from agents.api.serve import build_app, open_api, serve
+    from agents.daemons.chain import load_addresses
+    from agents.daemons.local import open_parts
+    from agents.runtime.telemetry import Metrics, json_logging
+
+    json_logging()
+    trees = {}
+    for path in tree_files:
+        try:
+            model_id, tree = await asyncio.to_thread(load_tree_file, path)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--data-tree") from None
+        trees[model_id] = tree
+    web3 = Web3(HTTPProvider(rpc, exception_retry_configuration=None))
+    addresses = await asyncio.to_thread(load_addresses, deployment)
+    metrics = Metrics()
+    # the API only reads the chain: its client gets a throwaway key that never signs anything
+    parts = await open_parts(
+        project_root(),
+        state,
+        web3=web3,
+        key=Account.create().key.hex(),
+        addresses=addresses,
+        t2i_model_id=0,
+        head_models={},
+        names=[API],
+        metrics=metrics,
+    )
+    deps = await open_api(parts, state / "api", data_trees=trees, rpc_url=public_rpc)
+    runner = await serve(build_app(deps), host=host, port=port)
+    click.echo(f"API http://{host}:{port}/openapi.json, dApp http://{host}:{port}/app/ (Ctrl-C stops)", err=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        deps.paywall.book.close()
+        parts.close()
 
 
 async def _run_agent(
@@ -195,12 +277,22 @@ async def _run_agent(
 @click.option(
     "--api-port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="The HTTP API; 0: no API"
 )
-def up_command(state: Path, metrics_port: int, prompts: Path | None, api_port: int) -> None:
-    """Every daemon in one process on the embedded chain, and the HTTP API, until Ctrl-C.
+@click.option(
+    "--network",
+    type=click.Choice(UP_NETWORKS),
+    default=UP_NETWORKS[0],
+    show_default=True,
+    help="The embedded chain, or a local anvil that browser wallets can reach (for the dApp)",
+)
+def up_command(state: Path, metrics_port: int, prompts: Path | None, api_port: int, network: str) -> None:
+    """Every daemon in one process on a fresh development chain, and the HTTP API with the dApp,
+    until Ctrl-C.
 
-    The embedded chain lives in this process, so the state under --state starts fresh each
-    time. Submit work with `proofmint request PROMPT --state DIR` from another shell, or
-    `POST /v1/requests` to the API (http://127.0.0.1:8080/openapi.json lists its routes)."""
+    The chain is new each time (the embedded one lives in this process), so the state under
+    --state starts fresh too. Submit work with `proofmint request PROMPT --state DIR` from
+    another shell, or `POST /v1/requests` to the API (http://127.0.0.1:8080/openapi.json lists
+    its routes). With `--network ethereum:local:foundry` a wallet can use the dApp: add the
+    printed RPC as a network and import one of the printed development accounts."""
     import shutil
 
     import ape
@@ -210,7 +302,7 @@ def up_command(state: Path, metrics_port: int, prompts: Path | None, api_port: i
     root = project_root()
     if state.exists():
         shutil.rmtree(state)
-    with networks.parse_network_choice("ethereum:local:test"):
+    with networks.parse_network_choice(network):
         asyncio.run(_up(ape, root, state, metrics_port, prompts, api_port))
 
 
@@ -269,9 +361,22 @@ async def _up(ape: Any, root: Path, state: Path, metrics_port: int, prompts: Pat
     deps = None
     try:
         if api_port:
-            deps = await open_api(parts, state / "api")
+            rpc = getattr(ape.chain.provider, "uri", None) if ape.chain.provider.name != "test" else None
+            trees = {setup.t2i_model_id: setup.data_tree}
+            deps = await open_api(parts, state / "api", data_trees=trees, rpc_url=rpc)
             api = await serve(build_app(deps, accept_requests=True), port=api_port)
-            click.echo(f"API http://127.0.0.1:{api_port}/openapi.json", err=True)
+            click.echo(f"API http://127.0.0.1:{api_port}/openapi.json, dApp http://127.0.0.1:{api_port}/app/", err=True)
+            if rpc:
+                click.echo(
+                    f"wallets: add the network RPC {rpc} (chain id {ape.chain.chain_id}) and import a development "
+                    f"account, e.g. {accounts[5].address} (private key {accounts[5].private_key}; "
+                    "a well-known test key: never use it on a real chain)",
+                    err=True,
+                )
+            else:
+                click.echo(
+                    "the embedded chain has no RPC for browser wallets: use --network ethereum:local:foundry", err=True
+                )
         await _serve(build_agents(parts), metrics, metrics_port)
     finally:
         if api is not None:

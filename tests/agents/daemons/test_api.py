@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from PIL import Image
 
 from agents.api.app import build_app
 from agents.api.client import PayingClient, PaymentError
@@ -73,9 +75,9 @@ def attach_terms(licenses: Any, digest: bytes, operator: Any, *, per_use: int, p
 Scenario = Callable[[aiohttp.ClientSession, TestServer, Any], Awaitable[None]]
 
 
-def run_api(parts: Parts, tmp_path: Path, scenario: Scenario, **app_options: Any) -> None:
+def run_api(parts: Parts, tmp_path: Path, scenario: Scenario, *, data_trees: Any = None, **app_options: Any) -> None:
     async def main() -> None:
-        deps = await open_api(parts, tmp_path / "api")
+        deps = await open_api(parts, tmp_path / "api", data_trees=data_trees)
         server = TestServer(build_app(deps, **app_options))
         await server.start_server()
         try:
@@ -279,6 +281,104 @@ def test_read_endpoints_say_what_the_chain_and_the_journal_say(
     assert len(parts.journal.at_stage(jobs.RECEIVED)) == 3  # the POSTed voucher and two paid uses wait for settlement
 
 
+def test_lineage_previews_channels_and_what_each_account_is_owed(
+    parts: Parts, project: Any, local_chain: Any, accounts: Any, chain: Any, tmp_path: Path
+):
+    """What the dApp reads: the deployment, an asset's lineage as the chain records it (with a
+    derivative registered by someone else), free previews, a pay-per-use channel, and what a
+    creator, the model developer and a data originator are owed, with a proof the chain accepts."""
+    from tests.contracts.helpers import asset_record, buy_license, register_asset
+
+    operator, developer, originator, deriver = accounts[0], accounts[1], accounts[2], accounts[7]
+    assets = asyncio.run(make_assets(parts, str(operator.address)))
+    licenses = contract(project, local_chain, "LicenseManager")
+    splitter = contract(project, local_chain, "RoyaltySplitter")
+    registry = contract(project, local_chain, "ProvenanceRegistry")
+    a = bytes.fromhex(assets[0].payload["sha256"])
+    terms_id = attach_terms(licenses, a, operator, per_use=FINNEY)
+    licence = buy_license(licenses, deriver, terms_id)  # 10 finney of revenue for A
+    child = asset_record("a derivative of A", deriver, local_chain.t2i_model_id, parents=(a,))
+    register_asset(registry, deriver, child, [licence])
+    grandchild = asset_record("a derivative of the derivative", deriver, local_chain.t2i_model_id)
+    register_asset(registry, deriver, grandchild)  # an original: not in A's lineage
+    hex_a, hex_child = "0x" + a.hex(), "0x" + child.content_digest.hex()
+    model_id = local_chain.t2i_model_id
+
+    async def scenario(session: aiohttp.ClientSession, server: TestServer, deps: Any) -> None:
+        async def get(path: str, status: int = 200) -> Any:
+            async with session.get(server.make_url(path)) as r:
+                assert r.status == status, (path, await r.text())
+                return await r.json()
+
+        deployment = await get("/v1/deployment")
+        assert deployment["chainId"] == int(chain.chain_id) and deployment["network"] == f"eip155:{chain.chain_id}"
+        for name in ("LicenseManager", "RoyaltySplitter", "ProvenanceRegistry", "ModelRegistry"):
+            assert deployment["contracts"][name]["address"] == local_chain.addresses[name]
+        functions = {f["name"] for f in deployment["contracts"]["RoyaltySplitter"]["abi"] if f["type"] == "function"}
+        assert {"withdraw", "distribute", "claimDataShare", "balanceOf"} <= functions
+
+        lineage = await get(f"/v1/assets/{hex_a}/lineage")
+        assert lineage["root"] == hex_a and lineage["edges"] == [[hex_a, hex_child]]
+        assert {n["digest"] for n in lineage["nodes"]} == {hex_a, hex_child} and not lineage["truncated"]
+        assert (await get(f"/v1/assets/{hex_child}/lineage?depth=1"))["edges"] == [[hex_a, hex_child]]
+        one = await get(f"/v1/assets/{hex_a}")
+        assert [c["digest"] for c in one["children"]] == [hex_child] and one["source"] == "agents"
+        other = await get(f"/v1/assets/{hex_child}")  # registered by someone else: what the chain says
+        assert other["source"] == "chain" and other["parents"] == [hex_a] and other["creator"] == deriver.address
+        assert other["zk"]["status"] == "unknown" and other["cid"] is None
+        assert other["paramsDigest"] == "0x" + child.params_digest.hex()
+        await get(f"/v1/assets/{hex_child}/preview", 404)  # no image of it here
+
+        async with session.get(server.make_url(f"/v1/assets/{hex_a}/preview")) as r:
+            assert r.status == 200 and r.content_type == "image/png"
+            preview = await r.read()
+        full = parts.store.read(Cid.parse(assets[0].payload["cid"]))
+        with Image.open(io.BytesIO(preview)) as small, Image.open(io.BytesIO(full)) as big:
+            assert small.size == (big.size[0] // 2, big.size[1] // 2)
+
+        assert (await get(f"/v1/channels/{deriver.address}/{terms_id}"))["acceptedCumulative"] == "0"
+        licenses.deposit(ETH, 2 * FINNEY, sender=deriver, value=2 * FINNEY)
+        client = PayingClient(session, deriver.private_key)
+        await client.fetch(str(server.make_url(f"/v1/assets/{hex_a}/content")))
+        paid = await get(f"/v1/channels/{deriver.address}/{terms_id}")
+        assert paid == {
+            "payer": deriver.address,
+            "termsId": terms_id,
+            "acceptedCumulative": str(FINNEY),
+            "settled": "0",
+        }
+        escrow = await get(f"/v1/holders/{deriver.address}/escrow")
+        assert (escrow["balance"], escrow["promised"]) == (str(2 * FINNEY), str(FINNEY))
+
+        owed = await get(f"/v1/accounts/{operator.address}/owed")
+        rows = {row["digest"]: row for row in owed["assets"]}
+        assert set(rows) == {"0x" + j.payload["sha256"] for j in assets}
+        assert rows[hex_a]["pendingRevenue"] == str(10 * FINNEY) and rows[hex_a]["distributed"] == "0"
+        splitter.distribute(a, ETH, sender=operator)
+        owed = await get(f"/v1/accounts/{operator.address}/owed")
+        assert owed["balance"] == str(splitter.balanceOf(operator.address, ETH)) != "0"
+        dev = await get(f"/v1/accounts/{developer.address}/owed")
+        assert model_id in [m["modelId"] for m in dev["models"]]
+        assert dev["balance"] == str(splitter.balanceOf(developer.address, ETH)) != "0"
+        mine = await get(f"/v1/accounts/{originator.address}/owed")
+        (share,) = mine["dataShares"]
+        pool, _ = splitter.dataPoolOf(model_id, ETH)
+        assert share["modelId"] == model_id and share["weight"] == 600_000 and share["claimed"] == "0"
+        assert int(share["claimable"]) == int(pool) * 600_000 // 1_000_000 > 0
+        proof = [bytes.fromhex(p[2:]) for p in share["proof"]]
+        splitter.claimDataShare(model_id, ETH, originator.address, share["weight"], proof, sender=originator)
+        after = (await get(f"/v1/accounts/{originator.address}/owed"))["dataShares"][0]
+        assert after["claimed"] == share["claimable"] and after["claimable"] == "0"
+        assert (await get(f"/v1/accounts/{deriver.address}/owed"))["dataShares"] == []  # not an originator
+
+        async with session.get(server.make_url("/"), allow_redirects=False) as r:
+            assert r.status == 302 and r.headers["Location"] == "/app/"
+        async with session.get(server.make_url("/app/")) as r:
+            assert r.status == 200 and "Content-Security-Policy" in r.headers and "app.js" in await r.text()
+
+    run_api(parts, tmp_path, scenario, data_trees={model_id: local_chain.data_tree})
+
+
 def test_bad_input_is_a_json_4xx_and_the_server_keeps_serving(
     parts: Parts, project: Any, local_chain: Any, accounts: Any, tmp_path: Path
 ):
@@ -317,6 +417,19 @@ def test_bad_input_is_a_json_4xx_and_the_server_keeps_serving(
         await expect("GET", "/v1/holders/0x12/licences", 400, "bad_address")
         await expect("GET", f"/v1/holders/{operator.address}/escrow?currency=eth", 400, "bad_address")
         await expect("GET", "/v1/nowhere", 404, "not_found")
+        await expect("GET", f"/v1/assets/{zero}/lineage", 404, "not_found")
+        await expect("GET", f"/v1/assets/0x{digest}/lineage?depth=0", 400, "bad_query")
+        await expect("GET", f"/v1/assets/0x{digest}/lineage?depth=99", 400, "bad_query")
+        await expect("GET", f"/v1/assets/{zero}/preview", 404, "not_found")
+        await expect("GET", "/v1/assets/0x12/preview", 400, "bad_digest")
+        await expect("GET", "/v1/channels/0x12/1", 400, "bad_address")
+        await expect("GET", f"/v1/channels/{operator.address}/0", 400, "bad_terms_id")
+        await expect("GET", f"/v1/channels/{operator.address}/x", 400, "bad_terms_id")
+        await expect("GET", f"/v1/channels/{operator.address}/999", 404, "not_found")
+        await expect("GET", "/v1/accounts/0xzz/owed", 400, "bad_address")
+        await expect("GET", f"/v1/accounts/{operator.address}/owed?currency=x", 400, "bad_address")
+        await expect("GET", "/app/..%2F..%2Fpyproject.toml", 404, "not_found")
+        await expect("GET", "/app/.proofmint-stamp", 404, "not_found")
         await expect("DELETE", "/v1/assets", 405, "method_not_allowed")
         await expect("POST", "/v1/vouchers", 415, "unsupported_media_type", data=b"x")
         await expect(

@@ -1,0 +1,211 @@
+// The proofmint API, typed as the dApp reads it (the OpenAPI document at /openapi.json is the reference).
+import type { Abi, Address, Hex } from "viem";
+
+export interface ZkStatus {
+  status: "attested" | "unproven" | "pending" | "unknown";
+  modelId?: number | null;
+  score?: number | null;
+  transaction?: string | null;
+  reason?: string | null;
+}
+
+export interface AssetView {
+  digest: Hex;
+  cid: string | null;
+  prompt: string | null;
+  creator: Address | null;
+  requester: string | null;
+  seq: number | null;
+  width: number | null;
+  height: number | null;
+  zk: ZkStatus;
+  curation: Record<string, unknown>;
+}
+
+export interface Terms {
+  termsId: number;
+  asset: Hex;
+  currency: Address;
+  pricePerUse: string;
+  price: string;
+  duration: number;
+  derivativeRoyaltyBps: number;
+  commercialUse: boolean;
+  derivativesAllowed: boolean;
+  active: boolean;
+}
+
+export interface AssetDetail extends AssetView {
+  metadataCid: string | null;
+  manifestCid: string | null;
+  metadataURI: string | null;
+  request: Record<string, unknown>;
+  lineage: Record<string, unknown>;
+  parents: Hex[];
+  paramsDigest: Hex | null;
+  commitment: Hex | null;
+  children: AssetView[];
+  terms: Terms[];
+}
+
+export interface Lineage {
+  root: Hex;
+  nodes: AssetView[];
+  edges: [Hex, Hex][];
+  truncated: boolean;
+}
+
+export interface ContractInfo {
+  address: Address;
+  abi: Abi;
+}
+
+export interface Deployment {
+  chainId: number;
+  network: string;
+  rpcUrl: string | null;
+  contracts: Record<"LicenseManager" | "RoyaltySplitter" | "ProvenanceRegistry" | "ModelRegistry", ContractInfo>;
+}
+
+export interface Licence {
+  licenseId: string;
+  termsId: number;
+  buyer: Address;
+  price: string;
+  expiresAt: number;
+  transaction: Hex;
+}
+
+export interface Escrow {
+  payer: Address;
+  currency: Address;
+  balance: string;
+  pendingWithdrawal: string;
+  unlockAt: number;
+  /** Vouchers this server accepted and the chain has not settled yet. */
+  promised: string;
+}
+
+export interface Channel {
+  payer: Address;
+  termsId: number;
+  acceptedCumulative: string;
+  settled: string;
+}
+
+export interface Owed {
+  account: Address;
+  currency: Address;
+  balance: string;
+  assets: { digest: Hex; prompt: string | null; pendingRevenue: string; distributed: string }[];
+  models: { modelId: number; developerBps: number; dataBps: number }[];
+  dataShares: { modelId: number; weight: number; proof: Hex[]; claimable: string; claimed: string }[];
+}
+
+export interface X402Offer {
+  scheme: string;
+  network: string;
+  amount: string;
+  asset: Address;
+  payTo: Address;
+  extra: {
+    assetDigest: Hex;
+    termsId: number;
+    pricePerUse: string;
+    settlementContract: Address;
+    chainId: number;
+    minDeadlineSeconds: number;
+    eip712: { domain: { name: string; version: string; chainId: number; verifyingContract: Address } };
+  };
+}
+
+/** An error the API answered, in its one JSON shape ({"error": {status, code, message, details}}). */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+}
+
+async function errorOf(response: Response): Promise<ApiError> {
+  try {
+    const body = (await response.json()) as { error?: { code?: string; message?: string; details?: Record<string, unknown> } };
+    const e = body.error ?? {};
+    return new ApiError(response.status, e.code ?? "error", e.message ?? response.statusText, e.details ?? {});
+  } catch {
+    return new ApiError(response.status, "error", `${response.status} ${response.statusText}`);
+  }
+}
+
+export class Api {
+  constructor(private readonly base: string) {}
+
+  url(path: string): string {
+    return new URL(path.replace(/^\//, ""), this.base).toString();
+  }
+
+  async get<T>(path: string): Promise<T> {
+    const response = await fetch(this.url(path), { headers: { Accept: "application/json" } });
+    if (!response.ok) throw await errorOf(response);
+    return (await response.json()) as T;
+  }
+
+  deployment(): Promise<Deployment> {
+    return this.get("v1/deployment");
+  }
+
+  assets(q = "", limit = 60, offset = 0): Promise<{ total: number; offset: number; items: AssetView[] }> {
+    const params = new URLSearchParams({ limit: String(limit), offset: String(offset) });
+    if (q) params.set("q", q);
+    return this.get(`v1/assets?${params}`);
+  }
+
+  asset(digest: Hex): Promise<AssetDetail> {
+    return this.get(`v1/assets/${digest}`);
+  }
+
+  lineage(digest: Hex, depth = 3): Promise<Lineage> {
+    return this.get(`v1/assets/${digest}/lineage?depth=${depth}`);
+  }
+
+  similar(digest: Hex, limit = 6): Promise<{ items: (AssetView & { similarity: number })[] }> {
+    return this.get(`v1/assets/${digest}/similar?limit=${limit}`);
+  }
+
+  previewUrl(digest: Hex): string {
+    return this.url(`v1/assets/${digest}/preview`);
+  }
+
+  licences(holder: Address): Promise<{ holder: Address; items: Licence[] }> {
+    return this.get(`v1/holders/${holder}/licences`);
+  }
+
+  escrow(payer: Address): Promise<Escrow> {
+    return this.get(`v1/holders/${payer}/escrow`);
+  }
+
+  channel(payer: Address, termsId: number): Promise<Channel> {
+    return this.get(`v1/channels/${payer}/${termsId}`);
+  }
+
+  owed(account: Address): Promise<Owed> {
+    return this.get(`v1/accounts/${account}/owed`);
+  }
+
+  /** The licensed content of an asset: the 402 offer when unpaid, the image when `payment` is accepted. */
+  async content(digest: Hex, payment?: string): Promise<{ image: Blob } | { offers: X402Offer[]; error: ApiError }> {
+    const headers: Record<string, string> = {};
+    if (payment) headers["PAYMENT-SIGNATURE"] = payment;
+    const response = await fetch(this.url(`v1/assets/${digest}/content`), { headers });
+    if (response.ok) return { image: await response.blob() };
+    const error = await errorOf(response);
+    if (response.status !== 402) throw error;
+    const header = response.headers.get("PAYMENT-REQUIRED");
+    const required = header ? (JSON.parse(atob(header)) as { accepts?: X402Offer[] }) : {};
+    return { offers: required.accepts ?? [], error };
+  }
+}

@@ -1,0 +1,272 @@
+import type { Address, Hex } from "viem";
+import type { AssetDetail, Terms, X402Offer } from "../api";
+import type { Context } from "../context";
+import { actionButton, h, replace, type Child } from "../dom";
+import { amount, duration, ETH, parseEthInput, short } from "../format";
+import { lineageGraph } from "../lineage";
+import { alignment, provenanceBadge, zkBadge } from "./badges";
+
+const PERPETUAL = 2n ** 64n - 1n;
+
+function row(label: string, value: Child): HTMLElement {
+  return h("tr", {}, h("th", { scope: "row" }, label), h("td", {}, value));
+}
+
+function mono(text: string | null | undefined): Child {
+  return text ? h("code", { title: text }, text) : h("span", { class: "muted" }, "—");
+}
+
+function text(value: unknown): string | null {
+  if (value === undefined || value === null || value === "") return null;
+  if (Array.isArray(value)) return value.length ? value.map(String).join(", ") : null;
+  return String(value);
+}
+
+function provenance(asset: AssetDetail): HTMLElement {
+  const request = asset.request as Record<string, unknown>;
+  const lineage = asset.lineage as Record<string, unknown>;
+  const rows: HTMLElement[] = [
+    row("Asset digest (sha-256)", mono(asset.digest)),
+    row("Content (CIDv1)", mono(asset.cid)),
+    row("Creator", mono(asset.creator)),
+  ];
+  const facts: [string, unknown, boolean][] = [
+    ["Prompt", asset.prompt ?? request["prompt"], false],
+    ["Negative prompt", request["negative_prompt"], false],
+    ["Seed", request["seed"], false],
+    ["Steps", request["steps"], false],
+    ["Guidance", request["guidance"], false],
+    ["Model version (on chain)", lineage["model_id"], false],
+    ["Weights digest", lineage["model_digest"], true],
+    ["Pipeline", lineage["pipeline"], false],
+    ["Scheduler", lineage["scheduler"], false],
+    ["Adapters", lineage["adapters"], false],
+    ["Ran on", [lineage["device"], lineage["dtype"]].filter((v) => v).join(", "), false],
+    ["Registered in transaction", lineage["register_tx"], true],
+  ];
+  for (const [label, value, code] of facts) {
+    const shown = text(value);
+    if (shown !== null) rows.push(row(label, code ? mono(shown) : shown));
+  }
+  rows.push(
+    row("Parameters digest", mono(asset.paramsDigest)),
+    row("Input commitment (Poseidon)", mono(asset.commitment)),
+    row("Metadata", mono(asset.metadataCid)),
+    row("Provenance manifest (C2PA vocabulary)", mono(asset.manifestCid)),
+    row("Parents", asset.parents.length ? h("span", {}, asset.parents.map((p) => h("a", { href: `#/asset/${p}` }, short(p), " "))) : "none (an original)"),
+  );
+  const zk = asset.zk;
+  rows.push(
+    row(
+      "Zero-knowledge proof",
+      zk.status === "attested"
+        ? h("span", {}, `EZKL proof of the curation model (version ${zk.modelId ?? "?"}) verified on chain in `, mono(zk.transaction ?? null))
+        : zk.status === "unproven"
+          ? `not proven: ${zk.reason ?? "proving failed"}`
+          : zk.status === "unknown"
+            ? "not known here (registered outside these agents)"
+            : "pending",
+    ),
+  );
+  return h("table", { class: "facts", id: "provenance" }, h("tbody", {}, rows));
+}
+
+function termsFacts(t: Terms): string {
+  const parts = [
+    t.commercialUse ? "commercial use" : "non-commercial",
+    t.derivativesAllowed ? `derivatives allowed (${t.derivativeRoyaltyBps / 100}% royalty to this asset)` : "no derivatives",
+    `licence ${duration(t.duration)}`,
+  ];
+  return parts.join(" · ");
+}
+
+async function heldLicences(ctx: Context, terms: Terms[]): Promise<Map<number, number>> {
+  const wallet = ctx.wallet();
+  const held = new Map<number, number>();
+  if (!wallet?.account) return held;
+  const ids = new Set(terms.map((t) => t.termsId));
+  const now = Date.now() / 1000;
+  for (const licence of (await ctx.api.licences(wallet.account)).items) {
+    if (ids.has(licence.termsId) && (BigInt(licence.expiresAt) === PERPETUAL || licence.expiresAt > now)) {
+      held.set(licence.termsId, (held.get(licence.termsId) ?? 0) + 1);
+    }
+  }
+  return held;
+}
+
+function purchasePanel(ctx: Context, t: Terms, held: number, refresh: () => void): HTMLElement {
+  const lm = ctx.deployment.contracts.LicenseManager;
+  const price = BigInt(t.price);
+  const buy = actionButton(
+    price === 0n ? "Get licence (free)" : `Buy licence for ${amount(price, t.currency)}`,
+    async () => {
+      const ok = await ctx.act("Buying the licence", async (wallet) => {
+        if (t.currency.toLowerCase() !== ETH) throw new Error("this page pays in ETH only; these terms are in a token");
+        const receipt = await wallet.send(lm, "purchase", [BigInt(t.termsId), wallet.account], price);
+        return `Licence under terms ${t.termsId} bought (block ${receipt.blockNumber}, ${short(receipt.transactionHash)})`;
+      });
+      if (ok) refresh();
+    },
+    { class: "primary", "data-action": "purchase", "data-terms": t.termsId, disabled: !t.active },
+  );
+  return h(
+    "div",
+    { class: "terms", "data-terms": t.termsId },
+    h("h3", {}, `Terms ${t.termsId}`, t.active ? "" : " (inactive)"),
+    h("p", {}, termsFacts(t)),
+    h("p", {}, price > 0n || BigInt(t.pricePerUse) === 0n ? buy : null),
+    BigInt(t.pricePerUse) > 0n ? h("p", { class: "muted" }, `or pay per use: ${amount(t.pricePerUse, t.currency)} a view, from escrow`) : null,
+    held > 0 ? h("p", { class: "held", "data-held": held }, `You hold ${held} licence${held === 1 ? "" : "s"} under these terms.`) : null,
+  );
+}
+
+function header(payment: object): string {
+  return btoa(JSON.stringify(payment));
+}
+
+/** Pays one use over x402: the 402 offer, the channel's accepted amount, a voucher signed in the wallet. */
+async function payPerUse(ctx: Context, asset: AssetDetail, t: Terms, out: HTMLElement): Promise<void> {
+  await ctx.act("Paying for one use", async (wallet) => {
+    const payer = wallet.account as Address;
+    const first = await ctx.api.content(asset.digest);
+    let offer: X402Offer | undefined;
+    if ("image" in first) {
+      show(out, first.image, "free content");
+      return "This content is free";
+    }
+    offer = first.offers.find((o) => o.scheme === "proofmint-voucher" && o.extra.termsId === t.termsId);
+    if (!offer) throw new Error(`the API offers no per-use payment under terms ${t.termsId}`);
+    if (offer.extra.chainId !== ctx.deployment.chainId) throw new Error("the offer is for another chain");
+    const channel = await ctx.api.channel(payer, t.termsId);
+    const cumulative = BigInt(channel.acceptedCumulative) + BigInt(offer.amount);
+    const deadline = BigInt(Math.floor(Date.now() / 1000) + Math.max(3_600, offer.extra.minDeadlineSeconds + 60));
+    const voucher = { payer, asset: asset.digest, termsId: BigInt(t.termsId), cumulativeAmount: cumulative, deadline };
+    const signature = await wallet.signVoucher(offer.extra.eip712.domain, voucher);
+    const payload = {
+      payer,
+      asset: asset.digest,
+      termsId: t.termsId,
+      cumulativeAmount: cumulative.toString(),
+      deadline: Number(deadline),
+      signature,
+    };
+    const paid = await ctx.api.content(asset.digest, header({ x402Version: 2, accepted: offer, payload }));
+    if (!("image" in paid)) throw new Error(`payment refused: ${paid.error.message}`);
+    show(out, paid.image, `paid ${amount(offer.amount)}; this channel's vouchers now total ${amount(cumulative)}`);
+    return `One use paid: voucher for ${amount(cumulative)} in total signed and accepted`;
+  });
+}
+
+function show(out: HTMLElement, image: Blob, caption: string): void {
+  const url = URL.createObjectURL(image);
+  replace(out, h("figure", { class: "licensed" }, h("img", { src: url, alt: "licensed image", id: "licensed-image" }), h("figcaption", {}, caption)));
+}
+
+async function escrowPanel(ctx: Context, asset: AssetDetail, metered: Terms[], refresh: () => void): Promise<HTMLElement> {
+  const wallet = ctx.wallet();
+  const out = h("div", { class: "paid-out", id: "paid-content" });
+  const input = h("input", { type: "text", inputmode: "decimal", value: "0.01", "aria-label": "amount to deposit in ETH", id: "deposit-amount" });
+  const deposit = actionButton(
+    "Deposit",
+    async () => {
+      let wei: bigint;
+      try {
+        wei = parseEthInput(input.value);
+      } catch (error) {
+        ctx.notify((error as Error).message, "error");
+        return;
+      }
+      const ok = await ctx.act("Depositing into escrow", async (w) => {
+        const receipt = await w.send(ctx.deployment.contracts.LicenseManager, "deposit", [ETH, wei], wei);
+        return `Deposited ${amount(wei)} into escrow (block ${receipt.blockNumber})`;
+      });
+      if (ok) refresh();
+    },
+    { "data-action": "deposit" },
+  );
+  let cover: Child = h("span", { class: "muted" }, "connect a wallet to see your escrow");
+  if (wallet?.account) {
+    const e = await ctx.api.escrow(wallet.account);
+    const free = BigInt(e.balance) - BigInt(e.pendingWithdrawal);
+    const promised = BigInt(e.promised);
+    const left = free - promised;
+    cover = h(
+      "span",
+      { id: "escrow-balance", "data-wei": e.balance, "data-promised": e.promised },
+      `Your escrow: ${amount(e.balance)}`,
+      BigInt(e.pendingWithdrawal) > 0n ? `, of which ${amount(e.pendingWithdrawal)} is asked back` : "",
+      promised > 0n ? `; ${amount(promised)} promised in vouchers not yet settled` : "",
+      ` · ${amount(left > 0n ? left : 0n)} left for more uses`,
+    );
+  }
+  return h(
+    "section",
+    { class: "panel", id: "pay-per-use" },
+    h("h2", {}, "Pay per use"),
+    h("p", { class: "muted" },
+      "Each view is paid by a signed cumulative voucher (EIP-712) against ETH you hold in escrow in LicenseManager; ",
+      "the operator settles vouchers on chain in batches. Your wallet shows every field before you sign."),
+    h("p", {}, cover),
+    h("div", { class: "row" }, input, deposit),
+    h("div", { class: "row" },
+      metered.map((t) =>
+        actionButton(`Sign a voucher and view (${amount(t.pricePerUse, t.currency)}, terms ${t.termsId})`, () => payPerUse(ctx, asset, t, out), {
+          class: "primary",
+          "data-action": "pay-per-use",
+          "data-terms": t.termsId,
+        }),
+      )),
+    out,
+  );
+}
+
+export async function assetPage(ctx: Context, view: HTMLElement, digest: Hex, refresh: () => void): Promise<void> {
+  const [asset, lineage] = await Promise.all([ctx.api.asset(digest), ctx.api.lineage(digest)]);
+  const held = await heldLicences(ctx, asset.terms);
+  const metered = asset.terms.filter((t) => t.active && BigInt(t.pricePerUse) > 0n);
+  const similar = await ctx.api.similar(digest).catch(() => ({ items: [] }));
+  const score = alignment(asset);
+  replace(
+    view,
+    h("article", { class: "asset", "data-digest": asset.digest },
+      h("div", { class: "hero" },
+        asset.cid
+          ? h("img", { src: ctx.api.previewUrl(digest), alt: asset.prompt ?? "generated image", class: "preview", width: 256, height: 256 })
+          : h("div", { class: "preview none" }, "no image on this server"),
+        h("div", {},
+          h("h1", {}, asset.prompt ?? `Asset ${short(asset.digest)}`),
+          h("div", { class: "badges" }, provenanceBadge(), zkBadge(asset)),
+          h("p", { class: "muted" },
+            [score, asset.width ? `${asset.width}×${asset.height} px` : null, asset.cid ? "the preview is reduced; the full image is licensed" : "registered on chain by someone else"]
+              .filter((x) => x)
+              .join(" · ")),
+        ),
+      ),
+      h("section", { class: "panel" }, h("h2", {}, "Provenance"), provenance(asset)),
+      h("section", { class: "panel", id: "lineage" },
+        h("h2", {}, "Lineage"),
+        lineage.edges.length === 0
+          ? h("p", { class: "muted" }, "No parents or derivatives registered.")
+          : h("p", { class: "muted" }, "Parents on the left, derivatives on the right; select an asset to open it."),
+        h("div", { class: "graph" }, lineageGraph(lineage, (d) => ctx.api.previewUrl(d))),
+        lineage.truncated ? h("p", { class: "muted" }, "Only the nearest generations are shown.") : null,
+      ),
+      h("section", { class: "panel", id: "licences" },
+        h("h2", {}, "Licences"),
+        asset.terms.length === 0
+          ? h("p", { class: "muted" }, "The creator has attached no licence terms to this asset.")
+          : asset.terms.map((t) => purchasePanel(ctx, t, held.get(t.termsId) ?? 0, refresh)),
+      ),
+      metered.length ? await escrowPanel(ctx, asset, metered, refresh) : null,
+      similar.items.length
+        ? h("section", { class: "panel" },
+            h("h2", {}, "Similar images"),
+            h("div", { class: "strip" },
+              similar.items.map((s) =>
+                h("a", { href: `#/asset/${s.digest}`, title: `${s.prompt ?? ""} (similarity ${s.similarity.toFixed(2)})` },
+                  h("img", { src: ctx.api.previewUrl(s.digest as Hex), alt: s.prompt ?? "", width: 96, height: 96, loading: "lazy" }))),
+            ))
+        : null,
+    ),
+  );
+}

@@ -1,0 +1,33 @@
+import type { AssetView } from "../api";
+import { h } from "../dom";
+
+export function zkBadge(asset: AssetView): HTMLElement {
+  const status = asset.zk.status;
+  const text = { attested: "zk attested", unproven: "zk unproven", pending: "zk pending", unknown: "zk unknown" }[status];
+  const title =
+    status === "attested"
+      ? `an EZKL proof of the curation model's inference was verified on chain (model ${asset.zk.modelId ?? "?"})`
+      : status === "unproven"
+        ? `no proof: ${asset.zk.reason ?? "proving failed"}`
+        : status === "unknown"
+          ? "registered outside these agents: this server does not know of a proof"
+          : "the proof is being made";
+  return h("span", { class: `badge zk-${status}`, title, "data-badge": "zk" }, text);
+}
+
+export function provenanceBadge(): HTMLElement {
+  return h(
+    "span",
+    {
+      class: "badge provenance",
+      title: "model version, weights digest, prompt, seed, parameters and parents are registered on chain",
+      "data-badge": "provenance",
+    },
+    "provenance on chain",
+  );
+}
+
+export function alignment(asset: AssetView): string | null {
+  const value = asset.curation["alignment"];
+  return typeof value === "number" ? `prompt alignment ${value.toFixed(2)}` : null;
+}

@@ -1,0 +1,276 @@
+"""The dApp end to end in headless Chromium, with a test wallet injected into the page and backed
+by anvil (CHECKLIST 16-18 through a browser): a person connects, opens an asset (provenance, zk
+badge, its on-chain lineage graph), buys a licence, deposits escrow, signs a pay-per-use voucher
+with eth_signTypedData_v4 and sees the paid image; a rejected signature and a purchase that would
+revert send nothing; then the creator, the model developer and a data originator each split,
+claim and withdraw what they are owed from the dashboard. Every effect is checked on chain.
+Screenshots are kept in artifacts/dapp/."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from agents.api.app import build_app
+from agents.api.serve import open_api, serve
+from agents.daemons import jobs
+from agents.daemons.local import Parts, build_agents
+from agents.generator import GenerationRequest
+from agents.toolchain import project_root
+from tests.agents.api.browser_wallet import InjectedWallet
+from tests.agents.daemons.test_pipeline import ETH, FINNEY, PROMPTS, contract
+from tests.contracts.helpers import asset_record, buy_license, register_asset
+
+pytestmark = [pytest.mark.chain, pytest.mark.anvil]
+
+CHROMIUM = os.environ.get("PROOFMINT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SHOTS = project_root() / "artifacts" / "dapp"
+TIMEOUT_MS = 30_000
+
+
+async def attested_assets(parts: Parts, requester: str, count: int) -> list[Any]:
+    for i, prompt in enumerate(PROMPTS[:count]):
+        await parts.journal.call(
+            jobs.submit_request, parts.journal, GenerationRequest(prompt, 8_000 + i), requester=requester, source="cli"
+        )
+    agents = build_agents(parts, register_batch=count, linger_s=0.2, idle=0.05, withdraw_every_s=None)
+    await agents.start()
+    try:
+        await agents.until(lambda c: c.get(jobs.ATTESTED, 0) + c.get(jobs.UNPROVEN, 0) == count, within_s=900)
+    finally:
+        await agents.stop()
+    return sorted(await parts.journal.call(parts.journal.at_stage, jobs.ATTESTED), key=lambda j: j.payload["seq"])
+
+
+def test_dapp_in_chromium_with_an_injected_wallet(
+    parts: Parts, project: Any, local_chain: Any, accounts: Any, chain: Any, tmp_path: Path
+):
+    if chain.provider.name != "foundry":
+        pytest.skip("the injected wallet talks to a node over JSON-RPC: runs in the anvil pass (make test-anvil)")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium is not at {CHROMIUM}: run `make setup-tests` (Debian's chromium)")
+    from playwright.async_api import async_playwright, expect
+
+    operator, developer, originator, buyer, deriver = accounts[0], accounts[1], accounts[2], accounts[6], accounts[7]
+    assets = asyncio.run(attested_assets(parts, str(operator.address), 2))
+    assert len(assets) == 2
+    licenses = contract(project, local_chain, "LicenseManager")
+    splitter = contract(project, local_chain, "RoyaltySplitter")
+    registry = contract(project, local_chain, "ProvenanceRegistry")
+    a, b = (bytes.fromhex(j.payload["sha256"]) for j in assets)
+    hex_a, hex_b = "0x" + a.hex(), "0x" + b.hex()
+    terms = {
+        "currency": ETH,
+        "price": 10 * FINNEY,
+        "pricePerUse": FINNEY,
+        "duration": 0,
+        "derivativeRoyaltyBps": 1_000,
+        "commercialUse": True,
+        "derivativesAllowed": True,
+    }
+    licenses.attachTerms(a, terms, sender=operator)
+    terms_a = int(licenses.termsCount())
+    licenses.attachTerms(b, terms, sender=operator)
+    terms_b = int(licenses.termsCount())
+    # a derivative of A registered by someone else, straight on chain: the lineage graph shows it
+    licence = buy_license(licenses, deriver, terms_a)
+    child = asset_record("derivative of A", deriver, local_chain.t2i_model_id, parents=(a,))
+    register_asset(registry, deriver, child, [licence])
+    hex_child = "0x" + child.content_digest.hex()
+    revenue_a = int(splitter.pendingRevenueOf(a, ETH))
+    assert revenue_a == 10 * FINNEY
+    chain_id = int(chain.chain_id)
+    wallet = InjectedWallet(chain.provider.uri, buyer.private_key, chain_id)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+
+    async def scenario() -> None:
+        deps = await open_api(parts, tmp_path / "api", data_trees={local_chain.t2i_model_id: local_chain.data_tree})
+        runner = await serve(build_app(deps, rate_per_s=1_000, burst=1_000), port=0)
+        port = runner.addresses[0][1]
+        base = f"http://127.0.0.1:{port}"
+        try:
+            async with async_playwright() as pw:
+                browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                page = await browser.new_page(viewport={"width": 1280, "height": 900})
+                problems: list[str] = []
+                page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+                page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+                page.set_default_timeout(TIMEOUT_MS)
+                await wallet.install(page)
+                await run_pages(page, base, expect)
+                await browser.close()
+                assert not [p for p in problems if "402" not in p and "404" not in p], problems
+        finally:
+            await runner.cleanup()
+            deps.paywall.book.close()
+
+    async def shot(page: Any, name: str) -> None:
+        await page.evaluate("window.scrollTo(0, 0)")
+        await page.screenshot(path=str(SHOTS / name), full_page=True)
+
+    async def ready(page: Any, name: str) -> None:
+        await page.wait_for_function(
+            "(name) => document.getElementById('view').dataset.page === name", arg=name, timeout=TIMEOUT_MS
+        )
+
+    async def notice(page: Any, expect: Any, kind: str, text: str) -> None:
+        box = page.locator(f"#notice[data-kind={kind}]")
+        await expect(box).to_contain_text(text)
+
+    async def run_pages(page: Any, base: str, expect: Any) -> None:
+        # -- the gallery: both assets, their provenance and zk badges; not yet connected
+        await page.goto(f"{base}/app/")
+        await expect(page.locator("#gallery .card")).to_have_count(2)
+        await expect(page.locator(f'.card[data-digest="{hex_a}"] [data-badge=zk]')).to_have_text("zk attested")
+        await expect(page.locator(".card [data-badge=provenance]")).to_have_count(2)
+        await expect(page.locator("#connect")).to_be_visible()
+        images_loaded = await page.eval_on_selector_all(
+            "#gallery .card img", "imgs => imgs.every(i => i.complete && i.naturalWidth > 0)"
+        )
+        assert images_loaded
+        await shot(page, "01-gallery.png")
+
+        # -- search narrows by prompt words
+        word = "magenta"  # in the second prompt only
+        await page.fill("input[name=q]", word)
+        await page.click("form.search button")
+        await expect(page.locator("#gallery .card")).to_have_count(1)
+
+        # -- connect the wallet
+        await page.click("#connect")
+        await expect(page.locator("#account")).to_have_attribute("data-address", str(buyer.address))
+        assert wallet.signed("eth_requestAccounts")
+
+        # -- asset A: provenance, lineage from the chain (A -> its derivative), terms
+        await page.goto(f"{base}/app/#/asset/{hex_a}")
+        await ready(page, "asset")
+        await expect(page.locator("#provenance")).to_contain_text(assets[0].payload["cid"])
+        await expect(page.locator(".lineage .node")).to_have_count(2)
+        await expect(page.locator(f'.lineage [data-edge="{hex_a}>{hex_child}"]')).to_have_count(1)
+        await shot(page, "02-asset-lineage.png")
+
+        # -- buy a licence: one transaction, a licence on chain, revenue for A
+        sent = len(wallet.signed("eth_sendTransaction"))
+        await page.click(f'[data-action=purchase][data-terms="{terms_a}"]')
+        await notice(page, expect, "ok", f"Licence under terms {terms_a} bought")
+        await expect(page.locator(f'.terms[data-terms="{terms_a}"] .held')).to_contain_text("You hold 1 licence")
+        assert len(wallet.signed("eth_sendTransaction")) == sent + 1
+        perpetual = (terms_a << 64) | (2**64 - 1)  # the licence id of terms with no duration (ERC-1155)
+        assert int(licenses.balanceOf(buyer.address, perpetual)) == 1
+        assert int(splitter.pendingRevenueOf(a, ETH)) == revenue_a + 10 * FINNEY
+        await shot(page, "03-licence-purchased.png")
+
+        # -- deposit escrow (bad input first: nothing sent)
+        await page.fill("#deposit-amount", "lots")
+        await page.click("[data-action=deposit]")
+        await notice(page, expect, "error", "enter an amount in ETH")
+        await page.fill("#deposit-amount", "0.003")
+        await page.click("[data-action=deposit]")
+        await notice(page, expect, "ok", "Deposited 0.003 ETH into escrow")
+        assert int(licenses.escrowOf(buyer.address, ETH)[0]) == 3 * FINNEY
+        await expect(page.locator("#escrow-balance")).to_have_attribute("data-wei", str(3 * FINNEY))
+
+        # -- pay per use: a voucher signed in the wallet unlocks the full image, twice
+        for uses in (1, 2):
+            await page.click(f'[data-action=pay-per-use][data-terms="{terms_a}"]')
+            await notice(page, expect, "ok", "One use paid")
+            await expect(page.locator("#licensed-image")).to_be_visible()
+            typed = wallet.signed("eth_signTypedData_v4")[-1]
+            assert typed["primaryType"] == "Voucher"
+            assert typed["domain"]["verifyingContract"].lower() == str(licenses.address).lower()
+            assert int(typed["domain"]["chainId"]) == chain_id
+            message = typed["message"]
+            assert message["payer"].lower() == str(buyer.address).lower() and message["asset"] == hex_a
+            assert int(message["termsId"]) == terms_a and int(message["cumulativeAmount"]) == uses * FINNEY
+        width = await page.eval_on_selector("#licensed-image", "i => i.naturalWidth")
+        assert width == assets[0].payload["width"]
+        assert await accepted(base, str(buyer.address), terms_a) == 2 * FINNEY
+        escrow = await api_get(base, f"/v1/holders/{buyer.address}/escrow")
+        assert (escrow["balance"], escrow["promised"]) == (str(3 * FINNEY), str(2 * FINNEY))
+        await shot(page, "04-paid-use.png")
+
+        # -- the person rejects the next signature: an error says so, nothing is paid
+        wallet.reject_next = True
+        await page.click(f'[data-action=pay-per-use][data-terms="{terms_a}"]')
+        await notice(page, expect, "error", "you rejected the request in your wallet")
+        assert await accepted(base, str(buyer.address), terms_a) == 2 * FINNEY
+
+        # -- a purchase that would revert is named before anything is signed
+        await page.goto(f"{base}/app/#/asset/{hex_b}")
+        await page.wait_for_selector(f'article.asset[data-digest="{hex_b}"]')
+        licenses.setTermsActive(terms_b, False, sender=operator)
+        sent = len(wallet.signed("eth_sendTransaction"))
+        await page.click(f'[data-action=purchase][data-terms="{terms_b}"]')
+        await notice(page, expect, "error", "LicenseManager__TermsInactive")
+        assert len(wallet.signed("eth_sendTransaction")) == sent
+
+        # -- the creator (the operator) splits A's revenue and withdraws
+        await wallet.switch_account(page, operator.private_key)
+        await page.goto(f"{base}/app/#/dashboard")
+        await ready(page, "dashboard")
+        await expect(page.locator("#account")).to_have_attribute("data-address", str(operator.address))
+        row = page.locator(f'#created tr[data-digest="{hex_a}"]')
+        await expect(row).to_contain_text("0.02 ETH")
+        await shot(page, "05-dashboard-creator.png")
+        await row.locator("[data-action=distribute]").click()
+        await notice(page, expect, "ok", "among its payees")
+        assert int(splitter.pendingRevenueOf(a, ETH)) == 0
+        owed = int(splitter.balanceOf(operator.address, ETH))
+        assert owed > 0
+        await expect(page.locator("#royalty-balance")).to_have_attribute("data-wei", str(owed))
+        before = int(operator.balance)
+        await page.click("[data-action=withdraw]")
+        await notice(page, expect, "ok", "Withdrew")
+        assert int(splitter.balanceOf(operator.address, ETH)) == 0
+        assert 0 < int(operator.balance) - before <= owed
+        await shot(page, "06-dashboard-withdrawn.png")
+
+        # -- the model developer withdraws its share
+        await wallet.switch_account(page, developer.private_key)
+        await expect(page.locator("#account")).to_have_attribute("data-address", str(developer.address))
+        await expect(page.locator("#models")).to_contain_text(f"version {local_chain.t2i_model_id}")
+        dev_owed = int(splitter.balanceOf(developer.address, ETH))
+        assert dev_owed > 0
+        await page.click("[data-action=withdraw]")
+        await notice(page, expect, "ok", "Withdrew")
+        assert int(splitter.balanceOf(developer.address, ETH)) == 0
+
+        # -- a training-data originator claims its share with the proof the API serves, then withdraws
+        await wallet.switch_account(page, originator.private_key)
+        share = page.locator(f'#data-shares tr[data-model="{local_chain.t2i_model_id}"]')
+        await expect(share).to_contain_text("60.00%")
+        await share.locator("[data-action=claim]").click()
+        await notice(page, expect, "ok", "Claimed")
+        claimed = int(splitter.dataClaimedOf(local_chain.t2i_model_id, ETH, originator.address))
+        assert claimed > 0
+        await page.click("[data-action=withdraw]")
+        await notice(page, expect, "ok", "Withdrew")
+        assert int(splitter.balanceOf(originator.address, ETH)) == 0
+        await shot(page, "07-dashboard-originator.png")
+
+    asyncio.run(scenario())
+
+
+async def api_get(base: str, path: str) -> Any:
+    async with aiohttp.ClientSession() as session, session.get(f"{base}{path}") as response:
+        assert response.status == 200, await response.text()
+        return await response.json()
+
+
+async def accepted(base: str, payer: str, terms_id: int) -> int:
+    """The channel's cumulative amount the API has accepted (its /v1/channels route)."""
+    return int((await api_get(base, f"/v1/channels/{payer}/{terms_id}"))["acceptedCumulative"])
