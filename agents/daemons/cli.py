@@ -298,11 +298,16 @@ def up_command(state: Path, metrics_port: int, prompts: Path | None, api_port: i
     import ape
     from ape import networks
 
+    from agents.daemons.devnode import FOUNDRY, own_anvil
+
     quiet_libraries()
     root = project_root()
     if state.exists():
         shutil.rmtree(state)
-    with networks.parse_network_choice(network):
+    with contextlib.ExitStack() as stack:
+        if network == FOUNDRY:  # a node of our own, which Ctrl-C does not reach (see devnode)
+            stack.enter_context(own_anvil(networks))
+        stack.enter_context(networks.parse_network_choice(network))
         asyncio.run(_up(ape, root, state, metrics_port, prompts, api_port))
 
 

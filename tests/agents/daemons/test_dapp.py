@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -274,3 +275,67 @@ async def api_get(base: str, path: str) -> Any:
 async def accepted(base: str, payer: str, terms_id: int) -> int:
     """The channel's cumulative amount the API has accepted (its /v1/channels route)."""
     return int((await api_get(base, f"/v1/channels/{payer}/{terms_id}"))["acceptedCumulative"])
+
+
+def test_proofmint_agent_api_serves_the_api_and_dapp_beside_daemons_on_a_node(
+    local_chain: Any, chain: Any, tmp_path: Path
+):
+    """`proofmint agent api` as an operator runs it against a node: a deployment record, the
+    originators' tree file, no key; it tells wallets the public RPC, serves the dApp, refuses a
+    tree file that does not hash to its root, and exits 0 on Ctrl-C."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    from tests.agents.daemons.test_up import call, wait_for
+    from tests.agents.runtime.anvil import free_port
+
+    if chain.provider.name != "foundry":
+        pytest.skip("the API process reaches the chain over JSON-RPC: runs in the anvil pass (make test-anvil)")
+    record = tmp_path / "deployment.json"
+    contracts = [{"name": n, "address": a, "gas_used": 0} for n, a in local_chain.addresses.items()]
+    record.write_text(json.dumps({"network": "ethereum:local:foundry", "chainId": 31337, "contracts": contracts}))
+    tree = local_chain.data_tree
+    payload = {
+        "modelId": local_chain.t2i_model_id,
+        "chainId": int(chain.chain_id),
+        "root": "0x" + tree.root.hex(),
+        "originators": {a: {"weight": w, "proof": ["0x" + p.hex() for p in tree.proof(a)]} for a, w in tree.shares},
+    }
+    good, bad = tmp_path / "data.tree.json", tmp_path / "tampered.tree.json"
+    good.write_text(json.dumps(payload))
+    bad.write_text(json.dumps({**payload, "root": "0x" + "11" * 32}))
+    binary = str(Path(sys.executable).with_name("proofmint"))
+    base = [binary, "agent", "api", "--rpc", chain.provider.uri, "--deployment", str(record)]
+    env = {k: v for k, v in os.environ.items() if k != "PROOFMINT_AGENT_KEY"}  # it needs none
+
+    refused = subprocess.run(
+        [*base, "--state", str(tmp_path / "s1"), "--data-tree", str(bad)], env=env, capture_output=True, timeout=120
+    )
+    assert refused.returncode == 2 and b"do not hash to the root" in refused.stderr, refused.stderr[-2000:]
+
+    port = free_port()
+    public = "https://rpc.example.invalid"
+    command = [*base, "--state", str(tmp_path / "s2"), "--api-port", str(port), "--public-rpc", public]
+    with (tmp_path / "api.log").open("wb") as out:
+        process = subprocess.Popen([*command, "--data-tree", str(good)], env=env, stdout=out, stderr=out)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        health = wait_for(lambda: call(f"{url}/health"), 120, process)
+        assert health[0] == 200 and health[1]["chainId"] == int(chain.chain_id)
+        status, deployment = call(f"{url}/v1/deployment")
+        assert status == 200 and deployment["rpcUrl"] == public
+        assert deployment["contracts"]["LicenseManager"]["address"] == local_chain.addresses["LicenseManager"]
+        originator = tree.shares[0][0]
+        status, owed = call(f"{url}/v1/accounts/{originator}/owed")
+        assert status == 200 and [s["modelId"] for s in owed["dataShares"]] == [local_chain.t2i_model_id]
+        with urllib.request.urlopen(f"{url}/app/", timeout=10) as response:
+            assert response.status == 200 and b"app.js" in response.read()
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    log = (tmp_path / "api.log").read_text()
+    assert "Traceback" not in log and f"dApp http://127.0.0.1:{port}/app/" in log, log[-3000:]

@@ -50,7 +50,17 @@ def wait_for(check: Any, within_s: float, process: subprocess.Popen[bytes]) -> A
     raise AssertionError(f"not within {within_s} s")
 
 
-def test_proofmint_up_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path: Path):
+def rpc_chain_id(url: str) -> int:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return int(json.loads(response.read())["result"], 16)
+
+
+@pytest.mark.parametrize("network", ["ethereum:local:test", "ethereum:local:foundry"])
+def test_proofmint_up_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path: Path, network: str):
+    """On the embedded chain, and on an anvil of its own whose RPC it tells wallets (that node
+    outlives the Ctrl-C until the agents have finished, then goes with them)."""
     api, metrics = free_port(), free_port()
     binary = Path(sys.executable).with_name("proofmint")
     log = tmp_path / "up.log"
@@ -65,6 +75,8 @@ def test_proofmint_up_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path: Path)
                 str(api),
                 "--metrics-port",
                 str(metrics),
+                "--network",
+                network,
             ],
             cwd=project_root(),
             stdout=out,
@@ -75,6 +87,11 @@ def test_proofmint_up_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path: Path)
         try:
             base = f"http://127.0.0.1:{api}"
             wait_for(lambda: call(f"{base}/health")[0] == 200, 300, process)
+            rpc = call(f"{base}/v1/deployment")[1]["rpcUrl"]
+            if network == "ethereum:local:test":
+                assert rpc is None  # no RPC a browser wallet could reach
+            else:
+                assert rpc_chain_id(rpc) == 31337
             status, body = call(f"{base}/v1/requests", {"prompt": PROMPT, "seed": 3})
             assert status == 202, body
             key = body["key"]
@@ -91,3 +108,6 @@ def test_proofmint_up_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path: Path)
     assert code == 0, text[-3000:]
     assert "Traceback" not in text, text[-3000:]
     assert "stopping: finishing the batches in hand" in text
+    if rpc is not None:
+        with pytest.raises(OSError):
+            rpc_chain_id(rpc)  # the node went with it
