@@ -139,10 +139,8 @@ async def measure(asset_count: int, seconds: float, concurrency: int, fetches: i
     from agents.api.app import build_app
     from agents.api.client import PayingClient
     from agents.api.serve import open_api, serve
-    from agents.daemons.local import build_head_circuits, open_parts, prepare_chain
+    from agents.daemons.local import open_local
     from agents.settlement import SignedVoucher
-    from agents.storage.store import LocalStore
-    from agents.toolchain import solc_executable
     from agents.vouchers import Voucher, sign_voucher
     from tests.agents.runtime.anvil import free_port
 
@@ -150,27 +148,8 @@ async def measure(asset_count: int, seconds: float, concurrency: int, fetches: i
     operator, payer = accounts[0], accounts[5]
     state = Path(tempfile.mkdtemp(prefix="proofmint-bench-api-"))
     try:
-        circuits = build_head_circuits(ROOT / ".cache" / "zkml-agents", (1,))
-        setup = prepare_chain(
-            ape.project,
-            ape.chain,
-            operator=operator,
-            developer=accounts[1],
-            originators=[(str(accounts[2].address), 1_000_000)],
-            t2i_folder=ROOT / "models" / "tiny-t2i",
-            circuits=circuits,
-            store=LocalStore(state / "store"),
-            solc=solc_executable(ROOT),
-        )
-        parts = await open_parts(
-            ROOT,
-            state,
-            web3=ape.chain.provider.web3,
-            key=operator.private_key,
-            addresses=setup.addresses,
-            t2i_model_id=setup.t2i_model_id,
-            head_models=setup.head_models,
-            names=FRONT,
+        setup, parts = await open_local(
+            ape, ROOT, state, originators=[(str(accounts[2].address), 1_000_000)], head_sizes=(1,), names=FRONT
         )
         try:
             click.echo(f"making {asset_count} assets with the pipeline ...", err=True)

@@ -174,34 +174,18 @@ async def measure(count: int, rate: float, latency_count: int) -> dict[str, Any]
     import ape
     from eth_account import Account
 
-    from agents.daemons.local import build_head_circuits, open_parts, prepare_chain
+    from agents.daemons.local import open_local
     from agents.runtime.telemetry import Metrics
-    from agents.storage.store import LocalStore
-    from agents.toolchain import solc_executable
 
     accounts = ape.accounts.test_accounts
     state = Path(tempfile.mkdtemp(prefix="proofmint-bench-"))
     try:
-        circuits = build_head_circuits(ROOT / ".cache" / "zkml-agents", (1,))
-        setup = prepare_chain(
-            ape.project,
-            ape.chain,
-            operator=accounts[0],
-            developer=accounts[1],
-            originators=[(str(accounts[2].address), 1_000_000)],
-            t2i_folder=ROOT / "models" / "tiny-t2i",
-            circuits=circuits,
-            store=LocalStore(state / "store"),
-            solc=solc_executable(ROOT),
-        )
-        parts = await open_parts(
+        _, parts = await open_local(
+            ape,
             ROOT,
             state,
-            web3=ape.chain.provider.web3,
-            key=accounts[0].private_key,
-            addresses=setup.addresses,
-            t2i_model_id=setup.t2i_model_id,
-            head_models=setup.head_models,
+            originators=[(str(accounts[2].address), 1_000_000)],
+            head_sizes=(1,),
             names=FRONT,
             sender_poll=0.01,
             metrics=Metrics(),

@@ -29,7 +29,7 @@ from ape.cli import ConnectedProviderCommand
 from agents.daemons import jobs
 from agents.daemons.chain import load_abis
 from agents.daemons.cli import quiet_libraries
-from agents.daemons.local import Parts, build_agents, build_head_circuits, open_parts, prepare_chain
+from agents.daemons.local import Parts, build_agents, open_local
 from agents.daemons.report import AssetRow, Report, render
 from agents.daemons.runner import all_final
 from agents.daemons.settle import submit_voucher
@@ -39,8 +39,7 @@ from agents.operator import cli_errors, target_of
 from agents.settlement import SignedVoucher
 from agents.storage.cid import Cid
 from agents.storage.credentials import CredentialError, read_sidecar
-from agents.storage.store import LocalStore
-from agents.toolchain import project_root, solc_executable
+from agents.toolchain import project_root
 from agents.vouchers import Voucher, sign_voucher
 
 ETH = "0x0000000000000000000000000000000000000000"
@@ -125,31 +124,13 @@ def cli(network, provider, count, seed, out):  # type: ignore[no-untyped-def]
 async def main(root: Path, state: Path, out: Path, count: int, seed: int, network: str, console: Console) -> None:
     accounts = ape.accounts.test_accounts
     operator, developer, origin_a, origin_b, buyer, payer, patron = (accounts[i] for i in range(7))
-    store = LocalStore(state / "store")
     console.step(f"network {network}; building the curation head's circuits (cached after the first run)")
-    circuits = await asyncio.to_thread(build_head_circuits, root / ".cache" / "zkml-agents", progress=console.step)
-    setup = await asyncio.to_thread(
-        prepare_chain,
-        ape.project,
-        ape.chain,
-        operator=operator,
-        developer=developer,
-        originators=[(str(origin_a.address), 600_000), (str(origin_b.address), 400_000)],
-        t2i_folder=root / "models" / "tiny-t2i",
-        circuits=circuits,
-        store=store,
-        solc=solc_executable(root),
-        progress=console.step,
-    )
-    console.step("loading the shipped models (tiny text-to-image, tiny CLIP)")
-    parts = await open_parts(
+    setup, parts = await open_local(
+        ape,
         root,
         state,
-        web3=ape.chain.provider.web3,
-        key=operator.private_key,
-        addresses=setup.addresses,
-        t2i_model_id=setup.t2i_model_id,
-        head_models=setup.head_models,
+        originators=[(str(origin_a.address), 600_000), (str(origin_b.address), 400_000)],
+        progress=console.step,
         sender_poll=0.02,
     )
     journal, store, identity = parts.journal, parts.store, parts.signer()

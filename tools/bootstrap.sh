@@ -55,6 +55,10 @@ setup_system() {
   fi
 }
 
+# stale STAMP FILE...: whether the FILEs changed since `stamp STAMP FILE...` last recorded them.
+stale() { local file="$1"; shift; [ ! -f "$file" ] || [ "$(cat "$file")" != "$(digest "$@")" ]; }
+stamp() { local file="$1"; shift; digest "$@" > "$file"; }
+
 find_python() {
   local candidate
   for candidate in "${PYTHON:-}" python3.11 python3; do
@@ -67,9 +71,8 @@ find_python() {
 }
 
 setup_python() {
-  local want stamp="$VENV/.proofmint-stamp"
-  want="$(digest pyproject.toml requirements.lock)"
-  if [ -x "$VENV/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  local done="$VENV/.proofmint-stamp" inputs=(pyproject.toml requirements.lock)
+  if [ -x "$VENV/bin/python" ] && ! stale "$done" "${inputs[@]}"; then
     return 0
   fi
   local py
@@ -87,30 +90,25 @@ setup_python() {
            /^Installing collected packages/ { print "[setup]   installing " n " packages" > "/dev/stderr" }
            /^(ERROR|error)/ { print > "/dev/stderr" }'
   venv_pip check >/dev/null || { venv_pip check; die "pip check failed"; }
-  echo "$want" > "$stamp"
+  stamp "$done" "${inputs[@]}"
 }
 
 setup_node() {
-  local want stamp="$ROOT/node_modules/.proofmint-stamp"
-  want="$(digest package.json package-lock.json)"
-  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-    return 0
-  fi
-  say "installing npm packages (npm ci: solc-js, anvil, cast, OpenZeppelin, IPFS reference)"
+  local done="$ROOT/node_modules/.proofmint-stamp" inputs=(package.json package-lock.json)
+  stale "$done" "${inputs[@]}" || return 0
+  say "installing npm packages (npm ci: solc-js, anvil, cast, OpenZeppelin, IPFS reference, the dApp's build)"
   npm ci --no-audit --no-fund --loglevel=error 2> >(grep -v 'Unknown user config' >&2) >/dev/null
-  echo "$want" > "$stamp"
+  stamp "$done" "${inputs[@]}"
 }
 
 setup_dapp() {
   # The dApp (dapp/src) is bundled once per change of its sources or the npm packages.
-  local want stamp="$ROOT/dapp/dist/.proofmint-stamp"
-  want="$(digest package-lock.json tools/build-dapp.mjs dapp/index.html $(find dapp/src -type f | sort))"
-  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-    return 0
-  fi
+  local done="$ROOT/dapp/dist/.proofmint-stamp" inputs
+  mapfile -t inputs < <(printf '%s\n' package-lock.json tools/build-dapp.mjs dapp/index.html; find dapp/src -type f | sort)
+  stale "$done" "${inputs[@]}" || return 0
   say "building the dApp (esbuild: dapp/src -> dapp/dist)"
   node tools/build-dapp.mjs >/dev/null
-  echo "$want" > "$stamp"
+  stamp "$done" "${inputs[@]}"
 }
 
 install_solc_at() {

@@ -352,13 +352,18 @@ async def models(request: web.Request) -> web.Response:
     return _json({"items": await _deps(request).chain.models()})
 
 
-async def terms(request: web.Request) -> web.Response:
+def _terms_id(request: web.Request) -> int:
     try:
         terms_id = int(request.match_info["termsId"])
     except ValueError:
         raise ApiError(400, "a terms id is a positive integer", code="bad_terms_id") from None
     if not 1 <= terms_id < 2**63:
         raise ApiError(400, "a terms id is a positive integer", code="bad_terms_id")
+    return terms_id
+
+
+async def terms(request: web.Request) -> web.Response:
+    terms_id = _terms_id(request)
     record = await _deps(request).chain.terms_record(terms_id)
     if record is None:
         raise ApiError(404, f"no terms {terms_id}")
@@ -383,12 +388,7 @@ async def deployment(request: web.Request) -> web.Response:
 async def channel(request: web.Request) -> web.Response:
     deps = _deps(request)
     payer = _address(request.match_info["payer"], "payer")
-    try:
-        terms_id = int(request.match_info["termsId"])
-    except ValueError:
-        raise ApiError(400, "a terms id is a positive integer", code="bad_terms_id") from None
-    if not 1 <= terms_id < 2**63:
-        raise ApiError(400, "a terms id is a positive integer", code="bad_terms_id")
+    terms_id = _terms_id(request)
     if await deps.chain.terms_record(terms_id) is None:
         raise ApiError(404, f"no terms {terms_id}")
     book, settled = await asyncio.gather(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from agents.api.paywall import TermsInfo
@@ -15,6 +16,34 @@ from agents.daemons.chain import ChainClient
 
 LICENSES = "LicenseManager"
 MODELS = "ModelRegistry"
+
+
+class EventIndex:
+    """One event of one contract, read incrementally: each `refresh` (at most once per
+    `refresh_s`) reads only the blocks since the last one and hands every new log to `on_log`."""
+
+    def __init__(
+        self, client: ChainClient, contract: str, event: str, on_log: Callable[[Any], None], refresh_s: float
+    ) -> None:
+        self.client, self.contract, self.event, self.on_log = client, contract, event, on_log
+        self._refresh_s = refresh_s
+        self._next_block = 0
+        self._indexed_at = -1e9
+        self._lock = asyncio.Lock()
+
+    async def refresh(self) -> None:
+        async with self._lock:
+            if time.monotonic() - self._indexed_at < self._refresh_s:
+                return
+            head = await self.client.block_number()
+            if head >= self._next_block:
+                logs = await self.client.get_logs(
+                    self.contract, self.event, from_block=self._next_block, to_block=head, argument_filters={}
+                )
+                for log in logs:
+                    self.on_log(log)
+                self._next_block = head + 1
+            self._indexed_at = time.monotonic()
 
 
 def _hex(value: Any) -> str:
@@ -28,11 +57,9 @@ class ChainView:
         self.client, self.chain_id = client, chain_id
         self.settlement: str = client.contract(LICENSES).address
         self._terms: dict[int, tuple[float, dict[str, Any] | None]] = {}
-        self._ttl, self._refresh_s = terms_ttl_s, refresh_s
+        self._ttl = terms_ttl_s
         self._terms_by_asset: dict[bytes, list[int]] = {}
-        self._next_block = 0
-        self._indexed_at = -1e9
-        self._index_lock = asyncio.Lock()
+        self._terms_attached = EventIndex(client, LICENSES, "TermsAttached", self._on_terms_attached, refresh_s)
         self._models: tuple[float, list[dict[str, Any]]] | None = None
 
     async def terms_record(self, terms_id: int) -> dict[str, Any] | None:
@@ -70,25 +97,14 @@ class ChainView:
     async def terms_of_asset(self, asset: bytes) -> list[dict[str, Any]]:
         """Every terms record attached to `asset`, from an index of `TermsAttached` events that
         reads only the blocks since its last look (at most once per `refresh_s`)."""
-        await self._refresh_terms_index()
+        await self._terms_attached.refresh()
         found = [await self.terms_record(terms_id) for terms_id in self._terms_by_asset.get(asset, [])]
         return [record for record in found if record is not None]
 
-    async def _refresh_terms_index(self) -> None:
-        async with self._index_lock:
-            if time.monotonic() - self._indexed_at < self._refresh_s:
-                return
-            head = await self.client.block_number()
-            if head >= self._next_block:
-                logs = await self.client.get_logs(
-                    LICENSES, "TermsAttached", from_block=self._next_block, to_block=head, argument_filters={}
-                )
-                for log in logs:
-                    ids = self._terms_by_asset.setdefault(bytes(log["args"]["asset"]), [])
-                    if int(log["args"]["termsId"]) not in ids:
-                        ids.append(int(log["args"]["termsId"]))
-                self._next_block = head + 1
-            self._indexed_at = time.monotonic()
+    def _on_terms_attached(self, log: Any) -> None:
+        ids = self._terms_by_asset.setdefault(bytes(log["args"]["asset"]), [])
+        if int(log["args"]["termsId"]) not in ids:
+            ids.append(int(log["args"]["termsId"]))
 
     async def settled(self, payer: str, terms_id: int) -> int:
         return int(await self.client.call(LICENSES, "settledOf", payer, terms_id))

@@ -5,11 +5,10 @@ than these agents. `graph` walks it both ways from one asset, a bounded number o
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import dataclass
 from typing import Any
 
+from agents.api.chainview import EventIndex
 from agents.daemons.chain import ChainClient
 
 REGISTRY = "ProvenanceRegistry"
@@ -58,24 +57,10 @@ class LineageIndex:
         self.client = client
         self.assets: dict[bytes, OnChain] = {}
         self.children: dict[bytes, list[bytes]] = {}
-        self._next_block = 0
-        self._indexed_at = -1e9
-        self._refresh_s = refresh_s
-        self._lock = asyncio.Lock()
+        self._registered = EventIndex(client, REGISTRY, "AssetRegistered", self._add, refresh_s)
 
     async def refresh(self) -> None:
-        async with self._lock:
-            if time.monotonic() - self._indexed_at < self._refresh_s:
-                return
-            head = await self.client.block_number()
-            if head >= self._next_block:
-                logs = await self.client.get_logs(
-                    REGISTRY, "AssetRegistered", from_block=self._next_block, to_block=head, argument_filters={}
-                )
-                for log in logs:
-                    self._add(log)
-                self._next_block = head + 1
-            self._indexed_at = time.monotonic()
+        await self._registered.refresh()
 
     def _add(self, log: Any) -> None:
         args = log["args"]

@@ -314,40 +314,19 @@ def up_command(state: Path, metrics_port: int, prompts: Path | None, api_port: i
 async def _up(ape: Any, root: Path, state: Path, metrics_port: int, prompts: Path | None, api_port: int) -> None:
     from agents.api.serve import build_app, open_api, serve
     from agents.daemons import jobs
-    from agents.daemons.local import build_agents, build_head_circuits, open_parts, prepare_chain
+    from agents.daemons.local import build_agents, open_local
     from agents.generator import GenerationRequest
     from agents.runtime.telemetry import Metrics
-    from agents.storage.store import LocalStore
-    from agents.toolchain import solc_executable
 
     accounts = ape.accounts.test_accounts
-    operator, developer, origin_a, origin_b = (accounts[i] for i in range(4))
-    circuits = await asyncio.to_thread(
-        build_head_circuits, root / ".cache" / "zkml-agents", progress=lambda m: click.echo(m, err=True)
-    )
-    setup = await asyncio.to_thread(
-        lambda: prepare_chain(
-            ape.project,
-            ape.chain,
-            operator=operator,
-            developer=developer,
-            originators=[(str(origin_a.address), 600_000), (str(origin_b.address), 400_000)],
-            t2i_folder=root / "models" / "tiny-t2i",
-            circuits=circuits,
-            store=LocalStore(state / "store"),
-            solc=solc_executable(root),
-            progress=lambda m: click.echo(m, err=True),
-        )
-    )
+    operator, origin_a, origin_b = accounts[0], accounts[2], accounts[3]
     metrics = Metrics()
-    parts = await open_parts(
+    setup, parts = await open_local(
+        ape,
         root,
         state,
-        web3=ape.chain.provider.web3,
-        key=operator.private_key,
-        addresses=setup.addresses,
-        t2i_model_id=setup.t2i_model_id,
-        head_models=setup.head_models,
+        originators=[(str(origin_a.address), 600_000), (str(origin_b.address), 400_000)],
+        progress=lambda m: click.echo(m, err=True),
         metrics=metrics,
     )
     if prompts is not None:

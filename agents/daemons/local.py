@@ -284,6 +284,56 @@ async def open_parts(
     )
 
 
+async def open_local(
+    ape: Any,
+    root: Path,
+    state: Path,
+    *,
+    originators: Sequence[tuple[str, int]],
+    head_sizes: Iterable[int] = HEAD_SIZES,
+    progress: Progress = _quiet,
+    **parts_options: Any,
+) -> tuple[LocalSetup, Parts]:
+    """Everything on the development chain ape is connected to, as `proofmint up`, the demo and
+    the benchmarks use it: the curation head's circuits (cached), the contracts deployed and the
+    models registered by ape's first two test accounts (operator, model developer), and the
+    agents' parts acting as the operator. `parts_options` go to `open_parts`."""
+    import asyncio
+
+    from agents.toolchain import solc_executable
+
+    accounts = ape.accounts.test_accounts
+    operator, developer = accounts[0], accounts[1]
+    circuits = await asyncio.to_thread(
+        build_head_circuits, root / ".cache" / "zkml-agents", tuple(head_sizes), progress=progress
+    )
+    setup = await asyncio.to_thread(
+        lambda: prepare_chain(
+            ape.project,
+            ape.chain,
+            operator=operator,
+            developer=developer,
+            originators=originators,
+            t2i_folder=root / "models" / "tiny-t2i",
+            circuits=circuits,
+            store=LocalStore(state / "store"),
+            solc=solc_executable(root),
+            progress=progress,
+        )
+    )
+    parts = await open_parts(
+        root,
+        state,
+        web3=ape.chain.provider.web3,
+        key=operator.private_key,
+        addresses=setup.addresses,
+        t2i_model_id=setup.t2i_model_id,
+        head_models=setup.head_models,
+        **parts_options,
+    )
+    return setup, parts
+
+
 #: How much lower the prover's worker process runs than the agents (os.nice increment).
 PROVER_NICENESS: Final = 10
 

@@ -1,8 +1,8 @@
 import type { Address, Hex } from "viem";
 import type { AssetDetail, Terms, X402Offer } from "../api";
-import type { Context } from "../context";
+import { typedAmount, type Context } from "../context";
 import { actionButton, h, replace, type Child } from "../dom";
-import { amount, duration, ETH, parseEthInput, short } from "../format";
+import { amount, duration, ETH, short } from "../format";
 import { lineageGraph } from "../lineage";
 import { alignment, provenanceBadge, zkBadge } from "./badges";
 
@@ -169,13 +169,8 @@ async function escrowPanel(ctx: Context, asset: AssetDetail, metered: Terms[], r
   const deposit = actionButton(
     "Deposit",
     async () => {
-      let wei: bigint;
-      try {
-        wei = parseEthInput(input.value);
-      } catch (error) {
-        ctx.notify((error as Error).message, "error");
-        return;
-      }
+      const wei = typedAmount(ctx, input);
+      if (wei === null) return;
       const ok = await ctx.act("Depositing into escrow", async (w) => {
         const receipt = await w.send(ctx.deployment.contracts.LicenseManager, "deposit", [ETH, wei], wei);
         return `Deposited ${amount(wei)} into escrow (block ${receipt.blockNumber})`;

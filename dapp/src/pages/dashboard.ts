@@ -1,7 +1,7 @@
 import type { Hex } from "viem";
-import type { Context } from "../context";
+import { typedAmount, type Context } from "../context";
 import { actionButton, h, replace } from "../dom";
-import { amount, ETH, parseEthInput, short, when } from "../format";
+import { amount, ETH, short, when } from "../format";
 
 const PERPETUAL = 2n ** 64n - 1n;
 
@@ -116,13 +116,8 @@ export async function dashboard(ctx: Context, view: HTMLElement, refresh: () => 
       h("div", { class: "row" },
         amountInput,
         actionButton("Request withdrawal", async () => {
-          let wei: bigint;
-          try {
-            wei = parseEthInput(amountInput.value);
-          } catch (error) {
-            ctx.notify((error as Error).message, "error");
-            return;
-          }
+          const wei = typedAmount(ctx, amountInput);
+          if (wei === null) return;
           if (wei > escrowFree) {
             ctx.notify(`you can withdraw at most ${amount(escrowFree > 0n ? escrowFree : 0n)}`, "error");
             return;

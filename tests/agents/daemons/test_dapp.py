@@ -25,7 +25,7 @@ from agents.generator import GenerationRequest
 from agents.toolchain import project_root
 from tests.agents.api.browser_wallet import InjectedWallet
 from tests.agents.daemons.test_pipeline import ETH, FINNEY, PROMPTS, contract
-from tests.contracts.helpers import asset_record, buy_license, register_asset
+from tests.contracts.helpers import asset_record, buy_license, register_asset, terms_input
 
 pytestmark = [pytest.mark.chain, pytest.mark.anvil]
 
@@ -74,15 +74,7 @@ def test_dapp_in_chromium_with_an_injected_wallet(
     registry = contract(project, local_chain, "ProvenanceRegistry")
     a, b = (bytes.fromhex(j.payload["sha256"]) for j in assets)
     hex_a, hex_b = "0x" + a.hex(), "0x" + b.hex()
-    terms = {
-        "currency": ETH,
-        "price": 10 * FINNEY,
-        "pricePerUse": FINNEY,
-        "duration": 0,
-        "derivativeRoyaltyBps": 1_000,
-        "commercialUse": True,
-        "derivativesAllowed": True,
-    }
+    terms = terms_input(price=10 * FINNEY, price_per_use=FINNEY)  # perpetual, derivatives at 10%
     licenses.attachTerms(a, terms, sender=operator)
     terms_a = int(licenses.termsCount())
     licenses.attachTerms(b, terms, sender=operator)
