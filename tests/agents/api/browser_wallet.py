@@ -65,12 +65,14 @@ class InjectedWallet:
     reject_next: bool = False
     asked: list[tuple[str, Any]] = field(default_factory=list)
     _ids: Any = field(default_factory=itertools.count)
+    _page: Any = None
 
     @property
     def address(self) -> str:
         return str(Account.from_key(self.key).address)
 
     async def install(self, page: Any) -> None:
+        self._page = page
         await page.expose_function("__proofmintWallet", self.handle)
         await page.add_init_script(INIT_SCRIPT)
 
@@ -78,6 +80,11 @@ class InjectedWallet:
         """As a person choosing another account in the wallet."""
         self.key = key
         await page.evaluate("(a) => window.__proofmintEmit('accountsChanged', [a])", self.address)
+
+    async def move_to_chain(self, page: Any, chain_id: int) -> None:
+        """As a person choosing another network in the wallet."""
+        self.chain_id = chain_id
+        await page.evaluate("(c) => window.__proofmintEmit('chainChanged', c)", hex(chain_id))
 
     def signed(self, method: str) -> list[Any]:
         return [params for m, params in self.asked if m == method]
@@ -122,8 +129,12 @@ class InjectedWallet:
         if method == "eth_chainId":
             return hex(self.chain_id)
         if method == "wallet_switchEthereumChain":
-            if int(params[0]["chainId"], 16) != self.chain_id:
+            wanted = int(params[0]["chainId"], 16)
+            if wanted not in (self.chain_id, int(await self.rpc_call("eth_chainId", []), 16)):
                 raise WalletRejectionError(UNRECOGNIZED_CHAIN, "Unrecognized chain ID")
+            self._consent(method, params)
+            if wanted != self.chain_id:
+                await self.move_to_chain(self._page, wanted)
             return None
         if method == "eth_signTypedData_v4":
             address, data = params

@@ -43,6 +43,12 @@ SHOTS = project_root() / "artifacts" / "dapp"
 TIMEOUT_MS = 30_000
 
 
+async def shot(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    await page.evaluate("window.scrollTo(0, 0)")
+    await page.screenshot(path=str(SHOTS / name), full_page=True)
+
+
 async def attested_assets(parts: Parts, requester: str, count: int) -> list[Any]:
     for i, prompt in enumerate(PROMPTS[:count]):
         await parts.journal.call(
@@ -110,10 +116,6 @@ def test_dapp_in_chromium_with_an_injected_wallet(
         finally:
             await runner.cleanup()
             deps.paywall.book.close()
-
-    async def shot(page: Any, name: str) -> None:
-        await page.evaluate("window.scrollTo(0, 0)")
-        await page.screenshot(path=str(SHOTS / name), full_page=True)
 
     async def ready(page: Any, name: str) -> None:
         await page.wait_for_function(
@@ -331,3 +333,58 @@ def test_proofmint_agent_api_serves_the_api_and_dapp_beside_daemons_on_a_node(
             process.kill()
     log = (tmp_path / "api.log").read_text()
     assert "Traceback" not in log and f"dApp http://127.0.0.1:{port}/app/" in log, log[-3000:]
+
+
+def test_the_dapp_without_a_wallet_and_with_a_wallet_on_another_chain(
+    parts: Parts, local_chain: Any, accounts: Any, chain: Any, tmp_path: Path
+):
+    """No wallet in the browser: the page still browses, and connecting says what to install.
+    A wallet on another chain: the page offers to switch, and the wallet's switch is followed."""
+    if chain.provider.name != "foundry":
+        pytest.skip("the injected wallet talks to a node over JSON-RPC: runs in the anvil pass (make test-anvil)")
+    from playwright.async_api import async_playwright, expect
+
+    wallet = InjectedWallet(chain.provider.uri, accounts[6].private_key, chain_id=1)  # says mainnet at first
+    node_chain = int(chain.chain_id)
+
+    async def scenario() -> None:
+        deps = await open_api(parts, tmp_path / "api")
+        runner = await serve(build_app(deps), port=0)
+        base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        try:
+            async with async_playwright() as pw:
+                browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                bare = await browser.new_page()
+                bare.set_default_timeout(TIMEOUT_MS)
+                await bare.goto(f"{base}/app/")
+                await expect(bare.locator(".empty")).to_contain_text("No assets registered yet")
+                await bare.click("#connect")
+                await expect(bare.locator("#notice[data-kind=error]")).to_contain_text("no wallet found")
+                await bare.goto(f"{base}/app/#/nowhere")
+                await expect(bare.locator("#view h1")).to_have_text("Not found")
+                await bare.goto(f"{base}/app/#/asset/0x{'00' * 32}")
+                await expect(bare.locator("#view .error")).to_contain_text("no registered asset")
+
+                page = await browser.new_page()
+                page.set_default_timeout(TIMEOUT_MS)
+                await wallet.install(page)
+                await page.goto(f"{base}/app/#/dashboard")
+                await page.click("[data-action=connect]")
+                # connecting asks the wallet to switch to the deployment's chain; it does, and says so
+                await expect(page.locator("#account")).to_have_attribute("data-address", wallet.address)
+                await expect(page.locator(".chain.ok")).to_have_text(f"chain {node_chain}")
+                assert wallet.chain_id == node_chain
+                assert [m for m, _ in wallet.asked] == ["eth_requestAccounts", "wallet_switchEthereumChain"]
+                # the person moves the wallet to another chain: the page offers to switch back
+                await wallet.move_to_chain(page, 10)
+                switch = page.locator(f"text=Switch to chain {node_chain}")
+                await expect(switch).to_be_visible()
+                await switch.click()
+                await expect(page.locator(".chain.ok")).to_have_text(f"chain {node_chain}")
+                await shot(page, "08-dashboard-empty.png")
+                await browser.close()
+        finally:
+            await runner.cleanup()
+            deps.paywall.book.close()
+
+    asyncio.run(scenario())
