@@ -417,9 +417,11 @@ def build_agents(
                 **common,
             )
         )
-    if "registrar" in names and registration == "many":
+    if "registrar" in names:
+        # registerMany straight to `registered`, or commit a batch root then claim each asset
+        many = registration == "many"
         stages.append(
-            RegisterStage(
+            (RegisterStage if many else CommitStage)(
                 j,
                 parts.chain(),
                 model_id=parts.t2i_model_id,
@@ -429,38 +431,23 @@ def build_agents(
                 linger_s=linger_s,
                 upstream=BEFORE_PUBLISHED,
                 inbox=q["published"],
-                outbox=q["registered"],
+                outbox=q["registered" if many else "committed"],
                 **common,
             )
         )
-    elif "registrar" in names:
-        stages.append(
-            CommitStage(
-                j,
-                parts.chain(),
-                model_id=parts.t2i_model_id,
-                worker=f"{worker}/registrar",
-                batch=register_batch,
-                min_batch=register_batch,
-                linger_s=linger_s,
-                upstream=BEFORE_PUBLISHED,
-                inbox=q["published"],
-                outbox=q["committed"],
-                **common,
+        if not many:
+            stages.append(
+                ClaimStage(
+                    j,
+                    parts.chain(),
+                    model_id=parts.t2i_model_id,
+                    worker=f"{worker}/claimer",
+                    batch=register_batch,
+                    inbox=q["committed"],
+                    outbox=q["registered"],
+                    **common,
+                )
             )
-        )
-        stages.append(
-            ClaimStage(
-                j,
-                parts.chain(),
-                model_id=parts.t2i_model_id,
-                worker=f"{worker}/claimer",
-                batch=register_batch,
-                inbox=q["committed"],
-                outbox=q["registered"],
-                **common,
-            )
-        )
     if "registrar" in names:
         stages.append(
             DeliverStage(
