@@ -213,12 +213,8 @@ async def get_asset(request: web.Request) -> web.Response:
         raise ApiError(404, f"no registered asset 0x{digest.hex()}")
     if on is not None:  # the chain is the authority on lineage
         view["parents"] = ["0x" + p.hex() for p in on.parents]
-    children = {c["digest"]: c for c in await deps.catalog.children(digest)}
-    for child in deps.lineage.children.get(digest, []):
-        found = await _node_view(deps, child)
-        if found is not None:
-            children.setdefault(found["digest"], found)
-    view["children"] = list(children.values())
+    children = [await _node_view(deps, child) for child in deps.lineage.children.get(digest, [])]
+    view["children"] = [c for c in children if c is not None]
     view["terms"] = await deps.chain.terms_of_asset(digest)
     return _json(view)
 
@@ -414,11 +410,7 @@ async def escrow(request: web.Request) -> web.Response:
     payer = _address(request.match_info["address"], "payer")
     currency = _address(request.query.get("currency", "0x" + "00" * 20), "currency")
     deps = _deps(request)
-    held, channels = await asyncio.gather(
-        deps.chain.escrow(payer, currency), asyncio.to_thread(deps.paywall.book.owed, payer, currency)
-    )
-    settled = await asyncio.gather(*(deps.chain.settled(payer, terms_id) for terms_id in channels))
-    promised = sum(max(c - s, 0) for (c, _), s in zip(channels.values(), settled, strict=True))
+    held, promised = await asyncio.gather(deps.chain.escrow(payer, currency), deps.paywall.promised(payer, currency))
     return _json({"payer": payer, "currency": currency, **held, "promised": str(promised)})
 
 

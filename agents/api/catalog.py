@@ -33,6 +33,10 @@ def zk_status(job: Job) -> dict[str, Any]:
     return {"status": "pending"}
 
 
+def _creator(job: Job) -> str | None:
+    return job.payload.get("creator") or job.payload.get("registered_creator")
+
+
 def asset_view(job: Job, *, full: bool = False) -> dict[str, Any]:
     p = job.payload
     request = p.get("request", {})
@@ -41,7 +45,7 @@ def asset_view(job: Job, *, full: bool = False) -> dict[str, Any]:
         "digest": "0x" + p["sha256"],
         "cid": p.get("cid"),
         "prompt": request.get("prompt"),
-        "creator": p.get("creator") or p.get("registered_creator"),
+        "creator": _creator(job),
         "requester": p.get("requester"),
         "seq": p.get("seq"),
         "width": p.get("width"),
@@ -76,7 +80,6 @@ class _Index:
     jobs: list[Job]  # by registration number
     by_digest: dict[str, Job]
     by_cid: dict[str, Job]
-    children: dict[str, list[Job]]
     words: list[set[str]]
     embedded: list[Job]
     unit: Any  # numpy matrix of the embedded jobs' unit embeddings, or None
@@ -86,10 +89,6 @@ def _build(jobs_: list[Job], version: tuple[int, float]) -> _Index:
     import numpy as np
 
     ordered = sorted(jobs_, key=lambda j: (j.payload.get("seq") or 0, j.key))
-    children: dict[str, list[Job]] = {}
-    for job in ordered:
-        for parent in job.payload.get("lineage", {}).get("parents", []):
-            children.setdefault(parent.removeprefix("0x"), []).append(job)
     embedded = [j for j in ordered if j.payload.get("embedding")]
     unit = None
     if embedded and len({len(j.payload["embedding"]) for j in embedded}) == 1:
@@ -100,7 +99,6 @@ def _build(jobs_: list[Job], version: tuple[int, float]) -> _Index:
         jobs=ordered,
         by_digest={j.payload["sha256"]: j for j in ordered if "sha256" in j.payload},
         by_cid={j.payload["cid"]: j for j in ordered if "cid" in j.payload},
-        children=children,
         words=[_words(j.payload.get("request", {}).get("prompt", "")) for j in ordered],
         embedded=embedded if unit is not None else [],
         unit=unit,
@@ -141,11 +139,8 @@ class Catalog:
     async def created_by(self, creator: str, limit: int) -> list[dict[str, Any]]:
         """The newest `limit` assets `creator` created (registered as its creator), oldest first."""
         wanted = creator.lower()
-        mine = [j for j in (await self._current()).jobs if str(asset_view(j)["creator"] or "").lower() == wanted]
+        mine = [j for j in (await self._current()).jobs if str(_creator(j) or "").lower() == wanted]
         return [asset_view(j) for j in mine[-limit:]]
-
-    async def children(self, digest: bytes) -> list[dict[str, Any]]:
-        return [asset_view(j) for j in (await self._current()).children.get(digest.hex(), [])]
 
     async def similar(self, digest: bytes, limit: int = 10) -> list[dict[str, Any]] | None:
         """Assets nearest to one by cosine similarity of their CLIP image embeddings; None if

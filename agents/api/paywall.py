@@ -235,24 +235,42 @@ class Paywall:
                 raise PaymentRejectedError("replayed_or_short", "a voucher at least as high was accepted meanwhile")
         return await asyncio.to_thread(self._submit, voucher)
 
+    async def promised(self, payer: str, currency: str) -> int:
+        """What the payer's accepted vouchers in `currency` owe beyond what is settled on chain,
+        the settled figures read afresh where something still seemed owed."""
+        channels = await asyncio.to_thread(self.book.owed, payer, currency)
+        return _owed(await self._refresh(payer, channels))
+
+    async def _refresh(
+        self, payer: str, channels: dict[int, tuple[int, int]], keep: int | None = None
+    ) -> dict[int, tuple[int, int]]:
+        """Reads again the settled figure of every channel (but `keep`) that still owes something
+        (settlement only raises it, so a channel that owes nothing stays so) and books it."""
+        stale = [t for t, (c, s) in channels.items() if c > s and t != keep]
+        fresh = await asyncio.gather(*(self.chain.settled(payer, t) for t in stale))
+        for terms_id, settled in zip(stale, fresh, strict=True):
+            await asyncio.to_thread(self.book.note_settled, payer, terms_id, settled)
+            channels[terms_id] = (channels[terms_id][0], settled)
+        return channels
+
     async def _check_cover(
         self, payer: str, terms: TermsInfo, terms_id: int, cumulative: int, settled: int, cover: int
     ) -> None:
         channels = await asyncio.to_thread(self.book.owed, payer, terms.currency)
         channels[terms_id] = (cumulative, settled)
-        if sum(max(0, c - s) for c, s in channels.values()) <= cover:
+        if _owed(channels) <= cover:
             return
         # the settled figures of the other channels may be stale (settlement lowers what is owed
         # and the escrow alike): read them again before refusing
-        for other, (c, _) in list(channels.items()):
-            if other != terms_id:
-                fresh = await self.chain.settled(payer, other)
-                await asyncio.to_thread(self.book.note_settled, payer, other, fresh)
-                channels[other] = (c, fresh)
-        owed = sum(max(0, c - s) for c, s in channels.values())
+        owed = _owed(await self._refresh(payer, channels, keep=terms_id))
         if owed > cover:
             raise PaymentRejectedError(
                 "insufficient_escrow",
                 "the payer's escrow does not cover its unsettled vouchers with this one",
                 {"owed": str(owed), "escrow": str(cover), "currency": terms.currency},
             )
+
+
+def _owed(channels: dict[int, tuple[int, int]]) -> int:
+    """What (accepted cumulative, settled) channels owe in all."""
+    return sum(max(0, c - s) for c, s in channels.values())

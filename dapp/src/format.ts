@@ -26,6 +26,14 @@ export function duration(seconds: number): string {
   return `${seconds} s`;
 }
 
+/** `expiresAt` of a licence that never expires (ERC-1155 licences of perpetual terms). */
+export const PERPETUAL = 2n ** 64n - 1n;
+
+/** Whether a licence expiring at `expiresAt` (unix seconds) is still valid at `now`. */
+export function stillValid(expiresAt: number, now: number = Date.now() / 1000): boolean {
+  return BigInt(expiresAt) === PERPETUAL || expiresAt > now;
+}
+
 export function when(unixSeconds: number): string {
   if (unixSeconds === 0) return "never";
   return new Date(unixSeconds * 1000).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");

@@ -68,8 +68,6 @@ export function describeError(error: unknown): string {
   return String(error);
 }
 
-export class WrongChainError extends Error {}
-
 export class Wallet {
   account: Address | null = null;
   chainId: number | null = null;
@@ -149,7 +147,7 @@ export class Wallet {
   private ready(): Address {
     if (!this.account) throw new Error("connect a wallet first");
     if (!this.onRightChain) {
-      throw new WrongChainError(`the wallet is on chain ${this.chainId}; switch it to chain ${this.deployment.chainId}`);
+      throw new Error(`the wallet is on chain ${this.chainId}; switch it to chain ${this.deployment.chainId}`);
     }
     return this.account;
   }
@@ -175,14 +173,6 @@ export class Wallet {
     const receipt = await this.reader.waitForTransactionReceipt({ hash, timeout: 120_000 });
     if (receipt.status !== "success") throw new Error(`transaction ${hash} reverted`);
     return receipt;
-  }
-
-  async read<T>(contract: ContractInfo, functionName: string, args: readonly unknown[]): Promise<T> {
-    return (await this.reader.readContract({ address: contract.address, abi: contract.abi, functionName, args })) as T;
-  }
-
-  async balance(): Promise<bigint> {
-    return this.reader.getBalance({ address: this.ready() });
   }
 
   /** Signs a licence voucher with eth_signTypedData_v4 (the wallet shows every field). */

@@ -2,11 +2,10 @@ import type { Address, Hex } from "viem";
 import type { AssetDetail, Terms, X402Offer } from "../api";
 import { typedAmount, type Context } from "../context";
 import { actionButton, h, replace, type Child } from "../dom";
-import { amount, duration, ETH, short } from "../format";
+import { amount, duration, ETH, short, stillValid } from "../format";
 import { lineageGraph } from "../lineage";
 import { alignment, provenanceBadge, zkBadge } from "./badges";
 
-const PERPETUAL = 2n ** 64n - 1n;
 
 function row(label: string, value: Child): HTMLElement {
   return h("tr", {}, h("th", { scope: "row" }, label), h("td", {}, value));
@@ -87,7 +86,7 @@ async function heldLicences(ctx: Context, terms: Terms[]): Promise<Map<number, n
   const ids = new Set(terms.map((t) => t.termsId));
   const now = Date.now() / 1000;
   for (const licence of (await ctx.api.licences(wallet.account)).items) {
-    if (ids.has(licence.termsId) && (BigInt(licence.expiresAt) === PERPETUAL || licence.expiresAt > now)) {
+    if (ids.has(licence.termsId) && stillValid(licence.expiresAt, now)) {
       held.set(licence.termsId, (held.get(licence.termsId) ?? 0) + 1);
     }
   }

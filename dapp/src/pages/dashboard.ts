@@ -1,9 +1,8 @@
 import type { Hex } from "viem";
 import { typedAmount, type Context } from "../context";
 import { actionButton, h, replace } from "../dom";
-import { amount, ETH, short, when } from "../format";
+import { amount, ETH, PERPETUAL, short, stillValid, when } from "../format";
 
-const PERPETUAL = 2n ** 64n - 1n;
 
 /** What the connected account is owed and holds: royalties (creator, model developer, data
  * originator, treasury), revenue waiting to be split, escrow, licences. */
@@ -152,7 +151,7 @@ export async function dashboard(ctx: Context, view: HTMLElement, refresh: () => 
                 h("td", {}, h("code", {}, short(l.licenseId.length > 12 ? `0x${BigInt(l.licenseId).toString(16)}` : l.licenseId))),
                 h("td", {}, String(l.termsId)),
                 h("td", { class: "num" }, amount(l.price)),
-                h("td", {}, BigInt(l.expiresAt) === PERPETUAL ? "perpetual" : l.expiresAt > now ? when(l.expiresAt) : `expired ${when(l.expiresAt)}`))))),
+                h("td", {}, BigInt(l.expiresAt) === PERPETUAL ? "perpetual" : stillValid(l.expiresAt, now) ? when(l.expiresAt) : `expired ${when(l.expiresAt)}`))))),
     ),
   );
 }

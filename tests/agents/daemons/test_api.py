@@ -194,10 +194,19 @@ def test_pay_per_use_unlocks_content_only_for_a_good_covered_voucher(
         # the book re-journals nothing new: every accepted voucher is already there
         assert await deps.paywall.resubmit() == 1
 
+        # the book still says the settled channel owes 3 uses; the paywall reads the chain again
+        # before refusing, so one more unit of escrow covers a use on another channel
+        licenses.deposit(ETH, FINNEY, sender=payer, value=FINNEY)
+        paid = await PayingClient(session, payer.private_key, max_per_use=FINNEY).fetch(other_url)
+        assert paid.body == parts.store.read(Cid.parse(assets[1].payload["cid"]))
+        async with session.get(server.make_url(f"/v1/holders/{payer.address}/escrow")) as r:
+            escrow = await r.json()
+        assert (escrow["balance"], escrow["promised"]) == (str(FINNEY), str(FINNEY))
+
     run_api(parts, tmp_path, scenario)
     assert int(licenses.settledOf(payer.address, terms_id)) == 3 * FINNEY
-    assert int(licenses.escrowOf(payer.address, ETH)[0]) == 0
-    assert int(splitter.totalsOf(ETH)[0]) == 3 * FINNEY  # paid into the royalty splitter
+    assert int(licenses.escrowOf(payer.address, ETH)[0]) == FINNEY  # the last use is not settled yet
+    assert int(splitter.totalsOf(ETH)[0]) == 4 * FINNEY  # escrow sits in the splitter: 3 uses settled, 1 not yet
     settled = [j for j in parts.journal.at_stage(jobs.SETTLED)]
     assert len(settled) == 1 and int(settled[0].payload["cumulativeAmount"]) == 3 * FINNEY
 
