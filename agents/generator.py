@@ -212,8 +212,8 @@ class Generator:
     1. `Generator.load(source)` loads the pipeline in a worker thread (the caller's loop keeps
        running) and records its weights digest.
     2. `await generate(requests)` groups requests by signature, runs fixed-size micro-batches
-       in the executor and returns one `GeneratedImage` per request, in request order.
-       `progress(done, total)` is called (from the loop) after every micro-batch.
+       in the executor (up to `workers` at once) and returns one `GeneratedImage` per request,
+       in request order. `progress(done, total)` is called (from the loop) after every micro-batch.
     3. `close()` shuts down the executor it owns.
     """
 
@@ -226,6 +226,7 @@ class Generator:
         self._owned = executor is None
         self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="generator")
         self.batch = batch
+        self.workers = 1  # micro-batches the executor runs at once
 
     @classmethod
     async def load(
@@ -292,23 +293,36 @@ class Generator:
     ) -> list[GeneratedImage]:
         results: list[GeneratedImage | None] = [None] * len(requests)
         done = 0
-        for indexes in self._micro_batches(requests):
+        slots = asyncio.Semaphore(self.workers)
+
+        async def one(indexes: list[int]) -> None:
+            nonlocal done
             chunk = [requests[i] for i in indexes]
-            pngs = await self._run(chunk)
+            async with slots:
+                pngs = await self._run(chunk)
             for index, request, png in zip(indexes, chunk, pngs, strict=True):
                 results[index] = GeneratedImage(png, self.lineage(request))
             done += len(indexes)
             if progress is not None:
                 progress(done, len(requests))
+
+        await asyncio.gather(*(one(indexes) for indexes in self._micro_batches(requests)))
         return [r for r in results if r is not None]
 
 
-# -- the pipeline in a worker process ------------------------------------------------------------
+# -- the pipeline in worker processes -----------------------------------------------------------
 #
 # A small pipeline's forward pass is thousands of short operator calls, each taking the GIL: any
 # Python work elsewhere in the process (the event loop, an in-process EVM, the journal) stalls it
 # (a busy Python thread cut the tiny model from 3.1 to 0.2 images/s here). `ProcessGenerator`
-# runs the pipeline in a worker process of its own, which holds the loaded pipeline for its life.
+# runs the pipeline in worker processes of its own, each holding the loaded pipeline for its life.
+# On a CPU it runs one worker per core, each on ONE torch thread, micro-batches in parallel:
+# - the same request gives the same image on any machine: torch's CPU kernels split their sums
+#   by thread count, and the tiny model's images differ between one and two threads;
+# - it is faster: on 2 cores the tiny model made 3.35 images/s as one worker on two threads,
+#   and 3.7 to 4.1 as two workers on one thread each (bench/pipeline.py's raw figure);
+# - a worker interrupted by the agents' own work no longer holds another back (the threads of
+#   one operator wait for each other at its end).
 
 _WORKER: dict[str, Any] = {}
 """The worker process's loaded pipeline (only ever set inside a `ProcessGenerator` worker)."""
@@ -343,16 +357,54 @@ def ignore_interrupts(niceness: int = 0) -> None:
         os.nice(niceness)
 
 
-def _worker_describe(source: str, device: str | None) -> dict[str, Any]:
-    """Loads the pipeline into this worker (once) and says what the lineage needs of it."""
-    if "pipe" not in _WORKER:
+CPU_THREADS = 1
+"""torch threads in each CPU worker: fixed, so images do not depend on the machine's cores."""
+WORKER_BATCH = 4
+"""A worker's micro-batch: on one thread the tiny model makes 2.05 images/s in micro-batches of
+4 and 1.85 in 8 (1.75 in 2), and a lone request (padded to the micro-batch) waits 1.95 s, not 4.3."""
+MAX_WORKERS = 8
+"""The most CPU workers started by default (each holds a copy of the weights)."""
+
+
+def default_workers(device: str | None) -> int:
+    """Worker processes for `device`: one on an accelerator (one device context), else one per
+    core up to `MAX_WORKERS`."""
+    import torch
+
+    if (device or ("cuda" if torch.cuda.is_available() else "cpu")) != "cpu":
+        return 1
+    return min(os.cpu_count() or 1, MAX_WORKERS)
+
+
+def _worker_start(source: str, device: str | None) -> None:
+    """A worker's start: SIGINT ignored (see `ignore_interrupts`), `CPU_THREADS` torch threads,
+    the pipeline loaded (a failure is kept and raised by every call, so the pool survives it)."""
+    import torch
+
+    ignore_interrupts()
+    torch.set_num_threads(CPU_THREADS)
+    try:
         pipe, digest = load_pipeline(source, device)
-        _WORKER.update(pipe=pipe, digest=digest)
-    return {"digest": _WORKER["digest"], **describe_pipeline(_WORKER["pipe"])}
+    except Exception as error:  # kept: every call into this worker raises it
+        _WORKER["error"] = error
+        return
+    _WORKER.update(pipe=pipe, digest=digest)
+
+
+def _worker_pipe() -> Any:
+    if "error" in _WORKER:
+        raise _WORKER["error"]
+    return _WORKER["pipe"]
+
+
+def _worker_describe() -> dict[str, Any]:
+    """What the lineage needs of this worker's pipeline."""
+    pipe = _worker_pipe()
+    return {"digest": _WORKER["digest"], **describe_pipeline(pipe)}
 
 
 def _worker_png_batch(requests: list[GenerationRequest], batch: int) -> list[bytes]:
-    return [png_bytes(image) for image in run_pipeline_batch(_WORKER["pipe"], requests, batch)]
+    return [png_bytes(image) for image in run_pipeline_batch(_worker_pipe(), requests, batch)]
 
 
 class ProcessGenerator(Generator):
@@ -365,21 +417,36 @@ class ProcessGenerator(Generator):
 
     @classmethod
     async def load(
-        cls, source: str, device: str | None = None, executor: Executor | None = None, batch: int = 8
+        cls,
+        source: str,
+        device: str | None = None,
+        executor: Executor | None = None,
+        batch: int = WORKER_BATCH,
+        workers: int | None = None,
     ) -> ProcessGenerator:
+        """`workers` processes (None: `default_workers`), each loading the pipeline as it starts;
+        all are started and loaded before this returns, so the first micro-batches wait for none."""
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        del executor  # the worker process is the executor
+        del executor  # the worker processes are the executor
+        workers = default_workers(device) if workers is None else workers
+        if workers < 1:
+            raise GeneratorError(f"workers must be at least 1, got {workers}")
         pool = ProcessPoolExecutor(
-            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=ignore_interrupts
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_start,
+            initargs=(source, device),
         )
-        try:
-            info = await asyncio.get_running_loop().run_in_executor(pool, _worker_describe, source, device)
+        loop = asyncio.get_running_loop()
+        try:  # one call per worker, all at once: the pool starts every worker (none is idle yet)
+            infos = await asyncio.gather(*(loop.run_in_executor(pool, _worker_describe) for _ in range(workers)))
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
-        generator = cls(source, info, pool, batch)
+        generator = cls(source, infos[0], pool, batch)
+        generator.workers = workers
         generator._owned = True
         return generator
 

@@ -81,9 +81,7 @@ async def raw_rate(parts: Any, count: int, seed: int = 10_000) -> float:
 def front_agents(parts: Any, worker: str) -> Any:
     from agents.daemons.local import build_agents
 
-    return build_agents(
-        parts, names=FRONT, register_batch=16, linger_s=1.0, idle=0.05, withdraw_every_s=None, worker=worker
-    )
+    return build_agents(parts, names=FRONT, register_batch=16, linger_s=1.0, withdraw_every_s=None, worker=worker)
 
 
 WAITING = ("requested", "generated", "curated", "published", "committed", "registered")
@@ -112,7 +110,9 @@ async def burst_run(parts: Any, count: int, requester: str) -> dict[str, Any]:
     for stage in (jobs.DELIVERED, jobs.REVIEW, jobs.REJECTED):
         ends[stage] = {k: v for k, v in (await journal.call(journal.reached, stage)).items() if k in new}
     finished = [at for by_key in ends.values() for _, at in by_key.values()]
+    generated = [at for k, (_, at) in (await journal.call(journal.reached, jobs.GENERATED)).items() if k in new]
     return {
+        "tail_s": max(finished) - max(generated),  # from the last image made to the last request's end
         "registered": len(ends[jobs.DELIVERED]),
         "curated_out": len(ends[jobs.REVIEW]) + len(ends[jobs.REJECTED]),
         "finished": len(finished),
@@ -242,6 +242,7 @@ def main(count: int, rate: float, latency_count: int) -> None:
     click.echo(
         f"{'  CPU of agents + embedded chain, ms/request':<44} {per_asset_ms:>12.1f} {'(not the generator)':>20}"
     )
+    click.echo(f"{'  last image made to last request done, s':<44} {burst['tail_s']:>12.2f}")
     for stage, (seconds, batches) in sorted(burst["busy"].items()):
         click.echo(f"{'  busy in ' + stage + ' (burst), s':<44} {seconds:>12.2f} {f'{batches} batches':>20}")
     click.echo(f"{'paid event to registered, p50 s (paced)':<44} {p50:>12.2f} {f'{rate}/s arrivals':>20}")
@@ -259,6 +260,7 @@ def main(count: int, rate: float, latency_count: int) -> None:
         "paced_registered": paced["registered"],
         "registration_batch_max": 16,
         "agents_cpu_ms_per_request": round(per_asset_ms, 2),
+        "burst_tail_s": round(burst["tail_s"], 3),
     }
     click.echo(json.dumps(figures))
 

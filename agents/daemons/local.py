@@ -348,7 +348,7 @@ def build_agents(
     *,
     names: Iterable[str] = DAEMONS,
     worker: str = "local",
-    generate_batch: int = 8,
+    generate_batch: int | None = None,
     register_batch: int = 64,
     linger_s: float = 2.0,
     idle: float = 0.2,
@@ -370,6 +370,8 @@ def build_agents(
         q.setdefault(stage, MemoryQueue(stage, capacity=4_096))
     common: dict[str, Any] = {"idle": idle, "metrics": parts.metrics}
     j = parts.journal
+    micro_batch = parts.generator.batch if parts.generator is not None else 8
+    generate_batch = generate_batch or micro_batch
     stages: list[Stage] = []
     if "generator" in names:
         stages.append(
@@ -381,8 +383,11 @@ def build_agents(
                 batch=generate_batch,
                 # the generator pads every micro-batch to its size (so results never depend on
                 # the company a request keeps): wait a moment for a full one rather than pad
-                min_batch=min(generate_batch, parts.generator.batch) if parts.generator is not None else 1,
+                min_batch=min(generate_batch, micro_batch),
                 linger_s=generate_linger_s,
+                # a micro-batch per worker process in flight (by default a claim is one
+                # micro-batch): the next one is queued before the last one's results are journaled
+                concurrency=parts.generator.workers if parts.generator is not None else 1,
                 inbox=q["requested"],
                 outbox=q["generated"],
                 **common,

@@ -20,8 +20,13 @@ Lifecycle of `Stage.run()`:
    oldest ready one has waited `linger_s` seconds: batches by size or time. A stage that names
    its `upstream` (the journal stages that feed its origin) does not linger when nothing is
    there: no job could join the batch, so waiting would only add latency.
-5. With nothing to claim, wait for a wake-up on the input queue or `idle` seconds.
+5. With nothing to claim, wait for a wake-up on the input queue or `idle` seconds (a batching
+   stage holding back a short batch waits no longer than its oldest job's linger has left).
 6. `stop()` (SIGTERM): no new claims; the batch in hand is finished and journaled; `run` returns.
+
+With `concurrency` > 1, that many of these loops run at once, each with batches of its own (for
+a stage whose work runs in a pool of that many workers: the next batch is in the pool before the
+last one's results are journaled, so no worker waits on the journal).
 """
 
 from __future__ import annotations
@@ -95,6 +100,7 @@ class Stage(ABC):
         min_batch: int = 1,
         linger_s: float = 0.0,
         upstream: Sequence[str] = (),
+        concurrency: int = 1,
         rng: random.Random | None = None,
     ) -> None:
         if not (self.origin and self.target):
@@ -109,8 +115,12 @@ class Stage(ABC):
         if self.origin in upstream:
             raise ValueError(f"a stage's upstream cannot include its origin {self.origin!r}")
         self.upstream = tuple(upstream)
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        self.concurrency = concurrency
         self._rng = rng or random.Random()
         self._stopping = asyncio.Event()
+        self._due_in: float | None = None  # seconds until a short batch held back is due
         self.processed = 0
 
     @abstractmethod
@@ -124,17 +134,29 @@ class Stage(ABC):
         freed = await self.journal.call(self.journal.release_owner, self.worker)
         if freed:
             log.info("freed leases of a previous life", extra={"fields": {"stage": self.name, "jobs": freed}})
+        if self.concurrency == 1:
+            await self._loop()
+            return
+        loops = [asyncio.ensure_future(self._loop()) for _ in range(self.concurrency)]
+        try:
+            await asyncio.gather(*loops)
+        finally:  # one loop failed: the others go with it, as a lone loop's failure ends the stage
+            for loop in loops:
+                loop.cancel()
+
+    async def _loop(self) -> None:
         while not self._stopping.is_set():
             if not await self.step():
                 await self._wait()
 
     async def _wait(self) -> None:
+        timeout = self.idle if self._due_in is None else max(0.0, min(self.idle, self._due_in))
         if self.inbox is None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.idle)
+                await asyncio.wait_for(self._stopping.wait(), timeout)
             return
         stop = asyncio.ensure_future(self._stopping.wait())
-        get = asyncio.ensure_future(self.inbox.get(self.worker, self.idle))
+        get = asyncio.ensure_future(self.inbox.get(self.worker, timeout))
         done, _ = await asyncio.wait({stop, get}, return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()
         if get in done:
@@ -176,9 +198,14 @@ class Stage(ABC):
 
     async def _batch_due(self) -> bool:
         count, waited = await self.journal.call(self.journal.ready, self.origin)
+        self._due_in = None
         if count >= self.min_batch or (waited is not None and waited >= self.linger_s):
             return True
-        return bool(count and self.upstream) and not await self.journal.call(self.journal.waiting, self.upstream)
+        if bool(count and self.upstream) and not await self.journal.call(self.journal.waiting, self.upstream):
+            return True
+        if waited is not None:
+            self._due_in = self.linger_s - waited
+        return False
 
     async def _apply(self, outcome: Outcome) -> None:
         if isinstance(outcome, Journaled):

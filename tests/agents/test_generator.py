@@ -187,20 +187,37 @@ def test_micro_batches_are_checked(t2i_folder):
 
 @pytest.mark.asyncio
 async def test_the_process_generator_makes_the_same_images_and_lineage(t2i_folder, tmp_path):
-    from agents.generator import ProcessGenerator
+    import torch
 
-    batch = requests(5)
+    from agents.generator import CPU_THREADS, ProcessGenerator
+
+    batch = requests(9)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(CPU_THREADS)  # the workers' setting: images depend on torch's threads
     local = await Generator.load(str(t2i_folder), device="cpu", batch=4)
-    remote = await ProcessGenerator.load(str(t2i_folder), device="cpu", batch=4)
     try:
         here = await local.generate(batch)
-        there = await remote.generate(batch)
-        alone = await remote.generate(batch[3:4])
     finally:
         local.close()
-        remote.close()
-    assert [g.digest for g in there] == [g.digest for g in here]
-    assert [g.lineage for g in there] == [g.lineage for g in here]
+        torch.set_num_threads(threads)
+    one = await ProcessGenerator.load(str(t2i_folder), device="cpu", batch=4, workers=1)
+    two = await ProcessGenerator.load(str(t2i_folder), device="cpu", batch=4, workers=2)
+    seen: list[tuple[int, int]] = []
+    try:
+        alone = await one.generate(batch[3:4])
+        there = await one.generate(batch)
+        # three micro-batches over two workers, two of them at once
+        shared = await two.generate(batch, progress=lambda done, total: seen.append((done, total)))
+    finally:
+        one.close()
+        two.close()
+    assert (one.workers, two.workers) == (1, 2)
+    assert [g.digest for g in there] == [g.digest for g in here] == [g.digest for g in shared]
+    assert [g.lineage for g in there] == [g.lineage for g in here] == [g.lineage for g in shared]
     assert alone[0].digest == here[3].digest
+    done = [d for d, _ in seen]  # after each micro-batch (of 4, 4 and 1), in the order they ended
+    assert len(seen) == 3 and done == sorted(done) and done[-1] == 9 and {t for _, t in seen} == {9}
     with pytest.raises(ModelNotFoundError, match=r"no model_index\.json"):
-        await ProcessGenerator.load(str(tmp_path), device="cpu")
+        await ProcessGenerator.load(str(tmp_path), device="cpu", workers=2)
+    with pytest.raises(GeneratorError, match="at least 1"):
+        await ProcessGenerator.load(str(t2i_folder), device="cpu", workers=0)

@@ -120,6 +120,33 @@ def test_stop_finishes_the_batch_in_hand_and_returns(journal: Journal):
     assert journal.counts() == {"hashed": 2, "requested": 1}  # the batch in hand was journaled
 
 
+def test_a_concurrent_stage_keeps_that_many_batches_in_flight_each_job_once(journal: Journal):
+    for i in range(12):
+        journal.submit(f"k{i}", "t", {"text": f"t{i}"}, stage="requested")
+    in_flight: list[int] = []
+    seen: list[str] = []
+
+    class Pooled(Hash):  # its work goes to a pool of two workers
+        running = 0
+
+        async def process(self, jobs: Sequence[Job]) -> Sequence[Outcome]:
+            Pooled.running += 1
+            in_flight.append(Pooled.running)
+            await asyncio.sleep(0.05)
+            Pooled.running -= 1
+            seen.extend(job.key for job in jobs)
+            if len(seen) == 12:
+                self.stop()
+            return await super().process(jobs)
+
+    with pytest.raises(ValueError, match="concurrency"):
+        Pooled(journal, worker="w", concurrency=0)
+    stage = Pooled(journal, worker="w", batch=2, concurrency=2, idle=0.01)
+    asyncio.run(asyncio.wait_for(stage.run(), 10))
+    assert max(in_flight) == 2 and sorted(seen) == sorted(f"k{i}" for i in range(12))  # each once
+    assert journal.counts() == {"hashed": 12} and stage.processed == 12
+
+
 def test_an_inbox_message_wakes_an_idle_stage(journal: Journal):
     async def main() -> float:
         inbox = MemoryQueue("requested")
@@ -245,6 +272,24 @@ def test_a_batching_stage_waits_for_size_or_time(tmp_path: Path):
     journal.close()
     with pytest.raises(ValueError, match="min_batch"):
         Hash(journal, worker="w", batch=2, min_batch=3)
+
+
+def test_a_lingering_stage_waits_out_the_linger_not_its_idle_poll(journal: Journal):
+    """min_batch 4, linger 0.3 s, idle 30 s, no inbox: a lone job is taken when its linger is
+    out, not at the next idle poll 30 s on."""
+    journal.submit("k0", "t", {"text": "t0"}, stage="requested")
+
+    class Once(Hash):
+        async def process(self, jobs: Sequence[Job]) -> Sequence[Outcome]:
+            self.stop()
+            return await super().process(jobs)
+
+    stage = Once(journal, worker="w", batch=8, min_batch=4, linger_s=0.3, idle=30.0)
+    started = time.monotonic()
+    asyncio.run(asyncio.wait_for(stage.run(), 5))  # waiting out the idle poll would time out
+    took = time.monotonic() - started
+    assert 0.25 <= took < 2.0, took
+    assert journal.counts() == {"hashed": 1}
 
 
 def test_a_batching_stage_does_not_linger_when_nothing_is_upstream(tmp_path: Path):
