@@ -11,6 +11,11 @@ eth-tester, reached through web3's `EthereumTesterProvider`) rather than behind 
    `use_one_shot_estimates(web3)` replaces it with one execution at the block gas limit:
    intrinsic gas plus the execution's gas (before refunds) plus 1/63 for the gas a call must
    leave behind (EIP-150). The sender adds its own 20% margin on top.
+3. On this node nothing can come between a simulation and the transaction it vets (every call
+   runs on the one node thread, and blocks are mined as transactions arrive), so the sender
+   need not run a transaction twice: `send_or_undo` applies it once and, if it reverted, puts
+   the chain back as it was before (the block, the nonce and the fee gone), which is what a
+   simulation that caught the revert would have left.
 """
 
 from __future__ import annotations
@@ -68,3 +73,16 @@ def use_one_shot_estimates(web3: Any) -> bool:
         return False
     chain.gas_estimator = _one_shot
     return True
+
+
+def send_or_undo(web3: Any, raw: bytes) -> bool:
+    """Broadcasts `raw` on an in-process node, which mines it at once (run on the node thread).
+    True if it succeeded; if it reverted, the chain is put back to the block before it (as if it
+    had never been sent) and False is returned. Errors of the broadcast itself propagate."""
+    backend = web3.provider.ethereum_tester.backend
+    before = backend.take_snapshot()  # the latest block's hash
+    tx_hash = web3.eth.send_raw_transaction(raw)
+    if int(web3.eth.get_transaction_receipt(tx_hash)["status"]) == 1:
+        return True
+    backend.revert_to_snapshot(before)
+    return False

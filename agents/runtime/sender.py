@@ -11,6 +11,11 @@ Lifecycle:
    transaction (EIP-1559 fees), journals it (nonce, signed bytes, hash) *before* broadcasting,
    and broadcasts; "already known" counts as sent. A broadcast refused for good gives the nonce
    back; RPC failures are retried with jittered backoff inside a deadline.
+   On an in-process node the simulation and the transaction are one execution
+   (`agents.runtime.inprocess.send_or_undo`): the transaction carries all the gas the key can pay
+   for, up to the block's limit, and one that reverts is undone at once, its intent closed as
+   refused and its nonce given back; a simulation on the restored state then names the revert
+   (`WouldRevertError`), so callers see what they see on any node and no revert is ever on chain.
 3. `wait()` polls for the receipt. A transaction not mined after `stuck_after` seconds is
    replaced: same nonce, both fees raised by `bump` (at least the 10% nodes require), re-signed,
    journaled, broadcast; whichever version is mined wins. A mined transaction whose status is 0
@@ -34,7 +39,7 @@ from typing import Any, Final
 
 from agents.errors import PermanentError, RetryableError
 from agents.reverts import preflight, preflight_gas
-from agents.runtime.inprocess import is_in_process, node_executor
+from agents.runtime.inprocess import is_in_process, node_executor, send_or_undo
 from agents.runtime.journal import Journal
 from agents.runtime.retry import Backoff, CircuitBreaker, call_node, is_retryable_rpc
 
@@ -162,30 +167,34 @@ class TxSender:
     async def send(self, to: str, data: bytes, *, value: int = 0, label: str = "", keys: Iterable[str] = ()) -> Pending:
         """Simulates, signs, journals and broadcasts one call; returns it for `wait`."""
         call = {"from": self.address, "to": to, "data": "0x" + data.hex(), "value": value}
-        gas = await self._simulate(call)
+        gas = None if self._in_process else await self._simulate(call)  # in process: one execution
         async with self._lock:
             for _ in range(3):
                 try:
-                    return await self._send_locked(to, data, value, gas, label, list(keys))
+                    return await self._send_locked(to, data, value, gas, label, list(keys), call)
                 except _NonceTakenError:
                     # another wallet used this key: its transactions hold these nonces now
                     chain_nonce = int(await self._rpc(self.web3.eth.get_transaction_count, self.address, "pending"))
                     self._next_nonce = max(chain_nonce, (self._next_nonce or 0) + 1)
             raise BroadcastRefusedError("nonces keep being taken by another sender using this key")
 
-    async def _send_locked(self, to: str, data: bytes, value: int, gas: int, label: str, keys: list[str]) -> Pending:
-        """Signs, journals and broadcasts at the next nonce; the caller holds the nonce lock."""
+    async def _send_locked(
+        self, to: str, data: bytes, value: int, gas: int | None, label: str, keys: list[str], call: dict[str, Any]
+    ) -> Pending:
+        """Signs, journals and broadcasts at the next nonce; the caller holds the nonce lock.
+        `gas` None: an in-process node, where the broadcast is the simulation (step 2)."""
         if self._next_nonce is None or self._chain_id is None:
             raise RuntimeError("TxSender.start() must run before send()")
         nonce = self._next_nonce
+        fees = await self._fees()
         tx = {
             "to": to,
             "data": "0x" + data.hex(),
             "value": value,
-            "gas": gas * 6 // 5 + 10_000,
+            "gas": gas * 6 // 5 + 10_000 if gas is not None else await self._gas_it_can_pay(value, fees),
             "nonce": nonce,
             "chainId": self._chain_id,
-            **(await self._fees()),
+            **fees,
         }
         raw, tx_hash = self._sign(tx)
         intent = await self.journal.call(
@@ -196,7 +205,7 @@ class TxSender:
         )
         pending = Pending(intent, nonce, tx, [raw], [tx_hash], self._clock())
         try:
-            await self._broadcast(raw, first=True)
+            applied = await self._broadcast(raw, first=True, undo_reverts=gas is None)
         except BroadcastRefusedError as refused:
             await self.journal.call(self.journal.complete_intent, intent, {"refused": str(refused)})
             raise
@@ -206,8 +215,21 @@ class TxSender:
                 return pending
             await self.journal.call(self.journal.complete_intent, intent, {"refused": "nonce used elsewhere"})
             raise
+        if not applied:  # reverted and undone: nothing is on chain, the nonce is free again
+            await self.journal.call(self.journal.complete_intent, intent, {"refused": "reverted, undone"})
+            await self._simulate(call)  # names the revert: WouldRevertError
+            raise BroadcastRefusedError(f"the call needs more than the {tx['gas']} gas this key can pay for")
         self._next_nonce = nonce + 1
         return pending
+
+    async def _gas_it_can_pay(self, value: int, fees: dict[str, int]) -> int:
+        """An in-process node's gas limit: the block's, or what the key can pay at `fees`."""
+        block = await self._rpc(self.web3.eth.get_block, "latest")
+        balance = int(await self._rpc(self.web3.eth.get_balance, self.address))
+        limit = min(int(block["gasLimit"]), (balance - value) // max(1, fees["maxFeePerGas"]))
+        if limit < 21_000:
+            raise BroadcastRefusedError(f"insufficient funds: {self.address} cannot pay for gas and {value} wei")
+        return limit
 
     async def _fees(self) -> dict[str, int]:
         block = await self._rpc(self.web3.eth.get_block, "latest")
@@ -226,20 +248,25 @@ class TxSender:
         raw = bytes(getattr(signed, "raw_transaction", None) or signed.rawTransaction)
         return raw, bytes(signed.hash)
 
-    async def _broadcast(self, raw: bytes, *, first: bool = False) -> None:
+    async def _broadcast(self, raw: bytes, *, first: bool = False, undo_reverts: bool = False) -> bool:
+        """Sends `raw` (see step 2 for the errors); False only if `undo_reverts` (an in-process
+        node) and it reverted, and was undone."""
         try:
+            if undo_reverts:
+                return bool(await self._rpc(send_or_undo, self.web3, raw))
             await self._rpc(self.web3.eth.send_raw_transaction, raw)
         except Exception as error:
             message = _message(error)
             if any(known in message for known in ALREADY_KNOWN):
-                return
+                return True
             if any(refused in message for refused in REFUSED):
                 raise BroadcastRefusedError(f"the node refused the transaction: {error}") from error
             if any(used in message for used in NONCE_USED):
                 if first:
                     raise _NonceTakenError(message) from error
-                return  # a version of this nonce is already mined: `wait` finds which
+                return True  # a version of this nonce is already mined: `wait` finds which
             raise
+        return True
 
     # -- 3. wait ------------------------------------------------------------------------------
 

@@ -234,6 +234,41 @@ def test_works_on_the_chain_under_test(chain: Any, accounts: Any, tmp_path: Path
     journal.close()
 
 
+@pytest.mark.chain
+def test_a_would_be_revert_leaves_nothing_on_the_chain_under_test(chain: Any, accounts: Any, tmp_path: Path):
+    """Embedded chain: the transaction is applied once and undone when it reverts (step 2);
+    anvil: it is simulated first. Either way WouldRevertError, no block, no nonce or fee spent,
+    and the next transaction takes the same nonce; a payment beyond the balance is refused."""
+    web3 = chain.provider.web3
+    deployer, account = Account.from_key(accounts[8].private_key), Account.from_key(accounts[7].private_key)
+    fees = {"maxFeePerGas": 10**11, "maxPriorityFeePerGas": 10**9, "chainId": web3.eth.chain_id}
+    deploy = {"data": "0x" + ALWAYS_REVERTS.hex(), "gas": 100_000, "value": 0, **fees}
+    deploy["nonce"] = web3.eth.get_transaction_count(deployer.address)
+    sent = web3.eth.send_raw_transaction(deployer.sign_transaction(deploy).raw_transaction)
+    target = web3.eth.wait_for_transaction_receipt(sent)["contractAddress"]
+    journal = Journal(tmp_path / "journal.db", final=())
+    sender = TxSender(web3, account, journal, poll=0.01)
+
+    async def main() -> dict[str, Any]:
+        await sender.start()
+        block, nonce = web3.eth.block_number, web3.eth.get_transaction_count(account.address)
+        balance = web3.eth.get_balance(account.address)
+        for _ in range(2):
+            with pytest.raises(WouldRevertError, match="would revert"):
+                await sender.send(target, b"\x12\x34")
+        assert (web3.eth.block_number, web3.eth.get_transaction_count(account.address)) == (block, nonce)
+        assert web3.eth.get_balance(account.address) == balance
+        with pytest.raises((BroadcastRefusedError, WouldRevertError)):
+            await sender.send(SINK, b"", value=balance)  # leaves nothing for gas
+        receipt = await sender.send_and_wait(SINK, b"", value=1)
+        assert web3.eth.get_transaction(receipt["transactionHash"])["nonce"] == nonce
+        return receipt
+
+    assert asyncio.run(main())["status"] == 1
+    assert journal.open_intents(sender.intent_name) == []
+    journal.close()
+
+
 def _through(proxy_url: str) -> Any:
     from web3 import HTTPProvider, Web3
 
