@@ -411,7 +411,7 @@ class ProcessGenerator(Generator):
     """A `Generator` whose pipeline lives in a worker process (see above); same results, same
     lineage. `close()` ends the worker."""
 
-    def __init__(self, source: str, info: dict[str, Any], executor: Executor, batch: int = 8) -> None:
+    def __init__(self, source: str, info: dict[str, Any], executor: Executor, batch: int = WORKER_BATCH) -> None:
         super().__init__(None, source, str(info["digest"]), executor, batch)
         self._info = info
 

@@ -224,9 +224,10 @@ async def open_parts(
 
     `agent_threads`: torch's intra-op threads in this process (it is process-wide), where the
     curator's model runs beside the event loop and the embedded chain. One by default: its
-    batches are small, and more threads here crowd out the generator's worker process (which
-    keeps torch's default) for no gain (bench/pipeline.py: 14-17% overhead with one, 16-23%
-    with two on 2 cores). None leaves torch's setting alone."""
+    batches are small, and more threads here crowd out the generator's worker processes (one
+    per core, on one thread each) for no gain (bench/pipeline.py, with one two-thread worker
+    then: 14-17% overhead with one, 16-23% with two on 2 cores). None leaves torch's setting
+    alone."""
     import asyncio
 
     from eth_account import Account

@@ -186,12 +186,13 @@ class TxSender:
         if self._next_nonce is None or self._chain_id is None:
             raise RuntimeError("TxSender.start() must run before send()")
         nonce = self._next_nonce
-        fees = await self._fees()
+        block = await self._rpc(self.web3.eth.get_block, "latest")
+        fees = await self._fees(block)
         tx = {
             "to": to,
             "data": "0x" + data.hex(),
             "value": value,
-            "gas": gas * 6 // 5 + 10_000 if gas is not None else await self._gas_it_can_pay(value, fees),
+            "gas": gas * 6 // 5 + 10_000 if gas is not None else await self._gas_it_can_pay(value, fees, block),
             "nonce": nonce,
             "chainId": self._chain_id,
             **fees,
@@ -222,17 +223,18 @@ class TxSender:
         self._next_nonce = nonce + 1
         return pending
 
-    async def _gas_it_can_pay(self, value: int, fees: dict[str, int]) -> int:
-        """An in-process node's gas limit: the block's, or what the key can pay at `fees`."""
-        block = await self._rpc(self.web3.eth.get_block, "latest")
+    async def _gas_it_can_pay(self, value: int, fees: dict[str, int], block: Any) -> int:
+        """An in-process node's gas limit: the latest `block`'s, or what the key can pay at `fees`."""
         balance = int(await self._rpc(self.web3.eth.get_balance, self.address))
         limit = min(int(block["gasLimit"]), (balance - value) // max(1, fees["maxFeePerGas"]))
         if limit < 21_000:
             raise BroadcastRefusedError(f"insufficient funds: {self.address} cannot pay for gas and {value} wei")
         return limit
 
-    async def _fees(self) -> dict[str, int]:
-        block = await self._rpc(self.web3.eth.get_block, "latest")
+    async def _fees(self, block: Any = None) -> dict[str, int]:
+        """EIP-1559 fees over the latest block (read here unless given)."""
+        if block is None:
+            block = await self._rpc(self.web3.eth.get_block, "latest")
         base = int(block.get("baseFeePerGas") or 0)
         try:
             priority = int(
