@@ -369,9 +369,7 @@ MAX_WORKERS = 8
 def default_workers(device: str | None) -> int:
     """Worker processes for `device`: one on an accelerator (one device context), else one per
     core up to `MAX_WORKERS`."""
-    import torch
-
-    if (device or ("cuda" if torch.cuda.is_available() else "cpu")) != "cpu":
+    if _device_and_dtype(device)[0].type != "cpu":
         return 1
     return min(os.cpu_count() or 1, MAX_WORKERS)
 

@@ -75,14 +75,14 @@ def use_one_shot_estimates(web3: Any) -> bool:
     return True
 
 
-def send_or_undo(web3: Any, raw: bytes) -> bool:
+def send_or_undo(web3: Any, raw: bytes) -> Any:
     """Broadcasts `raw` on an in-process node, which mines it at once (run on the node thread).
-    True if it succeeded; if it reverted, the chain is put back to the block before it (as if it
-    had never been sent) and False is returned. Errors of the broadcast itself propagate."""
+    Its receipt if it succeeded; if it reverted, the chain is put back to the block before it (as
+    if it had never been sent) and False is returned. Errors of the broadcast itself propagate."""
     backend = web3.provider.ethereum_tester.backend
     before = backend.take_snapshot()  # the latest block's hash
-    tx_hash = web3.eth.send_raw_transaction(raw)
-    if int(web3.eth.get_transaction_receipt(tx_hash)["status"]) == 1:
-        return True
+    receipt = web3.eth.get_transaction_receipt(web3.eth.send_raw_transaction(raw))
+    if int(receipt["status"]) == 1:
+        return receipt
     backend.revert_to_snapshot(before)
     return False

@@ -80,6 +80,7 @@ class Pending:
     raws: list[bytes] = field(default_factory=list)
     hashes: list[bytes] = field(default_factory=list)
     sent_at: float = 0.0
+    receipt: Any = None  # known at once on an in-process node (its broadcast mines it)
 
 
 def _message(error: BaseException) -> str:
@@ -206,7 +207,8 @@ class TxSender:
         )
         pending = Pending(intent, nonce, tx, [raw], [tx_hash], self._clock())
         try:
-            applied = await self._broadcast(raw, first=True, undo_reverts=gas is None)
+            # in process (gas None) the broadcast mines it (its receipt), or undoes a revert (False)
+            mined = await self._broadcast(raw, first=True, undo_reverts=gas is None)
         except BroadcastRefusedError as refused:
             await self.journal.call(self.journal.complete_intent, intent, {"refused": str(refused)})
             raise
@@ -216,10 +218,11 @@ class TxSender:
                 return pending
             await self.journal.call(self.journal.complete_intent, intent, {"refused": "nonce used elsewhere"})
             raise
-        if not applied:  # reverted and undone: nothing is on chain, the nonce is free again
+        if mined is False:  # reverted and undone: nothing is on chain, the nonce is free again
             await self.journal.call(self.journal.complete_intent, intent, {"refused": "reverted, undone"})
             await self._simulate(call)  # names the revert: WouldRevertError
             raise BroadcastRefusedError(f"the call needs more than the {tx['gas']} gas this key can pay for")
+        pending.receipt = mined
         self._next_nonce = nonce + 1
         return pending
 
@@ -250,25 +253,25 @@ class TxSender:
         raw = bytes(getattr(signed, "raw_transaction", None) or signed.rawTransaction)
         return raw, bytes(signed.hash)
 
-    async def _broadcast(self, raw: bytes, *, first: bool = False, undo_reverts: bool = False) -> bool:
-        """Sends `raw` (see step 2 for the errors); False only if `undo_reverts` (an in-process
-        node) and it reverted, and was undone."""
+    async def _broadcast(self, raw: bytes, *, first: bool = False, undo_reverts: bool = False) -> Any:
+        """Sends `raw` (see step 2 for the errors). With `undo_reverts` (an in-process node): its
+        receipt, or False if it reverted and was undone (`send_or_undo`); else None."""
         try:
             if undo_reverts:
-                return bool(await self._rpc(send_or_undo, self.web3, raw))
+                return await self._rpc(send_or_undo, self.web3, raw)
             await self._rpc(self.web3.eth.send_raw_transaction, raw)
         except Exception as error:
             message = _message(error)
             if any(known in message for known in ALREADY_KNOWN):
-                return True
+                return None
             if any(refused in message for refused in REFUSED):
                 raise BroadcastRefusedError(f"the node refused the transaction: {error}") from error
             if any(used in message for used in NONCE_USED):
                 if first:
                     raise _NonceTakenError(message) from error
-                return True  # a version of this nonce is already mined: `wait` finds which
+                return None  # a version of this nonce is already mined: `wait` finds which
             raise
-        return True
+        return None
 
     # -- 3. wait ------------------------------------------------------------------------------
 
@@ -291,6 +294,8 @@ class TxSender:
 
     async def wait(self, pending: Pending) -> dict[str, Any]:
         """The receipt of whichever version of `pending` is mined (see step 3)."""
+        if pending.receipt is not None:  # mined by its broadcast (in process): not read twice
+            return await self._finish(pending, pending.hashes[-1], pending.receipt)
         started = self._clock()
         while True:
             for tx_hash in reversed(pending.hashes):
