@@ -2,7 +2,8 @@
 
 Two schemes:
 
-* **Batch tree** (`ProvenanceRegistry` batches). Leaf = keccak256(0x00 ‖ abi.encode(AssetInput)),
+* **Batch tree** (`ProvenanceRegistry` batches). Leaf = keccak256(0x00 ‖ abi.encode(AssetInput,
+  uint256[] licenseIds)), so the licences a derivative's claim consumes are committed with it;
   node = keccak256(0x01 ‖ left ‖ right); levels are built left to right and an odd last node is
   carried up unchanged. A proof is the list of siblings from the leaf up; its length follows from
   the leaf index and the leaf count, which the verifier knows.
@@ -23,6 +24,7 @@ from eth_utils.crypto import keccak
 from agents.errors import PermanentError
 
 ASSET_INPUT_TYPE = "(bytes32,address,uint256,bytes32,bytes32,bytes32[],string)"
+LICENSE_IDS_TYPE = "uint256[]"
 LEAF_PREFIX = b"\x00"
 NODE_PREFIX = b"\x01"
 WEIGHT_SCALE = 1_000_000
@@ -50,6 +52,8 @@ class AssetRecord:
     input_commitment: bytes
     parents: tuple[bytes, ...] = ()
     metadata_uri: str = ""
+    license_ids: tuple[int, ...] = ()
+    """The licences its registration consumes, one per parent (in `parents`' order)."""
 
     def __post_init__(self) -> None:
         _bytes32(self.content_digest, "content_digest")
@@ -71,8 +75,11 @@ class AssetRecord:
         )
 
     def leaf(self) -> bytes:
-        """keccak256(0x00 ‖ abi.encode(record)), as `ProvenanceRegistry.leafOf` computes it."""
-        return keccak(LEAF_PREFIX + encode([ASSET_INPUT_TYPE], [self.as_tuple()]))
+        """keccak256(0x00 ‖ abi.encode(record, licenseIds)), as `ProvenanceRegistry.leafOf`
+        computes it."""
+        return keccak(
+            LEAF_PREFIX + encode([ASSET_INPUT_TYPE, LICENSE_IDS_TYPE], [self.as_tuple(), list(self.license_ids)])
+        )
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:

@@ -1,13 +1,15 @@
 """EIP-712 cumulative vouchers for `LicenseManager.settle`, signed in Python.
 
 A voucher says: `payer` owes `cumulative_amount` in total, so far, for uses of `asset` under
-`terms_id`, and the promise holds until `deadline`. Each new voucher on a channel (payer, terms)
-replaces the last; settlement pays the difference.
+`terms_id` served by `service`, drawn on the payer's escrow with that service, and the promise
+holds until `deadline`. Each new voucher on a channel (payer, service, terms) replaces the last;
+settlement pays the difference.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,10 +19,11 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 DOMAIN_NAME = "Proofmint LicenseManager"
-DOMAIN_VERSION = "1"
+DOMAIN_VERSION = "2"
 VOUCHER_TYPES: dict[str, list[dict[str, str]]] = {
     "Voucher": [
         {"name": "payer", "type": "address"},
+        {"name": "service", "type": "address"},
         {"name": "asset", "type": "bytes32"},
         {"name": "termsId", "type": "uint256"},
         {"name": "cumulativeAmount", "type": "uint256"},
@@ -32,6 +35,7 @@ VOUCHER_TYPES: dict[str, list[dict[str, str]]] = {
 @dataclass(frozen=True)
 class Voucher:
     payer: str
+    service: str
     asset: bytes
     terms_id: int
     cumulative_amount: int
@@ -40,6 +44,7 @@ class Voucher:
     def message(self) -> dict[str, Any]:
         return {
             "payer": to_checksum_address(self.payer),
+            "service": to_checksum_address(self.service),
             "asset": self.asset,
             "termsId": self.terms_id,
             "cumulativeAmount": self.cumulative_amount,
@@ -63,7 +68,8 @@ def signable_voucher(voucher: Voucher, chain_id: int, verifying_contract: str) -
 
 _DOMAIN_TYPEHASH = keccak(text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
 _VOUCHER_TYPEHASH = keccak(
-    text="Voucher(address payer,bytes32 asset,uint256 termsId,uint256 cumulativeAmount,uint256 deadline)"
+    text="Voucher(address payer,address service,bytes32 asset,uint256 termsId,"
+    "uint256 cumulativeAmount,uint256 deadline)"
 )
 
 
@@ -89,6 +95,8 @@ def voucher_digest(voucher: Voucher, chain_id: int, verifying_contract: str) -> 
         _VOUCHER_TYPEHASH
         + bytes(12)
         + bytes.fromhex(to_checksum_address(voucher.payer)[2:])
+        + bytes(12)
+        + bytes.fromhex(to_checksum_address(voucher.service)[2:])
         + voucher.asset.rjust(32, b"\0")
         + voucher.terms_id.to_bytes(32, "big")
         + voucher.cumulative_amount.to_bytes(32, "big")
@@ -104,12 +112,39 @@ def sign_voucher(voucher: Voucher, private_key: str | bytes, chain_id: int, veri
     return bytes(signed.signature)
 
 
-def as_call_tuple(voucher: Voucher, signature: bytes) -> tuple[str, int, int, int, bytes]:
-    """The voucher as `LicenseManager.Voucher` for a contract call (the terms fix the asset)."""
-    return (
-        to_checksum_address(voucher.payer),
-        voucher.terms_id,
-        voucher.cumulative_amount,
-        voucher.deadline,
-        signature,
-    )
+CallVoucher = tuple[str, int, int, int, bytes, bytes]
+"""`LicenseManager.Voucher` as a contract call takes it: (payer, termsId, cumulativeAmount,
+deadline, r, vs); the terms fix the asset and the batch names the service."""
+
+
+def compact_signature(signature: bytes) -> tuple[bytes, bytes] | None:
+    """The EIP-2098 compact form (r, vs) of a 65-byte r ‖ s ‖ v signature with v in {27, 28}
+    (vs = s with v's parity in the top bit); None for any other signature."""
+    if len(signature) != 65 or signature[64] not in (27, 28):
+        return None
+    s = int.from_bytes(signature[32:64], "big")
+    if s >> 255:  # not representable: the top bit carries v
+        return None
+    vs = s | ((signature[64] - 27) << 255)
+    return signature[:32], vs.to_bytes(32, "big")
+
+
+def settle_arguments(
+    vouchers: Sequence[tuple[Voucher, bytes]], wallets: Container[str] = ()
+) -> tuple[list[CallVoucher], list[tuple[int, bytes]]]:
+    """`settle`'s vouchers and wallet signatures for signed vouchers (all of one service).
+
+    A voucher signed by an EOA with a 65-byte signature travels in compact form; one whose payer
+    is in `wallets` (checksummed addresses of contract payers, ERC-1271) or whose signature has
+    another shape travels with r = vs = 0 and its signature in the wallet list, under its index."""
+    calls: list[CallVoucher] = []
+    wallet_signatures: list[tuple[int, bytes]] = []
+    zero = bytes(32)
+    for index, (voucher, signature) in enumerate(vouchers):
+        payer = to_checksum_address(voucher.payer)
+        compact = None if payer in wallets else compact_signature(signature)
+        r, vs = compact if compact is not None else (zero, zero)
+        if compact is None:
+            wallet_signatures.append((index, signature))
+        calls.append((payer, voucher.terms_id, voucher.cumulative_amount, voucher.deadline, r, vs))
+    return calls, wallet_signatures

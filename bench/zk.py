@@ -1,16 +1,20 @@
 """zk benchmark: `python bench/zk.py [--batch K] [--embed-dim D]` (or `make bench-zk`).
 
 One run, side by side:
-- baseline: one proof per inference with ezkl's default settings (the pins, which are not
-  negotiable, still apply: hashed input, fixed parameters, public output, safe checks);
+- baseline: one proof per inference with ezkl's default settings (`zkml.pipeline.EZKL_DEFAULTS`;
+  the pins, which are not negotiable, still apply: hashed input, fixed parameters, public output,
+  safe checks, inputs and outputs taken as field elements);
 - tuned: the project's tuning (one inner column, a range-check table sized to the circuit) and K
   inferences per proof.
 
 For each: cold setup time (a fresh cache), proving time (witness + proof, in a child process whose
 peak RSS is read from the kernel), inferences per minute, and on the embedded chain the gas of
-`ProvenanceRegistry.attestInference` per attested inference (verifier call, commitment checks,
-attestation records, event) beside the bare verifier call. Setup is then repeated on the warm
-cache (`setup_cached_s`). The last line is one JSON object.
+`ProvenanceRegistry.attestInference` per attested inference (verifier call, one input-binding
+check per asset, attestation records, event) beside the bare verifier call. Each inference is of a
+random embedding and a random content digest, whose proven digest (top 253 bits of its keccak256) the proof
+carries; the assets are registered one after another (so 8 share an attestation storage word)
+and attested by registration number. Setup is then repeated on the warm cache
+(`setup_cached_s`). The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from agents.toolchain import solc_executable  # noqa: E402
 from zkml.curation_head import HeadShape, build_curation_head, export_onnx  # noqa: E402
 from zkml.evm import CompiledVerifier, deploy_verifier  # noqa: E402
-from zkml.pipeline import EZKL_DEFAULTS, TUNED, Circuit, Tuning  # noqa: E402
+from zkml.pipeline import EZKL_DEFAULTS, TUNED, Circuit, HeadInput, Tuning  # noqa: E402
 
 URI = "ipfs://bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
 
@@ -42,9 +46,9 @@ _WORKER = """
 import json, sys, time
 sys.path.insert(0, {root!r})
 from pathlib import Path
-from zkml.pipeline import Artifacts, Circuit
+from zkml.pipeline import Artifacts, Circuit, HeadInput
 circuit = Circuit(Artifacts(Path({artifacts!r})), {batch}, {embed_dim})
-rows = json.loads(Path({inputs!r}).read_text())
+rows = [HeadInput(r["embedding"], bytes.fromhex(r["sha256"])) for r in json.loads(Path({inputs!r}).read_text())]
 started = time.monotonic()
 circuit.prove(rows, Path({work!r}))
 print(json.dumps({{"prove_s": time.monotonic() - started}}))
@@ -60,6 +64,8 @@ class Side:
     prove_s: list[float]
     peak_rss_mb: float
     proofs: list[dict[str, Any]]
+    rows: list[list[HeadInput]]
+    """The inputs of each proof, in order (a proof carries proven digests, not the digests)."""
     verifier: CompiledVerifier
     logrows: int
 
@@ -68,15 +74,16 @@ class Side:
         return 60.0 * self.batch / (sum(self.prove_s) / len(self.prove_s))
 
 
-def embeddings(rng: random.Random, count: int, dim: int) -> list[list[float]]:
-    return [[rng.uniform(-1.0, 1.0) for _ in range(dim)] for _ in range(count)]
+def head_inputs(rng: random.Random, count: int, dim: int) -> list[HeadInput]:
+    """`count` random embeddings of `dim` values, each with a random content digest."""
+    return [HeadInput([rng.uniform(-1.0, 1.0) for _ in range(dim)], rng.randbytes(32)) for _ in range(count)]
 
 
-def prove_in_child(circuit: Circuit, rows: list[list[float]], work: Path) -> tuple[float, float]:
+def prove_in_child(circuit: Circuit, rows: list[HeadInput], work: Path) -> tuple[float, float]:
     """Prove in a fresh process: (seconds, peak RSS in MB of that process)."""
     work.mkdir(parents=True, exist_ok=True)
     inputs = work / "rows.json"
-    inputs.write_text(json.dumps(rows))
+    inputs.write_text(json.dumps([{"embedding": list(r.embedding), "sha256": r.digest.hex()} for r in rows]))
     code = _WORKER.format(
         root=str(ROOT),
         artifacts=str(circuit.artifacts.root),
@@ -115,15 +122,17 @@ def measure(
     times: list[float] = []
     peak = 0.0
     made: list[dict[str, Any]] = []
+    inputs: list[list[HeadInput]] = []
     for index in range(proofs):
-        rows = embeddings(rng, batch, shape.embed_dim)
+        rows = head_inputs(rng, batch, shape.embed_dim)
+        inputs.append(rows)
         work = cache / f"{name}-proof-{index}"
         seconds, rss = prove_in_child(circuit, rows, work)
         click.echo(f"[{name}]   proof {index + 1}/{proofs}: {seconds:.1f} s, peak RSS {rss:,.0f} MB", err=True)
         times.append(seconds)
         peak = max(peak, rss)
         made.append(json.loads((work / "proof.json").read_text()))
-    return Side(name, batch, circuit, setup_s, times, peak, made, verifier, circuit.logrows)
+    return Side(name, batch, circuit, setup_s, times, peak, made, inputs, verifier, circuit.logrows)
 
 
 def chain_gas(sides: list[Side]) -> dict[str, dict[str, float]]:
@@ -150,11 +159,13 @@ def chain_gas(sides: list[Side]) -> dict[str, dict[str, float]]:
             verifier = deploy_verifier(deployer, side.verifier)
             models.bindVerifier(head_id, verifier, side.verifier.vk_digest, sender=developer)
             calldata = side.circuit.calldata(side.proofs[0])
-            seqs = []
+            digests = [row.digest for row in side.rows[0]]
+            if not calldata.names(digests):
+                raise SystemExit(f"[{side.name}] the proof does not carry its inputs' proven digests")
             click.echo(f"[{side.name}] registering {side.batch} assets ...", err=True)
-            for commitment in calldata.commitments(side.batch):
+            for digest, commitment in zip(digests, calldata.commitments, strict=True):
                 record = AssetRecord(
-                    content_digest=rng.randbytes(32),
+                    content_digest=digest,
                     creator=str(creator.address),
                     model_id=generator,
                     params_digest=rng.randbytes(32),
@@ -163,7 +174,7 @@ def chain_gas(sides: list[Side]) -> dict[str, dict[str, float]]:
                     metadata_uri=URI,
                 )
                 provenance.register(record.as_tuple(), [], sender=creator)
-                seqs.append(int(provenance.getAsset(record.content_digest).seq))
+            seqs = [int(provenance.getAsset(digest).seq) for digest in digests]
             bare = verifier.verifyProof(calldata.proof, calldata.instances, sender=deployer)
             attest = provenance.attestInference(head_id, seqs, calldata.proof, calldata.instances, sender=deployer)
             results[side.name] = {
@@ -177,7 +188,11 @@ def chain_gas(sides: list[Side]) -> dict[str, dict[str, float]]:
 
 @click.command()
 @click.option(
-    "--batch", type=click.IntRange(2, 256), default=192, show_default=True, help="Tuned inferences per proof."
+    "--batch",
+    type=click.IntRange(2, 256),
+    default=193,
+    show_default=True,
+    help="Tuned inferences per proof (1,355 rows each at the default shape: 193 fill a 2^18-row proof).",
 )
 @click.option("--embed-dim", type=click.IntRange(1), default=HeadShape().embed_dim, show_default=True)
 @click.option("--hidden", type=click.IntRange(1), default=HeadShape().hidden, show_default=True)

@@ -4,6 +4,7 @@ pragma solidity 0.8.28;
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 import {IGenerationMarket} from "./interfaces/IGenerationMarket.sol";
 import {IProvenanceRegistry} from "./interfaces/IProvenanceRegistry.sol";
@@ -77,6 +78,8 @@ contract GenerationMarket is IGenerationMarket, Ownable2Step, ReentrancyGuardTra
         Request storage request = _openRequest(requestId);
         if (block.timestamp > request.deadline) revert GenerationMarket__Expired(requestId, request.deadline);
         if (!PROVENANCE.exists(asset)) revert GenerationMarket__AssetNotRegistered(asset);
+        uint256 seq = PROVENANCE.getAsset(asset).seq;
+        if (seq < request.assetsBefore) revert GenerationMarket__AssetPredatesRequest(asset, seq, request.assetsBefore);
         uint256 used = _requestOfAsset[asset];
         if (used != 0) revert GenerationMarket__AssetAlreadyUsed(asset, used);
         request.status = Status.Fulfilled;
@@ -167,7 +170,12 @@ contract GenerationMarket is IGenerationMarket, Ownable2Step, ReentrancyGuardTra
         requestId = ++_count;
         deadline = uint64(block.timestamp) + FULFILMENT_WINDOW;
         _requests[requestId] = Request({
-            requester: requester, fee: uint96(msg.value), deadline: deadline, status: Status.Open, asset: bytes32(0)
+            requester: requester,
+            fee: uint96(msg.value),
+            deadline: deadline,
+            status: Status.Open,
+            assetsBefore: SafeCast.toUint48(PROVENANCE.assetCount()),
+            asset: bytes32(0)
         });
     }
 

@@ -7,7 +7,9 @@ import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
 /// @notice Append-only registry of generative model versions (see {IModelRegistry}).
 /// @dev Note:
 ///      - Permissionless: anyone may register a model and becomes its developer. Nothing here
-///        checks that the weights digest names real weights; auditors check that off chain.
+///        checks that the weights digest names real weights, or that the registrant trained
+///        them; auditors check that off chain. So a digest is indexed per developer: a squatter
+///        who registers a public model's digest first holds only its own version.
 ///      - The registry has no admin and no upgrade path: no function can change another
 ///        developer's version.
 ///      - Shares are read by the royalty splitter; their sum is capped by `MAX_MODEL_SHARE_BPS`
@@ -20,14 +22,14 @@ contract ModelRegistry is IModelRegistry {
 
     uint256 private _count;
     mapping(uint256 modelId => ModelVersion) private _models;
-    mapping(bytes32 weightsDigest => uint256 modelId) private _idOfWeights;
+    mapping(address developer => mapping(bytes32 weightsDigest => uint256 modelId)) private _idOfWeights;
     mapping(uint256 modelId => address) private _pendingDeveloper;
     mapping(uint256 modelId => uint256 successor) private _successor;
 
     /// @inheritdoc IModelRegistry
     function registerModel(ModelInput calldata input) external returns (uint256 modelId) {
         if (input.weightsDigest == bytes32(0)) revert ModelRegistry__ZeroWeightsDigest();
-        uint256 existing = _idOfWeights[input.weightsDigest];
+        uint256 existing = _idOfWeights[msg.sender][input.weightsDigest];
         if (existing != 0) revert ModelRegistry__WeightsAlreadyRegistered(input.weightsDigest, existing);
         uint256 total = uint256(input.developerBps) + uint256(input.dataBps);
         if (total > MAX_MODEL_SHARE_BPS) revert ModelRegistry__SharesTooHigh(total, MAX_MODEL_SHARE_BPS);
@@ -52,6 +54,7 @@ contract ModelRegistry is IModelRegistry {
             dataRoot: input.dataRoot,
             verifier: address(0),
             vkDigest: bytes32(0),
+            verifierCodeHash: bytes32(0),
             predecessor: input.predecessor,
             developerBps: input.developerBps,
             dataBps: input.dataBps,
@@ -59,7 +62,7 @@ contract ModelRegistry is IModelRegistry {
             retiredAt: 0,
             metadataURI: input.metadataURI
         });
-        _idOfWeights[input.weightsDigest] = modelId;
+        _idOfWeights[msg.sender][input.weightsDigest] = modelId;
         if (input.predecessor != 0) _successor[input.predecessor] = modelId;
         emit ModelRegistered(
             modelId,
@@ -80,9 +83,11 @@ contract ModelRegistry is IModelRegistry {
         if (model.retiredAt != 0) revert ModelRegistry__ModelRetired(modelId);
         if (model.verifier != address(0)) revert ModelRegistry__VerifierAlreadySet(modelId, model.verifier);
         if (verifier.code.length == 0 || vkDigest == bytes32(0)) revert ModelRegistry__BadVerifier(verifier, vkDigest);
+        bytes32 codeHash = verifier.codehash;
         model.verifier = verifier;
         model.vkDigest = vkDigest;
-        emit VerifierBound(modelId, verifier, vkDigest);
+        model.verifierCodeHash = codeHash;
+        emit VerifierBound(modelId, verifier, vkDigest, codeHash);
     }
 
     /// @inheritdoc IModelRegistry
@@ -106,7 +111,12 @@ contract ModelRegistry is IModelRegistry {
         ModelVersion storage model = _requireExists(modelId);
         if (_pendingDeveloper[modelId] != msg.sender) revert ModelRegistry__NotPendingDeveloper(modelId, msg.sender);
         address previous = model.developer;
+        bytes32 weights = model.weightsDigest;
+        uint256 existing = _idOfWeights[msg.sender][weights];
+        if (existing != 0) revert ModelRegistry__WeightsAlreadyRegistered(weights, existing);
         delete _pendingDeveloper[modelId];
+        delete _idOfWeights[previous][weights];
+        _idOfWeights[msg.sender][weights] = modelId;
         model.developer = msg.sender;
         emit DeveloperTransferred(modelId, previous, msg.sender);
     }
@@ -137,14 +147,14 @@ contract ModelRegistry is IModelRegistry {
     }
 
     /// @inheritdoc IModelRegistry
-    function verifierOf(uint256 modelId) external view returns (address verifier, bytes32 vkDigest) {
+    function verifierOf(uint256 modelId) external view returns (address verifier, bytes32 vkDigest, bytes32 codeHash) {
         ModelVersion storage model = _requireExists(modelId);
-        return (model.verifier, model.vkDigest);
+        return (model.verifier, model.vkDigest, model.verifierCodeHash);
     }
 
     /// @inheritdoc IModelRegistry
-    function modelIdOf(bytes32 weightsDigest) external view returns (uint256) {
-        return _idOfWeights[weightsDigest];
+    function modelIdOf(address developer, bytes32 weightsDigest) external view returns (uint256) {
+        return _idOfWeights[developer][weightsDigest];
     }
 
     /// @inheritdoc IModelRegistry

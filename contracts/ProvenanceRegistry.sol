@@ -16,18 +16,36 @@ import {IProvenanceRegistry} from "./interfaces/IProvenanceRegistry.sol";
 /// @notice Provenance of generated assets as ERC-721 tokens (id = sha256 of the bytes), with
 ///         ERC-2981 royalties and ERC-7007 AIGC data (see {IProvenanceRegistry}).
 /// @dev Note:
-///      - First come, first registered: the registry records what the registrant asserts; it
-///        cannot know who really made the bytes. The creator (or a registrar it approved) signs
-///        the transaction; auditors check the manifest and proofs off chain.
+///      - First committed, first registered: the registry records what the registrant asserts;
+///        it cannot know who really made the bytes. The creator (or a registrar it approved
+///        before) signs the transaction or the batch commitment; auditors check the manifest and
+///        proofs off chain. A batch commitment reserves its members: a claim takes over a record
+///        registered after the commitment (see `claimFromBatch`). Direct registration reserves
+///        nothing before its own transaction.
 ///      - Lineage is fixed at registration. There is no function that adds parents later, and a
-///        parent must already be registered, so the lineage graph is acyclic by construction.
+///        parent must already be registered, so the lineage graph is acyclic by construction. A
+///        claim that takes a record over may name only parents registered before its batch was
+///        committed, and the record taken over (and every descendant of the digest) was
+///        registered after it, so no parent can descend from the asset. Recorded depths of the
+///        descendants of a taken-over record are not updated.
 ///      - Tokens are minted with `_mint`, not `_safeMint`: the creator asked for the registration,
 ///        and a receiver hook would let a contract creator run code mid-registration.
 ///      - The creator share and the ERC-2981 receiver follow the recorded creator, not the current
-///        token owner.
-///      - `verify` returns false (never reverts) for unknown assets, unbound verifiers and
-///        verifier failures; it reverts only when `proof` is not an ABI-encoded
-///        `(bytes, uint256[])`.
+///        token owner. ERC-2981 pays the creator alone: marketplaces send royalties as plain
+///        transfers that do not name the token, so they cannot be split per asset on chain;
+///        a creator who shares secondary-sale income passes it on with `RoyaltySplitter.pay`.
+///      - A proof binds to assets by their proven digests (`provenDigestOf`: the top 253 bits
+///        of keccak256 of the content digest, so every bit of the digest counts), which the
+///        circuit passes through to public instances, and by their input commitments; `verify` and
+///        `attestInference` check both against the record's input binding, so a proof made for
+///        asset A never attests or verifies asset B. What the circuit
+///        reads (the image embedding) is committed, not derived from the bytes on chain: a
+///        creator could prove a score of another image's embedding under its own digest. That
+///        the commitment is the embedding of the asset's bytes is checked off chain, by
+///        recomputing it from the content (`proofmint verify`).
+///      - `verify` returns false (never reverts) for unknown assets, prompts that are not the
+///        asset's generation parameters, unbound or changed verifiers and verifier failures; it
+///        reverts only when `proof` is not an ABI-encoded `(uint256, bytes, uint256[])`.
 contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
     /// @notice Most parents one derivative may name (their shares pack into one storage slot).
     uint256 public constant MAX_PARENTS = 16;
@@ -45,9 +63,20 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
     uint16 public constant MAX_PROTOCOL_FEE_BPS = 1_000;
     /// @notice Highest secondary-sale royalty the constructor accepts (25%).
     uint16 public constant MAX_SECONDARY_ROYALTY_BPS = 2_500;
+    /// @notice How long a batch commitment reserves its members: a member claimed within this
+    ///         time of its commitment takes over a later registration of its digest; claimed
+    ///         later, it only registers if nobody has.
+    uint256 public constant PRIORITY_WINDOW = 1 days;
     /// @notice Most assets one `attestInference` call may cover (its dearest case, every asset
     ///         in its own storage word, stays under half a 30M-gas block).
     uint256 public constant MAX_ATTEST_BATCH = 256;
+    /// @notice How many bits a proof's proven digest has (`provenDigestOf`: the top 253 bits of
+    ///         keccak256(contentDigest)), so it is one field element. Finding another digest with
+    ///         the same proven digest, content or not, is a 2^253 search.
+    uint256 public constant PROVEN_DIGEST_BITS = 253;
+    uint256 private constant _DIGEST_SHIFT = 256 - PROVEN_DIGEST_BITS;
+    /// @dev Public instances per attested asset: commitment, score and proven digest.
+    uint256 private constant _INSTANCES_PER_ASSET = 3;
     uint256 private constant _BPS = 10_000;
     /// @dev The BN254 scalar field modulus: public instances are elements of this field.
     uint256 private constant _FIELD_MODULUS =
@@ -81,11 +110,16 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
     }
 
     mapping(bytes32 contentDigest => StoredAsset) private _assets;
-    mapping(uint256 seq => bytes32 inputCommitment) private _inputCommitments;
+    /// @dev keccak256(abi.encode(provenDigestOf(digest), inputCommitment)) of each record that has
+    ///      a commitment: one cold read checks both what a proof names and what it hashed.
+    mapping(uint256 seq => bytes32 inputBinding) private _inputBindings;
     mapping(bytes32 contentDigest => bytes32[]) private _parents;
     mapping(bytes32 contentDigest => uint256 packed) private _parentShares;
     mapping(bytes32 contentDigest => string) private _metadataURIs;
-    mapping(address creator => mapping(address registrar => bool)) private _registrars;
+    /// @dev The first batch id an approval covers; 0 when not approved.
+    mapping(address creator => mapping(address registrar => uint256 firstBatchId)) private _registrars;
+    /// @dev The batch a record was claimed from (0: registered directly): its priority.
+    mapping(bytes32 contentDigest => uint256 batchId) private _claimedFrom;
     mapping(uint256 batchId => Batch) private _batches;
     uint256 private _batchCount;
     uint256 private _assetCount;
@@ -114,10 +148,13 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
 
     /// @inheritdoc IProvenanceRegistry
     function register(AssetInput calldata input, uint256[] calldata licenseIds) external {
-        if (input.creator != msg.sender && !_registrars[input.creator][msg.sender]) {
+        if (input.creator != msg.sender && _registrars[input.creator][msg.sender] == 0) {
             revert ProvenanceRegistry__NotAuthorized(input.creator, msg.sender);
         }
-        _register(input, licenseIds, 0, block.timestamp);
+        if (_assets[input.contentDigest].creator != address(0)) {
+            revert ProvenanceRegistry__AlreadyRegistered(input.contentDigest);
+        }
+        _register(input, licenseIds, 0, block.timestamp, type(uint256).max);
     }
 
     /// @inheritdoc IProvenanceRegistry
@@ -127,10 +164,13 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
         if (licenseIds.length != count) revert ProvenanceRegistry__LicenseCountMismatch(count, licenseIds.length);
         for (uint256 i = 0; i < count; ++i) {
             AssetInput calldata input = inputs[i];
-            if (input.creator != msg.sender && !_registrars[input.creator][msg.sender]) {
+            if (input.creator != msg.sender && _registrars[input.creator][msg.sender] == 0) {
                 revert ProvenanceRegistry__NotAuthorized(input.creator, msg.sender);
             }
-            _register(input, licenseIds[i], 0, block.timestamp);
+            if (_assets[input.contentDigest].creator != address(0)) {
+                revert ProvenanceRegistry__AlreadyRegistered(input.contentDigest);
+            }
+            _register(input, licenseIds[i], 0, block.timestamp, type(uint256).max);
         }
     }
 
@@ -139,7 +179,7 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
         uint256 count = leaves.length;
         if (count == 0 || count > MAX_BATCH_LEAVES) revert ProvenanceRegistry__BadBatchSize(count, MAX_BATCH_LEAVES);
         bytes32 root = _rootOf(leaves);
-        batchId = _commitBatch(root, count, true);
+        batchId = _commitBatch(root, count);
         emit BatchCommitted(batchId, msg.sender, root, count, true, "");
     }
 
@@ -154,7 +194,7 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
         uint256 uriLength = bytes(manifestURI).length;
         if (root == bytes32(0) || uriLength == 0) revert ProvenanceRegistry__BadBatchCommitment();
         if (uriLength > MAX_URI_LENGTH) revert ProvenanceRegistry__BadMetadataURI(uriLength, MAX_URI_LENGTH);
-        batchId = _commitBatch(root, leafCount, false);
+        batchId = _commitBatch(root, leafCount);
         emit BatchCommitted(batchId, msg.sender, root, leafCount, false, manifestURI);
     }
 
@@ -167,29 +207,32 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
         uint256[] calldata licenseIds
     ) external {
         Batch storage batch = _requireBatch(batchId);
-        if (index >= batch.leafCount) revert ProvenanceRegistry__LeafIndexOutOfRange(index, batch.leafCount);
-        if (_processProof(_leafOf(input), index, batch.leafCount, proof) != batch.root) {
+        uint256 leafCount = batch.leafCount;
+        if (index >= leafCount) revert ProvenanceRegistry__LeafIndexOutOfRange(index, leafCount);
+        if (_processProof(_leafOf(input, licenseIds), index, leafCount, proof) != batch.root) {
             revert ProvenanceRegistry__InvalidProof(batchId, index);
         }
-        address submitter = batch.submitter;
-        if (input.creator != submitter && !_registrars[input.creator][submitter]) {
-            revert ProvenanceRegistry__NotAuthorized(input.creator, submitter);
-        }
-        _register(input, licenseIds, batchId, batch.committedAt);
+        _claim(input, licenseIds, batchId, batch);
     }
 
     /// @inheritdoc IProvenanceRegistry
     function setRegistrar(address registrar, bool approved) external {
-        _registrars[msg.sender][registrar] = approved;
-        emit RegistrarSet(msg.sender, registrar, approved);
+        uint256 since = _registrars[msg.sender][registrar];
+        if (!approved) since = 0;
+        else if (since == 0) since = _batchCount + 1;
+        _registrars[msg.sender][registrar] = since;
+        emit RegistrarSet(msg.sender, registrar, approved, since);
     }
 
     // ------------------------------------------------------------------ ERC-7007
 
     /// @inheritdoc IERC7007
-    /// @dev `aigcData` is the 32-byte content digest (the content itself is off chain under that
-    ///      digest); `proof` is `abi.encode(bytes zkProof, uint256[] instances)`. Only the token
-    ///      owner or the creator may add data; the data is not stored, only emitted.
+    /// @dev `prompt` is the asset's generation-parameters document (its sha256 is the registered
+    ///      `paramsDigest`; the prompt text is in it); `aigcData` is the 32-byte content digest
+    ///      (the content itself is off chain under that digest); `proof` is
+    ///      `abi.encode(uint256 modelId, bytes zkProof, uint256[] instances)`, a proof of model
+    ///      version `modelId` (see `verify`). Only the token owner or the creator may add data;
+    ///      the data is not stored, only emitted.
     function addAigcData(uint256 tokenId, bytes calldata prompt, bytes calldata aigcData, bytes calldata proof)
         external
     {
@@ -205,25 +248,32 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
     }
 
     /// @inheritdoc IERC7007
-    /// @dev True when `aigcData` is the content digest of a registered asset whose model version
-    ///      has a verifier bound, the instances contain the asset's input commitment, and the
-    ///      verifier accepts the proof. `prompt` is carried for readers of the `AigcData` event;
-    ///      the proof binds the asset through its input commitment, which the generation-parameters
-    ///      digest (covering the prompt) accompanies in the record.
-    function verify(bytes calldata, /* prompt */ bytes calldata aigcData, bytes calldata proof)
+    /// @dev A proof of a retired model version still verifies (retirement stops new
+    ///      attestations, not the truth of old proofs).
+    ///      True when `aigcData` is the content digest of a registered asset, sha256(`prompt`)
+    ///      is its `paramsDigest` (the generation parameters, prompt included), `proof` decodes
+    ///      to `(modelId, zkProof, instances)` in `attestInference`'s layout for some n assets,
+    ///      one of which is this asset (a commitment and proven digest at one position that hash
+    ///      to its input binding), model version `modelId` has a verifier bound
+    ///      whose code is the pinned code, and that verifier accepts the proof. Which model
+    ///      versions a reader trusts to judge assets is the reader's decision: the model id is
+    ///      part of the proof, and `ModelRegistry` says who developed it.
+    function verify(bytes calldata prompt, bytes calldata aigcData, bytes calldata proof)
         public
         view
         returns (bool success)
     {
         if (aigcData.length != 32) return false;
         StoredAsset storage asset = _assets[bytes32(aigcData)];
-        if (asset.creator == address(0)) return false;
-        bytes32 commitment = _inputCommitments[asset.seq];
-        if (commitment == bytes32(0)) return false;
-        (address verifier,) = MODEL_REGISTRY.verifierOf(asset.modelId);
-        if (verifier == address(0)) return false;
-        (bytes memory zkProof, uint256[] memory instances) = abi.decode(proof, (bytes, uint256[]));
-        if (!_contains(instances, uint256(commitment))) return false;
+        if (asset.creator == address(0) || sha256(prompt) != asset.paramsDigest) return false;
+        bytes32 binding = _inputBindings[asset.seq];
+        if (binding == bytes32(0)) return false;
+        (uint256 modelId, bytes memory zkProof, uint256[] memory instances) =
+            abi.decode(proof, (uint256, bytes, uint256[]));
+        if (!_holdsAsset(instances, binding)) return false;
+        if (modelId == 0 || modelId > MODEL_REGISTRY.modelCount()) return false;
+        (address verifier,, bytes32 codeHash) = MODEL_REGISTRY.verifierOf(modelId);
+        if (verifier == address(0) || verifier.codehash != codeHash) return false;
         try IInferenceVerifier(verifier).verifyProof(zkProof, instances) returns (bool ok) {
             return ok;
         } catch {
@@ -234,10 +284,11 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
     // ------------------------------------------------------------------ inference attestations
 
     /// @inheritdoc IProvenanceRegistry
-    /// @dev Gas: per asset two cold reads of its record and one 32-bit cell; cells of assets
-    ///      registered one after another share a storage word, so a batch registered together
-    ///      and attested together writes one new word per 8 assets. The verifier is called last,
-    ///      through STATICCALL (it cannot re-enter); if it rejects, every write above reverts.
+    /// @dev Gas: per asset one cold read (its input binding) and one 32-bit cell; cells of
+    ///      assets registered one after another share a storage word, so a batch registered
+    ///      together and attested together writes one new word per 8 assets. The verifier is
+    ///      called last, through STATICCALL (it cannot re-enter); if it rejects, every write
+    ///      above reverts.
     function attestInference(
         uint256 modelId,
         uint256[] calldata seqs,
@@ -248,14 +299,16 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
         if (count == 0 || count > MAX_ATTEST_BATCH) {
             revert ProvenanceRegistry__BadAttestationSize(count, MAX_ATTEST_BATCH);
         }
-        if (instances.length != 2 * count) revert ProvenanceRegistry__BadInstanceCount(instances.length, 2 * count);
-        (address verifier,) = MODEL_REGISTRY.verifierOf(modelId);
-        if (verifier == address(0)) revert ProvenanceRegistry__NoVerifier(modelId);
-        if (MODEL_REGISTRY.retiredAt(modelId) != 0) revert ProvenanceRegistry__ModelNotActive(modelId);
-        for (uint256 i = 0; i < instances.length; ++i) {
-            if (instances[i] >= _FIELD_MODULUS) revert ProvenanceRegistry__InstanceNotInField(i, instances[i]);
+        if (instances.length != _INSTANCES_PER_ASSET * count) {
+            revert ProvenanceRegistry__BadInstanceCount(instances.length, _INSTANCES_PER_ASSET * count);
         }
-        bytes32 statement = keccak256(abi.encode(modelId, instances));
+        (address verifier,, bytes32 codeHash) = MODEL_REGISTRY.verifierOf(modelId);
+        if (verifier == address(0)) revert ProvenanceRegistry__NoVerifier(modelId);
+        if (verifier.codehash != codeHash) revert ProvenanceRegistry__VerifierCodeChanged(modelId, verifier);
+        if (MODEL_REGISTRY.retiredAt(modelId) != 0) revert ProvenanceRegistry__ModelNotActive(modelId);
+        // The records' numbers are part of the statement: a record taken over (same content and
+        // commitment, new number) can be attested again with the same instances.
+        bytes32 statement = keccak256(abi.encode(modelId, seqs, instances));
         if (_statements[statement]) revert ProvenanceRegistry__StatementAlreadyAttested(statement);
 
         // Effects (all undone below if the verifier rejects).
@@ -287,6 +340,11 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
     }
 
     /// @inheritdoc IProvenanceRegistry
+    function provenDigestOf(bytes32 contentDigest) external pure returns (uint256) {
+        return _provenDigest(contentDigest);
+    }
+
+    /// @inheritdoc IProvenanceRegistry
     function assetCount() external view returns (uint256) {
         return _assetCount;
     }
@@ -295,7 +353,17 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
 
     /// @inheritdoc IProvenanceRegistry
     function isRegistrar(address creator, address registrar) external view returns (bool) {
+        return _registrars[creator][registrar] != 0;
+    }
+
+    /// @inheritdoc IProvenanceRegistry
+    function registrarSince(address creator, address registrar) external view returns (uint256) {
         return _registrars[creator][registrar];
+    }
+
+    /// @inheritdoc IProvenanceRegistry
+    function claimedFrom(bytes32 contentDigest) external view returns (uint256) {
+        return _claimedFrom[contentDigest];
     }
 
     /// @inheritdoc IProvenanceRegistry
@@ -308,7 +376,7 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
             parentCount: asset.parentCount,
             seq: asset.seq,
             paramsDigest: asset.paramsDigest,
-            inputCommitment: _inputCommitments[asset.seq]
+            inputBinding: _inputBindings[asset.seq]
         });
     }
 
@@ -344,8 +412,8 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
     }
 
     /// @inheritdoc IProvenanceRegistry
-    function leafOf(AssetInput calldata input) external pure returns (bytes32) {
-        return _leafOf(input);
+    function leafOf(AssetInput calldata input, uint256[] calldata licenseIds) external pure returns (bytes32) {
+        return _leafOf(input, licenseIds);
     }
 
     /// @inheritdoc IProvenanceRegistry
@@ -390,21 +458,47 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
 
     // ------------------------------------------------------------------ internals
 
-    function _register(AssetInput calldata input, uint256[] calldata licenseIds, uint256 batchId, uint256 committedAt)
-        private
-    {
-        bytes32 id = input.contentDigest;
-        if (id == bytes32(0)) revert ProvenanceRegistry__ZeroContentDigest();
-        if (_assets[id].creator != address(0)) revert ProvenanceRegistry__AlreadyRegistered(id);
+    /// @dev Registers `input`; the caller checked authority and that the digest is free (or that
+    ///      a claim may take its record over: then `parentSeqLimit` is the batch's
+    ///      `assetsBefore`, else the maximum).
+    function _register(
+        AssetInput calldata input,
+        uint256[] calldata licenseIds,
+        uint256 batchId,
+        uint256 committedAt,
+        uint256 parentSeqLimit
+    ) private {
+        if (input.contentDigest == bytes32(0)) revert ProvenanceRegistry__ZeroContentDigest();
         (uint256 modelBps, uint32 modelId) = _checkModel(input.modelId, committedAt);
         uint256 uriLength = bytes(input.metadataURI).length;
         if (uriLength == 0 || uriLength > MAX_URI_LENGTH) {
             revert ProvenanceRegistry__BadMetadataURI(uriLength, MAX_URI_LENGTH);
         }
-        uint8 depth = _checkParents(id, input.parents, licenseIds.length);
+        uint8 depth = _checkParents(input.contentDigest, input.parents, licenseIds.length, parentSeqLimit);
 
         // Effects.
-        uint256 seq = _assetCount;
+        (uint256 seq, bool superseding) = _store(input, modelId, depth);
+        if (input.parents.length != 0) {
+            _consumeLicenses(input.contentDigest, input.creator, input.parents, licenseIds, modelBps);
+        }
+        if (superseding) {
+            // The token moves to the rightful creator whoever holds it (no approval asked).
+            _update(input.creator, uint256(input.contentDigest), address(0));
+        } else {
+            _mint(input.creator, uint256(input.contentDigest));
+        }
+        _emitRegistered(input, batchId, seq);
+    }
+
+    /// @dev Writes the record under a new registration number, replacing a record taken over.
+    function _store(AssetInput calldata input, uint32 modelId, uint8 depth)
+        private
+        returns (uint256 seq, bool superseding)
+    {
+        bytes32 id = input.contentDigest;
+        superseding = _assets[id].creator != address(0);
+        if (superseding) _clearRecord(id);
+        seq = _assetCount;
         _assetCount = seq + 1;
         _assets[id] = StoredAsset({
             creator: input.creator,
@@ -414,14 +508,72 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
             seq: SafeCast.toUint48(seq),
             paramsDigest: input.paramsDigest
         });
-        if (input.inputCommitment != bytes32(0)) _inputCommitments[seq] = input.inputCommitment;
+        if (input.inputCommitment != bytes32(0)) {
+            _inputBindings[seq] = _binding(_provenDigest(id), uint256(input.inputCommitment));
+        }
         _metadataURIs[id] = input.metadataURI;
         if (input.parents.length != 0) _parents[id] = input.parents;
+    }
 
-        if (input.parents.length != 0) _consumeLicenses(id, input.creator, input.parents, licenseIds, modelBps);
+    /// @dev A proven batch member: checks the submitter's authority as of the commitment and the
+    ///      member's priority over a record of the same digest, then registers it.
+    function _claim(AssetInput calldata input, uint256[] calldata licenseIds, uint256 batchId, Batch storage batch)
+        private
+    {
+        address submitter = batch.submitter;
+        if (input.creator != submitter) {
+            // Authority as of the commitment: an approval given after it does not count.
+            uint256 since = _registrars[input.creator][submitter];
+            if (since == 0 || since > batchId) revert ProvenanceRegistry__NotAuthorized(input.creator, submitter);
+        }
+        bytes32 id = input.contentDigest;
+        StoredAsset storage existing = _assets[id];
+        address previousCreator = existing.creator;
+        uint256 previousSeq = existing.seq;
+        uint256 parentSeqLimit = type(uint256).max;
+        if (previousCreator != address(0)) {
+            if (!_mayTakeOver(id, previousCreator, previousSeq, input.creator, batchId, batch)) {
+                revert ProvenanceRegistry__AlreadyRegistered(id);
+            }
+            parentSeqLimit = batch.assetsBefore;
+        }
+        _claimedFrom[id] = batchId;
+        _register(input, licenseIds, batchId, batch.committedAt, parentSeqLimit);
+        if (previousCreator != address(0)) {
+            // Terms attached under the record taken over sell and license nothing more.
+            LICENSE_MANAGER.onAssetSuperseded(id);
+            emit AssetSuperseded(id, previousCreator, input.creator, batchId, previousSeq);
+        }
+    }
 
-        _mint(input.creator, uint256(id));
-        _emitRegistered(input, batchId, seq);
+    /// @dev Forgets what a record taken over leaves behind: its commitment (so its old `seq`
+    ///      can no longer be attested) and its lineage.
+    function _clearRecord(bytes32 id) private {
+        delete _inputBindings[_assets[id].seq];
+        delete _parents[id];
+        delete _parentShares[id];
+    }
+
+    /// @dev Whether a member of batch `batchId` may take over the record of `id` (created by
+    ///      `previousCreator` under `previousSeq`): another creator's, within `PRIORITY_WINDOW`
+    ///      of the commitment, if the batch was committed before that record came (claimed from
+    ///      a later batch, or registered directly after the commitment). A creator's own record
+    ///      stands: replacing it would void the licences sold under it and change its lineage,
+    ///      and anyone may send the claim.
+    function _mayTakeOver(
+        bytes32 id,
+        address previousCreator,
+        uint256 previousSeq,
+        address creator,
+        uint256 batchId,
+        Batch storage batch
+    ) private view returns (bool) {
+        if (previousCreator == creator || block.timestamp > uint256(batch.committedAt) + PRIORITY_WINDOW) {
+            return false;
+        }
+        uint256 existingBatch = _claimedFrom[id];
+        if (existingBatch != 0) return batchId < existingBatch;
+        return previousSeq >= batch.assetsBefore;
     }
 
     function _emitRegistered(AssetInput calldata input, uint256 batchId, uint256 seq) private {
@@ -468,7 +620,7 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
         return (uint256(developerBps) + dataBps, SafeCast.toUint32(modelId));
     }
 
-    function _checkParents(bytes32 id, bytes32[] calldata parents, uint256 licenseCount)
+    function _checkParents(bytes32 id, bytes32[] calldata parents, uint256 licenseCount, uint256 parentSeqLimit)
         private
         view
         returns (uint8 depth)
@@ -486,20 +638,22 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
             }
             StoredAsset storage p = _assets[parent];
             if (p.creator == address(0)) revert ProvenanceRegistry__UnknownParent(parent);
+            if (p.seq >= parentSeqLimit) revert ProvenanceRegistry__ParentAfterCommit(parent, p.seq, parentSeqLimit);
             if (uint256(p.depth) + 1 > deepest) deepest = uint256(p.depth) + 1;
         }
         if (deepest > MAX_DEPTH) revert ProvenanceRegistry__TooDeep(deepest, MAX_DEPTH);
         return uint8(deepest);
     }
 
-    function _commitBatch(bytes32 root, uint256 leafCount, bool leavesOnChain) private returns (uint256 batchId) {
+    function _commitBatch(bytes32 root, uint256 leafCount) private returns (uint256 batchId) {
         batchId = ++_batchCount;
         _batches[batchId] = Batch({
             root: root,
             submitter: msg.sender,
-            leafCount: uint32(leafCount),
-            committedAt: uint40(block.timestamp),
-            leavesOnChain: leavesOnChain
+            // Bounded by MAX_ROOT_BATCH_LEAVES (2^20) < 2^24.
+            leafCount: uint24(leafCount),
+            committedAt: SafeCast.toUint32(block.timestamp),
+            assetsBefore: SafeCast.toUint40(_assetCount)
         });
     }
 
@@ -508,7 +662,7 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
         if (asset.creator == address(0)) revert ProvenanceRegistry__UnknownAsset(contentDigest);
     }
 
-    /// @dev Checks each asset against its instance, decodes its score and sets its cell. The
+    /// @dev Checks each asset against its instances, decodes its score and sets its cell. The
     ///      current storage word is kept in memory and written back when the next asset lives in
     ///      another word (or at the end), so a run of neighbours costs one write.
     function _recordAttestations(uint256 modelId, uint256[] calldata seqs, uint256[] calldata instances)
@@ -520,39 +674,102 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
         mapping(uint256 word => uint256 cells) storage words = _attestations[modelId];
         uint256 word = type(uint256).max;
         uint256 cells;
-        for (uint256 i = 0; i < count; ++i) {
-            uint256 seq = seqs[i];
-            int256 score = _checkInstance(seq, i, instances[i], instances[count + i]);
-            uint256 assetWord = seq >> _CELLS_PER_WORD_LOG2;
-            if (assetWord != word) {
-                if (word != type(uint256).max) words[word] = cells;
-                word = assetWord;
-                cells = words[word];
+        // The caller checked instances.length == 3 * count and the ABI decoder that both arrays lie
+        // within calldata, so every read below is in bounds and no index overflows.
+        unchecked {
+            for (uint256 i = 0; i < count; ++i) {
+                (uint256 seq, int256 score) = _checkAsset(seqs, instances, i, count);
+                if (seq >> _CELLS_PER_WORD_LOG2 != word) {
+                    if (word != type(uint256).max) words[word] = cells;
+                    word = seq >> _CELLS_PER_WORD_LOG2;
+                    cells = words[word];
+                }
+                uint256 shift = (seq & ((1 << _CELLS_PER_WORD_LOG2) - 1)) * _CELL_BITS;
+                if ((cells >> shift) & _ATTESTED != 0) revert ProvenanceRegistry__AlreadyAttested(seq, modelId);
+                // The score fits 31 bits (checked in _decodeScore); masking keeps its two's complement.
+                cells |= (_ATTESTED | (uint256(score) & _SCORE_MASK)) << shift;
+                assembly ("memory-safe") {
+                    mstore(add(scores, shl(5, add(i, 1))), score)
+                }
             }
-            uint256 shift = _cellShift(seq);
-            if ((cells >> shift) & _ATTESTED != 0) {
-                revert ProvenanceRegistry__AlreadyAttested(seq, modelId);
-            }
-            // The score fits 31 bits (checked in _decodeScore); masking keeps its two's complement.
-            cells |= (_ATTESTED | (uint256(score) & _SCORE_MASK)) << shift;
-            scores[i] = score;
         }
         words[word] = cells;
     }
 
-    /// @dev The decoded score of asset `seq`, once its registered commitment is the instance.
-    function _checkInstance(uint256 seq, uint256 index, uint256 commitment, uint256 scoreInstance)
+    /// @dev Asset `index` of an attestation: its registration number and decoded score, once its
+    ///      instances are field elements and its proven digest and commitment are the record's.
+    ///      `index < count` and `instances.length == 3 * count`, as `_recordAttestations` ensures.
+    function _checkAsset(uint256[] calldata seqs, uint256[] calldata instances, uint256 index, uint256 count)
         private
         view
-        returns (int256 score)
+        returns (uint256 seq, int256 score)
     {
-        bytes32 registered = _inputCommitments[seq];
-        if (registered == bytes32(0) || uint256(registered) != commitment) {
-            // Only the failure path tells an unregistered number from a commitment mismatch.
-            if (seq >= _assetCount) revert ProvenanceRegistry__UnknownSeq(seq);
-            revert ProvenanceRegistry__InputCommitmentMismatch(seq, index);
+        uint256 commitment;
+        uint256 value;
+        uint256 digest;
+        assembly ("memory-safe") {
+            seq := calldataload(add(seqs.offset, shl(5, index)))
+            let at := add(instances.offset, shl(5, index))
+            commitment := calldataload(at)
+            value := calldataload(add(at, shl(5, count)))
+            digest := calldataload(add(at, shl(6, count)))
         }
-        return _decodeScore(seq, scoreInstance);
+        if (commitment >= _FIELD_MODULUS || value >= _FIELD_MODULUS || digest >= _FIELD_MODULUS) {
+            _revertNotInField(index, count, [commitment, value, digest]);
+        }
+        bytes32 binding = _inputBindings[seq];
+        if (binding == bytes32(0) || binding != _binding(digest, commitment)) {
+            // Only the failure path tells an unregistered number from a mismatch.
+            if (seq >= _assetCount) revert ProvenanceRegistry__UnknownSeq(seq);
+            revert ProvenanceRegistry__InputBindingMismatch(seq, index);
+        }
+        score = _decodeScore(seq, value);
+    }
+
+    /// @dev Reverts with the first of asset `index`'s instances that is not a field element
+    ///      (the cold path of `_recordAttestations`).
+    function _revertNotInField(uint256 index, uint256 count, uint256[3] memory values) private pure {
+        for (uint256 k = 0; k < 3; ++k) {
+            if (values[k] >= _FIELD_MODULUS) revert ProvenanceRegistry__InstanceNotInField(k * count + index, values[k]);
+        }
+    }
+
+    /// @dev The proven digest of a content digest: the top 253 bits of its keccak256. Hashing
+    ///      first means no bit of the digest is dropped: a digest next to another (differing in
+    ///      its low bits) has an unrelated proven digest.
+    function _provenDigest(bytes32 contentDigest) private pure returns (uint256) {
+        bytes32 hashed;
+        assembly ("memory-safe") {
+            mstore(0x00, contentDigest)
+            hashed := keccak256(0x00, 0x20)
+        }
+        return uint256(hashed) >> _DIGEST_SHIFT;
+    }
+
+    /// @dev What a record's input binding is: its proven digest (`_provenDigest`) and its input
+    ///      commitment, hashed together.
+    function _binding(uint256 provenDigest, uint256 commitment) private pure returns (bytes32 binding) {
+        // keccak256(abi.encode(provenDigest, commitment)), hashed in scratch space.
+        assembly ("memory-safe") {
+            mstore(0x00, provenDigest)
+            mstore(0x20, commitment)
+            binding := keccak256(0x00, 0x40)
+        }
+    }
+
+    /// @dev Whether `instances`, in `attestInference`'s layout and all field elements, hold an
+    ///      asset (a commitment and proven digest at the same position) whose binding is `binding`.
+    function _holdsAsset(uint256[] memory instances, bytes32 binding) private pure returns (bool) {
+        uint256 length = instances.length;
+        uint256 count = length / _INSTANCES_PER_ASSET;
+        if (count == 0 || length != count * _INSTANCES_PER_ASSET) return false;
+        for (uint256 i = 0; i < length; ++i) {
+            if (instances[i] >= _FIELD_MODULUS) return false;
+        }
+        for (uint256 i = 0; i < count; ++i) {
+            if (_binding(instances[2 * count + i], instances[i]) == binding) return true;
+        }
+        return false;
     }
 
     /// @dev A field element as a signed score: values above (modulus - 1) / 2 encode
@@ -582,8 +799,8 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
         return _batches[batchId];
     }
 
-    function _leafOf(AssetInput calldata input) private pure returns (bytes32) {
-        return keccak256(bytes.concat(bytes1(0x00), abi.encode(input)));
+    function _leafOf(AssetInput calldata input, uint256[] calldata licenseIds) private pure returns (bytes32) {
+        return keccak256(bytes.concat(bytes1(0x00), abi.encode(input, licenseIds)));
     }
 
     function _node(bytes32 left, bytes32 right) private pure returns (bytes32) {
@@ -635,12 +852,5 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
             count = width;
         }
         return level[0];
-    }
-
-    function _contains(uint256[] memory values, uint256 value) private pure returns (bool) {
-        for (uint256 i = 0; i < values.length; ++i) {
-            if (values[i] == value) return true;
-        }
-        return false;
     }
 }

@@ -5,6 +5,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 import {ILicenseManager} from "./interfaces/ILicenseManager.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
@@ -15,6 +16,7 @@ import {IRoyaltySplitter} from "./interfaces/IRoyaltySplitter.sol";
 interface ISplitterWiring {
     function SPLITTER() external view returns (address);
     function PROTOCOL_FEE_BPS() external view returns (uint16);
+    function MODEL_REGISTRY() external view returns (address);
 }
 
 /// @title RoyaltySplitter
@@ -27,6 +29,9 @@ interface ISplitterWiring {
 ///      - The creator share goes to the creator recorded at registration; the developer share to
 ///        the model's developer at distribution time.
 ///      - Dust (at most one wei per role and asset, overall) stays in the contract, accounted.
+///      - The protocol fee is charged once per payment: what a derivative passes to a parent is
+///        the parent's inherited revenue, split among the parent's roles without the fee (its
+///        creator takes the fee's part).
 contract RoyaltySplitter is IRoyaltySplitter, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
@@ -50,14 +55,26 @@ contract RoyaltySplitter is IRoyaltySplitter, ReentrancyGuardTransient {
     mapping(address currency => uint256) private _deposited;
     mapping(address currency => uint256) private _withdrawn;
     mapping(bytes32 asset => mapping(address currency => uint256)) private _pending;
-    mapping(bytes32 asset => mapping(address currency => uint256)) private _distributed;
+    mapping(bytes32 asset => mapping(address currency => uint256)) private _pendingInherited;
+    /// @dev What an asset's current record has distributed: the cumulative floor shares are
+    ///      exact for one split, and a batch claim that takes a record over (a new `seq`) may
+    ///      change the split, so the totals start again for each record.
+    struct Progress {
+        uint256 total;
+        uint208 inherited;
+        uint48 seqPlusOne;
+    }
+
+    mapping(bytes32 asset => mapping(address currency => Progress)) private _progress;
     mapping(address account => mapping(address currency => uint256)) private _balances;
     mapping(uint256 modelId => mapping(address currency => uint256)) private _dataPool;
     mapping(uint256 modelId => mapping(address currency => uint256)) private _dataPaid;
-    mapping(uint256 modelId => mapping(address currency => mapping(address originator => uint256))) private _dataClaimed;
+    /// @dev Claimed per data-tree leaf, so an originator listed with two weights is paid both.
+    mapping(uint256 modelId => mapping(address currency => mapping(bytes32 leaf => uint256))) private _dataClaimed;
 
     /// @dev Shares of one asset, resolved for a distribution.
     struct Split {
+        uint256 seq;
         address creator;
         address developer;
         uint256 modelId;
@@ -76,6 +93,7 @@ contract RoyaltySplitter is IRoyaltySplitter, ReentrancyGuardTransient {
         if (
             address(provenance) == address(0) || address(models) == address(0) || treasury == address(0)
                 || ISplitterWiring(address(licenseManager)).SPLITTER() != address(this)
+                || ISplitterWiring(address(provenance)).MODEL_REGISTRY() != address(models)
         ) revert RoyaltySplitter__BadConfig();
         PROVENANCE = provenance;
         MODELS = models;
@@ -165,32 +183,24 @@ contract RoyaltySplitter is IRoyaltySplitter, ReentrancyGuardTransient {
 
     /// @inheritdoc IRoyaltySplitter
     function distribute(bytes32 asset, address currency) external {
-        uint256 amount = _pending[asset][currency];
-        if (amount == 0) revert RoyaltySplitter__NothingToDistribute(asset, currency);
         Split memory split = _splitOf(asset);
-        uint256 before = _distributed[asset][currency];
-        uint256 afterTotal = before + amount;
-        _pending[asset][currency] = 0;
-        _distributed[asset][currency] = afterTotal;
+        Totals memory t = _advanceTotals(asset, currency, split.seq);
 
-        uint256 fee = _increment(before, afterTotal, PROTOCOL_FEE_BPS);
-        uint256 developerShare = _increment(before, afterTotal, split.developerBps);
-        uint256 dataShare = _increment(before, afterTotal, split.dataBps);
-        uint256 creatorShare = _increment(before, afterTotal, split.creatorBps);
+        // The fee grows with the revenue paid to this asset itself (total minus inherited); on
+        // inherited revenue the creator takes the fee's part instead.
+        uint256 fee = _increment(t.before - t.inheritedBefore, t.afterTotal - t.inheritedAfter, PROTOCOL_FEE_BPS);
+        uint256 developerShare = _increment(t.before, t.afterTotal, split.developerBps);
+        uint256 dataShare = _increment(t.before, t.afterTotal, split.dataBps);
+        uint256 creatorShare = _increment(t.before, t.afterTotal, split.creatorBps)
+            + _increment(t.inheritedBefore, t.inheritedAfter, PROTOCOL_FEE_BPS);
         if (fee != 0) _balances[TREASURY][currency] += fee;
         if (developerShare != 0) _balances[split.developer][currency] += developerShare;
         if (dataShare != 0) _dataPool[split.modelId][currency] += dataShare;
         if (creatorShare != 0) _balances[split.creator][currency] += creatorShare;
-        uint256 parentsShare;
-        for (uint256 i = 0; i < split.parents.length; ++i) {
-            uint256 share = _increment(before, afterTotal, split.parentBps[i]);
-            if (share == 0) continue;
-            parentsShare += share;
-            _pending[split.parents[i]][currency] += share;
-            emit ParentCredited(asset, split.parents[i], currency, share);
-        }
+        uint256 parentsShare = _creditParents(asset, currency, split, t);
         // Dust of the asset is afterTotal (or before) minus what its roles received in total; the
         // global dust moves by the difference. Each asset's dust is >= 0, so the sum stays >= 0.
+        uint256 amount = t.afterTotal - t.before;
         uint256 paidNow = fee + developerShare + dataShare + creatorShare + parentsShare;
         _dust[currency] = _dust[currency] + amount - paidNow;
         emit Distributed(asset, currency, amount, creatorShare, developerShare, dataShare, parentsShare, fee);
@@ -211,14 +221,14 @@ contract RoyaltySplitter is IRoyaltySplitter, ReentrancyGuardTransient {
             revert RoyaltySplitter__InvalidDataProof(modelId, originator);
         }
         uint256 pool = _dataPool[modelId][currency];
-        uint256 claimed = _dataClaimed[modelId][currency][originator];
+        uint256 claimed = _dataClaimed[modelId][currency][leaf];
         uint256 entitled = pool * weight / WEIGHT_SCALE;
         uint256 owed = entitled > claimed ? entitled - claimed : 0;
         uint256 left = pool - _dataPaid[modelId][currency];
         // Only a root whose weights add up to more than WEIGHT_SCALE can make this bind.
         if (owed > left) owed = left;
         if (owed == 0) revert RoyaltySplitter__NothingToClaim(modelId, originator);
-        _dataClaimed[modelId][currency][originator] = claimed + owed;
+        _dataClaimed[modelId][currency][leaf] = claimed + owed;
         _dataPaid[modelId][currency] += owed;
         _balances[originator][currency] += owed;
         emit DataShareClaimed(modelId, originator, currency, owed);
@@ -246,12 +256,19 @@ contract RoyaltySplitter is IRoyaltySplitter, ReentrancyGuardTransient {
 
     /// @inheritdoc IRoyaltySplitter
     function pendingRevenueOf(bytes32 asset, address currency) external view returns (uint256) {
-        return _pending[asset][currency];
+        return _pending[asset][currency] + _pendingInherited[asset][currency];
+    }
+
+    /// @inheritdoc IRoyaltySplitter
+    function pendingInheritedOf(bytes32 asset, address currency) external view returns (uint256) {
+        return _pendingInherited[asset][currency];
     }
 
     /// @inheritdoc IRoyaltySplitter
     function distributedOf(bytes32 asset, address currency) external view returns (uint256) {
-        return _distributed[asset][currency];
+        Progress storage progress = _progress[asset][currency];
+        if (!PROVENANCE.exists(asset) || progress.seqPlusOne != PROVENANCE.getAsset(asset).seq + 1) return 0;
+        return progress.total;
     }
 
     /// @inheritdoc IRoyaltySplitter
@@ -260,8 +277,12 @@ contract RoyaltySplitter is IRoyaltySplitter, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IRoyaltySplitter
-    function dataClaimedOf(uint256 modelId, address currency, address originator) external view returns (uint256) {
-        return _dataClaimed[modelId][currency][originator];
+    function dataClaimedOf(uint256 modelId, address currency, address originator, uint256 weight)
+        external
+        view
+        returns (uint256)
+    {
+        return _dataClaimed[modelId][currency][keccak256(bytes.concat(keccak256(abi.encode(originator, weight))))];
     }
 
     /// @inheritdoc IRoyaltySplitter
@@ -290,6 +311,7 @@ contract RoyaltySplitter is IRoyaltySplitter, ReentrancyGuardTransient {
             taken += parentBps[i];
         }
         split = Split({
+            seq: record.seq,
             creator: record.creator,
             developer: developer,
             modelId: record.modelId,
@@ -300,6 +322,53 @@ contract RoyaltySplitter is IRoyaltySplitter, ReentrancyGuardTransient {
             parents: parents,
             parentBps: parentBps
         });
+    }
+
+    /// @dev Cumulative distribution of one asset in one currency, before and after a distribution.
+    struct Totals {
+        uint256 before;
+        uint256 afterTotal;
+        uint256 inheritedBefore;
+        uint256 inheritedAfter;
+    }
+
+    /// @dev Takes an asset's pending revenue (its own and inherited) into its cumulative totals.
+    ///      Totals of an earlier record of the asset (taken over since) count as nothing: the new
+    ///      record's shares start from zero, so no role is ever asked to give back a floor
+    ///      (what the earlier record's floors left stays in the dust).
+    function _advanceTotals(bytes32 asset, address currency, uint256 seq) private returns (Totals memory t) {
+        uint256 direct = _pending[asset][currency];
+        uint256 inherited = _pendingInherited[asset][currency];
+        if (direct + inherited == 0) revert RoyaltySplitter__NothingToDistribute(asset, currency);
+        Progress storage progress = _progress[asset][currency];
+        uint48 key = SafeCast.toUint48(seq + 1);
+        if (progress.seqPlusOne == key) {
+            t.before = progress.total;
+            t.inheritedBefore = progress.inherited;
+        }
+        t.afterTotal = t.before + direct + inherited;
+        t.inheritedAfter = t.inheritedBefore + inherited;
+        if (direct != 0) _pending[asset][currency] = 0;
+        if (inherited != 0) _pendingInherited[asset][currency] = 0;
+        progress.total = t.afterTotal;
+        if (t.inheritedAfter != t.inheritedBefore || progress.seqPlusOne != key) {
+            progress.inherited = SafeCast.toUint208(t.inheritedAfter);
+            progress.seqPlusOne = key;
+        }
+    }
+
+    /// @dev Credits each parent's share as the parent's inherited revenue; returns their sum.
+    function _creditParents(bytes32 asset, address currency, Split memory split, Totals memory t)
+        private
+        returns (uint256 parentsShare)
+    {
+        for (uint256 i = 0; i < split.parents.length; ++i) {
+            uint256 share = _increment(t.before, t.afterTotal, split.parentBps[i]);
+            if (share == 0) continue;
+            parentsShare += share;
+            _pendingInherited[split.parents[i]][currency] += share;
+            emit ParentCredited(asset, split.parents[i], currency, share);
+        }
     }
 
     /// @dev What a role with `bps` receives when an asset's cumulative distribution goes from

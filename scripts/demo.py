@@ -5,8 +5,9 @@ One run, start to finish, with progress on the console:
    originators' tree) and the curation head's circuits (EZKL verifiers deployed and bound);
 2. the agents (generator, curator, publisher, registrar, prover, settlement) turn N prompts into
    registered, zk-attested assets with signed C2PA sidecars in the content store;
-3. the creator sets licence terms; one licensee buys licences, another deposits escrow and pays
-   per use with signed cumulative vouchers, which the settlement agent settles in a batch;
+3. the creator sets licence terms; one licensee buys licences, another deposits escrow with the
+   operator's service and pays per use with signed cumulative vouchers naming that service,
+   which the settlement agent settles in a batch;
 4. royalties are distributed and withdrawn: the creator by the agent's schedule, the model
    developer and a data originator by their own transactions;
 5. a report: `<out>/report.html` (images, provenance, zk status, where the money went) and a
@@ -179,7 +180,8 @@ async def main(root: Path, state: Path, out: Path, count: int, seed: int, networ
         licenses.purchase(terms[job.key], buyer.address, sender=buyer, value=10 * FINNEY)
     console.step(f"licensee {buyer.address[:10]} bought {len(bought)} licences")
     metered = registered[len(bought) :] or registered[:1]
-    licenses.deposit(ETH, 50 * FINNEY, sender=payer, value=50 * FINNEY)
+    service = str(operator.address)  # the operator serves the uses and settles: the escrow is with it
+    licenses.deposit(ETH, service, 50 * FINNEY, sender=payer, value=50 * FINNEY)
     chain_id, verifying = int(ape.chain.chain_id), str(licenses.address)
     deadline = int(ape.chain.pending_timestamp) + 86_400
     vouchers: list[SignedVoucher] = []
@@ -187,12 +189,18 @@ async def main(root: Path, state: Path, out: Path, count: int, seed: int, networ
     for job in metered:
         for cumulative in (2, 5):  # two vouchers per channel: the later one supersedes the first
             v = Voucher(
-                str(payer.address), bytes.fromhex(job.payload["sha256"]), terms[job.key], cumulative * FINNEY, deadline
+                str(payer.address),
+                service,
+                bytes.fromhex(job.payload["sha256"]),
+                terms[job.key],
+                cumulative * FINNEY,
+                deadline,
             )
             vouchers.append(SignedVoucher(v, sign_voucher(v, payer.private_key, chain_id, verifying)))
         uses += 5
     console.step(
-        f"agent {payer.address[:10]} deposited 0.05 ETH and signed {len(vouchers)} cumulative vouchers ({uses} uses)"
+        f"agent {payer.address[:10]} deposited 0.05 ETH with the operator's service and signed {len(vouchers)} "
+        f"cumulative vouchers ({uses} uses)"
     )
     counts = await settle_vouchers(parts, vouchers, console)
     console.step(f"vouchers: {counts.get(jobs.SETTLED, 0)} settled, {counts.get(jobs.SKIPPED, 0)} skipped")
@@ -307,7 +315,10 @@ async def build_report(
         ("creator of the paid generations (patron)", _withdrawn_by(splitter, patron.address)),
         ("generation fees (market -> operator)", market_fees),
         ("model developer", _withdrawn_by(splitter, developer.address)),
-        ("data originator A (claimed)", int(splitter.dataClaimedOf(setup.t2i_model_id, ETH, origin_a.address))),
+        (
+            "data originator A (claimed)",
+            int(splitter.dataClaimedOf(setup.t2i_model_id, ETH, origin_a.address, 600_000)),
+        ),
         ("data originators, unclaimed", int(pool_total) - int(pool_paid)),
         ("rounding dust", int(splitter.dustOf(ETH))),
     ]

@@ -2,11 +2,17 @@
 
   attach            creator attaches licence terms to an asset
   buy               buy a licence (an ERC-1155 token) under some terms
-  deposit           payer puts escrow in for metered use
-  request-withdrawal / withdraw-escrow
-                    payer takes escrow back after the withdrawal delay
-  sign              payer signs a cumulative voucher and appends it to a voucher file
+  deposit           payer puts escrow in with a service, for metered use it serves
+  request-withdrawal / cancel-withdrawal / withdraw-escrow
+                    payer takes escrow back after the withdrawal delay, within the window
+  sign              payer signs a cumulative voucher for a service and appends it to a voucher file
   show              read terms, escrow and settled amounts
+
+Escrow is kept per (payer, currency, service): the service is whoever accepts the payer's
+vouchers and serves the uses before they settle (an API operator: its `/v1/deployment` says
+`service`), and only vouchers naming it draw on that escrow, so the escrow commands and `sign`
+take `--service`. A withdrawal request unlocks after the contract's delay and expires
+`WITHDRAWAL_WINDOW` (7 days) later if not withdrawn; then request again.
 
 Amounts: `1000` (base units), `0.01 ether`, `5 gwei`, `1.5 token` (scaled by the ERC-20's decimals).
 Every command takes --network, --account and --yes; nothing is broadcast on a live network
@@ -15,14 +21,16 @@ without confirmation.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import ape
 import click
 from ape.cli import ConnectedProviderCommand
+from eth_utils.address import is_address, to_checksum_address
 
-from agents.inputs import parse_amount, parse_bytes32
+from agents.inputs import InputError, parse_amount, parse_bytes32
 from agents.operator import Session, cli_errors, confirm_broadcast, open_session
 from agents.settlement import SignedVoucher, append_vouchers
 from agents.vouchers import Voucher, signable_voucher
@@ -36,6 +44,27 @@ def account_options(command: Any) -> Any:
     return click.option(
         "--account", "account_alias", default=None, help="ape account alias, or test:N on development chains"
     )(command)
+
+
+def service_option(command: Any) -> Any:
+    return click.option(
+        "--service",
+        required=True,
+        help="The service the escrow is with: the address whose vouchers draw on it (an API's /v1/deployment "
+        "says its service)",
+    )(command)
+
+
+def parse_service(text: str) -> str:
+    """The service address given on the command line (not the zero address: no escrow is with it)."""
+    if not is_address(text) or int(text, 16) == 0:
+        raise InputError(f"--service: expected a non-zero address (0x and 40 hex digits), got {text!r}")
+    return str(to_checksum_address(text))
+
+
+def when(unix: int) -> str:
+    """A chain timestamp as unix seconds and UTC."""
+    return f"{unix} ({time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(unix))})"
 
 
 def currency_decimals(currency: str) -> int:
@@ -140,51 +169,84 @@ def buy(network, provider, terms_id, to, account_alias, yes):  # type: ignore[no
 @cli.command(cls=ConnectedProviderCommand)
 @click.option("--amount", required=True)
 @click.option("--currency", default=ETH, show_default=True)
+@service_option
 @account_options
-def deposit(network, provider, amount, currency, account_alias, yes):  # type: ignore[no-untyped-def]
-    """Deposit escrow for metered use."""
+def deposit(network, provider, amount, currency, service, account_alias, yes):  # type: ignore[no-untyped-def]
+    """Deposit escrow with a service, for metered uses it serves."""
     with cli_errors():
+        service = parse_service(service)
         session = open_session(ape, network, provider, account_alias)
         header(session)
         licenses = session.core.licenses
         base = amount_in(currency, amount)
         ensure_allowance(session, currency, base, yes)
         value = base if currency == ETH else 0
-        action = f"Deposit {base} of {currency} as escrow"
-        session.transact(licenses, "deposit", currency, base, value=value, yes=yes, action=action)
-        click.echo(f"escrow    {licenses.escrowOf(session.account, currency).balance}")
+        action = f"Deposit {base} of {currency} as escrow with service {service}"
+        session.transact(licenses, "deposit", currency, service, base, value=value, yes=yes, action=action)
+        click.echo(f"escrow    {licenses.escrowOf(session.account, currency, service).balance} with {service}")
 
 
 @cli.command("request-withdrawal", cls=ConnectedProviderCommand)
 @click.option("--amount", required=True)
 @click.option("--currency", default=ETH, show_default=True)
+@service_option
 @account_options
-def request_withdrawal(network, provider, amount, currency, account_alias, yes):  # type: ignore[no-untyped-def]
-    """Start the withdrawal delay for some escrow (settlement can still draw on it meanwhile)."""
+def request_withdrawal(network, provider, amount, currency, service, account_alias, yes):  # type: ignore[no-untyped-def]
+    """Start the withdrawal delay for some escrow with a service (settlement can still draw on it
+    meanwhile); replaces an earlier request. Withdraw it between unlock and expiry."""
     with cli_errors():
+        service = parse_service(service)
         session = open_session(ape, network, provider, account_alias)
         header(session)
         licenses = session.core.licenses
         base = amount_in(currency, amount)
-        action = f"Request withdrawal of {base} of {currency}"
-        receipt = session.transact(licenses, "requestWithdrawal", currency, base, yes=yes, action=action)
-        unlock = receipt.events.filter(licenses.WithdrawalRequested)[0].unlockAt
-        click.echo(f"unlocks   at {unlock} (unix time)")
+        action = f"Request withdrawal of {base} of {currency} from escrow with service {service}"
+        receipt = session.transact(licenses, "requestWithdrawal", currency, service, base, yes=yes, action=action)
+        unlock = int(receipt.events.filter(licenses.WithdrawalRequested)[0].unlockAt)
+        click.echo(f"unlocks   at {when(unlock)}")
+        click.echo(f"expires   at {when(unlock + int(licenses.WITHDRAWAL_WINDOW()))} unless withdrawn by then")
+
+
+@cli.command("cancel-withdrawal", cls=ConnectedProviderCommand)
+@click.option("--currency", default=ETH, show_default=True)
+@service_option
+@account_options
+def cancel_withdrawal(network, provider, currency, service, account_alias, yes):  # type: ignore[no-untyped-def]
+    """Cancel a pending withdrawal request (the escrow pays for uses again)."""
+    with cli_errors():
+        service = parse_service(service)
+        session = open_session(ape, network, provider, account_alias)
+        header(session)
+        licenses = session.core.licenses
+        action = f"Cancel the withdrawal from escrow in {currency} with service {service}"
+        session.transact(licenses, "cancelWithdrawal", currency, service, yes=yes, action=action)
+        click.echo("cancelled the pending withdrawal")
 
 
 @cli.command("withdraw-escrow", cls=ConnectedProviderCommand)
 @click.option("--currency", default=ETH, show_default=True)
 @click.option("--to", default=None, help="Receiver (default: the account)")
+@service_option
 @account_options
-def withdraw_escrow(network, provider, currency, to, account_alias, yes):  # type: ignore[no-untyped-def]
-    """Withdraw requested escrow once the delay has passed."""
+def withdraw_escrow(network, provider, currency, to, service, account_alias, yes):  # type: ignore[no-untyped-def]
+    """Withdraw requested escrow with a service once the delay has passed (before the request expires)."""
     with cli_errors():
+        service = parse_service(service)
         session = open_session(ape, network, provider, account_alias)
         header(session)
         licenses = session.core.licenses
+        unlock = int(licenses.escrowOf(session.account, currency, service)[2])
+        if unlock == 0:
+            raise click.ClickException(f"no withdrawal is pending from escrow with {service}: request one first")
+        expires = unlock + int(licenses.WITHDRAWAL_WINDOW())
+        if int(ape.chain.pending_timestamp) > expires:  # the contract refuses it too (WithdrawalExpired)
+            raise click.ClickException(
+                f"the withdrawal request expired at {when(expires)} unwithdrawn: request again "
+                "(`ape run license request-withdrawal`; a new delay starts)"
+            )
         receiver = to or session.account.address
-        action = f"Withdraw escrow in {currency} to {receiver}"
-        receipt = session.transact(licenses, "withdrawEscrow", currency, receiver, yes=yes, action=action)
+        action = f"Withdraw escrow in {currency} with service {service} to {receiver}"
+        receipt = session.transact(licenses, "withdrawEscrow", currency, service, receiver, yes=yes, action=action)
         click.echo(f"withdrawn {receipt.events.filter(licenses.EscrowWithdrawn)[0].amount} to {receiver}")
 
 
@@ -194,12 +256,14 @@ def withdraw_escrow(network, provider, currency, to, account_alias, yes):  # typ
 @click.option("--cumulative", help="Total owed so far on this channel (instead of --uses)")
 @click.option("--valid-for", type=click.IntRange(min=60), default=7 * 86400, show_default=True, help="Seconds")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Voucher file to append to")
+@service_option
 @click.option("--account", "account_alias", default=None, help="The payer: ape account alias, or test:N")
-def sign(network, provider, terms_id, uses, cumulative, valid_for, out, account_alias):  # type: ignore[no-untyped-def]
-    """Sign a cumulative voucher (no transaction) and append it to a voucher file."""
+def sign(network, provider, terms_id, uses, cumulative, valid_for, out, service, account_alias):  # type: ignore[no-untyped-def]
+    """Sign a cumulative voucher for a service (no transaction) and append it to a voucher file."""
     with cli_errors():
         if (uses is None) == (cumulative is None):
             raise click.UsageError("give exactly one of --uses and --cumulative")
+        service = parse_service(service)
         session = open_session(ape, network, provider, account_alias)
         licenses = session.core.licenses
         terms = licenses.getTerms(terms_id)
@@ -208,11 +272,12 @@ def sign(network, provider, terms_id, uses, cumulative, valid_for, out, account_
         if terms.pricePerUse == 0:
             raise click.ClickException(f"terms {terms_id} are not metered (no price per use)")
         total = uses * int(terms.pricePerUse) if uses is not None else amount_in(terms.currency, cumulative)
-        settled = int(licenses.settledOf(session.account, terms_id))
+        settled = int(licenses.settledOf(session.account, service, terms_id))
         if total <= settled:
             raise click.ClickException(f"cumulative {total} is not above what is already settled ({settled})")
         voucher = Voucher(
             payer=session.account.address,
+            service=service,
             asset=bytes(terms.asset),
             terms_id=terms_id,
             cumulative_amount=total,
@@ -222,22 +287,36 @@ def sign(network, provider, terms_id, uses, cumulative, valid_for, out, account_
         if signed is None:
             raise click.ClickException("the account declined to sign")
         append_vouchers(out, [SignedVoucher(voucher, signed.encode_rsv())])
-        click.echo(f"voucher   terms {terms_id}, cumulative {total} (new: {total - settled}), appended to {out}")
+        click.echo(
+            f"voucher   terms {terms_id}, service {service}, cumulative {total} (new: {total - settled}), "
+            f"appended to {out}"
+        )
 
 
 @cli.command(cls=ConnectedProviderCommand)
 @click.option("--terms", "terms_id", type=click.IntRange(min=1), default=None)
 @click.option("--payer", default=None, help="Show escrow and settled amounts of this address (default: the account)")
 @click.option("--currency", default=ETH, show_default=True)
+@click.option("--service", default=None, help="The service of the escrow and channel to show (escrow is per service)")
 @click.option("--account", "account_alias", default=None)
-def show(network, provider, terms_id, payer, currency, account_alias):  # type: ignore[no-untyped-def]
-    """Read terms, escrow and settled amounts (no transaction)."""
+def show(network, provider, terms_id, payer, currency, service, account_alias):  # type: ignore[no-untyped-def]
+    """Read terms, and with --service the escrow with that service and settled amounts (no transaction)."""
     with cli_errors():
+        service = parse_service(service) if service is not None else None
         session = open_session(ape, network, provider, account_alias)
         licenses = session.core.licenses
         who = payer or session.account.address
-        balance, pending, unlock = licenses.escrowOf(who, currency)
-        click.echo(f"escrow    {who}: {balance} ({pending} requested, unlocks {unlock or '-'})")
+        if service is None:
+            click.echo("escrow    is kept per service: give --service ADDRESS to show it")
+        else:
+            balance, pending, unlock = licenses.escrowOf(who, currency, service)
+            if int(unlock):
+                expires = int(unlock) + int(licenses.WITHDRAWAL_WINDOW())
+                state = "expired" if int(ape.chain.pending_timestamp) > expires else "expires"
+                request = f"{pending} requested, unlocks {when(int(unlock))}, {state} {when(expires)}"
+            else:
+                request = "no withdrawal requested"
+            click.echo(f"escrow    {who}: {balance} with service {service} ({request})")
         if terms_id is not None:
             t = licenses.getTerms(terms_id)
             click.echo(
@@ -245,4 +324,5 @@ def show(network, provider, terms_id, payer, currency, account_alias):  # type: 
                 f"per use {t.pricePerUse}, duration {t.duration or 'perpetual'}, derivatives "
                 f"{'yes' if t.derivativesAllowed else 'no'} ({t.derivativeRoyaltyBps} bps), active {bool(t.active)}"
             )
-            click.echo(f"settled   {licenses.settledOf(who, terms_id)}")
+            if service is not None:
+                click.echo(f"settled   {licenses.settledOf(who, service, terms_id)}")

@@ -1,6 +1,11 @@
 """`proofmint zk`: build the curation head's circuit, prove batches, verify proofs and export the
 Solidity verifier.
 
+A proof is made for named assets: each input to `prove` is an asset's content digest (sha256 of
+its image bytes, its token id) with its image embedding. The circuit reads the embedding and the
+digest's proven digest (the top 253 bits of its keccak256, one field element); the proof's public instances carry
+the input commitment that hashes both, the score, and the proven digest passed through.
+
 Every command takes the same circuit options; the circuit is built on first use (progress on
 stderr) and cached under `--cache`, so later commands start at once. Heavy modules (torch, ezkl)
 are imported only when a command runs.
@@ -22,7 +27,7 @@ from agents.errors import PermanentError
 from zkml.shape import HeadShape
 
 if TYPE_CHECKING:
-    from zkml.pipeline import Circuit
+    from zkml.pipeline import Circuit, HeadInput
 
 DEFAULT_BATCH = 16
 _SHAPE = HeadShape()
@@ -108,18 +113,39 @@ def circuit_options(command: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
-def _load_embeddings(path: Path, batch: int, embed_dim: int) -> list[list[float]]:
+def _load_inputs(path: Path, batch: int, embed_dim: int) -> list[HeadInput]:
+    """The rows of `zk prove`: a JSON list of `batch` objects, each {"sha256": the asset's content
+    digest (64 hex digits, 0x optional), "embedding": `embed_dim` numbers}."""
+    from zkml.pipeline import HeadInput
+
+    expected = (
+        f'{path}: expected a JSON list of {batch} objects {{"sha256": 64 hex digits, '
+        f'"embedding": a list of {embed_dim} numbers}}'
+    )
     try:
         rows = json.loads(path.read_text(encoding="utf8"))
     except (OSError, ValueError) as exc:
         raise ZkInputError(f"{path}: not a JSON file ({exc})") from exc
-    shape_ok = isinstance(rows, list) and all(
-        isinstance(row, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in row)
-        for row in rows
-    )
-    if not shape_ok or len(rows) != batch or any(len(row) != embed_dim for row in rows):
-        raise ZkInputError(f"{path}: expected a JSON list of {batch} lists of {embed_dim} numbers")
-    return [[float(x) for x in row] for row in rows]
+    if not isinstance(rows, list) or len(rows) != batch:
+        raise ZkInputError(expected)
+    inputs: list[HeadInput] = []
+    for row in rows:
+        if not isinstance(row, dict) or set(row) != {"sha256", "embedding"}:
+            raise ZkInputError(expected)
+        embedding, digest = row["embedding"], row["sha256"]
+        numbers = isinstance(embedding, list) and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) for x in embedding
+        )
+        if not numbers or len(embedding) != embed_dim or not isinstance(digest, str):
+            raise ZkInputError(expected)
+        try:
+            raw = bytes.fromhex(digest.removeprefix("0x"))
+        except ValueError as exc:
+            raise ZkInputError(expected) from exc
+        if len(raw) != 32:
+            raise ZkInputError(expected)
+        inputs.append(HeadInput([float(x) for x in embedding], raw))
+    return inputs
 
 
 @click.group("zk")
@@ -139,31 +165,39 @@ def setup(circuit: CircuitOptions) -> None:
 
 @zk.command()
 @circuit_options
-@click.argument("embeddings", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("inputs", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("proof"), show_default=True,
               help="Folder for input, witness, proof.json and calldata.json.")  # fmt: skip
-def prove(circuit: CircuitOptions, embeddings: Path, out: Path) -> None:
-    """Prove one batch: EMBEDDINGS is a JSON list of --batch embeddings."""
-    rows = _load_embeddings(embeddings, circuit.batch, circuit.embed_dim)
+def prove(circuit: CircuitOptions, inputs: Path, out: Path) -> None:
+    """Prove one batch for --batch assets. INPUTS is a JSON list of --batch objects
+    {"sha256": "<sha256 of the asset's image bytes, 64 hex digits>", "embedding": [--embed-dim numbers]};
+    the proof names each asset by that digest's proven digest (top 253 bits of its keccak256)."""
+    rows = _load_inputs(inputs, circuit.batch, circuit.embed_dim)
     built = circuit.build()
     click.echo(f"[zk] proving {built.batch} inferences ...", err=True)
     proof = built.prove(rows, out)
     calldata = built.calldata(proof)
-    commitments = ["0x" + c.to_bytes(32, "big").hex() for c in calldata.commitments(built.batch)]
-    scores = calldata.scores(built.batch)
+    digests = ["0x" + row.digest.hex() for row in rows]
+    commitments = ["0x" + c.to_bytes(32, "big").hex() for c in calldata.commitments]
+    scores = calldata.scores
     output_scale = int(built.settings()["model_output_scales"][0])
     record = {
         "proof": "0x" + calldata.proof.hex(),
         "instances": [str(v) for v in calldata.instances],
+        "digests": digests,
+        "proven_digests": ["0x" + d.to_bytes(32, "big").hex() for d in calldata.proven_digests],
         "commitments": commitments,
         "scores": scores,
         "output_scale": output_scale,
     }
     (out / "calldata.json").write_text(json.dumps(record, indent=2), encoding="utf8")
     click.echo(f"proof     {out / 'proof.json'}")
-    click.echo(f"calldata  {out / 'calldata.json'}")
-    for commitment, score in zip(commitments, scores, strict=True):
-        click.echo(f"  {commitment}  score {score / 2.0**output_scale:+.4f}")
+    click.echo(
+        f"calldata  {out / 'calldata.json'} (attestInference(modelId, seqs, proof, instances): "
+        "seqs = the assets' registration numbers, getAsset(digest).seq, in this order)"
+    )
+    for digest, commitment, score in zip(digests, commitments, scores, strict=True):
+        click.echo(f"  asset {digest}  commitment {commitment}  score {score / 2.0**output_scale:+.4f}")
 
 
 @zk.command()

@@ -2,10 +2,15 @@
 proves inference of. Its trained weights are shipped by the tiny-models work; this module fixes
 the architecture, a deterministic initialisation and the ONNX export EZKL reads.
 
-A batch of K embeddings is exported as one graph of K inputs of shape (1, embed_dim) and one
-output of K scores. EZKL hashes each input on its own, so one proof covers K inferences and its
-public instances are the K input commitments (one per embedding, in order) followed by the K
-scores: the layout `ProvenanceRegistry.attestInference` reads.
+A batch of K inferences is exported as one graph of K inputs of shape (1, embed_dim + 1): each
+row is an asset's embedding followed by one field element, its proven digest (the top 253
+bits of the content digest's keccak256, `zkml.evm.proven_digest`). The graph has two outputs: `score`, the K
+scores the head computes from the embedding part alone, and `digest`, the K proven digests
+passed through unchanged. EZKL hashes each input row on its own, so one proof covers K
+inferences and its public instances are the K input commitments (one per row, in order), then the
+K scores, then the K proven digests: the layout `ProvenanceRegistry.attestInference` reads. The
+proven digests among the public outputs, with the commitments, are what bind a proof to the
+assets it was made for.
 """
 
 from __future__ import annotations
@@ -50,33 +55,37 @@ def build_curation_head(shape: HeadShape | None = None, *, seed: int = 0) -> Cur
 
 
 class BatchedHead(nn.Module):
-    """K embeddings in, K scores out: the graph one proof of K inferences is made of."""
+    """K rows (embedding ‖ proven digest) in; K scores and the K proven digests out: the graph
+    one proof of K inferences is made of."""
 
     def __init__(self, head: CurationHead) -> None:
         super().__init__()
         self.head = head
 
-    def forward(self, *embeddings: torch.Tensor) -> torch.Tensor:
-        scores: torch.Tensor = self.head(torch.cat(embeddings, dim=0)).reshape(-1)
-        return scores
+    def forward(self, *rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = torch.cat(rows, dim=0)
+        embed_dim = self.head.shape.embed_dim
+        scores: torch.Tensor = self.head(batch[:, :embed_dim]).reshape(-1)
+        digests = batch[:, embed_dim:].reshape(-1)
+        return scores, digests
 
 
 def export_onnx(head: CurationHead, path: Path, *, batch: int) -> Path:
-    """Write the head as ONNX for a fixed batch of `batch` embeddings (inputs `embedding_0` ..,
-    each of shape (1, embed_dim); output `score` of shape (batch,)), through the TorchScript
-    exporter that ezkl reads."""
+    """Write the head as ONNX for a fixed batch of `batch` inferences (inputs `input_0` ..,
+    each of shape (1, embed_dim + 1); outputs `score` and `digest`, each of shape (batch,)),
+    through the TorchScript exporter that ezkl reads."""
     if batch < 1:
         raise ValueError(f"batch must be at least 1, got {batch}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    examples = tuple(torch.zeros(1, head.shape.embed_dim) for _ in range(batch))
+    examples = tuple(torch.zeros(1, head.shape.embed_dim + 1) for _ in range(batch))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*legacy TorchScript-based ONNX")
         torch.onnx.export(
             BatchedHead(head).eval(),
             examples,
             str(path),
-            input_names=[f"embedding_{i}" for i in range(batch)],
-            output_names=["score"],
+            input_names=[f"input_{i}" for i in range(batch)],
+            output_names=["score", "digest"],
             opset_version=ONNX_OPSET,
             dynamo=False,
         )

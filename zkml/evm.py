@@ -2,6 +2,13 @@
 and proofs turned into the `(bytes proof, uint256[] instances)` the verifier and
 `ProvenanceRegistry.attestInference` take.
 
+A proof of K inferences carries 3 K public instances: K input commitments, K scores, then each
+asset's proven digest, the top `PROVEN_DIGEST_BITS` bits of the keccak256 of its content digest
+as one field element (`proven_digest`, the Python twin of the registry's `provenDigestOf`). A
+proven digest cannot be turned back into the content digest: a proof is matched to assets by
+comparing proven digests (`ProofCalldata.names`), and the registry matches
+it by each record's input binding (`input_binding`, the twin of `ProvenanceRegistry._binding`).
+
 ezkl renders the verifier, then tries to compile it through svm, which downloads solc and fails
 offline; the rendered file is what matters, so that failure is tolerated when the file was written
 and the file is compiled here with the same solc 0.8.28 that builds the contracts.
@@ -13,11 +20,13 @@ import asyncio
 import json
 import re
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ezkl as _ezkl
+from eth_utils.crypto import keccak
 
 from agents.errors import PermanentError
 
@@ -29,6 +38,15 @@ FIELD_MODULUS = 2188824287183927522224640574525727508854836440041603434369820418
 
 EIP170_LIMIT = 24_576
 """Largest runtime code a contract may have on Ethereum and its L2s."""
+
+PROVEN_DIGEST_BITS = 253
+"""Bits of a proven digest (`ProvenanceRegistry.PROVEN_DIGEST_BITS`): the top 253 of the content
+digest's keccak256, one input felt and one public instance. Below 2^253 < the field modulus, so it is a field
+element as it is; the circuit takes its inputs without range checks
+(`PinnedSettings.ignore_range_check_inputs_outputs`), so it passes whole."""
+
+INSTANCES_PER_ASSET = 3
+"""Public instances per proven asset: its input commitment, its score and its proven digest."""
 
 VERIFIER_CONTRACT = "Halo2Verifier"
 _VK_DIGEST = re.compile(r"mstore\(0x[0-9a-f]+, (0x[0-9a-f]{64})\) // vk_digest")
@@ -50,15 +68,47 @@ class CompiledVerifier:
 
 @dataclass(frozen=True)
 class ProofCalldata:
+    """A proof's bytes and public instances, read in `attestInference`'s layout: n commitments,
+    n scores, n proven digests. VerifierError for a count that is not a positive multiple of
+    `INSTANCES_PER_ASSET`."""
+
     proof: bytes
     instances: list[int]
 
-    def commitments(self, count: int) -> list[int]:
-        return self.instances[:count]
+    def __post_init__(self) -> None:
+        if not self.instances or len(self.instances) % INSTANCES_PER_ASSET:
+            raise VerifierError(
+                f"{len(self.instances)} instances are not {INSTANCES_PER_ASSET} per asset "
+                "(commitment, score, proven digest): not a proof of the curation head"
+            )
 
-    def scores(self, count: int) -> list[int]:
+    @property
+    def count(self) -> int:
+        """How many assets (inferences) the proof covers."""
+        return len(self.instances) // INSTANCES_PER_ASSET
+
+    @property
+    def commitments(self) -> list[int]:
+        """Each asset's input commitment, in order."""
+        return self.instances[: self.count]
+
+    @property
+    def scores(self) -> list[int]:
         """The signed fixed-point scores (field elements above (p - 1) / 2 are negative)."""
-        return [decode_signed(value) for value in self.instances[count : 2 * count]]
+        return [decode_signed(value) for value in self.instances[self.count : 2 * self.count]]
+
+    @property
+    def proven_digests(self) -> list[int]:
+        """Each asset's proven digest instance, in order, as it is: the circuit passes any field
+        element through, so one of 2^PROVEN_DIGEST_BITS or more (which no content digest has)
+        is returned too, and `names` is false for it."""
+        return self.instances[2 * self.count :]
+
+    def names(self, digests: Sequence[bytes]) -> bool:
+        """Whether the proof's proven digests are those of `digests` (32-byte content digests), in
+        order and as many: what can be checked of a content digest, since the proof carries only
+        its top `PROVEN_DIGEST_BITS` bits. ValueError for a digest that is not 32 bytes."""
+        return self.proven_digests == [proven_digest(digest) for digest in digests]
 
 
 def deploy_verifier(owner: Any, compiled: CompiledVerifier) -> Any:
@@ -75,6 +125,29 @@ def deploy_verifier(owner: Any, compiled: CompiledVerifier) -> Any:
         }
     )
     return owner.deploy(ContractContainer(contract_type))
+
+
+def proven_digest(digest: bytes) -> int:
+    """A 32-byte content digest as the circuit reads it and passes it through: the top
+    `PROVEN_DIGEST_BITS` (253) bits of its keccak256, as an integer
+    (`ProvenanceRegistry.provenDigestOf`). Hashing first keeps every bit of the digest: two
+    digests share a proven digest only by a 2^253 search. ValueError for any other length."""
+    if len(digest) != 32:
+        raise ValueError(f"a content digest is 32 bytes, not {len(digest)}")
+    return int.from_bytes(keccak(digest), "big") >> (256 - PROVEN_DIGEST_BITS)
+
+
+def input_binding(digest: bytes, commitment: int) -> bytes:
+    """The input binding the registry stores for a record with content digest `digest` and input
+    commitment `commitment` (`getAsset(digest).inputBinding`, `ProvenanceRegistry._binding`):
+    keccak256(abi.encode(uint256 provenDigest, uint256 commitment)), the two as 32-byte
+    big-endian words. What a proof's (commitment, proven digest) at the asset's position must
+    hash to. A record registered with commitment 0 stores no binding (0) instead, which no
+    proof matches; this function does not model that case. ValueError for a digest that is not
+    32 bytes or a commitment outside [0, 2^256)."""
+    if not 0 <= commitment < 1 << 256:
+        raise ValueError(f"an input commitment is a uint256, not {commitment}")
+    return keccak(proven_digest(digest).to_bytes(32, "big") + commitment.to_bytes(32, "big"))
 
 
 def felt_to_int(felt: str) -> int:

@@ -28,7 +28,16 @@ from typing import Any
 import ezkl as _ezkl
 
 from agents.errors import PermanentError
-from zkml.evm import CompiledVerifier, ProofCalldata, compile_verifier, felt_to_int, proof_calldata, render_verifier
+from zkml.evm import (
+    INSTANCES_PER_ASSET,
+    CompiledVerifier,
+    ProofCalldata,
+    compile_verifier,
+    felt_to_int,
+    proof_calldata,
+    proven_digest,
+    render_verifier,
+)
 from zkml.settings import PINNED, PinnedSettings, check_pinned, write_settings
 from zkml.srs import SrsPolicy, check_public_srs
 
@@ -47,15 +56,31 @@ def _quiet(_: str) -> None:
 
 
 @dataclass(frozen=True)
+class HeadInput:
+    """One inference's input: an asset's image embedding and its content digest (sha256 of the
+    image bytes, the ERC-721 token id), whose proven digest (`zkml.evm.proven_digest`, the top
+    253 bits of its keccak256) the circuit reads after the embedding and passes through to its public outputs.
+    ValueError for a digest that is not 32 bytes."""
+
+    embedding: Sequence[float]
+    digest: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.digest) != 32:
+            raise ValueError(f"a content digest is 32 bytes, not {len(self.digest)}")
+
+
+@dataclass(frozen=True)
 class Tuning:
     """What the project tunes (the pins are never tuned).
 
     `num_inner_cols` 1 gives the fewest advice columns, which keeps the generated verifier under
     EIP-170 and its verification cheaper, at a few more rows. `decomp_base` and `decomp_legs` size
-    the range-check table: ezkl's default base 2^14 alone forces 2^15 rows, while the curation
-    head needs about 2,700 rows per inference, so base 2^10 with 3 legs (the same 2^30 range) lets
-    a small batch fit in 2^12 rows. None keeps ezkl's default. `target` is ezkl's calibration
-    target."""
+    the range checks of the circuit's intermediate values (its inputs and outputs are not
+    range-checked: `PinnedSettings.ignore_range_check_inputs_outputs`): ezkl's default base 2^14
+    alone forces 2^15 rows, while two 16-value embeddings with their digests need 1,434, so base
+    2^10 with 3 legs (values below 2^30) lets a small batch fit in 2^11 rows. None keeps ezkl's
+    default. `target` is ezkl's calibration target."""
 
     num_inner_cols: int | None = 1
     decomp_base: int | None = 1 << 10
@@ -65,6 +90,8 @@ class Tuning:
 
 TUNED = Tuning()
 EZKL_DEFAULTS = Tuning(num_inner_cols=None, decomp_base=None, decomp_legs=None)
+"""ezkl's own defaults (2 inner columns, range checks of base 2^14 with 2 legs): the benchmark's
+baseline."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +167,8 @@ def _atomic(path: Path, make: Callable[[Path], object]) -> None:
 
 @dataclass
 class Circuit:
-    """A built circuit: everything needed to prove and verify batches of `batch` embeddings."""
+    """A built circuit: everything needed to prove and verify batches of `batch` rows
+    (`HeadInput`: an `embed_dim`-value embedding and a content digest)."""
 
     artifacts: Artifacts
     batch: int
@@ -196,8 +224,14 @@ class Circuit:
     # -------------------------------------------------------------- build steps
 
     def _write_calibration(self, tmp: Path) -> None:
+        """Four samples per input: embedding values in [-1, 1], the proven digest as a small
+        float (it only passes through, so its range does not shape the circuit)."""
         rng = random.Random(20261123)
-        inputs = [[rng.uniform(-1.0, 1.0) for _ in range(self.embed_dim * 4)] for _ in range(self.batch)]
+        width = self.embed_dim + 1
+        inputs = [
+            [rng.uniform(-1.0, 1.0) if i % width < self.embed_dim else rng.uniform(0.0, 1.0) for i in range(width * 4)]
+            for _ in range(self.batch)
+        ]
         tmp.write_text(json.dumps({"input_data": inputs}), encoding="utf8")
 
     def _settings(self, tmp: Path, pinned: PinnedSettings, tuning: Tuning) -> None:
@@ -209,12 +243,18 @@ class Circuit:
         if tuning.decomp_legs is not None:
             args.decomp_legs = tuning.decomp_legs
         write_settings(self.artifacts.onnx, tmp, pinned, run_args=args)
+        # Rebase multiplier 1: every product is rescaled to the input scale, so scores come out at
+        # 2^-input_scale and fit the registry's 31-bit record, and the score is the quotient of
+        # that rescale, which ezkl range-checks in the circuit (the output itself is not checked:
+        # `ignore_range_check_inputs_outputs`). Left free, calibration keeps the products
+        # unscaled (scores at 2^-39, with either tuning), which the registry would refuse.
         ok = ezkl.calibrate_settings(
             data=str(self.artifacts.calibration),
             model=str(self.artifacts.onnx),
             settings=str(tmp),
             target=tuning.target,
             scales=[pinned.input_scale],
+            scale_rebase_multiplier=[1],
         )
         _run("calibrate_settings", ok, self.artifacts)
         check_pinned(tmp, pinned)  # calibration must not have moved a pin
@@ -278,25 +318,25 @@ class Circuit:
 
     # -------------------------------------------------------------- proving
 
-    def _check_batch(self, embeddings: Sequence[Sequence[float]]) -> None:
-        if len(embeddings) != self.batch or any(len(row) != self.embed_dim for row in embeddings):
+    def _check_batch(self, rows: Sequence[HeadInput]) -> None:
+        if len(rows) != self.batch or any(len(row.embedding) != self.embed_dim for row in rows):
             raise ValueError(f"expected {self.batch} embeddings of {self.embed_dim} values")
 
-    def commitments(self, embeddings: Sequence[Sequence[float]]) -> list[int]:
-        """The input commitment of each embedding, as the proof's instances will carry it: the
-        Poseidon hash of the embedding quantized at the pinned input scale. An asset registers
-        this before any proof of it exists."""
+    def commitments(self, rows: Sequence[HeadInput]) -> list[int]:
+        """The input commitment of each row, as the proof's instances will carry it (see
+        `input_commitment`). An asset registers this before any proof of it exists."""
         scale = int(self.settings()["run_args"]["input_scale"])
-        return [input_commitment(row, scale) for row in embeddings]
+        return [input_commitment(row, scale) for row in rows]
 
-    def prove(self, embeddings: Sequence[Sequence[float]], work: Path) -> dict[str, Any]:
+    def prove(self, rows: Sequence[HeadInput], work: Path) -> dict[str, Any]:
         """Prove one batch; returns the proof JSON (its `instances` hold the input commitments,
-        then the scores). `work` receives the input, witness and proof files."""
-        self._check_batch(embeddings)
+        then the scores, then the proven digests). `work` receives the input, witness and proof
+        files."""
+        self._check_batch(rows)
         work.mkdir(parents=True, exist_ok=True)
         data, witness, proof = work / "input.json", work / "witness.json", work / "proof.json"
-        rows = [[float(x) for x in row] for row in embeddings]
-        data.write_text(json.dumps({"input_data": rows}), encoding="utf8")
+        scale = int(self.settings()["run_args"]["input_scale"])
+        data.write_text(json.dumps({"input_data": [input_felts(row, scale) for row in rows]}), encoding="utf8")
         ezkl.gen_witness(
             data=str(data), model=str(self.artifacts.compiled), output=str(witness), srs_path=str(self.artifacts.srs)
         )
@@ -314,8 +354,9 @@ class Circuit:
     def calldata(self, proof_json: dict[str, Any]) -> ProofCalldata:
         """The (proof, instances) arguments of the verifier and of `attestInference`."""
         calldata = proof_calldata(proof_json)
-        if len(calldata.instances) != 2 * self.batch:
-            raise ProvingError(f"a proof of this circuit has {2 * self.batch} instances, not {len(calldata.instances)}")
+        expected = INSTANCES_PER_ASSET * self.batch
+        if len(calldata.instances) != expected:
+            raise ProvingError(f"a proof of this circuit has {expected} instances, not {len(calldata.instances)}")
         return calldata
 
     def verify(self, proof_path: Path) -> bool:
@@ -333,8 +374,17 @@ class Circuit:
             return False
 
 
-def input_commitment(embedding: Sequence[float], input_scale: int) -> int:
-    """Poseidon hash of an embedding quantized at `input_scale`, as EZKL's hashed input computes it."""
-    felts = [ezkl.float_to_felt(float(x), input_scale, ezkl.PyInputType.F64) for x in embedding]
-    (digest,) = ezkl.poseidon_hash(felts)
-    return felt_to_int(digest)
+def input_felts(row: HeadInput, input_scale: int) -> list[str]:
+    """The field elements the circuit reads for one row, as ezkl's input JSON takes them
+    (little-endian hex): the embedding quantized at `input_scale` (what `ezkl.float_to_felt`
+    makes of each value), then ONE felt, the content digest's proven digest as it is
+    (`zkml.evm.proven_digest`)."""
+    embedding = [ezkl.float_to_felt(float(x), input_scale, ezkl.PyInputType.F64) for x in row.embedding]
+    return [*embedding, proven_digest(row.digest).to_bytes(32, "little").hex()]
+
+
+def input_commitment(row: HeadInput, input_scale: int) -> int:
+    """Poseidon hash of a row's input felts (`input_felts`: the quantized embedding, then the
+    proven digest), as EZKL's hashed input computes it: the commitment an asset registers."""
+    (hashed,) = ezkl.poseidon_hash(input_felts(row, input_scale))
+    return felt_to_int(hashed)

@@ -8,8 +8,15 @@ What a proof must commit to is not left to ezkl's defaults:
 - output `public`: the scores are public instances the contract decodes;
 - `check_mode` `safe`: ezkl's default `UNSAFE` skips its own range checks;
 - `input_scale` fixed (2^13): the input commitment is the Poseidon hash of the embedding
-  quantized at this scale, and an asset registers it before any proof exists, so calibration
-  must never move it.
+  quantized at this scale (then the proven digest), and an asset registers it before any proof
+  exists, so calibration must never move it;
+- `ignore_range_check_inputs_outputs` true: the circuit takes its inputs as field elements, so a
+  content digest's 253-bit proven digest (`zkml.evm.PROVEN_DIGEST_BITS`) passes through whole.
+  ezkl would otherwise range-check every input and output to decomp_base^decomp_legs. Nothing the
+  chain relies on loses a check: the inputs are pinned by their Poseidon commitment (registered
+  with the asset before any proof, and bound with its proven digest in the record's input
+  binding), the score is the output of a rescale whose quotient ezkl range-checks inside the
+  circuit, and `ProvenanceRegistry` refuses a score of 2^30 or more in magnitude.
 
 `check_pinned` re-reads a settings file and refuses one where any of these differs, after
 `gen_settings` and again after calibration, so nothing downstream can quietly change them.
@@ -41,6 +48,7 @@ class PinnedSettings:
     param_visibility: str = "fixed"
     check_mode: str = "safe"
     input_scale: int = 13
+    ignore_range_check_inputs_outputs: bool = True
 
     def run_args(self) -> Any:
         # ezkl's type stubs omit the visibility and check-mode attributes PyRunArgs has; the
@@ -51,6 +59,7 @@ class PinnedSettings:
         args.param_visibility = self.param_visibility
         args.check_mode = self.check_mode
         args.input_scale = self.input_scale
+        args.ignore_range_check_inputs_outputs = self.ignore_range_check_inputs_outputs
         return args
 
 
@@ -67,7 +76,8 @@ def _visibility_name(value: Any) -> str:
 
 
 def check_pinned(settings_path: Path, pinned: PinnedSettings = PINNED) -> dict[str, Any]:
-    """The settings file's contents, if it carries the pinned choices; SettingsError otherwise."""
+    """The settings file's contents, if it carries every pinned choice (a missing key is a
+    difference); SettingsError naming each difference otherwise."""
     try:
         settings = json.loads(settings_path.read_text(encoding="utf8"))
         run_args = settings["run_args"]
@@ -79,6 +89,8 @@ def check_pinned(settings_path: Path, pinned: PinnedSettings = PINNED) -> dict[s
         "param_visibility": _visibility_name(run_args.get("param_visibility")),
         "check_mode": str(run_args.get("check_mode")).lower(),
         "input_scale": run_args.get("input_scale"),
+        # Absent from the file (another ezkl, a hand-written file) reads as None: refused.
+        "ignore_range_check_inputs_outputs": run_args.get("ignore_range_check_inputs_outputs"),
     }
     wrong = [
         f"{key} is {value!r}, pinned {getattr(pinned, key)!r}"

@@ -81,7 +81,7 @@ async def owed(view: ChainView, catalog: Catalog, trees: DataTrees, account: str
             continue
         (pool, paid), claimed = await asyncio.gather(
             client.call(SPLITTER, "dataPoolOf", model_id, currency),
-            client.call(SPLITTER, "dataClaimedOf", model_id, currency, account),
+            client.call(SPLITTER, "dataClaimedOf", model_id, currency, account, weight),
         )
         entitled = int(pool) * weight // WEIGHT_SCALE
         claimable = min(max(entitled - int(claimed), 0), int(pool) - int(paid))

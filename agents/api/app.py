@@ -2,7 +2,8 @@
 
 Every route is in the OpenAPI document (`/openapi.json`, also at `/.well-known/openapi.json`).
 Licensed content (`/v1/assets/{digest}/content`, and an asset image's CID under `/v1/content`)
-is paid per use over x402 (`agents.api.x402`); everything else is free to read.
+is paid per use over x402 (`agents.api.x402`) with vouchers naming this server's service (the
+paywall's; `/v1/deployment` tells it); everything else is free to read.
 """
 
 from __future__ import annotations
@@ -270,7 +271,7 @@ async def asset_terms(request: web.Request) -> web.Response:
 async def _offers(deps: ApiDeps, digest: bytes, terms_id: int | None) -> list[Offer]:
     offers = []
     for t in await deps.chain.terms_of_asset(digest):
-        if int(t["pricePerUse"]) > 0 and t["active"] and terms_id in (None, t["termsId"]):
+        if int(t["pricePerUse"]) > 0 and t["active"] and not t["superseded"] and terms_id in (None, t["termsId"]):
             offers.append(
                 Offer(
                     digest,
@@ -279,6 +280,7 @@ async def _offers(deps: ApiDeps, digest: bytes, terms_id: int | None) -> list[Of
                     int(t["pricePerUse"]),
                     deps.chain.chain_id,
                     deps.chain.settlement,
+                    deps.paywall.service,
                 )
             )
     return offers
@@ -374,6 +376,7 @@ async def deployment(request: web.Request) -> web.Response:
             "chainId": deps.chain.chain_id,
             "network": f"eip155:{deps.chain.chain_id}",
             "rpcUrl": deps.rpc_url,
+            "service": deps.paywall.service,
             "contracts": {
                 name: {"address": contract.address, "abi": contract.abi} for name, contract in client.contracts.items()
             },
@@ -382,16 +385,27 @@ async def deployment(request: web.Request) -> web.Response:
 
 
 async def channel(request: web.Request) -> web.Response:
+    """The channel (payer, this service, terms): what this server accepted and the chain settled."""
     deps = _deps(request)
     payer = _address(request.match_info["payer"], "payer")
     terms_id = _terms_id(request)
     if await deps.chain.terms_record(terms_id) is None:
         raise ApiError(404, f"no terms {terms_id}")
+    service = deps.paywall.service
     book, settled = await asyncio.gather(
-        asyncio.to_thread(deps.paywall.book.channel, payer, terms_id), deps.chain.settled(payer, terms_id)
+        asyncio.to_thread(deps.paywall.book.channel, payer, service, terms_id),
+        deps.chain.settled(payer, service, terms_id),
     )
     accepted = max(book[0] if book is not None else 0, settled)
-    return _json({"payer": payer, "termsId": terms_id, "acceptedCumulative": str(accepted), "settled": str(settled)})
+    return _json(
+        {
+            "payer": payer,
+            "service": service,
+            "termsId": terms_id,
+            "acceptedCumulative": str(accepted),
+            "settled": str(settled),
+        }
+    )
 
 
 async def owed(request: web.Request) -> web.Response:
@@ -407,11 +421,19 @@ async def licences(request: web.Request) -> web.Response:
 
 
 async def escrow(request: web.Request) -> web.Response:
+    """A payer's escrow with a service (default: this server's) and what its vouchers accepted
+    here promise of it (nothing, for another service's escrow)."""
     payer = _address(request.match_info["address"], "payer")
     currency = _address(request.query.get("currency", "0x" + "00" * 20), "currency")
     deps = _deps(request)
-    held, promised = await asyncio.gather(deps.chain.escrow(payer, currency), deps.paywall.promised(payer, currency))
-    return _json({"payer": payer, "currency": currency, **held, "promised": str(promised)})
+    service = _address(request.query.get("service", deps.paywall.service), "service")
+    if service == deps.paywall.service:
+        held, promised = await asyncio.gather(
+            deps.chain.escrow(payer, currency, service), deps.paywall.promised(payer, currency)
+        )
+    else:
+        held, promised = await deps.chain.escrow(payer, currency, service), 0
+    return _json({"payer": payer, "currency": currency, "service": service, **held, "promised": str(promised)})
 
 
 async def eip712(request: web.Request) -> web.Response:
@@ -421,6 +443,7 @@ async def eip712(request: web.Request) -> web.Response:
             "domain": domain(deps.chain.chain_id, deps.chain.settlement),
             "types": VOUCHER_TYPES,
             "primaryType": "Voucher",
+            "service": deps.paywall.service,
         }
     )
 

@@ -1,8 +1,10 @@
 """What the API reads from the chain, through a `ChainClient` (node thread, retries): licence
-terms (cached: a terms id's asset, currency and prices never change; only `active` does, and
-it is read again after `terms_ttl_s`; the terms of each asset come from an incremental index of
+terms (cached: a terms id's asset, currency and prices never change; only `active` and whether
+they are superseded (the asset's record epoch moved past theirs) do, read again after
+`terms_ttl_s`; the terms of each asset come from an incremental index of
 `TermsAttached` events, new ones visible within `refresh_s`), channel settlements and escrow
-cover (always read afresh: payments depend on them), models (cached like terms), licences."""
+cover, both per service (always read afresh: payments depend on them), models (cached like
+terms), licences."""
 
 from __future__ import annotations
 
@@ -61,6 +63,7 @@ class ChainView:
         self._terms_by_asset: dict[bytes, list[int]] = {}
         self._terms_attached = EventIndex(client, LICENSES, "TermsAttached", self._on_terms_attached, refresh_s)
         self._models: tuple[float, list[dict[str, Any]]] | None = None
+        self._window: int | None = None
 
     async def terms_record(self, terms_id: int) -> dict[str, Any] | None:
         """A terms id's fields as JSON, or None when there is no such id."""
@@ -71,6 +74,8 @@ class ChainView:
         record: dict[str, Any] | None = None
         if 1 <= terms_id <= count:
             t = await self.client.call(LICENSES, "getTerms", terms_id)
+            epoch = int(t[9]) if len(t) > 9 else 0
+            current = int(await self.client.call(LICENSES, "assetEpoch", t[0])) if len(t) > 9 else 0
             record = {
                 "termsId": terms_id,
                 "asset": _hex(t[0]),
@@ -82,6 +87,9 @@ class ChainView:
                 "commercialUse": bool(t[6]),
                 "derivativesAllowed": bool(t[7]),
                 "active": bool(t[8]),
+                # terms of an earlier record epoch (the asset's record since taken over by a
+                # batch claim) sell and license nothing
+                "superseded": epoch != current,
             }
             self._terms[terms_id] = (time.monotonic(), record)
         return record
@@ -91,7 +99,11 @@ class ChainView:
         if record is None:
             return None
         return TermsInfo(
-            bytes.fromhex(record["asset"][2:]), record["currency"], int(record["pricePerUse"]), record["active"]
+            bytes.fromhex(record["asset"][2:]),
+            record["currency"],
+            int(record["pricePerUse"]),
+            record["active"],
+            record["superseded"],
         )
 
     async def terms_of_asset(self, asset: bytes) -> list[dict[str, Any]]:
@@ -106,16 +118,43 @@ class ChainView:
         if int(log["args"]["termsId"]) not in ids:
             ids.append(int(log["args"]["termsId"]))
 
-    async def settled(self, payer: str, terms_id: int) -> int:
-        return int(await self.client.call(LICENSES, "settledOf", payer, terms_id))
+    async def settled(self, payer: str, service: str, terms_id: int) -> int:
+        """What the channel (payer, service, terms) has settled on chain."""
+        return int(await self.client.call(LICENSES, "settledOf", payer, service, terms_id))
 
-    async def cover(self, payer: str, currency: str) -> int:
-        balance, pending, _ = await self.client.call(LICENSES, "escrowOf", payer, currency)
+    async def cover(self, payer: str, currency: str, service: str) -> int:
+        """The payer's escrow with `service`, less its pending withdrawal (expired or not)."""
+        balance, pending, _ = await self.client.call(LICENSES, "escrowOf", payer, currency, service)
         return max(0, int(balance) - int(pending))
 
-    async def escrow(self, payer: str, currency: str) -> dict[str, Any]:
-        balance, pending, unlock_at = await self.client.call(LICENSES, "escrowOf", payer, currency)
-        return {"balance": str(balance), "pendingWithdrawal": str(pending), "unlockAt": int(unlock_at)}
+    async def withdrawal_window(self) -> int:
+        """`LicenseManager.WITHDRAWAL_WINDOW`: how long an unlocked request may be withdrawn (read once)."""
+        if self._window is None:
+            self._window = int(await self.client.call(LICENSES, "WITHDRAWAL_WINDOW"))
+        return self._window
+
+    async def escrow(self, payer: str, currency: str, service: str) -> dict[str, Any]:
+        """The payer's escrow with `service`: balance, the pending withdrawal, when it unlocks
+        and when it expires unwithdrawn (both 0 when none is pending), and where the request
+        stands by the chain's clock (the latest block's time): `none`, `waiting` (before it
+        unlocks), `withdrawable`, or `expired` (request again)."""
+        (balance, pending, unlock_at), window = await asyncio.gather(
+            self.client.call(LICENSES, "escrowOf", payer, currency, service), self.withdrawal_window()
+        )
+        unlock = int(unlock_at)
+        expires = unlock + window if unlock else 0
+        state = "none"
+        if unlock:
+            block = await self.client.node(self.client.web3.eth.get_block, "latest")
+            now = int(block["timestamp"])
+            state = "waiting" if now < unlock else "expired" if now > expires else "withdrawable"
+        return {
+            "balance": str(balance),
+            "pendingWithdrawal": str(pending),
+            "unlockAt": unlock,
+            "expiresAt": expires,
+            "withdrawal": state,
+        }
 
     async def licences_of(self, holder: str, from_block: int = 0) -> list[dict[str, Any]]:
         logs = await self.client.get_logs(
@@ -143,24 +182,32 @@ class ChainView:
 
     async def _read_models(self) -> list[dict[str, Any]]:
         count = int(await self.client.call(MODELS, "modelCount"))
+        # the struct's fields by name, from the ABI (robust to fields added to `Model`)
+        outputs = self.client.contract(MODELS).get_function_by_name("getModel").abi["outputs"]
+        names = [str(component["name"]) for component in outputs[0]["components"]]
         found = []
         for model_id in range(1, min(count, 1_000) + 1):
-            m = await self.client.call(MODELS, "getModel", model_id)
-            found.append(
+            m = dict(zip(names, await self.client.call(MODELS, "getModel", model_id), strict=True))
+            view: dict[str, Any] = {
+                "modelId": model_id,
+                "developer": m["developer"],
+                "weightsDigest": _hex(m["weightsDigest"]),
+                "paramsCommitment": _hex(m["paramsCommitment"]),
+                "dataRoot": _hex(m["dataRoot"]),
+                "verifier": m["verifier"],
+                "vkDigest": _hex(m["vkDigest"]),
+            }
+            if "verifierCodeHash" in m:
+                view["verifierCodeHash"] = _hex(m["verifierCodeHash"])
+            view.update(
                 {
-                    "modelId": model_id,
-                    "developer": m[0],
-                    "weightsDigest": _hex(m[1]),
-                    "paramsCommitment": _hex(m[2]),
-                    "dataRoot": _hex(m[3]),
-                    "verifier": m[4],
-                    "vkDigest": _hex(m[5]),
-                    "predecessor": int(m[6]),
-                    "developerBps": int(m[7]),
-                    "dataBps": int(m[8]),
-                    "registeredAt": int(m[9]),
-                    "retiredAt": int(m[10]),
-                    "metadataURI": m[11],
+                    "predecessor": int(m["predecessor"]),
+                    "developerBps": int(m["developerBps"]),
+                    "dataBps": int(m["dataBps"]),
+                    "registeredAt": int(m["registeredAt"]),
+                    "retiredAt": int(m["retiredAt"]),
+                    "metadataURI": m["metadataURI"],
                 }
             )
+            found.append(view)
         return found

@@ -1,12 +1,14 @@
 """Pay-per-use for an agent in one call: `await PayingClient(session, key).fetch(url)`.
 
 On `402 Payment Required` it reads the offer (x402 `PAYMENT-REQUIRED`, scheme
-`proofmint-voucher`), signs the next cumulative voucher of its channel (payer, terms) with the
-EIP-712 domain offered, and repeats the request with `PAYMENT-SIGNATURE`. It keeps each
-channel's cumulative amount itself; when the server says the amount is behind (another process
-paid on the same channel), it catches up once from the amount the server reports. It refuses
-offers above `max_per_use`, beyond `budget` in total, or for a settlement contract or chain
-other than the ones it was told to expect.
+`proofmint-voucher`), signs the next cumulative voucher of its channel (payer, service, terms)
+for the service the offer names (`payTo`, and `extra.service`) with the EIP-712 domain offered,
+and repeats the request with `PAYMENT-SIGNATURE`. The voucher draws on the payer's escrow with
+that service, so the payer deposits with it first (`LicenseManager.deposit(currency, service,
+amount)`). It keeps each channel's cumulative amount itself; when the server says the amount is
+behind (another process paid on the same channel), it catches up once from the amount the
+server reports. It refuses offers above `max_per_use`, beyond `budget` in total, or for a
+settlement contract, chain or service other than the ones it was told to expect.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 import aiohttp
 from eth_account import Account
-from eth_utils.address import to_checksum_address
+from eth_utils.address import is_address, to_checksum_address
 
 from agents.api.x402 import (
     REQUIRED_HEADER,
@@ -53,9 +55,11 @@ class PayingClient:
     budget: int | None = None
     expect_settlement: str | None = None
     expect_chain_id: int | None = None
+    expect_service: str | None = None
     deadline_s: int = 3_600
     spent: int = 0
-    channels: dict[int, int] = field(default_factory=dict)
+    channels: dict[tuple[str, int], int] = field(default_factory=dict)
+    """(service, terms id) -> this payer's cumulative amount on that channel."""
     offers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
@@ -79,7 +83,7 @@ class PayingClient:
             header = encode_header({"x402Version": X402_VERSION, "accepted": offer, "payload": voucher.as_json()})
             async with self.session.get(url, headers={SIGNATURE_HEADER: header}) as response:
                 if response.status != 402:
-                    self.channels[int(offer["extra"]["termsId"])] = voucher.voucher.cumulative_amount
+                    self.channels[_channel(offer)] = voucher.voucher.cumulative_amount
                     self.spent += added
                     return await self._done(response, added)
                 error = (await response.json()).get("error", {})
@@ -87,7 +91,7 @@ class PayingClient:
                 self.offers.pop(url, None)  # the offer may have changed: ask afresh next time
             accepted = error.get("details", {}).get("acceptedCumulative")
             if attempt == 0 and error.get("code") == "replayed_or_short" and accepted is not None:
-                self.channels[int(offer["extra"]["termsId"])] = int(accepted)  # catch up once
+                self.channels[_channel(offer)] = int(accepted)  # catch up once
                 continue
             raise PaymentError(f"payment refused ({error.get('code')}): {error.get('message')}")
         raise PaymentError("payment refused twice")
@@ -110,20 +114,29 @@ class PayingClient:
             settlement = str(extra.get("settlementContract", ""))
             if self.expect_settlement is not None and settlement.lower() != self.expect_settlement.lower():
                 continue
+            try:
+                service = service_of(offer)
+            except PaymentError:
+                continue
+            if self.expect_service is not None and service.lower() != self.expect_service.lower():
+                continue
             price = int(offer.get("amount", 0))
             if self.max_per_use is not None and price > self.max_per_use:
                 raise PaymentError(f"the price per use {price} is above the limit {self.max_per_use}")
             if self.budget is not None and self.spent + price > self.budget:
                 raise PaymentError(f"paying {price} would exceed the budget {self.budget} (spent {self.spent})")
             return offer
-        raise PaymentError(f"no offer this client can pay (it pays {SCHEME!r} on the expected chain and contract)")
+        raise PaymentError(
+            f"no offer this client can pay (it pays {SCHEME!r} to a named service on the expected chain and contract)"
+        )
 
     def _voucher(self, offer: dict[str, Any]) -> tuple[SignedVoucher, int]:
         extra = offer["extra"]
         terms_id, price = int(extra["termsId"]), int(offer["amount"])
-        cumulative = self.channels.get(terms_id, 0) + price
+        cumulative = self.channels.get(_channel(offer), 0) + price
         voucher = Voucher(
             to_checksum_address(self.address),
+            service_of(offer),
             bytes.fromhex(str(extra["assetDigest"]).removeprefix("0x")),
             terms_id,
             cumulative,
@@ -131,3 +144,19 @@ class PayingClient:
         )
         signature = sign_voucher(voucher, self.private_key, int(extra["chainId"]), str(extra["settlementContract"]))
         return SignedVoucher(voucher, signature), price
+
+
+def service_of(offer: dict[str, Any]) -> str:
+    """The service an offer's vouchers must name: `payTo`, which `extra.service` (when there)
+    must repeat; PaymentError if the offer names none or two."""
+    pay_to = offer.get("payTo")
+    named = offer.get("extra", {}).get("service", pay_to)
+    if not isinstance(pay_to, str) or not is_address(pay_to) or not isinstance(named, str) or not is_address(named):
+        raise PaymentError("the offer names no service address to pay (payTo)")
+    if pay_to.lower() != named.lower():
+        raise PaymentError(f"the offer pays {pay_to} but names service {named}")
+    return to_checksum_address(pay_to)
+
+
+def _channel(offer: dict[str, Any]) -> tuple[str, int]:
+    return service_of(offer), int(offer["extra"]["termsId"])

@@ -1,7 +1,11 @@
 """Lineage as the chain records it: every `AssetRegistered` event names the asset's parents, so
 an incremental index of those events (only the blocks since its last look, at most once per
 `refresh_s`) gives each asset's parents and derivatives, including assets registered by others
-than these agents. `graph` walks it both ways from one asset, a bounded number of generations."""
+than these agents. `graph` walks it both ways from one asset, a bounded number of generations.
+
+A batch claim may take a record over (a squatter's, say): the registry then emits a second
+`AssetRegistered` for the digest, with a higher `seq`, and that one replaces the first here
+(creator, parents and all); an event seen again is ignored."""
 
 from __future__ import annotations
 
@@ -65,8 +69,13 @@ class LineageIndex:
     def _add(self, log: Any) -> None:
         args = log["args"]
         digest = bytes(args["contentDigest"])
-        if digest in self.assets:
-            return
+        seq = int(args["seq"])
+        known = self.assets.get(digest)
+        if known is not None:
+            if seq <= known.seq:  # this record, or one taken over since
+                return
+            for parent in known.parents:
+                self.children[parent].remove(digest)
         parents = tuple(bytes(p) for p in args["parents"])
         self.assets[digest] = OnChain(
             digest=digest,
@@ -75,7 +84,7 @@ class LineageIndex:
             params_digest=bytes(args["paramsDigest"]),
             input_commitment=bytes(args["inputCommitment"]),
             parents=parents,
-            seq=int(args["seq"]),
+            seq=seq,
             metadata_uri=str(args["metadataURI"]),
             transaction="0x" + bytes(log["transactionHash"]).hex(),
         )

@@ -27,9 +27,10 @@ ERROR = {
 }
 VOUCHER = {
     "type": "object",
-    "required": ["payer", "asset", "termsId", "cumulativeAmount", "deadline", "signature"],
+    "required": ["payer", "service", "asset", "termsId", "cumulativeAmount", "deadline", "signature"],
     "properties": {
         "payer": ADDRESS,
+        "service": ADDRESS | {"description": "the service the voucher pays (this server's: see /v1/deployment)"},
         "asset": {"type": "string", "pattern": "^0x[0-9a-fA-F]{64}$"},
         "termsId": {"oneOf": [{"type": "integer", "minimum": 0}, UINT]},
         "cumulativeAmount": {"oneOf": [{"type": "integer", "minimum": 0}, UINT]},
@@ -166,13 +167,15 @@ def document() -> dict[str, Any]:
             "/v1/models": {"get": {"summary": "Registered model versions", "responses": _ok("models")}},
             "/v1/deployment": {
                 "get": {
-                    "summary": "Chain id, contract addresses and ABIs, and the RPC a wallet can use",
+                    "summary": "Chain id, contract addresses and ABIs, the RPC a wallet can use, and this "
+                    "server's service (the address vouchers name and escrow is deposited with)",
                     "responses": _ok("the deployment"),
                 }
             },
             "/v1/channels/{payer}/{termsId}": {
                 "get": {
-                    "summary": "A pay-per-use channel: the cumulative amount accepted here and settled on chain",
+                    "summary": "A pay-per-use channel (payer, this server's service, terms): the cumulative "
+                    "amount accepted here and settled on chain",
                     "parameters": [
                         _path_param("payer", ADDRESS),
                         _path_param("termsId", {"type": "integer", "minimum": 1}),
@@ -203,17 +206,26 @@ def document() -> dict[str, Any]:
             },
             "/v1/holders/{address}/escrow": {
                 "get": {
-                    "summary": "A payer's escrow in LicenseManager",
-                    "parameters": [_path_param("address", ADDRESS), _query("currency", ADDRESS)],
+                    "summary": "A payer's escrow with a service in LicenseManager (default: this server's "
+                    "service): balance, pending withdrawal, when it unlocks and expires, what vouchers accepted "
+                    "here promise",
+                    "parameters": [
+                        _path_param("address", ADDRESS),
+                        _query("currency", ADDRESS),
+                        _query("service", ADDRESS),
+                    ],
                     "responses": _ok("escrow") | _errors(400),
                 }
             },
             "/v1/vouchers/eip712": {
-                "get": {"summary": "The EIP-712 domain and types of licence vouchers", "responses": _ok("typed data")}
+                "get": {
+                    "summary": "The EIP-712 domain and types of licence vouchers, and the service they must name",
+                    "responses": _ok("typed data"),
+                }
             },
             "/v1/vouchers": {
                 "post": {
-                    "summary": "Submit a signed cumulative voucher for settlement",
+                    "summary": "Submit a signed cumulative voucher naming this server's service, for settlement",
                     "requestBody": {
                         "required": True,
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Voucher"}}},

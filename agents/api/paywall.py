@@ -1,16 +1,26 @@
 """Checks a cumulative licence voucher before licensed content is served, and keeps it for
-settlement. A voucher unlocks one use only if all of these hold (CHECKLIST 18: a forged,
-replayed or under-funded payment never unlocks content):
+settlement. A paywall serves one service: the address whose vouchers it accepts, and with
+which payers keep the escrow that pays for its uses (`LicenseManager` keeps one escrow per
+payer, currency and service, and only vouchers naming a service draw on its escrow, so what
+this service accepted is everything its escrow is promised to). A voucher unlocks one use only
+if all of these hold (CHECKLIST 18: a forged, replayed or under-funded payment never unlocks
+content):
 
-1. the terms exist, are metered, and are the asset's;
-2. the deadline leaves the settlement daemon time to settle (`DEADLINE_MARGIN_S` and a minute);
-3. the EIP-712 signature (LicenseManager's domain: chain id and address) is the payer's, 65
+1. it names this service;
+2. the terms exist, are metered, are the asset's, are active (a creator who stops selling
+   stops new uses; vouchers already accepted still settle) and not superseded (the asset's
+   record since taken over by a batch claim voids its earlier terms);
+3. the cumulative amount fits a channel (`MAX_CUMULATIVE`) and the deadline leaves the
+   settlement daemon time to settle (`DEADLINE_MARGIN_S` and a minute);
+4. the EIP-712 signature (LicenseManager's domain: chain id and address) is the payer's, 65
    bytes, low s (what the contract accepts);
-4. the cumulative amount is at least one use above everything already accepted on the channel
-   (payer, terms) here and everything settled on chain: the same voucher twice, or an older
-   one, is a replay;
-5. the payer's escrow (less a pending withdrawal, which may unlock) covers what all its
-   accepted, unsettled vouchers in that currency owe, this one included.
+5. the cumulative amount is at least one use above everything already accepted on the channel
+   (payer, service, terms) here and everything settled on chain: the same voucher twice, or an
+   older one, is a replay;
+6. the payer's escrow with this service, less a pending withdrawal (counted as gone, expired or
+   not: it may unlock before the vouchers settle), covers what all its accepted, unsettled
+   vouchers in that currency owe, this one included. Escrow with any other service counts for
+   nothing here.
 
 Accepted vouchers go into the channel book (SQLite, WAL, one row per channel holding the newest
 voucher) in one compare-and-set transaction, then into the journal for the settlement daemon;
@@ -32,10 +42,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from coincurve import PublicKey
-from eth_utils.address import to_checksum_address
+from eth_utils.address import is_address, to_checksum_address
 from eth_utils.crypto import keccak
 
-from agents.settlement import DEADLINE_MARGIN_S, SignedVoucher, parse_voucher
+from agents.errors import PermanentError
+from agents.settlement import DEADLINE_MARGIN_S, MAX_CUMULATIVE, SignedVoucher, parse_voucher
 from agents.vouchers import voucher_digest
 
 _N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -57,6 +68,8 @@ class TermsInfo:
     currency: str
     price_per_use: int
     active: bool
+    superseded: bool = False
+    """The asset's record epoch moved past the terms' (a batch claim took the record over)."""
 
 
 class LicenseReader(Protocol):
@@ -67,9 +80,11 @@ class LicenseReader(Protocol):
 
     async def terms(self, terms_id: int) -> TermsInfo | None: ...
 
-    async def settled(self, payer: str, terms_id: int) -> int: ...
+    async def settled(self, payer: str, service: str, terms_id: int) -> int: ...
 
-    async def cover(self, payer: str, currency: str) -> int: ...
+    async def cover(self, payer: str, currency: str, service: str) -> int:
+        """The payer's escrow with `service` less its pending withdrawal (never below 0)."""
+        ...
 
 
 def signer_of(voucher: SignedVoucher, chain_id: int, settlement: str) -> str:
@@ -92,18 +107,30 @@ def signer_of(voucher: SignedVoucher, chain_id: int, settlement: str) -> str:
     return to_checksum_address(keccak(point.format(compressed=False)[1:])[12:])
 
 
+class ChannelBookError(PermanentError, ValueError):
+    """The channel book on disk is not one this version can use; the message says what to do."""
+
+
 class ChannelBook:
-    """The newest accepted voucher of every channel, durable (see the module docstring)."""
+    """The newest accepted voucher of every channel (payer, service, terms), durable (see the
+    module docstring). Addresses are stored checksummed."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(channels)")}
+        if columns and "service" not in columns:
+            self.db.close()
+            raise ChannelBookError(
+                f"{path} holds channels of version-1 vouchers (no service), which LicenseManager v2 cannot "
+                "settle: settle them with the old deployment, then move the file away (or use a fresh --state)"
+            )
         self.db.execute(
-            "CREATE TABLE IF NOT EXISTS channels (payer TEXT NOT NULL, terms_id INTEGER NOT NULL,"
-            " currency TEXT NOT NULL, cumulative TEXT NOT NULL, settled TEXT NOT NULL, voucher TEXT NOT NULL,"
-            " updated_at REAL NOT NULL, PRIMARY KEY (payer, terms_id))"
+            "CREATE TABLE IF NOT EXISTS channels (payer TEXT NOT NULL, service TEXT NOT NULL,"
+            " terms_id INTEGER NOT NULL, currency TEXT NOT NULL, cumulative TEXT NOT NULL, settled TEXT NOT NULL,"
+            " voucher TEXT NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (payer, service, terms_id))"
         )
         self._lock = threading.Lock()
 
@@ -111,44 +138,50 @@ class ChannelBook:
         with self._lock:
             self.db.close()
 
-    def channel(self, payer: str, terms_id: int) -> tuple[int, int] | None:
+    def channel(self, payer: str, service: str, terms_id: int) -> tuple[int, int] | None:
         """(accepted cumulative, settled as last read) of a channel, or None."""
         with self._lock:
             row = self.db.execute(
-                "SELECT cumulative, settled FROM channels WHERE payer = ? AND terms_id = ?", (payer, terms_id)
+                "SELECT cumulative, settled FROM channels WHERE payer = ? AND service = ? AND terms_id = ?",
+                (payer, service, terms_id),
             ).fetchone()
         return (int(row[0]), int(row[1])) if row else None
 
-    def owed(self, payer: str, currency: str) -> dict[int, tuple[int, int]]:
-        """Per terms id: (accepted cumulative, settled as last read) of the payer's channels in `currency`."""
+    def owed(self, payer: str, currency: str, service: str) -> dict[int, tuple[int, int]]:
+        """Per terms id: (accepted cumulative, settled as last read) of the payer's channels with
+        `service` in `currency`."""
         with self._lock:
             rows = self.db.execute(
-                "SELECT terms_id, cumulative, settled FROM channels WHERE payer = ? AND currency = ?", (payer, currency)
+                "SELECT terms_id, cumulative, settled FROM channels WHERE payer = ? AND currency = ? AND service = ?",
+                (payer, currency, service),
             ).fetchall()
         return {int(t): (int(c), int(s)) for t, c, s in rows}
 
-    def note_settled(self, payer: str, terms_id: int, settled: int) -> None:
+    def note_settled(self, payer: str, service: str, terms_id: int, settled: int) -> None:
         with self._lock:
             self.db.execute(
-                "UPDATE channels SET settled = ? WHERE payer = ? AND terms_id = ?", (str(settled), payer, terms_id)
+                "UPDATE channels SET settled = ? WHERE payer = ? AND service = ? AND terms_id = ?",
+                (str(settled), payer, service, terms_id),
             )
 
     def accept(self, voucher: SignedVoucher, currency: str, settled: int, now: float) -> bool:
         """Records the voucher as its channel's newest if it is above the one there (atomic)."""
-        v = voucher.voucher
+        payer, service, terms_id = voucher.channel
+        amount = voucher.voucher.cumulative_amount
         body = json.dumps(voucher.as_json(), separators=(",", ":"))
         with self._lock:
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 row = self.db.execute(
-                    "SELECT cumulative FROM channels WHERE payer = ? AND terms_id = ?", (v.payer, v.terms_id)
+                    "SELECT cumulative FROM channels WHERE payer = ? AND service = ? AND terms_id = ?",
+                    (payer, service, terms_id),
                 ).fetchone()
-                if row is not None and int(row[0]) >= v.cumulative_amount:
+                if row is not None and int(row[0]) >= amount:
                     self.db.execute("ROLLBACK")
                     return False
                 self.db.execute(
-                    "INSERT OR REPLACE INTO channels VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (v.payer, v.terms_id, currency, str(v.cumulative_amount), str(settled), body, now),
+                    "INSERT OR REPLACE INTO channels VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (payer, service, terms_id, currency, str(amount), str(settled), body, now),
                 )
                 self.db.execute("COMMIT")
             except BaseException:
@@ -164,8 +197,9 @@ class ChannelBook:
 
 
 class Paywall:
-    """See the module docstring. `submit` journals an accepted voucher for settlement and
-    returns its queue key (blocking: it runs in a thread)."""
+    """See the module docstring. `service`: the address whose vouchers this paywall accepts.
+    `submit` journals an accepted voucher for settlement and returns its queue key (blocking: it
+    runs in a thread)."""
 
     def __init__(
         self,
@@ -173,10 +207,14 @@ class Paywall:
         chain: LicenseReader,
         submit: Callable[[SignedVoucher], str],
         *,
+        service: str,
         clock: Callable[[], float] = time.time,
         max_payers: int = 65_536,
     ) -> None:
+        if not is_address(service) or int(service, 16) == 0:
+            raise ValueError(f"the service {service!r} is not a non-zero address")
         self.book, self.chain, self._submit, self._clock = book, chain, submit, clock
+        self.service: str = to_checksum_address(service)
         self._locks: OrderedDict[str, asyncio.Lock] = OrderedDict()
         self._max_payers = max_payers
 
@@ -202,11 +240,31 @@ class Paywall:
         v = voucher.voucher
         if v.asset != asset or v.terms_id != terms_id:
             raise PaymentRejectedError("wrong_resource", "the voucher pays for another asset or other terms")
+        payer, service, _ = voucher.channel
+        if service != self.service:
+            raise PaymentRejectedError(
+                "wrong_service",
+                f"the voucher names service {service}; this server is service {self.service}: sign for it "
+                "(and hold escrow with it)",
+                {"service": self.service},
+            )
         terms = await self.chain.terms(terms_id)
         if terms is None or terms.asset != asset:
             raise PaymentRejectedError("unknown_terms", f"terms {terms_id} are not terms of this asset")
         if terms.price_per_use == 0:
             raise PaymentRejectedError("not_metered", f"terms {terms_id} are not sold per use")
+        if not terms.active:
+            raise PaymentRejectedError(
+                "terms_inactive", f"terms {terms_id} are inactive: the creator stopped selling under them"
+            )
+        if terms.superseded:
+            raise PaymentRejectedError(
+                "terms_superseded", f"terms {terms_id} are of an earlier record of the asset: they license nothing now"
+            )
+        if v.cumulative_amount > MAX_CUMULATIVE:
+            raise PaymentRejectedError(
+                "amount_too_large", f"the cumulative amount is above {MAX_CUMULATIVE}: no channel can settle it"
+            )
         now = self._clock()
         if v.deadline < now + DEADLINE_SLACK_S:
             raise PaymentRejectedError(
@@ -215,13 +273,13 @@ class Paywall:
                 {"deadline": v.deadline, "now": int(now)},
             )
         signer = await asyncio.to_thread(signer_of, voucher, self.chain.chain_id, self.chain.settlement)
-        if signer != to_checksum_address(v.payer):
-            raise PaymentRejectedError("wrong_signer", f"the voucher is signed by {signer}, not by its payer {v.payer}")
-        async with self._lock_of(v.payer):
+        if signer != payer:
+            raise PaymentRejectedError("wrong_signer", f"the voucher is signed by {signer}, not by its payer {payer}")
+        async with self._lock_of(payer):
             known, settled, cover = await asyncio.gather(  # the two chain reads at once on a real node
-                asyncio.to_thread(self.book.channel, v.payer, terms_id),
-                self.chain.settled(v.payer, terms_id),
-                self.chain.cover(v.payer, terms.currency),
+                asyncio.to_thread(self.book.channel, payer, service, terms_id),
+                self.chain.settled(payer, service, terms_id),
+                self.chain.cover(payer, terms.currency, service),
             )
             accepted = max(known[0] if known else 0, settled)
             if v.cumulative_amount < accepted + terms.price_per_use:
@@ -230,15 +288,15 @@ class Paywall:
                     "the cumulative amount must be at least one use above what this channel already paid",
                     {"acceptedCumulative": str(accepted), "pricePerUse": str(terms.price_per_use)},
                 )
-            await self._check_cover(v.payer, terms, terms_id, v.cumulative_amount, settled, cover)
+            await self._check_cover(payer, terms, terms_id, v.cumulative_amount, settled, cover)
             if not await asyncio.to_thread(self.book.accept, voucher, terms.currency, settled, now):
                 raise PaymentRejectedError("replayed_or_short", "a voucher at least as high was accepted meanwhile")
         return await asyncio.to_thread(self._submit, voucher)
 
     async def promised(self, payer: str, currency: str) -> int:
-        """What the payer's accepted vouchers in `currency` owe beyond what is settled on chain,
-        the settled figures read afresh where something still seemed owed."""
-        channels = await asyncio.to_thread(self.book.owed, payer, currency)
+        """What the payer's vouchers in `currency` accepted here owe beyond what is settled on
+        chain, the settled figures read afresh where something still seemed owed."""
+        channels = await asyncio.to_thread(self.book.owed, payer, currency, self.service)
         return _owed(await self._refresh(payer, channels))
 
     async def _refresh(
@@ -247,16 +305,16 @@ class Paywall:
         """Reads again the settled figure of every channel (but `keep`) that still owes something
         (settlement only raises it, so a channel that owes nothing stays so) and books it."""
         stale = [t for t, (c, s) in channels.items() if c > s and t != keep]
-        fresh = await asyncio.gather(*(self.chain.settled(payer, t) for t in stale))
+        fresh = await asyncio.gather(*(self.chain.settled(payer, self.service, t) for t in stale))
         for terms_id, settled in zip(stale, fresh, strict=True):
-            await asyncio.to_thread(self.book.note_settled, payer, terms_id, settled)
+            await asyncio.to_thread(self.book.note_settled, payer, self.service, terms_id, settled)
             channels[terms_id] = (channels[terms_id][0], settled)
         return channels
 
     async def _check_cover(
         self, payer: str, terms: TermsInfo, terms_id: int, cumulative: int, settled: int, cover: int
     ) -> None:
-        channels = await asyncio.to_thread(self.book.owed, payer, terms.currency)
+        channels = await asyncio.to_thread(self.book.owed, payer, terms.currency, self.service)
         channels[terms_id] = (cumulative, settled)
         if _owed(channels) <= cover:
             return
@@ -266,8 +324,9 @@ class Paywall:
         if owed > cover:
             raise PaymentRejectedError(
                 "insufficient_escrow",
-                "the payer's escrow does not cover its unsettled vouchers with this one",
-                {"owed": str(owed), "escrow": str(cover), "currency": terms.currency},
+                f"the payer's escrow with service {self.service}, less any pending withdrawal, does not cover "
+                "its unsettled vouchers with this one: deposit with this service (or cancel the withdrawal)",
+                {"owed": str(owed), "escrow": str(cover), "currency": terms.currency, "service": self.service},
             )
 
 

@@ -17,13 +17,21 @@ from agents.settlement import SignedVoucher
 
 
 async def open_api(
-    parts: Any, state: Path, *, data_trees: DataTrees | None = None, rpc_url: str | None = None
+    parts: Any,
+    state: Path,
+    *,
+    data_trees: DataTrees | None = None,
+    rpc_url: str | None = None,
+    service: str | None = None,
 ) -> ApiDeps:
     """The API's dependencies over `parts` (`agents.daemons.local.Parts`); the channel book
     lives under `state`. Vouchers the book holds and the journal lacks are journaled again.
     `data_trees`: originators' trees by model id (data-share proofs on the dashboard);
-    `rpc_url`: a JSON-RPC endpoint of the chain for wallets, told to the dApp."""
+    `rpc_url`: a JSON-RPC endpoint of the chain for wallets, told to the dApp; `service`: the
+    address whose vouchers the API accepts (default `parts.service_address()`: the service
+    `parts` was opened with, else its chain key's address)."""
     client = parts.chain()
+    service = service if service is not None else parts.service_address()
     chain_id = int(await client.node(lambda: client.web3.eth.chain_id))
     book = await asyncio.to_thread(ChannelBook, state / "channels.db")
     journal = parts.journal
@@ -32,14 +40,20 @@ async def open_api(
         return submit_voucher(journal, voucher)[0]
 
     view = ChainView(client, chain_id)
-    paywall = Paywall(book, view, submit)
+    paywall = Paywall(book, view, submit, service=service)
     await paywall.resubmit()
     return ApiDeps(journal, parts.store, view, paywall, parts.metrics, dict(data_trees or {}), rpc_url)
 
 
+MAX_LINE_BYTES = 64 * 1024
+"""Longest request line and header the server parses (aiohttp's default is 8,190 bytes). Lines up
+to this reach the application, whose validation answers bad input in the JSON error shape; a
+longer one is refused by the HTTP parser itself with a plain-text 400."""
+
+
 async def serve(app: web.Application, host: str = "127.0.0.1", port: int = 8080) -> web.AppRunner:
     """Starts serving `app`; the caller owns the runner (`await runner.cleanup()`)."""
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, max_line_size=MAX_LINE_BYTES, max_field_size=MAX_LINE_BYTES)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner

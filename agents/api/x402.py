@@ -7,11 +7,14 @@ with a `PAYMENT-SIGNATURE` header: base64 of a JSON `PaymentPayload` ({x402Versi
 payload}); the server answers with a `PAYMENT-RESPONSE` header (base64 JSON settlement response).
 
 The scheme, `proofmint-voucher`, is a cumulative licence voucher: `payload` is an EIP-712
-`Voucher` (payer, asset, termsId, cumulativeAmount, deadline) signed by the payer for
-`LicenseManager` (the `extra` of the requirements gives domain and types). Each paid use raises
-the payer's cumulative amount on the channel (payer, termsId) by at least the price per use; the
-payer's escrow in `LicenseManager` covers it; the settlement daemon settles the newest voucher
-of each channel in batches later (`transaction` in the response is empty: settlement is deferred).
+`Voucher` (payer, service, asset, termsId, cumulativeAmount, deadline) signed by the payer for
+`LicenseManager` (the `extra` of the requirements gives domain and types). The service is the
+server's operator, the one who serves the uses before they settle: `payTo` is its address and
+`extra.service` names it again; a voucher must name it, and draws on the payer's escrow with it
+(a deposit with another service pays nothing here). Each paid use raises the payer's cumulative
+amount on the channel (payer, service, termsId) by at least the price per use; the payer's escrow
+with the service covers it; the settlement daemon settles the newest voucher of each channel in
+batches later (`transaction` in the response is empty: settlement is deferred).
 """
 
 from __future__ import annotations
@@ -84,6 +87,7 @@ class Offer:
     price_per_use: int
     chain_id: int
     settlement: str  # LicenseManager's address
+    service: str  # the address vouchers must name: escrow with it pays for the use
 
     def requirements(self, max_timeout_s: int = 300) -> dict[str, Any]:
         return {
@@ -91,13 +95,14 @@ class Offer:
             "network": network_of(self.chain_id),
             "amount": str(self.price_per_use),
             "asset": self.currency,
-            "payTo": self.settlement,
+            "payTo": self.service,
             "maxTimeoutSeconds": max_timeout_s,
             "extra": {
                 "assetDigest": "0x" + self.asset.hex(),
                 "termsId": self.terms_id,
                 "pricePerUse": str(self.price_per_use),
                 "cumulative": True,
+                "service": self.service,
                 "settlementContract": self.settlement,
                 "chainId": self.chain_id,
                 "minDeadlineSeconds": DEADLINE_MARGIN_S + 60,
@@ -117,7 +122,8 @@ def payment_required(offer: Offer, url: str, error: str, mime_type: str = "") ->
 
 def parse_payment(header: str, offer: Offer) -> SignedVoucher:
     """The signed voucher in a `PAYMENT-SIGNATURE` header for `offer`; PaymentHeaderError if
-    it is malformed or pays for something else (signature and funds are checked elsewhere)."""
+    it is malformed or pays for something else (service, signature and funds are checked by the
+    paywall, which names what is wrong with its own codes)."""
     payment = decode_header(header)
     version = payment.get("x402Version")
     if version not in (1, X402_VERSION):
@@ -150,6 +156,7 @@ def settlement_response(voucher: SignedVoucher, chain_id: int, queued: str) -> d
         "payer": voucher.voucher.payer,
         "extra": {
             "settlement": "deferred",
+            "service": voucher.channel[1],
             "termsId": voucher.voucher.terms_id,
             "cumulativeAmount": str(voucher.voucher.cumulative_amount),
             "queued": queued,

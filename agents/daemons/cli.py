@@ -5,8 +5,13 @@
   can run the same daemon: with `--redis`, stages wake each other through Redis Streams.
   `proofmint agent api` serves the HTTP API and the dApp over the same state (it sends nothing,
   so it needs no key); wallets are told `--public-rpc` (default: `--rpc`) as the chain's RPC.
+  Having no key, it must be told its service (`--service` or `$PROOFMINT_SERVICE`): the address
+  whose vouchers it accepts and with which payers deposit escrow. Only a service may settle its
+  vouchers, so the settlement daemon runs with the service's key (given `--service`, it checks
+  that its key is that address).
 - `proofmint up` runs every daemon in one process on the embedded chain: it deploys, registers
   the shipped models and the curation head's circuits, then serves until Ctrl-C, with metrics.
+  Its service is the operator's address, the key that settles.
 - `proofmint request PROMPT` journals a generation request for the daemons sharing `--state`.
 """
 
@@ -40,6 +45,16 @@ def quiet_libraries() -> None:
     diffusers_logging.set_verbosity_error()
     diffusers_logging.disable_progress_bar()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _service(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from eth_utils.address import is_address, to_checksum_address
+
+    if value is None:
+        return None
+    if not is_address(value) or int(value, 16) == 0:
+        raise click.BadParameter(f"{value!r} is not a non-zero address (0x and 40 hex digits)")
+    return str(to_checksum_address(value))
 
 
 def _heads(values: tuple[str, ...]) -> dict[int, int]:
@@ -83,8 +98,22 @@ async def _serve(agents: Any, metrics: Any, port: int | None) -> None:
 
 
 API = "api"
+REGISTRATION_HELP = (
+    "registrar: 'many' registers each batch in one registerMany (the default; on chains whose mempool is public "
+    "a front-runner can see the digests first); 'commit-claim' commits the batch's leaves (which hide them), then "
+    "claims each member, so a squatter who registers a digest after the commitment is taken over by the claim"
+)
 #: Chains `proofmint up` runs on: ape's embedded py-evm chain, or anvil started by ape-foundry.
 UP_NETWORKS = ("ethereum:local:test", "ethereum:local:foundry")
+
+registration_option = click.option(
+    "--registration",
+    type=click.Choice(("many", "commit-claim")),
+    default="many",
+    show_default=True,
+    help=REGISTRATION_HELP,
+)
+"""`--registration` of the commands that run a registrar (`agent registrar`, `up`)."""
 
 
 @click.command("agent")
@@ -115,6 +144,16 @@ UP_NETWORKS = ("ethereum:local:test", "ethereum:local:foundry")
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="api: a model's originators' tree (`register_model` writes <csv>.tree.json), for data-share claims",
 )
+@click.option(
+    "--service",
+    envvar="PROOFMINT_SERVICE",
+    callback=_service,
+    default=None,
+    help="api (required): the service address. The API accepts only vouchers naming it and counts only payers' "
+    "escrow with it (payers deposit with this address). Only the service may settle its vouchers: the "
+    "settlement daemon runs with its key, and checks it against --service when given. Env: PROOFMINT_SERVICE",
+)
+@registration_option
 def agent_command(
     name: str,
     rpc: str,
@@ -132,15 +171,31 @@ def agent_command(
     api_port: int,
     public_rpc: str | None,
     data_trees: tuple[Path, ...],
+    service: str | None,
+    registration: str,
 ) -> None:
     """Run one daemon (generator, curator, publisher, registrar, prover or settlement), or the
     HTTP API with the dApp (api)."""
     if name == API:
-        asyncio.run(_run_api(rpc, deployment, state, api_host, api_port, public_rpc or rpc, data_trees))
+        if service is None:
+            raise click.UsageError(
+                "the api needs --service ADDRESS (or $PROOFMINT_SERVICE): the service whose vouchers it accepts "
+                "and with which payers deposit escrow, usually the address of the settlement daemon's key"
+            )
+        asyncio.run(_run_api(rpc, deployment, state, api_host, api_port, public_rpc or rpc, data_trees, service))
         return
     key = os.environ.get(key_env)
     if not key:
         raise PermanentError(f"set {key_env} to the agent's private key (0x + 64 hex)")
+    if name == "settlement" and service is not None:
+        from eth_account import Account
+
+        own = str(Account.from_key(key).address)
+        if own != service:
+            raise click.UsageError(
+                f"only the service may settle its vouchers: --service is {service} but {key_env} is the key "
+                f"of {own}; run the settlement daemon with the service's key"
+            )
     head_ids = _heads(heads)
     if name in ("registrar", "publisher") and model_id is None:
         raise click.UsageError(f"the {name} needs --model-id (the generating model's version)")
@@ -148,7 +203,20 @@ def agent_command(
         raise click.UsageError("the prover needs --head 1=MODEL_ID (and larger batches as BATCH=MODEL_ID)")
     asyncio.run(
         _run_agent(
-            name, rpc, deployment, key, state, model_id or 0, head_ids, t2i, clip, redis_url, metrics_port, worker
+            name,
+            rpc,
+            deployment,
+            key,
+            state,
+            model_id or 0,
+            head_ids,
+            t2i,
+            clip,
+            redis_url,
+            metrics_port,
+            worker,
+            service,
+            registration,
         )
     )
 
@@ -161,6 +229,7 @@ async def _run_api(
     port: int,
     public_rpc: str,
     tree_files: tuple[Path, ...],
+    service: str,
 ) -> None:
     from eth_account import Account
     from web3 import HTTPProvider, Web3
@@ -193,10 +262,12 @@ async def _run_api(
         head_models={},
         names=[API],
         metrics=metrics,
+        service=service,
     )
     deps = await open_api(parts, state / "api", data_trees=trees, rpc_url=public_rpc)
     runner = await serve(build_app(deps), host=host, port=port)
     click.echo(f"API http://{host}:{port}/openapi.json, dApp http://{host}:{port}/app/ (Ctrl-C stops)", err=True)
+    click.echo(f"service {service}: vouchers must name it; payers deposit escrow with it", err=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -223,6 +294,8 @@ async def _run_agent(
     redis_url: str | None,
     metrics_port: int | None,
     worker: str | None,
+    service: str | None,
+    registration: str,
 ) -> None:
     from web3 import HTTPProvider, Web3
 
@@ -252,6 +325,7 @@ async def _run_agent(
         t2i=t2i,
         clip=clip,
         metrics=metrics,
+        service=service,
     )
     queues: dict[str, Any] = {}
     redis = None
@@ -261,7 +335,13 @@ async def _run_agent(
         redis = Redis.from_url(redis_url)
         for stage in ("requested", "generated", "curated", "published", "committed", "registered"):
             queues[stage] = RedisStreamQueue(redis, stage)
-    agents = build_agents(parts, names=[name], worker=worker or f"{socket.gethostname()}/{os.getpid()}", queues=queues)
+    agents = build_agents(
+        parts,
+        names=[name],
+        worker=worker or f"{socket.gethostname()}/{os.getpid()}",
+        queues=queues,
+        registration=registration,
+    )
     try:
         await _serve(agents, metrics, metrics_port)
     finally:
@@ -284,7 +364,10 @@ async def _run_agent(
     show_default=True,
     help="The embedded chain, or a local anvil that browser wallets can reach (for the dApp)",
 )
-def up_command(state: Path, metrics_port: int, prompts: Path | None, api_port: int, network: str) -> None:
+@registration_option
+def up_command(
+    state: Path, metrics_port: int, prompts: Path | None, api_port: int, network: str, registration: str
+) -> None:
     """Every daemon in one process on a fresh development chain, and the HTTP API with the dApp,
     until Ctrl-C.
 
@@ -308,10 +391,12 @@ def up_command(state: Path, metrics_port: int, prompts: Path | None, api_port: i
         if network == FOUNDRY:  # a node of our own, which Ctrl-C does not reach (see devnode)
             stack.enter_context(own_anvil(networks))
         stack.enter_context(networks.parse_network_choice(network))
-        asyncio.run(_up(ape, root, state, metrics_port, prompts, api_port))
+        asyncio.run(_up(ape, root, state, metrics_port, prompts, api_port, registration))
 
 
-async def _up(ape: Any, root: Path, state: Path, metrics_port: int, prompts: Path | None, api_port: int) -> None:
+async def _up(
+    ape: Any, root: Path, state: Path, metrics_port: int, prompts: Path | None, api_port: int, registration: str
+) -> None:
     from agents.api.serve import build_app, open_api, serve
     from agents.daemons import jobs
     from agents.daemons.local import build_agents, open_local
@@ -350,6 +435,10 @@ async def _up(ape: Any, root: Path, state: Path, metrics_port: int, prompts: Pat
             deps = await open_api(parts, state / "api", data_trees=trees, rpc_url=rpc)
             api = await serve(build_app(deps, accept_requests=True), port=api_port)
             click.echo(f"API http://127.0.0.1:{api_port}/openapi.json, dApp http://127.0.0.1:{api_port}/app/", err=True)
+            click.echo(
+                f"service {deps.paywall.service} (the operator): vouchers name it, payers deposit escrow with it",
+                err=True,
+            )
             if rpc:
                 click.echo(
                     f"wallets: add the network RPC {rpc} (chain id {ape.chain.chain_id}) and import a development "
@@ -361,7 +450,7 @@ async def _up(ape: Any, root: Path, state: Path, metrics_port: int, prompts: Pat
                 click.echo(
                     "the embedded chain has no RPC for browser wallets: use --network ethereum:local:foundry", err=True
                 )
-        await _serve(build_agents(parts), metrics, metrics_port)
+        await _serve(build_agents(parts, registration=registration), metrics, metrics_port)
     finally:
         if api is not None:
             await api.cleanup()

@@ -93,7 +93,7 @@ class LocalSetup:
 
 def _register(core_models: Any, developer: Any, model_input: dict[str, Any]) -> int:
     core_models.registerModel(model_input, sender=developer)
-    return int(core_models.modelIdOf(model_input["weightsDigest"]))
+    return int(core_models.modelIdOf(developer.address, model_input["weightsDigest"]))
 
 
 def prepare_chain(
@@ -183,6 +183,14 @@ class Parts:
     prover_executor: Executor | None = None
     index_path: Path | None = None
     metrics: Metrics | None = None
+    service: str | None = None
+    """The service whose vouchers the API accepts (payers deposit escrow with it). None: the
+    chain key's address. (The settlement daemon settles the vouchers of its key's address: only
+    a service may settle its vouchers.)"""
+
+    def service_address(self) -> str:
+        """The API's service: `service`, else the chain key's address."""
+        return self.service if self.service is not None else self.chain().address
 
     def chain(self) -> ChainClient:
         if self.client is None:
@@ -218,6 +226,7 @@ async def open_parts(
     sender_poll: float = 0.1,
     metrics: Metrics | None = None,
     agent_threads: int | None = 1,
+    service: str | None = None,
 ) -> Parts:
     """Loads what the daemons in `names` need (models only for the generator and the curator)
     and opens the journal, the content store and the chain client under `state`.
@@ -227,10 +236,11 @@ async def open_parts(
     batches are small, and more threads here crowd out the generator's worker processes (one
     per core, on one thread each) for no gain (bench/pipeline.py, with one two-thread worker
     then: 14-17% overhead with one, 16-23% with two on 2 cores). None leaves torch's setting
-    alone."""
+    alone. `service`: see `Parts.service`."""
     import asyncio
 
     from eth_account import Account
+    from eth_utils.address import to_checksum_address
 
     from agents.curator import CurationPolicy, Curator
     from agents.daemons.chain import CORE, load_abis
@@ -282,6 +292,7 @@ async def open_parts(
         prover_executor=executor,
         index_path=state / "curator-index.npz",
         metrics=metrics,
+        service=to_checksum_address(service) if service is not None else None,
     )
 
 

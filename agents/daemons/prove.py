@@ -8,10 +8,14 @@ is what its verifier checks), so `circuits` maps a batch size to (circuit, model
 
 For each chunk the curation head's circuit proves, in an executor
 (a process pool in `proofmint up`: ezkl's prover never runs on the event loop), that the
-registered model version scored each asset's embedding; the proof's input commitments are
-checked against the ones the assets registered, then one `attestInference` records the scores
-for the whole chunk. An asset the chain already shows attested (a crash after the transaction)
-is moved on without proving again.
+registered model version scored each asset's embedding; the circuit reads each asset's proven
+digest (the top 253 bits of its content digest's keccak256, `zkml.evm.proven_digest`) after its embedding and
+passes it through to the proof's public instances. The proof's input commitments and proven
+digests are checked against the jobs' (the `commitment` the publisher computed and the registrar
+registered, the proven digest of the job's `sha256`), then one `attestInference`, naming the
+assets by the registration numbers the registrar recorded (`seq`), records the scores for the
+whole chunk. An asset the chain already shows attested (a crash after the transaction) is moved
+on without proving again.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from agents.daemons import jobs
 from agents.daemons.chain import ChainClient
@@ -29,10 +33,13 @@ from agents.reverts import WouldRevertError
 from agents.runtime.journal import Job
 from agents.runtime.stage import Done, Failed, Outcome, Stage
 
+if TYPE_CHECKING:
+    from zkml.pipeline import HeadInput
+
 REGISTRY: Final = "ProvenanceRegistry"
 
 
-def prove_rows(artifacts_root: str, batch: int, embed_dim: int, rows: list[list[float]]) -> dict[str, Any]:
+def prove_rows(artifacts_root: str, batch: int, embed_dim: int, rows: list[HeadInput]) -> dict[str, Any]:
     """Prove one batch with the circuit cached at `artifacts_root` (runs in a worker process)."""
     from zkml.pipeline import Artifacts, Circuit
 
@@ -98,17 +105,24 @@ class ProveStage(Stage):
         return None
 
     async def _prove(self, chunk: Sequence[Job]) -> list[Outcome]:
+        from zkml.pipeline import HeadInput
+
         circuit, model_id = self.circuits[len(chunk)]
-        rows = [list(map(float, job.payload["embedding"])) for job in chunk]
+        digests = [bytes.fromhex(job.payload["sha256"]) for job in chunk]
+        rows = [
+            HeadInput(list(map(float, job.payload["embedding"])), digest)
+            for job, digest in zip(chunk, digests, strict=True)
+        ]
         loop = asyncio.get_running_loop()
         root = str(circuit.artifacts.root)
         proof_json = await loop.run_in_executor(self.executor, prove_rows, root, circuit.batch, circuit.embed_dim, rows)
         calldata = circuit.calldata(proof_json)
-        expected = [int(job.payload["commitment"], 16) for job in chunk]
-        if calldata.commitments(len(chunk)) != expected:
+        if calldata.commitments != [int(job.payload["commitment"], 16) for job in chunk]:
             return [
                 Failed(job.key, "the proof's input commitments are not the registered ones", False) for job in chunk
             ]
+        if not calldata.names(digests):
+            return [Failed(job.key, "the proof's proven digests are not the jobs' digests'", False) for job in chunk]
         seqs = [int(job.payload["seq"]) for job in chunk]
         keys = [job.key for job in chunk]
         try:
@@ -119,7 +133,6 @@ class ProveStage(Stage):
             if "Attested" not in str(error):
                 raise
             return []  # attested meanwhile: the next claim finds it so and moves it on
-        scores = calldata.scores(len(chunk))
         tx = (
             receipt["transactionHash"].hex()
             if hasattr(receipt["transactionHash"], "hex")
@@ -127,5 +140,5 @@ class ProveStage(Stage):
         )
         return [
             Done(job.key, {"score": score, "attested_by": model_id, "attest_tx": tx, "proof_size": len(chunk)})
-            for job, score in zip(chunk, scores, strict=True)
+            for job, score in zip(chunk, calldata.scores, strict=True)
         ]

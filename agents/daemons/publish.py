@@ -5,9 +5,10 @@ For each job: the C2PA manifest definition (`c2pa.created`, `trainedAlgorithmicM
 parameters, the curation verdict) is signed as a detached sidecar for the image's exact bytes;
 the ERC-721 metadata points at the image and the sidecar by `ipfs://` URI; both are stored. The
 job also gets the input commitment its registration carries: the Poseidon hash of its image
-embedding at the prover circuit's input scale, which a later proof must reproduce. Publishing
-again after a crash makes new signatures (fresh nonce and time) under new CIDs; nothing is on
-chain before the registrar, so that costs nothing.
+embedding at the prover circuit's input scale followed by its proven digest (the top 253 bits
+of the content digest's keccak256, one field element), which a later proof must reproduce. Publishing again after a
+crash makes new signatures (fresh nonce and time) under new CIDs; nothing is on chain before the
+registrar, so that costs nothing.
 """
 
 from __future__ import annotations
@@ -50,11 +51,12 @@ class ModelInfo:
     version: str
 
 
-def commitment_of(embedding: Sequence[float], input_scale: int) -> int:
-    """The input commitment (Poseidon over the quantized embedding) a proof will carry."""
-    from zkml.pipeline import input_commitment
+def commitment_of(embedding: Sequence[float], digest: bytes, input_scale: int) -> int:
+    """The input commitment a proof will carry: Poseidon over the embedding quantized at
+    `input_scale`, then the proven digest of `digest` (`zkml.pipeline.input_commitment`)."""
+    from zkml.pipeline import HeadInput, input_commitment
 
-    return input_commitment(embedding, input_scale)
+    return input_commitment(HeadInput(embedding, digest), input_scale)
 
 
 class PublishStage(Stage):
@@ -118,7 +120,9 @@ class PublishStage(Stage):
         name = f"{request['prompt'][:60]} (seed {request['seed']})"
         metadata = erc721_metadata(provenance, name=name, manifest=manifest_cid)
         metadata_cid = await self.store.put(canonical_json(metadata))
-        commitment = await asyncio.to_thread(commitment_of, payload["embedding"], self.input_scale)
+        commitment = await asyncio.to_thread(
+            commitment_of, payload["embedding"], bytes.fromhex(payload["sha256"]), self.input_scale
+        )
         updates = {
             "manifest_cid": str(manifest_cid),
             "metadata_cid": str(metadata_cid),

@@ -20,12 +20,18 @@ claimed later, by anyone):
 2. `ClaimStage` (`committed` -> `registered`) turns each member into a full record and token
    with `claimFromBatch` (sent together, one nonce each), and records its registration number.
 
-Nothing is registered twice: an asset the chain already has is moved on without a transaction
-(looked up before every commit and claim; a claim that would revert with `AlreadyRegistered`
-is treated the same), and `reconcile()` (run after the sender's own reconciliation, before any
-new work) finds each open batch intent's `BatchCommitted` event by submitter and root: a batch
-that was committed is journaled as such, one that never was is forgotten and its jobs are
-batched again.
+Nothing is registered twice: an asset the chain already has in the job's creator's name is
+moved on without a transaction (looked up before every commit and claim; a claim that would
+revert with `AlreadyRegistered` is treated the same), and `reconcile()` (run after the sender's
+own reconciliation, before any new work) finds each open batch intent's `BatchCommitted` event
+by submitter and root: a batch that was committed is journaled as such, one that never was is
+forgotten and its jobs are batched again.
+
+Squatters: the digest of published content is public, so someone else may register it first.
+Whose asset the chain has is always checked. Found in another creator's name before a commit
+(or before `registerMany`), the job fails naming the squatter: nothing registered earlier can be
+taken back. Found after the job's batch was committed, the claim is sent anyway: the registry
+lets an earlier commitment take the record over.
 """
 
 from __future__ import annotations
@@ -36,8 +42,11 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Final
 
+from eth_utils.address import to_checksum_address
+
 from agents.daemons import jobs
 from agents.daemons.chain import ChainClient
+from agents.errors import PermanentError
 from agents.merkle import AssetRecord, BatchTree
 from agents.reverts import WouldRevertError
 from agents.runtime.journal import Job, StaleJobError
@@ -63,12 +72,32 @@ def record_of(job: Job, model_id: int, default_creator: str) -> AssetRecord:
     )
 
 
-async def registered_seq(client: ChainClient, digest: bytes) -> int | None:
-    """The asset's registration number, or None when the chain does not have it."""
+async def registered_as(client: ChainClient, digest: bytes) -> tuple[int, str] | None:
+    """The asset's registration number and creator, or None when the chain does not have it."""
     if not await client.call(REGISTRY, "exists", digest):
         return None
     asset = await client.call(REGISTRY, "getAsset", digest)
-    return int(asset[4])
+    return int(asset[4]), to_checksum_address(str(asset[0]))
+
+
+async def registered_seq(client: ChainClient, digest: bytes, creator: str) -> int | None:
+    """The asset's registration number when the chain has it in `creator`'s name; None when the
+    chain does not have it; SquattedError when someone else registered it."""
+    found = await registered_as(client, digest)
+    if found is None:
+        return None
+    seq, holder = found
+    if holder != to_checksum_address(creator):
+        raise SquattedError(digest, holder)
+    return seq
+
+
+class SquattedError(PermanentError):
+    """The chain has the asset in another creator's name."""
+
+    def __init__(self, digest: bytes, holder: str) -> None:
+        super().__init__(f"asset 0x{digest.hex()} is registered by {holder}, not by this job's creator")
+        self.holder = holder
 
 
 class _RegistrarStage(Stage):
@@ -90,7 +119,12 @@ class CommitStage(_RegistrarStage):
         outcomes: list[Outcome] = []
         fresh: list[Job] = []
         for job in batch:
-            seq = await registered_seq(self.client, bytes.fromhex(job.payload["sha256"]))
+            record = record_of(job, self.model_id, self.client.address)
+            try:
+                seq = await registered_seq(self.client, record.content_digest, record.creator)
+            except SquattedError as error:  # registered before any commitment of ours: final
+                outcomes.append(Failed(job.key, str(error), retryable=False))
+                continue
             if seq is None:
                 fresh.append(job)
             else:
@@ -183,24 +217,32 @@ class ClaimStage(_RegistrarStage):
         return list(await asyncio.gather(*(self._claim(job) for job in batch)))
 
     async def _claim(self, job: Job) -> Outcome:
-        digest = bytes.fromhex(job.payload["sha256"])
-        seq = await registered_seq(self.client, digest)
+        record = record_of(job, self.model_id, self.client.address)
+        digest = record.content_digest
+        try:
+            seq = await registered_seq(self.client, digest, record.creator)
+        except SquattedError as error:
+            # Registered by someone else since our commitment: the claim takes it over.
+            log.warning("%s; claiming it back with batch %s", error, job.payload["batch_id"])
+            seq = None
         if seq is None:
-            record = record_of(job, self.model_id, self.client.address)
             proof = [bytes.fromhex(sibling) for sibling in job.payload["proof"]]
             args: tuple[Any, ...] = (
                 int(job.payload["batch_id"]),
                 int(job.payload["index"]),
                 record.as_tuple(),
                 proof,
-                [],
+                list(record.license_ids),
             )
             try:
                 await self.client.transact(REGISTRY, "claimFromBatch", *args, keys=[job.key])
             except WouldRevertError as error:
                 if "AlreadyRegistered" not in str(error):
                     return Failed(job.key, str(error), retryable=False)
-            seq = await registered_seq(self.client, digest)
+            try:
+                seq = await registered_seq(self.client, digest, record.creator)
+            except SquattedError as error:  # registered by someone else before our commitment
+                return Failed(job.key, str(error), retryable=False)
             if seq is None:
                 return Failed(job.key, "claimed, yet the chain does not have the asset", retryable=True)
         return Done(job.key, {"seq": seq})
@@ -221,7 +263,11 @@ class RegisterStage(_RegistrarStage):
             self.journal.record_intent,
             MANY_INTENT,
             keys,
-            {"digests": [r.content_digest.hex() for r in records], "from_block": await self.client.block_number()},
+            {
+                "digests": [r.content_digest.hex() for r in records],
+                "creators": [r.creator for r in records],
+                "from_block": await self.client.block_number(),
+            },
         )
         try:
             receipt = await self.client.transact(
@@ -264,7 +310,12 @@ class RegisterStage(_RegistrarStage):
         outcomes: list[Outcome] = []
         rest: list[Job] = []
         for job in batch:
-            seq = await registered_seq(self.client, bytes.fromhex(job.payload["sha256"]))
+            record = record_of(job, self.model_id, self.client.address)
+            try:
+                seq = await registered_seq(self.client, record.content_digest, record.creator)
+            except SquattedError as squatted:
+                outcomes.append(Failed(job.key, str(squatted), retryable=False))
+                continue
             if seq is None:
                 rest.append(job)
             else:
@@ -285,8 +336,13 @@ class RegisterStage(_RegistrarStage):
         found = forgotten = 0
         for intent in await self.journal.call(self.journal.open_intents, MANY_INTENT):
             registered = 0
-            for key, digest in zip(intent.keys, intent.data["digests"], strict=True):
-                seq = await registered_seq(self.client, bytes.fromhex(digest))
+            creators = intent.data.get("creators") or [self.client.address] * len(intent.keys)
+            for key, digest, creator in zip(intent.keys, intent.data["digests"], creators, strict=True):
+                try:
+                    seq = await registered_seq(self.client, bytes.fromhex(digest), creator)
+                except SquattedError as error:  # not ours: the job fails when it is retried
+                    log.warning("reconciling a registerMany: %s", error)
+                    continue
                 if seq is None:
                     continue
                 registered += 1

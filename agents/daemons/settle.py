@@ -1,29 +1,58 @@
 """The settlement daemon: collected vouchers are settled in batches, revenue is distributed and
-what this key is owed is withdrawn on a schedule.
+what this key is owed is withdrawn on a schedule. Only a service may settle the vouchers that
+name it, so the daemon's key is the service's: it settles the vouchers naming its address.
 
 Vouchers are jobs (`received`), keyed by their signature, so a voucher handed in twice (by the
-API, a file, a retrying client) is one job. `SettleStage` claims up to `batch` of them, by size or
-after `linger_s`, plans with `agents.settlement.plan_settlement` (newest voucher per channel,
-nothing expired, settled or unmetered), and sends one `settle` per currency and batch. A batch
-that would revert (a bad signature or an empty escrow among good vouchers) is split: each
-voucher is tried alone and the ones that would revert are skipped with the reason, so one bad
-voucher never holds up the rest. A voucher the chain shows settled (a crash after the
-transaction) counts as settled. Each asset the batch paid is then `distribute`d (pull payments:
-the shares land in the splitter's balances). `withdraw_due` withdraws this key's balances.
+API, a file, a retrying client) is one job. `SettleStage` lifecycle, per batch of jobs:
+
+1. Claim up to `batch` vouchers, by size or after `linger_s`.
+2. Read what planning needs (terms, each channel's settled amount, each escrow's balance) and
+   plan with `agents.settlement.plan_settlement`: newest voucher per channel; nothing expired,
+   unmetered, settled, beyond its escrow, or naming another service. What is left out is
+   journaled at once with the reason: `settled` when the chain already holds exactly its amount
+   (a crash after our own transaction, or another settler with this key first), `skipped`
+   otherwise.
+3. Send one `settle(currency, service, vouchers, walletSignatures)` per batch (one currency
+   each; payers with code are ERC-1271 wallets, whose signatures travel whole). A batch that
+   would revert (a bad signature among good vouchers) is split: each voucher is tried alone and
+   the ones that would revert are skipped with the reason, so one bad voucher never holds up
+   the rest.
+4. Read the outcome of every voucher from the receipt, never from the plan: the contract emits
+   `VoucherSettled` or `VoucherSkipped` (with its reason) for each, so a voucher settled by
+   another settler between planning and mining, left uncovered by a withdrawal, or refused by
+   its wallet is journaled as what happened to it (settled already, or skipped with the
+   reason), and only the vouchers this transaction settled carry its hash.
+5. `distribute` each asset the transaction paid (pull payments: the shares land in the
+   splitter's balances). `withdraw_due` (on the runner's schedule) withdraws this key's balances.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any, Final
+
+from eth_utils.address import to_checksum_address
 
 from agents.daemons import jobs
 from agents.daemons.chain import ChainClient
 from agents.reverts import WouldRevertError
 from agents.runtime.journal import Job, Journal
 from agents.runtime.stage import Done, Failed, Outcome, Stage
-from agents.settlement import MAX_VOUCHERS, SignedVoucher, TermsView, parse_voucher, plan_settlement
+from agents.settlement import (
+    ALREADY_SETTLED,
+    MAX_VOUCHERS,
+    SKIP_REASONS,
+    Batch,
+    Channel,
+    SignedVoucher,
+    SkipKind,
+    TermsView,
+    parse_voucher,
+    plan_settlement,
+)
 
 LICENSES: Final = "LicenseManager"
 SPLITTER: Final = "RoyaltySplitter"
@@ -40,7 +69,19 @@ def submit_voucher(journal: Journal, voucher: SignedVoucher) -> tuple[str, bool]
     return key, journal.submit(key, jobs.VOUCHER, voucher.as_json(), stage=jobs.RECEIVED)
 
 
+def _tx_hex(tx: Any) -> str:
+    text = tx.hex() if hasattr(tx, "hex") else str(tx)
+    return text if text.startswith("0x") else "0x" + text
+
+
+def _left_out(key: str, kind: SkipKind, reason: str, **extra: Any) -> Done:
+    stage = jobs.SETTLED if kind.settled else jobs.SKIPPED
+    return Done(key, {"reason": reason, "skip": kind.value, **extra}, stage=stage)
+
+
 class SettleStage(Stage):
+    """See the module docstring. The service is the client's key's address."""
+
     name = "settlement"
     origin = jobs.RECEIVED
     target = jobs.SETTLED
@@ -50,22 +91,43 @@ class SettleStage(Stage):
         options.setdefault("batch", MAX_VOUCHERS)
         super().__init__(journal, **options)
         self.client = client
+        self.service: str = to_checksum_address(client.address)
+        self._wallets: dict[str, bool] = {}
+
+    async def _wallets_among(self, payers: Iterable[str]) -> set[str]:
+        """The payers that hold code (ERC-1271 wallets), each looked up once."""
+        payers = set(payers)
+        for payer in payers - self._wallets.keys():
+            code = await self.client.node(self.client.web3.eth.get_code, payer)
+            self._wallets[payer] = len(bytes(code)) > 0
+        return {payer for payer in payers if self._wallets[payer]}
 
     async def _views(
         self, vouchers: Iterable[SignedVoucher]
-    ) -> tuple[dict[int, TermsView | None], dict[tuple[str, int], int]]:
+    ) -> tuple[dict[int, TermsView | None], dict[Channel, int], dict[tuple[str, str, str], int]]:
+        vouchers = list(vouchers)
+        terms_ids = sorted({sv.voucher.terms_id for sv in vouchers})
+        read = await asyncio.gather(*(self.client.call(LICENSES, "getTerms", t) for t in terms_ids))
         terms: dict[int, TermsView | None] = {}
-        settled: dict[tuple[str, int], int] = {}
-        for sv in vouchers:
-            v = sv.voucher
-            if v.terms_id not in terms:
-                t = await self.client.call(LICENSES, "getTerms", v.terms_id)
-                asset, currency, price_per_use = bytes(t[0]), str(t[1]), int(t[2])
-                terms[v.terms_id] = None if asset == ZERO32 else TermsView(asset, currency, price_per_use)
-            channel = (v.payer, v.terms_id)
-            if channel not in settled:
-                settled[channel] = int(await self.client.call(LICENSES, "settledOf", v.payer, v.terms_id))
-        return terms, settled
+        for terms_id, t in zip(terms_ids, read, strict=True):
+            asset, currency, price_per_use = bytes(t[0]), str(t[1]), int(t[2])
+            terms[terms_id] = None if asset == ZERO32 else TermsView(asset, currency, price_per_use)
+        # only this service's channels are planned (the plan drops the rest before reading them)
+        channels = sorted({sv.channel for sv in vouchers if sv.channel[1] == self.service})
+        escrows = sorted(
+            {
+                (payer, view.currency, service)
+                for payer, service, terms_id in channels
+                if (view := terms[terms_id]) is not None
+            }
+        )
+        settled_read, escrow_read = await asyncio.gather(
+            asyncio.gather(*(self.client.call(LICENSES, "settledOf", *channel) for channel in channels)),
+            asyncio.gather(*(self.client.call(LICENSES, "escrowOf", *escrow) for escrow in escrows)),
+        )
+        settled = {channel: int(amount) for channel, amount in zip(channels, settled_read, strict=True)}
+        balances = {escrow: int(held[0]) for escrow, held in zip(escrows, escrow_read, strict=True)}
+        return terms, settled, balances
 
     async def process(self, batch: Sequence[Job]) -> Sequence[Outcome]:
         outcomes: list[Outcome] = []
@@ -76,41 +138,68 @@ class SettleStage(Stage):
             except ValueError as error:
                 outcomes.append(Failed(job.key, f"not a voucher: {error}", retryable=False))
         key_of = {id(sv): key for key, sv in by_key.items()}
-        terms, settled = await self._views(by_key.values())
-        now = int(time.time())
+        terms, settled, balances = await self._views(by_key.values())
         block = await self.client.node(self.client.web3.eth.get_block, "latest")
-        now = max(now, int(block["timestamp"]))
+        now = max(int(time.time()), int(block["timestamp"]))
         plan = plan_settlement(
             list(by_key.values()),
             now=now,
-            settled_of=lambda payer, terms_id: settled[(payer, terms_id)],
+            settled_of=lambda payer, service, terms_id: settled[(payer, service, terms_id)],
             terms_of=lambda terms_id: terms[terms_id],
+            escrow_of=lambda payer, currency, service: balances[(payer, currency, service)],
+            service=self.service,
         )
         for skipped in plan.skipped:
-            stage = jobs.SETTLED if skipped.reason == "already settled" else jobs.SKIPPED
-            outcomes.append(Done(key_of[id(skipped.voucher)], {"reason": skipped.reason}, stage=stage))
-        for currency, chunk in plan.batches:
-            outcomes += await self._settle(currency, chunk, key_of)
+            outcomes.append(_left_out(key_of[id(skipped.voucher)], skipped.kind, skipped.reason))
+        for planned in plan.batches:
+            outcomes += await self._settle(planned, key_of)
         return outcomes
 
-    async def _settle(self, currency: str, chunk: list[SignedVoucher], key_of: dict[int, str]) -> list[Outcome]:
+    async def _settle(self, batch: Batch, key_of: dict[int, str]) -> list[Outcome]:
+        chunk, currency = batch.vouchers, batch.currency
         keys = [key_of[id(sv)] for sv in chunk]
+        wallets = await self._wallets_among(sv.channel[0] for sv in chunk)
         try:
-            receipt = await self.client.transact(
-                LICENSES, "settle", currency, [sv.as_call_tuple() for sv in chunk], keys=keys
-            )
+            receipt = await self.client.transact(LICENSES, "settle", *batch.call_args(wallets), keys=keys)
         except WouldRevertError as error:
             if len(chunk) == 1:
                 return [Done(keys[0], {"reason": str(error)}, stage=jobs.SKIPPED)]
             outcomes: list[Outcome] = []
             for sv in chunk:  # isolate the voucher(s) that would revert
-                outcomes += await self._settle(currency, [sv], key_of)
+                outcomes += await self._settle(replace(batch, vouchers=[sv]), key_of)
             return outcomes
-        tx = receipt["transactionHash"]
-        tx_hex = tx.hex() if hasattr(tx, "hex") else str(tx)
-        for asset in sorted({sv.voucher.asset for sv in chunk}):
+        tx = _tx_hex(receipt["transactionHash"])
+        results = self._results(receipt)
+        outcomes = []
+        paid_assets: set[bytes] = set()
+        settled_here = sum(1 for kind in results.values() if kind is None)
+        for sv, key in zip(chunk, keys, strict=True):
+            v = sv.voucher
+            found = (sv.channel[0], v.terms_id, v.cumulative_amount)
+            if found not in results:  # every voucher has its event: a receipt without one is not ours
+                raise RuntimeError(f"settle transaction {tx} has no event for voucher {key}")
+            kind = results[found]
+            if kind is None:
+                paid_assets.add(v.asset)
+                outcomes.append(Done(key, {"settle_tx": tx, "batch_size": settled_here}))
+            else:
+                outcomes.append(_left_out(key, kind, _receipt_reason(kind, sv), skipped_tx=tx))
+        for asset in sorted(paid_assets):
             await self.distribute(asset, currency)
-        return [Done(key, {"settle_tx": tx_hex, "batch_size": len(chunk)}) for key in keys]
+        return outcomes
+
+    def _results(self, receipt: dict[str, Any]) -> dict[tuple[str, int, int], SkipKind | None]:
+        """What `settle` did with each voucher of the batch (all of this service), by (payer,
+        termsId, cumulativeAmount): None for settled, else why it was skipped."""
+        results: dict[tuple[str, int, int], SkipKind | None] = {}
+        for log in self.client.logs(LICENSES, "VoucherSettled", receipt):
+            a = log["args"]
+            results[(to_checksum_address(a["payer"]), int(a["termsId"]), int(a["cumulativeAmount"]))] = None
+        for log in self.client.logs(LICENSES, "VoucherSkipped", receipt):
+            a = log["args"]
+            voucher = (to_checksum_address(a["payer"]), int(a["termsId"]), int(a["cumulativeAmount"]))
+            results[voucher] = SKIP_REASONS[int(a["reason"])]
+        return results
 
     async def distribute(self, asset: bytes, currency: str) -> bool:
         """Splits an asset's pending revenue into its recipients' balances, if it has any."""
@@ -133,3 +222,17 @@ class SettleStage(Stage):
                 await self.client.transact(SPLITTER, "withdraw", currency, self.client.address)
                 withdrawn[currency] = balance
         return withdrawn
+
+
+def _receipt_reason(kind: SkipKind, voucher: SignedVoucher) -> str:
+    """Why `settle` skipped a voucher, as the journal records it."""
+    if kind is SkipKind.ALREADY_SETTLED:
+        return ALREADY_SETTLED
+    if kind is SkipKind.BELOW_SETTLED:
+        return "below what its channel settled when the batch was mined: a newer voucher was settled first"
+    if kind is SkipKind.WALLET_REJECTED:
+        return f"the payer's wallet {voucher.channel[0]} (ERC-1271) refused the signature"
+    return (
+        f"the payer's escrow with service {voucher.channel[1]} could not cover it when the batch was mined "
+        "(withdrawn or spent meanwhile)"
+    )

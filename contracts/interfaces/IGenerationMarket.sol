@@ -9,7 +9,14 @@ pragma solidity 0.8.28;
 /// @dev Money only ever moves by pull: fulfilment credits the operator, a refund credits the
 ///      requester, and each withdraws its own balance. The prompt and parameters travel in the
 ///      `GenerationRequested` event (the agents read them there); storage keeps only what the
-///      money needs. An asset fulfils at most one request, so one image is never sold twice.
+///      money needs. An asset fulfils at most one request, so one image is never sold twice,
+///      and it must have been registered after the request was paid, so an old image cannot be
+///      passed off as the answer. What the requester receives on chain is the record tying its
+///      request to the asset (`getRequest`, `requestOfAsset`, `GenerationFulfilled`); the
+///      operator's agents register the asset in the requester's name when the requester has
+///      approved them as registrar, and then the requester also holds the token and the creator
+///      share. A batch claim that takes a record over gives it a new `seq`; the operator is
+///      trusted (as for the prompt) not to fulfil with such a record of an older image.
 interface IGenerationMarket {
     /// @notice Where a request stands.
     enum Status {
@@ -24,12 +31,15 @@ interface IGenerationMarket {
     /// @param fee What was paid (the price at the time).
     /// @param deadline Until when the operator may fulfil; after it, the requester may refund.
     /// @param status Open, fulfilled or refunded.
+    /// @param assetsBefore The provenance registry's `assetCount()` when the request was paid:
+    ///        only an asset with a `seq` at or above it can fulfil the request.
     /// @param asset The registered asset that fulfilled it (0 until then).
     struct Request {
         address requester;
         uint96 fee;
         uint64 deadline;
         Status status;
+        uint48 assetsBefore;
         bytes32 asset;
     }
 
@@ -51,6 +61,9 @@ interface IGenerationMarket {
     error GenerationMarket__AssetNotRegistered(bytes32 asset);
     /// @notice The asset fulfilled another request already.
     error GenerationMarket__AssetAlreadyUsed(bytes32 asset, uint256 requestId);
+
+    /// @notice The asset was registered before the request was paid (`seq` below `assetsBefore`).
+    error GenerationMarket__AssetPredatesRequest(bytes32 asset, uint256 seq, uint256 assetsBefore);
     /// @notice Only the requester may ask for the refund.
     error GenerationMarket__NotRequester(address caller);
     /// @notice The request may still be fulfilled until its deadline.
@@ -97,6 +110,7 @@ interface IGenerationMarket {
 
     /// @notice The operator delivers a registered asset for an open request before its deadline
     ///         and is credited the request's fee.
+    /// @dev The asset must have been registered after the request and fulfil no other request.
     /// @param requestId The request.
     /// @param asset The content digest of the registered asset.
     function fulfill(uint256 requestId, bytes32 asset) external;

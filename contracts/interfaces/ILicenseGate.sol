@@ -14,4 +14,10 @@ interface ILicenseGate {
     function consumeDerivativeLicense(address holder, bytes32 parent, uint256 licenseId)
         external
         returns (uint16 shareBps);
+
+    /// @notice Told by the provenance registry when a batch claim takes over `asset`'s record:
+    ///         terms attached before it sell and license nothing more.
+    /// @dev Only the provenance registry may call.
+    /// @param asset The asset whose record was replaced.
+    function onAssetSuperseded(bytes32 asset) external;
 }

@@ -6,18 +6,29 @@ pragma solidity 0.8.28;
 ///         how its inference is proven, and what share of asset revenue its developer and its
 ///         training-data originators are owed.
 /// @dev A model version is append-only: its weights digest, parameter commitment and royalty
-///      shares never change after registration. The zk verifier is bound once; a different
-///      verifier means a new model version. Training-data originators are committed as a
-///      Merkle root of (originator, weight) pairs so any number of them costs O(1) here; the
-///      royalty splitter checks claims against that root.
+///      shares never change after registration. The zk verifier is bound once, with the hash of
+///      its code, which the provenance registry checks on every call; a different verifier means
+///      a new model version. Training-data originators are committed as a Merkle root of
+///      (originator, weight) pairs so any number of them costs O(1) here; the royalty splitter
+///      checks claims against that root.
+///
+///      A weights digest is not an identity that one party may hold: anyone may register a
+///      version of any weights (the registry cannot tell who trained them), so versions are
+///      found by developer and digest (`modelIdOf`). Registering someone else's digest first
+///      gains nothing: agents and auditors look a model up under the developer they trust.
 interface IModelRegistry {
     /// @notice A registered model version.
     /// @param developer Receives the developer share; moves only by the two-step transfer.
-    /// @param weightsDigest sha256 of the canonical weights file(s); unique across the registry.
+    /// @param weightsDigest sha256 of the canonical weights file(s); one version per developer.
     /// @param paramsCommitment Commitment to the model parameters used in zk circuits (0 if none).
+    ///        Informational: circuits fix their parameters into the verifying key, so the pinned
+    ///        verifier code is what the chain enforces; auditors compare this with the circuit.
     /// @param dataRoot Merkle root of (originator, weight) pairs; 0 when `dataBps` is 0.
     /// @param verifier On-chain verifier of inference proofs; address(0) until bound.
     /// @param vkDigest Digest of the verifying key the verifier embeds; 0 until bound.
+    ///        Informational (auditors compare it with the rendered verifier); the chain enforces
+    ///        `verifierCodeHash`.
+    /// @param verifierCodeHash EXTCODEHASH of the verifier when it was bound; 0 until bound.
     /// @param predecessor Id of the version this one supersedes (0 for a first version).
     /// @param developerBps Developer share of asset revenue, in basis points.
     /// @param dataBps Training-data originators' share of asset revenue, in basis points.
@@ -32,6 +43,7 @@ interface IModelRegistry {
         bytes32 dataRoot;
         address verifier;
         bytes32 vkDigest;
+        bytes32 verifierCodeHash;
         uint256 predecessor;
         uint16 developerBps;
         uint16 dataBps;
@@ -53,7 +65,7 @@ interface IModelRegistry {
 
     /// @notice The weights digest is zero.
     error ModelRegistry__ZeroWeightsDigest();
-    /// @notice A model version with these weights is already registered as `existingId`.
+    /// @notice The developer already has a model version of these weights: `existingId`.
     error ModelRegistry__WeightsAlreadyRegistered(bytes32 weightsDigest, uint256 existingId);
     /// @notice Developer plus data shares exceed `MAX_MODEL_SHARE_BPS`.
     error ModelRegistry__SharesTooHigh(uint256 totalBps, uint256 maxBps);
@@ -91,7 +103,7 @@ interface IModelRegistry {
         string metadataURI
     );
     /// @notice Emitted when a verifier and verifying-key digest are bound to a model version.
-    event VerifierBound(uint256 indexed modelId, address indexed verifier, bytes32 vkDigest);
+    event VerifierBound(uint256 indexed modelId, address indexed verifier, bytes32 vkDigest, bytes32 codeHash);
     /// @notice Emitted when a model version is retired.
     event ModelRetired(uint256 indexed modelId);
     /// @notice Emitted when a developer starts handing a model version to `pendingDeveloper`.
@@ -100,14 +112,14 @@ interface IModelRegistry {
     event DeveloperTransferred(uint256 indexed modelId, address indexed previousDeveloper, address indexed newDeveloper);
 
     /// @notice Registers a model version developed by the caller.
-    /// @dev Reverts when the weights are already registered, the shares exceed the cap, the data
+    /// @dev Reverts when the caller already has a version of these weights, the shares exceed the cap, the data
     ///      root and data share disagree, the URI is empty or too long, or a predecessor is given
     ///      that is unknown, not the caller's, or already succeeded.
     /// @param input The version's weights digest, commitments, predecessor, shares and URI.
     /// @return modelId The new version's id (ids start at 1).
     function registerModel(ModelInput calldata input) external returns (uint256 modelId);
 
-    /// @notice Binds the zk verifier of a model version, once.
+    /// @notice Binds the zk verifier of a model version, once, and pins the hash of its code.
     /// @dev Only the developer; the verifier must hold code; the version must not be retired.
     /// @param modelId The model version.
     /// @param verifier The verifier contract (EZKL-generated).
@@ -127,7 +139,9 @@ interface IModelRegistry {
     function transferDeveloper(uint256 modelId, address newDeveloper) external;
 
     /// @notice Accepts a pending developer transfer.
-    /// @dev Only the pending developer of `modelId`.
+    /// @dev Only the pending developer of `modelId`. The version is then found under the new
+    ///      developer (`modelIdOf`); reverts when the new developer already has a version of the
+    ///      same weights.
     /// @param modelId The model version.
     function acceptDeveloper(uint256 modelId) external;
 
@@ -159,17 +173,20 @@ interface IModelRegistry {
     /// @return The retirement timestamp.
     function retiredAt(uint256 modelId) external view returns (uint64);
 
-    /// @notice Returns the verifier bound to a model version and its verifying-key digest.
-    /// @dev Reverts for an unknown id; both are zero until bound.
+    /// @notice Returns the verifier bound to a model version, its verifying-key digest and the
+    ///         hash of its code when it was bound.
+    /// @dev Reverts for an unknown id; all are zero until bound.
     /// @param modelId The model version.
     /// @return verifier The verifier contract.
     /// @return vkDigest The verifying-key digest.
-    function verifierOf(uint256 modelId) external view returns (address verifier, bytes32 vkDigest);
+    /// @return codeHash The pinned EXTCODEHASH of the verifier.
+    function verifierOf(uint256 modelId) external view returns (address verifier, bytes32 vkDigest, bytes32 codeHash);
 
-    /// @notice Returns the id registered for a weights digest, or 0.
+    /// @notice Returns the id of `developer`'s version of the weights, or 0.
+    /// @param developer The developer (current, after any transfer).
     /// @param weightsDigest sha256 of the weights.
     /// @return The model id, or 0 when none.
-    function modelIdOf(bytes32 weightsDigest) external view returns (uint256);
+    function modelIdOf(address developer, bytes32 weightsDigest) external view returns (uint256);
 
     /// @notice Returns the pending developer of a model version, or address(0).
     /// @param modelId The model version.

@@ -9,8 +9,9 @@ pragma solidity 0.8.28;
 ///       == deposited - withdrawn`,
 ///      and the contract's token balance covers the right-hand side.
 ///
-///      Splitting is cumulative per (asset, currency): after `T` has been distributed in total,
-///      each role has received exactly `floor(T * bps / 10_000)`. Rounding never accumulates over
+///      Splitting is cumulative per (asset record, currency): after `T` has been distributed in
+///      total, each role has received exactly `floor(T * bps / 10_000)` (the fee on what the
+///      asset received itself, see below). Rounding never accumulates over
 ///      many small payments and never moves one role's share to another; the remainder (fewer wei
 ///      than roles) is accounted as dust and stays in the contract.
 ///
@@ -18,8 +19,11 @@ pragma solidity 0.8.28;
 ///      model version), training-data originators (the model's data pool, claimed by Merkle
 ///      proof), each parent (its share lands in the parent's pending revenue and is split again
 ///      when the parent is distributed: royalty stacks need no loops), creator (the rest).
+///      The protocol fee is charged once per payment: a parent's share arrives as inherited
+///      revenue, and the parent's distribution gives the fee's part of it to the parent's creator.
 interface IRoyaltySplitter {
-    /// @notice A constructor argument is zero or not wired to this contract.
+    /// @notice A constructor argument is zero or not wired to this contract (or to the same
+    ///         model registry as the provenance registry).
     error RoyaltySplitter__BadConfig();
     /// @notice Only the licence manager may move escrow.
     error RoyaltySplitter__OnlyLicenseManager(address caller);
@@ -118,8 +122,10 @@ interface IRoyaltySplitter {
     /// @dev Anyone may call for any originator. The leaf is
     ///      `keccak256(bytes.concat(keccak256(abi.encode(originator, weight))))` under the model's
     ///      `dataRoot`, with sorted-pair inner nodes (OpenZeppelin's standard Merkle tree), and
-    ///      `weight` in parts of `WEIGHT_SCALE`. Claims never exceed the pool, so a wrong root
-    ///      cannot reach other money.
+    ///      `weight` in parts of `WEIGHT_SCALE`. Claims are counted per leaf: an originator listed
+    ///      twice with different weights claims each; the same (originator, weight) listed twice
+    ///      is one leaf and paid once. Claims never exceed the pool, so a wrong root cannot reach
+    ///      other money.
     /// @param modelId The model version.
     /// @param currency The currency.
     /// @param originator The originator.
@@ -144,13 +150,21 @@ interface IRoyaltySplitter {
     /// @return The balance.
     function balanceOf(address account, address currency) external view returns (uint256);
 
-    /// @notice Returns an asset's revenue not yet distributed.
+    /// @notice Returns an asset's revenue not yet distributed (its own and inherited).
     /// @param asset The asset.
     /// @param currency The currency.
     /// @return The pending amount.
     function pendingRevenueOf(bytes32 asset, address currency) external view returns (uint256);
 
-    /// @notice Returns everything ever distributed for an asset.
+    /// @notice Returns the part of an asset's pending revenue that derivatives passed to it
+    ///         (split without the protocol fee, which they paid already).
+    /// @param asset The asset.
+    /// @param currency The currency.
+    /// @return The pending inherited amount.
+    function pendingInheritedOf(bytes32 asset, address currency) external view returns (uint256);
+
+    /// @notice Returns everything distributed for an asset's current record (0 for an unknown
+    ///         asset; it starts again from 0 when a batch claim takes the record over).
     /// @param asset The asset.
     /// @param currency The currency.
     /// @return The cumulative amount.
@@ -163,12 +177,16 @@ interface IRoyaltySplitter {
     /// @return paid Everything claimed from it.
     function dataPoolOf(uint256 modelId, address currency) external view returns (uint256 total, uint256 paid);
 
-    /// @notice Returns what an originator has claimed from a model's data pool.
+    /// @notice Returns what an originator's leaf has claimed from a model's data pool.
     /// @param modelId The model version.
     /// @param currency The currency.
     /// @param originator The originator.
+    /// @param weight The leaf's weight.
     /// @return The claimed amount.
-    function dataClaimedOf(uint256 modelId, address currency, address originator) external view returns (uint256);
+    function dataClaimedOf(uint256 modelId, address currency, address originator, uint256 weight)
+        external
+        view
+        returns (uint256);
 
     /// @notice Returns the licence manager's escrow reserve.
     /// @param currency The currency.

@@ -6,12 +6,16 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 
 /// @title TestWallet1271
 /// @notice TEST ONLY. A smart-contract wallet (ERC-1271) whose owner key signs for it, with
-///         hostile modes: reject everything, or try to write state while validating.
+///         hostile modes: reject everything, try to write state while validating, burn all the
+///         gas it is given, or answer with 150 KB (cheap for it, dear for a caller that copies
+///         the answer).
 contract TestWallet1271 is IERC1271 {
     enum Mode {
         OwnerSigns,
         RejectAll,
-        WriteState
+        WriteState,
+        BurnGas,
+        ReturnBomb
     }
 
     address public immutable OWNER;
@@ -35,6 +39,16 @@ contract TestWallet1271 is IERC1271 {
 
     function isValidSignature(bytes32 hash, bytes calldata signature) external view returns (bytes4) {
         if (mode == Mode.RejectAll) return 0xffffffff;
+        if (mode == Mode.ReturnBomb) {
+            assembly {
+                return(0, 150000) // 150 KB of zeroes: a refusal, expensive to copy
+            }
+        }
+        if (mode == Mode.BurnGas) {
+            uint256 spin;
+            while (gasleft() > 0) ++spin; // runs out of gas
+            return bytes4(uint32(spin));
+        }
         if (mode == Mode.WriteState) {
             // A state write under STATICCALL reverts; validation must then fail closed.
             (bool ok,) = address(this).staticcall(abi.encodeCall(this.bump, ()));

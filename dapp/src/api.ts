@@ -33,6 +33,8 @@ export interface Terms {
   commercialUse: boolean;
   derivativesAllowed: boolean;
   active: boolean;
+  /** Terms of an earlier record of the asset (taken over by a batch claim): they sell and license nothing. */
+  superseded: boolean;
 }
 
 export interface AssetDetail extends AssetView {
@@ -64,6 +66,8 @@ export interface Deployment {
   chainId: number;
   network: string;
   rpcUrl: string | null;
+  /** This server's service: the address its vouchers name and payers hold escrow with. */
+  service: Address;
   contracts: Record<"LicenseManager" | "RoyaltySplitter" | "ProvenanceRegistry" | "ModelRegistry", ContractInfo>;
 }
 
@@ -76,18 +80,26 @@ export interface Licence {
   transaction: Hex;
 }
 
+/** A payer's escrow with one service (LicenseManager keeps one per payer, currency and service). */
 export interface Escrow {
   payer: Address;
   currency: Address;
+  service: Address;
   balance: string;
   pendingWithdrawal: string;
+  /** When the pending withdrawal may be withdrawn (0: none pending). */
   unlockAt: number;
+  /** When the pending withdrawal expires unwithdrawn (0: none pending); then request again. */
+  expiresAt: number;
+  /** Where the request stands by the chain's clock. */
+  withdrawal: "none" | "waiting" | "withdrawable" | "expired";
   /** Vouchers this server accepted and the chain has not settled yet. */
   promised: string;
 }
 
 export interface Channel {
   payer: Address;
+  service: Address;
   termsId: number;
   acceptedCumulative: string;
   settled: string;
@@ -112,6 +124,8 @@ export interface X402Offer {
     assetDigest: Hex;
     termsId: number;
     pricePerUse: string;
+    /** The service the voucher must name (also `payTo`). */
+    service: Address;
     settlementContract: Address;
     chainId: number;
     minDeadlineSeconds: number;
@@ -184,8 +198,9 @@ export class Api {
     return this.get(`v1/holders/${holder}/licences`);
   }
 
-  escrow(payer: Address): Promise<Escrow> {
-    return this.get(`v1/holders/${payer}/escrow`);
+  /** The payer's escrow with `service` (default: this server's). */
+  escrow(payer: Address, service?: Address): Promise<Escrow> {
+    return this.get(`v1/holders/${payer}/escrow${service ? `?service=${service}` : ""}`);
   }
 
   channel(payer: Address, termsId: number): Promise<Channel> {

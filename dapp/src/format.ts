@@ -29,9 +29,15 @@ export function duration(seconds: number): string {
 /** `expiresAt` of a licence that never expires (ERC-1155 licences of perpetual terms). */
 export const PERPETUAL = 2n ** 64n - 1n;
 
+/** Whether `expiresAt` (unix seconds, as JSON gives it: a number, so 2^64 - 1 arrives rounded)
+ * means never. */
+export function perpetual(expiresAt: number): boolean {
+  return expiresAt >= Number(PERPETUAL);
+}
+
 /** Whether a licence expiring at `expiresAt` (unix seconds) is still valid at `now`. */
 export function stillValid(expiresAt: number, now: number = Date.now() / 1000): boolean {
-  return BigInt(expiresAt) === PERPETUAL || expiresAt > now;
+  return perpetual(expiresAt) || expiresAt > now;
 }
 
 export function when(unixSeconds: number): string {

@@ -175,10 +175,18 @@ export class Wallet {
     return receipt;
   }
 
-  /** Signs a licence voucher with eth_signTypedData_v4 (the wallet shows every field). */
+  /** Signs a licence voucher with eth_signTypedData_v4 (the wallet shows every field, the service
+   * it pays among them). */
   async signVoucher(
     domain: { name: string; version: string; chainId: number; verifyingContract: Address },
-    voucher: { payer: Address; asset: Hex; termsId: bigint; cumulativeAmount: bigint; deadline: bigint },
+    voucher: {
+      payer: Address;
+      service: Address;
+      asset: Hex;
+      termsId: bigint;
+      cumulativeAmount: bigint;
+      deadline: bigint;
+    },
   ): Promise<Hex> {
     const account = this.ready();
     if (getAddress(voucher.payer) !== account) throw new Error("a voucher is signed by its payer");
@@ -188,6 +196,7 @@ export class Wallet {
       types: {
         Voucher: [
           { name: "payer", type: "address" },
+          { name: "service", type: "address" },
           { name: "asset", type: "bytes32" },
           { name: "termsId", type: "uint256" },
           { name: "cumulativeAmount", type: "uint256" },

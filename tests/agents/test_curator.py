@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import io
 import json
 from pathlib import Path
 
 import pytest
+from eth_abi import encode
+from eth_utils import keccak
 from PIL import Image, ImageEnhance
 
 from agents.curator import (
@@ -19,10 +23,14 @@ from agents.curator import (
     hash_distance,
     perceptual_hash,
 )
+from agents.daemons.publish import commitment_of
+from agents.deployment import deploy_core
 from media.clip import load
 from media.dataset import COLOURS, examples, render
 from tests.agents.loop_probe import loop_ticks
-from zkml.pipeline import input_commitment
+from tests.contracts.helpers import asset_record, register_asset, register_model
+from zkml.evm import FIELD_MODULUS, PROVEN_DIGEST_BITS, input_binding
+from zkml.pipeline import HeadInput, input_commitment
 from zkml.settings import PinnedSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,8 +167,41 @@ def test_the_embedding_is_what_the_zk_head_commits_to(clip):
     (verdict,) = Curator(clip, CurationPolicy(), remember=False).curate_batch(items("test", 7, 1))
     assert len(verdict.embedding) == 32
     assert abs(sum(v * v for v in verdict.embedding) - 1.0) < 1e-4
-    commitment = input_commitment(verdict.embedding, PinnedSettings().input_scale)
-    assert 0 < commitment < 2**254
+    scale = PinnedSettings().input_scale
+    commitment = input_commitment(HeadInput(verdict.embedding, bytes.fromhex(verdict.digest)), scale)
+    assert 0 < commitment < FIELD_MODULUS
+    # The commitment hashes the content digest after the embedding: the same embedding under
+    # another digest is another commitment.
+    assert input_commitment(HeadInput(verdict.embedding, bytes(32)), scale) != commitment
+
+
+@pytest.mark.chain
+def test_the_registry_binds_the_publishers_commitment_of_a_curated_image(clip, project, chain, accounts):
+    """The record of a curated image (digest = sha256 of its bytes) registered with the commitment
+    the publisher computes from the curator's embedding stores as its input binding
+    keccak256(abi.encode(uint256(keccak256(digest)) >> 3, commitment)), which `zkml.evm.input_binding`
+    computes the same: what the prover's proof will be checked against."""
+    example = next(examples("test", 9, 1))
+    image = jpeg(example.image)
+    digest = hashlib.sha256(image).digest()
+    (verdict,) = Curator(clip, CurationPolicy(), remember=False).curate_batch(
+        [CurationItem(digest.hex(), image, example.caption)]
+    )
+    commitment = commitment_of(verdict.embedding, bytes.fromhex(verdict.digest), PinnedSettings().input_scale)
+    assert commitment == input_commitment(HeadInput(verdict.embedding, digest), PinnedSettings().input_scale)
+
+    deployer, developer, creator = accounts[0], accounts[1], accounts[3]
+    deployed = {d.name: d.address for d in deploy_core(project, deployer, chain)}
+    models = project.ModelRegistry.at(deployed["ModelRegistry"])
+    provenance = project.ProvenanceRegistry.at(deployed["ProvenanceRegistry"])
+    model_id = register_model(models, developer, label="tiny-sd")
+    record = asset_record("curated", creator, model_id, commitment=commitment.to_bytes(32, "big"))
+    register_asset(provenance, creator, dataclasses.replace(record, content_digest=digest))
+
+    by_hand = keccak(encode(["uint256", "uint256"], [int.from_bytes(keccak(digest), "big") >> 3, commitment]))
+    assert int(provenance.PROVEN_DIGEST_BITS()) == PROVEN_DIGEST_BITS
+    assert input_binding(digest, commitment) == by_hand
+    assert bytes(provenance.getAsset(digest).inputBinding) == by_hand
 
 
 def test_bad_policies_and_items_are_refused(clip, tmp_path):

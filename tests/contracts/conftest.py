@@ -6,7 +6,7 @@ import pytest
 
 from agents.deployment import CoreConfig, deploy_core
 from agents.operator import CoreContracts
-from tests.contracts.helpers import register_model
+from tests.contracts.helpers import SERVICE, register_model
 
 
 @pytest.fixture
@@ -32,6 +32,13 @@ def other_creator(accounts):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def payer(accounts):  # type: ignore[no-untyped-def]
     return accounts[5]
+
+
+@pytest.fixture(scope="session")
+def service(accounts):  # type: ignore[no-untyped-def]
+    """The API operator whose escrows the tests' vouchers draw on, and who settles them."""
+    assert accounts[7].address == SERVICE
+    return accounts[7]
 
 
 @pytest.fixture(scope="session")

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from typing import Any
 
 from eth_utils import to_checksum_address
 from hypothesis import HealthCheck, settings
 
 from agents.merkle import AssetRecord, DataTree
-from agents.vouchers import Voucher, as_call_tuple, sign_voucher
+from agents.vouchers import CallVoucher, Voucher, settle_arguments, sign_voucher
+from zkml.evm import proven_digest
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 ETH = ZERO_ADDRESS
+SERVICE = "0x14dC79964da2C08b23698B3D3cc7Ca32193d9955"
+"""The service whose escrow the tests' vouchers draw on and who settles them: test account 7
+(the `service` fixture)."""
 URI = "ipfs://bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
 
 
@@ -20,9 +25,26 @@ def digest(label: str) -> bytes:
     return hashlib.sha256(label.encode()).digest()
 
 
+FIELD_MODULUS = 21888242871839275222246405745257275088548364400416034343698204186575808495617
+"""BN254's scalar field: proofs' public instances (input commitments among them) lie below it."""
+
+
+def field_commitment(label: str) -> bytes:
+    """A stand-in input commitment that is a field element, as a real (Poseidon) one is."""
+    return (int.from_bytes(digest(label + "/input"), "big") % FIELD_MODULUS).to_bytes(32, "big")
+
+
+def params_document(label: str) -> bytes:
+    """The generation-parameters document of `asset_record(label, ...)`: its sha256 is the
+    record's `paramsDigest` (the `prompt` ERC-7007 `verify` takes)."""
+    return (label + "/params").encode()
+
+
 def data_tree_for(label: str) -> DataTree:
     """A fixed three-originator data tree (weights 50/30/20%)."""
-    originators = [to_checksum_address("0x" + hashlib.sha256(f"{label}/{i}".encode()).hexdigest()[:40]) for i in range(3)]
+    originators = [
+        to_checksum_address("0x" + hashlib.sha256(f"{label}/{i}".encode()).hexdigest()[:40]) for i in range(3)
+    ]
     return DataTree(list(zip(originators, [500_000, 300_000, 200_000], strict=True)))
 
 
@@ -52,22 +74,25 @@ def register_model(
 
 
 def asset_record(
-    label: str, creator: Any, model_id: int, parents: tuple[bytes, ...] = (), uri: str = URI, commitment: bytes | None = None
+    label: str,
+    creator: Any,
+    model_id: int,
+    parents: tuple[bytes, ...] = (),
+    uri: str = URI,
+    commitment: bytes | None = None,
 ) -> AssetRecord:
     return AssetRecord(
         content_digest=digest(label),
         creator=str(getattr(creator, "address", creator)),
         model_id=model_id,
-        params_digest=digest(label + "/params"),
+        params_digest=hashlib.sha256(params_document(label)).digest(),
         input_commitment=commitment if commitment is not None else digest(label + "/input"),
         parents=tuple(sorted(parents)),
         metadata_uri=uri,
     )
 
 
-def register_asset(
-    provenance: Any, sender: Any, record: AssetRecord, license_ids: list[int] | None = None
-) -> Any:
+def register_asset(provenance: Any, sender: Any, record: AssetRecord, license_ids: list[int] | None = None) -> Any:
     return provenance.register(record.as_tuple(), license_ids or [], sender=sender)
 
 
@@ -110,20 +135,31 @@ def signed_voucher(
     signer: Any,
     *,
     payer: str | None = None,
+    service: str = SERVICE,
     asset: bytes,
     terms_id: int,
     cumulative: int,
     deadline: int,
-) -> tuple[str, int, int, int, bytes]:
-    v = Voucher(payer or signer.address, asset, terms_id, cumulative, deadline)
-    return as_call_tuple(v, sign_voucher(v, signer.private_key, chain_id, licenses.address))
+) -> CallVoucher:
+    """A voucher signed by `signer`'s key in the compact form `settle` takes (for `payer`, which
+    defaults to the signer: another payer makes a forgery)."""
+    v = Voucher(payer or signer.address, service, asset, terms_id, cumulative, deadline)
+    calls, wallet_signatures = settle_arguments([(v, sign_voucher(v, signer.private_key, chain_id, licenses.address))])
+    assert not wallet_signatures
+    return calls[0]
 
 
 def stateful_settings(*, examples: int, steps: int) -> settings:
     """Hypothesis settings for the chain state machines: derandomized (a fixed seed, so a failure
-    reproduces), no example database, no deadline (transactions take what they take)."""
+    reproduces), no example database, no deadline (transactions take what they take).
+
+    `PROOFMINT_STATEFUL_SCALE` (default 1) multiplies the examples, for a longer hunt than the
+    suite's budget allows (`PROOFMINT_STATEFUL_SCALE=10 ape test tests/contracts -m slow`)."""
+    scale = int(os.environ.get("PROOFMINT_STATEFUL_SCALE", "1"))
+    if scale < 1:
+        raise ValueError(f"PROOFMINT_STATEFUL_SCALE must be at least 1, got {scale}")
     return settings(
-        max_examples=examples,
+        max_examples=examples * scale,
         stateful_step_count=steps,
         derandomize=True,
         database=None,

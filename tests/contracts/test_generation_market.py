@@ -35,10 +35,15 @@ def market(project: Any, core: Any, deployer: Any, operator: Any) -> Any:
 
 
 @pytest.fixture
-def asset(core: Any, creator: Any, model_id: int) -> bytes:
-    record = asset_record("market-asset", creator, model_id)
-    register_asset(core.provenance, creator, record)
-    return record.content_digest
+def make_asset(core: Any, creator: Any, model_id: int) -> Any:
+    """Registers an asset now (fulfilment takes only assets registered after the request)."""
+
+    def make(label: str = "market-asset") -> bytes:
+        record = asset_record(label, creator, model_id)
+        register_asset(core.provenance, creator, record)
+        return record.content_digest
+
+    return make
 
 
 def ask(
@@ -112,9 +117,10 @@ def test_the_longest_prompt_and_the_bounds_are_accepted(market: Any, requester: 
 
 
 def test_fulfil_credits_the_operator_once_per_request_and_per_asset(
-    market: Any, requester: Any, operator: Any, asset: bytes
+    market: Any, requester: Any, operator: Any, make_asset: Any
 ):
     first, second = ask(market, requester), ask(market, requester)
+    asset = make_asset()
     receipt = market.fulfill(first, asset, sender=operator)
     (event,) = receipt.events.filter(market.GenerationFulfilled)
     assert (event.requestId, event.asset, event.operator, event.fee) == (first, asset, operator.address, PRICE)
@@ -128,8 +134,14 @@ def test_fulfil_credits_the_operator_once_per_request_and_per_asset(
         market.refund(first, sender=requester)  # a fulfilled request is never refunded
 
 
-def test_fulfil_reverts(market: Any, requester: Any, operator: Any, stranger: Any, asset: bytes, chain: Any):
+def test_fulfil_reverts(market: Any, requester: Any, operator: Any, stranger: Any, make_asset: Any, chain: Any):
+    old = make_asset("registered-before-the-request")
     request = ask(market, requester)
+    asset = make_asset()
+    # An image that existed before the request was paid cannot be passed off as its answer.
+    with ape.reverts(market.GenerationMarket__AssetPredatesRequest, asset=old, seq=0, assetsBefore=1):
+        market.fulfill(request, old, sender=operator)
+    assert market.getRequest(request).assetsBefore == 1
     with ape.reverts(market.GenerationMarket__NotOperator):
         market.fulfill(request, asset, sender=stranger)
     with ape.reverts(market.GenerationMarket__UnknownRequest):
@@ -143,9 +155,10 @@ def test_fulfil_reverts(market: Any, requester: Any, operator: Any, stranger: An
 
 
 def test_a_lapsed_request_is_refunded_to_its_requester_only(
-    market: Any, requester: Any, operator: Any, stranger: Any, asset: bytes, chain: Any
+    market: Any, requester: Any, operator: Any, stranger: Any, make_asset: Any, chain: Any
 ):
     request = ask(market, requester)
+    asset = make_asset()
     with ape.reverts(market.GenerationMarket__NotExpired):
         market.refund(request, sender=requester)
     with ape.reverts(market.GenerationMarket__UnknownRequest):
@@ -163,8 +176,9 @@ def test_a_lapsed_request_is_refunded_to_its_requester_only(
         market.fulfill(request, asset, sender=operator)
 
 
-def test_withdraw_pays_the_balance_once(market: Any, requester: Any, operator: Any, stranger: Any, asset: bytes):
-    market.fulfill(ask(market, requester), asset, sender=operator)
+def test_withdraw_pays_the_balance_once(market: Any, requester: Any, operator: Any, stranger: Any, make_asset: Any):
+    request = ask(market, requester)
+    market.fulfill(request, make_asset(), sender=operator)
     with ape.reverts(market.GenerationMarket__BadConfig):
         market.withdraw("0x0000000000000000000000000000000000000000", sender=operator)
     with ape.reverts(market.GenerationMarket__NothingToWithdraw):
@@ -201,9 +215,10 @@ def test_a_refusing_receiver_keeps_its_balance_and_a_reentrant_one_gets_paid_onc
 
 
 def test_owner_sets_price_and_operator_and_paid_requests_keep_their_fee(
-    market: Any, deployer: Any, stranger: Any, requester: Any, operator: Any, asset: bytes
+    market: Any, deployer: Any, stranger: Any, requester: Any, operator: Any, make_asset: Any
 ):
     request = ask(market, requester)
+    asset = make_asset()
     with ape.reverts(market.OwnableUnauthorizedAccount):
         market.setPrice(1, sender=stranger)
     with ape.reverts(market.OwnableUnauthorizedAccount):

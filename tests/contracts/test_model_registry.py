@@ -2,7 +2,8 @@
 
 Branch tree of registerModel (each leaf is a test below):
   weightsDigest == 0                        -> ZeroWeightsDigest
-  weightsDigest already registered          -> WeightsAlreadyRegistered(digest, id)
+  weightsDigest already registered by the caller -> WeightsAlreadyRegistered(digest, id)
+                                            (by another developer: ok, a version of its own)
   developerBps + dataBps > MAX (and == MAX) -> SharesTooHigh / ok
   dataRoot == 0 xor dataBps == 0            -> DataRootMismatch (both ways)
   uri empty / > MAX_URI_LENGTH (== ok)      -> BadMetadataURI
@@ -19,6 +20,7 @@ from typing import Any
 
 import ape
 import pytest
+from eth_utils import keccak
 
 pytestmark = pytest.mark.chain
 
@@ -75,7 +77,7 @@ def test_register_stores_version_and_emits_event(model_registry, developer):
     assert stored.retiredAt == 0
     assert stored.registeredAt == model_registry.provider.get_block(tx.block_number).timestamp
     assert stored.metadataURI == inp["metadataURI"]
-    assert model_registry.modelIdOf(inp["weightsDigest"]) == 1
+    assert model_registry.modelIdOf(developer, inp["weightsDigest"]) == 1
     assert model_registry.isActive(1) is True
 
     events = tx.decode_logs(model_registry.ModelRegistered)
@@ -116,13 +118,45 @@ def test_register_reverts_when_weights_digest_zero(model_registry, developer):
         model_registry.registerModel(model_input(weightsDigest=ZERO32), sender=developer)
 
 
-def test_register_reverts_when_weights_already_registered(model_registry, developer, other_developer):
+def test_register_reverts_when_the_developer_registered_the_weights_already(model_registry, developer):
     register(model_registry, developer, label="same")
     with ape.reverts(
         model_registry.ModelRegistry__WeightsAlreadyRegistered, weightsDigest=digest("same"), existingId=1
     ):
-        model_registry.registerModel(model_input("same"), sender=other_developer)
+        model_registry.registerModel(model_input("same"), sender=developer)
     assert model_registry.modelCount() == 1
+
+
+def test_a_squatter_registering_public_weights_first_gains_nothing(model_registry, developer, stranger):
+    # A model's weights digest is public (model cards, hubs). A squatter registers it first with
+    # the highest shares; the real developer still registers its own version, and anyone who
+    # resolves the model under the developer they trust (agents, auditors) finds that one.
+    squatted = model_input("public-model")
+    squatted["developerBps"], squatted["dataBps"], squatted["dataRoot"] = 5_000, 0, b"\x00" * 32
+    model_registry.registerModel(squatted, sender=stranger)
+    tx = model_registry.registerModel(model_input("public-model"), sender=developer)
+    assert tx.decode_logs(model_registry.ModelRegistered)[0].modelId == 2
+    assert model_registry.modelIdOf(developer, digest("public-model")) == 2
+    assert model_registry.modelIdOf(stranger, digest("public-model")) == 1
+    assert model_registry.getModel(2).developer == developer.address
+    assert model_registry.getModel(2).developerBps == 1_000
+
+
+def test_the_weights_index_follows_a_developer_transfer(model_registry, developer, other_developer):
+    register(model_registry, developer, label="moving")
+    model_registry.transferDeveloper(1, other_developer.address, sender=developer)
+    model_registry.acceptDeveloper(1, sender=other_developer)
+    assert model_registry.modelIdOf(other_developer, digest("moving")) == 1
+    assert model_registry.modelIdOf(developer, digest("moving")) == 0
+    # The old developer may register the same weights again as a version of its own.
+    register(model_registry, developer, label="moving")
+    assert model_registry.modelIdOf(developer, digest("moving")) == 2
+    # A developer cannot take over a second version of weights it already has.
+    model_registry.transferDeveloper(2, other_developer.address, sender=developer)
+    with ape.reverts(
+        model_registry.ModelRegistry__WeightsAlreadyRegistered, weightsDigest=digest("moving"), existingId=1
+    ):
+        model_registry.acceptDeveloper(2, sender=other_developer)
 
 
 def test_register_accepts_shares_at_cap(model_registry, developer):
@@ -198,8 +232,12 @@ def test_bind_verifier_stores_once_and_emits(model_registry, developer, verifier
     stored = model_registry.getModel(1)
     assert stored.verifier == verifier_contract.address
     assert stored.vkDigest == vk
+    # The verifier's code is pinned: its EXTCODEHASH, which the provenance registry checks.
+    code_hash = keccak(bytes(model_registry.provider.get_code(verifier_contract.address)))
+    assert stored.verifierCodeHash == code_hash
+    assert model_registry.verifierOf(1) == (verifier_contract.address, vk, code_hash)
     ev = tx.decode_logs(model_registry.VerifierBound)[0]
-    assert (ev.modelId, ev.verifier, ev.vkDigest) == (1, verifier_contract.address, vk)
+    assert (ev.modelId, ev.verifier, ev.vkDigest, ev.codeHash) == (1, verifier_contract.address, vk, code_hash)
 
 
 def test_bind_verifier_reverts_when_already_set(model_registry, developer, verifier_contract):
@@ -343,4 +381,4 @@ def test_get_model_reverts_for_id_zero_and_past_count(model_registry, developer)
 def test_is_active_false_for_unknown_ids(model_registry):
     assert model_registry.isActive(0) is False
     assert model_registry.isActive(1) is False
-    assert model_registry.modelIdOf(digest("nothing")) == 0
+    assert model_registry.modelIdOf(ZERO_ADDRESS, digest("nothing")) == 0

@@ -238,45 +238,100 @@ def test_licence_escrow_vouchers_and_settlement(deployed: Anvil, project: Any, t
     assert "expires never" in out
     assert splitter.functions.pendingRevenueOf(record.content_digest, ETH).call() == 10**15
 
-    ape_run(deployed, "license", "deposit", "--amount", "100 gwei", "--account", "test:5")
-    ape_run(deployed, "license", "deposit", "--amount", "100 gwei", "--account", "test:6")
+    # escrow is with a service (an API operator: test:8), and only vouchers naming it draw on it
+    service = key_of(8).address
+    elsewhere = key_of(9).address
+    for payer in ("test:5", "test:6"):
+        ape_run(deployed, "license", "deposit", "--amount", "100 gwei", "--service", service, "--account", payer)
+    out = ape_run(deployed, "license", "deposit", "--amount", "7 gwei", "--service", elsewhere, "--account", "test:6")
+    assert f"escrow    {7 * GWEI} with {elsewhere}" in out.stdout
+    assert licenses.functions.escrowOf(key_of(6).address, ETH, service).call()[0] == 100 * GWEI
+    nobody = ape_run(deployed, "license", "deposit", "--amount", "1 gwei", "--service", ETH, check=False)
+    assert nobody.returncode == 1 and "--service: expected a non-zero address" in nobody.stderr
     vouchers = tmp_path / "vouchers.jsonl"
+
+    def sign(payer: str, uses: int, to: str = service) -> None:
+        args = ["--terms", "1", "--uses", str(uses), "--service", to, "--out", str(vouchers), "--account", payer]
+        ape_run(deployed, "license", "sign", *args)
+
     for payer, uses in (("test:5", 10), ("test:5", 25), ("test:6", 4)):
-        ape_run(
-            deployed, "license", "sign", "--terms", "1", "--uses", str(uses), "--out", str(vouchers), "--account", payer
-        )
+        sign(payer, uses)
     assert len(vouchers.read_text().splitlines()) == 3
+    assert all(json.loads(line)["service"] == service for line in vouchers.read_text().splitlines())
 
-    dry = ape_run(deployed, "settle", "--vouchers", str(vouchers), "--dry-run").stdout
+    def settle(*args: str, account: str = "test:8", check: bool = True) -> subprocess.CompletedProcess[str]:
+        """`ape run settle` by the service (test:8): only it may settle its vouchers."""
+        return ape_run(deployed, "settle", "--vouchers", str(vouchers), "--account", account, *args, check=check)
+
+    dry = settle("--dry-run").stdout
     assert "superseded" in dry and "2 vouchers in 1 transaction" in dry
-    assert licenses.functions.settledOf(key_of(5).address, 1).call() == 0
+    assert licenses.functions.settledOf(key_of(5).address, service, 1).call() == 0
+    # another account is not the service: it settles none of them
+    stranger = settle("--dry-run", account="test:9").stdout
+    assert "nothing to settle" in stranger and f"for service {service}, not {key_of(9).address}" in stranger
 
-    out = ape_run(deployed, "settle", "--vouchers", str(vouchers), "--account", "test:9").stdout
-    assert "settled   batch 1/1: 2 vouchers" in out
-    assert licenses.functions.settledOf(key_of(5).address, 1).call() == 25 * GWEI
-    assert licenses.functions.settledOf(key_of(6).address, 1).call() == 4 * GWEI
-    assert licenses.functions.escrowOf(key_of(5).address, ETH).call()[0] == 75 * GWEI
+    out = settle().stdout
+    assert "settled   batch 1/1: 2 of 2 vouchers" in out
+    assert licenses.functions.settledOf(key_of(5).address, service, 1).call() == 25 * GWEI
+    assert licenses.functions.settledOf(key_of(6).address, service, 1).call() == 4 * GWEI
+    assert licenses.functions.escrowOf(key_of(5).address, ETH, service).call()[0] == 75 * GWEI
+    assert licenses.functions.escrowOf(key_of(6).address, ETH, elsewhere).call()[0] == 7 * GWEI  # untouched
     assert splitter.functions.pendingRevenueOf(record.content_digest, ETH).call() == 10**15 + 29 * GWEI
 
-    again = ape_run(deployed, "settle", "--vouchers", str(vouchers)).stdout
+    again = settle().stdout
     assert "already settled" in again and "nothing to settle" in again
 
-    # Asking to sign above the escrow is fine off chain; settling it is caught by simulation.
-    ape_run(deployed, "license", "sign", "--terms", "1", "--uses", "500", "--out", str(vouchers), "--account", "test:6")
-    short = ape_run(deployed, "settle", "--vouchers", str(vouchers), check=False)
-    assert short.returncode == 1 and "would revert: LicenseManager__InsufficientEscrow" in short.stderr
-    assert licenses.functions.settledOf(key_of(6).address, 1).call() == 4 * GWEI
+    # A voucher beyond the payer's escrow with its service (96 gwei left; the 7 with another service
+    # do not count) is left out, saying why, and the rest of the file still settles.
+    sign("test:6", 500)
+    sign("test:5", 30)
+    sign("test:6", 1, to=elsewhere)  # another service's: only it may settle it
+    out = settle().stdout
+    short = f"payer {key_of(6).address} service {service} terms 1 cumulative {500 * GWEI}: the payer's escrow"
+    assert short in out and f"cannot cover it (needs {496 * GWEI}, {96 * GWEI} left for it)" in out
+    assert "settled   batch 1/1: 1 of 1 vouchers" in out
+    assert licenses.functions.settledOf(key_of(5).address, service, 1).call() == 30 * GWEI
+    assert licenses.functions.settledOf(key_of(6).address, service, 1).call() == 4 * GWEI
+    assert f"for service {elsewhere}, not {service}: only its service may settle it" in out
+    assert licenses.functions.settledOf(key_of(6).address, elsewhere, 1).call() == 0
 
-    # Escrow withdrawal: locked during the delay, then paid out.
-    ape_run(deployed, "license", "request-withdrawal", "--amount", "50 gwei", "--account", "test:5")
-    locked = ape_run(deployed, "license", "withdraw-escrow", "--account", "test:5", check=False)
+    # Escrow withdrawal: locked during the delay, then paid out within the window.
+    def escrow(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return ape_run(deployed, "license", *args, "--service", service, "--account", "test:5", check=check)
+
+    def travel(seconds: int) -> None:
+        deployed.web3.provider.make_request("evm_increaseTime", [seconds])
+        deployed.web3.provider.make_request("evm_mine", [])
+
+    delay = licenses.functions.WITHDRAWAL_DELAY().call()
+    window = licenses.functions.WITHDRAWAL_WINDOW().call()
+    requested = escrow("request-withdrawal", "--amount", "50 gwei").stdout
+    unlock = licenses.functions.escrowOf(key_of(5).address, ETH, service).call()[2]
+    assert f"unlocks   at {unlock} (" in requested and f"expires   at {unlock + window} (" in requested
+    locked = escrow("withdraw-escrow", check=False)
     assert "would revert: LicenseManager__WithdrawalLocked" in locked.stderr
-    deployed.web3.provider.make_request("evm_increaseTime", [86_400 + 1])
-    deployed.web3.provider.make_request("evm_mine", [])
-    out = ape_run(deployed, "license", "withdraw-escrow", "--account", "test:5").stdout
+    travel(delay + 1)
+    out = escrow("withdraw-escrow").stdout
     assert f"withdrawn {50 * GWEI}" in out
-    shown = ape_run(deployed, "license", "show", "--terms", "1", "--account", "test:5").stdout
-    assert f"{25 * GWEI}" in shown and f"escrow    {key_of(5).address}: {25 * GWEI}" in shown
+    shown = ape_run(deployed, "license", "show", "--terms", "1", "--service", service, "--account", "test:5").stdout
+    assert f"{30 * GWEI}" in shown and f"escrow    {key_of(5).address}: {20 * GWEI} with service {service}" in shown
+
+    # A request left past its window expires: the withdrawal is refused, a new request works.
+    escrow("request-withdrawal", "--amount", "5 gwei")
+    travel(delay + window + 60)
+    assert "expired" in ape_run(deployed, "license", "show", "--service", service, "--account", "test:5").stdout
+    expired = escrow("withdraw-escrow", check=False)
+    assert expired.returncode == 1 and "the withdrawal request expired at" in expired.stderr
+    assert "request again" in expired.stderr
+    assert licenses.functions.escrowOf(key_of(5).address, ETH, service).call()[0] == 20 * GWEI
+    escrow("request-withdrawal", "--amount", "5 gwei")
+    travel(delay + 1)
+    assert f"withdrawn {5 * GWEI}" in escrow("withdraw-escrow").stdout
+    # and one cancelled is gone: nothing to withdraw
+    escrow("request-withdrawal", "--amount", "5 gwei")
+    assert "cancelled the pending withdrawal" in escrow("cancel-withdrawal").stdout
+    assert tuple(licenses.functions.escrowOf(key_of(5).address, ETH, service).call()) == (15 * GWEI, 0, 0)
+    assert "no withdrawal is pending" in escrow("withdraw-escrow", check=False).stderr
 
 
 def test_malformed_voucher_file_names_the_line(deployed: Anvil, tmp_path: Path):

@@ -9,8 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from agents.cli import cli
-from tests.zk_support import BATCH, HEAD_SEED, SHAPE, ZkKit
+from tests.zk_support import BATCH, HEAD_SEED, SHAPE, ZkKit, content_digest
 from zkml.cli import ZkInputError
+from zkml.evm import proven_digest
 from zkml.srs import SrsError
 
 pytestmark = pytest.mark.slow
@@ -33,6 +34,7 @@ def test_help_names_every_command():
         assert command in result.output
     prove_help = CliRunner().invoke(cli, ["zk", "prove", "--help"]).output
     assert "--batch" in prove_help and "--chain" in prove_help and "--srs" in prove_help
+    assert "INPUTS" in prove_help and '"sha256"' in prove_help and '"embedding"' in prove_help
 
 
 def test_setup_prove_verify_and_tamper(zk_kit: ZkKit, tmp_path: Path):
@@ -42,14 +44,26 @@ def test_setup_prove_verify_and_tamper(zk_kit: ZkKit, tmp_path: Path):
     assert str(zk_kit.circuit.artifacts.root) in result.output, "the CLI reuses the same cached circuit"
 
     rows = tmp_path / "rows.json"
-    rows.write_text(json.dumps([zk_kit.embeddings["a"], zk_kit.embeddings["b"]]))
+    a, b = zk_kit.inputs["a"], zk_kit.inputs["b"]
+    rows.write_text(
+        json.dumps(
+            [
+                {"sha256": a.digest.hex(), "embedding": list(a.embedding)},
+                {"sha256": "0x" + b.digest.hex(), "embedding": list(b.embedding)},
+            ]
+        )
+    )
     out = tmp_path / "out"
     result = run("prove", *SMALL, str(rows), "--out", str(out))
     assert result.exit_code == 0, result.output
     record = json.loads((out / "calldata.json").read_text())
+    assert record["digests"] == ["0x" + content_digest("a").hex(), "0x" + content_digest("b").hex()]
+    assert [int(d, 16) for d in record["proven_digests"]] == [proven_digest(content_digest(n)) for n in "ab"]
     assert [int(c, 16) for c in record["commitments"]] == [zk_kit.commitments["a"], zk_kit.commitments["b"]]
-    assert record["scores"] == zk_kit.proofs["ab"].calldata.scores(BATCH)
-    assert len(record["instances"]) == 2 * BATCH
+    assert record["scores"] == zk_kit.proofs["ab"].calldata.scores
+    assert [int(v) for v in record["instances"]] == zk_kit.proofs["ab"].calldata.instances
+    assert f"asset 0x{content_digest('b').hex()}" in result.output
+    assert "seqs = the assets' registration numbers" in result.output
 
     result = run("verify", *SMALL, str(out / "proof.json"))
     assert result.exit_code == 0 and "valid" in result.output
@@ -64,11 +78,28 @@ def test_setup_prove_verify_and_tamper(zk_kit: ZkKit, tmp_path: Path):
     assert result.exit_code == 1 and "INVALID" in result.output
 
 
+def _row(digest: object = "ab" * 32, embedding: object = None, **extra: object) -> dict[str, object]:
+    return {"sha256": digest, "embedding": [0.1] * 16 if embedding is None else embedding, **extra}
+
+
 @pytest.mark.parametrize(
     "content",
-    ["not json", "[]", json.dumps([[0.1] * 16]), json.dumps([[0.1] * 16, [0.1] * 15]), json.dumps([["x"] * 16] * 2)],
+    [
+        "not json",
+        "[]",
+        json.dumps([[0.1] * 16, [0.1] * 16]),  # embeddings without digests
+        json.dumps([_row()]),
+        json.dumps([_row(), _row(embedding=[0.1] * 15)]),
+        json.dumps([_row(), _row(embedding=["x"] * 16)]),
+        json.dumps([_row(), _row(embedding=[True] * 16)]),
+        json.dumps([_row(), _row(digest="ab" * 31)]),
+        json.dumps([_row(), _row(digest="zz" * 32)]),
+        json.dumps([_row(), _row(digest=7)]),
+        json.dumps([_row(), {"embedding": [0.1] * 16}]),
+        json.dumps([_row(), _row(name="b")]),
+    ],
 )
-def test_prove_refuses_malformed_embeddings(tmp_path: Path, content: str):
+def test_prove_refuses_malformed_inputs(tmp_path: Path, content: str):
     rows = tmp_path / "rows.json"
     rows.write_text(content)
     result = run("prove", *SMALL, str(rows), "--out", str(tmp_path / "out"))

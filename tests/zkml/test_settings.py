@@ -10,7 +10,7 @@ import onnx
 import pytest
 import torch
 
-from zkml.curation_head import ONNX_OPSET, HeadShape, build_curation_head, export_onnx
+from zkml.curation_head import ONNX_OPSET, BatchedHead, HeadShape, build_curation_head, export_onnx
 from zkml.settings import SettingsError, check_pinned, write_settings
 
 
@@ -29,15 +29,29 @@ def test_export_fixes_batch_and_opset(tmp_path: Path, batch: int):
     path = export_onnx(build_curation_head(HeadShape(16, 8)), tmp_path / "head.onnx", batch=batch)
     model = onnx.load(str(path))
     assert model.opset_import[0].version == ONNX_OPSET
-    # One input per embedding: ezkl hashes each input on its own, one commitment per inference.
-    assert [i.name for i in model.graph.input] == [f"embedding_{i}" for i in range(batch)]
+    # One input per inference (embedding, then one felt: the proven digest): ezkl hashes each
+    # input on its own, one commitment per inference.
+    assert [i.name for i in model.graph.input] == [f"input_{i}" for i in range(batch)]
     for graph_input in model.graph.input:
-        assert [d.dim_value for d in graph_input.type.tensor_type.shape.dim] == [1, 16]
-    (output,) = model.graph.output
-    assert output.name == "score"
-    assert [d.dim_value for d in output.type.tensor_type.shape.dim] == [batch]
+        assert [d.dim_value for d in graph_input.type.tensor_type.shape.dim] == [1, 16 + 1]
+    score, digest = model.graph.output
+    assert score.name == "score" and digest.name == "digest"
+    assert [d.dim_value for d in score.type.tensor_type.shape.dim] == [batch]
+    assert [d.dim_value for d in digest.type.tensor_type.shape.dim] == [batch]
     with pytest.raises(ValueError, match="batch must be at least 1"):
         export_onnx(build_curation_head(), tmp_path / "x.onnx", batch=0)
+
+
+def test_batched_head_scores_embeddings_and_passes_proven_digests_through():
+    head = build_curation_head(HeadShape(16, 8), seed=3)
+    embeddings = torch.randn(3, 16, generator=torch.Generator().manual_seed(5))
+    digests = torch.tensor([[float(2**20 + 9 * i)] for i in range(3)])
+    rows = [torch.cat([embeddings[i : i + 1], digests[i : i + 1]], dim=1) for i in range(3)]
+    with torch.no_grad():
+        scores, digest = BatchedHead(head)(*rows)
+        # Values of 2^20 would move any score they reached by far more than rounding.
+        assert torch.allclose(scores, head(embeddings).reshape(-1), rtol=0, atol=1e-6), "scores read embeddings alone"
+    assert torch.equal(digest, digests.reshape(-1))
 
 
 def test_ezkl_settings_carry_every_pinned_choice(tmp_path: Path):
@@ -49,6 +63,7 @@ def test_ezkl_settings_carry_every_pinned_choice(tmp_path: Path):
     assert run_args["param_visibility"] == "Fixed"
     assert run_args["check_mode"] == "SAFE"
     assert run_args["input_scale"] == 13
+    assert run_args["ignore_range_check_inputs_outputs"] is True
 
 
 @pytest.mark.parametrize(
@@ -60,6 +75,7 @@ def test_ezkl_settings_carry_every_pinned_choice(tmp_path: Path):
         ("param_visibility", "Public", "param_visibility is 'public'"),
         ("check_mode", "UNSAFE", "check_mode is 'unsafe'"),
         ("input_scale", 7, "input_scale is 7"),
+        ("ignore_range_check_inputs_outputs", False, "ignore_range_check_inputs_outputs is False, pinned True"),
     ],
 )
 def test_check_pinned_refuses_any_change(tmp_path: Path, key: str, value: object, message: str):
@@ -69,6 +85,18 @@ def test_check_pinned_refuses_any_change(tmp_path: Path, key: str, value: object
     settings["run_args"][key] = value
     path.write_text(json.dumps(settings))
     with pytest.raises(SettingsError, match=message):
+        check_pinned(path)
+
+
+def test_check_pinned_refuses_a_file_without_the_range_check_pin(tmp_path: Path):
+    # An older ezkl (or a hand-written file) has no such key: its inputs are range-checked, and
+    # the 253-bit proven digests would not pass.
+    onnx_path = export_onnx(build_curation_head(HeadShape(16, 8)), tmp_path / "head.onnx", batch=1)
+    path = tmp_path / "settings.json"
+    settings = write_settings(onnx_path, path)
+    del settings["run_args"]["ignore_range_check_inputs_outputs"]
+    path.write_text(json.dumps(settings))
+    with pytest.raises(SettingsError, match="ignore_range_check_inputs_outputs is None, pinned True"):
         check_pinned(path)
 
 
@@ -82,8 +110,9 @@ def test_check_pinned_refuses_non_settings(tmp_path: Path):
 
 
 def test_ezkl_default_is_unsafe_which_is_why_it_is_pinned(tmp_path: Path):
-    # ezkl's own defaults: private input, private output... and UNSAFE checks. The pinned settings
-    # differ on every one of these, so a missing pin would show up here.
+    # ezkl's own defaults: private input, private output... UNSAFE checks and range-checked
+    # inputs. The pinned settings differ on every one of these, so a missing pin would show up
+    # here.
     import ezkl
 
     onnx_path = export_onnx(build_curation_head(HeadShape(16, 8)), tmp_path / "head.onnx", batch=1)
@@ -91,3 +120,4 @@ def test_ezkl_default_is_unsafe_which_is_why_it_is_pinned(tmp_path: Path):
     with pytest.raises(SettingsError) as info:
         check_pinned(tmp_path / "default.json")
     assert "check_mode is 'unsafe'" in str(info.value)
+    assert "ignore_range_check_inputs_outputs is False" in str(info.value)

@@ -1,4 +1,4 @@
-import type { Address, Hex } from "viem";
+import { getAddress, type Address, type Hex } from "viem";
 import type { AssetDetail, Terms, X402Offer } from "../api";
 import { typedAmount, type Context } from "../context";
 import { actionButton, h, replace, type Child } from "../dom";
@@ -106,12 +106,12 @@ function purchasePanel(ctx: Context, t: Terms, held: number, refresh: () => void
       });
       if (ok) refresh();
     },
-    { class: "primary", "data-action": "purchase", "data-terms": t.termsId, disabled: !t.active },
+    { class: "primary", "data-action": "purchase", "data-terms": t.termsId, disabled: !t.active || t.superseded },
   );
   return h(
     "div",
     { class: "terms", "data-terms": t.termsId },
-    h("h3", {}, `Terms ${t.termsId}`, t.active ? "" : " (inactive)"),
+    h("h3", {}, `Terms ${t.termsId}`, t.superseded ? " (superseded)" : t.active ? "" : " (inactive)"),
     h("p", {}, termsFacts(t)),
     h("p", {}, price > 0n || BigInt(t.pricePerUse) === 0n ? buy : null),
     BigInt(t.pricePerUse) > 0n ? h("p", { class: "muted" }, `or pay per use: ${amount(t.pricePerUse, t.currency)} a view, from escrow`) : null,
@@ -136,13 +136,26 @@ async function payPerUse(ctx: Context, asset: AssetDetail, t: Terms, out: HTMLEl
     offer = first.offers.find((o) => o.scheme === "proofmint-voucher" && o.extra.termsId === t.termsId);
     if (!offer) throw new Error(`the API offers no per-use payment under terms ${t.termsId}`);
     if (offer.extra.chainId !== ctx.deployment.chainId) throw new Error("the offer is for another chain");
+    // the voucher pays the service the offer names, which is the one this server says it is
+    const service = getAddress(offer.payTo);
+    if (getAddress(offer.extra.service) !== service || service !== getAddress(ctx.deployment.service)) {
+      throw new Error(`the offer pays ${offer.payTo}, not this server's service ${ctx.deployment.service}`);
+    }
     const channel = await ctx.api.channel(payer, t.termsId);
     const cumulative = BigInt(channel.acceptedCumulative) + BigInt(offer.amount);
     const deadline = BigInt(Math.floor(Date.now() / 1000) + Math.max(3_600, offer.extra.minDeadlineSeconds + 60));
-    const voucher = { payer, asset: asset.digest, termsId: BigInt(t.termsId), cumulativeAmount: cumulative, deadline };
+    const voucher = {
+      payer,
+      service,
+      asset: asset.digest,
+      termsId: BigInt(t.termsId),
+      cumulativeAmount: cumulative,
+      deadline,
+    };
     const signature = await wallet.signVoucher(offer.extra.eip712.domain, voucher);
     const payload = {
       payer,
+      service,
       asset: asset.digest,
       termsId: t.termsId,
       cumulativeAmount: cumulative.toString(),
@@ -163,6 +176,7 @@ function show(out: HTMLElement, image: Blob, caption: string): void {
 
 async function escrowPanel(ctx: Context, asset: AssetDetail, metered: Terms[], refresh: () => void): Promise<HTMLElement> {
   const wallet = ctx.wallet();
+  const service = ctx.deployment.service;
   const out = h("div", { class: "paid-out", id: "paid-content" });
   const input = h("input", { type: "text", inputmode: "decimal", value: "0.01", "aria-label": "amount to deposit in ETH", id: "deposit-amount" });
   const deposit = actionButton(
@@ -171,8 +185,8 @@ async function escrowPanel(ctx: Context, asset: AssetDetail, metered: Terms[], r
       const wei = typedAmount(ctx, input);
       if (wei === null) return;
       const ok = await ctx.act("Depositing into escrow", async (w) => {
-        const receipt = await w.send(ctx.deployment.contracts.LicenseManager, "deposit", [ETH, wei], wei);
-        return `Deposited ${amount(wei)} into escrow (block ${receipt.blockNumber})`;
+        const receipt = await w.send(ctx.deployment.contracts.LicenseManager, "deposit", [ETH, service, wei], wei);
+        return `Deposited ${amount(wei)} into escrow with service ${short(service)} (block ${receipt.blockNumber})`;
       });
       if (ok) refresh();
     },
@@ -187,8 +201,8 @@ async function escrowPanel(ctx: Context, asset: AssetDetail, metered: Terms[], r
     cover = h(
       "span",
       { id: "escrow-balance", "data-wei": e.balance, "data-promised": e.promised },
-      `Your escrow: ${amount(e.balance)}`,
-      BigInt(e.pendingWithdrawal) > 0n ? `, of which ${amount(e.pendingWithdrawal)} is asked back` : "",
+      `Your escrow with this service: ${amount(e.balance)}`,
+      BigInt(e.pendingWithdrawal) > 0n ? `, of which ${amount(e.pendingWithdrawal)} is asked back (counted as gone)` : "",
       promised > 0n ? `; ${amount(promised)} promised in vouchers not yet settled` : "",
       ` · ${amount(left > 0n ? left : 0n)} left for more uses`,
     );
@@ -198,7 +212,9 @@ async function escrowPanel(ctx: Context, asset: AssetDetail, metered: Terms[], r
     { class: "panel", id: "pay-per-use" },
     h("h2", {}, "Pay per use"),
     h("p", { class: "muted" },
-      "Each view is paid by a signed cumulative voucher (EIP-712) against ETH you hold in escrow in LicenseManager; ",
+      "Each view is paid by a signed cumulative voucher (EIP-712) against ETH you hold in escrow in LicenseManager ",
+      "with this server's service, ", h("code", { id: "service", title: service }, short(service)),
+      " (only vouchers naming it draw on that escrow); ",
       "the operator settles vouchers on chain in batches. Your wallet shows every field before you sign."),
     h("p", {}, cover),
     h("div", { class: "row" }, input, deposit),
@@ -217,7 +233,7 @@ async function escrowPanel(ctx: Context, asset: AssetDetail, metered: Terms[], r
 export async function assetPage(ctx: Context, view: HTMLElement, digest: Hex, refresh: () => void): Promise<void> {
   const [asset, lineage] = await Promise.all([ctx.api.asset(digest), ctx.api.lineage(digest)]);
   const held = await heldLicences(ctx, asset.terms);
-  const metered = asset.terms.filter((t) => t.active && BigInt(t.pricePerUse) > 0n);
+  const metered = asset.terms.filter((t) => t.active && !t.superseded && BigInt(t.pricePerUse) > 0n);
   const similar = await ctx.api.similar(digest).catch(() => ({ items: [] }));
   const score = alignment(asset);
   replace(

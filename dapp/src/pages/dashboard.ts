@@ -1,7 +1,7 @@
 import type { Hex } from "viem";
 import { typedAmount, type Context } from "../context";
 import { actionButton, h, replace } from "../dom";
-import { amount, ETH, PERPETUAL, short, stillValid, when } from "../format";
+import { amount, ETH, perpetual, short, stillValid, when } from "../format";
 
 
 /** What the connected account is owed and holds: royalties (creator, model developer, data
@@ -73,10 +73,21 @@ export async function dashboard(ctx: Context, view: HTMLElement, refresh: () => 
     ),
   );
 
+  // the escrow with this server's service: the one its vouchers draw on
+  const service = ctx.deployment.service;
   const escrowFree = BigInt(escrow.balance) - BigInt(escrow.pendingWithdrawal);
   const amountInput = h("input", { type: "text", inputmode: "decimal", "aria-label": "amount of escrow to withdraw in ETH", id: "escrow-withdraw-amount", value: "" });
-  const unlocked = escrow.unlockAt > 0 && escrow.unlockAt <= Date.now() / 1000;
   const now = Date.now() / 1000;
+  // where a withdrawal request stands, by the chain's clock (the API reads it)
+  const pendingWei = BigInt(escrow.pendingWithdrawal);
+  const requested = escrow.withdrawal !== "none";
+  const expired = escrow.withdrawal === "expired";
+  const unlocked = escrow.withdrawal === "withdrawable";
+  const requestState = !requested
+    ? ""
+    : expired
+      ? ` · the withdrawal of ${amount(pendingWei)} expired ${when(escrow.expiresAt)} unwithdrawn: request it again (or cancel it)`
+      : ` · withdrawal of ${amount(pendingWei)} requested: ${unlocked ? "unlocked" : "unlocks"} ${when(escrow.unlockAt)}, expires ${when(escrow.expiresAt)} unless withdrawn by then`;
 
   replace(
     view,
@@ -111,7 +122,10 @@ export async function dashboard(ctx: Context, view: HTMLElement, refresh: () => 
       : null,
     h("section", { class: "panel", id: "escrow" },
       h("h2", {}, "Escrow for pay-per-use"),
-      h("p", {}, `Balance ${amount(escrow.balance)}`, BigInt(escrow.pendingWithdrawal) > 0n ? ` · withdrawal of ${amount(escrow.pendingWithdrawal)} requested, unlocks ${when(escrow.unlockAt)}` : ""),
+      h("p", { class: "muted" }, "With this server's service ", h("code", { title: service }, short(service)),
+        ": only vouchers naming it draw on this escrow, and a requested withdrawal no longer pays for uses."),
+      h("p", { id: "escrow-state", "data-withdrawal": escrow.withdrawal, "data-unlock": escrow.unlockAt, "data-expires": escrow.expiresAt },
+        `Balance ${amount(escrow.balance)}`, requestState),
       h("div", { class: "row" },
         amountInput,
         actionButton("Request withdrawal", async () => {
@@ -122,19 +136,19 @@ export async function dashboard(ctx: Context, view: HTMLElement, refresh: () => 
             return;
           }
           await run("Requesting an escrow withdrawal", async (w) => {
-            const r = await w.send(lm, "requestWithdrawal", [ETH, wei]);
-            return `Withdrawal of ${amount(wei)} requested (block ${r.blockNumber}); it unlocks after the delay`;
+            const r = await w.send(lm, "requestWithdrawal", [ETH, service, wei]);
+            return `Withdrawal of ${amount(wei)} requested (block ${r.blockNumber}); it unlocks after the delay and expires a window later`;
           })();
         }, { "data-action": "request-withdrawal" }),
         unlocked
           ? actionButton("Withdraw escrow", run("Withdrawing escrow", async (w) => {
-              const r = await w.send(lm, "withdrawEscrow", [ETH, w.account]);
+              const r = await w.send(lm, "withdrawEscrow", [ETH, service, w.account]);
               return `Escrow withdrawn (block ${r.blockNumber})`;
             }), { "data-action": "withdraw-escrow" })
           : null,
-        BigInt(escrow.pendingWithdrawal) > 0n
+        requested
           ? actionButton("Cancel withdrawal", run("Cancelling the withdrawal", async (w) => {
-              await w.send(lm, "cancelWithdrawal", [ETH]);
+              await w.send(lm, "cancelWithdrawal", [ETH, service]);
               return "Withdrawal cancelled";
             }), { "data-action": "cancel-withdrawal" })
           : null,
@@ -151,7 +165,7 @@ export async function dashboard(ctx: Context, view: HTMLElement, refresh: () => 
                 h("td", {}, h("code", {}, short(l.licenseId.length > 12 ? `0x${BigInt(l.licenseId).toString(16)}` : l.licenseId))),
                 h("td", {}, String(l.termsId)),
                 h("td", { class: "num" }, amount(l.price)),
-                h("td", {}, BigInt(l.expiresAt) === PERPETUAL ? "perpetual" : stillValid(l.expiresAt, now) ? when(l.expiresAt) : `expired ${when(l.expiresAt)}`))))),
+                h("td", {}, perpetual(l.expiresAt) ? "perpetual" : stillValid(l.expiresAt, now) ? when(l.expiresAt) : `expired ${when(l.expiresAt)}`))))),
     ),
   );
 }

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from agents.api.paywall import ChannelBook, PaymentRejectedError, signer_of
+from agents.api.paywall import ChannelBook, ChannelBookError, PaymentRejectedError, signer_of
 from agents.api.ratelimit import RateLimiter
 from agents.api.x402 import Offer, PaymentHeaderError, decode_header, encode_header, parse_payment
 from agents.settlement import SignedVoucher
@@ -20,11 +20,12 @@ MANAGER = "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0"
 KEY = "0x" + "11" * 32
 PAYER = Account.from_key(KEY).address
 ASSET = bytes(range(32))
-OFFER = Offer(ASSET, 3, "0x" + "00" * 20, 1_000, 1337, MANAGER)
+SERVICE = Account.from_key("0x" + "55" * 32).address
+OFFER = Offer(ASSET, 3, "0x" + "00" * 20, 1_000, 1337, MANAGER, SERVICE)
 
 
-def signed(amount: int, key: str = KEY, terms: int = 3) -> SignedVoucher:
-    v = Voucher(PAYER, ASSET, terms, amount, 2**40)
+def signed(amount: int, key: str = KEY, terms: int = 3, service: str = SERVICE) -> SignedVoucher:
+    v = Voucher(PAYER, service, ASSET, terms, amount, 2**40)
     return SignedVoucher(v, sign_voucher(v, key, 1337, MANAGER))
 
 
@@ -60,14 +61,21 @@ def test_payment_headers_are_read_strictly():
         with pytest.raises(PaymentHeaderError):
             parse_payment(value, OFFER)
     assert decode_header(encode_header({"a": 1})) == {"a": 1}
-    extra = OFFER.requirements()["extra"]
+    requirements = OFFER.requirements()
+    extra = requirements["extra"]
     assert extra["eip712"]["primaryType"] == "Voucher" and extra["eip712"]["domain"]["verifyingContract"] == MANAGER
+    # the service is paid: payTo names it, extra repeats it, and the typed data has it in the voucher
+    assert requirements["payTo"] == extra["service"] == SERVICE and extra["settlementContract"] == MANAGER
+    assert {"name": "service", "type": "address"} in extra["eip712"]["types"]["Voucher"]
     assert json.loads(json.dumps(OFFER.requirements())) == OFFER.requirements()
 
 
 def test_signatures_are_judged_as_the_contract_does():
     good = signed(5)
     assert signer_of(good, 1337, MANAGER) == PAYER
+    # the service is signed: the same signature over a voucher naming another service is another signer's
+    moved = SignedVoucher(signed(5, service=MANAGER).voucher, good.signature)
+    assert signer_of(moved, 1337, MANAGER) != PAYER
     assert signer_of(good, 1, MANAGER) != PAYER  # another chain's domain: another signer
     assert signer_of(signed(5, key="0x" + "22" * 32), 1337, MANAGER) != PAYER
     n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -86,13 +94,34 @@ def test_the_channel_book_only_moves_forward_and_survives_a_restart(tmp_path: Pa
     assert not book.accept(signed(2_000), "0x0", 0, 2.0)  # replay
     assert not book.accept(signed(1_000), "0x0", 0, 2.0)  # older
     assert book.accept(signed(3_000), "0x0", 500, 3.0)
-    book.note_settled(PAYER, 3, 1_000)
+    book.note_settled(PAYER, SERVICE, 3, 1_000)
+    # another service's channel with the same payer and terms is a channel of its own
+    assert book.accept(signed(500, service=MANAGER), "0x0", 0, 4.0)
     book.close()
     again = ChannelBook(tmp_path / "channels.db")
-    assert again.channel(PAYER, 3) == (3_000, 1_000)
-    assert again.owed(PAYER, "0x0") == {3: (3_000, 1_000)} and again.owed(PAYER, "0x1") == {}
-    assert again.newest() == [signed(3_000)]
+    assert again.channel(PAYER, SERVICE, 3) == (3_000, 1_000) and again.channel(PAYER, MANAGER, 3) == (500, 0)
+    assert again.owed(PAYER, "0x0", SERVICE) == {3: (3_000, 1_000)} and again.owed(PAYER, "0x1", SERVICE) == {}
+    assert again.owed(PAYER, "0x0", MANAGER) == {3: (500, 0)}
+    assert sorted(again.newest(), key=lambda v: v.voucher.cumulative_amount) == [
+        signed(500, service=MANAGER),
+        signed(3_000),
+    ]
     again.close()
+
+
+def test_a_version_1_channel_book_is_refused_with_what_to_do(tmp_path: Path):
+    import sqlite3
+
+    path = tmp_path / "channels.db"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE channels (payer TEXT NOT NULL, terms_id INTEGER NOT NULL, currency TEXT NOT NULL,"
+        " cumulative TEXT NOT NULL, settled TEXT NOT NULL, voucher TEXT NOT NULL, updated_at REAL NOT NULL,"
+        " PRIMARY KEY (payer, terms_id))"
+    )
+    old.close()
+    with pytest.raises(ChannelBookError, match=r"version-1 vouchers .* move the file away"):
+        ChannelBook(path)
 
 
 def test_the_direct_voucher_digest_is_eth_accounts_typed_data_hash():
@@ -101,7 +130,28 @@ def test_the_direct_voucher_digest_is_eth_accounts_typed_data_hash():
     from agents.vouchers import signable_voucher, voucher_digest
 
     for i in range(50):
-        v = Voucher(PAYER, (i * 7919).to_bytes(32, "big"), i, i * 10**15, 2**32 + i)
+        v = Voucher(PAYER, SERVICE, (i * 7919).to_bytes(32, "big"), i, i * 10**15, 2**32 + i)
         for chain_id, manager in ((1337, MANAGER), (8453, MANAGER.lower()), (1, "0x" + "ab" * 20)):
             s = signable_voucher(v, chain_id, manager)
             assert voucher_digest(v, chain_id, manager) == keccak(b"\x19" + s.version + s.header + s.body)
+
+
+def test_the_paying_client_signs_for_the_service_the_offer_names_and_no_other():
+    from agents.api.client import PayingClient, PaymentError, service_of
+
+    offer = OFFER.requirements()
+    assert service_of(offer) == SERVICE
+    for bad in (
+        {**offer, "payTo": MANAGER},  # pays one address, names another service: refused
+        {**offer, "payTo": "0x12"},
+        {k: v for k, v in offer.items() if k != "payTo"},
+    ):
+        with pytest.raises(PaymentError):
+            service_of(bad)
+    client = PayingClient(None, KEY)  # type: ignore[arg-type]  # no request is made here
+    voucher, price = client._voucher(offer)
+    assert (voucher.voucher.service, voucher.voucher.cumulative_amount, price) == (SERVICE, 1_000, 1_000)
+    assert signer_of(voucher, 1337, MANAGER) == PAYER
+    assert client._pick({"accepts": [{**offer, "payTo": MANAGER}, offer]}) == offer
+    with pytest.raises(PaymentError, match="no offer this client can pay"):
+        PayingClient(None, KEY, expect_service=MANAGER)._pick({"accepts": [offer]})  # type: ignore[arg-type]

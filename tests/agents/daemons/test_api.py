@@ -5,6 +5,8 @@ LicenseManager and settled by the settlement daemon.
 - pay per use (x402): 402 with the offer, a signed cumulative voucher unlocks the image, and a
   forged, replayed, expired, mis-addressed or under-funded payment never does (CHECKLIST 18),
   also when two requests race for the same escrow; what was accepted is settled on chain;
+- the API is one service: only vouchers naming it and escrow with it pay, a pending withdrawal
+  counts as gone, deactivated terms take no new vouchers;
 - every read endpoint answers what the chain and the journal say;
 - bad input is a JSON 4xx, never a 500 (CHECKLIST 17).
 """
@@ -110,13 +112,14 @@ def test_pay_per_use_unlocks_content_only_for_a_good_covered_voucher(
     other = bytes.fromhex(assets[1].payload["sha256"])
     terms_id = attach_terms(licenses, digest, operator, per_use=FINNEY)
     other_terms = attach_terms(licenses, other, operator, per_use=FINNEY)
-    licenses.deposit(ETH, 3 * FINNEY, sender=payer, value=3 * FINNEY)  # covers three uses
+    service = str(operator.address)  # the API's service: the operator, whose key the parts hold
+    licenses.deposit(ETH, service, 3 * FINNEY, sender=payer, value=3 * FINNEY)  # covers three uses
     png = parts.store.read(Cid.parse(assets[0].payload["cid"]))
     chain_id, manager = int(chain.chain_id), str(licenses.address)
     deadline = int(chain.pending_timestamp) + 3_600
 
     def signed(amount: int, *, key: Any = payer, terms: int = terms_id, asset: bytes = digest, until: int = deadline):
-        v = Voucher(str(payer.address), asset, terms, amount, until)
+        v = Voucher(str(payer.address), service, asset, terms, amount, until)
         return SignedVoucher(v, sign_voucher(v, key.private_key, chain_id, manager))
 
     async def scenario(session: aiohttp.ClientSession, server: TestServer, deps: Any) -> None:
@@ -129,7 +132,8 @@ def test_pay_per_use_unlocks_content_only_for_a_good_covered_voucher(
         assert required["x402Version"] == 2 and required["resource"]["url"] == url
         (offer,) = required["accepts"]
         assert offer["scheme"] == "proofmint-voucher" and offer["network"] == f"eip155:{chain_id}"
-        assert offer["amount"] == str(FINNEY) and offer["payTo"] == manager and offer["asset"] == ETH
+        assert offer["amount"] == str(FINNEY) and offer["payTo"] == service and offer["asset"] == ETH
+        assert offer["extra"]["service"] == service and offer["extra"]["settlementContract"] == manager
         assert offer["extra"]["termsId"] == terms_id and offer["extra"]["eip712"]["domain"]["chainId"] == chain_id
 
         async def pay(voucher: SignedVoucher) -> tuple[int, dict[str, Any], bytes]:
@@ -166,10 +170,11 @@ def test_pay_per_use_unlocks_content_only_for_a_good_covered_voucher(
         high_s[64] = 55 - high_s[64]  # the same signature, malleated: the contract refuses it
         await refused(SignedVoucher(bad.voucher, bytes(high_s)), "bad_signature")
         await refused(signed(2 * FINNEY, until=int(chain.pending_timestamp) + 60), "deadline_too_soon")
+        await refused(signed(2**128), "amount_too_large")  # no channel holds it: it could never settle
         await refused(signed(2 * FINNEY, terms=other_terms, asset=other), "bad_payment")  # pays for another asset
         await refused(signed(2 * FINNEY), "bad_payment", header="not base64 at all!")
         await refused(signed(4 * FINNEY), "insufficient_escrow")  # escrow covers 3 uses
-        v = Voucher(str(broke.address), digest, terms_id, FINNEY, deadline)
+        v = Voucher(str(broke.address), service, digest, terms_id, FINNEY, deadline)
         await refused(SignedVoucher(v, sign_voucher(v, broke.private_key, chain_id, manager)), "insufficient_escrow")
 
         # two requests race for the last unit of escrow: exactly one is served
@@ -196,7 +201,7 @@ def test_pay_per_use_unlocks_content_only_for_a_good_covered_voucher(
 
         # the book still says the settled channel owes 3 uses; the paywall reads the chain again
         # before refusing, so one more unit of escrow covers a use on another channel
-        licenses.deposit(ETH, FINNEY, sender=payer, value=FINNEY)
+        licenses.deposit(ETH, service, FINNEY, sender=payer, value=FINNEY)
         paid = await PayingClient(session, payer.private_key, max_per_use=FINNEY).fetch(other_url)
         assert paid.body == parts.store.read(Cid.parse(assets[1].payload["cid"]))
         async with session.get(server.make_url(f"/v1/holders/{payer.address}/escrow")) as r:
@@ -204,11 +209,98 @@ def test_pay_per_use_unlocks_content_only_for_a_good_covered_voucher(
         assert (escrow["balance"], escrow["promised"]) == (str(FINNEY), str(FINNEY))
 
     run_api(parts, tmp_path, scenario)
-    assert int(licenses.settledOf(payer.address, terms_id)) == 3 * FINNEY
-    assert int(licenses.escrowOf(payer.address, ETH)[0]) == FINNEY  # the last use is not settled yet
+    assert int(licenses.settledOf(payer.address, service, terms_id)) == 3 * FINNEY
+    assert int(licenses.escrowOf(payer.address, ETH, service)[0]) == FINNEY  # the last use is not settled yet
     assert int(splitter.totalsOf(ETH)[0]) == 4 * FINNEY  # escrow sits in the splitter: 3 uses settled, 1 not yet
     settled = [j for j in parts.journal.at_stage(jobs.SETTLED)]
     assert len(settled) == 1 and int(settled[0].payload["cumulativeAmount"]) == 3 * FINNEY
+
+
+def test_the_paywall_is_one_service_and_counts_a_pending_withdrawal_as_gone(
+    parts: Parts, project: Any, local_chain: Any, accounts: Any, chain: Any, tmp_path: Path
+):
+    """The API is one service (the operator's address): a voucher naming another service is
+    refused even where that service's escrow would cover it; escrow with another service unlocks
+    nothing here; escrow asked back (a pending withdrawal) is counted as gone until the request is
+    cancelled; terms the creator deactivated take no new vouchers."""
+    operator, payer, outsider, other_service = accounts[0], accounts[5], accounts[6], accounts[9]
+    assets = asyncio.run(make_assets(parts, str(operator.address)))
+    licenses = contract(project, local_chain, "LicenseManager")
+    digest = bytes.fromhex(assets[0].payload["sha256"])
+    other = bytes.fromhex(assets[1].payload["sha256"])
+    terms_id = attach_terms(licenses, digest, operator, per_use=FINNEY)
+    other_terms = attach_terms(licenses, other, operator, per_use=FINNEY)
+    service, another = str(operator.address), str(other_service.address)
+    licenses.deposit(ETH, service, 3 * FINNEY, sender=payer, value=3 * FINNEY)
+    licenses.deposit(ETH, another, 10 * FINNEY, sender=payer, value=10 * FINNEY)  # ample, but with another service
+    licenses.deposit(ETH, another, 10 * FINNEY, sender=outsider, value=10 * FINNEY)  # none with this service
+    png = parts.store.read(Cid.parse(assets[0].payload["cid"]))
+    chain_id, manager = int(chain.chain_id), str(licenses.address)
+    deadline = int(chain.pending_timestamp) + 3_600
+
+    def signed(who: Any, amount: int, *, to: str = service, terms: int = terms_id, asset: bytes = digest):
+        v = Voucher(str(who.address), to, asset, terms, amount, deadline)
+        return SignedVoucher(v, sign_voucher(v, who.private_key, chain_id, manager))
+
+    async def scenario(session: aiohttp.ClientSession, server: TestServer, deps: Any) -> None:
+        assert deps.paywall.service == service
+        url = str(server.make_url(f"/v1/assets/0x{digest.hex()}/content"))
+        async with session.get(url) as r:
+            (offer,) = decode(r.headers["PAYMENT-REQUIRED"])["accepts"]
+
+        async def pay(voucher: SignedVoucher) -> tuple[int, Any]:
+            async with session.get(url, headers={"PAYMENT-SIGNATURE": payment_header(voucher, offer)}) as r:
+                if r.status == 200:
+                    return 200, await r.read()
+                return r.status, (await r.json())["error"]
+
+        async def refused(voucher: SignedVoucher, code: str) -> dict[str, Any]:
+            status, error = await pay(voucher)
+            assert status == 402, f"served, though it should be refused with {code}"
+            assert error["code"] == code, error
+            return dict(error)
+
+        # a voucher for another service: refused, though that service's escrow (10) would cover it
+        error = await refused(signed(payer, FINNEY, to=another), "wrong_service")
+        assert error["details"]["service"] == service and another in error["message"]
+        async with session.post(server.make_url("/v1/vouchers"), json=signed(payer, FINNEY, to=another).as_json()) as r:
+            assert r.status == 422 and (await r.json())["error"]["code"] == "wrong_service"
+        # escrow with another service unlocks nothing here
+        error = await refused(signed(outsider, FINNEY), "insufficient_escrow")
+        assert (error["details"]["escrow"], error["details"]["service"]) == ("0", service)
+
+        # two of the payer's three units asked back: counted as gone, so one use is covered, two are not
+        licenses.requestWithdrawal(ETH, service, 2 * FINNEY, sender=payer)
+        held = licenses.escrowOf(payer.address, ETH, service)
+        async with session.get(server.make_url(f"/v1/holders/{payer.address}/escrow")) as r:
+            escrow = await r.json()
+        window = int(licenses.WITHDRAWAL_WINDOW())
+        assert (escrow["pendingWithdrawal"], escrow["unlockAt"], escrow["expiresAt"]) == (
+            str(2 * FINNEY),
+            int(held[2]),
+            int(held[2]) + window,
+        )
+        error = await refused(signed(payer, 2 * FINNEY), "insufficient_escrow")
+        assert error["details"]["escrow"] == str(FINNEY)
+        assert await pay(signed(payer, FINNEY)) == (200, png)
+        await refused(signed(payer, 2 * FINNEY), "insufficient_escrow")
+        licenses.cancelWithdrawal(ETH, service, sender=payer)  # the escrow pays for uses again
+        assert await pay(signed(payer, 3 * FINNEY)) == (200, png)
+
+        # the creator stops selling under the other asset's terms: no new voucher is taken for
+        # them, however well covered
+        licenses.deposit(ETH, service, 5 * FINNEY, sender=payer, value=5 * FINNEY)
+        licenses.setTermsActive(other_terms, False, sender=operator)
+        body = signed(payer, FINNEY, terms=other_terms, asset=other).as_json()
+        async with session.post(server.make_url("/v1/vouchers"), json=body) as r:
+            assert r.status == 422, await r.text()
+            error = (await r.json())["error"]
+        assert error["code"] == "terms_inactive" and "inactive" in error["message"]
+
+    run_api(parts, tmp_path, scenario)
+    accepted = [job.payload for job in parts.journal.at_stage(jobs.RECEIVED)]
+    assert sorted(int(v["cumulativeAmount"]) for v in accepted) == [FINNEY, 3 * FINNEY]
+    assert {v["service"] for v in accepted} == {service}
 
 
 def test_read_endpoints_say_what_the_chain_and_the_journal_say(
@@ -220,7 +312,8 @@ def test_read_endpoints_say_what_the_chain_and_the_journal_say(
     digest = bytes.fromhex(assets[0].payload["sha256"])
     terms_id = attach_terms(licenses, digest, operator, per_use=FINNEY)
     licenses.purchase(terms_id, buyer.address, sender=buyer, value=10 * FINNEY)
-    licenses.deposit(ETH, 4 * FINNEY, sender=buyer, value=4 * FINNEY)
+    service = str(operator.address)
+    licenses.deposit(ETH, service, 4 * FINNEY, sender=buyer, value=4 * FINNEY)
 
     async def scenario(session: aiohttp.ClientSession, server: TestServer, deps: Any) -> None:
         async def get(path: str, status: int = 200) -> Any:
@@ -254,14 +347,24 @@ def test_read_endpoints_say_what_the_chain_and_the_journal_say(
         assert models[0]["modelId"] == local_chain.t2i_model_id and models[0]["developer"] == accounts[1].address
         held = await get(f"/v1/holders/{buyer.address}/licences")
         assert [item["termsId"] for item in held["items"]] == [terms_id]
-        assert (await get(f"/v1/holders/{buyer.address}/escrow"))["balance"] == str(4 * FINNEY)
+        escrow = await get(f"/v1/holders/{buyer.address}/escrow")
+        assert (escrow["balance"], escrow["service"], escrow["unlockAt"], escrow["expiresAt"]) == (
+            str(4 * FINNEY),
+            service,
+            0,
+            0,
+        )
+        elsewhere = await get(f"/v1/holders/{buyer.address}/escrow?service={accounts[9].address}")
+        assert (elsewhere["balance"], elsewhere["service"]) == ("0", accounts[9].address)
+        assert (await get("/v1/deployment"))["service"] == service
         typed = await get("/v1/vouchers/eip712")
-        v = Voucher(str(buyer.address), digest, terms_id, FINNEY, 2**40)
+        assert typed["service"] == service
+        v = Voucher(str(buyer.address), service, digest, terms_id, FINNEY, 2**40)
         from agents.vouchers import voucher_digest
 
         assert typed["domain"]["verifyingContract"] == licenses.address
         assert voucher_digest(v, typed["domain"]["chainId"], typed["domain"]["verifyingContract"]) == bytes(
-            licenses.voucherDigest(v.payer, v.asset, v.terms_id, v.cumulative_amount, v.deadline)
+            licenses.voucherDigest(v.payer, v.service, v.asset, v.terms_id, v.cumulative_amount, v.deadline)
         )
         # content by CID: the metadata is free; the image is licensed content (402)
         metadata = await get(f"/v1/content/{p['metadata_cid']}")
@@ -269,7 +372,7 @@ def test_read_endpoints_say_what_the_chain_and_the_journal_say(
         async with session.get(server.make_url(f"/v1/content/{p['cid']}")) as r:
             assert r.status == 402 and "PAYMENT-REQUIRED" in r.headers
         # POST a voucher directly (a wallet that signs in the page does this)
-        vv = Voucher(str(buyer.address), digest, terms_id, FINNEY, int(chain.pending_timestamp) + 3_600)
+        vv = Voucher(str(buyer.address), service, digest, terms_id, FINNEY, int(chain.pending_timestamp) + 3_600)
         body = SignedVoucher(vv, sign_voucher(vv, buyer.private_key, int(chain.chain_id), licenses.address)).as_json()
         async with session.post(server.make_url("/v1/vouchers"), json=body) as r:
             assert r.status == 202 and (await r.json())["cumulativeAmount"] == str(FINNEY)
@@ -279,7 +382,7 @@ def test_read_endpoints_say_what_the_chain_and_the_journal_say(
         client = PayingClient(session, buyer.private_key)
         url = str(server.make_url(f"/v1/assets/0x{digest.hex()}/content"))
         assert [(await client.fetch(url)).paid for _ in range(2)] == [FINNEY, FINNEY]
-        assert client.channels == {terms_id: 3 * FINNEY} and client.spent == 2 * FINNEY
+        assert client.channels == {(service, terms_id): 3 * FINNEY} and client.spent == 2 * FINNEY
         async with session.get(server.make_url("/metrics")) as r:
             text = await r.text()
         assert r.status == 200 and 'proofmint_api_requests_total{route="/v1/assets/{digest}",status="200"} 1.0' in text
@@ -346,12 +449,14 @@ def test_lineage_previews_channels_and_what_each_account_is_owed(
             assert small.size == (big.size[0] // 2, big.size[1] // 2)
 
         assert (await get(f"/v1/channels/{deriver.address}/{terms_id}"))["acceptedCumulative"] == "0"
-        licenses.deposit(ETH, 2 * FINNEY, sender=deriver, value=2 * FINNEY)
+        service = str(operator.address)
+        licenses.deposit(ETH, service, 2 * FINNEY, sender=deriver, value=2 * FINNEY)
         client = PayingClient(session, deriver.private_key)
         await client.fetch(str(server.make_url(f"/v1/assets/{hex_a}/content")))
         paid = await get(f"/v1/channels/{deriver.address}/{terms_id}")
         assert paid == {
             "payer": deriver.address,
+            "service": service,
             "termsId": terms_id,
             "acceptedCumulative": str(FINNEY),
             "settled": "0",
@@ -454,6 +559,7 @@ def test_bad_input_is_a_json_4xx_and_the_server_keeps_serving(
             "unknown_terms",
             json={
                 "payer": operator.address,
+                "service": operator.address,
                 "asset": "0x" + digest,
                 "termsId": 77,
                 "cumulativeAmount": "1",

@@ -1,10 +1,12 @@
 """The dApp end to end in headless Chromium, with a test wallet injected into the page and backed
 by anvil (CHECKLIST 16-18 through a browser): a person connects, opens an asset (provenance, zk
-badge, its on-chain lineage graph), buys a licence, deposits escrow, signs a pay-per-use voucher
-with eth_signTypedData_v4 and sees the paid image; a rejected signature and a purchase that would
-revert send nothing; then the creator, the model developer and a data originator each split,
-claim and withdraw what they are owed from the dashboard. Every effect is checked on chain.
-Screenshots are kept in artifacts/dapp/."""
+badge, its on-chain lineage graph), buys a licence, deposits escrow with the API's service, signs
+a pay-per-use voucher naming that service with eth_signTypedData_v4 and sees the paid image; a
+rejected signature and a purchase that would revert send nothing; then the creator, the model
+developer and a data originator each split, claim and withdraw what they are owed from the
+dashboard, and the licensee asks escrow back, sees when the request unlocks and expires, sees it
+expired, and asks again. Every effect is checked on chain. Screenshots are kept in
+artifacts/dapp/."""
 
 from __future__ import annotations
 
@@ -93,6 +95,7 @@ def test_dapp_in_chromium_with_an_injected_wallet(
     revenue_a = int(splitter.pendingRevenueOf(a, ETH))
     assert revenue_a == 10 * FINNEY
     chain_id = int(chain.chain_id)
+    service = str(operator.address)  # the API's service: the operator, whose key the parts hold
     wallet = InjectedWallet(chain.provider.uri, buyer.private_key, chain_id)
     SHOTS.mkdir(parents=True, exist_ok=True)
 
@@ -176,7 +179,8 @@ def test_dapp_in_chromium_with_an_injected_wallet(
         await page.fill("#deposit-amount", "0.003")
         await page.click("[data-action=deposit]")
         await notice(page, expect, "ok", "Deposited 0.003 ETH into escrow")
-        assert int(licenses.escrowOf(buyer.address, ETH)[0]) == 3 * FINNEY
+        assert int(licenses.escrowOf(buyer.address, ETH, service)[0]) == 3 * FINNEY  # with the API's service
+        await expect(page.locator("#service")).to_have_attribute("title", service)
         await expect(page.locator("#escrow-balance")).to_have_attribute("data-wei", str(3 * FINNEY))
 
         # -- pay per use: a voucher signed in the wallet unlocks the full image, twice
@@ -190,6 +194,7 @@ def test_dapp_in_chromium_with_an_injected_wallet(
             assert int(typed["domain"]["chainId"]) == chain_id
             message = typed["message"]
             assert message["payer"].lower() == str(buyer.address).lower() and message["asset"] == hex_a
+            assert message["service"].lower() == service.lower()
             assert int(message["termsId"]) == terms_a and int(message["cumulativeAmount"]) == uses * FINNEY
         width = await page.eval_on_selector("#licensed-image", "i => i.naturalWidth")
         assert width == assets[0].payload["width"]
@@ -250,12 +255,47 @@ def test_dapp_in_chromium_with_an_injected_wallet(
         await expect(share).to_contain_text("60.00%")
         await share.locator("[data-action=claim]").click()
         await notice(page, expect, "ok", "Claimed")
-        claimed = int(splitter.dataClaimedOf(local_chain.t2i_model_id, ETH, originator.address))
+        claimed = int(splitter.dataClaimedOf(local_chain.t2i_model_id, ETH, originator.address, 600_000))
         assert claimed > 0
         await page.click("[data-action=withdraw]")
         await notice(page, expect, "ok", "Withdrew")
         assert int(splitter.balanceOf(originator.address, ETH)) == 0
         await shot(page, "07-dashboard-originator.png")
+
+        # -- the licensee asks escrow back: the dashboard says when the request unlocks and expires
+        await wallet.switch_account(page, buyer.private_key)
+        await expect(page.locator("#account")).to_have_attribute("data-address", str(buyer.address))
+        # its perpetual licence is listed as such (2^64 - 1 reaches the page as a rounded JSON number)
+        await expect(page.locator("#held-licences")).to_contain_text("perpetual")
+        await page.fill("#escrow-withdraw-amount", "0.0005")
+        await page.click("[data-action=request-withdrawal]")
+        await notice(page, expect, "ok", "Withdrawal of 0.0005 ETH requested")
+        _, pending, unlock = licenses.escrowOf(buyer.address, ETH, service)
+        window = int(licenses.WITHDRAWAL_WINDOW())
+        assert int(pending) == FINNEY // 2 and int(unlock) > 0
+        state = page.locator("#escrow-state")
+        await expect(state).to_have_attribute("data-withdrawal", "waiting")
+        await expect(state).to_have_attribute("data-expires", str(int(unlock) + window))
+        await expect(state).to_contain_text("expires")
+        await expect(page.locator("[data-action=withdraw-escrow]")).to_have_count(0)
+        # past the delay and the window, unwithdrawn: expired, and a new request starts again
+        rpc = chain.provider.web3.provider
+        rpc.make_request("evm_increaseTime", [int(licenses.WITHDRAWAL_DELAY()) + window + 60])
+        rpc.make_request("evm_mine", [])
+        await page.reload()
+        await ready(page, "dashboard")
+        await expect(state).to_have_attribute("data-withdrawal", "expired")
+        await expect(state).to_contain_text("request it again")
+        await expect(page.locator("[data-action=withdraw-escrow]")).to_have_count(0)
+        await shot(page, "09-dashboard-withdrawal-expired.png")
+        await page.fill("#escrow-withdraw-amount", "0.0005")
+        await page.click("[data-action=request-withdrawal]")
+        await notice(page, expect, "ok", "Withdrawal of 0.0005 ETH requested")
+        await expect(state).to_have_attribute("data-withdrawal", "waiting")
+        assert int(licenses.escrowOf(buyer.address, ETH, service)[2]) > int(unlock)
+        await page.click("[data-action=cancel-withdrawal]")
+        await notice(page, expect, "ok", "Withdrawal cancelled")
+        assert licenses.escrowOf(buyer.address, ETH, service)[1:] == (0, 0)
 
     asyncio.run(scenario())
 
@@ -282,6 +322,8 @@ def test_proofmint_agent_api_serves_the_api_and_dapp_beside_daemons_on_a_node(
     import subprocess
     import sys
 
+    from eth_utils.address import to_checksum_address
+
     from tests.agents.daemons.test_up import call, wait_for
     from tests.agents.runtime.anvil import free_port
 
@@ -301,9 +343,21 @@ def test_proofmint_agent_api_serves_the_api_and_dapp_beside_daemons_on_a_node(
     good.write_text(json.dumps(payload))
     bad.write_text(json.dumps({**payload, "root": "0x" + "11" * 32}))
     binary = str(Path(sys.executable).with_name("proofmint"))
+    service = "0x" + "5e" * 20
     base = [binary, "agent", "api", "--rpc", chain.provider.uri, "--deployment", str(record)]
-    env = {k: v for k, v in os.environ.items() if k != "PROOFMINT_AGENT_KEY"}  # it needs none
+    env = {k: v for k, v in os.environ.items() if k not in ("PROOFMINT_AGENT_KEY", "PROOFMINT_SERVICE")}  # no key
 
+    # no service: the API cannot know whose vouchers to take, and says so before touching anything
+    unnamed = subprocess.run([*base, "--state", str(tmp_path / "s0")], env=env, capture_output=True, timeout=120)
+    assert unnamed.returncode == 2 and b"the api needs --service ADDRESS" in unnamed.stderr, unnamed.stderr[-2000:]
+    zero = subprocess.run(
+        [*base, "--state", str(tmp_path / "s0"), "--service", "0x" + "00" * 20],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert zero.returncode == 2 and b"not a non-zero address" in zero.stderr, zero.stderr[-2000:]
+    base += ["--service", service]
     refused = subprocess.run(
         [*base, "--state", str(tmp_path / "s1"), "--data-tree", str(bad)], env=env, capture_output=True, timeout=120
     )
@@ -320,6 +374,7 @@ def test_proofmint_agent_api_serves_the_api_and_dapp_beside_daemons_on_a_node(
         assert health[0] == 200 and health[1]["chainId"] == int(chain.chain_id)
         status, deployment = call(f"{url}/v1/deployment")
         assert status == 200 and deployment["rpcUrl"] == public
+        assert deployment["service"] == to_checksum_address(service)  # what payers deposit with and sign for
         assert deployment["contracts"]["LicenseManager"]["address"] == local_chain.addresses["LicenseManager"]
         originator = tree.shares[0][0]
         status, owed = call(f"{url}/v1/accounts/{originator}/owed")

@@ -9,8 +9,10 @@ models, a real content store, real EZKL proofs checked by the deployed verifiers
   (`registerMany`, and commit then claim);
 - a batch with a bad member is split so the good ones are registered, and an asset someone
   else registered is moved on without a transaction;
-- settlement settles good vouchers in one batch, sets aside bad ones with the reason, counts a
-  voucher settled elsewhere as settled, and withdraws the creator's royalties on schedule.
+- settlement settles good vouchers in one batch, sets aside bad ones with the reason (escrow with
+  another service covers nothing), counts a voucher settled elsewhere as settled, and withdraws
+  the creator's royalties on schedule; a batch front-run between planning and mining still
+  settles the rest, and each voucher is journaled as the receipt's events say.
 """
 
 from __future__ import annotations
@@ -25,14 +27,15 @@ from eth_account import Account
 from agents.daemons import jobs
 from agents.daemons.local import Parts, build_agents
 from agents.daemons.register import INTENT, MANY_INTENT, ClaimStage, CommitStage, RegisterStage
-from agents.daemons.runner import all_final
-from agents.daemons.settle import submit_voucher
+from agents.daemons.runner import Agents, all_final
+from agents.daemons.settle import SettleStage, submit_voucher
 from agents.generator import GenerationRequest
 from agents.merkle import AssetRecord
-from agents.settlement import SignedVoucher
+from agents.settlement import Batch, SignedVoucher
 from agents.storage.cid import Cid
 from agents.storage.credentials import read_sidecar
 from agents.vouchers import Voucher, sign_voucher
+from zkml.evm import input_binding
 
 pytestmark = pytest.mark.chain
 
@@ -130,7 +133,7 @@ def test_requests_become_registered_attested_assets_exactly_once(
             p["seq"],
         )
         assert bytes(asset.paramsDigest).hex() == p["params_digest"]
-        assert bytes(asset.inputCommitment).hex() == p["commitment"]
+        assert bytes(asset.inputBinding) == input_binding(digest, int(p["commitment"], 16))
         assert registry.tokenURI(int.from_bytes(digest, "big")) == p["metadata_uri"]
         assert p["attested_by"] in head_ids
         attested, score = registry.attestationOf(digest, p["attested_by"])
@@ -220,15 +223,15 @@ def test_the_registrar_reconciles_its_batches_with_the_chain_after_a_crash(
     assert int(registry.batchCount()) == 1 and int(registry.assetCount()) == len(PROMPTS)
 
 
-def test_settlement_settles_good_vouchers_and_sets_bad_ones_aside(
-    parts: Parts, project: Any, local_chain: Any, accounts: Any, chain: Any
-):
-    operator, payer, stranger = accounts[0], accounts[5], accounts[9]
+def metered_assets(
+    project: Any, local_chain: Any, operator: Any, labels: tuple[str, ...]
+) -> tuple[list[bytes], list[int]]:
+    """An asset registered straight on chain for each label, each with metered terms (a
+    finney per use): one channel each (the planner keeps a channel's newest voucher)."""
     registry = contract(project, local_chain, "ProvenanceRegistry")
     licenses = contract(project, local_chain, "LicenseManager")
-    splitter = contract(project, local_chain, "RoyaltySplitter")
     assets, terms = [], []
-    for label in ("a", "b", "c", "d", "e"):  # one channel each: the planner keeps a channel's newest
+    for label in labels:
         digest = hashlib.sha256(label.encode()).digest()
         record = AssetRecord(
             digest, str(operator.address), local_chain.t2i_model_id, digest, b"\x00" * 32, (), "ipfs://x"
@@ -249,17 +252,43 @@ def test_settlement_settles_good_vouchers_and_sets_bad_ones_aside(
         )
         assets.append(digest)
         terms.append(int(licenses.termsCount()))
-    licenses.deposit(ETH, 10 * FINNEY, sender=payer, value=10 * FINNEY)
+    return assets, terms
+
+
+def journaled(parts: Parts) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Every voucher job's (stage, payload), by the voucher's signature."""
+    return {
+        job.payload["signature"]: (job.stage, job.payload)
+        for stage in (jobs.SETTLED, jobs.SKIPPED, jobs.RECEIVED, jobs.FAILED)
+        for job in parts.journal.at_stage(stage)
+        if job.kind == jobs.VOUCHER
+    }
+
+
+def sig(voucher: SignedVoucher) -> str:
+    return "0x" + voucher.signature.hex()
+
+
+def test_settlement_settles_good_vouchers_and_sets_bad_ones_aside(
+    parts: Parts, project: Any, local_chain: Any, accounts: Any, chain: Any
+):
+    operator, payer, stranger = accounts[0], accounts[5], accounts[9]
+    licenses = contract(project, local_chain, "LicenseManager")
+    splitter = contract(project, local_chain, "RoyaltySplitter")
+    assets, terms = metered_assets(project, local_chain, operator, ("a", "b", "c", "d", "e", "f"))
+    service = str(operator.address)  # the settling operator's service: the payer's escrow is with it
+    licenses.deposit(ETH, service, 10 * FINNEY, sender=payer, value=10 * FINNEY)
+    licenses.deposit(ETH, str(stranger.address), 50 * FINNEY, sender=payer, value=50 * FINNEY)  # another service's
     chain_id, verifying = int(chain.chain_id), str(licenses.address)
     deadline = int(chain.pending_timestamp) + 86_400
 
     def voucher(asset: int, amount: int, *, key: str | None = None, until: int = deadline) -> SignedVoucher:
-        v = Voucher(str(payer.address), assets[asset], terms[asset], amount, until)
+        v = Voucher(str(payer.address), service, assets[asset], terms[asset], amount, until)
         return SignedVoucher(v, sign_voucher(v, key or payer.private_key, chain_id, verifying))
 
     good_a_old, good_a, good_b = voucher(0, 2 * FINNEY), voucher(0, 3 * FINNEY), voucher(1, 1 * FINNEY)
     forged = voucher(2, 4 * FINNEY, key=Account.create().key)  # not the payer's signature
-    too_much = voucher(3, 50 * FINNEY)  # more than the escrow holds
+    too_much = voucher(3, 20 * FINNEY)  # more than the escrow with this service holds (50 with another do not count)
     expired = voucher(4, 2 * FINNEY, until=int(chain.pending_timestamp) - 10)
     everything = [good_a_old, good_a, good_b, forged, too_much, expired]
 
@@ -277,30 +306,33 @@ def test_settlement_settles_good_vouchers_and_sets_bad_ones_aside(
 
     counts = asyncio.run(main())
     assert sum(counts.values()) == len(everything)
-    assert int(licenses.settledOf(payer.address, terms[0])) == 3 * FINNEY
-    assert int(licenses.settledOf(payer.address, terms[3])) == 0
-    stages = {
-        job.payload["signature"]: (job.stage, job.payload.get("reason", ""))
-        for stage in (jobs.SETTLED, jobs.SKIPPED)
-        for job in parts.journal.at_stage(stage)
-    }
-    sig = lambda sv: "0x" + sv.signature.hex()  # noqa: E731
+    assert int(licenses.settledOf(payer.address, service, terms[0])) == 3 * FINNEY
+    assert int(licenses.settledOf(payer.address, service, terms[3])) == 0
+    stages = {signature: (stage, payload.get("reason", "")) for signature, (stage, payload) in journaled(parts).items()}
     assert stages[sig(good_b)][0] == jobs.SETTLED and stages[sig(good_a)][0] == jobs.SETTLED
     assert stages[sig(forged)][0] == jobs.SKIPPED and "LicenseManager__WrongSigner" in stages[sig(forged)][1]
     assert stages[sig(expired)][0] == jobs.SKIPPED and "expired" in stages[sig(expired)][1]
-    assert stages[sig(too_much)][0] == jobs.SKIPPED and "InsufficientEscrow" in stages[sig(too_much)][1]
+    assert stages[sig(too_much)][0] == jobs.SKIPPED
+    assert stages[sig(too_much)][1].startswith(f"the payer's escrow with service {service} cannot cover it (needs ")
     assert stages[sig(good_a_old)][0] == jobs.SKIPPED and "superseded" in stages[sig(good_a_old)][1]
-    assert int(licenses.settledOf(payer.address, terms[1])) == FINNEY
+    assert int(licenses.settledOf(payer.address, service, terms[1])) == FINNEY
+    assert int(licenses.escrowOf(payer.address, ETH, service)[0]) == 6 * FINNEY
+    assert int(licenses.escrowOf(payer.address, ETH, str(stranger.address))[0]) == 50 * FINNEY  # untouched
     # the creator's share was withdrawn by the agent's schedule; nothing is left for it
     assert int(splitter.balanceOf(operator.address, ETH)) == 0
     assert int(splitter.distributedOf(assets[0], ETH)) == 3 * FINNEY
 
-    # settled by someone else before the agent saw it: counted as settled, nothing sent
+    # settled by another settler of the service (the service's key elsewhere) before the agent saw
+    # it: counted as settled, nothing sent
     late = voucher(1, 2 * FINNEY)  # channel b, past good_b
-    licenses.settle(ETH, [late.as_call_tuple()], sender=stranger)
+    licenses.settle(*Batch(ETH, service, [late]).call_args(), sender=operator)
+    # a voucher for another service: only that service may settle it, so it is left (nothing sent)
+    other = Voucher(str(payer.address), str(stranger.address), assets[5], terms[5], FINNEY, deadline)
+    elsewhere = SignedVoucher(other, sign_voucher(other, payer.private_key, chain_id, verifying))
 
     async def again() -> dict[str, int]:
-        await parts.journal.call(submit_voucher, parts.journal, late)
+        for sv in (late, elsewhere):
+            await parts.journal.call(submit_voucher, parts.journal, sv)
         agents = build_agents(parts, names=["settlement"], linger_s=0.1, idle=0.05, withdraw_every_s=None)
         await agents.start()
         try:
@@ -311,6 +343,78 @@ def test_settlement_settles_good_vouchers_and_sets_bad_ones_aside(
     asyncio.run(again())
     job = parts.journal.get("voucher-" + late.signature.hex()[:64])
     assert job is not None and job.stage == jobs.SETTLED and job.payload["reason"] == "already settled"
+    stage, payload = journaled(parts)[sig(elsewhere)]
+    assert (stage, payload["reason"]) == (
+        jobs.SKIPPED,
+        f"for service {stranger.address}, not {service}: only its service may settle it",
+    )
+    assert int(licenses.settledOf(payer.address, str(stranger.address), terms[5])) == 0
+
+
+def test_settlement_records_what_the_receipt_says_when_vouchers_are_front_run(
+    parts: Parts, project: Any, local_chain: Any, accounts: Any, chain: Any
+):
+    """Between planning and mining another settler of the service (its key used elsewhere, as a
+    second daemon or `ape run settle` would) settles one voucher of the batch (the same one) and
+    a newer voucher of another channel: the batch is not reverted; the rest settles in it, and
+    each voucher is journaled as its event in the receipt says: the front-run one as settled
+    (already, not by this transaction), the superseded one as skipped with the reason; no amount
+    is paid twice."""
+    operator, payer = accounts[0], accounts[5]
+    licenses = contract(project, local_chain, "LicenseManager")
+    splitter = contract(project, local_chain, "RoyaltySplitter")
+    assets, terms = metered_assets(project, local_chain, operator, ("x", "y", "z"))
+    service = str(operator.address)
+    licenses.deposit(ETH, service, 10 * FINNEY, sender=payer, value=10 * FINNEY)
+    chain_id, verifying = int(chain.chain_id), str(licenses.address)
+    deadline = int(chain.pending_timestamp) + 86_400
+
+    def voucher(asset: int, amount: int) -> SignedVoucher:
+        v = Voucher(str(payer.address), service, assets[asset], terms[asset], amount, deadline)
+        return SignedVoucher(v, sign_voucher(v, payer.private_key, chain_id, verifying))
+
+    front_run, superseded, plain = voucher(0, 2 * FINNEY), voucher(1, 1 * FINNEY), voucher(2, 3 * FINNEY)
+    newer = voucher(1, 4 * FINNEY)  # channel y, never handed to the agent
+
+    class FrontRun(SettleStage):
+        async def _settle(self, batch: Batch, key_of: dict[int, str]) -> list[Any]:
+            assert len(batch.vouchers) == 3  # the plan holds all three: the stranger comes after it
+            first = Batch(ETH, service, [front_run, newer]).call_args()
+            await self.client.node(lambda: licenses.settle(*first, sender=operator))
+            return await super()._settle(batch, key_of)
+
+    async def main() -> dict[str, int]:
+        for sv in (front_run, superseded, plain):
+            await parts.journal.call(submit_voucher, parts.journal, sv)
+        stage = FrontRun(parts.journal, parts.chain(), worker="test/settlement", min_batch=3, linger_s=5, idle=0.05)
+        agents = Agents(parts.journal, [stage], clients=[parts.chain()])
+        await agents.start()
+        try:
+            return await agents.until(all_final(), within_s=120)
+        finally:
+            await agents.stop()
+
+    counts = asyncio.run(main())
+    assert counts == {jobs.SETTLED: 2, jobs.SKIPPED: 1}
+    found = journaled(parts)
+    (tx,) = {payload["settle_tx"] for _, payload in found.values() if "settle_tx" in payload}
+    assert found[sig(plain)] == (jobs.SETTLED, {**plain.as_json(), "settle_tx": tx, "batch_size": 1})
+    stage, payload = found[sig(front_run)]
+    assert (stage, payload["reason"], payload["skip"], payload["skipped_tx"]) == (
+        jobs.SETTLED,
+        "already settled",
+        "already_settled",
+        tx,
+    )
+    assert "settle_tx" not in payload
+    stage, payload = found[sig(superseded)]
+    assert (stage, payload["skip"], payload["skipped_tx"]) == (jobs.SKIPPED, "below_settled", tx)
+    assert "a newer voucher was settled first" in payload["reason"]
+    # each amount paid once: 2 (front-run, by the other settler) + 4 (newer, likewise) + 3 (ours)
+    assert [int(licenses.settledOf(payer.address, service, t)) for t in terms] == [2 * FINNEY, 4 * FINNEY, 3 * FINNEY]
+    assert int(licenses.escrowOf(payer.address, ETH, service)[0]) == FINNEY
+    assert int(splitter.pendingRevenueOf(assets[0], ETH)) + int(splitter.distributedOf(assets[0], ETH)) == 2 * FINNEY
+    assert int(splitter.distributedOf(assets[2], ETH)) == 3 * FINNEY  # the agent distributed what it settled
 
 
 class DiesAfterRegisterMany(RegisterStage):
