@@ -11,15 +11,21 @@ failure message.
 
 from __future__ import annotations
 
+import json
 import random
+import subprocess
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from ape.contracts import ContractContainer
 from eth_utils.crypto import keccak
+from ethpm_types import ContractType
 
 from agents.deployment import CoreConfig, deploy_core
 from agents.merkle import AssetRecord, BatchTree
+from agents.toolchain import solc_executable
 from bench.l1_data import (
     FJORD_COST_FASTLZ_COEF,
     FJORD_COST_INTERCEPT,
@@ -88,9 +94,52 @@ def random_input(rng: random.Random, size: int) -> bytes:
     return bytes(out[:size])
 
 
+REFERENCE = Path(__file__).with_name("FastLZReference.sol")
+LIBZIP = "solady/src/utils/LibZip.sol"
+"""solady's LibZip from the npm dev dependency (node_modules/), compiled here rather than by ape:
+as an ape dependency solady's hundreds of files would be unpacked into contracts/.cache, where
+ape's source scan (500 files at most) would stop before the project's own sources."""
+
+
+def compile_reference(solc: Path) -> dict[str, Any]:
+    """FastLZReference and LibZip compiled by the project's solc from standard JSON with both
+    sources inline (so the solc-js wrapper works too); the contract's ABI and creation code."""
+    root = Path(__file__).resolve().parents[2]
+    request = {
+        "language": "Solidity",
+        "sources": {
+            "FastLZReference.sol": {"content": REFERENCE.read_text(encoding="utf8")},
+            LIBZIP: {"content": (root / "node_modules" / LIBZIP).read_text(encoding="utf8")},
+        },
+        "settings": {
+            "optimizer": {"enabled": True, "runs": 200},
+            "evmVersion": "cancun",
+            "outputSelection": {"FastLZReference.sol": {"FastLZReference": ["abi", "evm.bytecode.object"]}},
+        },
+    }
+    done = subprocess.run([str(solc), "--standard-json"], input=json.dumps(request), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    output = json.loads(done.stdout)
+    errors = [e["formattedMessage"] for e in output.get("errors", []) if e.get("severity") == "error"]
+    assert not errors, errors
+    return dict(output["contracts"]["FastLZReference.sol"]["FastLZReference"])
+
+
+@pytest.fixture(scope="module")
+def reference_type() -> ContractType:
+    compiled = compile_reference(solc_executable(Path(__file__).resolve().parents[2]))
+    return ContractType.model_validate(
+        {
+            "contractName": "FastLZReference",
+            "abi": compiled["abi"],
+            "deploymentBytecode": {"bytecode": "0x" + compiled["evm"]["bytecode"]["object"]},
+        }
+    )
+
+
 @pytest.fixture
-def reference(project: Any, accounts: Any) -> Any:
-    return accounts[0].deploy(project.FastLZReference)
+def reference(reference_type: ContractType, accounts: Any) -> Any:
+    return accounts[0].deploy(ContractContainer(reference_type))
 
 
 # ----------------------------------------------------------------------------- formula

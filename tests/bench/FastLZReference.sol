@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {LibZip} from "solady/utils/LibZip.sol";
+import {LibZip} from "solady/src/utils/LibZip.sol";
 
 /// @title FastLZReference
 /// @notice TEST ONLY. Exposes solady's `LibZip.flzCompress` (FastLZ level 1, the compressor that the
