@@ -85,9 +85,9 @@ def load_in_process(urls: list[str], seconds: float, concurrency: int) -> tuple[
 
 
 async def make_assets(parts: Any, count: int, requester: str) -> list[Any]:
-    from agents.daemons import jobs
-    from agents.daemons.local import build_agents
-    from agents.generator import GenerationRequest
+    from agents.app.wiring import build_agents
+    from agents.core.requests import GenerationRequest
+    from agents.runtime import jobs
     from media.dataset import compositions
 
     pool = sorted(c.caption for c in compositions("test"))
@@ -111,8 +111,8 @@ def verification_rates(count: int) -> tuple[float, float]:
     from eth_account import Account
 
     from agents.api.paywall import signer_of
-    from agents.settlement import SignedVoucher
-    from agents.vouchers import Voucher, sign_voucher, signable_voucher
+    from agents.core.settlement import SignedVoucher
+    from agents.core.vouchers import Voucher, sign_voucher, signable_voucher
 
     manager = "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0"
     key = "0x" + "42" * 32
@@ -137,12 +137,11 @@ async def measure(asset_count: int, seconds: float, concurrency: int, fetches: i
     import ape
     from aiohttp import web
 
-    from agents.api.app import build_app
     from agents.api.client import PayingClient
-    from agents.api.serve import open_api, serve
-    from agents.daemons.local import open_local
-    from agents.settlement import SignedVoucher
-    from agents.vouchers import Voucher, sign_voucher
+    from agents.api.serve import DEPS, api_app, serve
+    from agents.app.wiring import open_local
+    from agents.core.settlement import SignedVoucher
+    from agents.core.vouchers import Voucher, sign_voucher
     from tests.agents.runtime.anvil import free_port
 
     accounts = ape.accounts.test_accounts
@@ -176,10 +175,11 @@ async def measure(asset_count: int, seconds: float, concurrency: int, fetches: i
             service = str(operator.address)  # the API's service: the operator, whose key the parts hold
             licenses.deposit(ETH, service, FINNEY, sender=payer, value=FINNEY)
 
-            deps = await open_api(parts, state / "api")
-            assert deps.paywall.service == service
             api_port, bare_port = free_port(), free_port()
-            runner = await serve(build_app(deps, rate_per_s=1e9, burst=10**9), port=api_port)
+            app = api_app(parts, state / "api", rate_per_s=1e9, burst=10**9)
+            runner = await serve(app, port=api_port)
+            deps = app[DEPS]
+            assert deps.paywall.service == service
             bare = web.Application()
             static = json.dumps({"status": "ok", "items": [{"digest": "0x" + "ab" * 32}] * 4}).encode()
             bare.router.add_get("/", lambda _: web.Response(body=static, content_type="application/json"))
@@ -245,7 +245,6 @@ async def measure(asset_count: int, seconds: float, concurrency: int, fetches: i
             finally:
                 await runner.cleanup()
                 await bare_runner.cleanup()
-                deps.paywall.book.close()
         finally:
             parts.close()
     finally:
@@ -273,7 +272,7 @@ def main(asset_count: int, seconds: float, concurrency: int, fetches: int) -> No
     from ape import networks
     from ape.logging import LogLevel, logger
 
-    from agents.daemons.cli import quiet_libraries
+    from agents.runtime.processes import quiet_libraries
 
     quiet_libraries()
     logger.set_level(LogLevel.ERROR)

@@ -18,7 +18,7 @@ base fee times the chain's scalar; it is printed beside the L2 gas, never added 
 ERC-721 mint gets the same figure (`l1_data_gas_op_stack_erc721_mint_baseline`).
 
 Vouchers all name one service (an account apart from every payer), draw on escrow deposited with
-it, and are settled by it with the arguments the agents send (`agents.vouchers.settle_arguments`).
+it, and are settled by it with the arguments the agents send (`agents.core.vouchers.settle_arguments`).
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ import click
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agents.deployment import CoreConfig, deploy_core  # noqa: E402
-from agents.merkle import AssetRecord, BatchTree  # noqa: E402
-from agents.vouchers import Voucher, settle_arguments, sign_voucher  # noqa: E402
+from agents.core.merkle import AssetRecord, BatchTree  # noqa: E402
+from agents.core.vouchers import Voucher, settle_arguments, sign_voucher  # noqa: E402
+from agents.deploy.deployment import CoreConfig, deploy_core  # noqa: E402
 from bench.l1_data import l1_data_op_stack, signed_transaction_bytes  # noqa: E402
 
 ETH = "0x0000000000000000000000000000000000000000"
@@ -112,7 +112,7 @@ class Bench:
 
     def settle(self, vouchers: Sequence[tuple[Voucher, bytes]]) -> Any:
         """One `settle` call in ETH for vouchers of the service, sent by the service, with the
-        arguments the agents send (`agents.vouchers.settle_arguments`: compact EOA signatures)."""
+        arguments the agents send (`agents.core.vouchers.settle_arguments`: compact EOA signatures)."""
         calls, wallet_signatures = settle_arguments(vouchers)
         return self.licenses.settle(ETH, self.service.address, calls, wallet_signatures, sender=self.service)
 

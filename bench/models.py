@@ -25,8 +25,9 @@ import click
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agents.curator import CurationItem, CurationPolicy, Curator  # noqa: E402
-from agents.generator import GenerationRequest, Generator  # noqa: E402
+from agents.core.requests import GenerationRequest  # noqa: E402
+from agents.models.curator import CurationItem, CurationPolicy, Curator  # noqa: E402
+from agents.models.generator import Generator  # noqa: E402
 from media.clip import LoadedClip, TinyClipShape, build, load, zero_shot_top1  # noqa: E402
 from media.dataset import COLOURS, SHAPES, examples  # noqa: E402
 from media.judge import judge  # noqa: E402

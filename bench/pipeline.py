@@ -73,7 +73,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def raw_rate(parts: Any, count: int, seed: int = 10_000) -> float:
-    from agents.generator import GenerationRequest
+    from agents.core.requests import GenerationRequest
 
     requests = [GenerationRequest(prompt=p, seed=seed + i) for i, p in enumerate(captions(count, seed))]
     await parts.generator.generate(requests[:8])  # warm-up (allocations, kernels)
@@ -83,7 +83,7 @@ async def raw_rate(parts: Any, count: int, seed: int = 10_000) -> float:
 
 
 def front_agents(parts: Any, worker: str) -> Any:
-    from agents.daemons.local import build_agents
+    from agents.app.wiring import build_agents
 
     return build_agents(parts, names=FRONT, register_batch=16, linger_s=1.0, withdraw_every_s=None, worker=worker)
 
@@ -93,8 +93,8 @@ WAITING = ("requested", "generated", "curated", "published", "committed", "regis
 
 async def burst_run(parts: Any, count: int, requester: str, seed: int) -> dict[str, Any]:
     """`count` requests submitted at once; how long until every one reached its end."""
-    from agents.daemons import jobs
-    from agents.generator import GenerationRequest
+    from agents.core.requests import GenerationRequest
+    from agents.runtime import jobs
 
     requests = [GenerationRequest(prompt=p, seed=seed + i) for i, p in enumerate(captions(count, seed))]
     journal = parts.journal
@@ -129,8 +129,8 @@ async def burst_run(parts: Any, count: int, requester: str, seed: int) -> dict[s
 async def paced_run(parts: Any, payer: Any, count: int, rate: float) -> dict[str, Any]:
     """Paid `GenerationRequested` events, one every 1/rate s; each timed from the moment its
     transaction is mined (the event is on chain) to its asset's registration."""
-    from agents.daemons import jobs
-    from agents.daemons.chain import ChainClient
+    from agents.runtime import jobs
+    from agents.runtime.chain import ChainClient
 
     journal = parts.journal
     market = parts.chain().contract("GenerationMarket")
@@ -178,7 +178,7 @@ async def measure(count: int, rate: float, latency_count: int, bursts: int) -> d
     import ape
     from eth_account import Account
 
-    from agents.daemons.local import open_local
+    from agents.app.wiring import open_local
     from agents.runtime.telemetry import Metrics
 
     accounts = ape.accounts.test_accounts
@@ -229,7 +229,7 @@ def main(count: int, rate: float, latency_count: int, bursts: int) -> None:
     from ape import networks
     from ape.logging import LogLevel, logger
 
-    from agents.daemons.cli import quiet_libraries
+    from agents.runtime.processes import quiet_libraries
 
     quiet_libraries()
     logger.set_level(LogLevel.ERROR)

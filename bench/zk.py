@@ -35,7 +35,7 @@ import click
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agents.toolchain import solc_executable  # noqa: E402
+from agents.core.toolchain import solc_executable  # noqa: E402
 from zkml.curation_head import HeadShape, build_curation_head, export_onnx  # noqa: E402
 from zkml.evm import CompiledVerifier, deploy_verifier  # noqa: E402
 from zkml.pipeline import EZKL_DEFAULTS, TUNED, Circuit, HeadInput, Tuning  # noqa: E402
@@ -140,8 +140,8 @@ def chain_gas(sides: list[Side]) -> dict[str, dict[str, float]]:
     from ape import accounts, chain, networks, project
     from ape.logging import logger
 
-    from agents.deployment import CoreConfig, deploy_core
-    from agents.merkle import AssetRecord
+    from agents.core.merkle import AssetRecord
+    from agents.deploy.deployment import CoreConfig, deploy_core
 
     logger.set_level("ERROR")
     results: dict[str, dict[str, float]] = {}

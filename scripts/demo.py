@@ -27,21 +27,21 @@ import ape
 import click
 from ape.cli import ConnectedProviderCommand
 
-from agents.daemons import jobs
-from agents.daemons.chain import load_abis
-from agents.daemons.cli import quiet_libraries
-from agents.daemons.local import Parts, build_agents, open_local
-from agents.daemons.report import AssetRow, Report, render
+from agents.app.report import AssetRow, Report, render
+from agents.app.wiring import Parts, build_agents, open_local
+from agents.core.errors import PermanentError
+from agents.core.requests import GenerationRequest
+from agents.core.settlement import SignedVoucher
+from agents.core.toolchain import project_root
+from agents.core.vouchers import Voucher, sign_voucher
 from agents.daemons.runner import all_final
-from agents.daemons.settle import submit_voucher
-from agents.errors import PermanentError
-from agents.generator import GenerationRequest
-from agents.operator import cli_errors, target_of
-from agents.settlement import SignedVoucher
+from agents.deploy.operator import cli_errors, target_of
+from agents.runtime import jobs
+from agents.runtime.chain import load_abis
+from agents.runtime.jobs import submit_voucher
+from agents.runtime.processes import quiet_libraries
 from agents.storage.cid import Cid
 from agents.storage.credentials import CredentialError, read_sidecar
-from agents.toolchain import project_root
-from agents.vouchers import Voucher, sign_voucher
 
 ETH = "0x0000000000000000000000000000000000000000"
 FINNEY = 10**15

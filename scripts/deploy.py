@@ -14,9 +14,9 @@ import ape
 import click
 from ape.cli import ConnectedProviderCommand
 
-from agents.deployment import CORE_CONTRACTS, deploy_core, format_table
-from agents.operator import cli_errors, confirm_broadcast, record, resolve_account, target_of
-from agents.toolchain import project_root
+from agents.core.toolchain import project_root
+from agents.deploy.deployment import CORE_CONTRACTS, deploy_core, format_table
+from agents.deploy.operator import cli_errors, confirm_broadcast, record, resolve_account, target_of
 
 
 @click.command(cls=ConnectedProviderCommand)

@@ -30,10 +30,10 @@ import click
 from ape.cli import ConnectedProviderCommand
 from eth_utils.address import is_address, to_checksum_address
 
-from agents.inputs import InputError, parse_amount, parse_bytes32
-from agents.operator import Session, cli_errors, confirm_broadcast, open_session
-from agents.settlement import SignedVoucher, append_vouchers
-from agents.vouchers import Voucher, signable_voucher
+from agents.core.inputs import InputError, parse_amount, parse_bytes32
+from agents.core.settlement import SignedVoucher, append_vouchers
+from agents.core.vouchers import Voucher, signable_voucher
+from agents.deploy.operator import Session, cli_errors, confirm_broadcast, open_session
 
 ETH = "0x0000000000000000000000000000000000000000"
 PERPETUAL = 2**64 - 1

@@ -16,11 +16,11 @@ import ape
 import click
 from ape.cli import ConnectedProviderCommand
 
-from agents.digests import weights_digest
-from agents.errors import PermanentError
-from agents.inputs import parse_bytes32
-from agents.merkle import DataTree, MerkleError
-from agents.operator import cli_errors, open_session
+from agents.core.digests import weights_digest
+from agents.core.errors import PermanentError
+from agents.core.inputs import parse_bytes32
+from agents.core.merkle import DataTree, MerkleError
+from agents.deploy.operator import cli_errors, open_session
 
 ZERO32 = b"\x00" * 32
 

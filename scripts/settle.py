@@ -22,8 +22,7 @@ import ape
 import click
 from ape.cli import ConnectedProviderCommand
 
-from agents.operator import cli_errors, confirm_broadcast, open_session
-from agents.settlement import (
+from agents.core.settlement import (
     ALREADY_SETTLED,
     MAX_VOUCHERS,
     SKIP_REASONS,
@@ -32,6 +31,7 @@ from agents.settlement import (
     load_vouchers,
     plan_settlement,
 )
+from agents.deploy.operator import cli_errors, confirm_broadcast, open_session
 
 
 @click.command(cls=ConnectedProviderCommand)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agents.toolchain import project_root, solc_executable
+from agents.core.toolchain import project_root, solc_executable
 from zkml.curation_head import HeadShape, build_curation_head, export_onnx
 from zkml.evm import CompiledVerifier, ProofCalldata
 from zkml.pipeline import Circuit, HeadInput, input_commitment

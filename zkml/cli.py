@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from agents.errors import PermanentError
+from agents.core.errors import PermanentError
 from zkml.shape import HeadShape
 
 if TYPE_CHECKING:
@@ -218,7 +218,7 @@ def verify(circuit: CircuitOptions, proof: Path) -> None:
               help="Folder for Verifier.sol and verifier.json (abi, bytecode, vk digest).")  # fmt: skip
 def export_verifier(circuit: CircuitOptions, out: Path) -> None:
     """Render the Solidity verifier and compile it with the project's solc."""
-    from agents.toolchain import project_root, solc_executable
+    from agents.core.toolchain import project_root, solc_executable
 
     built = circuit.build()
     compiled = built.verifier(

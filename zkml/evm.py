@@ -28,7 +28,7 @@ from typing import Any
 import ezkl as _ezkl
 from eth_utils.crypto import keccak
 
-from agents.errors import PermanentError
+from agents.core.errors import PermanentError
 
 # ezkl ships stubs that mark every keyword with a default as required; use it untyped.
 ezkl: Any = _ezkl

@@ -27,7 +27,7 @@ from typing import Any
 
 import ezkl as _ezkl
 
-from agents.errors import PermanentError
+from agents.core.errors import PermanentError
 from zkml.evm import (
     INSTANCES_PER_ASSET,
     CompiledVerifier,

@@ -31,7 +31,7 @@ from typing import Any
 
 import ezkl as _ezkl
 
-from agents.errors import PermanentError
+from agents.core.errors import PermanentError
 
 # ezkl ships stubs that mark every keyword with a default as required; use it untyped.
 ezkl: Any = _ezkl

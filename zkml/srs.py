@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from agents.errors import PermanentError
+from agents.core.errors import PermanentError
 
 PINS_PATH = Path(__file__).with_name("srs_pins.json")
 """sha256 of the public-ceremony SRS file for each logrows (`{"logrows": {"17": "ab12..."}}`)."""

@@ -18,7 +18,7 @@ from eth_utils.address import to_checksum_address
 
 from agents.api.catalog import Catalog
 from agents.api.chainview import ChainView
-from agents.merkle import WEIGHT_SCALE, DataTree, MerkleError
+from agents.core.merkle import WEIGHT_SCALE, DataTree, MerkleError
 
 SPLITTER = "RoyaltySplitter"
 #: At most this many of an account's assets are listed (newest last), each one chain read.

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,14 +45,14 @@ from agents.api.x402 import (
     payment_required,
     settlement_response,
 )
-from agents.daemons import jobs
-from agents.generator import GenerationRequest, GeneratorError
+from agents.core.requests import GenerationRequest, GeneratorError
+from agents.core.settlement import parse_voucher
+from agents.core.vouchers import VOUCHER_TYPES, domain
+from agents.runtime import jobs
 from agents.runtime.journal import Journal
 from agents.runtime.telemetry import LATENCY_BUCKETS, Metrics
-from agents.settlement import parse_voucher
 from agents.storage.cid import Cid, CidError
 from agents.storage.store import BlockNotFoundError, LocalStore
-from agents.vouchers import VOUCHER_TYPES, domain
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_LIMIT = 200
@@ -140,7 +142,7 @@ async def health(request: web.Request) -> web.Response:
     return _json({"status": "ok", "chainId": deps.chain.chain_id, "block": block})
 
 
-async def metrics(request: web.Request) -> web.Response:
+async def prometheus_metrics(request: web.Request) -> web.Response:
     deps = _deps(request)
     body = deps.metrics.render() if deps.metrics is not None else b""
     return web.Response(body=body, content_type="text/plain", charset="utf-8")
@@ -543,31 +545,55 @@ def _instrument(metrics: Metrics) -> Middleware:
     return instrument
 
 
+DepsOpener = Callable[[], AbstractAsyncContextManager[ApiDeps]]
+"""Opens the API's resources when the application starts and closes them when it stops."""
+
+
+def _owned(open_deps: DepsOpener, metrics: Metrics) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def own(app: web.Application) -> AsyncIterator[None]:
+        async with open_deps() as deps:
+            if deps.metrics is None:
+                deps.metrics = metrics
+            app[DEPS] = deps
+            yield
+
+    return own
+
+
 def build_app(
-    deps: ApiDeps,
+    deps: ApiDeps | DepsOpener,
     *,
+    metrics: Metrics | None = None,
+    dapp_dir: Path | None = None,
     max_body: int = MAX_BODY_BYTES,
     rate_per_s: float = 50.0,
     burst: int = 100,
     accept_requests: bool = False,
 ) -> web.Application:
-    """The application. `accept_requests` opens `POST /v1/requests` (generation requests; free
-    work for the agents, so off unless the operator wants it, as `proofmint up` does)."""
-    if deps.metrics is None:
-        deps.metrics = Metrics()
+    """The application over `deps`: resources opened by the caller (who closes them), or, as
+    `agents.api.serve.api_app` passes them, an opener that the application enters on start-up
+    and leaves on clean-up (`cleanup_ctx`), so it owns its resources and `runner.cleanup()`
+    closes them. `accept_requests` opens `POST /v1/requests` (generation requests; free work
+    for the agents, so off unless the operator wants it, as `proofmint up` does)."""
+    given = deps if isinstance(deps, ApiDeps) else None
+    meter = metrics or (given.metrics if given is not None else None) or Metrics()
     limiter = RateLimiter(rate_per_s, burst)
     app = web.Application(
         client_max_size=max_body,
         middlewares=[
-            _instrument(deps.metrics),
+            _instrument(meter),
             json_errors,
             limiter.middleware(exempt=frozenset({"/health", "/metrics"})),
         ],
     )
-    app[DEPS] = deps
+    if isinstance(deps, ApiDeps):
+        deps.metrics = meter
+        app[DEPS] = deps
+    else:
+        app.cleanup_ctx.append(_owned(deps, meter))
     r = app.router
     r.add_get("/health", health)
-    r.add_get("/metrics", metrics)
+    r.add_get("/metrics", prometheus_metrics)
     r.add_get("/openapi.json", openapi)
     r.add_get("/.well-known/openapi.json", openapi)
     r.add_get("/v1/assets", list_assets)
@@ -590,7 +616,7 @@ def build_app(
     r.add_get("/v1/requests/{key}", get_request)
     if accept_requests:
         r.add_post("/v1/requests", submit_request)
-    files = DappFiles(deps.dapp_dir or default_dir())
+    files = DappFiles(dapp_dir or (given.dapp_dir if given is not None else None) or default_dir())
     r.add_get("/", to_app)
     r.add_get(DAPP_PREFIX.rstrip("/"), to_app)
     r.add_get(DAPP_PREFIX, files.handle)

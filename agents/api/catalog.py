@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from agents.daemons import jobs
+from agents.runtime import jobs
 from agents.runtime.journal import Job, Journal
 
 SHOWN = (jobs.REGISTERED, jobs.DELIVERED, jobs.ATTESTED, jobs.UNPROVEN)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agents.api.paywall import TermsInfo
-from agents.daemons.chain import ChainClient
+from agents.runtime.chain import ChainClient
 
 LICENSES = "LicenseManager"
 MODELS = "ModelRegistry"

@@ -30,9 +30,9 @@ from agents.api.x402 import (
     decode_header,
     encode_header,
 )
-from agents.errors import PermanentError
-from agents.settlement import SignedVoucher
-from agents.vouchers import Voucher, sign_voucher
+from agents.core.errors import PermanentError
+from agents.core.settlement import SignedVoucher
+from agents.core.vouchers import Voucher, sign_voucher
 
 
 class PaymentError(PermanentError):

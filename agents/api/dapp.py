@@ -22,7 +22,7 @@ TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html", ".m
 
 
 def default_dir() -> Path:
-    from agents.toolchain import project_root
+    from agents.core.toolchain import project_root
 
     return project_root() / "dapp" / "dist"
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.api.chainview import EventIndex
-from agents.daemons.chain import ChainClient
+from agents.runtime.chain import ChainClient
 
 REGISTRY = "ProvenanceRegistry"
 #: At most this many assets in one lineage answer.

@@ -45,9 +45,9 @@ from coincurve import PublicKey
 from eth_utils.address import is_address, to_checksum_address
 from eth_utils.crypto import keccak
 
-from agents.errors import PermanentError
-from agents.settlement import DEADLINE_MARGIN_S, MAX_CUMULATIVE, SignedVoucher, parse_voucher
-from agents.vouchers import voucher_digest
+from agents.core.errors import PermanentError
+from agents.core.settlement import DEADLINE_MARGIN_S, MAX_CUMULATIVE, SignedVoucher, parse_voucher
+from agents.core.vouchers import voucher_digest
 
 _N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _HALF_N = _N // 2

@@ -3,46 +3,72 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from agents.api.accounts import DataTrees
-from agents.api.app import ApiDeps, build_app
+from agents.api.app import DEPS, ApiDeps, build_app
 from agents.api.chainview import ChainView
 from agents.api.paywall import ChannelBook, Paywall
-from agents.daemons.settle import submit_voucher
-from agents.settlement import SignedVoucher
+from agents.core.settlement import SignedVoucher
+from agents.runtime.jobs import submit_voucher
 
 
-async def open_api(
+@contextlib.asynccontextmanager
+async def api_resources(
     parts: Any,
     state: Path,
     *,
     data_trees: DataTrees | None = None,
     rpc_url: str | None = None,
     service: str | None = None,
-) -> ApiDeps:
-    """The API's dependencies over `parts` (`agents.daemons.local.Parts`); the channel book
-    lives under `state`. Vouchers the book holds and the journal lacks are journaled again.
-    `data_trees`: originators' trees by model id (data-share proofs on the dashboard);
-    `rpc_url`: a JSON-RPC endpoint of the chain for wallets, told to the dApp; `service`: the
-    address whose vouchers the API accepts (default `parts.service_address()`: the service
-    `parts` was opened with, else its chain key's address)."""
+) -> AsyncIterator[ApiDeps]:
+    """The API's resources over `parts` (`agents.app.wiring.Parts`), open while the context is:
+    the channel book under `state` (vouchers it holds and the journal lacks are journaled
+    again) and the chain view. `data_trees`: originators' trees by model id (data-share proofs
+    on the dashboard); `rpc_url`: a JSON-RPC endpoint of the chain for wallets, told to the
+    dApp; `service`: the address whose vouchers the API accepts (default
+    `parts.service_address()`: the service `parts` was opened with, else its chain key's
+    address). `parts` stay the caller's."""
     client = parts.chain()
     service = service if service is not None else parts.service_address()
     chain_id = int(await client.node(lambda: client.web3.eth.chain_id))
     book = await asyncio.to_thread(ChannelBook, state / "channels.db")
-    journal = parts.journal
+    try:
+        journal = parts.journal
 
-    def submit(voucher: SignedVoucher) -> str:
-        return submit_voucher(journal, voucher)[0]
+        def submit(voucher: SignedVoucher) -> str:
+            return submit_voucher(journal, voucher)[0]
 
-    view = ChainView(client, chain_id)
-    paywall = Paywall(book, view, submit, service=service)
-    await paywall.resubmit()
-    return ApiDeps(journal, parts.store, view, paywall, parts.metrics, dict(data_trees or {}), rpc_url)
+        view = ChainView(client, chain_id)
+        paywall = Paywall(book, view, submit, service=service)
+        await paywall.resubmit()
+        yield ApiDeps(journal, parts.store, view, paywall, parts.metrics, dict(data_trees or {}), rpc_url)
+    finally:
+        book.close()
+
+
+def api_app(
+    parts: Any,
+    state: Path,
+    *,
+    data_trees: DataTrees | None = None,
+    rpc_url: str | None = None,
+    service: str | None = None,
+    **app_options: Any,
+) -> web.Application:
+    """The API over the agents' `parts` as an application that owns its resources
+    (`api_resources`, entered on start-up and left on clean-up): `runner.cleanup()` closes
+    them. `app[DEPS]` holds them while it runs. `app_options` go to `build_app`."""
+    return build_app(
+        lambda: api_resources(parts, state, data_trees=data_trees, rpc_url=rpc_url, service=service),
+        metrics=parts.metrics,
+        **app_options,
+    )
 
 
 MAX_LINE_BYTES = 64 * 1024
@@ -59,4 +85,4 @@ async def serve(app: web.Application, host: str = "127.0.0.1", port: int = 8080)
     return runner
 
 
-__all__ = ["ApiDeps", "build_app", "open_api", "serve"]
+__all__ = ["DEPS", "ApiDeps", "api_app", "api_resources", "build_app", "serve"]

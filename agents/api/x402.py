@@ -25,8 +25,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from agents.settlement import DEADLINE_MARGIN_S, SignedVoucher, parse_voucher
-from agents.vouchers import VOUCHER_TYPES, domain
+from agents.core.settlement import DEADLINE_MARGIN_S, SignedVoucher, parse_voucher
+from agents.core.vouchers import VOUCHER_TYPES, domain
 
 X402_VERSION = 2
 SCHEME = "proofmint-voucher"

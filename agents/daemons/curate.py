@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agents.curator import CurationItem, Curator, Decision
-from agents.daemons import jobs
+from agents.models.curator import CurationItem, Curator, Decision
+from agents.runtime import jobs
 from agents.runtime.journal import Job
 from agents.runtime.stage import Done, Outcome, Stage
 from agents.storage.cid import Cid

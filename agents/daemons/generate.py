@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from agents.daemons import jobs
-from agents.generator import GenerationRequest, Generator, GeneratorError
+from agents.core.requests import GenerationRequest, GeneratorError
+from agents.models.generator import Generator
+from agents.runtime import jobs
 from agents.runtime.journal import Job
 from agents.runtime.stage import Done, Failed, Outcome, Stage
 from agents.storage.store import LocalStore

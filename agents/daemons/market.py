@@ -24,10 +24,10 @@ from eth_abi.abi import decode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from agents.daemons import jobs
-from agents.daemons.chain import ChainClient
-from agents.generator import GenerationRequest, GeneratorError
-from agents.reverts import WouldRevertError
+from agents.core.requests import GenerationRequest, GeneratorError
+from agents.core.reverts import WouldRevertError
+from agents.runtime import jobs
+from agents.runtime.chain import ChainClient
 from agents.runtime.events import ChainEvent, EventWatcher
 from agents.runtime.journal import Job, Journal, StaleJobError
 from agents.runtime.stage import Done, Outcome, Stage

@@ -27,9 +27,9 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from agents.daemons import jobs
-from agents.daemons.chain import ChainClient
-from agents.reverts import WouldRevertError
+from agents.core.reverts import WouldRevertError
+from agents.runtime import jobs
+from agents.runtime.chain import ChainClient
 from agents.runtime.journal import Job
 from agents.runtime.stage import Done, Failed, Outcome, Stage
 

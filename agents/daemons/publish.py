@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agents.daemons import jobs
-from agents.errors import PermanentError
+from agents.core.errors import PermanentError
+from agents.runtime import jobs
 from agents.runtime.journal import Job
 from agents.runtime.stage import Done, Failed, Outcome, Stage
 from agents.storage.cid import Cid

@@ -44,11 +44,11 @@ from typing import Any, Final
 
 from eth_utils.address import to_checksum_address
 
-from agents.daemons import jobs
-from agents.daemons.chain import ChainClient
-from agents.errors import PermanentError
-from agents.merkle import AssetRecord, BatchTree
-from agents.reverts import WouldRevertError
+from agents.core.errors import PermanentError
+from agents.core.merkle import AssetRecord, BatchTree
+from agents.core.reverts import WouldRevertError
+from agents.runtime import jobs
+from agents.runtime.chain import ChainClient
 from agents.runtime.journal import Job, StaleJobError
 from agents.runtime.stage import Done, Failed, Journaled, Outcome, Stage
 

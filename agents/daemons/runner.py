@@ -19,18 +19,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.daemons import jobs
-from agents.daemons.chain import ChainClient
 from agents.daemons.market import MarketWatcher
 from agents.daemons.register import CommitStage, RegisterStage
 from agents.daemons.settle import SettleStage
+from agents.runtime import jobs
+from agents.runtime.chain import ChainClient
 from agents.runtime.journal import Journal
 from agents.runtime.stage import Stage
 from agents.runtime.telemetry import Metrics
 
 log = logging.getLogger("proofmint.agents")
-
-DAEMONS = ("generator", "curator", "publisher", "registrar", "prover", "settlement")
 
 
 @dataclass

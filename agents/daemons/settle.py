@@ -7,7 +7,7 @@ API, a file, a retrying client) is one job. `SettleStage` lifecycle, per batch o
 
 1. Claim up to `batch` vouchers, by size or after `linger_s`.
 2. Read what planning needs (terms, each channel's settled amount, each escrow's balance) and
-   plan with `agents.settlement.plan_settlement`: newest voucher per channel; nothing expired,
+   plan with `agents.core.settlement.plan_settlement`: newest voucher per channel; nothing expired,
    unmetered, settled, beyond its escrow, or naming another service. What is left out is
    journaled at once with the reason: `settled` when the chain already holds exactly its amount
    (a crash after our own transaction, or another settler with this key first), `skipped`
@@ -36,12 +36,8 @@ from typing import Any, Final
 
 from eth_utils.address import to_checksum_address
 
-from agents.daemons import jobs
-from agents.daemons.chain import ChainClient
-from agents.reverts import WouldRevertError
-from agents.runtime.journal import Job, Journal
-from agents.runtime.stage import Done, Failed, Outcome, Stage
-from agents.settlement import (
+from agents.core.reverts import WouldRevertError
+from agents.core.settlement import (
     ALREADY_SETTLED,
     MAX_VOUCHERS,
     SKIP_REASONS,
@@ -53,20 +49,14 @@ from agents.settlement import (
     parse_voucher,
     plan_settlement,
 )
+from agents.runtime import jobs
+from agents.runtime.chain import ChainClient
+from agents.runtime.journal import Job
+from agents.runtime.stage import Done, Failed, Outcome, Stage
 
 LICENSES: Final = "LicenseManager"
 SPLITTER: Final = "RoyaltySplitter"
 ZERO32: Final = b"\x00" * 32
-
-
-def voucher_key(voucher: SignedVoucher) -> str:
-    return "voucher-" + voucher.signature.hex()[:64]
-
-
-def submit_voucher(journal: Journal, voucher: SignedVoucher) -> tuple[str, bool]:
-    """Journals a signed voucher for settlement (blocking); its key and whether it was new."""
-    key = voucher_key(voucher)
-    return key, journal.submit(key, jobs.VOUCHER, voucher.as_json(), stage=jobs.RECEIVED)
 
 
 def _tx_hex(tx: Any) -> str:

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agents.errors import PermanentError
+from agents.core.errors import PermanentError
 from agents.runtime.inprocess import node_executor
 from agents.runtime.journal import Journal
 from agents.runtime.retry import Backoff, call_node

@@ -8,9 +8,11 @@ eth-tester, reached through web3's `EthereumTesterProvider`) rather than behind 
    the main thread must not do so while daemons run.)
 2. eth-tester estimates gas by a binary search over full executions of the transaction, about
    eight of them, which makes estimation most of the cost of a transaction on this chain.
-   `use_one_shot_estimates(web3)` replaces it with one execution at the block gas limit:
-   intrinsic gas plus the execution's gas (before refunds) plus 1/63 for the gas a call must
-   leave behind (EIP-150). The sender adds its own 20% margin on top.
+   `estimate_gas_once(web3, tx)` is the sender's explicit choice on this chain: one execution
+   at the block gas limit, intrinsic gas plus the execution's gas (before refunds) plus 1/63
+   for the gas a call must leave behind (EIP-150). The sender adds its own 20% margin on top.
+   The estimator is in place for that one call only (on the node thread), so ape and every
+   other caller of the same chain keep eth-tester's.
 3. On this node nothing can come between a simulation and the transaction it vets (every call
    runs on the one node thread, and blocks are mined as transactions arrive), so the sender
    need not run a transaction twice: `send_or_undo` applies it once and, if it reverted, puts
@@ -62,17 +64,26 @@ def _one_shot(state: Any, transaction: Any) -> int:
     return min(int(state.gas_limit), used + used // 63 + 1)
 
 
-def use_one_shot_estimates(web3: Any) -> bool:
-    """Installs the one-execution gas estimator on an in-process py-evm chain (see the module
-    docstring); False (and nothing changed) for any other node."""
-    if not is_in_process(web3):
-        return False
+def _pyevm_chain(web3: Any) -> Any:
     backend = getattr(getattr(web3.provider, "ethereum_tester", None), "backend", None)
-    chain = getattr(backend, "chain", None)
+    return getattr(backend, "chain", None)
+
+
+def estimate_gas_once(web3: Any, transaction: dict[str, Any]) -> int:
+    """`eth_estimateGas` of `transaction` by one execution (see the module docstring), on an
+    in-process py-evm chain; any other node's own estimate elsewhere. Run it on the node thread
+    (`node_executor`): the one-execution estimator is installed for this call and removed
+    after it, whatever happens, so nothing else on the chain ever sees it. Reverts surface as
+    from `web3.eth.estimate_gas`."""
+    chain = _pyevm_chain(web3) if is_in_process(web3) else None
     if chain is None:
-        return False
+        return int(web3.eth.estimate_gas(transaction))
+    saved = chain.gas_estimator
     chain.gas_estimator = _one_shot
-    return True
+    try:
+        return int(web3.eth.estimate_gas(transaction))
+    finally:
+        chain.gas_estimator = saved
 
 
 def send_or_undo(web3: Any, raw: bytes) -> Any:

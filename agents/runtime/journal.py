@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from agents.errors import PermanentError
+from agents.core.errors import PermanentError
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])

@@ -19,7 +19,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from agents.errors import PermanentError
+from agents.core.errors import PermanentError
 
 
 class QueueError(PermanentError, ValueError):

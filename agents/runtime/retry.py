@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final, TypeVar
 
-from agents.errors import PermanentError, RetryableError
+from agents.core.errors import PermanentError, RetryableError
 
 T = TypeVar("T")
 

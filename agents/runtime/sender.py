@@ -35,11 +35,12 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Final
 
-from agents.errors import PermanentError, RetryableError
-from agents.reverts import preflight, preflight_gas
-from agents.runtime.inprocess import is_in_process, node_executor, send_or_undo
+from agents.core.errors import PermanentError, RetryableError
+from agents.core.reverts import preflight, preflight_gas
+from agents.runtime.inprocess import estimate_gas_once, is_in_process, node_executor, send_or_undo
 from agents.runtime.journal import Journal
 from agents.runtime.retry import Backoff, CircuitBreaker, call_node, is_retryable_rpc
 
@@ -131,7 +132,7 @@ class TxSender:
         signed. On the in-process chain the estimate is the simulation (one execution, not two)."""
         try:
             if self._in_process:
-                return int(await self._rpc(preflight_gas, self.web3, call, self.errors))
+                return int(await self._rpc(preflight_gas, partial(estimate_gas_once, self.web3), call, self.errors))
             await self._rpc(preflight, self.web3, call, self.errors)
             return int(await self._rpc(self.web3.eth.estimate_gas, call))
         except PermanentError:

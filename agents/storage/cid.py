@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Final
 
-from agents.errors import PermanentError
+from agents.core.errors import PermanentError
 
 RAW: Final = 0x55
 DAG_PB: Final = 0x70

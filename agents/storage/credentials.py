@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from agents.errors import PermanentError
+from agents.core.errors import PermanentError
 
 VALIDITY: Final = datetime.timedelta(days=3650)
 #: Validation codes that mean the manifest and the image agree and the signature is sound.

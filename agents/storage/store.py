@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
-from agents.errors import PermanentError
+from agents.core.errors import PermanentError
 from agents.storage.car import dag_blocks, write_car
 from agents.storage.cid import DAG_PB, RAW, Cid, CidError
 from agents.storage.unixfs import Importer, decode_file_node

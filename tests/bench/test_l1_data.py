@@ -23,9 +23,9 @@ from ape.contracts import ContractContainer
 from eth_utils.crypto import keccak
 from ethpm_types import ContractType
 
-from agents.deployment import CoreConfig, deploy_core
-from agents.merkle import AssetRecord, BatchTree
-from agents.toolchain import solc_executable
+from agents.core.merkle import AssetRecord, BatchTree
+from agents.core.toolchain import solc_executable
+from agents.deploy.deployment import CoreConfig, deploy_core
 from bench.l1_data import (
     FJORD_COST_FASTLZ_COEF,
     FJORD_COST_INTERCEPT,

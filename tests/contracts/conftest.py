@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agents.deployment import CoreConfig, deploy_core
-from agents.operator import CoreContracts
+from agents.deploy.deployment import CoreConfig, deploy_core
+from agents.deploy.operator import CoreContracts
 from tests.contracts.helpers import SERVICE, register_model
 
 

@@ -9,8 +9,8 @@ from typing import Any
 from eth_utils import to_checksum_address
 from hypothesis import HealthCheck, settings
 
-from agents.merkle import AssetRecord, DataTree
-from agents.vouchers import CallVoucher, Voucher, settle_arguments, sign_voucher
+from agents.core.merkle import AssetRecord, DataTree
+from agents.core.vouchers import CallVoucher, Voucher, settle_arguments, sign_voucher
 from zkml.evm import proven_digest
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"

@@ -44,8 +44,8 @@ import pytest
 from eth_abi import encode
 from eth_utils import keccak
 
-from agents.generator import Lineage
-from agents.merkle import AssetRecord
+from agents.models.generator import Lineage
+from agents.core.merkle import AssetRecord
 from tests.contracts.helpers import asset_record, register_asset, register_model
 from tests.zk_support import ZkKit, content_digest, label, prove
 from zkml.evm import (

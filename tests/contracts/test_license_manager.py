@@ -32,7 +32,7 @@ import ape
 import pytest
 from eth_utils import keccak
 
-from agents.vouchers import Voucher, compact_signature, settle_arguments, sign_voucher, voucher_digest
+from agents.core.vouchers import Voucher, compact_signature, settle_arguments, sign_voucher, voucher_digest
 from tests.contracts.helpers import (
     ETH,
     SERVICE,

@@ -1,4 +1,4 @@
-"""Differential: the Python batch tree (agents.merkle) and the Solidity one agree on roots and
+"""Differential: the Python batch tree (agents.core.merkle) and the Solidity one agree on roots and
 proofs over random batches of 1..1024 leaves; tampered proofs fail in both.
 
 Seeded; the seed is in the test id so a failure names what to replay.
@@ -11,7 +11,7 @@ import random
 import ape
 import pytest
 
-from agents.merkle import BatchTree, verify_batch_proof
+from agents.core.merkle import BatchTree, verify_batch_proof
 
 pytestmark = pytest.mark.chain
 

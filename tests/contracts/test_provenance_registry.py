@@ -38,7 +38,7 @@ import pytest
 from eth_abi import encode
 from eth_utils import keccak
 
-from agents.merkle import BatchTree
+from agents.core.merkle import BatchTree
 from tests.contracts.helpers import (
     FIELD_MODULUS,
     URI,

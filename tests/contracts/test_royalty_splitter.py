@@ -203,7 +203,7 @@ def test_an_originator_listed_with_two_weights_is_paid_both(core, creator, devel
     # counted per leaf, so it receives both weights' shares, not only the larger one.
     # (The agents' DataTree refuses duplicates, so the tree is built here the way OpenZeppelin's
     # StandardMerkleTree builds it: sorted leaves, sorted-pair nodes.)
-    from agents.merkle import _hash_pair, data_leaf
+    from agents.core.merkle import _hash_pair, data_leaf
     from tests.contracts.helpers import register_model
 
     leaves = sorted(
@@ -228,7 +228,7 @@ def test_an_originator_listed_with_two_weights_is_paid_both(core, creator, devel
 def test_overweight_data_root_cannot_reach_other_money(core, creator, developer, stranger):
     # A developer commits a root whose single leaf claims 100% though two originators are listed
     # elsewhere: claims are capped by the pool, so nothing outside the pool is reachable.
-    from agents.merkle import data_leaf
+    from agents.core.merkle import data_leaf
     from tests.contracts.helpers import register_model
 
     root = data_leaf(stranger.address, 10**6)
@@ -323,7 +323,7 @@ def test_constructor_checks_wiring(project, core, deployer, treasury):
 def test_constructor_refuses_a_model_registry_other_than_the_provenance_registrys(project, deployer, treasury):
     # Wired like deploy_core (each contract names the next one's address), except that the
     # splitter is handed another model registry than the one the provenance registry reads.
-    from agents.deployment import create_address
+    from agents.deploy.deployment import create_address
 
     nonce = int(deployer.nonce)
     models = deployer.deploy(project.ModelRegistry)
@@ -337,7 +337,7 @@ def test_constructor_refuses_a_model_registry_other_than_the_provenance_registry
     # with the provenance registry's model registry it deploys, with another it does not.
     from eth_abi import encode
 
-    from agents.reverts import WouldRevertError, error_table, preflight
+    from agents.core.reverts import WouldRevertError, error_table, preflight
 
     table = error_table([[abi.model_dump(by_alias=True) for abi in project.RoyaltySplitter.contract_type.abi]])
 

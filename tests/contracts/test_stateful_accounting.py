@@ -38,7 +38,7 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
-from agents.merkle import DataTree
+from agents.core.merkle import DataTree
 from tests.contracts.helpers import (
     ETH,
     SERVICE,

@@ -28,7 +28,7 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from agents.merkle import BatchTree
+from agents.core.merkle import BatchTree
 from tests.contracts.helpers import asset_record, attach_terms, buy_license, digest, register_asset, stateful_settings
 
 pytestmark = pytest.mark.slow

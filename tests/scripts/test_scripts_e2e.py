@@ -22,7 +22,7 @@ import pytest
 from eth_account import Account
 from web3 import HTTPProvider, Web3
 
-from agents.merkle import AssetRecord
+from agents.core.merkle import AssetRecord
 
 pytestmark = pytest.mark.slow
 

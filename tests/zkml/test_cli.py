@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from agents.cli import cli
+from agents.app.main import cli
 from tests.zk_support import BATCH, HEAD_SEED, SHAPE, ZkKit, content_digest
 from zkml.cli import ZkInputError
 from zkml.evm import proven_digest

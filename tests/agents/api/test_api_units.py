@@ -13,8 +13,8 @@ from eth_account import Account
 from agents.api.paywall import ChannelBook, ChannelBookError, PaymentRejectedError, signer_of
 from agents.api.ratelimit import RateLimiter
 from agents.api.x402 import Offer, PaymentHeaderError, decode_header, encode_header, parse_payment
-from agents.settlement import SignedVoucher
-from agents.vouchers import Voucher, sign_voucher
+from agents.core.settlement import SignedVoucher
+from agents.core.vouchers import Voucher, sign_voucher
 
 MANAGER = "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0"
 KEY = "0x" + "11" * 32
@@ -127,7 +127,7 @@ def test_a_version_1_channel_book_is_refused_with_what_to_do(tmp_path: Path):
 def test_the_direct_voucher_digest_is_eth_accounts_typed_data_hash():
     from eth_utils.crypto import keccak
 
-    from agents.vouchers import signable_voucher, voucher_digest
+    from agents.core.vouchers import signable_voucher, voucher_digest
 
     for i in range(50):
         v = Voucher(PAYER, SERVICE, (i * 7919).to_bytes(32, "big"), i, i * 10**15, 2**32 + i)

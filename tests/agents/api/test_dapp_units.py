@@ -18,8 +18,8 @@ from agents.api.accounts import load_tree_file
 from agents.api.dapp import CSP, DappFiles, to_app
 from agents.api.errors import json_errors
 from agents.api.preview import Previews, make_preview
-from agents.merkle import DataTree
-from agents.toolchain import project_root
+from agents.core.merkle import DataTree
+from agents.core.toolchain import project_root
 
 ORIGINATORS = [("0x" + "aa" * 20, 600_000), ("0x" + "bb" * 20, 400_000)]
 

@@ -1,6 +1,8 @@
-"""What the pipeline tests share: the shipped models loaded once, the curation head's circuits
-(batch 2 and 1, cached under .cache/zkml-agents), and a fresh deployment per test (ape's
-isolation reverts the chain after each test, so the journal is fresh per test too)."""
+"""What the pipeline tests share: the shipped models loaded once per session, the curation
+head's circuits (batch 2 and 1, cached under .cache/zkml-agents), and one deployment per test
+module. ape's isolation snapshots the chain after the module's deployment and reverts it after
+each test, and each test's parts open a fresh journal and content store under its own
+`tmp_path`, so no test sees another's state."""
 
 from __future__ import annotations
 
@@ -11,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from agents.daemons.local import Parts, build_head_circuits, open_parts, prepare_chain
+from agents.app.wiring import Models, Parts, build_head_circuits, load_models, open_parts, prepare_chain
+from agents.core.toolchain import project_root, solc_executable
 from agents.storage.store import LocalStore
-from agents.toolchain import project_root, solc_executable
 
 HEAD_SIZES = (2, 1)
 
@@ -23,8 +25,19 @@ def head_circuits() -> dict[int, Any]:
     return build_head_circuits(project_root() / ".cache" / "zkml-agents", HEAD_SIZES)
 
 
-@pytest.fixture
-def local_chain(project: Any, chain: Any, accounts: Any, head_circuits: dict[int, Any], tmp_path: Path) -> Any:
+@pytest.fixture(scope="session")
+def models() -> Iterator[Models]:
+    """The generator's worker processes and the curator, loaded once for every test that runs
+    the daemons (torch's thread setting is process-wide: the other tests keep theirs)."""
+    loaded = asyncio.run(load_models(project_root(), agent_threads=None))
+    yield loaded
+    loaded.close()
+
+
+@pytest.fixture(scope="module")
+def local_chain(
+    project: Any, chain: Any, accounts: Any, head_circuits: dict[int, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Any:
     root = project_root()
     return prepare_chain(
         project,
@@ -34,13 +47,13 @@ def local_chain(project: Any, chain: Any, accounts: Any, head_circuits: dict[int
         originators=[(str(accounts[2].address), 600_000), (str(accounts[3].address), 400_000)],
         t2i_folder=root / "models" / "tiny-t2i",
         circuits=head_circuits,
-        store=LocalStore(tmp_path / "state" / "store"),
+        store=LocalStore(tmp_path_factory.mktemp("setup") / "store"),
         solc=solc_executable(root),
     )
 
 
 @pytest.fixture
-def parts(local_chain: Any, chain: Any, accounts: Any, tmp_path: Path) -> Iterator[Parts]:
+def parts(local_chain: Any, chain: Any, accounts: Any, models: Models, tmp_path: Path) -> Iterator[Parts]:
     opened = asyncio.run(
         open_parts(
             project_root(),
@@ -51,7 +64,7 @@ def parts(local_chain: Any, chain: Any, accounts: Any, tmp_path: Path) -> Iterat
             t2i_model_id=local_chain.t2i_model_id,
             head_models=local_chain.head_models,
             sender_poll=0.02,
-            agent_threads=None,  # torch's setting is process-wide: leave the other tests theirs
+            models=models,
         )
     )
     yield opened

@@ -1,13 +1,22 @@
 """One life of the whole pipeline for the crash test: `python crash_worker.py CONFIG.json`.
 
 Connects to the node in the config, runs every daemon over the journal in the config's state
-folder, prints `ready` once the daemons are running and `done` when every job is final."""
+folder, prints `ready` once the daemons are running and `done` when every job is final.
+
+The generator here is `ProceduralGenerator`: it renders the procedural dataset's image of the
+caption (`media.dataset.render`, seeded), so a life starts without spawning diffusion workers.
+What the crash test checks is reconciliation (journal against chain), and every chain effect of
+the pipeline is the same whatever makes the pixels; the curator (tiny CLIP), the publisher, the
+registrar, the prover (real EZKL proofs) and the settlement daemon are the shipped ones, and
+`test_pipeline.py` runs the real text-to-image model through the same stages."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -15,14 +24,66 @@ sys.path.insert(0, str(ROOT))
 
 from web3 import HTTPProvider, Web3  # noqa: E402
 
-from agents.daemons.local import build_agents, build_head_circuits, open_parts  # noqa: E402
+from agents.app.wiring import build_agents, build_head_circuits, load_models, open_parts  # noqa: E402
+from agents.core.requests import GenerationRequest  # noqa: E402
+from agents.daemons.pipeline import DAEMONS  # noqa: E402
 from agents.daemons.runner import all_final  # noqa: E402
+from agents.models.generator import GeneratedImage, Lineage, png_bytes  # noqa: E402
+
+
+class ProceduralGenerator:
+    """Deterministic images from captions of the procedural dataset (any other prompt: a plain
+    image seeded by the prompt), with a lineage that says so."""
+
+    batch = 4
+    workers = 1
+    digest = hashlib.sha256(b"proofmint procedural renderer v1").hexdigest()
+
+    def _png(self, request: GenerationRequest) -> bytes:
+        from PIL import Image
+
+        from media.dataset import parse_caption, render
+
+        composition = parse_caption(request.prompt)
+        if composition is not None:
+            return png_bytes(render(composition, request.seed))
+        shade = hashlib.sha256(f"{request.prompt}|{request.seed}".encode()).digest()[:3]
+        return png_bytes(Image.new("RGB", (32, 32), tuple(shade)))
+
+    def lineage(self, request: GenerationRequest) -> Lineage:
+        return Lineage(
+            model="procedural",
+            model_digest=self.digest,
+            pipeline="ProceduralGenerator",
+            scheduler="none",
+            adapters=(),
+            prompt=request.prompt,
+            negative_prompt=request.negative_prompt,
+            seed=request.seed,
+            steps=request.steps,
+            guidance=request.guidance,
+            height=request.height,
+            width=request.width,
+            parents=tuple(request.parents),
+            device="cpu",
+            dtype="uint8",
+            batch=self.batch,
+        )
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[GeneratedImage]:
+        pngs = await asyncio.to_thread(lambda: [self._png(r) for r in requests])
+        return [GeneratedImage(png, self.lineage(r)) for png, r in zip(pngs, requests, strict=True)]
+
+    def close(self) -> None:
+        return None
 
 
 async def main(config: dict[str, object]) -> None:
     web3 = Web3(HTTPProvider(str(config["rpc"]), exception_retry_configuration=None))
     heads = {int(size): int(model_id) for size, model_id in dict(config["heads"]).items()}  # type: ignore[call-overload]
     circuits = build_head_circuits(Path(str(config["cache"])), sorted(heads))
+    models = await load_models(ROOT, [name for name in DAEMONS if name != "generator"])
+    models.generator = ProceduralGenerator()
     parts = await open_parts(
         ROOT,
         Path(str(config["state"])),
@@ -32,6 +93,7 @@ async def main(config: dict[str, object]) -> None:
         t2i_model_id=int(config["t2i"]),  # type: ignore[call-overload]
         head_models={size: (circuits[size], model_id) for size, model_id in heads.items()},
         sender_poll=0.02,
+        models=models,
     )
     agents = build_agents(
         parts, worker="crashy", generate_batch=4, register_batch=4, linger_s=0.3, idle=0.05, withdraw_every_s=None
@@ -43,6 +105,7 @@ async def main(config: dict[str, object]) -> None:
     finally:
         await agents.stop()
         parts.close()
+        models.close()
     print("done", flush=True)
 
 

@@ -17,6 +17,7 @@ import asyncio
 import base64
 import io
 import json
+import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -26,15 +27,14 @@ import pytest
 from aiohttp.test_utils import TestServer
 from PIL import Image
 
-from agents.api.app import build_app
 from agents.api.client import PayingClient, PaymentError
-from agents.api.serve import open_api
-from agents.daemons import jobs
-from agents.daemons.local import Parts, build_agents
-from agents.generator import GenerationRequest
-from agents.settlement import SignedVoucher
+from agents.api.serve import DEPS, api_app
+from agents.app.wiring import Parts, build_agents
+from agents.core.requests import GenerationRequest
+from agents.core.settlement import SignedVoucher
+from agents.core.vouchers import Voucher, sign_voucher
+from agents.runtime import jobs
 from agents.storage.cid import Cid
-from agents.vouchers import Voucher, sign_voucher
 from tests.agents.daemons.test_pipeline import ETH, FINNEY, contract
 from tests.agents.daemons.test_pipeline import PROMPTS as PIPELINE_PROMPTS
 
@@ -79,15 +79,14 @@ Scenario = Callable[[aiohttp.ClientSession, TestServer, Any], Awaitable[None]]
 
 def run_api(parts: Parts, tmp_path: Path, scenario: Scenario, *, data_trees: Any = None, **app_options: Any) -> None:
     async def main() -> None:
-        deps = await open_api(parts, tmp_path / "api", data_trees=data_trees)
-        server = TestServer(build_app(deps, **app_options))
-        await server.start_server()
+        app = api_app(parts, tmp_path / "api", data_trees=data_trees, **app_options)
+        server = TestServer(app)
+        await server.start_server()  # the app opens its resources (the channel book) ...
         try:
             async with aiohttp.ClientSession() as session:
-                await scenario(session, server, deps)
+                await scenario(session, server, app[DEPS])
         finally:
-            await server.close()
-            deps.paywall.book.close()
+            await server.close()  # ... and closes them
 
     asyncio.run(main())
 
@@ -360,7 +359,7 @@ def test_read_endpoints_say_what_the_chain_and_the_journal_say(
         typed = await get("/v1/vouchers/eip712")
         assert typed["service"] == service
         v = Voucher(str(buyer.address), service, digest, terms_id, FINNEY, 2**40)
-        from agents.vouchers import voucher_digest
+        from agents.core.vouchers import voucher_digest
 
         assert typed["domain"]["verifyingContract"] == licenses.address
         assert voucher_digest(v, typed["domain"]["chainId"], typed["domain"]["verifyingContract"]) == bytes(
@@ -583,8 +582,13 @@ def test_bad_input_is_a_json_4xx_and_the_server_keeps_serving(
         assert statuses == [200, 200, 200, 429, 429]
         async with session.get(server.make_url("/health")) as r:
             assert r.status == 200  # health is never rate limited
+        opened.append(deps)
 
+    opened: list[Any] = []
     run_api(parts, tmp_path, limited, rate_per_s=0.01, burst=3)
+    # the application owned its resources: stopping it closed the channel book it opened
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        opened[0].paywall.book.channel(str(operator.address), str(operator.address), 1)
 
 
 def test_generation_requests_over_http_are_journaled_once_and_checked(parts: Parts, tmp_path: Path):

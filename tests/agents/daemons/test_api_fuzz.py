@@ -19,10 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agents.api.app import build_app
 from agents.api.openapi import document
-from agents.api.serve import MAX_LINE_BYTES, open_api, serve
-from agents.daemons.local import Parts
+from agents.api.serve import MAX_LINE_BYTES, api_app, serve
+from agents.app.wiring import Parts
 from tests.agents.api.schema_fuzz import Call, calls, operations
 from tests.agents.daemons.test_api import attach_terms, make_assets
 from tests.agents.daemons.test_pipeline import ETH, FINNEY, contract
@@ -42,9 +41,8 @@ def api_thread(parts: Parts, state: Path) -> Iterator[str]:
     holder: dict[str, Any] = {}
 
     async def start() -> None:
-        deps = await open_api(parts, state)
-        holder["deps"] = deps
-        holder["runner"] = await serve(build_app(deps, rate_per_s=1e6, burst=10**6, accept_requests=True), port=port)
+        app = api_app(parts, state, rate_per_s=1e6, burst=10**6, accept_requests=True)
+        holder["runner"] = await serve(app, port=port)
 
     def run() -> None:
         asyncio.set_event_loop(loop)
@@ -62,7 +60,6 @@ def api_thread(parts: Parts, state: Path) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         asyncio.run_coroutine_threadsafe(holder["runner"].cleanup(), loop).result(30)
-        holder["deps"].paywall.book.close()
         loop.call_soon_threadsafe(loop.stop)
         thread.join(30)
         loop.close()

@@ -1,5 +1,8 @@
 """`kill -9` of the whole pipeline at random points, then restart: zero orphans, zero duplicates.
 
+The worker renders procedural images instead of running diffusion (see crash_worker.py): the
+property under test is reconciliation; test_pipeline.py keeps the real models.
+
 Needs a node that outlives the worker process, so it runs in the anvil pass of `make test`
 (marked `anvil`; the embedded chain lives inside the test process). The test deploys and
 registers the models through ape, then starts the worker (every daemon in one process, over one
@@ -27,10 +30,10 @@ from typing import Any
 
 import pytest
 
-from agents.daemons import jobs
-from agents.generator import GenerationRequest
+from agents.core.requests import GenerationRequest
+from agents.core.toolchain import project_root
+from agents.runtime import jobs
 from agents.runtime.journal import Journal
-from agents.toolchain import project_root
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 

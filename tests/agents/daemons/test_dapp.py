@@ -19,12 +19,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from agents.api.app import build_app
-from agents.api.serve import open_api, serve
-from agents.daemons import jobs
-from agents.daemons.local import Parts, build_agents
-from agents.generator import GenerationRequest
-from agents.toolchain import project_root
+from agents.api.serve import api_app, serve
+from agents.app.wiring import Parts, build_agents
+from agents.core.requests import GenerationRequest
+from agents.core.toolchain import project_root
+from agents.runtime import jobs
 from tests.agents.api.browser_wallet import InjectedWallet
 from tests.agents.daemons.test_pipeline import ETH, FINNEY, PROMPTS, contract
 from tests.contracts.helpers import asset_record, buy_license, register_asset, terms_input
@@ -100,8 +99,8 @@ def test_dapp_in_chromium_with_an_injected_wallet(
     SHOTS.mkdir(parents=True, exist_ok=True)
 
     async def scenario() -> None:
-        deps = await open_api(parts, tmp_path / "api", data_trees={local_chain.t2i_model_id: local_chain.data_tree})
-        runner = await serve(build_app(deps, rate_per_s=1_000, burst=1_000), port=0)
+        trees = {local_chain.t2i_model_id: local_chain.data_tree}
+        runner = await serve(api_app(parts, tmp_path / "api", data_trees=trees, rate_per_s=1_000, burst=1_000), port=0)
         port = runner.addresses[0][1]
         base = f"http://127.0.0.1:{port}"
         try:
@@ -118,7 +117,6 @@ def test_dapp_in_chromium_with_an_injected_wallet(
                 assert not [p for p in problems if "402" not in p and "404" not in p], problems
         finally:
             await runner.cleanup()
-            deps.paywall.book.close()
 
     async def ready(page: Any, name: str) -> None:
         await page.wait_for_function(
@@ -403,8 +401,7 @@ def test_the_dapp_without_a_wallet_and_with_a_wallet_on_another_chain(
     node_chain = int(chain.chain_id)
 
     async def scenario() -> None:
-        deps = await open_api(parts, tmp_path / "api")
-        runner = await serve(build_app(deps), port=0)
+        runner = await serve(api_app(parts, tmp_path / "api"), port=0)
         base = f"http://127.0.0.1:{runner.addresses[0][1]}"
         try:
             async with async_playwright() as pw:
@@ -440,6 +437,5 @@ def test_the_dapp_without_a_wallet_and_with_a_wallet_on_another_chain(
                 await browser.close()
         finally:
             await runner.cleanup()
-            deps.paywall.book.close()
 
     asyncio.run(scenario())

@@ -24,17 +24,18 @@ from typing import Any
 import pytest
 from eth_account import Account
 
-from agents.daemons import jobs
-from agents.daemons.local import Parts, build_agents
+from agents.app.wiring import Parts, build_agents
+from agents.core.merkle import AssetRecord
+from agents.core.requests import GenerationRequest
+from agents.core.settlement import Batch, SignedVoucher
+from agents.core.vouchers import Voucher, sign_voucher
 from agents.daemons.register import INTENT, MANY_INTENT, ClaimStage, CommitStage, RegisterStage
 from agents.daemons.runner import Agents, all_final
-from agents.daemons.settle import SettleStage, submit_voucher
-from agents.generator import GenerationRequest
-from agents.merkle import AssetRecord
-from agents.settlement import Batch, SignedVoucher
+from agents.daemons.settle import SettleStage
+from agents.runtime import jobs
+from agents.runtime.jobs import submit_voucher
 from agents.storage.cid import Cid
 from agents.storage.credentials import read_sidecar
-from agents.vouchers import Voucher, sign_voucher
 from zkml.evm import input_binding
 
 pytestmark = pytest.mark.chain

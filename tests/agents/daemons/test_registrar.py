@@ -21,13 +21,13 @@ from typing import Any
 import pytest
 from eth_account import Account
 
-from agents.daemons import jobs
-from agents.daemons.chain import CORE, ChainClient, load_abis
+from agents.core.merkle import AssetRecord
+from agents.core.toolchain import project_root
 from agents.daemons.register import ClaimStage, CommitStage, RegisterStage
-from agents.deployment import CoreConfig, deploy_core
-from agents.merkle import AssetRecord
+from agents.deploy.deployment import CoreConfig, deploy_core
+from agents.runtime import jobs
+from agents.runtime.chain import CORE, ChainClient, load_abis
 from agents.runtime.journal import Journal
-from agents.toolchain import project_root
 from tests.contracts.helpers import register_model
 
 pytestmark = pytest.mark.chain

@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from agents.cli import cli
-from agents.daemons import jobs
+from agents.app.main import cli
+from agents.core.requests import GenerationRequest, GeneratorError
 from agents.daemons.prove import chunk_sizes
 from agents.daemons.publish import PublishError, png_size
-from agents.generator import GenerationRequest, GeneratorError, png_bytes
+from agents.models.generator import png_bytes
+from agents.runtime import jobs
 from agents.runtime.journal import Journal
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from agents.toolchain import project_root
+from agents.core.toolchain import project_root
 from tests.agents.runtime.anvil import free_port
 
 pytestmark = pytest.mark.slow

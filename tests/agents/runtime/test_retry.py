@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from agents.errors import PermanentError, RetryableError
+from agents.core.errors import PermanentError, RetryableError
 from agents.runtime.retry import (
     Backoff,
     BreakerState,

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 
-from agents.reverts import WouldRevertError
+from agents.core.reverts import WouldRevertError
 from agents.runtime.journal import Journal
 from agents.runtime.retry import Backoff, BreakerState, CircuitBreaker, DeadlineExceededError, is_retryable_rpc
 from agents.runtime.sender import BroadcastRefusedError, TxSender

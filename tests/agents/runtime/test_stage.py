@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.errors import PermanentError
+from agents.core.errors import PermanentError
 from agents.runtime.journal import Job, Journal
 from agents.runtime.queues import MemoryQueue
 from agents.runtime.stage import Done, Outcome, Stage

@@ -1,4 +1,4 @@
-"""`proofmint cid` and `proofmint store …` (agents/storage/cli.py)."""
+"""`proofmint cid` and `proofmint store …` (agents/app/store_cli.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from agents.cli import cli
+from agents.app.main import cli
 from tests.agents.storage.reference import reference_car, reference_cid
 
 

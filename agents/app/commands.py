@@ -1,0 +1,466 @@
+"""`proofmint agent NAME`, `proofmint up` and `proofmint request`.
+
+- `proofmint agent NAME` runs one daemon against any RPC, with the contracts of a deployment
+  record and a key from an environment variable (never from the command line). Several machines
+  can run the same daemon: with `--redis`, stages wake each other through Redis Streams.
+  `proofmint agent api` serves the HTTP API and the dApp over the same state (it sends nothing,
+  so it needs no key); wallets are told `--public-rpc` (default: `--rpc`) as the chain's RPC.
+  Having no key, it must be told its service (`--service` or `$PROOFMINT_SERVICE`): the address
+  whose vouchers it accepts and with which payers deposit escrow. Only a service may settle its
+  vouchers, so the settlement daemon runs with the service's key (given `--service`, it checks
+  that its key is that address).
+- `proofmint up` runs every daemon in one process on the embedded chain: it deploys, registers
+  the shipped models and the curation head's circuits, then serves until Ctrl-C, with metrics.
+  Its service is the operator's address, the key that settles.
+- `proofmint request PROMPT` journals a generation request for the daemons sharing `--state`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+from pathlib import Path
+from typing import Any
+
+import click
+
+from agents.core.errors import PermanentError
+from agents.core.toolchain import project_root
+from agents.daemons.pipeline import DAEMONS, REGISTRATIONS
+from agents.runtime.processes import quiet_libraries
+
+DEFAULT_STATE = Path(".cache/agents")
+
+
+def _service(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from eth_utils.address import is_address, to_checksum_address
+
+    if value is None:
+        return None
+    if not is_address(value) or int(value, 16) == 0:
+        raise click.BadParameter(f"{value!r} is not a non-zero address (0x and 40 hex digits)")
+    return str(to_checksum_address(value))
+
+
+def _heads(values: tuple[str, ...]) -> dict[int, int]:
+    heads: dict[int, int] = {}
+    for value in values:
+        size, sep, model_id = value.partition("=")
+        if not sep or not size.isdigit() or not model_id.isdigit() or int(size) < 1:
+            raise click.BadParameter(f"{value!r}: expected BATCH=MODEL_ID, e.g. 4=3", param_hint="--head")
+        heads[int(size)] = int(model_id)
+    return heads
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event that SIGINT or SIGTERM sets: the one place where the long-running commands
+    (`up`, `agent`) take signals. They then stop gracefully (the batches in hand finish)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # no signal handlers on this platform's loop
+            loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _serve(agents: Any, metrics: Any, port: int | None) -> None:
+    from agents.runtime.telemetry import serve_metrics
+
+    runner = await serve_metrics(metrics, port=port) if port else None
+    stop = stop_on_signals()
+    await agents.start()
+    shown = ""
+    try:
+        while not stop.is_set():
+            failures = agents.failed()
+            if failures:
+                raise failures[0]
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 5.0)
+            counts = await agents.journal.call(agents.journal.counts)
+            line = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
+            if line != shown:
+                click.echo(f"jobs: {line}", err=True)
+                shown = line
+    finally:
+        click.echo("stopping: finishing the batches in hand", err=True)
+        await agents.stop()
+        if runner is not None:
+            await runner.cleanup()
+
+
+API = "api"
+REGISTRATION_HELP = (
+    "registrar: 'many' registers each batch in one registerMany (the default; on chains whose mempool is public "
+    "a front-runner can see the digests first); 'commit-claim' commits the batch's leaves (which hide them), then "
+    "claims each member, so a squatter who registers a digest after the commitment is taken over by the claim"
+)
+#: Chains `proofmint up` runs on: ape's embedded py-evm chain, or anvil started by ape-foundry.
+UP_NETWORKS = ("ethereum:local:test", "ethereum:local:foundry")
+
+registration_option = click.option(
+    "--registration",
+    type=click.Choice(REGISTRATIONS),
+    default=REGISTRATIONS[0],
+    show_default=True,
+    help=REGISTRATION_HELP,
+)
+"""`--registration` of the commands that run a registrar (`agent registrar`, `up`)."""
+
+
+@click.command("agent")
+@click.argument("name", type=click.Choice((*DAEMONS, API)))
+@click.option("--rpc", default="http://127.0.0.1:8545", show_default=True, help="JSON-RPC endpoint")
+@click.option(
+    "--deployment",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Deployment record (`ape run deploy` writes one per network)",
+)
+@click.option("--key-env", default="PROOFMINT_AGENT_KEY", show_default=True, help="Env var holding the agent's key")
+@click.option("--state", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_STATE, show_default=True)
+@click.option("--model-id", type=click.IntRange(min=1), help="Model version of the generator (registrar, publisher)")
+@click.option("--head", "heads", multiple=True, help="Prover: BATCH=MODEL_ID for each curation-head circuit")
+@click.option("--t2i", default=None, help="Text-to-image model folder (default: the shipped one)")
+@click.option("--clip", default=None, help="open_clip model (default: local-dir:models/tiny-clip)")
+@click.option("--redis", "redis_url", default=None, help="redis://host:port: wake-ups across processes")
+@click.option("--metrics-port", type=click.IntRange(1, 65535), default=None, help="Serve /metrics and /healthz")
+@click.option("--worker", default=None, help="Worker id (default: host/pid)")
+@click.option("--api-host", default="127.0.0.1", show_default=True, help="api: the address to listen on")
+@click.option("--api-port", type=click.IntRange(1, 65535), default=8080, show_default=True, help="api: the port")
+@click.option("--public-rpc", default=None, help="api: the chain's RPC as wallets reach it (default: --rpc)")
+@click.option(
+    "--data-tree",
+    "data_trees",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="api: a model's originators' tree (`register_model` writes <csv>.tree.json), for data-share claims",
+)
+@click.option(
+    "--service",
+    envvar="PROOFMINT_SERVICE",
+    callback=_service,
+    default=None,
+    help="api (required): the service address. The API accepts only vouchers naming it and counts only payers' "
+    "escrow with it (payers deposit with this address). Only the service may settle its vouchers: the "
+    "settlement daemon runs with its key, and checks it against --service when given. Env: PROOFMINT_SERVICE",
+)
+@registration_option
+def agent_command(
+    name: str,
+    rpc: str,
+    deployment: Path,
+    key_env: str,
+    state: Path,
+    model_id: int | None,
+    heads: tuple[str, ...],
+    t2i: str | None,
+    clip: str | None,
+    redis_url: str | None,
+    metrics_port: int | None,
+    worker: str | None,
+    api_host: str,
+    api_port: int,
+    public_rpc: str | None,
+    data_trees: tuple[Path, ...],
+    service: str | None,
+    registration: str,
+) -> None:
+    """Run one daemon (generator, curator, publisher, registrar, prover or settlement), or the
+    HTTP API with the dApp (api)."""
+    if name == API:
+        if service is None:
+            raise click.UsageError(
+                "the api needs --service ADDRESS (or $PROOFMINT_SERVICE): the service whose vouchers it accepts "
+                "and with which payers deposit escrow, usually the address of the settlement daemon's key"
+            )
+        asyncio.run(_run_api(rpc, deployment, state, api_host, api_port, public_rpc or rpc, data_trees, service))
+        return
+    key = os.environ.get(key_env)
+    if not key:
+        raise PermanentError(f"set {key_env} to the agent's private key (0x + 64 hex)")
+    if name == "settlement" and service is not None:
+        from eth_account import Account
+
+        own = str(Account.from_key(key).address)
+        if own != service:
+            raise click.UsageError(
+                f"only the service may settle its vouchers: --service is {service} but {key_env} is the key "
+                f"of {own}; run the settlement daemon with the service's key"
+            )
+    head_ids = _heads(heads)
+    if name in ("registrar", "publisher") and model_id is None:
+        raise click.UsageError(f"the {name} needs --model-id (the generating model's version)")
+    if name == "prover" and 1 not in head_ids:
+        raise click.UsageError("the prover needs --head 1=MODEL_ID (and larger batches as BATCH=MODEL_ID)")
+    asyncio.run(
+        _run_agent(
+            name,
+            rpc,
+            deployment,
+            key,
+            state,
+            model_id or 0,
+            head_ids,
+            t2i,
+            clip,
+            redis_url,
+            metrics_port,
+            worker,
+            service,
+            registration,
+        )
+    )
+
+
+async def _run_api(
+    rpc: str,
+    deployment: Path,
+    state: Path,
+    host: str,
+    port: int,
+    public_rpc: str,
+    tree_files: tuple[Path, ...],
+    service: str,
+) -> None:
+    from eth_account import Account
+    from web3 import HTTPProvider, Web3
+
+    from agents.api.accounts import load_tree_file
+    from agents.api.serve import api_app, serve
+    from agents.app.wiring import open_parts
+    from agents.runtime.chain import load_addresses
+    from agents.runtime.telemetry import Metrics, json_logging
+
+    json_logging()
+    trees = {}
+    for path in tree_files:
+        try:
+            model_id, tree = await asyncio.to_thread(load_tree_file, path)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--data-tree") from None
+        trees[model_id] = tree
+    web3 = Web3(HTTPProvider(rpc, exception_retry_configuration=None))
+    addresses = await asyncio.to_thread(load_addresses, deployment)
+    metrics = Metrics()
+    # the API only reads the chain: its client gets a throwaway key that never signs anything
+    parts = await open_parts(
+        project_root(),
+        state,
+        web3=web3,
+        key=Account.create().key.hex(),
+        addresses=addresses,
+        t2i_model_id=0,
+        head_models={},
+        names=[API],
+        metrics=metrics,
+        service=service,
+    )
+    runner = await serve(api_app(parts, state / "api", data_trees=trees, rpc_url=public_rpc), host=host, port=port)
+    click.echo(f"API http://{host}:{port}/openapi.json, dApp http://{host}:{port}/app/ (Ctrl-C stops)", err=True)
+    click.echo(f"service {service}: vouchers must name it; payers deposit escrow with it", err=True)
+    try:
+        await stop_on_signals().wait()
+    finally:
+        await runner.cleanup()
+        parts.close()
+
+
+async def _run_agent(
+    name: str,
+    rpc: str,
+    deployment: Path,
+    key: str,
+    state: Path,
+    model_id: int,
+    head_ids: dict[int, int],
+    t2i: str | None,
+    clip: str | None,
+    redis_url: str | None,
+    metrics_port: int | None,
+    worker: str | None,
+    service: str | None,
+    registration: str,
+) -> None:
+    from web3 import HTTPProvider, Web3
+
+    from agents.app.wiring import build_agents, build_head_circuits, open_parts, redis_queues
+    from agents.runtime.chain import load_addresses
+    from agents.runtime.telemetry import Metrics, json_logging
+
+    json_logging()
+    root = project_root()
+    web3 = Web3(HTTPProvider(rpc, exception_retry_configuration=None))
+    addresses = await asyncio.to_thread(load_addresses, deployment)
+    head_models: dict[int, tuple[Any, int]] = {}
+    if head_ids:
+        circuits = await asyncio.to_thread(build_head_circuits, root / ".cache" / "zkml-agents", sorted(head_ids))
+        head_models = {size: (circuits[size], head_ids[size]) for size in head_ids}
+    metrics = Metrics()
+    parts = await open_parts(
+        root,
+        state,
+        web3=web3,
+        key=key,
+        addresses=addresses,
+        t2i_model_id=model_id,
+        head_models=head_models,
+        names=[name],
+        t2i=t2i,
+        clip=clip,
+        metrics=metrics,
+        service=service,
+    )
+    queues: dict[str, Any] = {}
+    redis = None
+    if redis_url:
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(redis_url)
+        queues = redis_queues(redis)
+    agents = build_agents(
+        parts,
+        names=[name],
+        worker=worker or f"{socket.gethostname()}/{os.getpid()}",
+        queues=queues,
+        registration=registration,
+    )
+    try:
+        await _serve(agents, metrics, metrics_port)
+    finally:
+        parts.close()
+        if redis is not None:
+            await redis.aclose()
+
+
+@click.command("up")
+@click.option("--state", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_STATE, show_default=True)
+@click.option("--metrics-port", type=click.IntRange(1, 65535), default=9464, show_default=True)
+@click.option("--prompts", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="One prompt per line")
+@click.option(
+    "--api-port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="The HTTP API; 0: no API"
+)
+@click.option(
+    "--network",
+    type=click.Choice(UP_NETWORKS),
+    default=UP_NETWORKS[0],
+    show_default=True,
+    help="The embedded chain, or a local anvil that browser wallets can reach (for the dApp)",
+)
+@registration_option
+def up_command(
+    state: Path, metrics_port: int, prompts: Path | None, api_port: int, network: str, registration: str
+) -> None:
+    """Every daemon in one process on a fresh development chain, and the HTTP API with the dApp,
+    until Ctrl-C.
+
+    The chain is new each time (the embedded one lives in this process), so the state under
+    --state starts fresh too. Submit work with `proofmint request PROMPT --state DIR` from
+    another shell, or `POST /v1/requests` to the API (http://127.0.0.1:8080/openapi.json lists
+    its routes). With `--network ethereum:local:foundry` a wallet can use the dApp: add the
+    printed RPC as a network and import one of the printed development accounts."""
+    import shutil
+
+    import ape
+    from ape import networks
+
+    from agents.app.devnode import FOUNDRY, own_anvil
+
+    quiet_libraries()
+    root = project_root()
+    if state.exists():
+        shutil.rmtree(state)
+    with contextlib.ExitStack() as stack:
+        if network == FOUNDRY:  # a node of our own, which Ctrl-C does not reach (see devnode)
+            stack.enter_context(own_anvil(networks))
+        stack.enter_context(networks.parse_network_choice(network))
+        asyncio.run(_up(ape, root, state, metrics_port, prompts, api_port, registration))
+
+
+async def _up(
+    ape: Any, root: Path, state: Path, metrics_port: int, prompts: Path | None, api_port: int, registration: str
+) -> None:
+    from agents.api.serve import DEPS, api_app, serve
+    from agents.app.wiring import build_agents, open_local
+    from agents.core.requests import GenerationRequest
+    from agents.runtime import jobs
+    from agents.runtime.telemetry import Metrics
+
+    accounts = ape.accounts.test_accounts
+    operator, origin_a, origin_b = accounts[0], accounts[2], accounts[3]
+    metrics = Metrics()
+    setup, parts = await open_local(
+        ape,
+        root,
+        state,
+        originators=[(str(origin_a.address), 600_000), (str(origin_b.address), 400_000)],
+        progress=lambda m: click.echo(m, err=True),
+        metrics=metrics,
+    )
+    if prompts is not None:
+        lines = (await asyncio.to_thread(prompts.read_text, encoding="utf8")).splitlines()
+        for seed, line in enumerate(line.strip() for line in lines):
+            if line:
+                await parts.journal.call(
+                    jobs.submit_request,
+                    parts.journal,
+                    GenerationRequest(prompt=line, seed=seed),
+                    requester=str(operator.address),
+                    source="cli",
+                )
+    click.echo(f"proofmint up: state {state}, metrics http://127.0.0.1:{metrics_port}/metrics", err=True)
+    api = None
+    try:
+        if api_port:
+            rpc = getattr(ape.chain.provider, "uri", None) if ape.chain.provider.name != "test" else None
+            trees = {setup.t2i_model_id: setup.data_tree}
+            app = api_app(parts, state / "api", data_trees=trees, rpc_url=rpc, accept_requests=True)
+            api = await serve(app, port=api_port)
+            deps = app[DEPS]
+            click.echo(f"API http://127.0.0.1:{api_port}/openapi.json, dApp http://127.0.0.1:{api_port}/app/", err=True)
+            click.echo(
+                f"service {deps.paywall.service} (the operator): vouchers name it, payers deposit escrow with it",
+                err=True,
+            )
+            if rpc:
+                click.echo(
+                    f"wallets: add the network RPC {rpc} (chain id {ape.chain.chain_id}) and import a development "
+                    f"account, e.g. {accounts[5].address} (private key {accounts[5].private_key}; "
+                    "a well-known test key: never use it on a real chain)",
+                    err=True,
+                )
+            else:
+                click.echo(
+                    "the embedded chain has no RPC for browser wallets: use --network ethereum:local:foundry", err=True
+                )
+        await _serve(build_agents(parts, registration=registration), metrics, metrics_port)
+    finally:
+        if api is not None:
+            await api.cleanup()
+        parts.close()
+
+
+@click.command("request")
+@click.argument("prompt")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
+@click.option("--steps", type=click.IntRange(1, 1000), default=25, show_default=True)
+@click.option("--guidance", type=click.FloatRange(0.0, 50.0), default=1.5, show_default=True)
+@click.option("--requester", default="cli", show_default=True, help="Who asks (an address, or a name)")
+@click.option("--state", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_STATE, show_default=True)
+def request_command(prompt: str, seed: int, steps: int, guidance: float, requester: str, state: Path) -> None:
+    """Journal a generation request for the daemons that share --state."""
+    from agents.core.requests import GenerationRequest
+    from agents.runtime import jobs
+    from agents.runtime.journal import Journal
+
+    request = GenerationRequest(prompt=prompt, seed=seed, steps=steps, guidance=guidance)
+    journal = Journal(state / "journal.db", final=jobs.REGISTERED_OR_FINAL)
+    try:
+        key, new = jobs.submit_request(journal, request, requester=requester, source="cli")
+        job = journal.get(key)
+    finally:
+        journal.close()
+    click.echo(f"{key} {'queued' if new else 'already journaled'} (at {job.stage if job else '?'})")

@@ -1,0 +1,71 @@
+"""A local anvil for `proofmint up --network ethereum:local:foundry`, owned by this process.
+
+ape-foundry would start anvil itself, in our process group: a terminal's Ctrl-C would then kill
+the node at the same moment as it asks the agents to finish the batches in hand, which need the
+node. So anvil is started here in a session of its own (the same command ape-foundry builds:
+ape's test mnemonic, accounts and balances), ape connects to it as to a running node
+(`APE_FOUNDRY_HOST`), and it is stopped only after the agents have stopped."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from agents.core.errors import PermanentError
+
+FOUNDRY = "ethereum:local:foundry"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@contextlib.contextmanager
+def own_anvil(networks: Any, *, within_s: float = 30.0) -> Iterator[str]:
+    """Starts anvil as ape-foundry would, in its own session; yields its URI (ape connects to
+    it through `APE_FOUNDRY_HOST` while the context is open); stops it on the way out."""
+    provider = networks.get_provider_from_choice(FOUNDRY)
+    command = list(provider.build_command())
+    port = _free_port()
+    command[command.index("--port") + 1] = str(port)
+    try:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    except OSError as exc:
+        raise PermanentError(f"cannot start anvil ({command[0]}): {exc}; run `make setup`") from exc
+    uri = f"http://127.0.0.1:{port}"
+    before = os.environ.get("APE_FOUNDRY_HOST")
+    try:
+        deadline = time.monotonic() + within_s
+        while not _listening(port):
+            if process.poll() is not None:
+                error = process.stderr.read().decode(errors="replace") if process.stderr else ""
+                raise PermanentError(f"anvil exited with {process.returncode}: {error[-500:]}")
+            if time.monotonic() > deadline:
+                raise PermanentError(f"anvil did not listen on {uri} within {within_s:.0f} s")
+            time.sleep(0.05)
+        os.environ["APE_FOUNDRY_HOST"] = uri
+        yield uri
+    finally:
+        if before is None:
+            os.environ.pop("APE_FOUNDRY_HOST", None)
+        else:
+            os.environ["APE_FOUNDRY_HOST"] = before
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -1,0 +1,55 @@
+"""The `proofmint` command line."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from agents import __version__
+from agents.app.commands import agent_command, request_command, up_command
+from agents.app.store_cli import cid_command, store_group
+from agents.core.errors import ProofmintError
+from agents.core.toolchain import check_all, project_root
+from zkml.cli import zk
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="proofmint")
+def cli() -> None:
+    """proofmint: provenance, licensing and royalties for AI-generated media.
+
+    The main job runs with `make demo`; the tests with `make test`.
+    """
+
+
+@cli.command()
+def doctor() -> None:
+    """Check the toolchain (Node.js, solc, OpenZeppelin, anvil) and say what is missing."""
+    statuses = check_all(project_root())
+    width = max(len(s.name) for s in statuses)
+    for status in statuses:
+        mark = "ok " if status.ok else "MISSING"
+        line = f"{status.name:<{width}}  {mark:<7}  {status.detail}"
+        if not status.ok and status.hint:
+            line += f"\n{'':<{width}}           -> {status.hint}"
+        click.echo(line)
+    if not all(s.ok for s in statuses):
+        raise SystemExit(1)
+
+
+cli.add_command(zk)
+cli.add_command(cid_command)
+cli.add_command(store_group)
+cli.add_command(agent_command)
+cli.add_command(up_command)
+cli.add_command(request_command)
+
+
+def main() -> None:
+    """Console-script entry point: a ProofmintError prints its message, not a traceback."""
+    try:
+        cli(standalone_mode=True)
+    except ProofmintError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)

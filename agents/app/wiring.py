@@ -1,0 +1,583 @@
+"""Everything the daemons need on a development chain, made from what the project ships:
+the core contracts, the shipped text-to-image model registered as a model version (with a
+training-data originators' tree), and the curation head's circuits, each a model version with
+its EZKL verifier deployed and bound. Then `build_agents` wires the stages over one journal.
+
+Used by `make demo` (`ape run demo`), `proofmint up`, the pipeline tests and `bench/pipeline.py`.
+Contract calls here go through ape (accounts on the development chain); the daemons then use
+plain web3 and the operator's key, exactly as they would against any RPC.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from agents.core.digests import weights_digest
+from agents.core.merkle import DataTree
+from agents.daemons.curate import CurateStage
+from agents.daemons.generate import GenerateStage
+from agents.daemons.market import MARKET, DeliverStage, MarketWatcher
+from agents.daemons.pipeline import BEFORE_DELIVERED, BEFORE_PUBLISHED, DAEMONS, HANDOFFS, MANY, StageSpec, stages_of
+from agents.daemons.prove import ProveStage
+from agents.daemons.publish import ModelInfo, PublishStage
+from agents.daemons.register import ClaimStage, CommitStage, RegisterStage
+from agents.daemons.runner import Agents
+from agents.daemons.settle import SettleStage
+from agents.deploy.deployment import deploy_core
+from agents.runtime import jobs
+from agents.runtime.chain import ChainClient
+from agents.runtime.inprocess import is_in_process
+from agents.runtime.journal import Journal
+from agents.runtime.processes import ignore_interrupts
+from agents.runtime.queues import MemoryQueue, WorkQueue
+from agents.runtime.stage import Stage
+from agents.runtime.telemetry import Metrics
+from agents.storage.credentials import DevIdentity
+from agents.storage.store import LocalStore
+
+ZERO32: Final = b"\x00" * 32
+HEAD_SIZES: Final = (4, 1)
+T2I_DEVELOPER_BPS: Final = 1_000
+T2I_DATA_BPS: Final = 500
+MARKET_PRICE: Final = 10**15
+MARKET_WINDOW_S: Final = 3_600
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def build_head_circuits(
+    cache: Path, sizes: Iterable[int] = HEAD_SIZES, *, seed: int = 0, progress: Progress = _quiet
+) -> dict[int, Any]:
+    """The curation head's circuit for each batch size (built once, then cached)."""
+    from zkml.curation_head import build_curation_head, export_onnx
+    from zkml.pipeline import Circuit
+    from zkml.shape import HeadShape
+
+    shape = HeadShape()
+    head = build_curation_head(shape, seed=seed)
+    cache.mkdir(parents=True, exist_ok=True)
+    circuits = {}
+
+    def tell(size: int) -> Progress:
+        return lambda message: progress(f"circuit x{size}: {message}")
+
+    for size in sizes:
+        onnx = export_onnx(head, cache / f".head-{seed}-x{size}.onnx", batch=size)
+        circuits[size] = Circuit.build(
+            onnx,
+            cache,
+            batch=size,
+            embed_dim=shape.embed_dim,
+            progress=tell(size),
+        )
+    return circuits
+
+
+@dataclass(frozen=True)
+class LocalSetup:
+    addresses: dict[str, str]
+    t2i_model_id: int
+    head_models: dict[int, tuple[Any, int]]
+    """Batch size -> (circuit, model id)."""
+    data_tree: DataTree
+    deploy_gas: int
+
+
+def _register(core_models: Any, developer: Any, model_input: dict[str, Any]) -> int:
+    core_models.registerModel(model_input, sender=developer)
+    return int(core_models.modelIdOf(developer.address, model_input["weightsDigest"]))
+
+
+def prepare_chain(
+    project: Any,
+    chain: Any,
+    *,
+    operator: Any,
+    developer: Any,
+    originators: Sequence[tuple[str, int]],
+    t2i_folder: Path,
+    circuits: Mapping[int, Any],
+    store: LocalStore,
+    solc: Path,
+    progress: Progress = _quiet,
+) -> LocalSetup:
+    """Deploys and registers everything on a development chain (see the module docstring)."""
+    from zkml.evm import deploy_verifier
+
+    deployed = deploy_core(project, operator, chain)
+    addresses = {d.name: d.address for d in deployed}
+    market = operator.deploy(
+        project.GenerationMarket,
+        addresses["ProvenanceRegistry"],
+        operator.address,
+        MARKET_PRICE,
+        MARKET_WINDOW_S,
+        operator.address,
+    )
+    addresses[MARKET] = str(market.address)
+    progress(f"deployed {', '.join(addresses)}")
+    models = project.ModelRegistry.at(addresses["ModelRegistry"])
+    tree = DataTree(list(originators))
+    card = store.add_bytes((t2i_folder / "README.md").read_bytes())
+    t2i_id = _register(
+        models,
+        developer,
+        {
+            "weightsDigest": weights_digest(t2i_folder),
+            "paramsCommitment": ZERO32,
+            "dataRoot": tree.root,
+            "predecessor": 0,
+            "developerBps": T2I_DEVELOPER_BPS,
+            "dataBps": T2I_DATA_BPS,
+            "metadataURI": f"ipfs://{card}",
+        },
+    )
+    progress(f"registered the text-to-image model as version {t2i_id}")
+    head_models: dict[int, tuple[Any, int]] = {}
+    for size, circuit in sorted(circuits.items()):
+        compiled = circuit.verifier(solc, progress=lambda m, s=size: progress(f"verifier x{s}: {m}"))
+        verifier = deploy_verifier(developer, compiled)
+        onnx = circuit.artifacts.onnx.read_bytes()
+        onnx_cid = store.add_bytes(onnx)
+        model_id = _register(
+            models,
+            developer,
+            {
+                "weightsDigest": hashlib.sha256(onnx).digest(),
+                "paramsCommitment": compiled.vk_digest,
+                "dataRoot": ZERO32,
+                "predecessor": 0,
+                "developerBps": 0,
+                "dataBps": 0,
+                "metadataURI": f"ipfs://{onnx_cid}",
+            },
+        )
+        models.bindVerifier(model_id, verifier.address, compiled.vk_digest, sender=developer)
+        head_models[size] = (circuit, model_id)
+        progress(f"curation head x{size}: model version {model_id}, verifier {verifier.address}")
+    return LocalSetup(addresses, t2i_id, head_models, tree, sum(d.gas_used for d in deployed))
+
+
+@dataclass
+class Models:
+    """The generator (worker processes) and the curator, as loaded by `load_models`: whoever
+    loads them closes them, so one set can serve several `Parts` in turn (the tests do)."""
+
+    generator: Any = None
+    curator: Any = None
+
+    def close(self) -> None:
+        for part in (self.generator, self.curator):
+            if part is not None:
+                part.close()
+
+
+async def load_models(
+    root: Path,
+    names: Iterable[str] = DAEMONS,
+    *,
+    t2i: str | None = None,
+    clip: str | None = None,
+    agent_threads: int | None = 1,
+) -> Models:
+    """The models the daemons in `names` need: the text-to-image pipeline for the generator
+    (default: the shipped `models/tiny-t2i`), CLIP for the curator (`models/tiny-clip`).
+
+    `agent_threads`: torch's intra-op threads in this process (it is process-wide), where the
+    curator's model runs beside the event loop and the embedded chain. One by default: its
+    batches are small, and more threads here crowd out the generator's worker processes (one
+    per core, on one thread each) for no gain. None leaves torch's setting alone."""
+    from agents.models.curator import CurationPolicy, Curator
+    from agents.models.generator import ProcessGenerator
+
+    names = set(names)
+    models = Models()
+    if "generator" in names:  # in a worker process: the event loop and the EVM never stall it (GIL)
+        models.generator = await ProcessGenerator.load(t2i or str(root / "models" / "tiny-t2i"))
+    if "curator" in names:
+        if agent_threads is not None:
+            import torch
+
+            torch.set_num_threads(agent_threads)
+        try:
+            models.curator = await Curator.load(clip or f"local-dir:{root / 'models' / 'tiny-clip'}", CurationPolicy())
+        except BaseException:
+            models.close()
+            raise
+    return models
+
+
+@dataclass
+class Parts:
+    """What the stages are built from. `close()` closes what `open_parts` opened: the journal,
+    the prover's worker, and the models unless they were handed in."""
+
+    journal: Journal
+    client: ChainClient | None
+    store: LocalStore
+    identity: DevIdentity | None
+    generator: Any
+    curator: Any
+    model: ModelInfo
+    t2i_model_id: int
+    head_models: Mapping[int, tuple[Any, int]]
+    input_scale: int
+    prover_executor: Executor | None = None
+    index_path: Path | None = None
+    metrics: Metrics | None = None
+    service: str | None = None
+    """The service whose vouchers the API accepts (payers deposit escrow with it). None: the
+    chain key's address. (The settlement daemon settles the vouchers of its key's address: only
+    a service may settle its vouchers.)"""
+    owned_models: Models | None = None
+
+    def service_address(self) -> str:
+        """The API's service: `service`, else the chain key's address."""
+        return self.service if self.service is not None else self.chain().address
+
+    def chain(self) -> ChainClient:
+        if self.client is None:
+            raise ValueError("this daemon needs a chain connection")
+        return self.client
+
+    def signer(self) -> DevIdentity:
+        if self.identity is None:
+            raise ValueError("the publisher needs a signing identity")
+        return self.identity
+
+    def close(self) -> None:
+        if self.owned_models is not None:
+            self.owned_models.close()
+        if self.prover_executor is not None:
+            self.prover_executor.shutdown(wait=True)
+        self.journal.close()
+
+
+async def open_parts(
+    root: Path,
+    state: Path,
+    *,
+    web3: Any,
+    key: str,
+    addresses: Mapping[str, str],
+    t2i_model_id: int,
+    head_models: Mapping[int, tuple[Any, int]],
+    names: Iterable[str] = DAEMONS,
+    t2i: str | None = None,
+    clip: str | None = None,
+    sender_poll: float = 0.1,
+    metrics: Metrics | None = None,
+    agent_threads: int | None = 1,
+    service: str | None = None,
+    models: Models | None = None,
+) -> Parts:
+    """Opens what the daemons in `names` need under `state`: the journal, the content store,
+    the chain client, the curator's near-duplicate index (as the curator last saved it), and
+    the models (`load_models` with `t2i`, `clip` and `agent_threads`), unless `models` are
+    handed in loaded: then they stay the caller's. `service`: see `Parts.service`."""
+    import asyncio
+
+    from eth_account import Account
+    from eth_utils.address import to_checksum_address
+
+    from agents.models.curator import EmbeddingIndex
+    from agents.runtime.chain import CORE, load_abis
+    from zkml.settings import PINNED
+
+    names = set(names)
+    await asyncio.to_thread(state.mkdir, parents=True, exist_ok=True)
+    owned = None
+    if models is None:
+        models = owned = await load_models(root, names, t2i=t2i, clip=clip, agent_threads=agent_threads)
+    journal = Journal(state / "journal.db", final=jobs.REGISTERED_OR_FINAL)
+    abis = await asyncio.to_thread(load_abis, root, (*CORE, MARKET))
+    client = ChainClient(web3, Account.from_key(key), journal, addresses, abis, poll=sender_poll)
+    generator = models.generator if "generator" in names else None
+    curator = models.curator if "curator" in names else None
+    index_path = state / "curator-index.npz"
+    if curator is not None:  # this state's index: a restarted curator still knows what it accepted
+        curator.index = await asyncio.to_thread(EmbeddingIndex.load, index_path, curator.index.dim)
+    identity = None
+    if "publisher" in names:
+        identity = await asyncio.to_thread(DevIdentity.load_or_create, state / "identity")
+    executor = None
+    if "prover" in names:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # proving is background work with no one waiting on it: its worker runs at a lower CPU
+        # priority, so the generator's worker (which requests wait on) keeps the cores it needs
+        executor = ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=ignore_interrupts,
+            initargs=(PROVER_NICENESS,),
+        )
+    return Parts(
+        journal=journal,
+        client=client,
+        store=LocalStore(state / "store"),
+        identity=identity,
+        generator=generator,
+        curator=curator,
+        model=ModelInfo("proofmint tiny-t2i" if t2i is None else t2i, f"model version {t2i_model_id}"),
+        t2i_model_id=t2i_model_id,
+        head_models=head_models,
+        input_scale=PINNED.input_scale,
+        prover_executor=executor,
+        index_path=index_path,
+        metrics=metrics,
+        service=to_checksum_address(service) if service is not None else None,
+        owned_models=owned,
+    )
+
+
+async def open_local(
+    ape: Any,
+    root: Path,
+    state: Path,
+    *,
+    originators: Sequence[tuple[str, int]],
+    head_sizes: Iterable[int] = HEAD_SIZES,
+    progress: Progress = _quiet,
+    **parts_options: Any,
+) -> tuple[LocalSetup, Parts]:
+    """Everything on the development chain ape is connected to, as `proofmint up`, the demo and
+    the benchmarks use it: the curation head's circuits (cached), the contracts deployed and the
+    models registered by ape's first two test accounts (operator, model developer), and the
+    agents' parts acting as the operator. `parts_options` go to `open_parts`."""
+    import asyncio
+
+    from agents.core.toolchain import solc_executable
+
+    accounts = ape.accounts.test_accounts
+    operator, developer = accounts[0], accounts[1]
+    circuits = await asyncio.to_thread(
+        build_head_circuits, root / ".cache" / "zkml-agents", tuple(head_sizes), progress=progress
+    )
+    setup = await asyncio.to_thread(
+        lambda: prepare_chain(
+            ape.project,
+            ape.chain,
+            operator=operator,
+            developer=developer,
+            originators=originators,
+            t2i_folder=root / "models" / "tiny-t2i",
+            circuits=circuits,
+            store=LocalStore(state / "store"),
+            solc=solc_executable(root),
+            progress=progress,
+        )
+    )
+    parts = await open_parts(
+        root,
+        state,
+        web3=ape.chain.provider.web3,
+        key=operator.private_key,
+        addresses=setup.addresses,
+        t2i_model_id=setup.t2i_model_id,
+        head_models=setup.head_models,
+        **parts_options,
+    )
+    return setup, parts
+
+
+#: How much lower the prover's worker process runs than the agents (os.nice increment).
+PROVER_NICENESS: Final = 10
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """How `build_agents` sizes the stages."""
+
+    worker: str
+    generate_batch: int
+    micro_batch: int
+    register_batch: int
+    linger_s: float
+    generate_linger_s: float
+
+
+StageFactory = Callable[[Parts, StageSpec, BuildOptions, dict[str, Any]], Stage]
+
+
+def _generator(parts: Parts, spec: StageSpec, o: BuildOptions, common: dict[str, Any]) -> Stage:
+    return GenerateStage(
+        parts.journal,
+        parts.generator,
+        parts.store,
+        worker=f"{o.worker}/generator",
+        batch=o.generate_batch,
+        # the generator pads every micro-batch to its size (so results never depend on the
+        # company a request keeps): wait a moment for a full one rather than pad
+        min_batch=min(o.generate_batch, o.micro_batch),
+        linger_s=o.generate_linger_s,
+        # a micro-batch per worker process in flight (by default a claim is one micro-batch):
+        # the next one is queued before the last one's results are journaled
+        concurrency=parts.generator.workers if parts.generator is not None else 1,
+        **common,
+    )
+
+
+def _curator(parts: Parts, spec: StageSpec, o: BuildOptions, common: dict[str, Any]) -> Stage:
+    return CurateStage(
+        parts.journal,
+        parts.curator,
+        parts.store,
+        index_path=parts.index_path,
+        worker=f"{o.worker}/curator",
+        batch=64,
+        **common,
+    )
+
+
+def _publisher(parts: Parts, spec: StageSpec, o: BuildOptions, common: dict[str, Any]) -> Stage:
+    return PublishStage(
+        parts.journal,
+        parts.store,
+        parts.signer(),
+        parts.model,
+        input_scale=parts.input_scale,
+        worker=f"{o.worker}/publisher",
+        batch=32,
+        **common,
+    )
+
+
+def _registrar(parts: Parts, spec: StageSpec, o: BuildOptions, common: dict[str, Any]) -> Stage:
+    # registerMany straight to `registered`, or commit a batch root (then the claimer claims)
+    kind = RegisterStage if spec.outbox == jobs.REGISTERED else CommitStage
+    return kind(
+        parts.journal,
+        parts.chain(),
+        model_id=parts.t2i_model_id,
+        worker=f"{o.worker}/registrar",
+        batch=o.register_batch,
+        min_batch=o.register_batch,
+        linger_s=o.linger_s,
+        upstream=BEFORE_PUBLISHED,
+        **common,
+    )
+
+
+def _claimer(parts: Parts, spec: StageSpec, o: BuildOptions, common: dict[str, Any]) -> Stage:
+    return ClaimStage(
+        parts.journal,
+        parts.chain(),
+        model_id=parts.t2i_model_id,
+        worker=f"{o.worker}/claimer",
+        batch=o.register_batch,
+        **common,
+    )
+
+
+def _deliver(parts: Parts, spec: StageSpec, o: BuildOptions, common: dict[str, Any]) -> Stage:
+    return DeliverStage(parts.journal, parts.chain(), worker=f"{o.worker}/deliver", batch=64, **common)
+
+
+def _prover(parts: Parts, spec: StageSpec, o: BuildOptions, common: dict[str, Any]) -> Stage:
+    return ProveStage(
+        parts.journal,
+        parts.chain(),
+        parts.head_models,
+        executor=parts.prover_executor,
+        worker=f"{o.worker}/prover",
+        min_batch=max(parts.head_models),
+        linger_s=o.linger_s,
+        upstream=BEFORE_DELIVERED,
+        max_attempts=3,
+        **common,
+    )
+
+
+def _settlement(parts: Parts, spec: StageSpec, o: BuildOptions, common: dict[str, Any]) -> Stage:
+    return SettleStage(
+        parts.journal, parts.chain(), worker=f"{o.worker}/settlement", min_batch=32, linger_s=o.linger_s, **common
+    )
+
+
+#: How each stage of `agents.daemons.pipeline.STAGES` is built, by stage name.
+FACTORIES: Final[Mapping[str, StageFactory]] = {
+    "generator": _generator,
+    "curator": _curator,
+    "publisher": _publisher,
+    "registrar": _registrar,
+    "claimer": _claimer,
+    "deliver": _deliver,
+    "prover": _prover,
+    "settlement": _settlement,
+}
+
+
+def memory_queues() -> dict[str, WorkQueue]:
+    """In-process wake-up queues, one per hand-off of the pipeline table."""
+    return {stage: MemoryQueue(stage, capacity=4_096) for stage in HANDOFFS}
+
+
+def redis_queues(redis: Any) -> dict[str, WorkQueue]:
+    """Wake-up streams across processes, one per hand-off of the pipeline table."""
+    from agents.runtime.queues import RedisStreamQueue
+
+    return {stage: RedisStreamQueue(redis, stage) for stage in HANDOFFS}
+
+
+def build_agents(
+    parts: Parts,
+    *,
+    names: Iterable[str] = DAEMONS,
+    worker: str = "local",
+    generate_batch: int | None = None,
+    register_batch: int = 64,
+    linger_s: float = 2.0,
+    idle: float = 0.2,
+    queues: Mapping[str, WorkQueue] | None = None,
+    withdraw_every_s: float | None = 30.0,
+    registration: str = MANY,
+    market_confirmations: int = 2,
+    generate_linger_s: float = 0.25,
+) -> Agents:
+    """The stages of the daemons in `names` (`agents.daemons.pipeline.STAGES`), woken through
+    `queues` (one per hand-off: `memory_queues()` in process, the default, or `redis_queues`)."""
+    names = list(names)
+    specs = stages_of(names, registration)
+    q: dict[str, WorkQueue] = {**memory_queues(), **dict(queues or {})}
+    micro_batch = parts.generator.batch if parts.generator is not None else 8
+    options = BuildOptions(
+        worker=worker,
+        generate_batch=generate_batch or micro_batch,
+        micro_batch=micro_batch,
+        register_batch=register_batch,
+        linger_s=linger_s,
+        generate_linger_s=generate_linger_s,
+    )
+    stages: list[Stage] = []
+    for spec in specs:
+        common: dict[str, Any] = {"idle": idle, "metrics": parts.metrics}
+        if spec.inbox is not None:
+            common["inbox"] = q[spec.inbox]
+        if spec.outbox is not None:
+            common["outbox"] = q[spec.outbox]
+        stages.append(FACTORIES[spec.name](parts, spec, options, common))
+    j = parts.journal
+    watchers: list[MarketWatcher] = []
+    if "generator" in names and parts.client is not None and MARKET in parts.client.contracts:
+        confirmations = 0 if is_in_process(parts.client.web3) else market_confirmations
+        watchers.append(MarketWatcher(j, parts.client, confirmations=confirmations))
+    chain_daemons = {"registrar", "prover", "settlement"} & set(names) or ({"generator"} if watchers else set())
+    return Agents(
+        j,
+        stages,
+        clients=[parts.chain()] if chain_daemons else [],
+        withdraw_every_s=withdraw_every_s if "settlement" in names else None,
+        metrics=parts.metrics,
+        watchers=watchers,
+    )

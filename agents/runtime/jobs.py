@@ -1,0 +1,109 @@
+"""The stages an asset passes, and how a request becomes a job.
+
+    requested --generator--> generated --curator--> curated --publisher--> published
+        --registrar--> registered --registrar (deliver)--> delivered --prover--> attested
+
+(or, registering by commit then claim: published --commit--> committed --claim--> registered).
+Requests come from the CLI, the API, or `GenerationMarket` events (`agents.daemons.market`);
+delivery fulfils a paid market request with its asset and passes every other job straight on.
+
+Side exits: the curator sends `review` (the human-review band) and `rejected` (moderation,
+duplicates, poor alignment); the prover gives up to `unproven` after its retries; any stage gives
+up to `failed`; a market request reorged out before work began is `cancelled`. A request's key
+derives from its content (requester, prompt, seed and every parameter), so the same request
+submitted twice (from the CLI or the API) is one job; a market request's key is its market and
+request id. Vouchers are jobs of their own kind: `received --settlement--> settled | skipped`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any, Final
+
+from agents.core.requests import GenerationRequest, GeneratorError
+from agents.core.settlement import SignedVoucher
+from agents.runtime.journal import Journal
+
+ASSET: Final = "asset"
+VOUCHER: Final = "voucher"
+
+REQUESTED: Final = "requested"
+GENERATED: Final = "generated"
+CURATED: Final = "curated"
+REVIEW: Final = "review"
+REJECTED: Final = "rejected"
+PUBLISHED: Final = "published"
+COMMITTED: Final = "committed"
+REGISTERED: Final = "registered"
+DELIVERED: Final = "delivered"
+ATTESTED: Final = "attested"
+CANCELLED: Final = "cancelled"
+UNPROVEN: Final = "unproven"
+FAILED: Final = "failed"
+RECEIVED: Final = "received"
+SETTLED: Final = "settled"
+SKIPPED: Final = "skipped"
+
+#: Stages a job never leaves by itself (`review` waits for a person).
+FINAL: Final = frozenset({ATTESTED, UNPROVEN, REJECTED, REVIEW, FAILED, SETTLED, SKIPPED, CANCELLED})
+#: Stages past the registration deadline's reach: a job there is no orphan (the journal's `final`).
+REGISTERED_OR_FINAL: Final = FINAL | {REGISTERED, DELIVERED}
+#: How long (s) a request may take to be registered before it counts as an orphan.
+REGISTRATION_DEADLINE_S: Final = 3_600.0
+
+
+def request_key(request: GenerationRequest, requester: str) -> str:
+    """The idempotency key of a request: sha256 of its canonical JSON and the requester."""
+    body = json.dumps({"requester": requester.lower(), **asdict(request)}, sort_keys=True, separators=(",", ":"))
+    return "req-" + hashlib.sha256(body.encode()).hexdigest()[:40]
+
+
+def request_payload(request: GenerationRequest, *, requester: str, source: str) -> dict[str, Any]:
+    return {
+        "request": asdict(request),
+        "requester": requester,
+        "source": source,
+        "requested_at": time.time(),
+    }
+
+
+def request_of(payload: Mapping[str, Any]) -> GenerationRequest:
+    """The request a job carries; `GeneratorError` if the payload is malformed."""
+    raw = payload.get("request")
+    if not isinstance(raw, Mapping):
+        raise GeneratorError("the job carries no request")
+    try:
+        fields = dict(raw)
+        fields["parents"] = tuple(fields.get("parents", ()))
+        return GenerationRequest(**fields)
+    except TypeError as exc:
+        raise GeneratorError(f"malformed request: {exc}") from exc
+
+
+def submit_request(
+    journal: Journal,
+    request: GenerationRequest,
+    *,
+    requester: str,
+    source: str,
+    extra: Mapping[str, Any] | None = None,
+    deadline_s: float = REGISTRATION_DEADLINE_S,
+) -> tuple[str, bool]:
+    """Journals a request at `requested`; returns its key and whether it was new (blocking)."""
+    key = request_key(request, requester)
+    payload = {**request_payload(request, requester=requester, source=source), **dict(extra or {})}
+    return key, journal.submit(key, ASSET, payload, stage=REQUESTED, deadline_s=deadline_s)
+
+
+def voucher_key(voucher: SignedVoucher) -> str:
+    return "voucher-" + voucher.signature.hex()[:64]
+
+
+def submit_voucher(journal: Journal, voucher: SignedVoucher) -> tuple[str, bool]:
+    """Journals a signed voucher for settlement (blocking); its key and whether it was new."""
+    key = voucher_key(voucher)
+    return key, journal.submit(key, VOUCHER, voucher.as_json(), stage=RECEIVED)

@@ -1,0 +1,244 @@
+"""Curator stage with the shipped tiny CLIP: alignment bands, moderation, near-duplicates, errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+from eth_abi import encode
+from eth_utils import keccak
+from PIL import Image, ImageEnhance
+
+from agents.daemons.publish import commitment_of
+from agents.deploy.deployment import deploy_core
+from agents.models.curator import (
+    CurationItem,
+    CurationPolicy,
+    Curator,
+    CuratorError,
+    Decision,
+    EmbeddingIndex,
+    hash_distance,
+    perceptual_hash,
+)
+from media.clip import load
+from media.dataset import COLOURS, examples, render
+from tests.agents.loop_probe import loop_ticks
+from tests.contracts.helpers import asset_record, register_asset, register_model
+from zkml.evm import FIELD_MODULUS, PROVEN_DIGEST_BITS, input_binding
+from zkml.pipeline import HeadInput, input_commitment
+from zkml.settings import PinnedSettings
+
+ROOT = Path(__file__).resolve().parents[3]
+CLIP = f"local-dir:{ROOT / 'models' / 'tiny-clip'}"
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return load(CLIP)
+
+
+def items(split: str, seed: int, count: int, caption=None) -> list[CurationItem]:  # type: ignore[no-untyped-def]
+    held = list(examples(split, seed, count))  # type: ignore[arg-type]
+    return [
+        CurationItem(f"{seed:08x}{i:056x}", e.image, caption(i, held) if caption else e.caption)
+        for i, e in enumerate(held)
+    ]
+
+
+def jpeg(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def test_matching_prompts_are_accepted_and_unrelated_ones_rejected(clip):
+    curator = Curator(clip, CurationPolicy(), remember=False)
+    matched = curator.curate_batch(items("test", 1, 128))
+    shifted = curator.curate_batch(items("test", 1, 128, caption=lambda i, held: held[(i + 7) % 128].caption))
+    accepted = sum(v.decision is Decision.ACCEPT for v in matched) / 128
+    rejected = sum(v.decision is Decision.REJECT for v in shifted) / 128
+    assert accepted >= 0.95, accepted
+    assert rejected >= 0.8, rejected
+    assert sum(v.alignment > w.alignment for v, w in zip(matched, shifted, strict=True)) >= 0.95 * 128
+
+
+def test_the_band_between_thresholds_goes_to_human_review(clip):
+    item = items("test", 2, 1)[0]
+    alignment = Curator(clip, CurationPolicy(), remember=False).curate_batch([item])[0].alignment
+    policy = CurationPolicy(accept_at=min(1.0, alignment + 0.01), review_at=alignment - 0.01)
+    assert Curator(clip, policy, remember=False).curate_batch([item])[0].decision is Decision.REVIEW
+    below = CurationPolicy(accept_at=min(1.0, alignment + 0.02), review_at=min(1.0, alignment + 0.01))
+    assert Curator(clip, below, remember=False).curate_batch([item])[0].decision is Decision.REJECT
+
+
+def test_zero_shot_moderation_flags_blocked_concepts_in_prompt_and_image(clip):
+    others = tuple(c for c in COLOURS if c != "orange")
+    policy = CurationPolicy(blocked=("orange",), allowed=others, image_moderation_at=0.0, prompt_moderation_at=0.0)
+    curator = Curator(clip, policy, remember=False)
+    held = list(examples("test", 3, 400))
+    orange = [e for e in held if e.composition.colour == "orange"][:30]
+    plain = [e for e in held if e.composition.colour != "orange"][:60]
+    # The image is orange but the prompt says another colour: only the image is flagged.
+    disguised = [CurationItem(f"{i:064x}", e.image, e.caption.replace("orange", "red")) for i, e in enumerate(orange)]
+    verdicts = curator.curate_batch(disguised)
+    image_flagged = sum(any(f.where == "image" for f in v.flags) for v in verdicts) / len(verdicts)
+    prompt_flagged = sum(any(f.where == "prompt" for f in v.flags) for v in verdicts) / len(verdicts)
+    assert image_flagged >= 0.8, image_flagged
+    assert prompt_flagged <= 0.1, prompt_flagged
+    assert all(v.decision is Decision.REJECT for v in verdicts if v.flags)
+    # An orange prompt is flagged whatever the image.
+    asked = curator.curate_batch([CurationItem("a" * 64, plain[0].image, "two small orange squares at the top")])
+    assert any(f.where == "prompt" and f.concept == "orange" for f in asked[0].flags)
+    clean = curator.curate_batch([CurationItem(f"{i:064x}", e.image, e.caption) for i, e in enumerate(plain)])
+    assert sum(bool(v.flags) for v in clean) / len(clean) <= 0.1
+
+
+def test_copies_of_accepted_assets_are_flagged_and_other_pictures_are_not(clip):
+    curator = Curator(clip, CurationPolicy(accept_at=-1.0, review_at=-1.0))
+    originals = items("test", 4, 150)
+    first = curator.curate_batch(originals)
+    assert not any(v.duplicate_of for v in first), "distinct pictures are not copies of each other"
+    assert len(curator.index) == 150
+    copies = []
+    for i, item in enumerate(originals[:40]):
+        image = item.image
+        variant = [image, jpeg(image), ImageEnhance.Brightness(image).enhance(1.1), image.resize((64, 64))][i % 4]
+        copies.append(CurationItem(f"c{i:063x}", variant, item.prompt))
+    flagged = curator.curate_batch(copies)
+    hits = [v.duplicate_of == o.digest for v, o in zip(flagged, originals, strict=False)]
+    assert sum(hits) / len(hits) >= 0.9, sum(hits)
+    assert all(v.decision is Decision.REJECT for v in flagged if v.duplicate_of)
+    # The same composition drawn again (another layout) is a new picture, not a copy.
+    held = list(examples("test", 4, 40))
+    redrawn = [CurationItem(f"d{i:063x}", render(e.composition, e.seed + 1), e.caption) for i, e in enumerate(held)]
+    assert sum(v.duplicate_of is not None for v in curator.curate_batch(redrawn)) <= 2
+
+
+def test_perceptual_hash_survives_re_encoding_but_not_a_new_layout():
+    e = next(examples("test", 5, 1))
+    base = perceptual_hash(e.image)
+    assert hash_distance(base, perceptual_hash(jpeg(e.image))) <= 6
+    assert hash_distance(base, perceptual_hash(e.image.resize((96, 96)))) <= 6
+    assert base == perceptual_hash(e.image.copy())
+
+
+def test_a_job_curated_again_after_a_crash_is_not_its_own_duplicate(clip, tmp_path):
+    policy = CurationPolicy(accept_at=-1.0, review_at=-1.0)
+    first = Curator(clip, policy)
+    [original] = items("test", 9, 1)
+    item = CurationItem(original.digest, original.image, original.prompt, key="job-1")
+    assert first.curate_batch([item])[0].duplicate_of is None
+    path = tmp_path / "index.npz"
+    first.index.save(path)  # the index outlived the crash; the journal did not record the verdict
+    again = Curator(clip, policy, index=EmbeddingIndex.load(path, 32))
+    assert again.curate_batch([item])[0].duplicate_of is None  # the same job, retried
+    copy = CurationItem(original.digest, original.image, original.prompt, key="job-2")
+    assert again.curate_batch([copy])[0].duplicate_of == original.digest  # another job's copy is flagged
+
+
+def test_the_index_persists_and_refuses_the_wrong_shape(clip, tmp_path):
+    curator = Curator(clip, CurationPolicy(accept_at=-1.0, review_at=-1.0))
+    originals = items("test", 6, 5)
+    curator.curate_batch(originals)
+    path = tmp_path / "index.npz"
+    curator.index.save(path)
+    restored = EmbeddingIndex.load(path, 32)
+    assert len(restored) == 5
+    again = Curator(clip, CurationPolicy(accept_at=-1.0, review_at=-1.0), index=restored)
+    assert again.curate_batch([CurationItem("e" * 64, originals[2].image, "x")])[0].duplicate_of == originals[2].digest
+    assert len(EmbeddingIndex.load(tmp_path / "none.npz", 32)) == 0
+    with pytest.raises(CuratorError, match="expected"):
+        EmbeddingIndex.load(path, 64)
+    (tmp_path / "junk.npz").write_bytes(b"not numpy")
+    with pytest.raises(CuratorError, match="not an embedding index"):
+        EmbeddingIndex.load(tmp_path / "junk.npz", 32)
+    with pytest.raises(CuratorError, match="the index holds 64-d"):
+        Curator(clip, CurationPolicy(), index=EmbeddingIndex(64))
+    with pytest.raises(CuratorError, match="3 values"):
+        EmbeddingIndex(32).add("x", [0.0, 1.0, 0.0], 0)
+
+
+def test_the_embedding_is_what_the_zk_head_commits_to(clip):
+    (verdict,) = Curator(clip, CurationPolicy(), remember=False).curate_batch(items("test", 7, 1))
+    assert len(verdict.embedding) == 32
+    assert abs(sum(v * v for v in verdict.embedding) - 1.0) < 1e-4
+    scale = PinnedSettings().input_scale
+    commitment = input_commitment(HeadInput(verdict.embedding, bytes.fromhex(verdict.digest)), scale)
+    assert 0 < commitment < FIELD_MODULUS
+    # The commitment hashes the content digest after the embedding: the same embedding under
+    # another digest is another commitment.
+    assert input_commitment(HeadInput(verdict.embedding, bytes(32)), scale) != commitment
+
+
+@pytest.mark.chain
+def test_the_registry_binds_the_publishers_commitment_of_a_curated_image(clip, project, chain, accounts):
+    """The record of a curated image (digest = sha256 of its bytes) registered with the commitment
+    the publisher computes from the curator's embedding stores as its input binding
+    keccak256(abi.encode(uint256(keccak256(digest)) >> 3, commitment)), which `zkml.evm.input_binding`
+    computes the same: what the prover's proof will be checked against."""
+    example = next(examples("test", 9, 1))
+    image = jpeg(example.image)
+    digest = hashlib.sha256(image).digest()
+    (verdict,) = Curator(clip, CurationPolicy(), remember=False).curate_batch(
+        [CurationItem(digest.hex(), image, example.caption)]
+    )
+    commitment = commitment_of(verdict.embedding, bytes.fromhex(verdict.digest), PinnedSettings().input_scale)
+    assert commitment == input_commitment(HeadInput(verdict.embedding, digest), PinnedSettings().input_scale)
+
+    deployer, developer, creator = accounts[0], accounts[1], accounts[3]
+    deployed = {d.name: d.address for d in deploy_core(project, deployer, chain)}
+    models = project.ModelRegistry.at(deployed["ModelRegistry"])
+    provenance = project.ProvenanceRegistry.at(deployed["ProvenanceRegistry"])
+    model_id = register_model(models, developer, label="tiny-sd")
+    record = asset_record("curated", creator, model_id, commitment=commitment.to_bytes(32, "big"))
+    register_asset(provenance, creator, dataclasses.replace(record, content_digest=digest))
+
+    by_hand = keccak(encode(["uint256", "uint256"], [int.from_bytes(keccak(digest), "big") >> 3, commitment]))
+    assert int(provenance.PROVEN_DIGEST_BITS()) == PROVEN_DIGEST_BITS
+    assert input_binding(digest, commitment) == by_hand
+    assert bytes(provenance.getAsset(digest).inputBinding) == by_hand
+
+
+def test_bad_policies_and_items_are_refused(clip, tmp_path):
+    with pytest.raises(CuratorError, match="above accept_at"):
+        CurationPolicy(accept_at=0.2, review_at=0.5)
+    with pytest.raises(CuratorError, match="cosine similarity"):
+        CurationPolicy(duplicate_at=1.5)
+    with pytest.raises(CuratorError, match="empty"):
+        CurationPolicy(blocked=(" ",))
+    with pytest.raises(CuratorError, match="both blocked and allowed"):
+        CurationPolicy(blocked=("red",), allowed=("red",))
+    with pytest.raises(CuratorError, match="hash_bits"):
+        CurationPolicy(duplicate_hash_bits=65)
+    policy_file = tmp_path / "policy.json"
+    policy_file.write_text(json.dumps({"accept_at": 0.9, "blocked": ["orange"], "allowed": ["red"]}))
+    assert CurationPolicy.from_json(policy_file) == CurationPolicy(accept_at=0.9, blocked=("orange",), allowed=("red",))
+    policy_file.write_text(json.dumps({"accept": 0.9}))
+    with pytest.raises(CuratorError, match="unknown policy keys"):
+        CurationPolicy.from_json(policy_file)
+    policy_file.write_text(json.dumps({"blocked": "orange"}))
+    with pytest.raises(CuratorError, match="list of strings"):
+        CurationPolicy.from_json(policy_file)
+    policy_file.write_text("{")
+    with pytest.raises(CuratorError, match="not a readable JSON"):
+        CurationPolicy.from_json(policy_file)
+    with pytest.raises(CuratorError, match="not an image"):
+        Curator(clip, CurationPolicy()).curate_batch([CurationItem("f" * 64, b"\x89PNG broken", "x")])
+    assert Curator(clip, CurationPolicy()).curate_batch([]) == []
+
+
+@pytest.mark.asyncio
+async def test_curation_runs_off_the_event_loop():
+    curator = await Curator.load(CLIP, CurationPolicy())
+    try:
+        async with loop_ticks(0.002) as ticks:
+            verdicts = await curator.curate(items("test", 8, 256))
+    finally:
+        curator.close()
+    assert len(verdicts) == 256
+    assert ticks.count > 3

@@ -1,0 +1,218 @@
+"""Generator stage: any diffusers pipeline from a folder, deterministic bytes, lineage, errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from agents.core.requests import GenerationRequest, GeneratorError
+from agents.models.generator import Generator, ModelNotFoundError, load_pipeline
+from media.dataset import examples
+from media.t2i import TinyClipTextEncoder, TinyText2ImagePipeline, build_scheduler, build_unet
+from tests.agents.loop_probe import loop_ticks
+
+ROOT = Path(__file__).resolve().parents[3]
+TINY_CLIP = ROOT / "models" / "tiny-clip"
+
+
+@pytest.fixture(scope="module")
+def t2i_folder(tmp_path_factory) -> Path:
+    """The tiny pipeline's architecture with a seeded random UNet (training is not under test)."""
+    from transformers import AutoTokenizer
+
+    encoder = TinyClipTextEncoder.from_open_clip(TINY_CLIP).eval()
+    pipe = TinyText2ImagePipeline(
+        unet=build_unet(encoder.width, 32, seed=3),
+        scheduler=build_scheduler(),
+        text_encoder=encoder,
+        tokenizer=AutoTokenizer.from_pretrained(str(TINY_CLIP)),
+    )
+    folder = tmp_path_factory.mktemp("t2i") / "pipe"
+    pipe.save_pretrained(str(folder))
+    return folder
+
+
+def requests(count: int, steps: int = 4) -> list[GenerationRequest]:
+    return [GenerationRequest(e.caption, seed=100 + i, steps=steps) for i, e in enumerate(examples("test", 9, count))]
+
+
+@pytest.mark.asyncio
+async def test_the_same_request_gives_the_same_digest_alone_or_in_any_batch(t2i_folder):
+    generator = await Generator.load(str(t2i_folder), device="cpu", batch=4)
+    try:
+        batch = requests(6)
+        together = await generator.generate(batch)
+        again = await generator.generate(batch)
+        alone = [(await generator.generate([r]))[0] for r in batch[:3]]
+        shuffled = await generator.generate([batch[5], batch[2], batch[0]])
+    finally:
+        generator.close()
+    assert [g.digest for g in together] == [g.digest for g in again]
+    assert [g.digest for g in alone] == [g.digest for g in together[:3]]
+    assert [g.digest for g in shuffled] == [together[5].digest, together[2].digest, together[0].digest]
+    assert len({g.digest for g in together}) == 6
+    assert together[0].png.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+@pytest.mark.asyncio
+async def test_lineage_records_everything_that_made_the_image(t2i_folder):
+    generator = await Generator.load(str(t2i_folder), device="cpu", batch=2)
+    try:
+        request = GenerationRequest(
+            "a large red circle on the left over a plain black background",
+            seed=7,
+            negative_prompt="blue",
+            steps=3,
+            guidance=2.5,
+            parents=("ab" * 32,),
+        )
+        (image,) = await generator.generate([request])
+        (other,) = await generator.generate([GenerationRequest(request.prompt, seed=8, steps=3, guidance=2.5)])
+    finally:
+        generator.close()
+    lineage = image.lineage
+    assert lineage.model == str(t2i_folder)
+    assert len(bytes.fromhex(lineage.model_digest)) == 32
+    assert (lineage.pipeline, lineage.scheduler) == ("TinyText2ImagePipeline", "DDIMScheduler")
+    assert (lineage.prompt, lineage.negative_prompt, lineage.seed, lineage.steps, lineage.guidance) == (
+        request.prompt,
+        "blue",
+        7,
+        3,
+        2.5,
+    )
+    assert lineage.parents == ("ab" * 32,) and lineage.adapters == ()
+    assert (lineage.device, lineage.dtype, lineage.batch) == ("cpu", "float32", 2)
+    assert json.loads(lineage.canonical())["seed"] == 7
+    assert lineage.params_digest() != other.lineage.params_digest()
+    assert image.digest != other.digest
+
+
+@pytest.mark.asyncio
+async def test_generation_runs_off_the_event_loop_and_reports_progress(t2i_folder):
+    generator = await Generator.load(str(t2i_folder), device="cpu", batch=2)
+    seen: list[tuple[int, int]] = []
+    try:
+        async with loop_ticks(0.005) as ticks:
+            mixed = [*requests(3, steps=6), GenerationRequest("two small blue squares", seed=1, steps=2)]
+            images = await generator.generate(mixed, progress=lambda done, total: seen.append((done, total)))
+    finally:
+        generator.close()
+    assert len(images) == 4 and [i.lineage.steps for i in images] == [6, 6, 6, 2]
+    assert seen[-1] == (4, 4) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert ticks.count > 5, "the loop kept running while the pipeline worked"
+
+
+def test_bad_requests_are_refused():
+    with pytest.raises(GeneratorError, match="prompt is empty"):
+        GenerationRequest("  ", seed=1)
+    with pytest.raises(GeneratorError, match="seed"):
+        GenerationRequest("x", seed=-1)
+    with pytest.raises(GeneratorError, match="steps"):
+        GenerationRequest("x", seed=1, steps=0)
+    with pytest.raises(GeneratorError, match="guidance"):
+        GenerationRequest("x", seed=1, guidance=-1)
+    with pytest.raises(GeneratorError, match="multiples of 8"):
+        GenerationRequest("x", seed=1, height=30)
+
+
+def test_missing_models_are_clear_errors(tmp_path, monkeypatch):
+    with pytest.raises(ModelNotFoundError, match=r"no model_index\.json"):
+        load_pipeline(str(tmp_path), "cpu")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelNotFoundError, match=r"HF_HUB_OFFLINE=1"):
+        load_pipeline("proofmint/no-such-model", "cpu")
+
+
+@pytest.mark.asyncio
+async def test_a_hub_id_loads_from_the_local_cache_snapshot_and_digests_like_the_folder(
+    t2i_folder, tmp_path, monkeypatch
+):
+    import huggingface_hub.constants
+
+    from agents.core.digests import weights_digest
+
+    # The cache's real layout: files in blobs/, the snapshot holds links to them, refs/main names it.
+    repo = tmp_path / "hub" / "models--proofmint--tiny-t2i"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = repo / "snapshots" / commit
+    for file in sorted(p for p in t2i_folder.rglob("*") if p.is_file()):
+        blob = repo / "blobs" / hashlib.sha256(file.read_bytes()).hexdigest()
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(file.read_bytes())
+        link = snapshot / file.relative_to(t2i_folder)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(blob)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    generator = await Generator.load("proofmint/tiny-t2i", device="cpu", batch=2)
+    from_folder = await Generator.load(str(t2i_folder), device="cpu", batch=2)
+    try:
+        (cached,) = await generator.generate(requests(1, steps=2))
+        (local,) = await from_folder.generate(requests(1, steps=2))
+    finally:
+        generator.close()
+        from_folder.close()
+    assert cached.lineage.model == "proofmint/tiny-t2i"
+    assert cached.lineage.model_digest == weights_digest(t2i_folder).hex() == local.lineage.model_digest
+    assert cached.digest == local.digest
+    with pytest.raises(ValueError, match="symbolic links"):
+        weights_digest(snapshot)
+
+
+def test_micro_batches_are_checked(t2i_folder):
+    pipe, digest = load_pipeline(str(t2i_folder), "cpu")
+    generator = Generator(pipe, str(t2i_folder), digest, batch=2)
+    try:
+        with pytest.raises(GeneratorError, match="1 to 2 requests"):
+            generator.run_batch(requests(3))
+        with pytest.raises(GeneratorError, match="mixes"):
+            generator.run_batch([*requests(1, steps=2), *requests(1, steps=3)])
+        with pytest.raises(GeneratorError, match="at least 1"):
+            Generator(pipe, "x", digest, batch=0)
+    finally:
+        generator.close()
+
+
+@pytest.mark.asyncio
+async def test_the_process_generator_makes_the_same_images_and_lineage(t2i_folder, tmp_path):
+    import torch
+
+    from agents.models.generator import CPU_THREADS, ProcessGenerator
+
+    batch = requests(9)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(CPU_THREADS)  # the workers' setting: images depend on torch's threads
+    local = await Generator.load(str(t2i_folder), device="cpu", batch=4)
+    try:
+        here = await local.generate(batch)
+    finally:
+        local.close()
+        torch.set_num_threads(threads)
+    one = await ProcessGenerator.load(str(t2i_folder), device="cpu", batch=4, workers=1)
+    two = await ProcessGenerator.load(str(t2i_folder), device="cpu", batch=4, workers=2)
+    seen: list[tuple[int, int]] = []
+    try:
+        alone = await one.generate(batch[3:4])
+        there = await one.generate(batch)
+        # three micro-batches over two workers, two of them at once
+        shared = await two.generate(batch, progress=lambda done, total: seen.append((done, total)))
+    finally:
+        one.close()
+        two.close()
+    assert (one.workers, two.workers) == (1, 2)
+    assert [g.digest for g in there] == [g.digest for g in here] == [g.digest for g in shared]
+    assert [g.lineage for g in there] == [g.lineage for g in here] == [g.lineage for g in shared]
+    assert alone[0].digest == here[3].digest
+    done = [d for d, _ in seen]  # after each micro-batch (of 4, 4 and 1), in the order they ended
+    assert len(seen) == 3 and done == sorted(done) and done[-1] == 9 and {t for _, t in seen} == {9}
+    with pytest.raises(ModelNotFoundError, match=r"no model_index\.json"):
+        await ProcessGenerator.load(str(tmp_path), device="cpu", workers=2)
+    with pytest.raises(GeneratorError, match="at least 1"):
+        await ProcessGenerator.load(str(t2i_folder), device="cpu", workers=0)
