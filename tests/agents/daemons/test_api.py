@@ -30,48 +30,14 @@ from PIL import Image
 from agents.api.client import PayingClient, PaymentError
 from agents.api.serve import DEPS, api_app
 from agents.app.wiring import Parts, build_agents
-from agents.core.requests import GenerationRequest
 from agents.core.settlement import SignedVoucher
 from agents.core.vouchers import Voucher, sign_voucher
 from agents.runtime import jobs
 from agents.storage.cid import Cid
-from tests.agents.daemons.test_pipeline import ETH, FINNEY, contract
-from tests.agents.daemons.test_pipeline import PROMPTS as PIPELINE_PROMPTS
+from tests.agents.daemons.helpers import ASSET_PROMPTS as PROMPTS
+from tests.agents.daemons.helpers import ETH, FINNEY, attach_terms, contract, make_assets
 
 pytestmark = pytest.mark.chain
-
-PROMPTS = PIPELINE_PROMPTS[:2]
-FRONT = ["generator", "curator", "publisher", "registrar"]
-
-
-async def make_assets(parts: Parts, requester: str) -> list[Any]:
-    for i, prompt in enumerate(PROMPTS):
-        await parts.journal.call(
-            jobs.submit_request, parts.journal, GenerationRequest(prompt, 7_000 + i), requester=requester, source="cli"
-        )
-    agents = build_agents(
-        parts, names=FRONT, register_batch=len(PROMPTS), linger_s=0.2, idle=0.05, withdraw_every_s=None
-    )
-    await agents.start()
-    try:
-        await agents.until(lambda c: c.get(jobs.DELIVERED, 0) == len(PROMPTS), within_s=600)
-    finally:
-        await agents.stop()
-    return list(await parts.journal.call(parts.journal.at_stage, jobs.DELIVERED))
-
-
-def attach_terms(licenses: Any, digest: bytes, operator: Any, *, per_use: int, price: int = 10 * FINNEY) -> int:
-    terms = {
-        "currency": ETH,
-        "price": price,
-        "pricePerUse": per_use,
-        "duration": 0,
-        "derivativeRoyaltyBps": 1_000,
-        "commercialUse": True,
-        "derivativesAllowed": True,
-    }
-    licenses.attachTerms(digest, terms, sender=operator)
-    return int(licenses.termsCount())
 
 
 Scenario = Callable[[aiohttp.ClientSession, TestServer, Any], Awaitable[None]]

@@ -23,8 +23,7 @@ from agents.api.openapi import document
 from agents.api.serve import MAX_LINE_BYTES, api_app, serve
 from agents.app.wiring import Parts
 from tests.agents.api.schema_fuzz import Call, calls, operations
-from tests.agents.daemons.test_api import attach_terms, make_assets
-from tests.agents.daemons.test_pipeline import ETH, FINNEY, contract
+from tests.agents.daemons.helpers import ETH, FINNEY, attach_terms, contract, make_assets
 from tests.agents.runtime.anvil import free_port
 
 pytestmark = pytest.mark.chain
@@ -83,7 +82,8 @@ def check(status: int, content_type: str, body: bytes, call: Call) -> None:
 
 
 def fuzz_operation(base: str, strategy: st.SearchStrategy[Call], name: str, seen: dict[str, set[int]]) -> None:
-    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    # derandomized: the same calls on every run (and no example database between runs)
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True)
     @given(call=strategy)
     def fuzz(call: Call) -> None:
         status, content_type, body = send(base, call)
@@ -132,4 +132,4 @@ def test_every_endpoint_fuzzed_from_the_openapi_document(
     assert 200 in seen["GET /v1/assets/{digest}"] and 400 in seen["GET /v1/assets/{digest}"]
     assert 402 in seen["GET /v1/assets/{digest}/content"]
     assert {200, 400, 402} <= seen["GET /v1/content/{cid}"]
-    assert {202, 422} <= seen["POST /v1/requests"] | {200}
+    assert {202, 422} <= seen["POST /v1/requests"]

@@ -25,7 +25,7 @@ from agents.core.requests import GenerationRequest
 from agents.core.toolchain import project_root
 from agents.runtime import jobs
 from tests.agents.api.browser_wallet import InjectedWallet
-from tests.agents.daemons.test_pipeline import ETH, FINNEY, PROMPTS, contract
+from tests.agents.daemons.helpers import ETH, FINNEY, PROMPTS, contract
 from tests.contracts.helpers import asset_record, buy_license, register_asset, terms_input
 
 pytestmark = [pytest.mark.chain, pytest.mark.anvil]
@@ -322,7 +322,7 @@ def test_proofmint_agent_api_serves_the_api_and_dapp_beside_daemons_on_a_node(
 
     from eth_utils.address import to_checksum_address
 
-    from tests.agents.daemons.test_up import call, wait_for
+    from tests.agents.daemons.helpers import call, wait_for
     from tests.agents.runtime.anvil import free_port
 
     if chain.provider.name != "foundry":

@@ -36,18 +36,10 @@ from agents.runtime import jobs
 from agents.runtime.jobs import submit_voucher
 from agents.storage.cid import Cid
 from agents.storage.credentials import read_sidecar
+from tests.agents.daemons.helpers import ETH, FINNEY, PROMPTS, contract
 from zkml.evm import input_binding
 
 pytestmark = pytest.mark.chain
-
-ETH = "0x0000000000000000000000000000000000000000"
-FINNEY = 10**15
-# held-out captions (media.dataset's test split) that the shipped models draw well at these seeds
-PROMPTS = (
-    "three small blue circles at the top over a dotted black background",
-    "a small magenta circle in the centre over a plain black background",
-    "three small red squares in the centre over a striped black background",
-)
 
 
 def requests() -> list[GenerationRequest]:
@@ -62,10 +54,6 @@ async def submit(parts: Parts, requester: str, items: list[GenerationRequest]) -
         )
         keys.append(key)
     return keys
-
-
-def contract(project: Any, local_chain: Any, name: str) -> Any:
-    return getattr(project, name).at(local_chain.addresses[name])
 
 
 def test_requests_become_registered_attested_assets_exactly_once(
@@ -300,7 +288,17 @@ def test_settlement_settles_good_vouchers_and_sets_bad_ones_aside(
         await agents.start()
         try:
             counts = await agents.until(all_final(), within_s=300)
-            await asyncio.sleep(1.0)  # at least one scheduled withdrawal after the settlement
+            client = parts.chain()  # the chain as the daemons reach it (their node thread), while they run
+
+            async def withdrawn() -> bool:  # distributed, then withdrawn by the agent's schedule
+                distributed = int(await client.call("RoyaltySplitter", "distributedOf", assets[0], ETH))
+                owed = int(await client.call("RoyaltySplitter", "balanceOf", operator.address, ETH))
+                return distributed == 3 * FINNEY and owed == 0
+
+            for _ in range(600):
+                if await withdrawn():
+                    break
+                await asyncio.sleep(0.05)
             return counts
         finally:
             await agents.stop()

@@ -5,56 +5,21 @@ no traceback from the worker processes."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from agents.core.toolchain import project_root
+from tests.agents.daemons.helpers import call, rpc_chain_id, wait_for
 from tests.agents.runtime.anvil import free_port
 
 pytestmark = pytest.mark.slow
 
 PROMPT = "a small magenta circle in the centre over a plain black background"
-
-
-def call(url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"} if data else {})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
-def wait_for(check: Any, within_s: float, process: subprocess.Popen[bytes]) -> Any:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "proofmint up exited early"
-        try:
-            result = check()
-        except (OSError, urllib.error.URLError):
-            result = None
-        if result:
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"not within {within_s} s")
-
-
-def rpc_chain_id(url: str) -> int:
-    body = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
-    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return int(json.loads(response.read())["result"], 16)
 
 
 @pytest.mark.parametrize("network", ["ethereum:local:test", "ethereum:local:foundry"])

@@ -132,7 +132,10 @@ def test_a_dropped_transaction_is_sent_again_unchanged(node: tuple[str, Any], jo
         web3.provider.make_request("anvil_dropTransaction", ["0x" + pending.hashes[0].hex()])
         assert web3.provider.make_request("txpool_content", [])["result"]["pending"] == {}
         waiting = asyncio.create_task(sender.wait(pending))
-        await asyncio.sleep(0.3)  # the sender notices and re-broadcasts
+        for _ in range(400):  # the sender notices and re-broadcasts
+            if web3.provider.make_request("txpool_content", [])["result"]["pending"]:
+                break
+            await asyncio.sleep(0.05)
         await asyncio.to_thread(web3.provider.make_request, "evm_mine", [])
         return pending.hashes[0], await asyncio.wait_for(waiting, 20)
 

@@ -8,13 +8,24 @@ import json
 import logging
 import socket
 import time
+from collections.abc import Iterator
 
 import aiohttp
+import pytest
 
 from agents.runtime.telemetry import Metrics, json_logging, serve_metrics
 
 
-def test_logs_are_one_json_object_per_line_with_fields():
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    """`json_logging` sets the process's `proofmint` logger: put it back for the tests after."""
+    logger = logging.getLogger("proofmint")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield
+    logger.handlers, logger.level, logger.propagate = saved[0], saved[1], saved[2]
+
+
+def test_logs_are_one_json_object_per_line_with_fields(restored_logging: None):
     stream = io.StringIO()
     json_logging(stream=stream)
     log = logging.getLogger("proofmint.registrar")

@@ -1,0 +1,94 @@
+"""What the daemon tests share: constants, contract handles, HTTP polling, and assets made by
+the front of the pipeline (generator to registrar) on the module's deployment."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from agents.app.wiring import Parts, build_agents
+from agents.core.requests import GenerationRequest
+from agents.runtime import jobs
+
+ETH = "0x0000000000000000000000000000000000000000"
+FINNEY = 10**15
+# held-out captions (media.dataset's test split) that the shipped models draw well at these seeds
+PROMPTS = (
+    "three small blue circles at the top over a dotted black background",
+    "a small magenta circle in the centre over a plain black background",
+    "three small red squares in the centre over a striped black background",
+)
+
+#: The daemons that take a request to a registered, delivered asset.
+FRONT = ["generator", "curator", "publisher", "registrar"]
+#: The prompts `make_assets` draws.
+ASSET_PROMPTS = PROMPTS[:2]
+
+
+def contract(project: Any, local_chain: Any, name: str) -> Any:
+    return getattr(project, name).at(local_chain.addresses[name])
+
+
+def call(url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"} if data else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def wait_for(check: Any, within_s: float, process: subprocess.Popen[bytes]) -> Any:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "proofmint up exited early"
+        try:
+            result = check()
+        except (OSError, urllib.error.URLError):
+            result = None
+        if result:
+            return result
+        time.sleep(0.5)
+    raise AssertionError(f"not within {within_s} s")
+
+
+def rpc_chain_id(url: str) -> int:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return int(json.loads(response.read())["result"], 16)
+
+
+async def make_assets(parts: Parts, requester: str) -> list[Any]:
+    for i, prompt in enumerate(ASSET_PROMPTS):
+        await parts.journal.call(
+            jobs.submit_request, parts.journal, GenerationRequest(prompt, 7_000 + i), requester=requester, source="cli"
+        )
+    agents = build_agents(
+        parts, names=FRONT, register_batch=len(ASSET_PROMPTS), linger_s=0.2, idle=0.05, withdraw_every_s=None
+    )
+    await agents.start()
+    try:
+        await agents.until(lambda c: c.get(jobs.DELIVERED, 0) == len(ASSET_PROMPTS), within_s=600)
+    finally:
+        await agents.stop()
+    return list(await parts.journal.call(parts.journal.at_stage, jobs.DELIVERED))
+
+
+def attach_terms(licenses: Any, digest: bytes, operator: Any, *, per_use: int, price: int = 10 * FINNEY) -> int:
+    terms = {
+        "currency": ETH,
+        "price": price,
+        "pricePerUse": per_use,
+        "duration": 0,
+        "derivativeRoyaltyBps": 1_000,
+        "commercialUse": True,
+        "derivativesAllowed": True,
+    }
+    licenses.attachTerms(digest, terms, sender=operator)
+    return int(licenses.termsCount())
