@@ -33,18 +33,24 @@ demo: compile ## The main job: the whole product on the embedded chain, report i
 setup-tests: ## What `make setup` installs, plus what only the tests need (Chromium)
 	@tools/bootstrap.sh --tests
 
-test: setup-tests lint test-embedded test-anvil ## Every test: lint, the suite on the embedded chain, chain tests again on anvil
+test: setup-tests lint test-embedded test-anvil ## Every test: lint, the suite on the embedded chain, the chain tests again on anvil
+
+# Where each test runs (markers in pyproject.toml): the contract suites (tests/contracts, marked
+# `contracts`) run once, on the embedded chain (faster there), with a `smoke` few on anvil too;
+# every other chain test runs on both chains (the daemons behave differently in process and
+# behind a URL); tests that need a node outside the test process (`anvil`) run on anvil only.
+DURATIONS := --durations=30
 
 test-embedded: compile
-	@echo "== tests on the embedded chain (ethereum:local:test) =="
-	@PROOFMINT_EXPECT_PROVIDER=test $(APE) test tests $(PYTEST_ARGS)
+	@echo "== tests on the embedded chain (ethereum:local:test): everything but the node-only tests =="
+	@PROOFMINT_EXPECT_PROVIDER=test $(APE) test tests -m "not anvil" $(DURATIONS) $(PYTEST_ARGS)
 
 test-anvil: compile
-	@echo "== chain tests on anvil ($(ANVIL_NETWORK)): all but the slow ones, which the embedded pass ran; plus those that need a node =="
-	@PROOFMINT_EXPECT_PROVIDER=foundry $(APE) test tests -m "(chain and not slow) or anvil" --network $(ANVIL_NETWORK) $(PYTEST_ARGS)
+	@echo "== tests on anvil ($(ANVIL_NETWORK)): the chain tests but the contract suites (a smoke few) and the slow ones, which the embedded pass ran; plus the node-only tests =="
+	@PROOFMINT_EXPECT_PROVIDER=foundry $(APE) test tests -m "anvil or smoke or (chain and not slow and not contracts)" --network $(ANVIL_NETWORK) $(DURATIONS) $(PYTEST_ARGS)
 
 test-fast: compile ## The fast path: everything not marked slow, embedded chain only
-	@$(APE) test tests -m "not slow" $(PYTEST_ARGS)
+	@$(APE) test tests -m "not slow and not anvil" $(PYTEST_ARGS)
 
 bench-gas: compile ## Gas of every core operation vs baselines and targets (NETWORK=ecosystem:network:provider)
 	@python bench/gas.py --network $(or $(NETWORK),ethereum:local:test)

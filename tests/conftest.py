@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+CONTRACT_SUITES = Path(__file__).resolve().parent / "contracts"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks the contract suites `contracts` (the Makefile runs them on the embedded chain, a
+    `smoke` few on anvil too)."""
+    for item in items:
+        if CONTRACT_SUITES in item.path.parents:
+            item.add_marker(pytest.mark.contracts)
 
 
 @pytest.fixture(scope="session")

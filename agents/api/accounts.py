@@ -18,6 +18,7 @@ from eth_utils.address import to_checksum_address
 
 from agents.api.catalog import Catalog
 from agents.api.chainview import ChainView
+from agents.api.views import Asset
 from agents.core.merkle import WEIGHT_SCALE, DataTree, MerkleError
 
 SPLITTER = "RoyaltySplitter"
@@ -47,7 +48,7 @@ async def owed(view: ChainView, catalog: Catalog, trees: DataTrees, account: str
     account = to_checksum_address(account)
     mine = await catalog.created_by(account, MAX_ASSETS)
 
-    async def asset_row(item: dict[str, Any]) -> dict[str, Any]:
+    async def asset_row(item: Asset) -> dict[str, Any]:
         digest = bytes.fromhex(item["digest"][2:])
         pending, distributed = await asyncio.gather(
             client.call(SPLITTER, "pendingRevenueOf", digest, currency),

@@ -1,6 +1,8 @@
 """The aiohttp application: routes, limits and the JSON error shape (see `agents.api.errors`).
 
-Every route is in the OpenAPI document (`/openapi.json`, also at `/.well-known/openapi.json`).
+Every route is in the OpenAPI document (`/openapi.json`, also at `/.well-known/openapi.json`),
+and every answer is a shape it names (`agents.api.views` builds the assets'); the dApp's pages
+(`/`, `/app/...`) are for people, not part of the API, and not in it.
 Licensed content (`/v1/assets/{digest}/content`, and an asset image's CID under `/v1/content`)
 is paid per use over x402 (`agents.api.x402`) with vouchers naming this server's service (the
 paywall's; `/v1/deployment` tells it); everything else is free to read.
@@ -23,16 +25,17 @@ from eth_utils.address import is_address, to_checksum_address
 from prometheus_client import Counter, Histogram
 
 from agents.api import accounts
-from agents.api.catalog import Catalog, asset_view
+from agents.api.catalog import Catalog
 from agents.api.chainview import ChainView
 from agents.api.dapp import PREFIX as DAPP_PREFIX
 from agents.api.dapp import DappFiles, default_dir, to_app
 from agents.api.errors import ApiError, Handler, json_errors
-from agents.api.lineage import LineageIndex, OnChain
+from agents.api.lineage import LineageIndex
 from agents.api.openapi import document
 from agents.api.paywall import PaymentRejectedError, Paywall
 from agents.api.preview import Previews
 from agents.api.ratelimit import RateLimiter
+from agents.api.views import Asset, LineageGraph, asset_detail, asset_view, chain_view, hex0x
 from agents.api.x402 import (
     LEGACY_SIGNATURE_HEADER,
     REQUIRED_HEADER,
@@ -162,40 +165,7 @@ async def list_assets(request: web.Request) -> web.Response:
     return _json({"total": total, "offset": offset, "items": items})
 
 
-def chain_view(on: OnChain, *, full: bool = False) -> dict[str, Any]:
-    """An asset registered on chain but not by these agents: what its `AssetRegistered` says
-    (no image, prompt or curation here; its zk status is not known to this server)."""
-    view: dict[str, Any] = {
-        "digest": "0x" + on.digest.hex(),
-        "cid": None,
-        "prompt": None,
-        "creator": on.creator,
-        "requester": None,
-        "seq": on.seq,
-        "width": None,
-        "height": None,
-        "zk": {"status": "unknown"},
-        "curation": {},
-        "source": "chain",
-    }
-    if full:
-        view.update(
-            {
-                "metadataCid": None,
-                "manifestCid": None,
-                "metadataURI": on.metadata_uri,
-                "request": {},
-                "lineage": {"model_id": on.model_id, "register_tx": on.transaction},
-                "parents": ["0x" + p.hex() for p in on.parents],
-                "paramsDigest": "0x" + on.params_digest.hex(),
-                "commitment": "0x" + on.input_commitment.hex(),
-                "marketRequest": None,
-            }
-        )
-    return view
-
-
-async def _node_view(deps: ApiDeps, digest: bytes) -> dict[str, Any] | None:
+async def _node_view(deps: ApiDeps, digest: bytes) -> Asset | None:
     job = await deps.catalog.get(digest)
     if job is not None:
         return asset_view(job)
@@ -207,19 +177,11 @@ async def get_asset(request: web.Request) -> web.Response:
     deps, digest = _deps(request), _digest(request)
     job = await deps.catalog.get(digest)
     on = await deps.lineage.get(digest)
-    if job is not None:
-        view = asset_view(job, full=True)
-        view["source"] = "agents"
-    elif on is not None:
-        view = chain_view(on, full=True)
-    else:
+    if job is None and on is None:
         raise ApiError(404, f"no registered asset 0x{digest.hex()}")
-    if on is not None:  # the chain is the authority on lineage
-        view["parents"] = ["0x" + p.hex() for p in on.parents]
     children = [await _node_view(deps, child) for child in deps.lineage.children.get(digest, [])]
-    view["children"] = [c for c in children if c is not None]
-    view["terms"] = await deps.chain.terms_of_asset(digest)
-    return _json(view)
+    terms = await deps.chain.terms_of_asset(digest)
+    return _json(asset_detail(job, on, [c for c in children if c is not None], terms))
 
 
 async def asset_lineage(request: web.Request) -> web.Response:
@@ -229,14 +191,13 @@ async def asset_lineage(request: web.Request) -> web.Response:
         raise ApiError(404, f"no registered asset 0x{digest.hex()}")
     graph = await deps.lineage.graph(digest, depth)
     nodes = [view for d in graph.nodes if (view := await _node_view(deps, d)) is not None]
-    return _json(
-        {
-            "root": "0x" + digest.hex(),
-            "nodes": nodes,
-            "edges": [["0x" + a.hex(), "0x" + b.hex()] for a, b in graph.edges],
-            "truncated": graph.truncated,
-        }
-    )
+    answer: LineageGraph = {
+        "root": hex0x(digest),
+        "nodes": nodes,
+        "edges": [[hex0x(a), hex0x(b)] for a, b in graph.edges],
+        "truncated": graph.truncated,
+    }
+    return _json(answer)
 
 
 async def asset_preview(request: web.Request) -> web.Response:

@@ -1,6 +1,6 @@
-"""The assets the agents made, as the API shows them: read from the journal (every registered
-asset's request, lineage, curation, CIDs, zk status), searched by words of the prompt or by
-image similarity (the curator's CLIP embeddings, which the journal keeps)."""
+"""The assets the agents made, as the API shows them (`agents.api.views`): read from the journal
+(every registered asset's request, lineage, curation, CIDs, zk status), searched by words of the
+prompt or by image similarity (the curator's CLIP embeddings, which the journal keeps)."""
 
 from __future__ import annotations
 
@@ -9,65 +9,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from agents.api.views import Asset, SimilarAsset, asset_view, creator_of, similar_view
 from agents.runtime import jobs
 from agents.runtime.journal import Job, Journal
 
 SHOWN = (jobs.REGISTERED, jobs.DELIVERED, jobs.ATTESTED, jobs.UNPROVEN)
 _WORD = re.compile(r"[a-z0-9]+")
-
-
-def _tx(value: Any) -> str | None:
-    return None if not value else "0x" + str(value).removeprefix("0x")
-
-
-def zk_status(job: Job) -> dict[str, Any]:
-    if job.stage == jobs.ATTESTED:
-        return {
-            "status": "attested",
-            "modelId": job.payload.get("attested_by"),
-            "score": job.payload.get("score"),
-            "transaction": _tx(job.payload.get("attest_tx")),
-        }
-    if job.stage == jobs.UNPROVEN:
-        return {"status": "unproven", "reason": job.error}
-    return {"status": "pending"}
-
-
-def _creator(job: Job) -> str | None:
-    return job.payload.get("creator") or job.payload.get("registered_creator")
-
-
-def asset_view(job: Job, *, full: bool = False) -> dict[str, Any]:
-    p = job.payload
-    request = p.get("request", {})
-    lineage = p.get("lineage", {})
-    view: dict[str, Any] = {
-        "digest": "0x" + p["sha256"],
-        "cid": p.get("cid"),
-        "prompt": request.get("prompt"),
-        "creator": _creator(job),
-        "requester": p.get("requester"),
-        "seq": p.get("seq"),
-        "width": p.get("width"),
-        "height": p.get("height"),
-        "zk": zk_status(job),
-        "curation": {k: v for k, v in (p.get("curation") or {}).items() if k != "embedding"},
-    }
-    if full:
-        view.update(
-            {
-                "metadataCid": p.get("metadata_cid"),
-                "manifestCid": p.get("manifest_cid"),
-                "metadataURI": p.get("metadata_uri"),
-                "request": request,
-                "lineage": {k: v for k, v in lineage.items() if k != "parents"},
-                "parents": ["0x" + d.removeprefix("0x") for d in lineage.get("parents", request.get("parents", []))],
-                "paramsDigest": "0x" + p["params_digest"] if "params_digest" in p else None,
-                "commitment": "0x" + p["commitment"] if "commitment" in p else None,
-                "marketRequest": p.get("market_request"),
-            }
-        )
-    return view
 
 
 def _words(text: str) -> set[str]:
@@ -124,7 +71,7 @@ class Catalog:
                 self._index = await asyncio.to_thread(_build, found, version)
             return self._index
 
-    async def search(self, text: str = "", limit: int = 50, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
+    async def search(self, text: str = "", limit: int = 50, offset: int = 0) -> tuple[int, list[Asset]]:
         index = await self._current()
         wanted = _words(text)
         hits = [job for job, words in zip(index.jobs, index.words, strict=True) if wanted <= words]
@@ -136,13 +83,13 @@ class Catalog:
     async def by_cid(self, cid: str) -> Job | None:
         return (await self._current()).by_cid.get(cid)
 
-    async def created_by(self, creator: str, limit: int) -> list[dict[str, Any]]:
+    async def created_by(self, creator: str, limit: int) -> list[Asset]:
         """The newest `limit` assets `creator` created (registered as its creator), oldest first."""
         wanted = creator.lower()
-        mine = [j for j in (await self._current()).jobs if str(_creator(j) or "").lower() == wanted]
+        mine = [j for j in (await self._current()).jobs if str(creator_of(j) or "").lower() == wanted]
         return [asset_view(j) for j in mine[-limit:]]
 
-    async def similar(self, digest: bytes, limit: int = 10) -> list[dict[str, Any]] | None:
+    async def similar(self, digest: bytes, limit: int = 10) -> list[SimilarAsset] | None:
         """Assets nearest to one by cosine similarity of their CLIP image embeddings; None if
         the asset is unknown or has no embedding."""
         index = await self._current()
@@ -152,4 +99,4 @@ class Catalog:
         row = index.embedded.index(anchor)
         scores = index.unit @ index.unit[row]
         order = [i for i in scores.argsort()[::-1].tolist() if i != row][:limit]
-        return [{**asset_view(index.embedded[i]), "similarity": round(float(scores[i]), 6)} for i in order]
+        return [similar_view(index.embedded[i], round(float(scores[i]), 6)) for i in order]

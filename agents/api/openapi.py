@@ -1,5 +1,13 @@
 """The OpenAPI 3.1 document of the API (served at `/openapi.json` and `/.well-known/openapi.json`;
-the fuzz tests generate requests from it)."""
+the fuzz tests generate requests from it, and tests hold the app's routes and its answers to it).
+
+Every JSON answer has a component schema that names each field, its type and whether it is
+required; objects admit no other fields (`additionalProperties: false`), so the schema of an
+asset (`Asset`, `AssetDetail`) is the shape `agents.api.views` builds and `dapp/src/api.ts`
+reads. Schemas use the JSON Schema subset OpenAPI 3.1 shares with 2020-12: `type` (one or a
+list, for nullable fields), `enum`, `const`, `pattern`, bounds, `properties`, `required`,
+`additionalProperties`, `items`, `prefixItems`, `oneOf` and `$ref`.
+"""
 
 from __future__ import annotations
 
@@ -54,13 +62,314 @@ REQUEST = {
 }
 
 
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` or null: a type list for simple types, `oneOf` for references."""
+    if "type" in schema and isinstance(schema["type"], str):
+        return schema | {"type": [schema["type"], "null"]}
+    return {"oneOf": [schema, {"type": "null"}]}
+
+
+def _object(properties: dict[str, Any], *, optional: tuple[str, ...] = (), description: str = "") -> dict[str, Any]:
+    """An object with exactly these fields, all required but `optional`."""
+    schema: dict[str, Any] = {
+        "type": "object",
+        "required": [name for name in properties if name not in optional],
+        "properties": properties,
+        "additionalProperties": False,
+    }
+    return schema | ({"description": description} if description else {})
+
+
+def _items(item: dict[str, Any], **more: Any) -> dict[str, Any]:
+    return _object({**more, "items": {"type": "array", "items": item}})
+
+
+STRING = {"type": "string"}
+INT = {"type": "integer"}
+NUMBER = {"type": "number"}
+BOOL = {"type": "boolean"}
+HEX32 = {"type": "string", "pattern": "^0x[0-9a-f]{64}$", "description": "32 bytes, 0x and lowercase hex"}
+
+ZK_STATUS = {
+    "description": "Whether an EZKL proof of the curation model's inference on the asset was verified on chain",
+    "oneOf": [
+        _object(
+            {
+                "status": {"const": "attested"},
+                "modelId": _nullable(INT | {"description": "the curation model version proven"}),
+                "score": _nullable(NUMBER),
+                "transaction": _nullable(HEX32 | {"description": "the attesting transaction"}),
+            }
+        ),
+        _object({"status": {"const": "unproven"}, "reason": _nullable(STRING)}),
+        _object(
+            {
+                "status": {
+                    "enum": ["pending", "unknown"],
+                    "description": "pending: being proven; unknown: registered outside these agents",
+                }
+            }
+        ),
+    ],
+}
+CURATION_FLAG = _object({"concept": STRING, "where": {"enum": ["prompt", "image"]}, "similarity": NUMBER})
+CURATION = _object(
+    {
+        "decision": {"enum": ["accept", "review", "reject"]},
+        "alignment": NUMBER | {"description": "CLIP similarity of image and prompt"},
+        "flags": {"type": "array", "items": _ref("CurationFlag")},
+        "duplicateOf": _nullable(HEX32 | {"description": "the nearest earlier asset, when a near duplicate"}),
+        "duplicateSimilarity": NUMBER,
+    },
+    description="The curator's verdict",
+)
+ASSET_FIELDS: dict[str, Any] = {
+    "digest": HEX32 | {"description": "sha-256 of the image: the asset's id on chain"},
+    "cid": _nullable(STRING | {"description": "the image's CIDv1 (null: no image on this server)"}),
+    "prompt": _nullable(STRING),
+    "creator": _nullable(ADDRESS),
+    "requester": _nullable(STRING | {"description": "who asked for it: an address, or `api` / `cli`"}),
+    "seq": _nullable(INT | {"description": "the registry's registration number"}),
+    "width": _nullable(INT),
+    "height": _nullable(INT),
+    "zk": _ref("ZkStatus"),
+    "curation": _nullable(_ref("Curation")),
+    "source": {"enum": ["agents", "chain"], "description": "made by these agents, or known from the chain only"},
+}
+ASSET = _object(ASSET_FIELDS, description="An asset in a list")
+SIMILAR_ASSET = _object(ASSET_FIELDS | {"similarity": NUMBER | {"description": "cosine, in [-1, 1]"}})
+GENERATION_REQUEST = _object(
+    {
+        "prompt": STRING,
+        "negativePrompt": STRING,
+        "seed": INT,
+        "steps": INT,
+        "guidance": NUMBER,
+        "height": _nullable(INT),
+        "width": _nullable(INT),
+        "parents": {"type": "array", "items": HEX32},
+    },
+    description="What was asked for (the generator used these parameters as given)",
+)
+LINEAGE = _object(
+    {
+        "model": _nullable(STRING | {"description": "the model's hub id; null when loaded from a local folder"}),
+        "modelDigest": STRING | {"description": "digest of the model's weights"},
+        "pipeline": STRING,
+        "scheduler": STRING,
+        "adapters": {"type": "array", "items": STRING},
+        "device": STRING,
+        "dtype": STRING,
+        "batch": INT,
+    },
+    description="What produced the image beyond the request: enough to reproduce it on the same device",
+)
+REGISTRATION = _object(
+    {"modelId": _nullable(INT | {"description": "the model version registered"}), "transaction": _nullable(HEX32)},
+    description="The asset's registration on chain",
+)
+MARKET_REQUEST = _object(
+    {"market": _nullable(ADDRESS), "requestId": UINT},
+    description="The GenerationMarket request the asset fulfils",
+)
+TERMS = _object(
+    {
+        "termsId": INT,
+        "asset": HEX32,
+        "currency": ADDRESS,
+        "pricePerUse": UINT,
+        "price": UINT,
+        "duration": INT | {"description": "seconds a licence lasts (0: perpetual)"},
+        "derivativeRoyaltyBps": INT,
+        "commercialUse": BOOL,
+        "derivativesAllowed": BOOL,
+        "active": BOOL,
+        "superseded": BOOL | {"description": "terms of an earlier record of the asset: they sell nothing"},
+    }
+)
+ASSET_DETAIL = _object(
+    ASSET_FIELDS
+    | {
+        "metadataCid": _nullable(STRING),
+        "manifestCid": _nullable(STRING | {"description": "the signed provenance manifest (C2PA vocabulary)"}),
+        "metadataURI": _nullable(STRING),
+        "request": _nullable(_ref("GenerationRequest")),
+        "lineage": _nullable(_ref("Lineage")),
+        "parents": {"type": "array", "items": HEX32},
+        "paramsDigest": _nullable(HEX32 | {"description": "sha-256 of the generation parameters, as registered"}),
+        "commitment": _nullable(HEX32 | {"description": "the Poseidon commitment to the curation input"}),
+        "registration": _nullable(_ref("Registration")),
+        "marketRequest": _nullable(_ref("MarketRequest")),
+        "children": {"type": "array", "items": _ref("Asset")},
+        "terms": {"type": "array", "items": _ref("Terms")},
+    },
+    description="One asset in full: provenance, lineage, curation, zk status, derivatives, terms",
+)
+LINEAGE_GRAPH = _object(
+    {
+        "root": HEX32,
+        "nodes": {"type": "array", "items": _ref("Asset")},
+        "edges": {
+            "type": "array",
+            "items": {"type": "array", "prefixItems": [HEX32, HEX32], "minItems": 2, "maxItems": 2},
+            "description": "[parent, child] pairs",
+        },
+        "truncated": BOOL,
+    }
+)
+MODEL = _object(
+    {
+        "modelId": INT,
+        "developer": ADDRESS,
+        "weightsDigest": HEX32,
+        "paramsCommitment": HEX32,
+        "dataRoot": HEX32,
+        "verifier": ADDRESS,
+        "vkDigest": HEX32,
+        "verifierCodeHash": HEX32,
+        "predecessor": INT,
+        "developerBps": INT,
+        "dataBps": INT,
+        "registeredAt": INT,
+        "retiredAt": INT,
+        "metadataURI": STRING,
+    },
+    optional=("verifierCodeHash",),
+)
+LICENCE = _object(
+    {"licenseId": UINT, "termsId": INT, "buyer": ADDRESS, "price": UINT, "expiresAt": INT, "transaction": HEX32}
+)
+ESCROW = _object(
+    {
+        "payer": ADDRESS,
+        "currency": ADDRESS,
+        "service": ADDRESS,
+        "balance": UINT,
+        "pendingWithdrawal": UINT,
+        "unlockAt": INT,
+        "expiresAt": INT,
+        "withdrawal": {"enum": ["none", "waiting", "withdrawable", "expired"]},
+        "promised": UINT,
+    }
+)
+CHANNEL = _object({"payer": ADDRESS, "service": ADDRESS, "termsId": INT, "acceptedCumulative": UINT, "settled": UINT})
+OWED = _object(
+    {
+        "account": ADDRESS,
+        "currency": ADDRESS,
+        "balance": UINT,
+        "assets": {
+            "type": "array",
+            "items": _object(
+                {"digest": HEX32, "prompt": _nullable(STRING), "pendingRevenue": UINT, "distributed": UINT}
+            ),
+        },
+        "models": {"type": "array", "items": _object({"modelId": INT, "developerBps": INT, "dataBps": INT})},
+        "dataShares": {
+            "type": "array",
+            "items": _object(
+                {
+                    "modelId": INT,
+                    "weight": INT,
+                    "proof": {"type": "array", "items": HEX32},
+                    "claimed": UINT,
+                    "claimable": UINT,
+                }
+            ),
+        },
+    }
+)
+DEPLOYMENT = _object(
+    {
+        "chainId": INT,
+        "network": STRING,
+        "rpcUrl": _nullable(STRING),
+        "service": ADDRESS,
+        "contracts": {
+            "type": "object",
+            "additionalProperties": _object({"address": ADDRESS, "abi": {"type": "array"}}),
+            "description": "by contract name: address and ABI",
+        },
+    }
+)
+EIP712 = _object(
+    {
+        "domain": _object({"name": STRING, "version": STRING, "chainId": INT, "verifyingContract": ADDRESS}),
+        "types": {"type": "object", "description": "EIP-712 types (Voucher)"},
+        "primaryType": {"const": "Voucher"},
+        "service": ADDRESS,
+    }
+)
+HEALTH = _object({"status": {"const": "ok"}, "chainId": INT, "block": INT})
+REQUEST_STATUS = _object(
+    {"key": STRING, "stage": STRING, "error": _nullable(STRING), "digest": HEX32}, optional=("digest",)
+)
+
+SCHEMAS: dict[str, Any] = {
+    "Error": ERROR,
+    "Voucher": VOUCHER,
+    "NewRequest": REQUEST,
+    "ZkStatus": ZK_STATUS,
+    "CurationFlag": CURATION_FLAG,
+    "Curation": CURATION,
+    "Asset": ASSET,
+    "SimilarAsset": SIMILAR_ASSET,
+    "GenerationRequest": GENERATION_REQUEST,
+    "Lineage": LINEAGE,
+    "Registration": REGISTRATION,
+    "MarketRequest": MARKET_REQUEST,
+    "Terms": TERMS,
+    "AssetDetail": ASSET_DETAIL,
+    "AssetPage": _object(
+        {"total": INT, "offset": INT, "items": {"type": "array", "items": _ref("Asset")}},
+        description="A page of assets",
+    ),
+    "SimilarAssets": _items(_ref("SimilarAsset")),
+    "LineageGraph": LINEAGE_GRAPH,
+    "TermsList": _items(_ref("Terms")),
+    "Models": _items(MODEL),
+    "Licences": _items(LICENCE, holder=ADDRESS),
+    "Escrow": ESCROW,
+    "Channel": CHANNEL,
+    "Owed": OWED,
+    "Deployment": DEPLOYMENT,
+    "Eip712": EIP712,
+    "Health": HEALTH,
+    "VoucherAccepted": _object({"queued": STRING, "cumulativeAmount": UINT}),
+    "RequestAccepted": _object({"key": STRING, "new": BOOL}),
+    "RequestStatus": REQUEST_STATUS,
+}
+
+
 def _errors(*statuses: int) -> dict[str, Any]:
-    ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    ref = {"content": {"application/json": {"schema": _ref("Error")}}}
     return {str(s): {"description": "error", **ref} for s in (*statuses, 429)}
 
 
-def _ok(description: str, media: str = "application/json") -> dict[str, Any]:
-    return {"200": {"description": description, "content": {media: {"schema": {"type": "object"}}}}}
+def _ok(description: str, schema: str, status: int = 200) -> dict[str, Any]:
+    """A JSON answer of the component schema `schema`."""
+    return {str(status): {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}}
+
+
+def _bytes(description: str, *media: str) -> dict[str, Any]:
+    return {"200": {"description": description, "content": {m: {"schema": {"type": "string"}} for m in media}}}
+
+
+STORED = {
+    "200": {
+        "description": "the bytes as stored: JSON (ERC-721 metadata, provenance manifests: documents of "
+        "their own standards, not this API's shapes), other blocks, or a paid image",
+        "content": {
+            "application/json": {"schema": {"type": ["object", "array"]}},
+            "application/octet-stream": {"schema": {"type": "string"}},
+            "image/png": {"schema": {"type": "string"}},
+        },
+    }
+}
 
 
 def _path_param(name: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -93,17 +402,26 @@ PAID = {
 
 
 def document() -> dict[str, Any]:
+    own = {
+        "get": {
+            "summary": "This document",
+            "responses": {
+                "200": {"description": "the document", "content": {"application/json": {"schema": {"type": "object"}}}}
+            },
+        }
+    }
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "proofmint API",
-            "version": "1.0.0",
+            "version": "2.0.0",
             "description": "Provenance-registered generated images: browse, verify, license per use (x402).",
         },
         "paths": {
-            "/health": {"get": {"summary": "Liveness and chain head", "responses": _ok("ok") | _errors(503)}},
-            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": _ok("metrics", "text/plain")}},
-            "/openapi.json": {"get": {"summary": "This document", "responses": _ok("the document")}},
+            "/health": {"get": {"summary": "Liveness and chain head", "responses": _ok("ok", "Health") | _errors(503)}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": _bytes("metrics", "text/plain")}},
+            "/openapi.json": own,
+            "/.well-known/openapi.json": own,
             "/v1/assets": {
                 "get": {
                     "summary": "Registered assets, newest last, optionally filtered by words of the prompt",
@@ -112,28 +430,28 @@ def document() -> dict[str, Any]:
                         LIMIT,
                         _query("offset", {"type": "integer", "minimum": 0}),
                     ],
-                    "responses": _ok("a page of assets") | _errors(400),
+                    "responses": _ok("a page of assets", "AssetPage") | _errors(400),
                 }
             },
             "/v1/assets/{digest}": {
                 "get": {
                     "summary": "One asset: provenance, lineage (parents, children), curation, zk status, terms",
                     "parameters": [DIGEST_PARAM],
-                    "responses": _ok("the asset") | _errors(400, 404),
+                    "responses": _ok("the asset", "AssetDetail") | _errors(400, 404),
                 }
             },
             "/v1/assets/{digest}/similar": {
                 "get": {
                     "summary": "Assets nearest to one by image similarity (CLIP embeddings)",
                     "parameters": [DIGEST_PARAM, LIMIT],
-                    "responses": _ok("similar assets") | _errors(400, 404),
+                    "responses": _ok("similar assets", "SimilarAssets") | _errors(400, 404),
                 }
             },
             "/v1/assets/{digest}/terms": {
                 "get": {
                     "summary": "The licence terms attached to an asset",
                     "parameters": [DIGEST_PARAM],
-                    "responses": _ok("terms") | _errors(400, 404),
+                    "responses": _ok("terms", "TermsList") | _errors(400, 404),
                 }
             },
             "/v1/assets/{digest}/content": {
@@ -147,29 +465,29 @@ def document() -> dict[str, Any]:
                 "get": {
                     "summary": "Content by CID (metadata and manifests free; an asset's image as its content route)",
                     "parameters": [_path_param("cid", {"type": "string", "maxLength": 128}), PAYMENT],
-                    "responses": _ok("the bytes", "application/octet-stream") | PAID | _errors(400, 403, 404),
+                    "responses": PAID | STORED | _errors(400, 403, 404),
                 }
             },
             "/v1/assets/{digest}/lineage": {
                 "get": {
                     "summary": "An asset's lineage on chain: ancestors and derivatives within `depth` generations",
                     "parameters": [DIGEST_PARAM, _query("depth", {"type": "integer", "minimum": 1, "maximum": 8})],
-                    "responses": _ok("nodes and parent->child edges") | _errors(400, 404),
+                    "responses": _ok("nodes and parent->child edges", "LineageGraph") | _errors(400, 404),
                 }
             },
             "/v1/assets/{digest}/preview": {
                 "get": {
                     "summary": "A free reduced preview of the image (the full image is licensed content)",
                     "parameters": [DIGEST_PARAM],
-                    "responses": _ok("a PNG", "image/png") | _errors(400, 404),
+                    "responses": _bytes("a PNG", "image/png") | _errors(400, 404),
                 }
             },
-            "/v1/models": {"get": {"summary": "Registered model versions", "responses": _ok("models")}},
+            "/v1/models": {"get": {"summary": "Registered model versions", "responses": _ok("models", "Models")}},
             "/v1/deployment": {
                 "get": {
                     "summary": "Chain id, contract addresses and ABIs, the RPC a wallet can use, and this "
                     "server's service (the address vouchers name and escrow is deposited with)",
-                    "responses": _ok("the deployment"),
+                    "responses": _ok("the deployment", "Deployment"),
                 }
             },
             "/v1/channels/{payer}/{termsId}": {
@@ -180,28 +498,28 @@ def document() -> dict[str, Any]:
                         _path_param("payer", ADDRESS),
                         _path_param("termsId", {"type": "integer", "minimum": 1}),
                     ],
-                    "responses": _ok("the channel") | _errors(400, 404),
+                    "responses": _ok("the channel", "Channel") | _errors(400, 404),
                 }
             },
             "/v1/accounts/{address}/owed": {
                 "get": {
                     "summary": "What an account is owed: royalty balance, revenue to split, data shares with proofs",
                     "parameters": [_path_param("address", ADDRESS), _query("currency", ADDRESS)],
-                    "responses": _ok("what is owed") | _errors(400),
+                    "responses": _ok("what is owed", "Owed") | _errors(400),
                 }
             },
             "/v1/terms/{termsId}": {
                 "get": {
                     "summary": "One licence terms record",
                     "parameters": [_path_param("termsId", {"type": "integer", "minimum": 1})],
-                    "responses": _ok("terms") | _errors(400, 404),
+                    "responses": _ok("terms", "Terms") | _errors(400, 404),
                 }
             },
             "/v1/holders/{address}/licences": {
                 "get": {
                     "summary": "Licences bought for a holder",
                     "parameters": [_path_param("address", ADDRESS)],
-                    "responses": _ok("licences") | _errors(400),
+                    "responses": _ok("licences", "Licences") | _errors(400),
                 }
             },
             "/v1/holders/{address}/escrow": {
@@ -214,23 +532,20 @@ def document() -> dict[str, Any]:
                         _query("currency", ADDRESS),
                         _query("service", ADDRESS),
                     ],
-                    "responses": _ok("escrow") | _errors(400),
+                    "responses": _ok("escrow", "Escrow") | _errors(400),
                 }
             },
             "/v1/vouchers/eip712": {
                 "get": {
                     "summary": "The EIP-712 domain and types of licence vouchers, and the service they must name",
-                    "responses": _ok("typed data"),
+                    "responses": _ok("typed data", "Eip712"),
                 }
             },
             "/v1/vouchers": {
                 "post": {
                     "summary": "Submit a signed cumulative voucher naming this server's service, for settlement",
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Voucher"}}},
-                    },
-                    "responses": {"202": {"description": "queued for settlement"}} | _errors(400, 413, 415, 422),
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Voucher")}}},
+                    "responses": _ok("queued for settlement", "VoucherAccepted", 202) | _errors(400, 413, 415, 422),
                 }
             },
             "/v1/requests": {
@@ -238,9 +553,10 @@ def document() -> dict[str, Any]:
                     "summary": "Ask the agents for an image (when the server accepts requests)",
                     "requestBody": {
                         "required": True,
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Request"}}},
+                        "content": {"application/json": {"schema": _ref("NewRequest")}},
                     },
-                    "responses": {"202": {"description": "journaled"}, "200": {"description": "already journaled"}}
+                    "responses": _ok("journaled", "RequestAccepted", 202)
+                    | _ok("already journaled", "RequestAccepted")
                     | _errors(400, 404, 405, 413, 415, 422),
                 }
             },
@@ -248,9 +564,9 @@ def document() -> dict[str, Any]:
                 "get": {
                     "summary": "Where a generation request is",
                     "parameters": [_path_param("key", {"type": "string", "maxLength": 80})],
-                    "responses": _ok("its stage") | _errors(404),
+                    "responses": _ok("its stage", "RequestStatus") | _errors(404),
                 }
             },
         },
-        "components": {"schemas": {"Error": ERROR, "Voucher": VOUCHER, "Request": REQUEST}},
+        "components": {"schemas": SCHEMAS},
     }

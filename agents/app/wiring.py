@@ -1,11 +1,20 @@
-"""Everything the daemons need on a development chain, made from what the project ships:
-the core contracts, the shipped text-to-image model registered as a model version (with a
-training-data originators' tree), and the curation head's circuits, each a model version with
-its EZKL verifier deployed and bound. Then `build_agents` wires the stages over one journal.
+"""The composition root: what a process of proofmint is made of, and how it is wired.
 
-Used by `make demo` (`ape run demo`), `proofmint up`, the pipeline tests and `bench/pipeline.py`.
-Contract calls here go through ape (accounts on the development chain); the daemons then use
-plain web3 and the operator's key, exactly as they would against any RPC.
+- `load_models`: the generator's worker processes and the curator (only for the daemons that
+  need them); `open_parts`: the journal, the content store, the chain client, the publisher's
+  identity and the prover's worker under one state folder; `build_agents`: the stages of the
+  daemons asked for, from the one stage table (`agents.daemons.pipeline.STAGES`), with a wake-up
+  queue per hand-off (`memory_queues` in process, `redis_queues` across processes).
+- On a development chain, `prepare_chain` deploys the core contracts and registers what the
+  project ships: the text-to-image model as a model version (with a training-data originators'
+  tree) and the curation head's circuits (`build_head_circuits`, cached), each a model version
+  with its EZKL verifier deployed and bound; `open_local` does all of it for `proofmint up`, the
+  demo and the benchmarks.
+
+`proofmint up` and `proofmint agent` (`agents.app.commands`), `make demo`, the pipeline tests and
+`bench/pipeline.py` wire the product here. Contract calls in `prepare_chain` go through ape
+(accounts on the development chain); the daemons then use plain web3 and the operator's key,
+exactly as they would against any RPC.
 """
 
 from __future__ import annotations

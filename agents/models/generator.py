@@ -10,6 +10,12 @@ exactly `batch` rows: a short micro-batch is padded with copies of its last requ
 outputs are dropped. Kernels pick their algorithm by tensor shape, so a fixed shape makes the
 same request give the same PNG bytes (and digest) alone or beside any others (a test checks it);
 the batch size is part of the lineage record.
+
+One `Generator` holds what every generator shares (micro-batching, lineage, progress) and hands
+each micro-batch to its `Runner`, the only part that differs: a `PipelineRunner` holds the
+pipeline in this process and runs it in a thread; a `ProcessRunner` runs it in worker processes
+(see the comment above it for why). Both run the same `run_pipeline_batch`, so they give the same
+bytes for the same requests when torch runs on as many threads (a CPU worker runs on `CPU_THREADS`).
 """
 
 from __future__ import annotations
@@ -20,17 +26,20 @@ import io
 import json
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from agents.core.digests import weights_digest
 from agents.core.requests import GenerationRequest, GeneratorError
 from agents.runtime.processes import ignore_interrupts
 
-#: Pipelines proofmint defines (diffusers resolves only its own class names by itself).
-CUSTOM_PIPELINES = {"TinyText2ImagePipeline": ("media.t2i", "TinyText2ImagePipeline")}
+#: Pipeline classes proofmint defines, by the `_class_name` a model_index.json names them with,
+#: and the module that defines each. diffusers resolves `_class_name` in its own namespace only;
+#: importing the module registers the class there (see `media.t2i`), so that the generic
+#: `DiffusionPipeline.from_pretrained` loads the folder.
+CUSTOM_PIPELINES = {"TinyText2ImagePipeline": "media.t2i"}
 
 
 class ModelNotFoundError(GeneratorError, FileNotFoundError):
@@ -118,8 +127,11 @@ def pipeline_folder(source: str) -> Path:
 def load_pipeline(source: str, device: str | None = None) -> tuple[Any, str]:
     """A diffusers pipeline from a local folder or a cached hub id, and its weights digest.
 
-    The digest is `agents.core.digests.weights_digest` of the folder the pipeline loaded from (for a
-    hub id, its cached snapshot folder), i.e. what `ModelRegistry` records for the model version.
+    The pipeline loads through the generic `DiffusionPipeline.from_pretrained`, which picks the
+    class the folder's model_index.json names (a proofmint pipeline once `CUSTOM_PIPELINES`'
+    module is imported). The digest is `agents.core.digests.weights_digest` of the folder the
+    pipeline loaded from (for a hub id, its cached snapshot folder), i.e. what `ModelRegistry`
+    records for the model version.
     """
     import importlib
 
@@ -130,15 +142,31 @@ def load_pipeline(source: str, device: str | None = None) -> tuple[Any, str]:
     index = folder / "model_index.json"
     if not index.is_file():
         raise ModelNotFoundError(f"{folder} has no model_index.json: not a diffusers pipeline folder")
-    class_name = json.loads(index.read_text()).get("_class_name", "")
-    cls: Any = DiffusionPipeline
-    if class_name in CUSTOM_PIPELINES:
-        module, name = CUSTOM_PIPELINES[class_name]
-        cls = getattr(importlib.import_module(module), name)
-    pipe = cls.from_pretrained(str(folder), torch_dtype=dtype).to(target)
+    class_name = json.loads(index.read_text()).get("_class_name")
+    if isinstance(class_name, str) and class_name in CUSTOM_PIPELINES:
+        importlib.import_module(CUSTOM_PIPELINES[class_name])
+    pipe = DiffusionPipeline.from_pretrained(str(folder), torch_dtype=dtype).to(target)
     pipe.set_progress_bar_config(disable=True)
     # A hub snapshot is the cache's own links to its blobs; a local folder must hold real files.
     return pipe, weights_digest(folder, follow_links=folder != Path(source)).hex()
+
+
+def describe_pipeline(pipe: Any) -> dict[str, Any]:
+    """Pipeline and scheduler class, LoRA adapters, device and dtype: what the lineage records."""
+    getter = getattr(pipe, "get_list_adapters", None)
+    adapters: tuple[str, ...] = ()
+    if getter is not None:
+        try:
+            adapters = tuple(sorted({name for names in getter().values() for name in names}))
+        except (AttributeError, ValueError):
+            adapters = ()
+    return {
+        "pipeline": type(pipe).__name__,
+        "scheduler": type(pipe.scheduler).__name__,
+        "adapters": adapters,
+        "device": str(pipe.device),
+        "dtype": str(pipe.dtype).removeprefix("torch."),
+    }
 
 
 Progress = Callable[[int, int], None]
@@ -171,152 +199,90 @@ def run_pipeline_batch(pipe: Any, requests: Sequence[GenerationRequest], batch: 
         return list(pipe(**kwargs).images)[:real]
 
 
-class Generator:
-    """Runs requests through one loaded pipeline, off the event loop.
+def png_batch(pipe: Any, requests: Sequence[GenerationRequest], batch: int) -> list[bytes]:
+    """`run_pipeline_batch` as PNG bytes (blocking): what every runner returns."""
+    return [png_bytes(image) for image in run_pipeline_batch(pipe, requests, batch)]
 
-    Lifecycle:
-    1. `Generator.load(source)` loads the pipeline in a worker thread (the caller's loop keeps
-       running) and records its weights digest.
-    2. `await generate(requests)` groups requests by signature, runs fixed-size micro-batches
-       in the executor (up to `workers` at once) and returns one `GeneratedImage` per request,
-       in request order. `progress(done, total)` is called (from the loop) after every micro-batch.
-    3. `close()` shuts down the executor it owns.
-    """
 
-    def __init__(self, pipe: Any, source: str, model_digest: str, executor: Executor | None = None, batch: int = 8):
-        if batch < 1:
-            raise GeneratorError(f"batch must be at least 1, got {batch}")
-        self._pipe = pipe
-        self._source = source
-        self._model_digest = model_digest
-        self._owned = executor is None
-        self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="generator")
-        self.batch = batch
-        self.workers = 1  # micro-batches the executor runs at once
-
-    @classmethod
-    async def load(
-        cls, source: str, device: str | None = None, executor: Executor | None = None, batch: int = 8
-    ) -> Generator:
-        pool = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="generator")
-        pipe, digest = await asyncio.get_running_loop().run_in_executor(pool, load_pipeline, source, device)
-        generator = cls(pipe, source, digest, pool, batch)
-        generator._owned = executor is None
-        return generator
-
-    def close(self) -> None:
-        if self._owned:
-            self._executor.shutdown(wait=True)
-
-    def describe(self) -> dict[str, Any]:
-        """What the lineage records of the pipeline (see `describe_pipeline`)."""
-        return describe_pipeline(self._pipe)
+class Runner(Protocol):
+    """What runs a `Generator`'s micro-batches, and what the lineage needs of its pipeline."""
 
     @property
-    def adapters(self) -> tuple[str, ...]:
-        return tuple(self.describe()["adapters"])
+    def model_digest(self) -> str:
+        """The weights digest of the pipeline it runs (see `load_pipeline`)."""
+        ...
 
-    def lineage(self, request: GenerationRequest) -> Lineage:
-        info = self.describe()
-        return Lineage(
-            model=self._source,
-            model_digest=self._model_digest,
-            pipeline=str(info["pipeline"]),
-            scheduler=str(info["scheduler"]),
-            adapters=tuple(info["adapters"]),
-            prompt=request.prompt,
-            negative_prompt=request.negative_prompt,
-            seed=request.seed,
-            steps=request.steps,
-            guidance=request.guidance,
-            height=request.height,
-            width=request.width,
-            parents=tuple(request.parents),
-            device=str(info["device"]),
-            dtype=str(info["dtype"]),
-            batch=self.batch,
-        )
+    @property
+    def workers(self) -> int:
+        """How many micro-batches it runs at once."""
+        ...
 
-    def run_batch(self, requests: Sequence[GenerationRequest]) -> list[Any]:
-        """One pipeline call of exactly `batch` rows (blocking): PIL images, one per request."""
-        return run_pipeline_batch(self._pipe, requests, self.batch)
+    def describe(self) -> dict[str, Any]:
+        """Its pipeline as `describe_pipeline` gives it."""
+        ...
 
-    def _png_batch(self, requests: Sequence[GenerationRequest]) -> list[bytes]:
-        return [png_bytes(image) for image in self.run_batch(requests)]
+    async def run(self, requests: list[GenerationRequest], batch: int) -> list[bytes]:
+        """One micro-batch of 1 to `batch` requests of one signature, padded to `batch` rows
+        (see `run_pipeline_batch`): PNG bytes, one per request, in order."""
+        ...
 
-    async def _run(self, requests: Sequence[GenerationRequest]) -> list[bytes]:
-        """One micro-batch in the executor: PNG bytes, one per request."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._png_batch, list(requests))
+    def close(self) -> None:
+        """Releases what it owns (threads, processes); no `run` after this."""
+        ...
 
-    def _micro_batches(self, requests: Sequence[GenerationRequest]) -> list[list[int]]:
-        groups: dict[tuple[int, float, int | None, int | None], list[int]] = {}
-        for index, request in enumerate(requests):
-            groups.setdefault(request.signature(), []).append(index)
-        return [indexes[i : i + self.batch] for indexes in groups.values() for i in range(0, len(indexes), self.batch)]
 
-    async def generate(
-        self, requests: Sequence[GenerationRequest], progress: Progress | None = None
-    ) -> list[GeneratedImage]:
-        results: list[GeneratedImage | None] = [None] * len(requests)
-        done = 0
-        slots = asyncio.Semaphore(self.workers)
+class PipelineRunner:
+    """A pipeline loaded in this process, run one micro-batch at a time in a thread of
+    `executor` (its own single thread when None), so the event loop keeps running."""
 
-        async def one(indexes: list[int]) -> None:
-            nonlocal done
-            chunk = [requests[i] for i in indexes]
-            async with slots:
-                pngs = await self._run(chunk)
-            for index, request, png in zip(indexes, chunk, pngs, strict=True):
-                results[index] = GeneratedImage(png, self.lineage(request))
-            done += len(indexes)
-            if progress is not None:
-                progress(done, len(requests))
+    workers = 1
 
-        await asyncio.gather(*(one(indexes) for indexes in self._micro_batches(requests)))
-        return [r for r in results if r is not None]
+    def __init__(self, pipe: Any, model_digest: str, executor: Executor | None = None) -> None:
+        self.pipe = pipe
+        self.model_digest = model_digest
+        self._owned = executor is None
+        self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="generator")
+
+    @classmethod
+    async def load(cls, source: str, device: str | None = None, executor: Executor | None = None) -> PipelineRunner:
+        """`load_pipeline(source, device)` in `executor` (None: the loop's default executor)."""
+        pipe, digest = await asyncio.get_running_loop().run_in_executor(executor, load_pipeline, source, device)
+        return cls(pipe, digest, executor)
+
+    def describe(self) -> dict[str, Any]:
+        return describe_pipeline(self.pipe)
+
+    async def run(self, requests: list[GenerationRequest], batch: int) -> list[bytes]:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, png_batch, self.pipe, requests, batch)
+
+    def close(self) -> None:
+        """Shuts down the thread it made (an executor handed in stays its owner's)."""
+        if self._owned:
+            self._executor.shutdown(wait=True)
 
 
 # -- the pipeline in worker processes -----------------------------------------------------------
 #
 # A small pipeline's forward pass is thousands of short operator calls, each taking the GIL: any
 # Python work elsewhere in the process (the event loop, an in-process EVM, the journal) stalls it
-# (a busy Python thread cut the tiny model from 3.1 to 0.2 images/s here). `ProcessGenerator`
-# runs the pipeline in worker processes of its own, each holding the loaded pipeline for its life.
+# (a busy Python thread cuts the tiny model's throughput by an order of magnitude). `ProcessRunner` runs
+# the pipeline in worker processes of its own, each holding the loaded pipeline for its life.
 # On a CPU it runs one worker per core, each on ONE torch thread, micro-batches in parallel:
 # - the same request gives the same image on any machine: torch's CPU kernels split their sums
 #   by thread count, and the tiny model's images differ between one and two threads;
-# - it is faster: on 2 cores the tiny model made 3.35 images/s as one worker on two threads,
-#   and 3.7 to 4.1 as two workers on one thread each (bench/pipeline.py's raw figure);
+# - it is faster than one worker on all threads (`make bench-pipeline` measures the raw
+#   generator's images/s);
 # - a worker interrupted by the agents' own work no longer holds another back (the threads of
 #   one operator wait for each other at its end).
 
 _WORKER: dict[str, Any] = {}
-"""The worker process's loaded pipeline (only ever set inside a `ProcessGenerator` worker)."""
-
-
-def describe_pipeline(pipe: Any) -> dict[str, Any]:
-    """Pipeline and scheduler class, LoRA adapters, device and dtype: what the lineage records."""
-    getter = getattr(pipe, "get_list_adapters", None)
-    adapters: tuple[str, ...] = ()
-    if getter is not None:
-        try:
-            adapters = tuple(sorted({name for names in getter().values() for name in names}))
-        except (AttributeError, ValueError):
-            adapters = ()
-    return {
-        "pipeline": type(pipe).__name__,
-        "scheduler": type(pipe.scheduler).__name__,
-        "adapters": adapters,
-        "device": str(pipe.device),
-        "dtype": str(pipe.dtype).removeprefix("torch."),
-    }
-
+"""The worker process's loaded pipeline (only ever set inside a `ProcessRunner` worker)."""
 
 CPU_THREADS = 1
 """torch threads in each CPU worker: fixed, so images do not depend on the machine's cores."""
 WORKER_BATCH = 4
-"""A worker's micro-batch: on one thread the tiny model makes 2.05 images/s in micro-batches of
-4 and 1.85 in 8 (1.75 in 2), and a lone request (padded to the micro-batch) waits 1.95 s, not 4.3."""
+"""A worker's micro-batch: on one thread the tiny model's throughput peaks near micro-batches of
+4, and a lone request (padded to the micro-batch) waits for 4 images, not 8."""
 MAX_WORKERS = 8
 """The most CPU workers started by default (each holds a copy of the weights)."""
 
@@ -350,39 +316,32 @@ def _worker_pipe() -> Any:
     return _WORKER["pipe"]
 
 
-def _worker_describe() -> dict[str, Any]:
-    """What the lineage needs of this worker's pipeline."""
+def _worker_describe() -> tuple[str, dict[str, Any]]:
+    """This worker's weights digest and what the lineage needs of its pipeline."""
     pipe = _worker_pipe()
-    return {"digest": _WORKER["digest"], **describe_pipeline(pipe)}
+    return str(_WORKER["digest"]), describe_pipeline(pipe)
 
 
 def _worker_png_batch(requests: list[GenerationRequest], batch: int) -> list[bytes]:
-    return [png_bytes(image) for image in run_pipeline_batch(_worker_pipe(), requests, batch)]
+    return png_batch(_worker_pipe(), requests, batch)
 
 
-class ProcessGenerator(Generator):
-    """A `Generator` whose pipeline lives in a worker process (see above); same results, same
-    lineage. `close()` ends the worker."""
+class ProcessRunner:
+    """The pipeline in `workers` spawned worker processes (see above), each loading its own copy
+    as it starts; up to `workers` micro-batches run at once. `close()` ends the workers."""
 
-    def __init__(self, source: str, info: dict[str, Any], executor: Executor, batch: int = WORKER_BATCH) -> None:
-        super().__init__(None, source, str(info["digest"]), executor, batch)
+    def __init__(self, pool: ProcessPoolExecutor, model_digest: str, info: dict[str, Any], workers: int) -> None:
+        self._pool = pool
+        self.model_digest = model_digest
         self._info = info
+        self.workers = workers
 
     @classmethod
-    async def load(
-        cls,
-        source: str,
-        device: str | None = None,
-        executor: Executor | None = None,
-        batch: int = WORKER_BATCH,
-        workers: int | None = None,
-    ) -> ProcessGenerator:
-        """`workers` processes (None: `default_workers`), each loading the pipeline as it starts;
-        all are started and loaded before this returns, so the first micro-batches wait for none."""
+    async def start(cls, source: str, device: str | None = None, workers: int | None = None) -> ProcessRunner:
+        """`workers` processes (None: `default_workers`), all started and loaded before this
+        returns, so the first micro-batches wait for none. A worker's load error is raised here."""
         import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
 
-        del executor  # the worker processes are the executor
         workers = default_workers(device) if workers is None else workers
         if workers < 1:
             raise GeneratorError(f"workers must be at least 1, got {workers}")
@@ -394,21 +353,132 @@ class ProcessGenerator(Generator):
         )
         loop = asyncio.get_running_loop()
         try:  # one call per worker, all at once: the pool starts every worker (none is idle yet)
-            infos = await asyncio.gather(*(loop.run_in_executor(pool, _worker_describe) for _ in range(workers)))
+            described = await asyncio.gather(*(loop.run_in_executor(pool, _worker_describe) for _ in range(workers)))
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
-        generator = cls(source, infos[0], pool, batch)
-        generator.workers = workers
-        generator._owned = True
-        return generator
+        digest, info = described[0]
+        return cls(pool, digest, info, workers)
 
     def describe(self) -> dict[str, Any]:
-        return self._info
+        return dict(self._info)
 
-    def run_batch(self, requests: Sequence[GenerationRequest]) -> list[Any]:
-        raise GeneratorError("a ProcessGenerator's pipeline is in its worker process: use generate()")
+    async def run(self, requests: list[GenerationRequest], batch: int) -> list[bytes]:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, _worker_png_batch, requests, batch)
 
-    async def _run(self, requests: Sequence[GenerationRequest]) -> list[bytes]:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, _worker_png_batch, list(requests), self.batch)
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def _check_batch(batch: int) -> None:
+    if batch < 1:
+        raise GeneratorError(f"batch must be at least 1, got {batch}")
+
+
+class Generator:
+    """Runs requests through a pipeline off the event loop, in micro-batches of `batch` rows.
+
+    Lifecycle:
+    1. `Generator.load(source)` loads the pipeline in this process (`PipelineRunner`);
+       `ProcessGenerator.load(source)` in worker processes (`ProcessRunner`); `Generator(runner,
+       source, batch)` composes any `Runner`. Either way the runner records the weights digest.
+    2. `await generate(requests)` groups requests by signature, cuts each group into micro-batches
+       of up to `batch` requests, has the runner run them (up to `runner.workers` at once) and
+       returns one `GeneratedImage` per request, in request order. `progress(done, total)` is
+       called (from the loop) after every micro-batch.
+    3. `close()` closes the runner (its thread or worker processes).
+    """
+
+    def __init__(self, runner: Runner, source: str, batch: int = 8) -> None:
+        _check_batch(batch)
+        self.runner = runner
+        self._source = source
+        self.batch = batch
+
+    @classmethod
+    async def load(
+        cls, source: str, device: str | None = None, executor: Executor | None = None, batch: int = 8
+    ) -> Generator:
+        """The pipeline loaded in this process; micro-batches run in `executor` (None: a thread
+        of the generator's own)."""
+        _check_batch(batch)
+        return cls(await PipelineRunner.load(source, device, executor), source, batch)
+
+    @property
+    def workers(self) -> int:
+        """Micro-batches run at once (the runner's)."""
+        return self.runner.workers
+
+    def close(self) -> None:
+        self.runner.close()
+
+    def describe(self) -> dict[str, Any]:
+        """What the lineage records of the pipeline (see `describe_pipeline`)."""
+        return self.runner.describe()
+
+    @property
+    def adapters(self) -> tuple[str, ...]:
+        return tuple(self.describe()["adapters"])
+
+    def lineage(self, request: GenerationRequest) -> Lineage:
+        info = self.describe()
+        return Lineage(
+            model=self._source,
+            model_digest=self.runner.model_digest,
+            pipeline=str(info["pipeline"]),
+            scheduler=str(info["scheduler"]),
+            adapters=tuple(info["adapters"]),
+            prompt=request.prompt,
+            negative_prompt=request.negative_prompt,
+            seed=request.seed,
+            steps=request.steps,
+            guidance=request.guidance,
+            height=request.height,
+            width=request.width,
+            parents=tuple(request.parents),
+            device=str(info["device"]),
+            dtype=str(info["dtype"]),
+            batch=self.batch,
+        )
+
+    def _micro_batches(self, requests: Sequence[GenerationRequest]) -> list[list[int]]:
+        groups: dict[tuple[int, float, int | None, int | None], list[int]] = {}
+        for index, request in enumerate(requests):
+            groups.setdefault(request.signature(), []).append(index)
+        return [indexes[i : i + self.batch] for indexes in groups.values() for i in range(0, len(indexes), self.batch)]
+
+    async def generate(
+        self, requests: Sequence[GenerationRequest], progress: Progress | None = None
+    ) -> list[GeneratedImage]:
+        results: list[GeneratedImage | None] = [None] * len(requests)
+        done = 0
+        slots = asyncio.Semaphore(self.workers)
+
+        async def one(indexes: list[int]) -> None:
+            nonlocal done
+            chunk = [requests[i] for i in indexes]
+            async with slots:
+                pngs = await self.runner.run(chunk, self.batch)
+            for index, request, png in zip(indexes, chunk, pngs, strict=True):
+                results[index] = GeneratedImage(png, self.lineage(request))
+            done += len(indexes)
+            if progress is not None:
+                progress(done, len(requests))
+
+        await asyncio.gather(*(one(indexes) for indexes in self._micro_batches(requests)))
+        return [r for r in results if r is not None]
+
+
+class ProcessGenerator:
+    """The generator the composition root loads: `ProcessGenerator.load` returns a `Generator`
+    composed with a `ProcessRunner` (this class makes no instances; it names the choice)."""
+
+    @staticmethod
+    async def load(
+        source: str, device: str | None = None, batch: int = WORKER_BATCH, workers: int | None = None
+    ) -> Generator:
+        """A `Generator` of micro-batches of `batch` over `workers` processes (None:
+        `default_workers`), each loading the pipeline as it starts; all are started and loaded
+        before this returns, so the first micro-batches wait for none."""
+        _check_batch(batch)
+        return Generator(await ProcessRunner.start(source, device, workers), source, batch)

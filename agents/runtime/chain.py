@@ -2,9 +2,10 @@
 sender, and the core contracts at their addresses with the ABIs `ape compile` wrote.
 
 Reads (`call`) run in a worker thread, retried as RPC calls; writes (`transact`) go through the
-key's `TxSender`: simulated first, journaled before broadcast, awaited with replacement when
-stuck. One `ChainClient` per key: daemons sharing a key in one process share the client (and so
-the nonce).
+key's `TxSender`: journaled before broadcast, checked before it is sent (simulated on a node
+behind a URL; on the in-process chain applied once and undone if it reverted, see
+`agents.runtime.inprocess`), awaited with replacement when stuck. One `ChainClient` per key:
+daemons sharing a key in one process share the client (and so the nonce).
 """
 
 from __future__ import annotations

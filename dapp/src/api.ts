@@ -1,15 +1,32 @@
-// The proofmint API, typed as the dApp reads it (the OpenAPI document at /openapi.json is the reference).
+// The proofmint API, typed as the dApp reads it. The OpenAPI document (/openapi.json) is the reference:
+// the interfaces of its component schemas bear their names (Asset, AssetDetail, LineageGraph, Terms, ...).
 import type { Abi, Address, Hex } from "viem";
 
-export interface ZkStatus {
-  status: "attested" | "unproven" | "pending" | "unknown";
-  modelId?: number | null;
-  score?: number | null;
-  transaction?: string | null;
-  reason?: string | null;
+/** Whether an EZKL proof of the curation model's inference on the asset was verified on chain
+ * (pending: being proven; unknown: registered outside these agents). */
+export type ZkStatus =
+  | { status: "attested"; modelId: number | null; score: number | null; transaction: Hex | null }
+  | { status: "unproven"; reason: string | null }
+  | { status: "pending" | "unknown" };
+
+export interface CurationFlag {
+  concept: string;
+  where: "prompt" | "image";
+  similarity: number;
 }
 
-export interface AssetView {
+/** The curator's verdict. */
+export interface Curation {
+  decision: "accept" | "review" | "reject";
+  /** CLIP similarity of image and prompt. */
+  alignment: number;
+  flags: CurationFlag[];
+  duplicateOf: Hex | null;
+  duplicateSimilarity: number;
+}
+
+/** An asset in a list (gallery, search, similar, lineage nodes, children). */
+export interface Asset {
   digest: Hex;
   cid: string | null;
   prompt: string | null;
@@ -19,7 +36,51 @@ export interface AssetView {
   width: number | null;
   height: number | null;
   zk: ZkStatus;
-  curation: Record<string, unknown>;
+  curation: Curation | null;
+  /** Made by these agents, or known from the chain only. */
+  source: "agents" | "chain";
+}
+
+export interface SimilarAsset extends Asset {
+  /** Cosine similarity of the CLIP image embeddings, in [-1, 1]. */
+  similarity: number;
+}
+
+/** What was asked for (the generator used these parameters as given). */
+export interface GenerationRequest {
+  prompt: string;
+  negativePrompt: string;
+  seed: number;
+  steps: number;
+  guidance: number;
+  height: number | null;
+  width: number | null;
+  parents: Hex[];
+}
+
+/** What produced the image beyond the request: enough to reproduce it on the same device. */
+export interface Lineage {
+  /** The model's hub id; null when it was loaded from a local folder. */
+  model: string | null;
+  modelDigest: string;
+  pipeline: string;
+  scheduler: string;
+  adapters: string[];
+  device: string;
+  dtype: string;
+  batch: number;
+}
+
+/** The asset's registration on chain. */
+export interface Registration {
+  modelId: number | null;
+  transaction: Hex | null;
+}
+
+/** The GenerationMarket request the asset fulfils. */
+export interface MarketRequest {
+  market: Address | null;
+  requestId: string;
 }
 
 export interface Terms {
@@ -37,22 +98,30 @@ export interface Terms {
   superseded: boolean;
 }
 
-export interface AssetDetail extends AssetView {
+export interface AssetDetail extends Asset {
   metadataCid: string | null;
   manifestCid: string | null;
   metadataURI: string | null;
-  request: Record<string, unknown>;
-  lineage: Record<string, unknown>;
+  request: GenerationRequest | null;
+  lineage: Lineage | null;
   parents: Hex[];
   paramsDigest: Hex | null;
   commitment: Hex | null;
-  children: AssetView[];
+  registration: Registration | null;
+  marketRequest: MarketRequest | null;
+  children: Asset[];
   terms: Terms[];
 }
 
-export interface Lineage {
+export interface AssetPage {
+  total: number;
+  offset: number;
+  items: Asset[];
+}
+
+export interface LineageGraph {
   root: Hex;
-  nodes: AssetView[];
+  nodes: Asset[];
   edges: [Hex, Hex][];
   truncated: boolean;
 }
@@ -172,7 +241,7 @@ export class Api {
     return this.get("v1/deployment");
   }
 
-  assets(q = "", limit = 60, offset = 0): Promise<{ total: number; offset: number; items: AssetView[] }> {
+  assets(q = "", limit = 60, offset = 0): Promise<AssetPage> {
     const params = new URLSearchParams({ limit: String(limit), offset: String(offset) });
     if (q) params.set("q", q);
     return this.get(`v1/assets?${params}`);
@@ -182,11 +251,11 @@ export class Api {
     return this.get(`v1/assets/${digest}`);
   }
 
-  lineage(digest: Hex, depth = 3): Promise<Lineage> {
+  lineage(digest: Hex, depth = 3): Promise<LineageGraph> {
     return this.get(`v1/assets/${digest}/lineage?depth=${depth}`);
   }
 
-  similar(digest: Hex, limit = 6): Promise<{ items: (AssetView & { similarity: number })[] }> {
+  similar(digest: Hex, limit = 6): Promise<{ items: SimilarAsset[] }> {
     return this.get(`v1/assets/${digest}/similar?limit=${limit}`);
   }
 

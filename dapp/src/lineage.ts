@@ -1,7 +1,7 @@
 // An asset's lineage as an SVG graph: parents to the left, derivatives to the right, one column
 // per generation (longest path from the oldest ancestor shown), each node a link to its asset page.
 import type { Hex } from "viem";
-import type { Lineage } from "./api";
+import type { LineageGraph } from "./api";
 import { short } from "./format";
 import { svg } from "./dom";
 
@@ -31,7 +31,7 @@ export function layers(nodes: Hex[], edges: [Hex, Hex][]): Map<Hex, number> {
   return layer;
 }
 
-export function lineageGraph(lineage: Lineage, preview: (digest: Hex) => string): SVGSVGElement {
+export function lineageGraph(lineage: LineageGraph, preview: (digest: Hex) => string): SVGSVGElement {
   const ids = lineage.nodes.map((n) => n.digest);
   const layer = layers(ids, lineage.edges);
   const columns = new Map<number, Hex[]>();

@@ -1,4 +1,9 @@
-"""Contract fixtures. Each test runs in its own chain snapshot (ape's isolation), so state never leaks."""
+"""Contract fixtures. The core deployment and its model version are made once per test module,
+before the module's first test (`_module_deployment`): ape's isolation snapshots the chain after
+the module-scoped fixtures and reverts it after each test, so every test starts from the same
+fresh deployment and state never leaks between tests. (A module-scoped fixture first requested
+by a later test would make ape rebase its snapshots; every module-scoped fixture here is
+requested before the first test.)"""
 
 from __future__ import annotations
 
@@ -46,13 +51,18 @@ def other_payer(accounts):  # type: ignore[no-untyped-def]
     return accounts[6]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def core(project, chain, deployer, treasury) -> CoreContracts:  # type: ignore[no-untyped-def]
     deployed = {d.name: d.address for d in deploy_core(project, deployer, chain, CoreConfig(treasury=treasury.address))}
     return CoreContracts.at(project, deployed)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def model_id(core, developer) -> int:  # type: ignore[no-untyped-def]
     """A live model version: developer 10%, data originators 5%."""
     return register_model(core.models, developer, label="tiny-sd", developer_bps=1_000, data_bps=500)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_deployment(core, model_id) -> None:  # type: ignore[no-untyped-def]
+    """Deploys the module's core and registers its model version before its first test."""

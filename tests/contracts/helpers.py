@@ -11,7 +11,6 @@ from hypothesis import HealthCheck, settings
 
 from agents.core.merkle import AssetRecord, DataTree
 from agents.core.vouchers import CallVoucher, Voucher, settle_arguments, sign_voucher
-from zkml.evm import proven_digest
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 ETH = ZERO_ADDRESS
@@ -166,3 +165,38 @@ def stateful_settings(*, examples: int, steps: int) -> settings:
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
+
+
+class Views:
+    """A contract's view functions called straight through web3, for the invariants a state
+    machine checks after every step (ape's call machinery costs about three times as much per
+    read on the embedded chain). Arguments as ape takes them (accounts and contracts stand for
+    their addresses); results as ape gives them: one value, or a tuple whose fields (several
+    outputs, a struct's members) also go by name."""
+
+    def __init__(self, contract: Any, web3: Any) -> None:
+        abi = [item.model_dump(by_alias=True, mode="json") for item in contract.contract_type.abi]
+        self._functions = web3.eth.contract(address=str(contract.address), abi=abi).functions
+        self._outputs = {item["name"]: item.get("outputs", []) for item in abi if item.get("type") == "function"}
+
+    def __getattr__(self, name: str) -> Any:
+        outputs = self._outputs[name]
+        function = getattr(self._functions, name)
+
+        def call(*args: Any) -> Any:
+            result = function(*(getattr(a, "address", a) for a in args)).call()
+            if len(outputs) == 1:
+                return _shaped(outputs[0], result)
+            return _shaped({"type": "tuple", "components": outputs}, result)
+
+        return call
+
+
+def _shaped(output: dict[str, Any], value: Any) -> Any:
+    if output["type"] != "tuple":
+        return value
+    from collections import namedtuple
+
+    names = [component["name"] or f"_{i}" for i, component in enumerate(output["components"])]
+    struct = namedtuple("Struct", names, rename=True)  # type: ignore[misc]
+    return struct(*(_shaped(c, v) for c, v in zip(output["components"], value, strict=True)))

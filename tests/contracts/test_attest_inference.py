@@ -44,8 +44,8 @@ import pytest
 from eth_abi import encode
 from eth_utils import keccak
 
-from agents.models.generator import Lineage
 from agents.core.merkle import AssetRecord
+from agents.models.generator import Lineage
 from tests.contracts.helpers import asset_record, register_asset, register_model
 from tests.zk_support import ZkKit, content_digest, label, prove
 from zkml.evm import (
@@ -134,7 +134,7 @@ class Attest:
         return self.provenance.attestInference(self.model_id, seqs, proof, instances, sender=sender)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module", autouse=True)
 def attest(core, model_id, developer, creator, deployer, zk_kit) -> Attest:  # type: ignore[no-untyped-def]
     curation_id = register_model(core.models, developer, label="curation-head", data_bps=0, developer_bps=0)
     verifier = deploy_verifier(deployer, zk_kit.verifier)
@@ -324,9 +324,13 @@ def test_a_neighbour_of_a_digest_registered_with_its_commitment_is_not_attested_
         attest.assets[f"neighbour-{bit}"] = neighbour
         assert bytes(provenance.getAsset(neighbour).inputBinding) == input_binding(neighbour, kit.commitments["a"])
         assert bytes(provenance.getAsset(neighbour).inputBinding) != bytes(provenance.getAsset(a.digest).inputBinding)
-        with ape.reverts(provenance.ProvenanceRegistry__InputBindingMismatch, seq=attest.seq(f"neighbour-{bit}"), index=0):
+        with ape.reverts(
+            provenance.ProvenanceRegistry__InputBindingMismatch, seq=attest.seq(f"neighbour-{bit}"), index=0
+        ):
             attest.call([f"neighbour-{bit}", "b"], ab.proof, ab.instances, other_creator)
-        assert not provenance.verify(params_document("a"), neighbour, aigc_proof(attest.model_id, ab.proof, ab.instances))
+        assert not provenance.verify(
+            params_document("a"), neighbour, aigc_proof(attest.model_id, ab.proof, ab.instances)
+        )
 
     # Proved under the neighbour's digest, "a"'s embedding gives another commitment and proven
     # digest: that proof names the neighbour, not "a".

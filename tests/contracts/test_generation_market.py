@@ -116,6 +116,7 @@ def test_the_longest_prompt_and_the_bounds_are_accepted(market: Any, requester: 
     assert ask(market, requester, prompt="é" * 500, steps=1_000, guidance=50_000) == 1  # 1,000 bytes
 
 
+@pytest.mark.smoke  # also on anvil
 def test_fulfil_credits_the_operator_once_per_request_and_per_asset(
     market: Any, requester: Any, operator: Any, make_asset: Any
 ):

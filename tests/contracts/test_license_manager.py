@@ -117,6 +117,7 @@ def test_set_terms_active(core, creator, stranger, terms_id, payer):
 # --- purchase -----------------------------------------------------------------------------
 
 
+@pytest.mark.smoke  # also on anvil
 def test_purchase_mints_licence_and_credits_revenue(core, payer, other_payer, terms_id, asset, chain):
     receipt = core.licenses.purchase(terms_id, other_payer, sender=payer, value=PRICE)
     event = receipt.events.filter(core.licenses.LicensePurchased)[0]
@@ -335,6 +336,7 @@ def funded(core, payer, other_payer):  # type: ignore[no-untyped-def]
         core.licenses.deposit(ETH, SERVICE, 10**17, sender=p, value=10**17)
 
 
+@pytest.mark.smoke  # also on anvil
 def test_valid_voucher_settles_once(core, payer, stranger, asset, terms_id, funded, chain, service):
     v = signed_voucher(
         core.licenses,
@@ -457,7 +459,9 @@ def test_settle_refuses_high_s_signatures(core, payer, asset, terms_id, funded, 
     assert compact_signature(high) is None
     above_half = (SECP256K1_N // 2 + 1).to_bytes(32, "big")
     with ape.reverts(core.licenses.LicenseManager__MalleableSignature, index=0):
-        core.licenses.settle(ETH, SERVICE, [(payer.address, terms_id, 1, v.deadline, r, above_half)], [], sender=service)
+        core.licenses.settle(
+            ETH, SERVICE, [(payer.address, terms_id, 1, v.deadline, r, above_half)], [], sender=service
+        )
     # Listed (65 bytes) it does not hold either: the voucher is skipped, and nothing moves.
     listed = (payer.address, terms_id, 1, v.deadline, ZERO32, ZERO32)
     receipt = core.licenses.settle(ETH, SERVICE, [listed], [(0, high)], sender=service)
@@ -522,7 +526,13 @@ def test_terms_id_past_every_terms_is_checked_too(core, payer, funded, chain, se
     # The second review's R3: the batch's terms cache started at id 2^256 - 1 with asset 0, so
     # a voucher naming that id skipped every terms check. The cache answers only after a lookup.
     v = signed_voucher(
-        core.licenses, chain.chain_id, payer, asset=b"\x00" * 32, terms_id=2**256 - 1, cumulative=1, deadline=deadline(chain)
+        core.licenses,
+        chain.chain_id,
+        payer,
+        asset=b"\x00" * 32,
+        terms_id=2**256 - 1,
+        cumulative=1,
+        deadline=deadline(chain),
     )
     with ape.reverts(core.licenses.LicenseManager__UnknownVoucherTerms, index=0, termsId=2**256 - 1):
         core.licenses.settle(ETH, SERVICE, [v], [], sender=service)
@@ -701,7 +711,8 @@ def test_python_digest_matches_contract(core, payer, asset, terms_id, chain, ser
         voucher, chain.chain_id, core.licenses.address
     )
     typehash = keccak(
-        text="Voucher(address payer,address service,bytes32 asset,uint256 termsId,uint256 cumulativeAmount,uint256 deadline)"
+        text="Voucher(address payer,address service,bytes32 asset,uint256 termsId,"
+        "uint256 cumulativeAmount,uint256 deadline)"
     )
     assert core.licenses.VOUCHER_TYPEHASH() == typehash
 
@@ -830,7 +841,9 @@ def test_settle_at_max_vouchers_in_the_dearest_case_costs_under_half_a_block(
     wallets = set()
     for i in range(wallet_cap):
         wallet = creator.deploy(project.TestWallet1271, creator.address)
-        wallet.exec(core.licenses, core.licenses.deposit.encode_input(ETH, SERVICE, 10**15), sender=creator, value=10**15)
+        wallet.exec(
+            core.licenses, core.licenses.deposit.encode_input(ETH, SERVICE, 10**15), sender=creator, value=10**15
+        )
         wallet.setMode(3, sender=creator)  # burn all gas
         rec = asset_record(f"cap-wallet{i}", creator, model_id)
         register_asset(core.provenance, creator, rec)

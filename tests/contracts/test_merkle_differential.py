@@ -16,7 +16,7 @@ from agents.core.merkle import BatchTree, verify_batch_proof
 pytestmark = pytest.mark.chain
 
 SEED = 20261123
-SIZES = [1, 2, 3, 4, 5, 7, 8, 9, 255, 256, 257, 1023, 1024] + random.Random(SEED).sample(range(10, 1024), 12)
+SIZES = [1, 2, 3, 4, 5, 7, 8, 9, 255, 256, 257, 1023, 1024, *random.Random(SEED).sample(range(10, 1024), 12)]
 
 
 @pytest.mark.parametrize("count", SIZES)
@@ -38,5 +38,7 @@ def test_roots_and_proofs_agree(core, count):
             assert core.provenance.processBatchProof(leaves[index], index, count, bad) != tree.root
             # Wrong length: Python rejects, Solidity reverts with the expected length.
             assert not verify_batch_proof(leaves[index], index, count, proof[:-1], tree.root)
-            with ape.reverts(core.provenance.ProvenanceRegistry__BadProofLength, given=len(proof) - 1, expected=len(proof)):
+            with ape.reverts(
+                core.provenance.ProvenanceRegistry__BadProofLength, given=len(proof) - 1, expected=len(proof)
+            ):
                 core.provenance.processBatchProof(leaves[index], index, count, proof[:-1])

@@ -59,6 +59,7 @@ def register(registry: Any, sender: Any, **overrides: Any) -> int:
 # --- registerModel: happy path -------------------------------------------------------------
 
 
+@pytest.mark.smoke  # also on anvil
 def test_register_stores_version_and_emits_event(model_registry, developer):
     inp = model_input()
     tx = model_registry.registerModel(inp, sender=developer)

@@ -47,12 +47,12 @@ from tests.contracts.helpers import (
     attach_terms,
     buy_license,
     digest,
-    proven_digest,
     field_commitment,
     params_document,
     register_asset,
     register_model,
 )
+from zkml.evm import proven_digest
 
 pytestmark = pytest.mark.chain
 
@@ -60,6 +60,7 @@ pytestmark = pytest.mark.chain
 # --- single registration ------------------------------------------------------------------
 
 
+@pytest.mark.smoke  # also on anvil
 def test_register_mints_token_and_stores_record(core, model_id, creator):
     record = asset_record("cat.png", creator, model_id)
     receipt = register_asset(core.provenance, creator, record)
@@ -105,7 +106,9 @@ def test_registration_numbers_count_up_and_carry_the_input_binding(core, model_i
     assert core.provenance.getAsset(plain.content_digest).inputBinding == b"\x00" * 32
     stored = core.provenance.getAsset(committed.content_digest)
     # The binding hashes the proven digest (top 253 bits of the digest's keccak) with the commitment.
-    expected = keccak(encode(["uint256", "uint256"], [proven_digest(committed.content_digest), int.from_bytes(b"\x07" * 32, "big")]))
+    expected = keccak(
+        encode(["uint256", "uint256"], [proven_digest(committed.content_digest), int.from_bytes(b"\x07" * 32, "big")])
+    )
     assert (stored.seq, stored.inputBinding) == (1, expected)
     (event,) = receipt.events.filter(core.provenance.AssetRegistered)
     assert (event.seq, event.inputCommitment) == (1, b"\x07" * 32)
@@ -190,6 +193,7 @@ def _original_with_terms(core, model_id, creator, label, **terms):  # type: igno
     return record.content_digest, terms_id
 
 
+@pytest.mark.smoke  # also on anvil
 def test_derivative_with_licence_records_parent_share_and_depth(core, model_id, creator, other_creator):
     parent, terms_id = _original_with_terms(core, model_id, creator, "parent", derivative_bps=1_200)
     licence = buy_license(core.licenses, other_creator, terms_id)
@@ -598,6 +602,7 @@ def verified(project, core, model_id, creator, developer) -> Verified:  # type: 
     return Verified(record, attester, instances, params_document("proven"))
 
 
+@pytest.mark.smoke  # also on anvil
 def test_erc7007_verify_and_add_aigc_data(core, verified, creator):
     v = verified
     assert core.provenance.verify(v.prompt, v.record.content_digest, v.proof())
@@ -666,6 +671,7 @@ def test_add_aigc_data_reverts(core, verified, creator, stranger):
 # --- registerMany -------------------------------------------------------------------------
 
 
+@pytest.mark.smoke  # also on anvil
 def test_register_many_registers_each_as_register_would(core, model_id, creator, other_creator, stranger):
     parent, terms_id = _original_with_terms(core, model_id, creator, "many-parent")
     licence = buy_license(core.licenses, other_creator, terms_id)
@@ -900,7 +906,9 @@ def test_a_verifier_whose_code_changed_attests_and_verifies_nothing(project, cor
     assert not core.provenance.verify(v.prompt, v.record.content_digest, v.proof())
     zk = keccak(encode(["uint256[]"], [v.instances]))
     with ape.reverts(core.provenance.ProvenanceRegistry__VerifierCodeChanged, modelId=v.attester, verifier=verifier):
-        core.provenance.attestInference(v.attester, [seq_of(core, v.record.content_digest)], zk, v.instances, sender=creator)
+        core.provenance.attestInference(
+            v.attester, [seq_of(core, v.record.content_digest)], zk, v.instances, sender=creator
+        )
 
 
 def test_a_commitment_reserves_its_members_for_the_priority_window_only(core, model_id, creator, stranger, chain):
@@ -944,7 +952,10 @@ def test_a_creators_claimed_record_stands_against_its_own_other_commitment(
     with ape.reverts(core.provenance.ProvenanceRegistry__AlreadyRegistered):
         core.provenance.claimFromBatch(first, 0, v1.as_tuple(), tree1.proof(0), [], sender=stranger)
     token = int.from_bytes(v1.content_digest, "big")
-    assert core.provenance.tokenURI(token) == "ipfs://v2-later" and core.provenance.claimedFrom(v1.content_digest) == second
+    assert (
+        core.provenance.tokenURI(token) == "ipfs://v2-later"
+        and core.provenance.claimedFrom(v1.content_digest) == second
+    )
     assert core.licenses.assetEpoch(v1.content_digest) == 0
     child = asset_record("licensed child", other_creator, model_id, parents=(v1.content_digest,))
     register_asset(core.provenance, other_creator, child, [licence])

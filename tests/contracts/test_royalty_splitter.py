@@ -78,6 +78,7 @@ def test_pay_reverts(project, core, deployer, stranger, asset):
         s.pay(asset, fot, 1_000, sender=stranger)
 
 
+@pytest.mark.smoke  # also on anvil
 def test_distribute_splits_exactly(core, asset, model_id, creator, developer, treasury, stranger):
     amount = 1_000_003
     core.splitter.pay(asset, ETH, amount, sender=stranger, value=amount)
@@ -242,6 +243,7 @@ def test_overweight_data_root_cannot_reach_other_money(core, creator, developer,
     assert core.splitter.dataPoolOf(model, ETH) == (1_000, 1_000)
 
 
+@pytest.mark.smoke  # also on anvil
 def test_withdraw_pays_caller_once(core, asset, creator, stranger):
     core.splitter.pay(asset, ETH, 10**15, sender=stranger, value=10**15)
     core.splitter.distribute(asset, ETH, sender=stranger)
@@ -279,7 +281,9 @@ def test_reverting_or_gas_burning_receiver_blocks_only_itself(
                 core.splitter,
                 core.splitter.withdraw.encode_input(ETH, hostile_creator.address),
                 sender=deployer,
-                gas=2_000_000,
+                # enough for a withdrawal many times over; the burner takes all it is given (little
+                # here: a node's trace of the failed transaction, which ape reads, grows with it)
+                gas=300_000,
             )
         assert core.splitter.balanceOf(hostile_creator, ETH) == owed
     # Others are unaffected, and the hostile account can still withdraw elsewhere.

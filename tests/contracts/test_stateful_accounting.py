@@ -42,6 +42,7 @@ from agents.core.merkle import DataTree
 from tests.contracts.helpers import (
     ETH,
     SERVICE,
+    Views,
     asset_record,
     attach_terms,
     buy_license,
@@ -169,6 +170,7 @@ def sink_balance(w: World, currency: str) -> int:
 
 def make_machine(w: World) -> type[RuleBasedStateMachine]:
     splitter, licenses = w.core.splitter, w.core.licenses
+    splitter_views, licenses_views = Views(splitter, w.chain.provider.web3), Views(licenses, w.chain.provider.web3)
     delay = int(licenses.WITHDRAWAL_DELAY())
     window = int(licenses.WITHDRAWAL_WINDOW())
     currency_st = st.sampled_from(w.currencies)
@@ -451,21 +453,23 @@ def make_machine(w: World) -> type[RuleBasedStateMachine]:
                 self.check_books(currency)
 
         def check_books(self, currency: str) -> None:
-            deposited, withdrawn = splitter.totalsOf(currency)
-            reserve = splitter.reserveOf(currency)
-            pending = {k: splitter.pendingRevenueOf(a, currency) for k, a in w.assets.items()}
-            balances = {acct.address: splitter.balanceOf(acct, currency) for acct in w.recipients}
-            pool, paid = splitter.dataPoolOf(w.model_id, currency)
-            dust = splitter.dustOf(currency)
+            deposited, withdrawn = splitter_views.totalsOf(currency)
+            reserve = splitter_views.reserveOf(currency)
+            pending = {k: splitter_views.pendingRevenueOf(a, currency) for k, a in w.assets.items()}
+            balances = {acct.address: splitter_views.balanceOf(acct, currency) for acct in w.recipients}
+            pool, paid = splitter_views.dataPoolOf(w.model_id, currency)
+            dust = splitter_views.dustOf(currency)
             held = reserve + sum(pending.values()) + sum(balances.values()) + (pool - paid) + dust
             assert held == deposited - withdrawn == holdings(w, currency)
 
-            escrows = {(p.address, s): licenses.escrowOf(p, currency, s).balance for p in w.payers for s in SERVICES}
+            escrows = {
+                (p.address, s): licenses_views.escrowOf(p, currency, s).balance for p in w.payers for s in SERVICES
+            }
             assert sum(escrows.values()) == reserve
             for (payer, service), balance in escrows.items():
                 assert balance == self.escrow[(payer, currency, service)]
 
-            distributed = {k: splitter.distributedOf(a, currency) for k, a in w.assets.items()}
+            distributed = {k: splitter_views.distributedOf(a, currency) for k, a in w.assets.items()}
 
             def credited(account: Any) -> int:
                 return balances[account.address] + self.withdrawn[(account.address, currency)]
@@ -478,7 +482,7 @@ def make_machine(w: World) -> type[RuleBasedStateMachine]:
             assert credited(w.treasury) == sum((t - inherited[k]) * FEE_BPS // BPS for k, t in distributed.items())
             assert pool == sum(t * DATA_BPS // BPS for t in distributed.values())
             for originator, weight in zip(w.originators, WEIGHTS, strict=True):
-                assert credited(originator) == splitter.dataClaimedOf(w.model_id, currency, originator, weight)
+                assert credited(originator) == splitter_views.dataClaimedOf(w.model_id, currency, originator, weight)
             assert paid == sum(credited(o) for o in w.originators)
             parent_credit = distributed["D"] * PARENT_BPS // BPS
             assert pending["A"] + distributed["A"] == self.inflow[("A", currency)] + parent_credit

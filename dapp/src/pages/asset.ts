@@ -15,33 +15,36 @@ function mono(text: string | null | undefined): Child {
   return text ? h("code", { title: text }, text) : h("span", { class: "muted" }, "—");
 }
 
-function text(value: unknown): string | null {
+/** A fact of the provenance table: absent (not shown), or what to show. */
+type Fact = string | number | string[] | null | undefined;
+
+function text(value: Fact): string | null {
   if (value === undefined || value === null || value === "") return null;
-  if (Array.isArray(value)) return value.length ? value.map(String).join(", ") : null;
+  if (Array.isArray(value)) return value.length ? value.join(", ") : null;
   return String(value);
 }
 
 function provenance(asset: AssetDetail): HTMLElement {
-  const request = asset.request as Record<string, unknown>;
-  const lineage = asset.lineage as Record<string, unknown>;
+  const { request, lineage, registration } = asset;
   const rows: HTMLElement[] = [
     row("Asset digest (sha-256)", mono(asset.digest)),
     row("Content (CIDv1)", mono(asset.cid)),
     row("Creator", mono(asset.creator)),
   ];
-  const facts: [string, unknown, boolean][] = [
-    ["Prompt", asset.prompt ?? request["prompt"], false],
-    ["Negative prompt", request["negative_prompt"], false],
-    ["Seed", request["seed"], false],
-    ["Steps", request["steps"], false],
-    ["Guidance", request["guidance"], false],
-    ["Model version (on chain)", lineage["model_id"], false],
-    ["Weights digest", lineage["model_digest"], true],
-    ["Pipeline", lineage["pipeline"], false],
-    ["Scheduler", lineage["scheduler"], false],
-    ["Adapters", lineage["adapters"], false],
-    ["Ran on", [lineage["device"], lineage["dtype"]].filter((v) => v).join(", "), false],
-    ["Registered in transaction", lineage["register_tx"], true],
+  const facts: [string, Fact, boolean][] = [
+    ["Prompt", asset.prompt ?? request?.prompt, false],
+    ["Negative prompt", request?.negativePrompt, false],
+    ["Seed", request?.seed, false],
+    ["Steps", request?.steps, false],
+    ["Guidance", request?.guidance, false],
+    ["Model version (on chain)", registration?.modelId, false],
+    ["Model", lineage?.model, false],
+    ["Weights digest", lineage?.modelDigest, true],
+    ["Pipeline", lineage?.pipeline, false],
+    ["Scheduler", lineage?.scheduler, false],
+    ["Adapters", lineage?.adapters, false],
+    ["Ran on", lineage ? [lineage.device, lineage.dtype].filter((v) => v).join(", ") : null, false],
+    ["Registered in transaction", registration?.transaction, true],
   ];
   for (const [label, value, code] of facts) {
     const shown = text(value);

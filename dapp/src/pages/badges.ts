@@ -1,14 +1,15 @@
-import type { AssetView } from "../api";
+import type { Asset } from "../api";
 import { h } from "../dom";
 
-export function zkBadge(asset: AssetView): HTMLElement {
-  const status = asset.zk.status;
+export function zkBadge(asset: Asset): HTMLElement {
+  const zk = asset.zk;
+  const status = zk.status;
   const text = { attested: "zk attested", unproven: "zk unproven", pending: "zk pending", unknown: "zk unknown" }[status];
   const title =
-    status === "attested"
-      ? `an EZKL proof of the curation model's inference was verified on chain (model ${asset.zk.modelId ?? "?"})`
-      : status === "unproven"
-        ? `no proof: ${asset.zk.reason ?? "proving failed"}`
+    zk.status === "attested"
+      ? `an EZKL proof of the curation model's inference was verified on chain (model ${zk.modelId ?? "?"})`
+      : zk.status === "unproven"
+        ? `no proof: ${zk.reason ?? "proving failed"}`
         : status === "unknown"
           ? "registered outside these agents: this server does not know of a proof"
           : "the proof is being made";
@@ -27,7 +28,6 @@ export function provenanceBadge(): HTMLElement {
   );
 }
 
-export function alignment(asset: AssetView): string | null {
-  const value = asset.curation["alignment"];
-  return typeof value === "number" ? `prompt alignment ${value.toFixed(2)}` : null;
+export function alignment(asset: Asset): string | null {
+  return asset.curation ? `prompt alignment ${asset.curation.alignment.toFixed(2)}` : null;
 }

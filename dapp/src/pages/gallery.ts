@@ -1,5 +1,5 @@
 import type { Hex } from "viem";
-import type { AssetView } from "../api";
+import type { Asset } from "../api";
 import type { Context } from "../context";
 import { h, replace } from "../dom";
 import { short } from "../format";
@@ -7,7 +7,7 @@ import { alignment, provenanceBadge, zkBadge } from "./badges";
 
 const PAGE = 24;
 
-function card(ctx: Context, asset: AssetView): HTMLElement {
+function card(ctx: Context, asset: Asset): HTMLElement {
   const score = alignment(asset);
   return h(
     "a",

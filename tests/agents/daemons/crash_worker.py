@@ -3,12 +3,15 @@
 Connects to the node in the config, runs every daemon over the journal in the config's state
 folder, prints `ready` once the daemons are running and `done` when every job is final.
 
-The generator here is `ProceduralGenerator`: it renders the procedural dataset's image of the
-caption (`media.dataset.render`, seeded), so a life starts without spawning diffusion workers.
-What the crash test checks is reconciliation (journal against chain), and every chain effect of
-the pipeline is the same whatever makes the pixels; the curator (tiny CLIP), the publisher, the
-registrar, the prover (real EZKL proofs) and the settlement daemon are the shipped ones, and
-`test_pipeline.py` runs the real text-to-image model through the same stages."""
+A life starts in about a second, without torch: the generator is `ProceduralGenerator` (it
+renders the procedural dataset's image of the caption, `media.dataset.render`, seeded), the
+curator is `DigestCurator` (it accepts every image, with a unit embedding derived from the
+image's digest), and the curation head's circuits are the ones the test process built and cached
+a moment before. What the crash test checks is reconciliation (journal against chain), and every
+chain effect of the pipeline is the same whatever makes the pixels and the embedding: the
+publisher, the registrar, the prover (real EZKL proofs of the head on those embeddings, checked
+by the deployed verifiers) and the settlement daemon are the shipped ones, and
+`test_pipeline.py` runs the real models through the same stages."""
 
 from __future__ import annotations
 
@@ -18,16 +21,19 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT))
 
 from web3 import HTTPProvider, Web3  # noqa: E402
 
-from agents.app.wiring import build_agents, build_head_circuits, load_models, open_parts  # noqa: E402
+from agents.app.wiring import Models, build_agents, open_parts  # noqa: E402
 from agents.core.requests import GenerationRequest  # noqa: E402
-from agents.daemons.pipeline import DAEMONS  # noqa: E402
 from agents.daemons.runner import all_final  # noqa: E402
+from agents.models.curator import Decision, EmbeddingIndex, Verdict  # noqa: E402
 from agents.models.generator import GeneratedImage, Lineage, png_bytes  # noqa: E402
 
 
@@ -78,12 +84,44 @@ class ProceduralGenerator:
         return None
 
 
+class DigestCurator:
+    """Accepts every image; its embedding is a unit vector drawn from the image's digest (so the
+    same image always gets the same one, and the prover proves the head on it)."""
+
+    dim = 32
+
+    def __init__(self) -> None:
+        self.index = EmbeddingIndex(self.dim)
+
+    def _embedding(self, digest: str) -> tuple[float, ...]:
+        raw = np.frombuffer(hashlib.sha256(bytes.fromhex(digest)).digest(), dtype=np.uint8)
+        vector = raw.astype(np.float32)[: self.dim] - 127.5
+        return tuple(float(v) for v in vector / np.linalg.norm(vector))
+
+    async def curate(self, items: Sequence[Any]) -> list[Verdict]:
+        return [Verdict(i.digest, Decision.ACCEPT, 1.0, (), None, 0.0, self._embedding(i.digest)) for i in items]
+
+    def close(self) -> None:
+        return None
+
+
+def cached_circuits(cache: Path, sizes: Sequence[int]) -> dict[int, Any]:
+    """The head's circuits as `agents.app.wiring.build_head_circuits` left them in `cache` (the
+    test process built them for its deployment): found by their exported ONNX, no torch needed."""
+    from zkml.pipeline import Circuit
+    from zkml.shape import HeadShape
+
+    embed_dim = HeadShape().embed_dim
+    return {
+        size: Circuit.build(cache / f".head-0-x{size}.onnx", cache, batch=size, embed_dim=embed_dim) for size in sizes
+    }
+
+
 async def main(config: dict[str, object]) -> None:
     web3 = Web3(HTTPProvider(str(config["rpc"]), exception_retry_configuration=None))
     heads = {int(size): int(model_id) for size, model_id in dict(config["heads"]).items()}  # type: ignore[call-overload]
-    circuits = build_head_circuits(Path(str(config["cache"])), sorted(heads))
-    models = await load_models(ROOT, [name for name in DAEMONS if name != "generator"])
-    models.generator = ProceduralGenerator()
+    circuits = cached_circuits(Path(str(config["cache"])), sorted(heads))
+    models = Models(generator=ProceduralGenerator(), curator=DigestCurator())
     parts = await open_parts(
         ROOT,
         Path(str(config["state"])),

@@ -28,16 +28,20 @@ from aiohttp.test_utils import TestServer
 from PIL import Image
 
 from agents.api.client import PayingClient, PaymentError
+from agents.api.openapi import document
 from agents.api.serve import DEPS, api_app
 from agents.app.wiring import Parts, build_agents
 from agents.core.settlement import SignedVoucher
 from agents.core.vouchers import Voucher, sign_voucher
 from agents.runtime import jobs
 from agents.storage.cid import Cid
+from tests.agents.api.schema_check import check_answer
 from tests.agents.daemons.helpers import ASSET_PROMPTS as PROMPTS
 from tests.agents.daemons.helpers import ETH, FINNEY, attach_terms, contract, make_assets
 
 pytestmark = pytest.mark.chain
+
+DOC = document()
 
 
 Scenario = Callable[[aiohttp.ClientSession, TestServer, Any], Awaitable[None]]
@@ -55,6 +59,13 @@ def run_api(parts: Parts, tmp_path: Path, scenario: Scenario, *, data_trees: Any
             await server.close()  # ... and closes them
 
     asyncio.run(main())
+
+
+async def documented(r: aiohttp.ClientResponse) -> Any:
+    """The JSON of an answer, checked against the schema its operation documents."""
+    body = await r.json()
+    check_answer(DOC, r.method, r.url.path, r.status, body)
+    return body
 
 
 def decode(header: str) -> dict[str, Any]:
@@ -284,7 +295,7 @@ def test_read_endpoints_say_what_the_chain_and_the_journal_say(
         async def get(path: str, status: int = 200) -> Any:
             async with session.get(server.make_url(path)) as r:
                 assert r.status == status, (path, await r.text())
-                return await r.json()
+                return await documented(r)
 
         health = await get("/health")
         assert health["status"] == "ok" and health["chainId"] == int(chain.chain_id)
@@ -302,7 +313,10 @@ def test_read_endpoints_say_what_the_chain_and_the_journal_say(
         p = assets[0].payload
         assert one["cid"] == p["cid"] and one["manifestCid"] == p["manifest_cid"] and one["prompt"] == PROMPTS[0]
         assert one["zk"]["status"] == "pending" and one["seq"] == p["seq"] and one["parents"] == []
-        assert one["lineage"]["model_digest"] == p["lineage"]["model_digest"]
+        assert one["lineage"]["modelDigest"] == p["lineage"]["model_digest"] and one["lineage"]["model"] is None
+        assert one["request"]["seed"] == p["request"]["seed"] and one["request"]["negativePrompt"] == ""
+        assert one["registration"]["modelId"] == local_chain.t2i_model_id and one["source"] == "agents"
+        assert one["metadataURI"] == p["metadata_uri"] and one["paramsDigest"] == "0x" + p["params_digest"]
         assert [t["termsId"] for t in one["terms"]] == [terms_id] and one["terms"][0]["pricePerUse"] == str(FINNEY)
         similar = await get(f"/v1/assets/0x{digest.hex()}/similar")
         assert [s["digest"] for s in similar["items"]] == ["0x" + assets[1].payload["sha256"]]
@@ -340,7 +354,7 @@ def test_read_endpoints_say_what_the_chain_and_the_journal_say(
         vv = Voucher(str(buyer.address), service, digest, terms_id, FINNEY, int(chain.pending_timestamp) + 3_600)
         body = SignedVoucher(vv, sign_voucher(vv, buyer.private_key, int(chain.chain_id), licenses.address)).as_json()
         async with session.post(server.make_url("/v1/vouchers"), json=body) as r:
-            assert r.status == 202 and (await r.json())["cumulativeAmount"] == str(FINNEY)
+            assert r.status == 202 and (await documented(r))["cumulativeAmount"] == str(FINNEY)
         async with session.post(server.make_url("/v1/vouchers"), json=body) as r:
             assert r.status == 422 and (await r.json())["error"]["code"] == "replayed_or_short"
         # the one-call client: catches up with the POSTed voucher, then pays from the remembered offer
@@ -385,7 +399,7 @@ def test_lineage_previews_channels_and_what_each_account_is_owed(
         async def get(path: str, status: int = 200) -> Any:
             async with session.get(server.make_url(path)) as r:
                 assert r.status == status, (path, await r.text())
-                return await r.json()
+                return await documented(r)
 
         deployment = await get("/v1/deployment")
         assert deployment["chainId"] == int(chain.chain_id) and deployment["network"] == f"eip155:{chain.chain_id}"
@@ -403,7 +417,10 @@ def test_lineage_previews_channels_and_what_each_account_is_owed(
         other = await get(f"/v1/assets/{hex_child}")  # registered by someone else: what the chain says
         assert other["source"] == "chain" and other["parents"] == [hex_a] and other["creator"] == deriver.address
         assert other["zk"]["status"] == "unknown" and other["cid"] is None
-        assert other["paramsDigest"] == "0x" + child.params_digest.hex()
+        assert (
+            other["paramsDigest"] == "0x" + child.params_digest.hex() and other["registration"]["modelId"] == model_id
+        )
+        assert (other["request"], other["lineage"], other["curation"]) == (None, None, None)
         await get(f"/v1/assets/{hex_child}/preview", 404)  # no image of it here
 
         async with session.get(server.make_url(f"/v1/assets/{hex_a}/preview")) as r:
@@ -563,11 +580,11 @@ def test_generation_requests_over_http_are_journaled_once_and_checked(parts: Par
         body = {"prompt": PROMPTS[0], "seed": 5, "requester": "agent-7"}
         async with session.post(url, json=body) as r:
             assert r.status == 202
-            key = (await r.json())["key"]
+            key = (await documented(r))["key"]
         async with session.post(url, json=body) as r:  # the same request again: one job
-            assert r.status == 200 and (await r.json()) == {"key": key, "new": False}
+            assert r.status == 200 and (await documented(r)) == {"key": key, "new": False}
         async with session.get(server.make_url(f"/v1/requests/{key}")) as r:
-            assert r.status == 200 and (await r.json())["stage"] == jobs.REQUESTED
+            assert r.status == 200 and (await documented(r))["stage"] == jobs.REQUESTED
         job = deps.journal.get(key)
         assert job.payload["source"] == "api" and job.payload["request"]["seed"] == 5
         for bad in (

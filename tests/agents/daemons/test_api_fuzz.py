@@ -1,7 +1,7 @@
 """Every endpoint of the API fuzzed from its own OpenAPI document (CHECKLIST 16): over real
 parts (assets the pipeline registered on the chain under test, terms and escrow on chain), no
-request gets a 5xx, every 4xx is the JSON error shape with its status, and the server keeps
-serving."""
+request gets a 5xx, every 4xx is the JSON error shape with its status, every JSON success is
+valid by the schema its operation documents, and the server keeps serving."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from agents.api.openapi import document
 from agents.api.serve import MAX_LINE_BYTES, api_app, serve
 from agents.app.wiring import Parts
+from tests.agents.api.schema_check import check_answer
 from tests.agents.api.schema_fuzz import Call, calls, operations
 from tests.agents.daemons.helpers import ETH, FINNEY, attach_terms, contract, make_assets
 from tests.agents.runtime.anvil import free_port
@@ -79,6 +80,8 @@ def check(status: int, content_type: str, body: bytes, call: Call) -> None:
         assert content_type.startswith("application/json"), (call, status, content_type)
         error = json.loads(body)["error"]
         assert error["status"] == status and error["code"] and error["message"], (call, error)
+    elif content_type.startswith("application/json"):  # an answer: the shape its operation documents
+        check_answer(DOC, call.method, call.path, status, json.loads(body))
 
 
 def fuzz_operation(base: str, strategy: st.SearchStrategy[Call], name: str, seen: dict[str, set[int]]) -> None:

@@ -154,7 +154,16 @@ def test_dapp_in_chromium_with_an_injected_wallet(
         # -- asset A: provenance, lineage from the chain (A -> its derivative), terms
         await page.goto(f"{base}/app/#/asset/{hex_a}")
         await ready(page, "asset")
-        await expect(page.locator("#provenance")).to_contain_text(assets[0].payload["cid"])
+        provenance = page.locator("#provenance")
+        await expect(provenance).to_contain_text(assets[0].payload["cid"])
+        # the request, lineage and registration as the API names them (camelCase, typed)
+        made = assets[0].payload["lineage"]
+        for shown in (str(made["seed"]), made["model_digest"], made["scheduler"], made["dtype"]):
+            await expect(provenance).to_contain_text(shown)
+        await expect(provenance.locator("tr", has_text="Model version (on chain)")).to_contain_text(
+            str(local_chain.t2i_model_id)
+        )
+        await expect(provenance.locator("tr", has_text="Registered in transaction")).to_have_count(1)
         await expect(page.locator(".lineage .node")).to_have_count(2)
         await expect(page.locator(f'.lineage [data-edge="{hex_a}>{hex_child}"]')).to_have_count(1)
         await shot(page, "02-asset-lineage.png")

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from agents.core.requests import GenerationRequest, GeneratorError
-from agents.models.generator import Generator, ModelNotFoundError, load_pipeline
+from agents.models.generator import (
+    Generator,
+    ModelNotFoundError,
+    PipelineRunner,
+    load_pipeline,
+    run_pipeline_batch,
+)
 from media.dataset import examples
 from media.t2i import TinyClipTextEncoder, TinyText2ImagePipeline, build_scheduler, build_unet
 from tests.agents.loop_probe import loop_ticks
@@ -168,23 +176,69 @@ async def test_a_hub_id_loads_from_the_local_cache_snapshot_and_digests_like_the
 
 def test_micro_batches_are_checked(t2i_folder):
     pipe, digest = load_pipeline(str(t2i_folder), "cpu")
-    generator = Generator(pipe, str(t2i_folder), digest, batch=2)
+    with pytest.raises(GeneratorError, match="1 to 2 requests"):
+        run_pipeline_batch(pipe, requests(3), 2)
+    with pytest.raises(GeneratorError, match="mixes"):
+        run_pipeline_batch(pipe, [*requests(1, steps=2), *requests(1, steps=3)], 2)
+    runner = PipelineRunner(pipe, digest)
     try:
-        with pytest.raises(GeneratorError, match="1 to 2 requests"):
-            generator.run_batch(requests(3))
-        with pytest.raises(GeneratorError, match="mixes"):
-            generator.run_batch([*requests(1, steps=2), *requests(1, steps=3)])
         with pytest.raises(GeneratorError, match="at least 1"):
-            Generator(pipe, "x", digest, batch=0)
+            Generator(runner, "x", batch=0)
     finally:
-        generator.close()
+        runner.close()
+
+
+class RecordingRunner:
+    """A `Runner` with no model: a request's "PNG" names its prompt and seed. It records every
+    micro-batch it is handed and how many ran at once."""
+
+    model_digest = "cd" * 32
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.calls: list[tuple[list[int], int]] = []
+        self.running = 0
+        self.most_at_once = 0
+        self.closed = False
+
+    def describe(self) -> dict[str, Any]:
+        return {"pipeline": "Recording", "scheduler": "None", "adapters": (), "device": "cpu", "dtype": "float32"}
+
+    async def run(self, requests: list[GenerationRequest], batch: int) -> list[bytes]:
+        self.calls.append(([r.seed for r in requests], batch))
+        self.running += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        await asyncio.sleep(0.01)
+        self.running -= 1
+        return [f"{r.prompt}/{r.seed}".encode() for r in requests]
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_a_generator_hands_its_runner_fixed_size_micro_batches_of_one_signature(workers):
+    runner = RecordingRunner(workers)
+    generator = Generator(runner, "recorded", batch=2)
+    mixed = [GenerationRequest(f"p{i}", seed=i, steps=4 if i % 3 else 2) for i in range(7)]
+    seen: list[int] = []
+    images = await generator.generate(mixed, progress=lambda done, total: seen.append(done))
+    generator.close()
+    # steps 2: seeds 0, 3, 6; steps 4: seeds 1, 2, 4, 5 -- in request order within each group
+    assert sorted(runner.calls) == [([0, 3], 2), ([1, 2], 2), ([4, 5], 2), ([6], 2)]
+    assert [i.png for i in images] == [f"p{i}/{i}".encode() for i in range(7)]
+    assert [i.lineage.model_digest for i in images] == [RecordingRunner.model_digest] * 7
+    assert {(i.lineage.model, i.lineage.pipeline, i.lineage.batch) for i in images} == {("recorded", "Recording", 2)}
+    assert generator.workers == workers and runner.most_at_once == workers
+    assert seen[-1] == 7 and len(seen) == 4 and runner.closed
 
 
 @pytest.mark.asyncio
 async def test_the_process_generator_makes_the_same_images_and_lineage(t2i_folder, tmp_path):
     import torch
 
-    from agents.models.generator import CPU_THREADS, ProcessGenerator
+    from agents.models.generator import CPU_THREADS, ProcessGenerator, ProcessRunner
 
     batch = requests(9)
     threads = torch.get_num_threads()
@@ -207,6 +261,9 @@ async def test_the_process_generator_makes_the_same_images_and_lineage(t2i_folde
         one.close()
         two.close()
     assert (one.workers, two.workers) == (1, 2)
+    # one Generator class, composed with either runner: nothing of it is refused
+    assert type(local) is type(one) is Generator and not hasattr(one, "run_batch")
+    assert isinstance(local.runner, PipelineRunner) and isinstance(one.runner, ProcessRunner)
     assert [g.digest for g in there] == [g.digest for g in here] == [g.digest for g in shared]
     assert [g.lineage for g in there] == [g.lineage for g in here] == [g.lineage for g in shared]
     assert alone[0].digest == here[3].digest
