@@ -33,12 +33,15 @@ demo: compile ## The main job: the whole product on the embedded chain, report i
 setup-tests: ## What `make setup` installs, plus what only the tests need (Chromium)
 	@tools/bootstrap.sh --tests
 
-test: setup-tests lint test-embedded test-anvil ## Every test: lint, the suite on the embedded chain, the chain tests again on anvil
+test: setup-tests ## Every test: lint (beside the embedded pass), the suite on the embedded chain, the chain tests again on anvil
+	@$(MAKE) --no-print-directory -j2 --output-sync=line lint test-embedded
+	@$(MAKE) --no-print-directory test-anvil
 
 # Where each test runs (markers in pyproject.toml): the contract suites (tests/contracts, marked
 # `contracts`) run once, on the embedded chain (faster there), with a `smoke` few on anvil too;
 # every other chain test runs on both chains (the daemons behave differently in process and
 # behind a URL); tests that need a node outside the test process (`anvil`) run on anvil only.
+# Lint runs beside the embedded pass (it shares nothing with it; the pass uses one core).
 DURATIONS := --durations=30
 
 test-embedded: compile

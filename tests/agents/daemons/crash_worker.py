@@ -3,15 +3,15 @@
 Connects to the node in the config, runs every daemon over the journal in the config's state
 folder, prints `ready` once the daemons are running and `done` when every job is final.
 
-A life starts in about a second, without torch: the generator is `ProceduralGenerator` (it
-renders the procedural dataset's image of the caption, `media.dataset.render`, seeded), the
-curator is `DigestCurator` (it accepts every image, with a unit embedding derived from the
-image's digest), and the curation head's circuits are the ones the test process built and cached
-a moment before. What the crash test checks is reconciliation (journal against chain), and every
-chain effect of the pipeline is the same whatever makes the pixels and the embedding: the
-publisher, the registrar, the prover (real EZKL proofs of the head on those embeddings, checked
-by the deployed verifiers) and the settlement daemon are the shipped ones, and
-`test_pipeline.py` runs the real models through the same stages."""
+A life starts in about a second, without torch: the generator is the shipped `Generator` over
+`ProceduralRunner` (it renders the procedural dataset's image of the caption,
+`media.dataset.render`, seeded), the curator is `DigestCurator` (it accepts every image, with a
+unit embedding derived from the image's digest), and the curation head's circuits are the ones
+the test process built and cached a moment before. What the crash test checks is reconciliation
+(journal against chain), and every chain effect of the pipeline is the same whatever makes the
+pixels and the embedding: the publisher, the registrar, the prover (real EZKL proofs of the head
+on those embeddings, checked by the deployed verifiers) and the settlement daemon are the
+shipped ones, and `test_pipeline.py` runs the real models through the same stages."""
 
 from __future__ import annotations
 
@@ -34,18 +34,28 @@ from agents.app.wiring import Models, build_agents, open_parts  # noqa: E402
 from agents.core.requests import GenerationRequest  # noqa: E402
 from agents.daemons.runner import all_final  # noqa: E402
 from agents.models.curator import Decision, EmbeddingIndex, Verdict  # noqa: E402
-from agents.models.generator import GeneratedImage, Lineage, png_bytes  # noqa: E402
+from agents.models.generator import Generator, png_bytes  # noqa: E402
 
 
-class ProceduralGenerator:
-    """Deterministic images from captions of the procedural dataset (any other prompt: a plain
-    image seeded by the prompt), with a lineage that says so."""
+class ProceduralRunner:
+    """A `agents.models.generator.Runner` that renders the procedural dataset's image of each
+    caption (any other prompt: a plain image seeded by the prompt) instead of running a diffusion
+    pipeline; the shipped `Generator` drives it (micro-batches, lineage) as it drives the real one."""
 
-    batch = 4
+    model_digest = hashlib.sha256(b"proofmint procedural renderer v1").hexdigest()
     workers = 1
-    digest = hashlib.sha256(b"proofmint procedural renderer v1").hexdigest()
 
-    def _png(self, request: GenerationRequest) -> bytes:
+    def describe(self) -> dict[str, Any]:
+        return {
+            "pipeline": "ProceduralRenderer",
+            "scheduler": "none",
+            "adapters": [],
+            "device": "cpu",
+            "dtype": "uint8",
+        }
+
+    @staticmethod
+    def _png(request: GenerationRequest) -> bytes:
         from PIL import Image
 
         from media.dataset import parse_caption, render
@@ -56,29 +66,8 @@ class ProceduralGenerator:
         shade = hashlib.sha256(f"{request.prompt}|{request.seed}".encode()).digest()[:3]
         return png_bytes(Image.new("RGB", (32, 32), tuple(shade)))
 
-    def lineage(self, request: GenerationRequest) -> Lineage:
-        return Lineage(
-            model="procedural",
-            model_digest=self.digest,
-            pipeline="ProceduralGenerator",
-            scheduler="none",
-            adapters=(),
-            prompt=request.prompt,
-            negative_prompt=request.negative_prompt,
-            seed=request.seed,
-            steps=request.steps,
-            guidance=request.guidance,
-            height=request.height,
-            width=request.width,
-            parents=tuple(request.parents),
-            device="cpu",
-            dtype="uint8",
-            batch=self.batch,
-        )
-
-    async def generate(self, requests: Sequence[GenerationRequest]) -> list[GeneratedImage]:
-        pngs = await asyncio.to_thread(lambda: [self._png(r) for r in requests])
-        return [GeneratedImage(png, self.lineage(r)) for png, r in zip(pngs, requests, strict=True)]
+    async def run(self, requests: list[GenerationRequest], batch: int) -> list[bytes]:
+        return await asyncio.to_thread(lambda: [self._png(r) for r in requests])
 
     def close(self) -> None:
         return None
@@ -121,7 +110,7 @@ async def main(config: dict[str, object]) -> None:
     web3 = Web3(HTTPProvider(str(config["rpc"]), exception_retry_configuration=None))
     heads = {int(size): int(model_id) for size, model_id in dict(config["heads"]).items()}  # type: ignore[call-overload]
     circuits = cached_circuits(Path(str(config["cache"])), sorted(heads))
-    models = Models(generator=ProceduralGenerator(), curator=DigestCurator())
+    models = Models(generator=Generator(ProceduralRunner(), "procedural", batch=4), curator=DigestCurator())
     parts = await open_parts(
         ROOT,
         Path(str(config["state"])),
