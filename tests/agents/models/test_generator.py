@@ -249,8 +249,10 @@ async def test_the_process_generator_makes_the_same_images_and_lineage(t2i_folde
     finally:
         local.close()
         torch.set_num_threads(threads)
-    one = await ProcessGenerator.load(str(t2i_folder), device="cpu", batch=4, workers=1)
-    two = await ProcessGenerator.load(str(t2i_folder), device="cpu", batch=4, workers=2)
+    one, two = await asyncio.gather(  # three worker processes, started side by side
+        ProcessGenerator.load(str(t2i_folder), device="cpu", batch=4, workers=1),
+        ProcessGenerator.load(str(t2i_folder), device="cpu", batch=4, workers=2),
+    )
     seen: list[tuple[int, int]] = []
     try:
         alone = await one.generate(batch[3:4])
