@@ -33,6 +33,31 @@ from agents.daemons.pipeline import DAEMONS, REGISTRATIONS
 from agents.runtime.processes import quiet_libraries
 
 DEFAULT_STATE = Path(".cache/agents")
+UP_STATES = Path(".cache/up")
+"""Where `proofmint up` keeps the throwaway state of each run when --state is not given."""
+
+
+def fresh_state(state: Path | None) -> tuple[Path, bool]:
+    """The state folder for `proofmint up` and whether it is a throwaway one of its own. `up` starts a new
+    chain, so its state must start empty; it never deletes a folder it did not create in this
+    run. Without --state: a new folder of its own under `.cache/up/` (removed when the run ends).
+    With --state DIR: DIR if it is missing or empty; any other DIR (another run's journal, an
+    agent's, the API's book of vouchers) is refused with `click.UsageError`."""
+    if state is None:
+        UP_STATES.mkdir(parents=True, exist_ok=True)
+        import tempfile
+
+        return Path(tempfile.mkdtemp(prefix="run-", dir=UP_STATES)), True
+    if state.exists() and not state.is_dir():
+        raise click.UsageError(f"--state {state} is a file, not a folder")
+    if state.is_dir() and any(state.iterdir()):
+        raise click.UsageError(
+            f"--state {state} is not empty: `up` starts a new chain and never reuses or deletes another "
+            "state (it may hold agents' journals or the API's vouchers); name an empty folder, or leave "
+            "--state out for a throwaway one"
+        )
+    state.mkdir(parents=True, exist_ok=True)
+    return state, False
 
 
 def _service(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -337,7 +362,12 @@ async def _run_agent(
 
 
 @click.command("up")
-@click.option("--state", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_STATE, show_default=True)
+@click.option(
+    "--state",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="An empty or new folder for this run's journal and store (default: a throwaway folder under .cache/up/)",
+)
 @click.option("--metrics-port", type=click.IntRange(1, 65535), default=9464, show_default=True)
 @click.option("--prompts", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="One prompt per line")
 @click.option(
@@ -352,14 +382,16 @@ async def _run_agent(
 )
 @registration_option
 def up_command(
-    state: Path, metrics_port: int, prompts: Path | None, api_port: int, network: str, registration: str
+    state: Path | None, metrics_port: int, prompts: Path | None, api_port: int, network: str, registration: str
 ) -> None:
     """Every daemon in one process on a fresh development chain, and the HTTP API with the dApp,
     until Ctrl-C.
 
-    The chain is new each time (the embedded one lives in this process), so the state under
-    --state starts fresh too. Submit work with `proofmint request PROMPT --state DIR` from
-    another shell, or `POST /v1/requests` to the API (http://127.0.0.1:8080/openapi.json lists
+    The chain is new each time (the embedded one lives in this process), so the state starts
+    fresh too: --state must be empty or new (a folder in use is refused, never deleted), and
+    without it each run gets a throwaway folder under .cache/up/, removed when it ends (the
+    folder is printed). Submit work with `proofmint request PROMPT --state DIR` from another
+    shell, or `POST /v1/requests` to the API (http://127.0.0.1:8080/openapi.json lists
     its routes). With `--network ethereum:local:foundry` a wallet can use the dApp: add the
     printed RPC as a network and import one of the printed development accounts."""
     import shutil
@@ -371,9 +403,10 @@ def up_command(
 
     quiet_libraries()
     root = project_root()
-    if state.exists():
-        shutil.rmtree(state)
+    state, throwaway = fresh_state(state)
     with contextlib.ExitStack() as stack:
+        if throwaway:  # made by this run under .cache/up/: gone with its chain
+            stack.callback(shutil.rmtree, state, True)
         if network == FOUNDRY:  # a node of our own, which Ctrl-C does not reach (see devnode)
             stack.enter_context(own_anvil(networks))
         stack.enter_context(networks.parse_network_choice(network))
