@@ -1,7 +1,8 @@
 """Print proofmint's package-level import graph and any cycle in it.
 
 A node is a package: `zkml`, `media`, each subpackage of `agents` (`agents.api`, `agents.runtime`, ...)
-and `agents` itself for its top-level modules. An edge A -> B means some module of A imports
+and `agents` itself for its top-level modules; cycles are looked for there and between the
+top-level packages (`agents` as a whole, `zkml`, `media`). An edge A -> B means some module of A imports
 a module of B (at any place in the file, functions included: a deferred import is still a
 dependency). Run: `python tools/imports.py` (add `--modules` for the module-level edges behind each
 package edge). Exit status 1 when a cycle exists, so the test suite can hold the rule.
@@ -133,6 +134,15 @@ def package_graph(root: Path) -> dict[str, set[str]]:
     return graph
 
 
+def top_level_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The graph between the top-level packages (`agents`, `zkml`, `media`): a subpackage's edges
+    are its package's, edges inside one package dropped."""
+    top: dict[str, set[str]] = defaultdict(set)
+    for source, targets in graph.items():
+        top[source.split(".")[0]].update(t.split(".")[0] for t in targets if t.split(".")[0] != source.split(".")[0])
+    return top
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parent.parent)
@@ -147,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             for dest in targets:
                 for own, target in sorted(edges[(source, dest)]):
                     print(f"    {own} -> {target}")
-    found = cycles(graph)
+    found = cycles(graph) + cycles(top_level_graph(graph))
     for component in found:
         print(f"CYCLE: {' <-> '.join(component)}")
     if not found:

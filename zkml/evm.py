@@ -28,7 +28,7 @@ from typing import Any
 import ezkl as _ezkl
 from eth_utils.crypto import keccak
 
-from agents.core.errors import PermanentError
+from zkml.errors import ZkmlError
 
 # ezkl ships stubs that mark every keyword with a default as required; use it untyped.
 ezkl: Any = _ezkl
@@ -52,7 +52,7 @@ VERIFIER_CONTRACT = "Halo2Verifier"
 _VK_DIGEST = re.compile(r"mstore\(0x[0-9a-f]+, (0x[0-9a-f]{64})\) // vk_digest")
 
 
-class VerifierError(PermanentError):
+class VerifierError(ZkmlError):
     """The verifier could not be rendered or compiled, or does not fit on chain."""
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import ezkl as _ezkl
 
-from agents.core.errors import PermanentError
+from zkml.errors import ZkmlError
 from zkml.evm import (
     INSTANCES_PER_ASSET,
     CompiledVerifier,
@@ -47,7 +47,7 @@ Progress = Callable[[str], None]
 ezkl: Any = _ezkl
 
 
-class ProvingError(PermanentError):
+class ProvingError(ZkmlError):
     """An ezkl step failed; the message names the step and the artifact directory."""
 
 

@@ -31,13 +31,13 @@ from typing import Any
 
 import ezkl as _ezkl
 
-from agents.core.errors import PermanentError
+from zkml.errors import ZkmlError
 
 # ezkl ships stubs that mark every keyword with a default as required; use it untyped.
 ezkl: Any = _ezkl
 
 
-class SettingsError(PermanentError):
+class SettingsError(ZkmlError):
     """A circuit settings file does not carry the pinned visibilities or check mode."""
 
 

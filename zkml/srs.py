@@ -19,13 +19,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from agents.core.errors import PermanentError
+from zkml.errors import ZkmlError
 
 PINS_PATH = Path(__file__).with_name("srs_pins.json")
 """sha256 of the public-ceremony SRS file for each logrows (`{"logrows": {"17": "ab12..."}}`)."""
 
 
-class SrsError(PermanentError):
+class SrsError(ZkmlError):
     """The SRS offered for a circuit is not acceptable on the target network."""
 
 

@@ -9,9 +9,10 @@ import click
 from agents import __version__
 from agents.app.commands import agent_command, request_command, up_command
 from agents.app.store_cli import cid_command, store_group
+from agents.app.zk_cli import zk
 from agents.core.errors import ProofmintError
 from agents.core.toolchain import check_all, project_root
-from zkml.cli import zk
+from zkml.errors import ZkmlError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -47,9 +48,10 @@ cli.add_command(request_command)
 
 
 def main() -> None:
-    """Console-script entry point: a ProofmintError prints its message, not a traceback."""
+    """Console-script entry point: a ProofmintError (or zkml's ZkmlError) prints its message, not a
+    traceback."""
     try:
         cli(standalone_mode=True)
-    except ProofmintError as err:
+    except (ProofmintError, ZkmlError) as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(2)

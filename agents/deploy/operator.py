@@ -211,12 +211,15 @@ def confirm_broadcast(target: Target, yes: bool, action: str) -> None:
 @contextmanager
 def cli_errors() -> Iterator[None]:
     """Turn proofmint's and the chain's refusals into one-line click errors (no traceback):
-    a permanent error says what to fix, a revert names the contract's custom error."""
+    a permanent error (the agents' or zkml's) says what to fix, a revert names the contract's
+    custom error."""
     from ape.exceptions import ContractLogicError
+
+    from zkml.errors import ZkmlError
 
     try:
         yield
-    except PermanentError as exc:
+    except (PermanentError, ZkmlError) as exc:
         raise click.ClickException(str(exc)) from exc
     except ContractLogicError as exc:
         raise click.ClickException(f"the transaction would revert: {exc}") from exc

@@ -17,7 +17,7 @@ LAYERS = {
     "agents": 0,
     "media": 0,
     "agents.core": 0,
-    "zkml": 1,
+    "zkml": 0,
     "agents.runtime": 1,
     "agents.storage": 1,
     "agents.deploy": 1,
@@ -50,6 +50,32 @@ def test_every_import_goes_down_a_layer(tool: ModuleType):
         f"{source} -> {dest}" for source, targets in graph.items() for dest in targets if LAYERS[dest] >= LAYERS[source]
     )
     assert upward == [], upward
+
+
+def test_the_top_level_packages_import_one_way(tool: ModuleType):
+    top = tool.top_level_graph(tool.package_graph(ROOT))
+    assert top["zkml"] == set() and top["media"] == set(), top
+    assert tool.cycles(top) == []
+
+
+def test_the_tool_finds_a_cycle_between_top_level_packages(
+    tool: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    _package(
+        tmp_path,
+        {
+            "agents/__init__.py": "",
+            "agents/daemons/__init__.py": "",
+            "agents/daemons/prove.py": "import zkml.pipeline\n",
+            "agents/core/__init__.py": "",
+            "agents/core/errors.py": "",
+            "zkml/__init__.py": "",
+            "zkml/pipeline.py": "from agents.core.errors import x\n",
+            "media/__init__.py": "",
+        },
+    )
+    assert tool.main(["--root", str(tmp_path)]) == 1
+    assert "CYCLE: agents <-> zkml" in capsys.readouterr().out
 
 
 def _package(root: Path, files: dict[str, str]) -> None:

@@ -9,14 +9,14 @@ import pytest
 from click.testing import CliRunner
 
 from agents.app.main import cli
+from agents.app.zk_cli import ZkInputError
 from tests.zk_support import BATCH, HEAD_SEED, SHAPE, ZkKit, content_digest
-from zkml.cli import ZkInputError
 from zkml.evm import proven_digest
 from zkml.srs import SrsError
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SMALL = [
     "--batch", str(BATCH), "--embed-dim", str(SHAPE.embed_dim), "--hidden", str(SHAPE.hidden),
     "--seed", str(HEAD_SEED), "--cache", str(ROOT / ".cache" / "zk-tests"),
