@@ -48,7 +48,7 @@ from agents.api.x402 import (
     payment_required,
     settlement_response,
 )
-from agents.core.requests import GenerationRequest, GeneratorError
+from agents.core.requests import MAX_PROMPT_CHARS, GenerationRequest, GeneratorError
 from agents.core.settlement import parse_voucher
 from agents.core.vouchers import VOUCHER_TYPES, domain
 from agents.runtime import jobs
@@ -425,9 +425,6 @@ async def submit_voucher(request: web.Request) -> web.Response:
     return _json({"queued": queued, "cumulativeAmount": str(voucher.voucher.cumulative_amount)}, status=202)
 
 
-MAX_PROMPT_CHARS = 1_000
-
-
 async def submit_request(request: web.Request) -> web.Response:
     """A generation request for the agents (enabled with `accept_requests`): journaled once per
     (request, requester), like the CLI's and the chain's."""
@@ -452,7 +449,8 @@ async def submit_request(request: web.Request) -> web.Response:
         values[name] = value
     negative = body.get("negativePrompt", "")
     if not isinstance(negative, str) or len(negative) > MAX_PROMPT_CHARS:
-        raise ApiError(422, "negativePrompt is a string of at most 1000 characters", code="bad_request_fields")
+        message = f"negativePrompt is a string of at most {MAX_PROMPT_CHARS} characters"
+        raise ApiError(422, message, code="bad_request_fields")
     try:
         generation = GenerationRequest(prompt=prompt, negative_prompt=negative, **values)
     except GeneratorError as exc:

@@ -485,11 +485,14 @@ async def _up(
 @click.option("--state", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_STATE, show_default=True)
 def request_command(prompt: str, seed: int, steps: int, guidance: float, requester: str, state: Path) -> None:
     """Journal a generation request for the daemons that share --state."""
-    from agents.core.requests import GenerationRequest
+    from agents.core.requests import GenerationRequest, GeneratorError
     from agents.runtime import jobs
     from agents.runtime.journal import Journal
 
-    request = GenerationRequest(prompt=prompt, seed=seed, steps=steps, guidance=guidance)
+    try:
+        request = GenerationRequest(prompt=prompt, seed=seed, steps=steps, guidance=guidance)
+    except GeneratorError as exc:
+        raise click.BadParameter(str(exc), param_hint="PROMPT") from None
     journal = Journal(state / "journal.db", final=jobs.REGISTERED_OR_FINAL)
     try:
         key, new = jobs.submit_request(journal, request, requester=requester, source="cli")

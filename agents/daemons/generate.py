@@ -1,7 +1,8 @@
 """The generator daemon: `requested` jobs in, images in the content store out (`generated`).
 
 Each claimed batch is generated in the generator's executor (micro-batches of equal
-parameters), every PNG is added to the store (CIDv1, raw leaves: its multihash digest is the
+parameters; a micro-batch that fails is run again request by request, so one bad request fails
+alone and its neighbours complete), every PNG is added to the store (CIDv1, raw leaves: its multihash digest is the
 sha256 the chain registers), and the job records the CID, the digest, the lineage and its
 parameters digest. Generation is deterministic per request and the store is content-addressed,
 so doing a batch again after a crash stores the same bytes under the same CID: nothing doubles.
@@ -17,6 +18,7 @@ from agents.core.requests import GenerationRequest, GeneratorError
 from agents.models.generator import Generator
 from agents.runtime import jobs
 from agents.runtime.journal import Job
+from agents.runtime.retry import is_retryable
 from agents.runtime.stage import Done, Failed, Outcome, Stage
 from agents.storage.store import LocalStore
 
@@ -41,8 +43,11 @@ class GenerateStage(Stage):
                 outcomes.append(Failed(job.key, str(error), retryable=False))
         if not runnable:
             return outcomes
-        images = await self.generator.generate([request for _, request in runnable])
+        images = await self.generator.generate_each([request for _, request in runnable])
         for (job, _), image in zip(runnable, images, strict=True):
+            if isinstance(image, Exception):
+                outcomes.append(Failed(job.key, f"{type(image).__name__}: {image}", is_retryable(image)))
+                continue
             cid = await self.store.put(image.png)
             lineage = image.lineage
             updates = {

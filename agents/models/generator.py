@@ -450,17 +450,41 @@ class Generator:
     async def generate(
         self, requests: Sequence[GenerationRequest], progress: Progress | None = None
     ) -> list[GeneratedImage]:
-        results: list[GeneratedImage | None] = [None] * len(requests)
+        """One image per request, in request order; the first failing micro-batch raises."""
+        results = await self._run(requests, progress, isolate=False)
+        return [r for r in results if isinstance(r, GeneratedImage)]
+
+    async def generate_each(
+        self, requests: Sequence[GenerationRequest], progress: Progress | None = None
+    ) -> list[GeneratedImage | Exception]:
+        """One image or one error per request, in request order: a micro-batch that fails is run
+        again one request at a time, so a request that fails alone gets its own error and the
+        requests batched with it still get their images."""
+        return await self._run(requests, progress, isolate=True)
+
+    async def _run(
+        self, requests: Sequence[GenerationRequest], progress: Progress | None, isolate: bool
+    ) -> list[GeneratedImage | Exception]:
+        results: list[GeneratedImage | Exception | None] = [None] * len(requests)
         done = 0
         slots = asyncio.Semaphore(self.workers)
 
         async def one(indexes: list[int]) -> None:
             nonlocal done
             chunk = [requests[i] for i in indexes]
-            async with slots:
-                pngs = await self.runner.run(chunk, self.batch)
-            for index, request, png in zip(indexes, chunk, pngs, strict=True):
-                results[index] = GeneratedImage(png, self.lineage(request))
+            try:
+                async with slots:
+                    pngs = await self.runner.run(chunk, self.batch)
+            except Exception as error:
+                if not isolate:
+                    raise
+                if len(indexes) > 1:
+                    await asyncio.gather(*(one([index]) for index in indexes))
+                    return
+                results[indexes[0]] = error
+            else:
+                for index, request, png in zip(indexes, chunk, pngs, strict=True):
+                    results[index] = GeneratedImage(png, self.lineage(request))
             done += len(indexes)
             if progress is not None:
                 progress(done, len(requests))

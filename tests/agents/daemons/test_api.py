@@ -590,6 +590,10 @@ def test_generation_requests_over_http_are_journaled_once_and_checked(parts: Par
         for bad in (
             {"prompt": "x" * 1_001},
             {"prompt": "   "},
+            {"prompt": "bad \ud800"},  # valid JSON ("\\ud800"), not valid Unicode
+            {"prompt": "a\x00b"},
+            {"prompt": "a", "negativePrompt": "\x1b[31m"},
+            {"prompt": "a", "negativePrompt": "n" * 1_001},
             {"prompt": "a", "seed": -1},
             {"prompt": "a", "seed": "1"},
             {"prompt": "a", "steps": True},

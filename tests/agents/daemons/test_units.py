@@ -45,6 +45,8 @@ def test_the_same_request_is_one_job_and_any_change_is_another(tmp_path: Path):
         {"request": {"prompt": " ", "seed": 1}},
         {"request": {"prompt": "x", "seed": -1}},
         {"request": {"prompt": "x", "seed": 1, "colour": "red"}},
+        {"request": {"prompt": "bad \ud800", "seed": 1}},  # journaled by a version that took anything
+        {"request": {"prompt": "ok", "negative_prompt": "a\x1bb", "seed": 1}},
     ],
 )
 def test_a_malformed_job_payload_is_a_generator_error(payload: dict[str, object]):
@@ -86,6 +88,11 @@ def test_proofmint_request_journals_once(tmp_path: Path):
     assert first.output.split()[0] == second.output.split()[0]
     bad = runner.invoke(cli, ["request", "x", "--seed", "-3", "--state", str(tmp_path)])
     assert bad.exit_code == 2 and "seed" in bad.output.lower()
+    # $'bad \xff' reaches Python as a surrogate escape; a NUL or an escape sequence is no prompt either
+    for text, why in (("bad \udcff", "not valid UTF-8: byte 0xff"), ("a\x00b", "control character")):
+        refused = runner.invoke(cli, ["request", text, "--state", str(tmp_path / "other")])
+        assert refused.exit_code == 2 and why in refused.output and "Traceback" not in refused.output
+    assert not (tmp_path / "other").exists()  # nothing journaled, not even a journal made
 
 
 def test_proofmint_agent_refuses_what_it_cannot_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +13,14 @@ import pytest
 
 from agents.core.requests import GenerationRequest, GeneratorError
 from agents.models.generator import (
+    GeneratedImage,
     Generator,
     ModelNotFoundError,
     PipelineRunner,
     load_pipeline,
     run_pipeline_batch,
 )
+from agents.storage.cid import Cid
 from media.dataset import examples
 from media.t2i import TinyClipTextEncoder, TinyText2ImagePipeline, build_scheduler, build_unet
 from tests.agents.loop_probe import loop_ticks
@@ -125,6 +128,95 @@ def test_bad_requests_are_refused():
         GenerationRequest("x", seed=1, guidance=-1)
     with pytest.raises(GeneratorError, match="multiples of 8"):
         GenerationRequest("x", seed=1, height=30)
+    refusals = [
+        ("bad \ud800", "lone surrogate"),  # JSON's "\\ud800"
+        ("bad \udcff", "not valid UTF-8: byte 0xff"),  # the shell's $'bad \\xff' as Python's argv has it
+        ("a\x00b", "control character"),
+        ("red \x1b[31m", "control character"),
+        ("x" * 1_001, "at most 1000"),
+    ]
+    for text, why in refusals:
+        with pytest.raises(GeneratorError, match=re.escape(why)):
+            GenerationRequest(text, seed=1)
+        with pytest.raises(GeneratorError, match="negative prompt"):
+            GenerationRequest("fine", seed=1, negative_prompt=text)
+    assert GenerationRequest("two lines\n\tand a tab, ünïcödé 🎨", seed=1).prompt.startswith("two")
+
+
+def smuggled(prompt: str, seed: int) -> GenerationRequest:
+    """A request whose text was never checked, as one journaled by an older version reads."""
+    request = GenerationRequest("placeholder", seed=seed, steps=2)
+    object.__setattr__(request, "prompt", prompt)
+    return request
+
+
+@pytest.mark.asyncio
+async def test_a_request_that_fails_in_the_pipeline_fails_alone_and_its_micro_batch_completes(t2i_folder):
+    generator = await Generator.load(str(t2i_folder), device="cpu", batch=4)
+    good = requests(3, steps=2)
+    mixed = [good[0], smuggled("bad \ud800", seed=7), good[1], good[2]]
+    seen: list[int] = []
+    try:
+        results = await generator.generate_each(mixed, progress=lambda done, total: seen.append(done))
+        alone = [(await generator.generate([r]))[0] for r in good]
+        with pytest.raises(Exception):  # noqa: B017 - the tokenizer's own error, whatever its type
+            await generator.generate(mixed)
+    finally:
+        generator.close()
+    assert isinstance(results[1], Exception) and not isinstance(results[1], GeneratedImage)
+    images = [results[0], results[2], results[3]]
+    assert all(isinstance(i, GeneratedImage) for i in images)
+    assert [i.digest for i in images if isinstance(i, GeneratedImage)] == [i.digest for i in alone]
+    assert seen[-1] == 4, "every request counted once, isolated or not"
+
+
+class FailsOnSeed(PipelineRunner):
+    """The real runner, with a fault (out of memory, a driver error) that only one request meets."""
+
+    seed = 13
+
+    async def run(self, requests: list[GenerationRequest], batch: int) -> list[bytes]:
+        if any(r.seed == self.seed for r in requests):
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return await super().run(requests, batch)
+
+
+@pytest.mark.asyncio
+async def test_the_generator_stage_fails_only_the_job_that_fails(t2i_folder, tmp_path):
+    from agents.daemons.generate import GenerateStage
+    from agents.runtime import jobs
+    from agents.runtime.journal import Journal
+    from agents.runtime.stage import Done, Failed
+    from agents.storage.store import LocalStore
+
+    pipe, _ = load_pipeline(str(t2i_folder), "cpu")
+    generator = Generator(FailsOnSeed(pipe, "ab" * 32), str(t2i_folder), batch=4)
+    journal = Journal(tmp_path / "journal.db", final=jobs.FINAL)
+    store = LocalStore(tmp_path / "store")
+    keys = [
+        jobs.submit_request(
+            journal, GenerationRequest(f"a red circle {seed}", seed=seed, steps=2), requester="r", source="api"
+        )[0]
+        for seed in (11, 12, 13, 14)
+    ]
+    # journaled by a version that took any text: refused as it is read, before the pipeline
+    bad_payload = "req-from-an-older-version"
+    old = {"request": {"prompt": "bad \ud800", "seed": 1, "steps": 2}, "requester": "r", "source": "api"}
+    journal.submit(bad_payload, jobs.ASSET, old, stage=jobs.REQUESTED)
+    stage = GenerateStage(journal, generator, store, worker="test")
+    try:
+        outcomes = {o.key: o for o in await stage.process([journal.get(k) for k in [*keys, bad_payload]])}
+    finally:
+        generator.close()
+        journal.close()
+    assert isinstance(outcomes[keys[2]], Failed) and "illegal memory access" in outcomes[keys[2]].error
+    assert outcomes[keys[2]].retryable is False
+    refused = outcomes[bad_payload]
+    assert isinstance(refused, Failed) and "lone surrogate" in refused.error and refused.retryable is False
+    for key in (keys[0], keys[1], keys[3]):
+        done = outcomes[key]
+        assert isinstance(done, Done)
+        assert hashlib.sha256(await store.get(Cid.parse(done.updates["cid"]))).hexdigest() == done.updates["sha256"]
 
 
 def test_missing_models_are_clear_errors(tmp_path, monkeypatch):
