@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import pickle
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -200,11 +200,43 @@ def prove(circuit: CircuitOptions, inputs: Path, out: Path) -> None:
         click.echo(f"  asset {digest}  commitment {commitment}  score {score / 2.0**output_scale:+.4f}")
 
 
+def _proof_batch(path: Path) -> int:
+    """The batch a proof file is of, read from the proof itself: an ezkl proof of the curation
+    head carries `INSTANCES_PER_ASSET` public instances per asset. Anything else is no proof."""
+    from zkml.evm import INSTANCES_PER_ASSET
+
+    what = f"{path}: not an ezkl proof of the curation head"
+    try:
+        doc = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ZkInputError(f"{what} (not a JSON file: {exc})") from exc
+    if not isinstance(doc, dict) or "proof" not in doc or "instances" not in doc:
+        raise ZkInputError(f'{what} (expected a JSON object with "proof" and "instances", as zk prove writes)')
+    instances = doc["instances"]
+    if not isinstance(instances, list) or len(instances) != 1 or not isinstance(instances[0], list):
+        raise ZkInputError(f"{what} (instances: expected one list of field elements)")
+    count = len(instances[0])
+    if count == 0 or count % INSTANCES_PER_ASSET or not all(isinstance(felt, str) for felt in instances[0]):
+        raise ZkInputError(
+            f"{what} ({count} public instances; a proof of n assets has {INSTANCES_PER_ASSET}n field elements)"
+        )
+    return count // INSTANCES_PER_ASSET
+
+
 @zk.command()
 @circuit_options
 @click.argument("proof", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def verify(circuit: CircuitOptions, proof: Path) -> None:
-    """Verify PROOF (an ezkl proof.json) with ezkl; exit 1 when it does not verify."""
+    """Verify PROOF (an ezkl proof.json) with ezkl; exit 1 when it does not verify. The batch is
+    the proof's own (its number of public instances); the other circuit options must be those it
+    was proved with. A file that is no proof is an error (exit 2), not INVALID."""
+    batch = _proof_batch(proof)
+    source = click.get_current_context().get_parameter_source("batch")
+    given = source not in (None, click.core.ParameterSource.DEFAULT)
+    if given and circuit.batch != batch:
+        raise ZkInputError(f"{proof}: a proof of {batch} inferences, not --batch {circuit.batch} (leave --batch out)")
+    circuit = replace(circuit, batch=batch)
+    click.echo(f"[zk] a proof of {batch} inferences: the circuit of batch {batch}", err=True)
     built = circuit.build()
     if not built.verify(proof):
         click.echo(f"INVALID  {proof}")

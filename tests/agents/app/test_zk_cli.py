@@ -67,6 +67,27 @@ def test_setup_prove_verify_and_tamper(zk_kit: ZkKit, tmp_path: Path):
 
     result = run("verify", *SMALL, str(out / "proof.json"))
     assert result.exit_code == 0 and "valid" in result.output
+    # the proof says its batch: no --batch needed, and no circuit of another size is built for it
+    cache = ROOT / ".cache" / "zk-tests"
+    before = sorted(cache.iterdir())
+    result = run("verify", *SMALL[2:], str(out / "proof.json"))
+    assert result.exit_code == 0 and "valid" in result.output, result.output
+    assert f"a proof of {BATCH} inferences" in result.output
+    assert sorted(cache.iterdir()) == before
+    wrong = run("verify", "--batch", str(BATCH + 1), *SMALL[2:], str(out / "proof.json"))
+    assert isinstance(wrong.exception, ZkInputError) and f"not --batch {BATCH + 1}" in str(wrong.exception)
+    # what is not a proof says so (exit 2 from the command line), never INVALID
+    for name, content in (
+        ("rows", rows.read_bytes()),
+        ("binary", bytes(range(256))),
+        ("calldata", (out / "calldata.json").read_bytes()),
+        ("short", json.dumps({"proof": [], "instances": [["00" * 32] * (3 * BATCH - 1)]}).encode()),
+    ):
+        other = tmp_path / f"{name}.json"
+        other.write_bytes(content)
+        result = run("verify", *SMALL[2:], str(other))
+        assert isinstance(result.exception, ZkInputError), (name, result.output)
+        assert "not an ezkl proof" in str(result.exception) and "INVALID" not in result.output
 
     doc = json.loads((out / "proof.json").read_text())
     felt = bytearray(bytes.fromhex(doc["instances"][0][-1]))
