@@ -23,7 +23,7 @@ import os
 import signal
 import socket
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -31,6 +31,9 @@ from agents.core.errors import PermanentError
 from agents.core.toolchain import project_root
 from agents.daemons.pipeline import DAEMONS, REGISTRATIONS
 from agents.runtime.processes import quiet_libraries
+
+if TYPE_CHECKING:
+    from agents.core.requests import GenerationRequest
 
 DEFAULT_STATE = Path(".cache/agents")
 UP_STATES = Path(".cache/up")
@@ -396,29 +399,82 @@ def up_command(
     printed RPC as a network and import one of the printed development accounts."""
     import shutil
 
-    import ape
-    from ape import networks
-
-    from agents.app.devnode import FOUNDRY, own_anvil
-
-    quiet_libraries()
-    root = project_root()
+    requests = read_prompts(prompts) if prompts is not None else []  # before the slow setup, as the ports
     state, throwaway = fresh_state(state)
     with contextlib.ExitStack() as stack:
         if throwaway:  # made by this run under .cache/up/: gone with its chain
             stack.callback(shutil.rmtree, state, True)
+        check_ports({"--metrics-port": metrics_port, "--api-port": api_port})
+        import ape
+        from ape import networks
+
+        from agents.app.devnode import FOUNDRY, own_anvil
+
+        quiet_libraries()
+        root = project_root()
         if network == FOUNDRY:  # a node of our own, which Ctrl-C does not reach (see devnode)
             stack.enter_context(own_anvil(networks))
         stack.enter_context(networks.parse_network_choice(network))
-        asyncio.run(_up(ape, root, state, metrics_port, prompts, api_port, registration))
+        asyncio.run(_up(ape, root, state, metrics_port, requests, api_port, registration))
+
+
+def read_prompts(path: Path) -> list[GenerationRequest]:
+    """The requests of `up --prompts`: one prompt per non-blank line, seeded by line number.
+    A file that is not UTF-8 text, or a line that is no prompt, is refused with its line number
+    (`click.BadParameter`) before anything is set up."""
+    from agents.core.requests import GenerationRequest, GeneratorError
+
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise click.BadParameter(f"{path}: cannot be read ({exc.strerror})", param_hint="--prompts") from None
+    except UnicodeDecodeError as exc:
+        row = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise click.BadParameter(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} on line {row}); save it as UTF-8",
+            param_hint="--prompts",
+        ) from None
+    requests: list[GenerationRequest] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                requests.append(GenerationRequest(prompt=line.strip(), seed=number - 1))
+            except GeneratorError as exc:
+                raise click.BadParameter(f"{path}, line {number}: {exc}", param_hint="--prompts") from None
+    if not requests:
+        raise click.BadParameter(f"{path}: no prompts (one per line)", param_hint="--prompts")
+    return requests
+
+
+def check_ports(ports: dict[str, int], host: str = "127.0.0.1") -> None:
+    """Refuse a port another process holds before the slow setup (`click.BadParameter`); 0 is
+    "off". A port freed by then and taken again later still fails where it is bound."""
+    for option, port in ports.items():
+        if not port:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                raise click.BadParameter(
+                    f"{host}:{port} is in use ({exc.strerror}): stop what holds it or choose another port",
+                    param_hint=option,
+                ) from None
+    if len({p for p in ports.values() if p}) < len([p for p in ports.values() if p]):
+        raise click.BadParameter(f"the same port twice: {ports}", param_hint=", ".join(ports))
 
 
 async def _up(
-    ape: Any, root: Path, state: Path, metrics_port: int, prompts: Path | None, api_port: int, registration: str
+    ape: Any,
+    root: Path,
+    state: Path,
+    metrics_port: int,
+    requests: list[GenerationRequest],
+    api_port: int,
+    registration: str,
 ) -> None:
     from agents.api.serve import DEPS, api_app, serve
     from agents.app.wiring import build_agents, open_local
-    from agents.core.requests import GenerationRequest
     from agents.runtime import jobs
     from agents.runtime.telemetry import Metrics
 
@@ -433,17 +489,11 @@ async def _up(
         progress=lambda m: click.echo(m, err=True),
         metrics=metrics,
     )
-    if prompts is not None:
-        lines = (await asyncio.to_thread(prompts.read_text, encoding="utf8")).splitlines()
-        for seed, line in enumerate(line.strip() for line in lines):
-            if line:
-                await parts.journal.call(
-                    jobs.submit_request,
-                    parts.journal,
-                    GenerationRequest(prompt=line, seed=seed),
-                    requester=str(operator.address),
-                    source="cli",
-                )
+    for request in requests:
+        key, _ = await parts.journal.call(
+            jobs.submit_request, parts.journal, request, requester=str(operator.address), source="cli"
+        )
+        click.echo(f"job {key}: {request.prompt[:60]!r} (GET /v1/requests/{key})", err=True)
     click.echo(f"proofmint up: state {state}, metrics http://127.0.0.1:{metrics_port}/metrics", err=True)
     api = None
     try:

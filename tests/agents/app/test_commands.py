@@ -3,13 +3,14 @@ create in this run is ever deleted (issue 22: `up --state DIR` used to erase DIR
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
 
-from agents.app.commands import UP_STATES, fresh_state
+from agents.app.commands import UP_STATES, check_ports, fresh_state
 from agents.app.main import cli
 
 
@@ -46,3 +47,34 @@ def test_without_state_each_run_gets_a_throwaway_folder_of_its_own(tmp_path: Pat
     assert throwaway and first != second
     assert first.parent == second.parent == UP_STATES and first.is_dir() and not any(first.iterdir())
     assert (tmp_path / ".cache" / "agents").is_dir()
+
+
+def test_up_refuses_a_prompts_file_it_cannot_read_before_setting_anything_up(tmp_path: Path):
+    cases = {
+        b"a red circle\n\xff\xfe latin-1 text\n": "not UTF-8 text (byte 0xff on line 2)",
+        b"a red circle\nbell \x07 ringing\n": "line 2: the prompt has a control character",
+        b"\n  \n": "no prompts",
+        ("x" * 1_001).encode(): "line 1: the prompt has 1001 characters",
+    }
+    for content, why in cases.items():
+        prompts = tmp_path / "prompts.txt"
+        prompts.write_bytes(content)
+        state = tmp_path / "state"
+        result = CliRunner().invoke(cli, ["up", "--state", str(state), "--prompts", str(prompts), "--api-port", "0"])
+        assert result.exit_code == 2 and why in result.output, result.output
+        assert "Traceback" not in result.output and not state.exists(), "refused before anything was made"
+
+
+def test_up_refuses_a_busy_port_before_setting_anything_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        for option in ("--api-port", "--metrics-port"):
+            result = CliRunner().invoke(cli, ["up", option, str(port)])
+            assert result.exit_code == 2 and f"127.0.0.1:{port} is in use" in result.output, result.output
+            assert option in result.output and "Traceback" not in result.output
+    assert not any((tmp_path / UP_STATES).iterdir()), "the throwaway state went with the refusal"
+    with pytest.raises(click.BadParameter, match="the same port twice"):
+        check_ports({"--metrics-port": port, "--api-port": port})
