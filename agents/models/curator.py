@@ -274,7 +274,17 @@ class Curator:
 
         pool = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="curator")
         loop = asyncio.get_running_loop()
-        clip = await loop.run_in_executor(pool, load, model_name, device)
+        try:
+            clip = await loop.run_in_executor(pool, load, model_name, device)
+        except Exception as exc:  # a missing folder, an unknown name, a checkpoint that is no checkpoint
+            if executor is None:
+                pool.shutdown(wait=False)
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+            reason = reason if len(reason) <= 160 else reason[:157] + "..."
+            raise CuratorError(
+                f"cannot load the open_clip model {model_name!r}: {reason} "
+                "(--clip takes local-dir:FOLDER, NAME@CHECKPOINT or a cached hf-hub: id)"
+            ) from exc
         curator = await loop.run_in_executor(pool, lambda: cls(clip, policy, index, pool))
         curator._owned = executor is None
         return curator

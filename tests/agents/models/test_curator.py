@@ -242,3 +242,19 @@ async def test_curation_runs_off_the_event_loop():
         curator.close()
     assert len(verdicts) == 256
     assert ticks.count > 3
+
+
+@pytest.mark.asyncio
+async def test_a_clip_model_that_cannot_load_is_one_curator_error(tmp_path):
+    not_weights = tmp_path / "weights.bin"
+    not_weights.write_bytes(b"not a checkpoint")
+    cases = {
+        "local-dir:/missing": "no open_clip model folder at /missing",
+        "no-such-model": "not found",
+        f"ViT-B-32@{not_weights}": "cannot load",
+    }
+    for name, why in cases.items():
+        with pytest.raises(CuratorError, match="cannot load the open_clip model") as raised:
+            await Curator.load(name, CurationPolicy())
+        message = str(raised.value)
+        assert why in message and "\n" not in message and len(message) < 400 and "--clip takes" in message
