@@ -459,6 +459,17 @@ async def submit_request(request: web.Request) -> web.Response:
     return _json({"key": key, "new": new}, status=202 if new else 200)
 
 
+async def refuse_requests(request: web.Request) -> web.Response:
+    """`POST /v1/requests` where generation requests are off (`proofmint agent api`): a 404 that
+    says so and where to send them instead."""
+    raise ApiError(
+        404,
+        "this server takes no generation requests (proofmint agent api serves assets and licences); "
+        "POST them to the API of `proofmint up`, or journal them with `proofmint request PROMPT --state DIR`",
+        code="requests_not_accepted",
+    )
+
+
 async def get_request(request: web.Request) -> web.Response:
     deps = _deps(request)
     key = request.match_info["key"]
@@ -573,8 +584,7 @@ def build_app(
     r.add_get("/v1/vouchers/eip712", eip712)
     r.add_post("/v1/vouchers", submit_voucher)
     r.add_get("/v1/requests/{key}", get_request)
-    if accept_requests:
-        r.add_post("/v1/requests", submit_request)
+    r.add_post("/v1/requests", submit_request if accept_requests else refuse_requests)
     files = DappFiles(dapp_dir or (given.dapp_dir if given is not None else None) or default_dir())
     r.add_get("/", to_app)
     r.add_get(DAPP_PREFIX.rstrip("/"), to_app)

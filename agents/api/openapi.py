@@ -550,14 +550,15 @@ def document() -> dict[str, Any]:
             },
             "/v1/requests": {
                 "post": {
-                    "summary": "Ask the agents for an image (when the server accepts requests)",
+                    "summary": "Ask the agents for an image (when the server accepts requests; "
+                    "otherwise 404 with code requests_not_accepted)",
                     "requestBody": {
                         "required": True,
                         "content": {"application/json": {"schema": _ref("NewRequest")}},
                     },
                     "responses": _ok("journaled", "RequestAccepted", 202)
                     | _ok("already journaled", "RequestAccepted")
-                    | _errors(400, 404, 405, 413, 415, 422),
+                    | _errors(400, 404, 413, 415, 422),
                 }
             },
             "/v1/requests/{key}": {

@@ -9,10 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_server import Server
 
 from agents.api.accounts import DataTrees
 from agents.api.app import DEPS, ApiDeps, build_app
 from agents.api.chainview import ChainView
+from agents.api.errors import ApiError, error_response
 from agents.api.paywall import ChannelBook, Paywall
 from agents.core.settlement import SignedVoucher
 from agents.runtime.jobs import submit_voucher
@@ -74,12 +79,41 @@ def api_app(
 MAX_LINE_BYTES = 64 * 1024
 """Longest request line and header the server parses (aiohttp's default is 8,190 bytes). Lines up
 to this reach the application, whose validation answers bad input in the JSON error shape; a
-longer one is refused by the HTTP parser itself with a plain-text 400."""
+longer one is refused by the HTTP parser itself, answered in the same shape by `_ParserErrors`."""
+
+
+class _ParserErrors(RequestHandler):
+    """aiohttp's connection handler, answering what its HTTP parser refuses (a request line or
+    header past `MAX_LINE_BYTES`, a malformed request) in the API's JSON error shape, logged as one
+    warning line instead of a traceback. Other errors are aiohttp's."""
+
+    def handle_error(
+        self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
+        if status != 400 or not isinstance(exc, HttpProcessingError) or request.writer.output_size > 0:
+            return super().handle_error(request, status, exc, message)
+        reason = (exc.message or "malformed").split(":", 1)[0].strip()[:120]
+        self.logger.warning("refused a malformed HTTP request from %s: %s", request.remote, reason)
+        response = error_response(ApiError(400, f"malformed HTTP request: {reason}", code="bad_http_request"))
+        response.force_close()
+        return response
+
+
+class _Server(Server):
+    def __call__(self) -> RequestHandler:
+        return _ParserErrors(self, loop=self._loop, **self._kwargs)
+
+
+class _Runner(web.AppRunner):
+    async def _make_server(self) -> Server:
+        server = await super()._make_server()
+        server.__class__ = _Server  # the application's own server, handing connections to _ParserErrors
+        return server
 
 
 async def serve(app: web.Application, host: str = "127.0.0.1", port: int = 8080) -> web.AppRunner:
     """Starts serving `app`; the caller owns the runner (`await runner.cleanup()`)."""
-    runner = web.AppRunner(app, access_log=None, max_line_size=MAX_LINE_BYTES, max_field_size=MAX_LINE_BYTES)
+    runner = _Runner(app, access_log=None, max_line_size=MAX_LINE_BYTES, max_field_size=MAX_LINE_BYTES)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner

@@ -155,3 +155,36 @@ def test_the_paying_client_signs_for_the_service_the_offer_names_and_no_other():
     assert client._pick({"accepts": [{**offer, "payTo": MANAGER}, offer]}) == offer
     with pytest.raises(PaymentError, match="no offer this client can pay"):
         PayingClient(None, KEY, expect_service=MANAGER)._pick({"accepts": [offer]})  # type: ignore[arg-type]
+
+
+@pytest.mark.asyncio
+async def test_what_the_http_parser_refuses_is_a_json_error_and_one_log_line(caplog: pytest.LogCaptureFixture):
+    import socket
+
+    import aiohttp
+    from aiohttp import web
+
+    from agents.api.errors import json_errors
+    from agents.api.serve import MAX_LINE_BYTES, serve
+
+    app = web.Application(middlewares=[json_errors])
+    app.router.add_get("/ok", lambda _: web.json_response({"ok": True}))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    runner = await serve(app, port=port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            for query, headers in ((f"?q={'A' * MAX_LINE_BYTES}", {}), ("", {"X-Big": "b" * (MAX_LINE_BYTES + 1)})):
+                async with session.get(f"{base}/ok{query}", headers=headers) as r:
+                    assert r.status == 400 and r.content_type == "application/json"
+                    error = (await r.json())["error"]
+                    assert error["code"] == "bad_http_request" and "Got more than 65536 bytes" in error["message"]
+            async with session.get(f"{base}/ok?q={'A' * 9_000}") as r:  # past aiohttp's default: served
+                assert r.status == 200
+    finally:
+        await runner.cleanup()
+    refusals = [r for r in caplog.records if "malformed HTTP request" in r.getMessage()]
+    assert len(refusals) == 2 and all(r.exc_info is None and r.levelname == "WARNING" for r in refusals)
+    assert not any(r.exc_info for r in caplog.records), "no traceback logged"

@@ -614,6 +614,8 @@ def test_generation_requests_over_http_are_journaled_once_and_checked(parts: Par
 
     async def closed(session: aiohttp.ClientSession, server: TestServer, deps: Any) -> None:
         async with session.post(server.make_url("/v1/requests"), json={"prompt": "a"}) as r:
-            assert r.status == 404 and (await r.json())["error"]["code"] == "not_found"
+            error = (await r.json())["error"]
+            assert r.status == 404 and error["code"] == "requests_not_accepted"
+            assert "takes no generation requests" in error["message"] and "proofmint request" in error["message"]
 
     run_api(parts, tmp_path / "closed", closed)
