@@ -39,6 +39,10 @@ class LocalStore:
         self.root = root
         self._blocks = root / "blocks"
 
+    def create(self) -> None:
+        """Makes the store's folders if they are missing (idempotent); raises OSError if it cannot."""
+        self._blocks.mkdir(parents=True, exist_ok=True)
+
     def _path(self, cid: Cid) -> Path:
         name = cid.digest.hex()
         return self._blocks / name[:2] / name

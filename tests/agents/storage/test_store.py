@@ -108,3 +108,16 @@ def test_async_put_and_get_run_off_the_loop(tmp_path: Path):
         return await store.get(cid)
 
     assert asyncio.run(main()) == b"payload"
+
+
+def test_create_makes_the_folders_and_is_idempotent(tmp_path: Path):
+    store = LocalStore(tmp_path / "a" / "store")
+    store.create()
+    store.create()
+    assert (tmp_path / "a" / "store" / "blocks").is_dir()
+
+
+def test_create_raises_os_error_when_the_folder_cannot_be_made(tmp_path: Path):
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(OSError):
+        LocalStore(tmp_path / "file" / "store").create()
