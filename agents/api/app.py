@@ -35,7 +35,7 @@ from agents.api.openapi import document
 from agents.api.paywall import PaymentRejectedError, Paywall
 from agents.api.preview import Previews
 from agents.api.ratelimit import RateLimiter
-from agents.api.views import Asset, LineageGraph, asset_detail, asset_view, chain_view, hex0x
+from agents.api.views import Asset, LineageGraph, asset_detail, asset_view, chain_view, hex0x, request_status
 from agents.api.x402 import (
     LEGACY_SIGNATURE_HEADER,
     REQUIRED_HEADER,
@@ -476,10 +476,19 @@ async def get_request(request: web.Request) -> web.Response:
     job = await deps.journal.call(deps.journal.get, key) if key.startswith("req-") and len(key) <= 80 else None
     if job is None or job.kind != jobs.ASSET:
         raise ApiError(404, f"no request {key[:80]}")
-    view: dict[str, Any] = {"key": key, "stage": job.stage, "error": job.error}
-    if "sha256" in job.payload:
-        view["digest"] = "0x" + job.payload["sha256"]
-    return _json(view)
+    return _json(request_status(job))
+
+
+async def list_requests(request: web.Request) -> web.Response:
+    """A requester's generation requests (`?requester=`, as they were submitted), newest first."""
+    deps = _deps(request)
+    requester = request.query.get("requester", "")
+    if not requester or len(requester) > 64:
+        raise ApiError(400, "requester is required: who asked (1 to 64 characters)", code="bad_query")
+    limit = _int_query(request, "limit", 50, 1, MAX_LIMIT)
+    offset = _int_query(request, "offset", 0, 0, 10**9)
+    total, found = await deps.journal.call(deps.journal.of_requester, jobs.ASSET, requester, limit=limit, offset=offset)
+    return _json({"total": total, "offset": offset, "items": [request_status(job) for job in found]})
 
 
 def _instrument(metrics: Metrics) -> Middleware:
@@ -584,6 +593,7 @@ def build_app(
     r.add_get("/v1/vouchers/eip712", eip712)
     r.add_post("/v1/vouchers", submit_voucher)
     r.add_get("/v1/requests/{key}", get_request)
+    r.add_get("/v1/requests", list_requests)
     r.add_post("/v1/requests", submit_request if accept_requests else refuse_requests)
     files = DappFiles(dapp_dir or (given.dapp_dir if given is not None else None) or default_dir())
     r.add_get("/", to_app)

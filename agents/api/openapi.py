@@ -306,7 +306,20 @@ EIP712 = _object(
 )
 HEALTH = _object({"status": {"const": "ok"}, "chainId": INT, "block": INT})
 REQUEST_STATUS = _object(
-    {"key": STRING, "stage": STRING, "error": _nullable(STRING), "digest": HEX32}, optional=("digest",)
+    {
+        "key": STRING,
+        "stage": STRING,
+        "error": _nullable(STRING),
+        "reason": _nullable(STRING),
+        "prompt": STRING,
+        "seed": INT,
+        "requester": STRING,
+        "source": STRING,
+        "createdAt": NUMBER,
+        "digest": HEX32,
+    },
+    optional=("digest",),
+    description="a generation request: its stage and, in review, rejected or failed, why (reason)",
 )
 
 SCHEMAS: dict[str, Any] = {
@@ -342,6 +355,7 @@ SCHEMAS: dict[str, Any] = {
     "VoucherAccepted": _object({"queued": STRING, "cumulativeAmount": UINT}),
     "RequestAccepted": _object({"key": STRING, "new": BOOL}),
     "RequestStatus": REQUEST_STATUS,
+    "RequestPage": _object({"total": INT, "offset": INT, "items": {"type": "array", "items": _ref("RequestStatus")}}),
 }
 
 
@@ -549,6 +563,15 @@ def document() -> dict[str, Any]:
                 }
             },
             "/v1/requests": {
+                "get": {
+                    "summary": "A requester's generation requests, newest first, with each one's stage and reason",
+                    "parameters": [
+                        {**_query("requester", {"type": "string", "minLength": 1, "maxLength": 64}), "required": True},
+                        LIMIT,
+                        _query("offset", {"type": "integer", "minimum": 0}),
+                    ],
+                    "responses": _ok("a page of requests", "RequestPage") | _errors(400),
+                },
                 "post": {
                     "summary": "Ask the agents for an image (when the server accepts requests; "
                     "otherwise 404 with code requests_not_accepted)",
@@ -559,7 +582,7 @@ def document() -> dict[str, Any]:
                     "responses": _ok("journaled", "RequestAccepted", 202)
                     | _ok("already journaled", "RequestAccepted")
                     | _errors(400, 404, 413, 415, 422),
-                }
+                },
             },
             "/v1/requests/{key}": {
                 "get": {

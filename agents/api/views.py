@@ -344,3 +344,41 @@ def asset_detail(
         detail["parents"] = [hex0x(p) for p in on.parents]
         detail["registration"] = {"modelId": on.model_id, "transaction": on.transaction}
     return detail
+
+
+class RequestStatus(TypedDict, total=False):
+    key: str
+    stage: str
+    error: str | None
+    reason: str | None
+    prompt: str
+    seed: int
+    requester: str
+    source: str
+    createdAt: float
+    digest: str
+
+
+def request_status(job: Job) -> RequestStatus:
+    """Where a generation request (a job of kind asset) is, and why
+    when it stopped short: the curator's reason in review or rejected, the error when failed."""
+    payload = job.payload
+    request = payload.get("request", {})
+    curation = payload.get("curation") or {}
+    reason = curation.get("reason") if job.stage in (jobs.REVIEW, jobs.REJECTED) else None
+    if job.stage == jobs.FAILED:
+        reason = job.error
+    view = RequestStatus(
+        key=job.key,
+        stage=job.stage,
+        error=job.error,
+        reason=reason or None,
+        prompt=str(request.get("prompt", "")),
+        seed=int(request.get("seed", 0)),
+        requester=str(payload.get("requester", "")),
+        source=str(payload.get("source", "")),
+        createdAt=job.created_at,
+    )
+    if "sha256" in payload:
+        view["digest"] = "0x" + payload["sha256"]
+    return view

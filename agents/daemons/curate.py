@@ -54,6 +54,7 @@ class CurateStage(Stage):
                 "flags": [{"concept": f.concept, "where": f.where, "similarity": f.similarity} for f in verdict.flags],
                 "duplicate_of": verdict.duplicate_of,
                 "duplicate_similarity": round(verdict.duplicate_similarity, 6),
+                "reason": verdict.reason,
             }
             updates = {"curation": curation, "embedding": list(verdict.embedding)}
             outcomes.append(Done(job.key, updates, stage=_NEXT[verdict.decision]))

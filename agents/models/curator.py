@@ -119,6 +119,8 @@ class Verdict:
     duplicate_of: str | None
     duplicate_similarity: float
     embedding: tuple[float, ...]
+    reason: str = ""
+    """Why, in one sentence (what `GET /v1/requests` shows for a job in review or rejected)."""
 
 
 def _dct_matrix(n: int) -> NDArray[np.float64]:
@@ -297,6 +299,25 @@ class Curator:
         """Unit image embeddings (N, dim), blocking."""
         return np.asarray(self._clip.encode_images([_as_image(i) for i in images]).cpu().numpy(), dtype=np.float32)
 
+    def _reason(
+        self, decision: Decision, alignment: float, flags: list[Flag], duplicate: str | None, similarity: float
+    ) -> str:
+        policy = self.policy
+        if flags:
+            return "moderation: " + "; ".join(
+                f"the {f.where} matches the blocked concept {f.concept!r} ({f.similarity:.3f})" for f in flags
+            )
+        if duplicate is not None:
+            return f"a near-duplicate of the accepted asset 0x{duplicate} (cosine {similarity:.3f})"
+        if decision is Decision.REJECT:
+            return f"prompt alignment {alignment:.3f} is below {policy.review_at} (the reject threshold)"
+        if decision is Decision.REVIEW:
+            return (
+                f"prompt alignment {alignment:.3f} is in the human-review band "
+                f"[{policy.review_at}, {policy.accept_at}): a person decides"
+            )
+        return f"prompt alignment {alignment:.3f} is at least {policy.accept_at}"
+
     def _flags(self, vector: NDArray[np.float32], where: str, threshold: float) -> list[Flag]:
         if self._concepts is None:
             return []
@@ -346,6 +367,7 @@ class Curator:
                     duplicate,
                     similarity,
                     tuple(float(v) for v in image),
+                    self._reason(decision, alignment, flags, duplicate, similarity),
                 )
             )
         return verdicts

@@ -64,6 +64,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     error       TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_by_stage ON jobs (stage, not_before, lease_until);
+CREATE INDEX IF NOT EXISTS jobs_by_requester ON jobs (kind, lower(json_extract(payload, '$.requester')), created_at);
 CREATE TABLE IF NOT EXISTS transitions (
     id     INTEGER PRIMARY KEY,
     key    TEXT NOT NULL,
@@ -354,6 +355,19 @@ class Journal:
             (kind, *stages),
         ).fetchall()
         return [_job(row) for row in rows]
+
+    @_locked
+    def of_requester(self, kind: str, requester: str, *, limit: int, offset: int = 0) -> tuple[int, list[Job]]:
+        """(how many, a page of) the jobs of `kind` whose payload names `requester` (any case),
+        newest first."""
+        where = "WHERE kind = ? AND lower(json_extract(payload, '$.requester')) = ?"
+        values = (kind, requester.lower())
+        (total,) = self.db.execute(f"SELECT COUNT(*) FROM jobs {where}", values).fetchone()
+        rows = self.db.execute(
+            f"SELECT {_COLUMNS} FROM jobs {where} ORDER BY created_at DESC, key LIMIT ? OFFSET ?",
+            (*values, limit, offset),
+        ).fetchall()
+        return int(total), [_job(row) for row in rows]
 
     @_locked
     def counts(self) -> dict[str, int]:

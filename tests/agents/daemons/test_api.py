@@ -31,6 +31,7 @@ from agents.api.client import PayingClient, PaymentError
 from agents.api.openapi import document
 from agents.api.serve import DEPS, api_app
 from agents.app.wiring import Parts, build_agents
+from agents.core.requests import GenerationRequest
 from agents.core.settlement import SignedVoucher
 from agents.core.vouchers import Voucher, sign_voucher
 from agents.runtime import jobs
@@ -609,6 +610,29 @@ def test_generation_requests_over_http_are_journaled_once_and_checked(parts: Par
         async with session.get(server.make_url("/v1/requests/req-nothing")) as r:
             assert r.status == 404
         assert len(deps.journal.at_stage(jobs.REQUESTED)) == 1  # nothing else was stored
+
+        # a requester finds its jobs (any case), newest first, and why one stopped in review
+        held = GenerationRequest(prompt="a blue square, held for a person", seed=9)
+        payload = {
+            **jobs.request_payload(held, requester="agent-7", source="api"),
+            "sha256": "ab" * 32,
+            "curation": {"decision": "review", "reason": "prompt alignment 0.700 is in the human-review band"},
+        }
+        deps.journal.submit("req-held", jobs.ASSET, payload, stage=jobs.REVIEW)
+        async with session.get(url, params={"requester": "AGENT-7", "limit": "10"}) as r:
+            page = await documented(r)
+        assert r.status == 200 and page["total"] == 2
+        newest, first = page["items"]
+        assert (newest["key"], newest["stage"], newest["digest"]) == ("req-held", jobs.REVIEW, "0x" + "ab" * 32)
+        assert newest["reason"] == "prompt alignment 0.700 is in the human-review band"
+        assert (first["key"], first["prompt"], first["seed"], first["reason"]) == (key, PROMPTS[0], 5, None)
+        async with session.get(url, params={"requester": "agent-7", "offset": "1", "limit": "1"}) as r:
+            assert [i["key"] for i in (await documented(r))["items"]] == [key]
+        async with session.get(url, params={"requester": "someone-else"}) as r:
+            assert (await documented(r))["total"] == 0
+        for query in ({}, {"requester": "r" * 65}, {"requester": "a", "limit": "0"}):
+            async with session.get(url, params=query) as r:
+                assert r.status == 400 and (await r.json())["error"]["code"] == "bad_query", query
 
     run_api(parts, tmp_path, scenario, accept_requests=True)
 

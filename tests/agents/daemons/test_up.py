@@ -29,6 +29,8 @@ def test_proofmint_up_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path: Path,
     api, metrics = free_port(), free_port()
     binary = Path(sys.executable).with_name("proofmint")
     log = tmp_path / "up.log"
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text(f"\n{PROMPT}\n", encoding="utf8")  # line 2: seed 1
     with log.open("wb") as out:
         process = subprocess.Popen(
             [
@@ -42,6 +44,8 @@ def test_proofmint_up_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path: Path,
                 str(metrics),
                 "--network",
                 network,
+                "--prompts",
+                str(prompts),
             ],
             cwd=project_root(),
             stdout=out,
@@ -60,11 +64,18 @@ def test_proofmint_up_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path: Path,
             status, body = call(f"{base}/v1/requests", {"prompt": PROMPT, "seed": 3})
             assert status == 202, body
             key = body["key"]
+            # the prompts file's job: its key printed, findable by it and by its requester (the operator)
+            (line,) = [x for x in log.read_text(errors="replace").splitlines() if x.startswith("job req-")]
+            queued = line.split()[1].rstrip(":")
             wait_for(lambda: call(f"{base}/v1/requests/{key}")[1]["stage"] == "attested", 300, process)
+            wait_for(lambda: call(f"{base}/v1/requests/{queued}")[1]["stage"] == "attested", 300, process)
+            status, mine = call(f"{base}/v1/requests?requester={call(f'{base}/v1/requests/{queued}')[1]['requester']}")
+            assert status == 200 and [i["key"] for i in mine["items"]] == [queued] and mine["items"][0]["seed"] == 1
             _, listed = call(f"{base}/v1/assets")
-            (asset,) = listed["items"]
+            assert sorted(a["requester"] == "api" for a in listed["items"]) == [False, True]
+            (asset,) = [a for a in listed["items"] if a["requester"] == "api"]
             assert asset["prompt"] == PROMPT and asset["zk"]["status"] == "attested"
-            assert asset["creator"] and asset["requester"] == "api"
+            assert asset["creator"]
         finally:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGINT)

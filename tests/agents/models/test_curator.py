@@ -71,9 +71,13 @@ def test_the_band_between_thresholds_goes_to_human_review(clip):
     item = items("test", 2, 1)[0]
     alignment = Curator(clip, CurationPolicy(), remember=False).curate_batch([item])[0].alignment
     policy = CurationPolicy(accept_at=min(1.0, alignment + 0.01), review_at=alignment - 0.01)
-    assert Curator(clip, policy, remember=False).curate_batch([item])[0].decision is Decision.REVIEW
+    review = Curator(clip, policy, remember=False).curate_batch([item])[0]
+    assert review.decision is Decision.REVIEW
+    assert review.reason.startswith(f"prompt alignment {alignment:.3f} is in the human-review band")
     below = CurationPolicy(accept_at=min(1.0, alignment + 0.02), review_at=min(1.0, alignment + 0.01))
-    assert Curator(clip, below, remember=False).curate_batch([item])[0].decision is Decision.REJECT
+    reject = Curator(clip, below, remember=False).curate_batch([item])[0]
+    assert reject.decision is Decision.REJECT
+    assert reject.reason == f"prompt alignment {alignment:.3f} is below {below.review_at} (the reject threshold)"
 
 
 def test_zero_shot_moderation_flags_blocked_concepts_in_prompt_and_image(clip):
@@ -94,6 +98,7 @@ def test_zero_shot_moderation_flags_blocked_concepts_in_prompt_and_image(clip):
     # An orange prompt is flagged whatever the image.
     asked = curator.curate_batch([CurationItem("a" * 64, plain[0].image, "two small orange squares at the top")])
     assert any(f.where == "prompt" and f.concept == "orange" for f in asked[0].flags)
+    assert "moderation: the prompt matches the blocked concept 'orange'" in asked[0].reason
     clean = curator.curate_batch([CurationItem(f"{i:064x}", e.image, e.caption) for i, e in enumerate(plain)])
     assert sum(bool(v.flags) for v in clean) / len(clean) <= 0.1
 
@@ -113,6 +118,11 @@ def test_copies_of_accepted_assets_are_flagged_and_other_pictures_are_not(clip):
     hits = [v.duplicate_of == o.digest for v, o in zip(flagged, originals, strict=False)]
     assert sum(hits) / len(hits) >= 0.9, sum(hits)
     assert all(v.decision is Decision.REJECT for v in flagged if v.duplicate_of)
+    assert all(
+        v.reason.startswith(f"a near-duplicate of the accepted asset 0x{v.duplicate_of}")
+        for v in flagged
+        if v.duplicate_of
+    )
     # The same composition drawn again (another layout) is a new picture, not a copy.
     held = list(examples("test", 4, 40))
     redrawn = [CurationItem(f"d{i:063x}", render(e.composition, e.seed + 1), e.caption) for i, e in enumerate(held)]
