@@ -19,7 +19,7 @@ PYTEST_ARGS ?=
 .PHONY: help setup setup-tests compile demo test test-embedded test-anvil test-fast lint lock clean bench-gas bench-zk bench-pipeline bench-api bench-models train-clip train-t2i
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 setup: ## Install everything (venv, npm packages, solc); quick when already installed
 	@tools/bootstrap.sh
@@ -44,11 +44,11 @@ test: setup-tests ## Every test: lint (beside the embedded pass), the suite on t
 # Lint runs beside the embedded pass (it shares nothing with it; the pass uses one core).
 DURATIONS := --durations=30
 
-test-embedded: compile
+test-embedded: compile ## The suite on the embedded chain (everything not marked anvil)
 	@echo "== tests on the embedded chain (ethereum:local:test): everything but the node-only tests =="
 	@PROOFMINT_EXPECT_PROVIDER=test $(APE) test tests -m "not anvil" $(DURATIONS) $(PYTEST_ARGS)
 
-test-anvil: compile
+test-anvil: compile ## The chain tests again on an anvil node
 	@echo "== tests on anvil ($(ANVIL_NETWORK)): the chain tests but the contract suites (a smoke few) and the slow ones, which the embedded pass ran; plus the node-only tests =="
 	@PROOFMINT_EXPECT_PROVIDER=foundry $(APE) test tests -m "anvil or smoke or (chain and not slow and not contracts)" --network $(ANVIL_NETWORK) $(DURATIONS) $(PYTEST_ARGS)
 
