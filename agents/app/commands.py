@@ -37,20 +37,21 @@ if TYPE_CHECKING:
 
 DEFAULT_STATE = Path(".cache/agents")
 UP_STATES = Path(".cache/up")
-"""Where `proofmint up` keeps the throwaway state of each run when --state is not given."""
+"""Where `proofmint up` keeps the throwaway state of each run when --state is not given (under the
+repository root)."""
 
 
-def fresh_state(state: Path | None) -> tuple[Path, bool]:
+def fresh_state(state: Path | None, throwaways: Path = UP_STATES) -> tuple[Path, bool]:
     """The state folder for `proofmint up` and whether it is a throwaway one of its own. `up` starts a new
     chain, so its state must start empty; it never deletes a folder it did not create in this
     run. Without --state: a new folder of its own under `.cache/up/` (removed when the run ends).
     With --state DIR: DIR if it is missing or empty; any other DIR (another run's journal, an
     agent's, the API's book of vouchers) is refused with `click.UsageError`."""
     if state is None:
-        UP_STATES.mkdir(parents=True, exist_ok=True)
+        throwaways.mkdir(parents=True, exist_ok=True)
         import tempfile
 
-        return Path(tempfile.mkdtemp(prefix="run-", dir=UP_STATES)), True
+        return Path(tempfile.mkdtemp(prefix="run-", dir=throwaways)), True
     if state.exists() and not state.is_dir():
         raise click.UsageError(f"--state {state} is a file, not a folder")
     if state.is_dir() and any(state.iterdir()):
@@ -379,13 +380,25 @@ async def _run_agent(
 @click.option(
     "--network",
     type=click.Choice(UP_NETWORKS),
-    default=UP_NETWORKS[0],
-    show_default=True,
-    help="The embedded chain, or a local anvil that browser wallets can reach (for the dApp)",
+    default=None,
+    help=f"The embedded chain ({UP_NETWORKS[0]}, the default), or an anvil node of its own that the ape "
+    f"scripts, `proofmint agent` and browser wallets can reach ({UP_NETWORKS[1]}, the default with --rpc-port)",
+)
+@click.option(
+    "--rpc-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help=f"The port of its anvil node (implies --network {UP_NETWORKS[1]}; default 8545 there)",
 )
 @registration_option
 def up_command(
-    state: Path | None, metrics_port: int, prompts: Path | None, api_port: int, network: str, registration: str
+    state: Path | None,
+    metrics_port: int,
+    prompts: Path | None,
+    api_port: int,
+    network: str | None,
+    rpc_port: int | None,
+    registration: str,
 ) -> None:
     """Every daemon in one process on a fresh development chain, and the HTTP API with the dApp,
     until Ctrl-C.
@@ -395,25 +408,41 @@ def up_command(
     without it each run gets a throwaway folder under .cache/up/, removed when it ends (the
     folder is printed). Submit work with `proofmint request PROMPT --state DIR` from another
     shell, or `POST /v1/requests` to the API (http://127.0.0.1:8080/openapi.json lists
-    its routes). With `--network ethereum:local:foundry` a wallet can use the dApp: add the
-    printed RPC as a network and import one of the printed development accounts."""
+    its routes).
+
+    With an anvil node (`--rpc-port PORT` or `--network ethereum:local:foundry`) the other tools
+    work on the same chain: `up` records its deployment where the ape scripts find it (`ape run
+    license attach --network http://127.0.0.1:PORT ...`; the record goes when `up` ends), and a
+    wallet can use the dApp (add the printed RPC, import a printed development account).
+
+    Paths on the command line (--state, --prompts) are relative to the folder you run it from;
+    the project's own files (models, caches, deployment records) are the repository's, wherever
+    you run it from."""
     import shutil
 
+    from agents.app.devnode import FOUNDRY
+
+    if rpc_port is not None and network not in (None, FOUNDRY):
+        raise click.BadParameter(f"--rpc-port is the port of an anvil node: not with --network {network}")
+    network = network or (FOUNDRY if rpc_port is not None else UP_NETWORKS[0])
+    if network == FOUNDRY and rpc_port is None:
+        rpc_port = 8545
     requests = read_prompts(prompts) if prompts is not None else []  # before the slow setup, as the ports
-    state, throwaway = fresh_state(state)
+    root = project_root()
+    state, throwaway = fresh_state(state.absolute() if state is not None else None, root / UP_STATES)
     with contextlib.ExitStack() as stack:
         if throwaway:  # made by this run under .cache/up/: gone with its chain
             stack.callback(shutil.rmtree, state, True)
-        check_ports({"--metrics-port": metrics_port, "--api-port": api_port})
+        check_ports({"--metrics-port": metrics_port, "--api-port": api_port, "--rpc-port": rpc_port or 0})
+        os.chdir(root)  # ape's project (contracts, ape-config.yaml) is the repository's
         import ape
         from ape import networks
 
-        from agents.app.devnode import FOUNDRY, own_anvil
+        from agents.app.devnode import own_anvil
 
         quiet_libraries()
-        root = project_root()
         if network == FOUNDRY:  # a node of our own, which Ctrl-C does not reach (see devnode)
-            stack.enter_context(own_anvil(networks))
+            stack.enter_context(own_anvil(networks, port=rpc_port))
         stack.enter_context(networks.parse_network_choice(network))
         asyncio.run(_up(ape, root, state, metrics_port, requests, api_port, registration))
 
@@ -495,35 +524,82 @@ async def _up(
         )
         click.echo(f"job {key}: {request.prompt[:60]!r} (GET /v1/requests/{key})", err=True)
     click.echo(f"proofmint up: state {state}, metrics http://127.0.0.1:{metrics_port}/metrics", err=True)
+    rpc = getattr(ape.chain.provider, "uri", None) if ape.chain.provider.name != "test" else None
+    payer = accounts[5]
     api = None
-    try:
-        if api_port:
-            rpc = getattr(ape.chain.provider, "uri", None) if ape.chain.provider.name != "test" else None
-            trees = {setup.t2i_model_id: setup.data_tree}
-            app = api_app(parts, state / "api", data_trees=trees, rpc_url=rpc, accept_requests=True)
-            api = await serve(app, port=api_port)
-            deps = app[DEPS]
-            click.echo(f"API http://127.0.0.1:{api_port}/openapi.json, dApp http://127.0.0.1:{api_port}/app/", err=True)
-            click.echo(
-                f"service {deps.paywall.service} (the operator): vouchers name it, payers deposit escrow with it",
-                err=True,
-            )
+    with contextlib.ExitStack() as stack:
+        try:
             if rpc:
+                record = record_for_tools(root, rpc, ape.chain.chain_id, setup)
+                stack.callback(forget_record, record, record.read_bytes())
+                await asyncio.to_thread(fund_escrow, ape, setup, payer, str(operator.address))
                 click.echo(
-                    f"wallets: add the network RPC {rpc} (chain id {ape.chain.chain_id}) and import a development "
-                    f"account, e.g. {accounts[5].address} (private key {accounts[5].private_key}; "
-                    "a well-known test key: never use it on a real chain)",
+                    f"deployment {record} (removed when up ends): the ape scripts take --network {rpc}, e.g. "
+                    f"`ape run license attach --network {rpc} --asset 0x<digest> --price-per-use 0.001ether`",
                     err=True,
                 )
-            else:
+            if api_port:
+                trees = {setup.t2i_model_id: setup.data_tree}
+                app = api_app(parts, state / "api", data_trees=trees, rpc_url=rpc, accept_requests=True)
+                api = await serve(app, port=api_port)
+                base = f"http://127.0.0.1:{api_port}"
+                click.echo(f"API {base}/openapi.json, dApp {base}/app/", err=True)
                 click.echo(
-                    "the embedded chain has no RPC for browser wallets: use --network ethereum:local:foundry", err=True
+                    f"service {app[DEPS].paywall.service} (the operator): vouchers name it, payers deposit escrow "
+                    "with it",
+                    err=True,
                 )
-        await _serve(build_agents(parts, registration=registration), metrics, metrics_port)
-    finally:
-        if api is not None:
-            await api.cleanup()
-        parts.close()
+                if rpc:
+                    click.echo(
+                        f"development payer {payer.address} (private key {payer.private_key}: a well-known test "
+                        f"key, never use it on a real chain) has {DEV_ESCROW // 10**18} ETH of escrow with the "
+                        f"service: PROOFMINT_PAYER_KEY=<its key> proofmint pay {base}/v1/assets/0x<digest>/content "
+                        "-o image.png; wallets: add the network RPC "
+                        f"{rpc} (chain id {ape.chain.chain_id}) and import it",
+                        err=True,
+                    )
+                else:
+                    click.echo(
+                        "the embedded chain has no RPC for the ape scripts or browser wallets: use --rpc-port PORT",
+                        err=True,
+                    )
+            await _serve(build_agents(parts, registration=registration), metrics, metrics_port)
+        finally:
+            if api is not None:
+                await api.cleanup()
+            parts.close()
+
+
+DEV_ESCROW = 10 * 10**18
+"""What `up` deposits for its development payer (test account 5) with the service, in wei."""
+
+
+def record_for_tools(root: Path, rpc: str, chain_id: int, setup: Any) -> Path:
+    """The deployment record of `up`'s node where the ape scripts look for the network
+    `--network RPC` (`agents.deploy.operator.record_path`), listing the market too."""
+    from agents.daemons.market import MARKET
+    from agents.deploy.deployment import Deployed, record_deployment
+    from agents.deploy.operator import Target, record_path
+
+    target = Target(choice=rpc, chain_id=chain_id, live=False, ephemeral=False)
+    market = Deployed(MARKET, setup.addresses[MARKET], "", 0, 0)
+    return record_deployment(record_path(root, target), rpc, chain_id, [*setup.deployed, market])
+
+
+def forget_record(path: Path, written: bytes) -> None:
+    """Remove the record `up` wrote when it ends (its chain goes with it), unless someone has
+    since written another there."""
+    with contextlib.suppress(OSError):
+        if path.read_bytes() == written:
+            path.unlink()
+
+
+def fund_escrow(ape: Any, setup: Any, payer: Any, service: str) -> None:
+    """The development payer's escrow with the service (native currency), so a paid fetch works
+    straight after `license attach` (blocking)."""
+    licenses = ape.project.LicenseManager.at(setup.addresses["LicenseManager"])
+    native = "0x" + "00" * 20
+    licenses.deposit(native, service, DEV_ESCROW, sender=payer, value=DEV_ESCROW)
 
 
 @click.command("request")

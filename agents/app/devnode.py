@@ -34,12 +34,13 @@ def _listening(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def own_anvil(networks: Any, *, within_s: float = 30.0) -> Iterator[str]:
-    """Starts anvil as ape-foundry would, in its own session; yields its URI (ape connects to
-    it through `APE_FOUNDRY_HOST` while the context is open); stops it on the way out."""
+def own_anvil(networks: Any, *, port: int | None = None, within_s: float = 30.0) -> Iterator[str]:
+    """Starts anvil as ape-foundry would, in its own session, on `port` (None: a free one);
+    yields its URI (ape connects to it through `APE_FOUNDRY_HOST` while the context is open);
+    stops it on the way out."""
     provider = networks.get_provider_from_choice(FOUNDRY)
     command = list(provider.build_command())
-    port = _free_port()
+    port = port or _free_port()
     command[command.index("--port") + 1] = str(port)
     try:
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)

@@ -37,7 +37,7 @@ from agents.daemons.publish import ModelInfo, PublishStage
 from agents.daemons.register import ClaimStage, CommitStage, RegisterStage
 from agents.daemons.runner import Agents
 from agents.daemons.settle import SettleStage
-from agents.deploy.deployment import deploy_core
+from agents.deploy.deployment import Deployed, deploy_core
 from agents.runtime import jobs
 from agents.runtime.chain import ChainClient
 from agents.runtime.inprocess import is_in_process
@@ -99,6 +99,8 @@ class LocalSetup:
     """Batch size -> (circuit, model id)."""
     data_tree: DataTree
     deploy_gas: int
+    deployed: tuple[Deployed, ...] = ()
+    """The core contracts as `deploy_core` deployed them (what a deployment record lists)."""
 
 
 def _register(core_models: Any, developer: Any, model_input: dict[str, Any]) -> int:
@@ -173,7 +175,7 @@ def prepare_chain(
         models.bindVerifier(model_id, verifier.address, compiled.vk_digest, sender=developer)
         head_models[size] = (circuit, model_id)
         progress(f"curation head x{size}: model version {model_id}, verifier {verifier.address}")
-    return LocalSetup(addresses, t2i_id, head_models, tree, sum(d.gas_used for d in deployed))
+    return LocalSetup(addresses, t2i_id, head_models, tree, sum(d.gas_used for d in deployed), tuple(deployed))
 
 
 @dataclass

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from agents.app.commands import UP_STATES, check_ports, fresh_state
 from agents.app.main import cli
+from agents.core.toolchain import project_root
 
 
 def test_up_refuses_a_state_folder_in_use_and_leaves_it_as_it_was(tmp_path: Path):
@@ -66,15 +67,21 @@ def test_up_refuses_a_prompts_file_it_cannot_read_before_setting_anything_up(tmp
 
 
 def test_up_refuses_a_busy_port_before_setting_anything_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)  # run from elsewhere: the throwaway states are still the repository's
+    throwaways = project_root() / UP_STATES
+    before = set(throwaways.iterdir()) if throwaways.is_dir() else set()
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        for option in ("--api-port", "--metrics-port"):
+        for option in ("--api-port", "--metrics-port", "--rpc-port"):
             result = CliRunner().invoke(cli, ["up", option, str(port)])
             assert result.exit_code == 2 and f"127.0.0.1:{port} is in use" in result.output, result.output
             assert option in result.output and "Traceback" not in result.output
-    assert not any((tmp_path / UP_STATES).iterdir()), "the throwaway state went with the refusal"
+    assert set(throwaways.iterdir()) <= before, "the throwaway state went with the refusal"
+    assert not (tmp_path / ".cache").exists()
+    assert Path.cwd() == tmp_path, "refused before it moved to the repository"
+    mixed = CliRunner().invoke(cli, ["up", "--network", "ethereum:local:test", "--rpc-port", "8545"])
+    assert mixed.exit_code == 2 and "--rpc-port is the port of an anvil node" in mixed.output
     with pytest.raises(click.BadParameter, match="the same port twice"):
         check_ports({"--metrics-port": port, "--api-port": port})

@@ -1,10 +1,16 @@
-"""`proofmint up` as a user runs it: every daemon and the HTTP API in one process on the embedded
-chain. A request POSTed to the API becomes an attested asset that the API lists, and Ctrl-C
-(SIGINT to the whole process group, as a terminal sends it) stops everything cleanly: exit 0,
-no traceback from the worker processes."""
+"""`proofmint up` as a user runs it: every daemon and the HTTP API in one process, started from
+a folder that is not the repository. A request POSTed to the API and one from `--prompts`
+become attested assets that the API lists and finds by key and by requester, and Ctrl-C (SIGINT
+to the whole process group, as a terminal sends it) stops everything cleanly: exit 0, no
+traceback from the worker processes.
+
+With `--rpc-port` the other tools work on the same chain: `ape run license attach --network
+RPC` finds `up`'s deployment record, and `proofmint pay` buys a use of the asset with the
+development payer that `up` funded; the record goes when `up` ends."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -20,34 +26,54 @@ from tests.agents.runtime.anvil import free_port
 pytestmark = pytest.mark.slow
 
 PROMPT = "a small magenta circle in the centre over a plain black background"
+BIN = Path(sys.executable).parent
+#: ape's test account 5, which `up` funds with escrow on its anvil (a well-known development key)
+PAYER_KEY = "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba"
 
 
-@pytest.mark.parametrize("network", ["ethereum:local:test", "ethereum:local:foundry"])
-def test_proofmint_up_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path: Path, network: str):
-    """On the embedded chain, and on an anvil of its own whose RPC it tells wallets (that node
-    outlives the Ctrl-C until the agents have finished, then goes with them)."""
+def _attach_and_pay(base: str, rpc: str, digest: str, tmp_path: Path) -> None:
+    """What the closing transcript shows: terms attached with an ape script, then paid fetches."""
+    attach = subprocess.run(
+        [str(BIN / "ape"), "run", "license", "attach", "--network", rpc, "--asset", digest, "--price-per-use", "1000"],
+        cwd=project_root(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert attach.returncode == 0, attach.stdout[-2000:] + attach.stderr[-2000:]
+    url = f"{base}/v1/assets/{digest}/content"
+    env = {**os.environ, "PROOFMINT_PAYER_KEY": PAYER_KEY}
+    for cumulative, out in ((1000, "first.png"), (2000, "second.png")):  # a new process: the channel resumes
+        paid = subprocess.run(
+            [str(BIN / "proofmint"), "pay", url, "-o", out], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert paid.returncode == 0, paid.stderr[-2000:]
+        assert "paid 1000 wei" in paid.stderr and f"{cumulative} wei on this channel so far" in paid.stderr
+        assert "0x" + hashlib.sha256((tmp_path / out).read_bytes()).hexdigest() == digest
+    refused = subprocess.run(
+        [str(BIN / "proofmint"), "pay", url], cwd=tmp_path, env={**os.environ, "PROOFMINT_PAYER_KEY": ""},
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "set $PROOFMINT_PAYER_KEY" in refused.stderr
+
+
+@pytest.mark.parametrize("rpc_port", [None, "free"], ids=["embedded", "anvil"])
+def test_proofmint_up_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path: Path, rpc_port: str | None):
+    """On the embedded chain, and on an anvil of its own whose RPC it tells wallets and the ape
+    scripts (that node outlives the Ctrl-C until the agents have finished, then goes with it)."""
     api, metrics = free_port(), free_port()
-    binary = Path(sys.executable).with_name("proofmint")
+    port = free_port() if rpc_port else None
     log = tmp_path / "up.log"
-    prompts = tmp_path / "prompts.txt"
-    prompts.write_text(f"\n{PROMPT}\n", encoding="utf8")  # line 2: seed 1
+    (tmp_path / "prompts.txt").write_text(f"\n{PROMPT}\n", encoding="utf8")  # line 2: seed 1
+    command = [str(BIN / "proofmint"), "up", "--state", "state", "--prompts", "prompts.txt"]
+    command += ["--api-port", str(api), "--metrics-port", str(metrics)]
+    if port:
+        command += ["--rpc-port", str(port)]
+    record = project_root() / ".cache" / "deployments" / f"http_127.0.0.1_{port}.json"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [
-                str(binary),
-                "up",
-                "--state",
-                str(tmp_path / "state"),
-                "--api-port",
-                str(api),
-                "--metrics-port",
-                str(metrics),
-                "--network",
-                network,
-                "--prompts",
-                str(prompts),
-            ],
-            cwd=project_root(),
+            command,
+            cwd=tmp_path,  # not the repository: relative paths are the caller's, the project's files its own
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, as in a terminal
@@ -56,11 +82,13 @@ def test_proofmint_up_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path: Path,
         try:
             base = f"http://127.0.0.1:{api}"
             wait_for(lambda: call(f"{base}/health")[0] == 200, 300, process)
+            assert (tmp_path / "state" / "journal.db").is_file()
             rpc = call(f"{base}/v1/deployment")[1]["rpcUrl"]
-            if network == "ethereum:local:test":
+            if port is None:
                 assert rpc is None  # no RPC a browser wallet could reach
             else:
-                assert rpc_chain_id(rpc) == 31337
+                assert rpc == f"http://127.0.0.1:{port}" and rpc_chain_id(rpc) == 31337
+                assert record.is_file(), "the ape scripts find up's deployment"
             status, body = call(f"{base}/v1/requests", {"prompt": PROMPT, "seed": 3})
             assert status == 202, body
             key = body["key"]
@@ -69,13 +97,16 @@ def test_proofmint_up_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path: Path,
             queued = line.split()[1].rstrip(":")
             wait_for(lambda: call(f"{base}/v1/requests/{key}")[1]["stage"] == "attested", 300, process)
             wait_for(lambda: call(f"{base}/v1/requests/{queued}")[1]["stage"] == "attested", 300, process)
-            status, mine = call(f"{base}/v1/requests?requester={call(f'{base}/v1/requests/{queued}')[1]['requester']}")
+            requester = call(f"{base}/v1/requests/{queued}")[1]["requester"]
+            status, mine = call(f"{base}/v1/requests?requester={requester}")
             assert status == 200 and [i["key"] for i in mine["items"]] == [queued] and mine["items"][0]["seed"] == 1
             _, listed = call(f"{base}/v1/assets")
             assert sorted(a["requester"] == "api" for a in listed["items"]) == [False, True]
             (asset,) = [a for a in listed["items"] if a["requester"] == "api"]
             assert asset["prompt"] == PROMPT and asset["zk"]["status"] == "attested"
             assert asset["creator"]
+            if rpc is not None:
+                _attach_and_pay(base, rpc, asset["digest"], tmp_path)
         finally:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGINT)
@@ -87,3 +118,4 @@ def test_proofmint_up_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path: Path,
     if rpc is not None:
         with pytest.raises(OSError):
             rpc_chain_id(rpc)  # the node went with it
+        assert not record.exists(), "its deployment record went with it"
