@@ -64,6 +64,20 @@ def fresh_state(state: Path | None, throwaways: Path = UP_STATES) -> tuple[Path,
     return state, False
 
 
+def recorded_deployment(rpc: str) -> Path:
+    """The deployment record of the node at `rpc`, where `ape run deploy --network RPC` and
+    `proofmint up` write it; `click.UsageError` when there is none."""
+    from agents.deploy.operator import Target, record_path
+
+    path = record_path(project_root(), Target(choice=rpc, chain_id=0, live=False, ephemeral=False))
+    if not path.is_file():
+        raise click.UsageError(
+            f"no deployment recorded for {rpc} ({path}): pass --deployment FILE, or run "
+            f"`ape run deploy --network {rpc}` (or `proofmint up --rpc-port PORT`) first"
+        )
+    return path
+
+
 def _service(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     from eth_utils.address import is_address, to_checksum_address
 
@@ -146,8 +160,8 @@ registration_option = click.option(
 @click.option(
     "--deployment",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="Deployment record (`ape run deploy` writes one per network)",
+    default=None,
+    help="Deployment record (default: the one `ape run deploy --network RPC` or `proofmint up` wrote for --rpc)",
 )
 @click.option("--key-env", default="PROOFMINT_AGENT_KEY", show_default=True, help="Env var holding the agent's key")
 @click.option("--state", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_STATE, show_default=True)
@@ -181,7 +195,7 @@ registration_option = click.option(
 def agent_command(
     name: str,
     rpc: str,
-    deployment: Path,
+    deployment: Path | None,
     key_env: str,
     state: Path,
     model_id: int | None,
@@ -200,6 +214,7 @@ def agent_command(
 ) -> None:
     """Run one daemon (generator, curator, publisher, registrar, prover or settlement), or the
     HTTP API with the dApp (api)."""
+    deployment = deployment or recorded_deployment(rpc)
     if name == API:
         if service is None:
             raise click.UsageError(

@@ -114,6 +114,8 @@ def test_proofmint_agent_refuses_what_it_cannot_run(tmp_path: Path, monkeypatch:
         assert result.exit_code == 2, (extra, result.output)
         assert message in result.output, (extra, result.output)
     bad_record = runner.invoke(cli, ["agent", "settlement", "--deployment", str(record), "--rpc", "http://127.0.0.1:9"])
+    unrecorded = runner.invoke(cli, ["agent", "registrar", "--rpc", "http://127.0.0.1:9", "--model-id", "1"])
+    assert unrecorded.exit_code == 2 and "no deployment recorded for http://127.0.0.1:9" in unrecorded.output
     assert bad_record.exit_code != 0 and "not a deployment record" in str(bad_record.exception)
 
 

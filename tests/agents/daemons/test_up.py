@@ -57,6 +57,25 @@ def _attach_and_pay(base: str, rpc: str, digest: str, tmp_path: Path) -> None:
     assert refused.returncode == 2 and "set $PROOFMINT_PAYER_KEY" in refused.stderr
 
 
+def _agent_api_finds_the_deployment(base: str, rpc: str, tmp_path: Path) -> None:
+    """`proofmint agent api --rpc RPC` beside `up`, with no --deployment: it reads up's record."""
+    mine = call(f"{base}/v1/deployment")[1]
+    port = free_port()
+    command = [str(BIN / "proofmint"), "agent", "api", "--rpc", rpc, "--api-port", str(port)]
+    command += ["--service", mine["service"], "--state", str(tmp_path / "api-state")]
+    with (tmp_path / "api.log").open("wb") as out:
+        api = subprocess.Popen(command, cwd=project_root(), stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: call(f"http://127.0.0.1:{port}/health")[0] == 200, 120, api)
+            theirs = call(f"http://127.0.0.1:{port}/v1/deployment")[1]
+            assert {k: v["address"] for k, v in theirs["contracts"].items()} == {
+                k: v["address"] for k, v in mine["contracts"].items()
+            }
+        finally:
+            api.terminate()
+            api.wait(timeout=60)
+
+
 @pytest.mark.parametrize("rpc_port", [None, "free"], ids=["embedded", "anvil"])
 def test_proofmint_up_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path: Path, rpc_port: str | None):
     """On the embedded chain, and on an anvil of its own whose RPC it tells wallets and the ape
@@ -107,6 +126,7 @@ def test_proofmint_up_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path: Path,
             assert asset["creator"]
             if rpc is not None:
                 _attach_and_pay(base, rpc, asset["digest"], tmp_path)
+                _agent_api_finds_the_deployment(base, rpc, tmp_path)
         finally:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGINT)
