@@ -29,6 +29,7 @@ from agents.api.catalog import Catalog
 from agents.api.chainview import ChainView
 from agents.api.dapp import PREFIX as DAPP_PREFIX
 from agents.api.dapp import DappFiles, default_dir, to_app
+from agents.api.derivatives import derivative_of, simulate_register
 from agents.api.errors import ApiError, Handler, json_errors
 from agents.api.lineage import LineageIndex
 from agents.api.openapi import document
@@ -459,6 +460,33 @@ async def submit_request(request: web.Request) -> web.Response:
     return _json({"key": key, "new": new}, status=202 if new else 200)
 
 
+async def draft_derivative(request: web.Request) -> web.Response:
+    """A derivative for the creator's wallet to register (see `agents.api.derivatives`)."""
+    deps = _deps(request)
+    derivative = derivative_of(await _json_body(request, "the derivative"))
+    tx = await simulate_register(deps.chain.client, derivative, derivative.cids().metadata)
+    stored = await derivative.store(deps.store)
+    record = derivative.asset_input(stored.metadata)
+    return _json(
+        {
+            "digest": hex0x(derivative.digest),
+            "cid": stored.image,
+            "paramsCid": stored.params,
+            "metadataCid": stored.metadata,
+            "paramsDigest": hex0x(derivative.params_digest),
+            "input": {
+                **record,
+                "contentDigest": hex0x(record["contentDigest"]),
+                "paramsDigest": hex0x(record["paramsDigest"]),
+                "inputCommitment": hex0x(record["inputCommitment"]),
+                "parents": [hex0x(p) for p in record["parents"]],
+            },
+            "licenseIds": [str(i) for i in derivative.license_ids],
+            "transaction": tx,
+        }
+    )
+
+
 async def refuse_requests(request: web.Request) -> web.Response:
     """`POST /v1/requests` where generation requests are off (`proofmint agent api`): a 404 that
     says so and where to send them instead."""
@@ -594,6 +622,7 @@ def build_app(
     r.add_post("/v1/vouchers", submit_voucher)
     r.add_get("/v1/requests/{key}", get_request)
     r.add_get("/v1/requests", list_requests)
+    r.add_post("/v1/derivatives", draft_derivative)
     r.add_post("/v1/requests", submit_request if accept_requests else refuse_requests)
     files = DappFiles(dapp_dir or (given.dapp_dir if given is not None else None) or default_dir())
     r.add_get("/", to_app)

@@ -305,6 +305,46 @@ EIP712 = _object(
     }
 )
 HEALTH = _object({"status": {"const": "ok"}, "chainId": INT, "block": INT})
+DERIVATIVE_REQUEST = {
+    "type": "object",
+    "required": ["creator", "modelId", "parents", "licenseIds", "image"],
+    "properties": {
+        "creator": ADDRESS,
+        "modelId": {"type": "integer", "minimum": 1},
+        "parents": {"type": "array", "items": {"type": "string", "pattern": "^0x[0-9a-fA-F]{64}$"}, "minItems": 1,
+                    "maxItems": 16},
+        "licenseIds": {"type": "array", "items": {"type": "string", "pattern": "^[0-9]{1,78}$"}, "minItems": 1,
+                       "maxItems": 16, "description": "one ERC-1155 licence id per parent, same order"},
+        "image": {"type": "string", "description": "the image file in base64, at most 40 KiB"},
+        "title": {"type": "string", "maxLength": 200},
+    },
+    "additionalProperties": False,
+}  # fmt: skip
+DERIVATIVE_DRAFT = _object(
+    {
+        "digest": HEX32,
+        "cid": STRING,
+        "paramsCid": STRING,
+        "metadataCid": STRING,
+        "paramsDigest": HEX32,
+        "input": _object(
+            {
+                "contentDigest": HEX32,
+                "creator": ADDRESS,
+                "modelId": INT,
+                "paramsDigest": HEX32,
+                "inputCommitment": HEX32,
+                "parents": {"type": "array", "items": HEX32},
+                "metadataURI": STRING,
+            }
+        ),
+        "licenseIds": {"type": "array", "items": STRING},
+        "transaction": _object(
+            {"from": ADDRESS, "to": ADDRESS, "data": {"type": "string", "pattern": "^0x[0-9a-f]*$"}}
+        ),
+    },
+    description="ProvenanceRegistry.register(input, licenseIds), simulated as the creator: the wallet sends it",
+)
 REQUEST_STATUS = _object(
     {
         "key": STRING,
@@ -355,6 +395,8 @@ SCHEMAS: dict[str, Any] = {
     "VoucherAccepted": _object({"queued": STRING, "cumulativeAmount": UINT}),
     "RequestAccepted": _object({"key": STRING, "new": BOOL}),
     "RequestStatus": REQUEST_STATUS,
+    "DerivativeRequest": DERIVATIVE_REQUEST,
+    "DerivativeDraft": DERIVATIVE_DRAFT,
     "RequestPage": _object({"total": INT, "offset": INT, "items": {"type": "array", "items": _ref("RequestStatus")}}),
 }
 
@@ -560,6 +602,18 @@ def document() -> dict[str, Any]:
                     "summary": "Submit a signed cumulative voucher naming this server's service, for settlement",
                     "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Voucher")}}},
                     "responses": _ok("queued for settlement", "VoucherAccepted", 202) | _errors(400, 413, 415, 422),
+                }
+            },
+            "/v1/derivatives": {
+                "post": {
+                    "summary": "Draft a derivative of assets the creator holds licences for: stores the image, its "
+                    "parameters document and metadata, and answers register(input, licenseIds) simulated as the "
+                    "creator (422 would_revert names the contract's error); the creator's wallet sends it",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("DerivativeRequest")}},
+                    },
+                    "responses": _ok("the transaction to send", "DerivativeDraft") | _errors(400, 413, 415, 422),
                 }
             },
             "/v1/requests": {
