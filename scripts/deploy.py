@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import ape
 import click
-from ape.cli import ConnectedProviderCommand
 
 from agents.core.toolchain import project_root
 from agents.deploy.deployment import CORE_CONTRACTS, deploy_core, format_table
 from agents.deploy.operator import cli_errors, confirm_broadcast, record, resolve_account, target_of
+from scripts._cli import OperatorCommand
 
 
-@click.command(cls=ConnectedProviderCommand)
+@click.command(cls=OperatorCommand)
 @click.option("--account", "account_alias", default=None, help="ape account alias, or test:N on development chains")
 @click.option("--yes", is_flag=True, help="Broadcast on a live network without asking")
 def cli(network, provider, account_alias, yes):  # type: ignore[no-untyped-def]

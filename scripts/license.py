@@ -14,28 +14,40 @@ vouchers and serves the uses before they settle (an API operator: its `/v1/deplo
 take `--service`. A withdrawal request unlocks after the contract's delay and expires
 `WITHDRAWAL_WINDOW` (7 days) later if not withdrawn; then request again.
 
-Amounts: `1000` (base units), `0.01 ether`, `5 gwei`, `1.5 token` (scaled by the ERC-20's decimals).
+Amounts in: `1000` (base units), `0.01 ether`, `5 gwei`, `1.5 token` (scaled by the ERC-20's
+decimals); `--currency` is `ETH` (the default; or its zero address) or an ERC-20's address.
+Amounts out: in ETH or the token's units by its symbol and decimals, base units in parentheses
+(`0.00000002 ETH (20000000000 wei)`); times in UTC ISO-8601, unix seconds in parentheses.
 Every command takes --network, --account and --yes; nothing is broadcast on a live network
-without confirmation.
+without confirmation. A mistake (a malformed address, unknown terms, too little money) ends the
+command with one line saying what is wrong and exit status 1.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import ape
 import click
-from ape.cli import ConnectedProviderCommand
-from eth_utils.address import is_address, to_checksum_address
 
-from agents.core.inputs import InputError, parse_amount, parse_bytes32
+from agents.core.inputs import parse_bytes32
 from agents.core.settlement import SignedVoucher, append_vouchers
 from agents.core.vouchers import Voucher, signable_voucher
-from agents.deploy.operator import Session, cli_errors, confirm_broadcast, open_session
+from agents.deploy.operator import Session, cli_errors, open_session
+from scripts._cli import (
+    ETH,
+    Currency,
+    OperatorCommand,
+    currency_of,
+    ensure_funds,
+    erc20,
+    parse_address,
+    parse_currency,
+    span,
+    when,
+)
 
-ETH = "0x0000000000000000000000000000000000000000"
 PERPETUAL = 2**64 - 1
 
 
@@ -55,37 +67,31 @@ def service_option(command: Any) -> Any:
     )(command)
 
 
+def currency_option(command: Any) -> Any:
+    return click.option(
+        "--currency", default="ETH", show_default=True, help="ETH (or its zero address) or an allow-listed ERC-20"
+    )(command)
+
+
 def parse_service(text: str) -> str:
     """The service address given on the command line (not the zero address: no escrow is with it)."""
-    if not is_address(text) or int(text, 16) == 0:
-        raise InputError(f"--service: expected a non-zero address (0x and 40 hex digits), got {text!r}")
-    return str(to_checksum_address(text))
+    return parse_address(text, "--service")
 
 
-def when(unix: int) -> str:
-    """A chain timestamp as unix seconds and UTC."""
-    return f"{unix} ({time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(unix))})"
+def terms_of(session: Session, terms_id: int) -> Any:
+    """The terms, or a one-line error naming `LicenseManager__UnknownTerms` for an unknown id."""
+    return session.read(session.core.licenses, "getTerms", terms_id)
 
 
-def currency_decimals(currency: str) -> int:
-    if currency == ETH:
-        return 18
-    return int(ape.Contract(currency).decimals())
-
-
-def amount_in(currency: str, text: str) -> int:
-    return parse_amount(text, decimals=currency_decimals(currency))
-
-
-def ensure_allowance(session: Session, currency: str, amount: int, yes: bool) -> None:
+def ensure_allowance(session: Session, currency: Currency, amount: int, yes: bool) -> None:
     """Approve the licence manager for `amount` of an ERC-20 when its allowance is short."""
-    if currency == ETH or amount == 0:
+    if currency.address == ETH or amount == 0:
         return
-    token = ape.Contract(currency)
-    spender = session.core.licenses
-    if token.allowance(session.account, spender) < amount:
-        confirm_broadcast(session.target, yes, f"Approve {amount} of {currency}")
-        token.approve(spender, amount, sender=session.account)
+    token = erc20(currency.address)
+    spender = str(session.core.licenses.address)
+    if int(session.read(token, "allowance", str(session.account.address), spender)) < amount:
+        action = f"Approve {currency.show(amount)} for the licence manager"
+        session.transact(token, "approve", spender, amount, yes=yes, action=action)
 
 
 def header(session: Session) -> None:
@@ -98,9 +104,9 @@ def cli() -> None:
     """Licence terms, purchases, escrow and vouchers."""
 
 
-@cli.command(cls=ConnectedProviderCommand)
+@cli.command(cls=OperatorCommand)
 @click.option("--asset", required=True, help="Asset id (content digest), 64 hex digits")
-@click.option("--currency", default=ETH, show_default=True, help="ETH (zero address) or an allow-listed ERC-20")
+@currency_option
 @click.option("--price", default="0", show_default=True, help="Price of a licence token")
 @click.option("--price-per-use", default="0", show_default=True, help="Metered price per use (0: not metered)")
 @click.option("--duration", type=click.IntRange(min=0), default=0, show_default=True, help="Seconds; 0 = perpetual")
@@ -125,12 +131,14 @@ def attach(  # type: ignore[no-untyped-def]
     """Attach licence terms to an asset you created."""
     with cli_errors():
         asset_id = parse_bytes32(asset, "--asset")
+        address = parse_currency(currency)
         session = open_session(ape, network, provider, account_alias)
         header(session)
+        money = currency_of(session, address)
         terms = {
-            "currency": currency,
-            "price": amount_in(currency, price),
-            "pricePerUse": amount_in(currency, price_per_use),
+            "currency": money.address,
+            "price": money.parse(price),
+            "pricePerUse": money.parse(price_per_use),
             "duration": duration,
             "derivativeRoyaltyBps": derivative_bps,
             "commercialUse": commercial,
@@ -143,52 +151,58 @@ def attach(  # type: ignore[no-untyped-def]
         click.echo(f"terms id  {terms_id} (gas {receipt.gas_used:,})")
 
 
-@cli.command(cls=ConnectedProviderCommand)
+@cli.command(cls=OperatorCommand)
 @click.option("--terms", "terms_id", type=click.IntRange(min=1), required=True)
 @click.option("--to", default=None, help="Receiver of the licence token (default: the account)")
 @account_options
 def buy(network, provider, terms_id, to, account_alias, yes):  # type: ignore[no-untyped-def]
     """Buy a licence under some terms; the price goes to the asset's revenue."""
     with cli_errors():
+        receiver = parse_address(to, "--to") if to is not None else None
         session = open_session(ape, network, provider, account_alias)
         header(session)
         licenses = session.core.licenses
-        terms = licenses.getTerms(terms_id)
-        if terms.asset == b"\x00" * 32:
-            raise click.ClickException(f"terms {terms_id} do not exist")
-        receiver = to or session.account.address
-        value = int(terms.price) if terms.currency == ETH else 0
-        ensure_allowance(session, terms.currency, int(terms.price), yes)
-        action = f"Buy a licence under terms {terms_id} for {terms.price}"
+        terms = terms_of(session, terms_id)
+        money = currency_of(session, str(terms.currency))
+        receiver = receiver or str(session.account.address)
+        price = int(terms.price)
+        ensure_funds(session, money, price, f"the licence under terms {terms_id}")
+        ensure_allowance(session, money, price, yes)
+        value = price if money.address == ETH else 0
+        action = f"Buy a licence under terms {terms_id} for {money.show(price)}"
         receipt = session.transact(licenses, "purchase", terms_id, receiver, value=value, yes=yes, action=action)
         event = receipt.events.filter(licenses.LicensePurchased)[0]
-        expiry = "never" if event.expiresAt == PERPETUAL else str(event.expiresAt)
+        expiry = "never" if event.expiresAt == PERPETUAL else when(int(event.expiresAt))
         click.echo(f"licence   {event.licenseId} to {receiver}, expires {expiry} (gas {receipt.gas_used:,})")
 
 
-@cli.command(cls=ConnectedProviderCommand)
+@cli.command(cls=OperatorCommand)
 @click.option("--amount", required=True)
-@click.option("--currency", default=ETH, show_default=True)
+@currency_option
 @service_option
 @account_options
 def deposit(network, provider, amount, currency, service, account_alias, yes):  # type: ignore[no-untyped-def]
     """Deposit escrow with a service, for metered uses it serves."""
     with cli_errors():
         service = parse_service(service)
+        address = parse_currency(currency)
         session = open_session(ape, network, provider, account_alias)
         header(session)
         licenses = session.core.licenses
-        base = amount_in(currency, amount)
-        ensure_allowance(session, currency, base, yes)
-        value = base if currency == ETH else 0
-        action = f"Deposit {base} of {currency} as escrow with service {service}"
-        session.transact(licenses, "deposit", currency, service, base, value=value, yes=yes, action=action)
-        click.echo(f"escrow    {licenses.escrowOf(session.account, currency, service).balance} with {service}")
+        money = currency_of(session, address)
+        base = money.parse(amount)
+        ensure_funds(session, money, base, "the deposit")
+        ensure_allowance(session, money, base, yes)
+        value = base if money.address == ETH else 0
+        action = f"Deposit {money.show(base)} as escrow with service {service}"
+        session.transact(licenses, "deposit", money.address, service, base, value=value, yes=yes, action=action)
+        balance = int(licenses.escrowOf(session.account, money.address, service).balance)
+        click.echo(f"escrow    {money.show(balance)} with {service}")
 
 
-@cli.command("request-withdrawal", cls=ConnectedProviderCommand)
+@cli.command("request-withdrawal", cls=OperatorCommand)
 @click.option("--amount", required=True)
-@click.option("--currency", default=ETH, show_default=True)
+@currency_option
 @service_option
 @account_options
 def request_withdrawal(network, provider, amount, currency, service, account_alias, yes):  # type: ignore[no-untyped-def]
@@ -196,35 +210,38 @@ def request_withdrawal(network, provider, amount, currency, service, account_ali
     meanwhile); replaces an earlier request. Withdraw it between unlock and expiry."""
     with cli_errors():
         service = parse_service(service)
+        address = parse_currency(currency)
         session = open_session(ape, network, provider, account_alias)
         header(session)
         licenses = session.core.licenses
-        base = amount_in(currency, amount)
-        action = f"Request withdrawal of {base} of {currency} from escrow with service {service}"
-        receipt = session.transact(licenses, "requestWithdrawal", currency, service, base, yes=yes, action=action)
+        money = currency_of(session, address)
+        base = money.parse(amount)
+        action = f"Request withdrawal of {money.show(base)} from escrow with service {service}"
+        receipt = session.transact(licenses, "requestWithdrawal", address, service, base, yes=yes, action=action)
         unlock = int(receipt.events.filter(licenses.WithdrawalRequested)[0].unlockAt)
         click.echo(f"unlocks   at {when(unlock)}")
         click.echo(f"expires   at {when(unlock + int(licenses.WITHDRAWAL_WINDOW()))} unless withdrawn by then")
 
 
-@cli.command("cancel-withdrawal", cls=ConnectedProviderCommand)
-@click.option("--currency", default=ETH, show_default=True)
+@cli.command("cancel-withdrawal", cls=OperatorCommand)
+@currency_option
 @service_option
 @account_options
 def cancel_withdrawal(network, provider, currency, service, account_alias, yes):  # type: ignore[no-untyped-def]
     """Cancel a pending withdrawal request (the escrow pays for uses again)."""
     with cli_errors():
         service = parse_service(service)
+        address = parse_currency(currency)
         session = open_session(ape, network, provider, account_alias)
         header(session)
         licenses = session.core.licenses
-        action = f"Cancel the withdrawal from escrow in {currency} with service {service}"
-        session.transact(licenses, "cancelWithdrawal", currency, service, yes=yes, action=action)
+        action = f"Cancel the withdrawal from escrow in {address} with service {service}"
+        session.transact(licenses, "cancelWithdrawal", address, service, yes=yes, action=action)
         click.echo("cancelled the pending withdrawal")
 
 
-@cli.command("withdraw-escrow", cls=ConnectedProviderCommand)
-@click.option("--currency", default=ETH, show_default=True)
+@cli.command("withdraw-escrow", cls=OperatorCommand)
+@currency_option
 @click.option("--to", default=None, help="Receiver (default: the account)")
 @service_option
 @account_options
@@ -232,10 +249,13 @@ def withdraw_escrow(network, provider, currency, to, service, account_alias, yes
     """Withdraw requested escrow with a service once the delay has passed (before the request expires)."""
     with cli_errors():
         service = parse_service(service)
+        address = parse_currency(currency)
+        receiver = parse_address(to, "--to") if to is not None else None
         session = open_session(ape, network, provider, account_alias)
         header(session)
         licenses = session.core.licenses
-        unlock = int(licenses.escrowOf(session.account, currency, service)[2])
+        money = currency_of(session, address)
+        unlock = int(licenses.escrowOf(session.account, address, service)[2])
         if unlock == 0:
             raise click.ClickException(f"no withdrawal is pending from escrow with {service}: request one first")
         expires = unlock + int(licenses.WITHDRAWAL_WINDOW())
@@ -244,13 +264,14 @@ def withdraw_escrow(network, provider, currency, to, service, account_alias, yes
                 f"the withdrawal request expired at {when(expires)} unwithdrawn: request again "
                 "(`ape run license request-withdrawal`; a new delay starts)"
             )
-        receiver = to or session.account.address
-        action = f"Withdraw escrow in {currency} with service {service} to {receiver}"
-        receipt = session.transact(licenses, "withdrawEscrow", currency, service, receiver, yes=yes, action=action)
-        click.echo(f"withdrawn {receipt.events.filter(licenses.EscrowWithdrawn)[0].amount} to {receiver}")
+        receiver = receiver or str(session.account.address)
+        action = f"Withdraw escrow in {money.symbol} with service {service} to {receiver}"
+        receipt = session.transact(licenses, "withdrawEscrow", address, service, receiver, yes=yes, action=action)
+        amount = int(receipt.events.filter(licenses.EscrowWithdrawn)[0].amount)
+        click.echo(f"withdrawn {money.show(amount)} to {receiver}")
 
 
-@cli.command(cls=ConnectedProviderCommand)
+@cli.command(cls=OperatorCommand)
 @click.option("--terms", "terms_id", type=click.IntRange(min=1), required=True)
 @click.option("--uses", type=click.IntRange(min=1), help="Total uses so far (cumulative = uses x price per use)")
 @click.option("--cumulative", help="Total owed so far on this channel (instead of --uses)")
@@ -266,15 +287,16 @@ def sign(network, provider, terms_id, uses, cumulative, valid_for, out, service,
         service = parse_service(service)
         session = open_session(ape, network, provider, account_alias)
         licenses = session.core.licenses
-        terms = licenses.getTerms(terms_id)
-        if terms.asset == b"\x00" * 32:
-            raise click.ClickException(f"terms {terms_id} do not exist")
+        terms = terms_of(session, terms_id)
         if terms.pricePerUse == 0:
             raise click.ClickException(f"terms {terms_id} are not metered (no price per use)")
-        total = uses * int(terms.pricePerUse) if uses is not None else amount_in(terms.currency, cumulative)
+        money = currency_of(session, str(terms.currency))
+        total = uses * int(terms.pricePerUse) if uses is not None else money.parse(cumulative)
         settled = int(licenses.settledOf(session.account, service, terms_id))
         if total <= settled:
-            raise click.ClickException(f"cumulative {total} is not above what is already settled ({settled})")
+            raise click.ClickException(
+                f"cumulative {money.show(total)} is not above what is already settled ({money.show(settled)})"
+            )
         voucher = Voucher(
             payer=session.account.address,
             service=service,
@@ -288,41 +310,55 @@ def sign(network, provider, terms_id, uses, cumulative, valid_for, out, service,
             raise click.ClickException("the account declined to sign")
         append_vouchers(out, [SignedVoucher(voucher, signed.encode_rsv())])
         click.echo(
-            f"voucher   terms {terms_id}, service {service}, cumulative {total} (new: {total - settled}), "
-            f"appended to {out}"
+            f"voucher   terms {terms_id}, service {service}, cumulative {money.show(total)} "
+            f"(new: {money.show(total - settled)}), valid until {when(voucher.deadline)}, appended to {out}"
         )
 
 
-@cli.command(cls=ConnectedProviderCommand)
+@cli.command(cls=OperatorCommand)
 @click.option("--terms", "terms_id", type=click.IntRange(min=1), default=None)
 @click.option("--payer", default=None, help="Show escrow and settled amounts of this address (default: the account)")
-@click.option("--currency", default=ETH, show_default=True)
+@currency_option
 @click.option("--service", default=None, help="The service of the escrow and channel to show (escrow is per service)")
 @click.option("--account", "account_alias", default=None)
 def show(network, provider, terms_id, payer, currency, service, account_alias):  # type: ignore[no-untyped-def]
-    """Read terms, and with --service the escrow with that service and settled amounts (no transaction)."""
+    """Read terms, and with --service the escrow with that service and settled amounts (no
+    transaction). Amounts are printed in ETH (or the token's units, by its symbol and decimals)
+    with the base units in parentheses; times in UTC ISO-8601 with unix seconds in parentheses."""
     with cli_errors():
         service = parse_service(service) if service is not None else None
+        who = parse_address(payer, "--payer", zero_ok=True) if payer is not None else None
+        address = parse_currency(currency)
         session = open_session(ape, network, provider, account_alias)
         licenses = session.core.licenses
-        who = payer or session.account.address
+        who = who or str(session.account.address)
         if service is None:
             click.echo("escrow    is kept per service: give --service ADDRESS to show it")
         else:
-            balance, pending, unlock = licenses.escrowOf(who, currency, service)
+            money = currency_of(session, address)
+            balance, pending, unlock = licenses.escrowOf(who, address, service)
+            click.echo(f"escrow    {who}: {money.show(int(balance))} with service {service}")
             if int(unlock):
                 expires = int(unlock) + int(licenses.WITHDRAWAL_WINDOW())
-                state = "expired" if int(ape.chain.pending_timestamp) > expires else "expires"
-                request = f"{pending} requested, unlocks {when(int(unlock))}, {state} {when(expires)}"
+                if int(ape.chain.pending_timestamp) > expires:
+                    state = f"expired {when(expires)} unwithdrawn: request again"
+                else:
+                    state = f"expires {when(expires)}"
+                click.echo(f"withdrawal {money.show(int(pending))} requested, unlocks {when(int(unlock))}, {state}")
             else:
-                request = "no withdrawal requested"
-            click.echo(f"escrow    {who}: {balance} with service {service} ({request})")
+                click.echo("withdrawal none requested")
         if terms_id is not None:
-            t = licenses.getTerms(terms_id)
+            t = terms_of(session, terms_id)
+            money = currency_of(session, str(t.currency))
+            duration = span(int(t.duration)) if int(t.duration) else "perpetual"
             click.echo(
-                f"terms {terms_id}: asset 0x{bytes(t.asset).hex()}, currency {t.currency}, price {t.price}, "
-                f"per use {t.pricePerUse}, duration {t.duration or 'perpetual'}, derivatives "
-                f"{'yes' if t.derivativesAllowed else 'no'} ({t.derivativeRoyaltyBps} bps), active {bool(t.active)}"
+                f"terms {terms_id}   asset 0x{bytes(t.asset).hex()}, currency {money.symbol} ({money.address}), "
+                f"price {money.show(int(t.price))}, per use {money.show(int(t.pricePerUse))}, duration {duration}, "
+                f"commercial {'yes' if t.commercialUse else 'no'}, derivatives "
+                f"{'yes' if t.derivativesAllowed else 'no'} ({t.derivativeRoyaltyBps} bps), "
+                f"active {'yes' if t.active else 'no'}"
             )
             if service is not None:
-                click.echo(f"settled   {licenses.settledOf(who, service, terms_id)}")
+                settled = int(licenses.settledOf(who, service, terms_id))
+                channel = f"payer {who}, service {service}, terms {terms_id}"
+                click.echo(f"settled   {money.show(settled)} on the channel ({channel})")

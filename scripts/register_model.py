@@ -9,35 +9,52 @@ with every originator's proof is written beside the CSV (`<csv>.tree.json`) so e
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
 import ape
 import click
-from ape.cli import ConnectedProviderCommand
+from eth_utils.address import is_address, to_checksum_address
 
 from agents.core.digests import weights_digest
 from agents.core.errors import PermanentError
 from agents.core.inputs import parse_bytes32
 from agents.core.merkle import DataTree, MerkleError
 from agents.deploy.operator import cli_errors, open_session
+from scripts._cli import OperatorCommand
 
 ZERO32 = b"\x00" * 32
 
 
 def read_shares(path: Path) -> list[tuple[str, int]]:
+    """The `address,weight` lines of a CSV (a header line and `#` comments are skipped); a line
+    that is not one, or a file that is not UTF-8 text, is a PermanentError naming the place."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark is not part of the header
+    except UnicodeDecodeError as exc:
+        raise PermanentError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}): "
+            "save it as a UTF-8 CSV of `address,weight` lines"
+        ) from exc
+    except OSError as exc:
+        raise PermanentError(f"{path}: {exc.strerror or exc}") from exc
     shares: list[tuple[str, int]] = []
-    with path.open(newline="", encoding="utf8") as handle:
-        for number, row in enumerate(csv.reader(handle), start=1):
-            if not row or row[0].strip().startswith("#") or row[0].strip().lower() == "address":
-                continue
-            if len(row) != 2 or not row[1].strip().isdigit():
-                raise PermanentError(f"{path}:{number}: expected `address,weight` with a whole weight")
-            shares.append((row[0].strip(), int(row[1])))
+    for number, row in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
+        if not row or row[0].strip().startswith("#") or row[0].strip().lower() == "address":
+            continue
+        if len(row) != 2 or not row[1].strip().isdigit():
+            raise PermanentError(f"{path}:{number}: expected `address,weight` with a whole weight")
+        address = row[0].strip()
+        if not is_address(address) or int(address, 16) == 0:
+            raise PermanentError(
+                f"{path}:{number}: {address!r} is not an originator's address (0x and 40 hex digits, not zero)"
+            )
+        shares.append((to_checksum_address(address), int(row[1])))
     return shares
 
 
-@click.command(cls=ConnectedProviderCommand)
+@click.command(cls=OperatorCommand)
 @click.option("--weights", type=click.Path(exists=True, path_type=Path), help="Weights file or checkpoint folder")
 @click.option("--weights-digest", help="The weights digest, 0x + 64 hex (instead of --weights)")
 @click.option("--params-commitment", help="zk parameter commitment, 0x + 64 hex (default: none yet)")
@@ -103,16 +120,7 @@ def cli(  # type: ignore[no-untyped-def]
         click.echo(f"model id  {model_id} (gas {receipt.gas_used:,}, tx {receipt.txn_hash})")
         if tree is not None and data_shares is not None:
             out = data_shares.with_name(data_shares.name + ".tree.json")
-            proofs = {
-                addr: {"weight": w, "proof": ["0x" + p.hex() for p in tree.proof(addr)]} for addr, w in tree.shares
-            }
-            payload = {
-                "modelId": model_id,
-                "chainId": session.target.chain_id,
-                "root": "0x" + tree.root.hex(),
-                "originators": proofs,
-            }
-            out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf8")
+            write_tree(out, tree, model_id, session.target.chain_id)
             click.echo(f"proofs    {out}")
 
 

@@ -9,6 +9,11 @@
   committed; development chains such as a running anvil in `.cache/deployments/`, ignored), and
   the scripts after `deploy` find the contracts there, checking the chain id and that code is
   still at every address (a restarted anvil has lost it).
+- `Session`: a script's target, account and contracts; `simulate` runs a transaction on the
+  pending state before it is sent, `read` makes a view call, and both name a revert's custom
+  error with its arguments.
+- `cli_errors`: every failure a script meets on purpose (a permanent error, a revert, a node's
+  refusal, an ape error) ends it with one line on stderr and exit status 1, never a stack dump.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +29,7 @@ from typing import Any
 import click
 
 from agents.core.errors import PermanentError
-from agents.core.reverts import error_table, preflight
+from agents.core.reverts import WouldRevertError, error_table, preflight
 from agents.core.toolchain import project_root
 from agents.deploy.deployment import CORE_CONTRACTS, Deployed, deploy_core, is_live, record_deployment
 
@@ -178,6 +183,27 @@ class Session:
         }
         return preflight(self.web3, tx, self.errors)
 
+    def read(self, contract: Any, method: str, *args: Any) -> Any:
+        """A view call on the pending state, decoded as ape decodes it (a struct's fields by name,
+        one output unwrapped). A revert raises WouldRevertError naming the custom error and the
+        call (`LicenseManager.getTerms(99) reverted: LicenseManager__UnknownTerms(termsId=99)`),
+        where ape's own call would print a call trace and the error's raw bytes."""
+        handler = getattr(contract, method)
+        data = bytes(handler.encode_input(*args))
+        ecosystem = contract.provider.network.ecosystem
+        abi = next(a for a in handler.abis if bytes(ecosystem.get_method_selector(a)) == data[:4])
+        tx = {"from": str(self.account.address), "to": str(contract.address), "data": data}
+        try:
+            raw = preflight(self.web3, tx, self.errors)
+        except WouldRevertError as exc:
+            shown = ", ".join(str(arg) for arg in args)
+            detail = str(exc).removeprefix("would revert: ")
+            raise WouldRevertError(f"{contract.contract_type.name}.{method}({shown}) reverted: {detail}") from exc
+        decoded = ecosystem.decode_returndata(abi, raw)
+        if isinstance(decoded, list | tuple) and len(decoded) < 2:
+            return decoded[0] if decoded else None
+        return decoded
+
     def transact(self, contract: Any, method: str, *args: Any, value: int = 0, yes: bool, action: str) -> Any:
         """Simulate, confirm on a live network, then send; returns the receipt."""
         self.simulate(contract, method, *args, value=value)
@@ -208,12 +234,46 @@ def confirm_broadcast(target: Target, yes: bool, action: str) -> None:
         click.confirm(f"{action} on {target.choice} (chain {target.chain_id})?", abort=True)
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+_CUSTOM_ERROR = re.compile(r"custom error (0x[0-9a-fA-F]{8})")
+
+
+def _ape_revert(exc: Exception) -> str:
+    """What an ape `ContractLogicError` says, readable. ape keeps a custom error's arguments only
+    as text it decoded from the raw bytes (NULs and all); a node's message still names the 4-byte
+    selector (anvil: `custom error 0x43ad4751: ...`), which is looked up among the project's errors.
+    Reads and simulations go through `Session.read` / `Session.simulate`, which keep the bytes and
+    name the arguments too: this is the fallback for a revert met only when sending."""
+    texts = [str(getattr(exc, "revert_message", "") or ""), str(getattr(exc, "base_err", "") or ""), str(exc)]
+    for text in texts:
+        if match := _CUSTOM_ERROR.search(text):
+            with suppress(Exception):  # the project's ABIs are a nicety here, never a new failure
+                import ape
+
+                abis = [
+                    [i.model_dump(mode="json", by_alias=True) for i in getattr(ape.project, name).contract_type.abi]
+                    for name in CORE_CONTRACTS
+                ]
+                found = error_table(abis).get(bytes.fromhex(match.group(1)[2:]))
+                if found is not None:
+                    return f"{found[0]}(...)"
+            return f"unknown error {match.group(1)}"
+    message = texts[0] or texts[2]
+    printable = message.isprintable() and message.strip()
+    return _one_line(message) if printable else "reverted (the error's data was lost on the way: simulate it again)"
+
+
 @contextmanager
 def cli_errors() -> Iterator[None]:
-    """Turn proofmint's and the chain's refusals into one-line click errors (no traceback):
-    a permanent error (the agents' or zkml's) says what to fix, a revert names the contract's
-    custom error."""
-    from ape.exceptions import ContractLogicError
+    """Turn proofmint's, the chain's and the node's refusals into one-line click errors (no
+    traceback): a permanent error (the agents' or zkml's) says what to fix, a revert names the
+    contract's custom error, a node's refusal (insufficient funds, a nonce too low) says what the
+    node said, and any other ape error its message."""
+    from ape.exceptions import ApeException, ContractLogicError
+    from web3.exceptions import Web3RPCError
 
     from zkml.errors import ZkmlError
 
@@ -222,4 +282,8 @@ def cli_errors() -> Iterator[None]:
     except (PermanentError, ZkmlError) as exc:
         raise click.ClickException(str(exc)) from exc
     except ContractLogicError as exc:
-        raise click.ClickException(f"the transaction would revert: {exc}") from exc
+        raise click.ClickException(f"the transaction would revert: {_ape_revert(exc)}") from exc
+    except Web3RPCError as exc:
+        raise click.ClickException(f"the node refused it: {_one_line(str(exc.message or exc))}") from exc
+    except ApeException as exc:
+        raise click.ClickException(f"{_one_line(str(exc))} ({type(exc).__name__})") from exc

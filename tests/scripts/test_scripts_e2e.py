@@ -1,129 +1,27 @@
 """The ape scripts end to end, as an operator runs them: `ape run deploy | register_model | license |
 settle` as separate processes against one real anvil node, which keeps the state between them.
 
-The test's own anvil is reached by its URL (a custom network to ape); its chain id 31337 marks it
-as a development chain, so the scripts need no confirmation and read the deployment record that
-`deploy` wrote under `.cache/deployments/`. The one asset the licence commands need is registered
-with web3.py straight from the test (registering assets is the generating agent's job, issue 6).
+The module's own anvil (tests/scripts/conftest.py) is reached by its URL (a custom network to
+ape); its chain id 31337 marks it as a development chain, so the scripts need no confirmation and
+read the deployment record that `deploy` wrote under `.cache/deployments/`. The one asset the
+licence commands need is registered with web3.py straight from the test (registering assets is
+the generating agent's job, issue 6).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from eth_account import Account
-from web3 import HTTPProvider, Web3
 
 from agents.core.merkle import AssetRecord
+from tests.scripts.helpers import ETH, GWEI, ROOT, Anvil, ape_run, contract, key_of, send
 
 pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parents[2]
-MNEMONIC = "test test test test test test test test test test test junk"
-ETH = "0x0000000000000000000000000000000000000000"
-GWEI = 10**9
-
-Account.enable_unaudited_hdwallet_features()
-
-
-def key_of(index: int) -> Any:
-    return Account.from_mnemonic(MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Anvil:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        anvil = ROOT / "node_modules" / ".bin" / "anvil"
-        self.process = subprocess.Popen(
-            [str(anvil), "--port", str(self.port), "--silent"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        self.web3 = Web3(HTTPProvider(self.url))
-        deadline = time.monotonic() + 30
-        while not self.web3.is_connected():
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise RuntimeError("anvil did not start")
-            time.sleep(0.1)
-        self.record = ROOT / ".cache" / "deployments" / f"http_127.0.0.1_{self.port}.json"
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-        self.record.unlink(missing_ok=True)
-
-
-@pytest.fixture(scope="module")
-def anvil() -> Iterator[Anvil]:
-    node = Anvil()
-    try:
-        yield node
-    finally:
-        node.stop()
-
-
-def ape_run(node: Anvil, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env["PATH"] = f"{ROOT / '.venv' / 'bin'}:{ROOT / 'node_modules' / '.bin'}:{env['PATH']}"
-    result = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "ape"), "run", *args, "--network", node.url],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    output = result.stdout + result.stderr
-    assert "Traceback" not in output, output
-    if check:
-        assert result.returncode == 0, output
-    return result
-
-
-def contract(node: Anvil, project: Any, name: str) -> Any:
-    record = json.loads(node.record.read_text())
-    address = next(c["address"] for c in record["contracts"] if c["name"] == name)
-    abi = [item.model_dump(mode="json", by_alias=True) for item in getattr(project, name).contract_type.abi]
-    return node.web3.eth.contract(address=address, abi=abi)
-
-
-def send(node: Anvil, signer_index: int, fn: Any, value: int = 0) -> Any:
-    signer = key_of(signer_index)
-    tx = fn.build_transaction(
-        {"from": signer.address, "nonce": node.web3.eth.get_transaction_count(signer.address), "value": value}
-    )
-    signed = signer.sign_transaction(tx)
-    receipt = node.web3.eth.wait_for_transaction_receipt(node.web3.eth.send_raw_transaction(signed.raw_transaction))
-    assert receipt.status == 1
-    return receipt
-
-
-@pytest.fixture(scope="module")
-def deployed(anvil: Anvil) -> Anvil:
-    out = ape_run(anvil, "deploy").stdout
-    assert "RoyaltySplitter" in out and "recorded" in out
-    record = json.loads(anvil.record.read_text())
-    assert record["chainId"] == 31337
-    assert [c["name"] for c in record["contracts"]] == [
-        "ModelRegistry",
-        "ProvenanceRegistry",
-        "LicenseManager",
-        "RoyaltySplitter",
-    ]
-    return anvil
 
 
 def test_register_model_with_originators_then_refuse_duplicate(deployed: Anvil, project: Any, tmp_path: Path):
@@ -244,7 +142,7 @@ def test_licence_escrow_vouchers_and_settlement(deployed: Anvil, project: Any, t
     for payer in ("test:5", "test:6"):
         ape_run(deployed, "license", "deposit", "--amount", "100 gwei", "--service", service, "--account", payer)
     out = ape_run(deployed, "license", "deposit", "--amount", "7 gwei", "--service", elsewhere, "--account", "test:6")
-    assert f"escrow    {7 * GWEI} with {elsewhere}" in out.stdout
+    assert f"escrow    0.000000007 ETH ({7 * GWEI} wei) with {elsewhere}" in out.stdout
     assert licenses.functions.escrowOf(key_of(6).address, ETH, service).call()[0] == 100 * GWEI
     nobody = ape_run(deployed, "license", "deposit", "--amount", "1 gwei", "--service", ETH, check=False)
     assert nobody.returncode == 1 and "--service: expected a non-zero address" in nobody.stderr
@@ -286,7 +184,9 @@ def test_licence_escrow_vouchers_and_settlement(deployed: Anvil, project: Any, t
     sign("test:6", 500)
     sign("test:5", 30)
     sign("test:6", 1, to=elsewhere)  # another service's: only it may settle it
-    out = settle().stdout
+    left_out = settle(check=False)
+    assert left_out.returncode == 3  # settled the rest, but a voucher needs attention
+    out = left_out.stdout
     short = f"payer {key_of(6).address} service {service} terms 1 cumulative {500 * GWEI}: the payer's escrow"
     assert short in out and f"cannot cover it (needs {496 * GWEI}, {96 * GWEI} left for it)" in out
     assert "settled   batch 1/1: 1 of 1 vouchers" in out
@@ -307,14 +207,15 @@ def test_licence_escrow_vouchers_and_settlement(deployed: Anvil, project: Any, t
     window = licenses.functions.WITHDRAWAL_WINDOW().call()
     requested = escrow("request-withdrawal", "--amount", "50 gwei").stdout
     unlock = licenses.functions.escrowOf(key_of(5).address, ETH, service).call()[2]
-    assert f"unlocks   at {unlock} (" in requested and f"expires   at {unlock + window} (" in requested
+    assert f"(unix {unlock})" in requested and f"(unix {unlock + window}) unless withdrawn" in requested
     locked = escrow("withdraw-escrow", check=False)
     assert "would revert: LicenseManager__WithdrawalLocked" in locked.stderr
     travel(delay + 1)
     out = escrow("withdraw-escrow").stdout
-    assert f"withdrawn {50 * GWEI}" in out
+    assert f"withdrawn 0.00000005 ETH ({50 * GWEI} wei)" in out
     shown = ape_run(deployed, "license", "show", "--terms", "1", "--service", service, "--account", "test:5").stdout
-    assert f"{30 * GWEI}" in shown and f"escrow    {key_of(5).address}: {20 * GWEI} with service {service}" in shown
+    assert f"settled   0.00000003 ETH ({30 * GWEI} wei)" in shown
+    assert f"escrow    {key_of(5).address}: 0.00000002 ETH ({20 * GWEI} wei) with service {service}" in shown
 
     # A request left past its window expires: the withdrawal is refused, a new request works.
     escrow("request-withdrawal", "--amount", "5 gwei")
@@ -326,7 +227,7 @@ def test_licence_escrow_vouchers_and_settlement(deployed: Anvil, project: Any, t
     assert licenses.functions.escrowOf(key_of(5).address, ETH, service).call()[0] == 20 * GWEI
     escrow("request-withdrawal", "--amount", "5 gwei")
     travel(delay + 1)
-    assert f"withdrawn {5 * GWEI}" in escrow("withdraw-escrow").stdout
+    assert f"withdrawn 0.000000005 ETH ({5 * GWEI} wei)" in escrow("withdraw-escrow").stdout
     # and one cancelled is gone: nothing to withdraw
     escrow("request-withdrawal", "--amount", "5 gwei")
     assert "cancelled the pending withdrawal" in escrow("cancel-withdrawal").stdout

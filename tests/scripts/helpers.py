@@ -1,0 +1,152 @@
+"""What the ape-script tests share: a real anvil of their own, `ape run` as a subprocess (the way an
+operator runs it), and web3.py shortcuts for the set-up a test needs before the script under test
+runs (faster than another `ape run`, and not what is being tested)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from web3 import HTTPProvider, Web3
+
+from agents.core.merkle import AssetRecord
+
+ROOT = Path(__file__).resolve().parents[2]
+MNEMONIC = "test test test test test test test test test test test junk"
+ETH = "0x0000000000000000000000000000000000000000"
+GWEI = 10**9
+
+Account.enable_unaudited_hdwallet_features()
+
+
+def key_of(index: int) -> Any:
+    return Account.from_mnemonic(MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Anvil:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        anvil = ROOT / "node_modules" / ".bin" / "anvil"
+        self.process = subprocess.Popen(
+            [str(anvil), "--port", str(self.port), "--silent"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        self.web3 = Web3(HTTPProvider(self.url))
+        deadline = time.monotonic() + 30
+        while not self.web3.is_connected():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError("anvil did not start")
+            time.sleep(0.1)
+        self.record = ROOT / ".cache" / "deployments" / f"http_127.0.0.1_{self.port}.json"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self.record.unlink(missing_ok=True)
+
+
+def ape(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`ape run ARGS` in the project, as typed (no --network added); never a Python traceback."""
+    environment = dict(os.environ if env is None else env)
+    environment["PATH"] = f"{ROOT / '.venv' / 'bin'}:{ROOT / 'node_modules' / '.bin'}:{environment['PATH']}"
+    result = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "ape"), "run", *args],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output
+    return result
+
+
+def ape_run(node: Anvil, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """`ape run ARGS --network <the node>`; with `check`, it must succeed."""
+    result = ape(*args, "--network", node.url)
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    """The one line a failed script printed on stderr (asserted: failed, one line, no stack)."""
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert 'File "' not in output, output  # ape's own stack dump says File "..." but not Traceback
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), output
+    return lines[0]
+
+
+def abi_of(project: Any, name: str) -> list[dict[str, Any]]:
+    return [item.model_dump(mode="json", by_alias=True) for item in getattr(project, name).contract_type.abi]
+
+
+def contract(node: Anvil, project: Any, name: str) -> Any:
+    record = json.loads(node.record.read_text())
+    address = next(c["address"] for c in record["contracts"] if c["name"] == name)
+    return node.web3.eth.contract(address=address, abi=abi_of(project, name))
+
+
+def send(node: Anvil, signer_index: int, fn: Any, value: int = 0) -> Any:
+    signer = key_of(signer_index)
+    tx = fn.build_transaction(
+        {"from": signer.address, "nonce": node.web3.eth.get_transaction_count(signer.address), "value": value}
+    )
+    signed = signer.sign_transaction(tx)
+    receipt = node.web3.eth.wait_for_transaction_receipt(node.web3.eth.send_raw_transaction(signed.raw_transaction))
+    assert receipt.status == 1
+    return receipt
+
+
+def deploy(node: Anvil, project: Any, signer_index: int, name: str, *args: Any) -> Any:
+    """Deploy one of the project's contracts (a test token, a test wallet) with web3.py."""
+    container = getattr(project, name)
+    bytecode = container.contract_type.deployment_bytecode.bytecode
+    factory = node.web3.eth.contract(abi=abi_of(project, name), bytecode=bytecode)
+    receipt = send(node, signer_index, factory.constructor(*args))
+    return node.web3.eth.contract(address=receipt.contractAddress, abi=abi_of(project, name))
+
+
+def register_asset(node: Anvil, project: Any, creator_index: int, digest: bytes) -> bytes:
+    """A registered asset with content digest `digest` by test account `creator_index` (and the
+    model version it names, registered by test:1 when there is none yet); its asset id."""
+    models = contract(node, project, "ModelRegistry")
+    if models.functions.modelCount().call() == 0:
+        model = (b"\x44" * 32, b"\x00" * 32, b"\x00" * 32, 0, 1000, 0, "ipfs://m")
+        send(node, 1, models.functions.registerModel(model))
+    record = AssetRecord(digest, key_of(creator_index).address, 1, b"\x01" * 32, b"\x02" * 32, (), "ipfs://asset")
+    send(node, creator_index, contract(node, project, "ProvenanceRegistry").functions.register(record.as_tuple(), []))
+    return digest
+
+
+def attach_terms(
+    node: Anvil,
+    project: Any,
+    creator_index: int,
+    asset: bytes,
+    *,
+    currency: str = ETH,
+    price: int = 0,
+    per_use: int = 0,
+    duration: int = 0,
+) -> int:
+    """Attach licence terms with web3.py; their id."""
+    licenses = contract(node, project, "LicenseManager")
+    terms = (currency, price, per_use, duration, 0, True, False)
+    send(node, creator_index, licenses.functions.attachTerms(asset, terms))
+    return int(licenses.functions.termsCount().call())
