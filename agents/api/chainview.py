@@ -33,9 +33,11 @@ class EventIndex:
         self._indexed_at = -1e9
         self._lock = asyncio.Lock()
 
-    async def refresh(self) -> None:
+    async def refresh(self, *, force: bool = False) -> None:
+        """Reads new blocks, unless it did less than `refresh_s` ago (`force`: read them anyway;
+        one `eth_blockNumber` when there are none)."""
         async with self._lock:
-            if time.monotonic() - self._indexed_at < self._refresh_s:
+            if not force and time.monotonic() - self._indexed_at < self._refresh_s:
                 return
             head = await self.client.block_number()
             if head >= self._next_block:

@@ -285,6 +285,18 @@ def chain_view(on: OnChain) -> Asset:
     }
 
 
+def _ipfs_cid(uri: str) -> str | None:
+    """The CID of an `ipfs://CID` URI (the metadata a registrant named), else None."""
+    from agents.storage.cid import Cid, CidError
+
+    if not uri.startswith("ipfs://"):
+        return None
+    try:
+        return str(Cid.parse(uri.removeprefix("ipfs://").split("/", 1)[0]))
+    except CidError:
+        return None
+
+
 def _market_request(p: Mapping[str, Any]) -> MarketRequest | None:
     request_id = p.get("market_request")
     if request_id is None:
@@ -325,7 +337,7 @@ def asset_detail(
     elif on is not None:
         detail = {
             **chain_view(on),
-            "metadataCid": None,
+            "metadataCid": _ipfs_cid(on.metadata_uri),
             "manifestCid": None,
             "metadataURI": on.metadata_uri,
             "request": None,

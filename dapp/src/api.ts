@@ -202,6 +202,37 @@ export interface X402Offer {
   };
 }
 
+/** What the creator asks `POST /v1/derivatives` to draft (one licence id per parent, same order). */
+export interface DerivativeRequest {
+  creator: Address;
+  modelId: number;
+  parents: Hex[];
+  licenseIds: string[];
+  /** The image file in base64 (at most 40 KiB through the API). */
+  image: string;
+  title?: string;
+}
+
+/** `ProvenanceRegistry.register(input, licenseIds)`, simulated as the creator; the wallet sends it. */
+export interface DerivativeDraft {
+  digest: Hex;
+  cid: string;
+  paramsCid: string;
+  metadataCid: string;
+  paramsDigest: Hex;
+  input: {
+    contentDigest: Hex;
+    creator: Address;
+    modelId: number;
+    paramsDigest: Hex;
+    inputCommitment: Hex;
+    parents: Hex[];
+    metadataURI: string;
+  };
+  licenseIds: string[];
+  transaction: { from: Address; to: Address; data: Hex };
+}
+
 /** An error the API answered, in its one JSON shape ({"error": {status, code, message, details}}). */
 export class ApiError extends Error {
   constructor(
@@ -235,6 +266,22 @@ export class Api {
     const response = await fetch(this.url(path), { headers: { Accept: "application/json" } });
     if (!response.ok) throw await errorOf(response);
     return (await response.json()) as T;
+  }
+
+  async post<T>(path: string, body: unknown): Promise<T> {
+    const response = await fetch(this.url(path), {
+      method: "POST",
+      headers: { Accept: "application/json", "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    if (!response.ok) throw await errorOf(response);
+    return (await response.json()) as T;
+  }
+
+  /** Stores a derivative's image, parameters and metadata and drafts its registration (422
+   * `would_revert` names the contract's error when the registry would refuse it). */
+  draftDerivative(request: DerivativeRequest): Promise<DerivativeDraft> {
+    return this.post("v1/derivatives", request);
   }
 
   deployment(): Promise<Deployment> {

@@ -1,5 +1,5 @@
 import { getAddress, type Address, type Hex } from "viem";
-import type { AssetDetail, Terms, X402Offer } from "../api";
+import type { AssetDetail, Licence, Terms, X402Offer } from "../api";
 import { typedAmount, type Context } from "../context";
 import { actionButton, h, replace, type Child } from "../dom";
 import { amount, duration, ETH, short, stillValid } from "../format";
@@ -233,6 +233,87 @@ async function escrowPanel(ctx: Context, asset: AssetDetail, metered: Terms[], r
   );
 }
 
+/** The most the page uploads (the API takes a JSON body of at most 64 KiB). */
+const MAX_DERIVATIVE_BYTES = 40 * 1024;
+
+function base64(bytes: Uint8Array): string {
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(text);
+}
+
+/** Licences of this asset the connected account holds now (balance on chain), under terms that allow derivatives. */
+async function derivableLicences(ctx: Context, asset: AssetDetail): Promise<Licence[]> {
+  const wallet = ctx.wallet();
+  const open = new Set(asset.terms.filter((t) => t.derivativesAllowed && !t.superseded).map((t) => t.termsId));
+  if (!wallet?.account || open.size === 0) return [];
+  const account = wallet.account;
+  const lm = ctx.deployment.contracts.LicenseManager;
+  const bought = (await ctx.api.licences(account)).items.filter((l) => open.has(l.termsId) && stillValid(l.expiresAt));
+  const unique = [...new Map(bought.map((l) => [l.licenseId, l])).values()];
+  const balances = await Promise.all(
+    unique.map((l) =>
+      wallet.reader.readContract({ address: lm.address, abi: lm.abi, functionName: "balanceOf", args: [account, BigInt(l.licenseId)] }),
+    ),
+  );
+  return unique.filter((_, i) => (balances[i] as bigint) > 0n);
+}
+
+/** Register an image made from this asset as its derivative, under a licence the account holds:
+ * the API stores it and drafts the registration, the wallet simulates and sends it. */
+async function derivativePanel(ctx: Context, asset: AssetDetail, refresh: () => void): Promise<HTMLElement | null> {
+  const licences = await derivableLicences(ctx, asset);
+  if (licences.length === 0) return null;
+  const licence = licences[0];
+  const file = h("input", { type: "file", accept: "image/png,image/jpeg,image/webp", id: "derivative-file", "aria-label": "the derivative's image file" });
+  const title = h("input", { type: "text", id: "derivative-title", maxlength: 200, placeholder: "title (optional)", "aria-label": "title" });
+  const model = h("input", { type: "number", min: 1, id: "derivative-model", value: String(asset.registration?.modelId ?? 1), "aria-label": "model version used" });
+  const register = actionButton(
+    "Register derivative",
+    async () => {
+      let made: Hex | null = null;
+      const ok = await ctx.act("Registering the derivative", async (wallet) => {
+        const chosen = file.files?.[0];
+        if (!chosen) throw new Error("choose the image file of your derivative first");
+        if (chosen.size > MAX_DERIVATIVE_BYTES) {
+          throw new Error(`the image is ${chosen.size} bytes; this page takes at most 40 KiB (use ape run register_asset for larger files)`);
+        }
+        const modelId = Number(model.value);
+        if (!Number.isInteger(modelId) || modelId < 1) throw new Error("the model version is a whole number, 1 or more");
+        const draft = await ctx.api.draftDerivative({
+          creator: wallet.account as Address,
+          modelId,
+          parents: [asset.digest],
+          licenseIds: [licence.licenseId],
+          image: base64(new Uint8Array(await chosen.arrayBuffer())),
+          title: title.value,
+        });
+        const i = draft.input;
+        const record = { ...i, modelId: BigInt(i.modelId) };
+        const receipt = await wallet.send(ctx.deployment.contracts.ProvenanceRegistry, "register", [record, draft.licenseIds.map((id) => BigInt(id))]);
+        made = draft.digest;
+        return `Derivative ${short(draft.digest)} registered under licence ${short(licence.licenseId)} (block ${receipt.blockNumber})`;
+      });
+      if (ok && made) {
+        // the new asset's page (its lineage, from the chain), keeping the notice that says what happened
+        history.pushState(null, "", `#/asset/${made}`);
+        refresh();
+      }
+    },
+    { class: "primary", "data-action": "register-derivative" },
+  );
+  return h(
+    "section",
+    { class: "panel", id: "derivative" },
+    h("h2", {}, "Register a derivative"),
+    h("p", { class: "muted" },
+      `You hold a licence of this asset that allows derivatives (terms ${licence.termsId}). Register an image you made from it: `,
+      "it is stored by content address with its parameters and metadata, and your wallet signs the registration, ",
+      "which uses one unit of the licence. The registry checks the licence itself; a refusal is named before you sign."),
+    h("div", { class: "row" }, file, title, model, register),
+  );
+}
+
 export async function assetPage(ctx: Context, view: HTMLElement, digest: Hex, refresh: () => void): Promise<void> {
   const [asset, lineage] = await Promise.all([ctx.api.asset(digest), ctx.api.lineage(digest)]);
   const held = await heldLicences(ctx, asset.terms);
@@ -271,6 +352,7 @@ export async function assetPage(ctx: Context, view: HTMLElement, digest: Hex, re
           : asset.terms.map((t) => purchasePanel(ctx, t, held.get(t.termsId) ?? 0, refresh)),
       ),
       metered.length ? await escrowPanel(ctx, asset, metered, refresh) : null,
+      await derivativePanel(ctx, asset, refresh),
       similar.items.length
         ? h("section", { class: "panel" },
             h("h2", {}, "Similar images"),

@@ -138,6 +138,12 @@ def test_a_licensee_registers_a_derivative_through_the_api_and_others_cannot(
         assert [bytes(p) for p in parents] == [parent.content_digest] and list(shares) == [1_000]
         assert registry.tokenURI(int.from_bytes(digest, "big")) == draft["input"]["metadataURI"]
         assert int(licenses.balanceOf(licensee.address, licence)) == 0, "one unit of the licence consumed"
+        # the API finds it at once (the dApp opens its page next), with the metadata it stored
+        async with session.get(server.make_url(f"/v1/assets/0x{digest.hex()}")) as r:
+            shown = await r.json()
+            check_answer(DOC, "GET", f"/v1/assets/0x{digest.hex()}", r.status, shown)
+        assert shown["metadataCid"] == draft["metadataCid"] and shown["parents"] == draft["input"]["parents"]
+        assert shown["creator"] == licensee.address
         # the same bytes again: the registry already has them
         await refused(body(licensee, [parent.content_digest], [licence]), "would_revert", "AlreadyRegistered")
 
