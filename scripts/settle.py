@@ -9,7 +9,7 @@ voucher never holds up the others: each is set aside with the reason and the res
    would revert on or skip (another service's, settled already, beyond the payer's escrow with
    the service, expired, unknown or unmetered terms, ...).
 3. Check the signature of every planned voucher as `settle` will: an account without code must
-   have signed the voucher's EIP-712 digest itself (65 bytes, low s, v 27 or 28; a bad one would
+   have signed the voucher's EIP-712 digest itself (65 bytes, low s, v 27/28 or 0/1; a bad one would
    revert the whole batch); a payer with code is an ERC-1271 wallet (its signature travels whole,
    as the daemon sends it) and must accept the signature through `isValidSignature` (a refusal
    would be skipped). A voucher that fails is left out, saying why, and the plan is made again
@@ -125,8 +125,8 @@ class SignatureCheck:
             return f"the payer's wallet {payer} (ERC-1271) refuses the signature"
         if signer != payer:
             return problem
-        if compact_signature(sv.signature) is None:  # v is 0 or 1: settle recovers only 27 or 28
-            return "bad signature: its v must be 27 or 28 (the signature was made with v 0 or 1)"
+        if compact_signature(sv.signature) is None:  # not writable in the compact form settle takes
+            return "bad signature: not an EIP-2098 compact-able signature (v must be 27/28 or 0/1, s low)"
         return None
 
     def _wallet_accepts(self, payer: str, sv: SignedVoucher) -> bool:

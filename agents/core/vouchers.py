@@ -118,14 +118,16 @@ deadline, r, vs); the terms fix the asset and the batch names the service."""
 
 
 def compact_signature(signature: bytes) -> tuple[bytes, bytes] | None:
-    """The EIP-2098 compact form (r, vs) of a 65-byte r ‖ s ‖ v signature with v in {27, 28}
-    (vs = s with v's parity in the top bit); None for any other signature."""
-    if len(signature) != 65 or signature[64] not in (27, 28):
+    """The EIP-2098 compact form (r, vs) of a 65-byte r ‖ s ‖ v signature with v in {27, 28} or
+    its parity form {0, 1}, as some wallets return it (vs = s with v's parity in the top bit);
+    None for any other signature. Both forms are the same signature: the API accepts a voucher
+    in either, so settlement must send either as what it is, never as a wallet's signature."""
+    if len(signature) != 65 or signature[64] not in (0, 1, 27, 28):
         return None
     s = int.from_bytes(signature[32:64], "big")
     if s >> 255:  # not representable: the top bit carries v
         return None
-    vs = s | ((signature[64] - 27) << 255)
+    vs = s | ((signature[64] % 27) << 255)
     return signature[:32], vs.to_bytes(32, "big")
 
 

@@ -469,6 +469,27 @@ def test_settle_refuses_high_s_signatures(core, payer, asset, terms_id, funded, 
     assert core.licenses.settledOf(payer, SERVICE, terms_id) == 0
 
 
+def test_a_voucher_signed_with_v_as_parity_settles_as_the_api_accepted_it(
+    core, payer, asset, terms_id, funded, chain, service
+):
+    """Some wallets return v as 0 or 1. The API's paywall accepts such a voucher (it recovers the
+    payer) and serves the content for it, so settlement must settle it, not list it as a wallet
+    signature that an EOA payer cannot back (which the contract would skip: content for free)."""
+    from agents.api.paywall import signer_of
+    from agents.core.settlement import SignedVoucher
+
+    v = Voucher(payer.address, SERVICE, asset, terms_id, 7, deadline(chain))
+    sig = sign_voucher(v, payer.private_key, chain.chain_id, core.licenses.address)
+    parity = sig[:64] + bytes([sig[64] - 27])
+    assert signer_of(SignedVoucher(v, parity), chain.chain_id, core.licenses.address) == payer.address
+    assert compact_signature(parity) == compact_signature(sig)
+    calls, wallet_signatures = settle_arguments([(v, parity)])
+    assert wallet_signatures == []
+    receipt = core.licenses.settle(ETH, SERVICE, calls, wallet_signatures, sender=service)
+    assert len(receipt.events.filter(core.licenses.VoucherSettled)) == 1
+    assert core.licenses.settledOf(payer, SERVICE, terms_id) == 7
+
+
 def test_settle_refuses_unparseable_signatures(core, payer, asset, terms_id, funded, chain, service):
     v = signed_voucher(
         core.licenses, chain.chain_id, payer, asset=asset, terms_id=terms_id, cumulative=1, deadline=deadline(chain)
