@@ -17,17 +17,32 @@ One run, start to finish, with progress on the console:
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import ape
 import click
 from ape.cli import ConnectedProviderCommand
 
-from agents.app.report import AssetRow, Report, render
+from agents.app.report import (
+    AssetRow,
+    Distribution,
+    EscrowAccount,
+    Flow,
+    Report,
+    VoucherOutcome,
+    distribution_flows,
+    escrow_accounts,
+    eth,
+    outcome_counts,
+    render,
+    voucher_outcome,
+    voucher_summary,
+)
 from agents.app.wiring import Parts, build_agents, open_local
 from agents.core.errors import PermanentError
 from agents.core.requests import GenerationRequest
@@ -55,11 +70,11 @@ class Console:
     def step(self, text: str) -> None:
         click.echo(f"[{time.monotonic() - self.started:7.1f}s] {text}")
 
-    def counts(self, counts: dict[str, int]) -> None:
+    def counts(self, counts: dict[str, int], what: str = "jobs") -> None:
         line = ", ".join(f"{stage} {n}" for stage, n in sorted(counts.items()))
         if line != self._last:
             self._last = line
-            self.step(f"  jobs: {line}")
+            self.step(f"  {what}: {line}")
 
 
 def prompts(count: int, seed: int) -> list[str]:
@@ -81,22 +96,29 @@ async def run_pipeline(parts: Parts, requests: list[GenerationRequest], requeste
     return agents
 
 
-async def settle_vouchers(parts: Parts, vouchers: list[SignedVoucher], console: Console) -> dict[str, int]:
+async def settle_vouchers(parts: Parts, vouchers: list[SignedVoucher], console: Console) -> None:
     for voucher in vouchers:
         await parts.journal.call(submit_voucher, parts.journal, voucher)
     agents = build_agents(parts, names=["settlement"], linger_s=1.0, withdraw_every_s=1.0)
+
+    def progress(counts: dict[str, int]) -> None:  # the journal's stages, of vouchers only
+        handled = counts.get(jobs.SETTLED, 0) + counts.get(jobs.SKIPPED, 0) + counts.get(jobs.FAILED, 0)
+        console.counts({"waiting": counts.get(jobs.RECEIVED, 0), "handled": handled}, what="vouchers")
+
     await agents.start()
     try:
-        counts = await agents.until(all_final(), within_s=600, progress=console.counts)
+        await agents.until(all_final(), within_s=600, progress=progress)
         # one scheduled withdrawal after the settlement has landed
         settle = agents.stages[0]
         await asyncio.sleep(1.5)
         withdrawn = await settle.withdraw_due([ETH])  # type: ignore[attr-defined]
         if withdrawn:
-            console.step(f"settlement agent withdrew the creator's {withdrawn[ETH] / 1e18:.6f} ETH")
+            console.step(
+                f"settlement agent withdrew the operator's {eth(withdrawn[ETH])} ETH "
+                "(its creator share and the protocol fee, so far)"
+            )
     finally:
         await agents.stop()
-    return counts
 
 
 @click.command(cls=ConnectedProviderCommand)
@@ -134,7 +156,7 @@ async def main(root: Path, state: Path, out: Path, count: int, seed: int, networ
         progress=console.step,
         sender_poll=0.02,
     )
-    journal, store, identity = parts.journal, parts.store, parts.signer()
+    journal = parts.journal
     requests = [GenerationRequest(prompt=p, seed=seed * 1_000 + i) for i, p in enumerate(prompts(count, seed))]
     market = ape.project.GenerationMarket.at(setup.addresses["GenerationMarket"])
     registry = ape.project.ProvenanceRegistry.at(setup.addresses["ProvenanceRegistry"])
@@ -202,8 +224,8 @@ async def main(root: Path, state: Path, out: Path, count: int, seed: int, networ
         f"agent {payer.address[:10]} deposited 0.05 ETH with the operator's service and signed {len(vouchers)} "
         f"cumulative vouchers ({uses} uses)"
     )
-    counts = await settle_vouchers(parts, vouchers, console)
-    console.step(f"vouchers: {counts.get(jobs.SETTLED, 0)} settled, {counts.get(jobs.SKIPPED, 0)} skipped")
+    await settle_vouchers(parts, vouchers, console)
+    console.step(f"vouchers: {voucher_summary(await voucher_outcomes(journal))}")
 
     for job in bought:  # licence revenue waits in the splitter until distributed (anyone may call)
         digest = bytes.fromhex(job.payload["sha256"])
@@ -227,54 +249,157 @@ async def main(root: Path, state: Path, out: Path, count: int, seed: int, networ
         market.withdraw(operator.address, sender=operator)
         console.step(f"operator withdrew {market_fees / 1e18:.6f} ETH of generation fees from the market")
 
-    report = await build_report(
-        journal,
-        store,
-        identity,
-        registry,
-        splitter,
-        setup,
-        operator,
-        developer,
-        origin_a,
-        origin_b,
-        count,
-        pipeline_s,
-        network,
-        market_fees,
-        patron,
-    )
+    cast = Cast(operator, developer, origin_a, origin_b, buyer, payer, patron)
+    contracts = Contracts(registry, licenses, splitter, market)
+    report = await build_report(parts, setup, cast, contracts, count, pipeline_s, network)
     path = out / "report.html"
     path.write_text(render(report), encoding="utf8")
     parts.close()
     click.echo("")
+    width = max(len(key) for key, _ in report.summary) + 2
     for key, value in report.summary:
-        click.echo(f"  {key:<28} {value}")
+        click.echo(f"  {key:<{width}} {value}")
     click.echo("")
-    for name, amount in report.money:
-        click.echo(f"  {name:<40} {amount / 1e18:.6f} ETH")
+    width = max(len(flow.label) for flow in report.money) + 2
+    for flow in report.money:
+        click.echo(f"  {flow.label:<{width}} {eth(flow.wei)} ETH")
+    click.echo(f"  {'total (= paid in)':<{width}} {eth(sum(flow.wei for flow in report.money))} ETH")
     console.step(f"report: {path}")
 
 
-async def build_report(
-    journal,
-    store,
-    identity,
-    registry,
-    splitter,
-    setup,
-    operator,
-    developer,
-    origin_a,
-    origin_b,
-    count,
-    pipeline_s,
-    network,
-    market_fees,
-    patron,
-):  # type: ignore[no-untyped-def]
+class Cast(NamedTuple):
+    """The demo's accounts, by the part each plays (named tuples, not dataclasses: ape loads a
+    script without registering it in sys.modules, which dataclasses need)."""
+
+    operator: Any
+    developer: Any
+    origin_a: Any
+    origin_b: Any
+    buyer: Any
+    payer: Any
+    patron: Any
+
+    def names(self) -> dict[str, str]:
+        """Lower-case address -> role, as the report labels addresses."""
+        roles = {
+            "operator": self.operator,
+            "model developer": self.developer,
+            "data originator A": self.origin_a,
+            "data originator B": self.origin_b,
+            "licensee": self.buyer,
+            "payer agent": self.payer,
+            "patron": self.patron,
+        }
+        return {str(account.address).lower(): role for role, account in roles.items()}
+
+
+class Contracts(NamedTuple):
+    registry: Any
+    licenses: Any
+    splitter: Any
+    market: Any
+
+
+async def voucher_outcomes(journal: Any) -> list[VoucherOutcome]:
+    """Every journaled voucher's outcome, by terms id then cumulative amount."""
+    outcomes = []
+    for stage in (jobs.SETTLED, jobs.SKIPPED, jobs.FAILED, jobs.RECEIVED):
+        for job in await journal.call(journal.at_stage, stage):
+            if job.kind == jobs.VOUCHER:
+                outcomes.append(voucher_outcome(stage, job.payload, job.error))
+    return sorted(outcomes, key=lambda o: (o.terms_id, o.payer, o.cumulative))
+
+
+def _logs(contract: Any, name: str, event: str, **filters: Any) -> list[Any]:
+    """Every `event` of `contract` (ABI `name`) since the first block, as web3 decodes it."""
+    abi = load_abis(project_root(), [name])[name]
+    web3_contract = ape.chain.provider.web3.eth.contract(address=str(contract.address), abi=abi)
+    logs = getattr(web3_contract.events, event)().get_logs(from_block=0, argument_filters=filters or None)
+    return [log["args"] for log in logs]
+
+
+def _escrow(licenses: Any) -> list[EscrowAccount]:
+    """Each payer's escrow with each service, in ETH, from the deposit and withdrawal events, the
+    channels' settled amounts and the balance now."""
+    eth_terms = [t for t in range(1, int(licenses.termsCount()) + 1) if str(licenses.getTerms(t)[1]) == ETH]
+    deposits = [
+        (str(a["payer"]), str(a["service"]), int(a["amount"]))
+        for a in _logs(licenses, "LicenseManager", "EscrowDeposited", currency=ETH)
+    ]
+    withdrawals = [
+        (str(a["payer"]), str(a["service"]), int(a["amount"]))
+        for a in _logs(licenses, "LicenseManager", "EscrowWithdrawn", currency=ETH)
+    ]
+    return escrow_accounts(
+        deposits,
+        withdrawals,
+        settled_of=lambda payer, service: sum(int(licenses.settledOf(payer, service, t)) for t in eth_terms),
+        held_of=lambda payer, service: int(licenses.escrowOf(payer, ETH, service)[0]),
+    )
+
+
+def _money(
+    contracts: Contracts, setup: Any, cast: Cast, escrow: list[EscrowAccount], assets: list[AssetRow]
+) -> tuple[list[tuple[str, int]], list[Flow]]:
+    """What was paid into the run, and where it ended, from the contracts' events and state."""
+    licenses, splitter, market, registry = contracts.licenses, contracts.splitter, contracts.market, contracts.registry
+    licence_sales = sum(int(a["price"]) for a in _logs(licenses, "LicenseManager", "LicensePurchased"))
+    requested = sum(int(a["fee"]) for a in _logs(market, "GenerationMarket", "GenerationRequested"))
+    paid_in = [
+        ("licences", licence_sales),
+        ("escrow deposits", sum(a.deposited for a in escrow)),
+        ("generation fees", requested),
+    ]
+    creators: dict[bytes, str] = {}
+
+    def creator_of(asset: bytes) -> str:
+        if asset not in creators:
+            creators[asset] = str(registry.getAsset(asset).creator)
+        return creators[asset]
+
+    distributions = [
+        Distribution(
+            creator=creator_of(bytes(a["asset"])),
+            amount=int(a["amount"]),
+            creator_share=int(a["creatorShare"]),
+            developer_share=int(a["developerShare"]),
+            data_share=int(a["dataShare"]),
+            parents_share=int(a["parentsShare"]),
+            fee=int(a["feeShare"]),
+        )
+        for a in _logs(splitter, "RoyaltySplitter", "Distributed", currency=ETH)
+    ]
+    claimed = int(splitter.dataClaimedOf(setup.t2i_model_id, ETH, cast.origin_a.address, 600_000))
+    money = distribution_flows(
+        distributions,
+        names=cast.names(),
+        treasury=str(cast.operator.address),  # the deployment names the operator as treasury
+        data_claims=[("data originator A", claimed)],
+    )
+    pending = sum(
+        int(splitter.pendingRevenueOf(bytes.fromhex(row.payload["sha256"]), ETH))
+        for row in assets
+        if "seq" in row.payload
+    )
+    if pending:
+        money.append(Flow("revenue not yet distributed", pending, "other", "in the splitter"))
+    fulfilled = sum(int(a["fee"]) for a in _logs(market, "GenerationMarket", "GenerationFulfilled"))
+    refunded = sum(int(a["fee"]) for a in _logs(market, "GenerationMarket", "GenerationRefunded"))
+    money.append(Flow("generation fees: operator", fulfilled, "market", "for fulfilled requests"))
+    if refunded:
+        money.append(Flow("generation fees refunded", refunded, "market", "lapsed requests"))
+    if requested - fulfilled - refunded:
+        money.append(Flow("generation fees held", requested - fulfilled - refunded, "market", "open requests"))
+    money.append(Flow("still in escrow", sum(a.held for a in escrow), "escrow", "the payer's, with the service"))
+    if withdrawn := sum(a.withdrawn for a in escrow):
+        money.append(Flow("escrow taken back by payers", withdrawn, "escrow"))
+    return paid_in, money
+
+
+async def _asset_rows(journal: Any, store: Any, identity: Any, registry: Any) -> list[AssetRow]:
+    """Each asset job with its image, its sidecar checked, its metadata name and, when it names an
+    attesting model, the attestation as the chain holds it."""
     rows: list[AssetRow] = []
-    stages = await journal.call(journal.counts)
     for stage in (jobs.ATTESTED, jobs.UNPROVEN, jobs.REVIEW, jobs.REJECTED, jobs.FAILED, jobs.CANCELLED):
         for job in await journal.call(journal.at_stage, stage):
             if job.kind != jobs.ASSET:
@@ -288,54 +413,67 @@ async def build_report(
                     ok = True
                 except CredentialError:
                     ok = False
+            name = None
+            if "metadata_cid" in job.payload:
+                name = str(json.loads(await store.get(Cid.parse(job.payload["metadata_cid"]))).get("name", ""))
             payload = {**job.payload, "error": job.error}
-            rows.append(AssetRow(job.key, stage, payload, png, ok))
-    on_chain = int(registry.assetCount())
-    attested = sum(
-        1
-        for r in rows
-        if r.stage == jobs.ATTESTED
-        and registry.attestationOf(bytes.fromhex(r.payload["sha256"]), r.payload["attested_by"])[0]
-    )
-    fee_treasury = operator.address  # the deployment names the operator as treasury
-    deposited, withdrawn = splitter.totalsOf(ETH)
-    pool_total, pool_paid = splitter.dataPoolOf(setup.t2i_model_id, ETH)
+            if "attested_by" in payload:
+                attested, score = registry.attestationOf(bytes.fromhex(payload["sha256"]), payload["attested_by"])
+                payload.update(score=int(score), attested_on_chain=bool(attested))
+            rows.append(AssetRow(job.key, stage, payload, png, ok, name))
+    return rows
+
+
+async def build_report(
+    parts: Parts, setup: Any, cast: Cast, contracts: Contracts, count: int, pipeline_s: float, network: str
+) -> Report:
+    journal, splitter = parts.journal, contracts.splitter
+    rows = await _asset_rows(journal, parts.store, parts.signer(), contracts.registry)
+    stages: dict[str, int] = {}
+    for row in rows:
+        stages[row.stage] = stages.get(row.stage, 0) + 1
+    vouchers = await voucher_outcomes(journal)
+    escrow = _escrow(contracts.licenses)
+    paid_in, money = _money(contracts, setup, cast, escrow, rows)
+    deposited, withdrawn = (int(x) for x in splitter.totalsOf(ETH))
+    pool_total, pool_paid = (int(x) for x in splitter.dataPoolOf(setup.t2i_model_id, ETH))
+    held = {
+        "escrow": int(splitter.reserveOf(ETH)),
+        "unclaimed data shares": pool_total - pool_paid,
+        "dust": int(splitter.dustOf(ETH)),
+    }
+    held["balances and revenue not paid out"] = deposited - withdrawn - sum(held.values())
     report = Report(title="proofmint demo")
     report.summary = [
         ("network", network),
         ("requests (CLI and paid on chain)", str(count)),
-        ("journal stages", ", ".join(f"{k} {v}" for k, v in sorted(stages.items()))),
-        ("assets registered on chain", str(on_chain)),
-        ("assets zk-attested on chain", str(attested)),
+        ("assets (journal)", ", ".join(f"{k} {v}" for k, v in sorted(stages.items()))),
+        ("vouchers (journal)", ", ".join(f"{n} {outcome}" for outcome, n in outcome_counts(vouchers).items())),
+        ("assets registered on chain", str(int(contracts.registry.assetCount()))),
+        ("assets zk-attested on chain", str(sum(1 for r in rows if r.payload.get("attested_on_chain")))),
         ("pipeline wall time", f"{pipeline_s:.1f} s"),
-        ("royalty splitter: paid in / paid out", f"{deposited / 1e18:.6f} / {withdrawn / 1e18:.6f} ETH"),
-    ]
-    report.money = [
-        ("creator + protocol treasury (operator)", _withdrawn_by(splitter, fee_treasury)),
-        ("creator of the paid generations (patron)", _withdrawn_by(splitter, patron.address)),
-        ("generation fees (market -> operator)", market_fees),
-        ("model developer", _withdrawn_by(splitter, developer.address)),
         (
-            "data originator A (claimed)",
-            int(splitter.dataClaimedOf(setup.t2i_model_id, ETH, origin_a.address, 600_000)),
+            "royalty splitter: paid in / out / held",
+            f"{eth(deposited)} / {eth(withdrawn)} / {eth(deposited - withdrawn)} ETH",
         ),
-        ("data originators, unclaimed", int(pool_total) - int(pool_paid)),
-        ("rounding dust", int(splitter.dustOf(ETH))),
+        ("royalty splitter holds", ", ".join(f"{what} {eth(wei)}" for what, wei in held.items()) + " ETH"),
     ]
     report.assets = rows
+    report.paid_in = paid_in
+    report.money = money
+    report.escrow = escrow
+    report.vouchers = vouchers
+    report.names = cast.names()
+    report.score_scales = {
+        int(model_id): int(circuit.settings()["model_output_scales"][0])
+        for circuit, model_id in setup.head_models.values()
+    }
     report.notes = [
         "The chain is the embedded py-evm chain; it ends with the process, and so does this run's state (.cache/demo).",
         "The curation head that the zk proofs cover has seeded weights: the proof shows that this registered model "
         "scored exactly the registered input, not that the score means anything yet.",
-        f"Data originator B ({origin_b.address}) has not claimed: its share stays in the pool until it does.",
+        "The operator is both a creator and the protocol's treasury: its creator share and the protocol fee are "
+        "separate bars, and it withdrew both together.",
+        f"Data originator B ({cast.origin_b.address}) has not claimed: its share stays in the pool until it does.",
     ]
     return report
-
-
-def _withdrawn_by(splitter: Any, account: str) -> int:
-    """Everything `account` withdrew from the splitter, from its `Withdrawn` events."""
-    contract = ape.chain.provider.web3.eth.contract(
-        address=str(splitter.address), abi=load_abis(project_root(), ["RoyaltySplitter"])["RoyaltySplitter"]
-    )
-    logs = contract.events.Withdrawn().get_logs(from_block=0, argument_filters={"account": str(account)})
-    return sum(int(log["args"]["amount"]) for log in logs)
