@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import random
 import shutil
@@ -53,6 +54,22 @@ class ProvingError(ZkmlError):
 
 def _quiet(_: str) -> None:
     return None
+
+
+_log = logging.getLogger(__name__)
+
+
+class _FidelityReport(logging.Filter):
+    """ezkl logs calibration's numerical fidelity table (the quantisation errors it measured) as
+    a warning on `ezkl.execute` every time, whether anything is wrong or not. The table goes to
+    this module's debug log instead, so a console's warnings are the ones that mean something."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "Numerical Fidelity Report" not in message:
+            return True
+        _log.debug("ezkl calibration: %s", message)
+        return False
 
 
 @dataclass(frozen=True)
@@ -248,14 +265,19 @@ class Circuit:
         # that rescale, which ezkl range-checks in the circuit (the output itself is not checked:
         # `ignore_range_check_inputs_outputs`). Left free, calibration keeps the products
         # unscaled (scores at 2^-39, with either tuning), which the registry would refuse.
-        ok = ezkl.calibrate_settings(
-            data=str(self.artifacts.calibration),
-            model=str(self.artifacts.onnx),
-            settings=str(tmp),
-            target=tuning.target,
-            scales=[pinned.input_scale],
-            scale_rebase_multiplier=[1],
-        )
+        execute_log, fidelity = logging.getLogger("ezkl.execute"), _FidelityReport()
+        execute_log.addFilter(fidelity)
+        try:
+            ok = ezkl.calibrate_settings(
+                data=str(self.artifacts.calibration),
+                model=str(self.artifacts.onnx),
+                settings=str(tmp),
+                target=tuning.target,
+                scales=[pinned.input_scale],
+                scale_rebase_multiplier=[1],
+            )
+        finally:
+            execute_log.removeFilter(fidelity)
         _run("calibrate_settings", ok, self.artifacts)
         check_pinned(tmp, pinned)  # calibration must not have moved a pin
 
