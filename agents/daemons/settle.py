@@ -96,9 +96,13 @@ class SettleStage(Stage):
         self, vouchers: Iterable[SignedVoucher]
     ) -> tuple[dict[int, TermsView | None], dict[Channel, int], dict[tuple[str, str, str], int]]:
         vouchers = list(vouchers)
-        terms_ids = sorted({sv.voucher.terms_id for sv in vouchers})
+        # getTerms reverts for an id never attached: such a voucher is left out (unknown terms), and
+        # its neighbours still settle
+        count = int(await self.client.call(LICENSES, "termsCount"))
+        wanted = {sv.voucher.terms_id for sv in vouchers}
+        terms: dict[int, TermsView | None] = {t: None for t in wanted if not 0 < t <= count}
+        terms_ids = sorted(wanted - set(terms))
         read = await asyncio.gather(*(self.client.call(LICENSES, "getTerms", t) for t in terms_ids))
-        terms: dict[int, TermsView | None] = {}
         for terms_id, t in zip(terms_ids, read, strict=True):
             asset, currency, price_per_use = bytes(t[0]), str(t[1]), int(t[2])
             terms[terms_id] = None if asset == ZERO32 else TermsView(asset, currency, price_per_use)
