@@ -263,7 +263,9 @@ async def main(root: Path, state: Path, out: Path, count: int, seed: int, networ
     width = max(len(flow.label) for flow in report.money) + 2
     for flow in report.money:
         click.echo(f"  {flow.label:<{width}} {eth(flow.wei)} ETH")
-    click.echo(f"  {'total (= paid in)':<{width}} {eth(sum(flow.wei for flow in report.money))} ETH")
+    total, paid_in = sum(flow.wei for flow in report.money), sum(wei for _, wei in report.paid_in)
+    check = "adds up to what was paid in" if total == paid_in else f"paid in {eth(paid_in)} ETH: it does not add up"
+    click.echo(f"  {'total':<{width}} {eth(total)} ETH ({check})")
     console.step(f"report: {path}")
 
 
