@@ -25,7 +25,7 @@ setup: ## Install everything (venv, npm packages, solc); quick when already inst
 	@tools/bootstrap.sh
 
 compile: setup ## Compile the contracts with ape (offline)
-	@$(APE) compile
+	@$(APE) compile -v SUCCESS
 
 demo: compile ## The main job: the whole product on the embedded chain, report in artifacts/demo/report.html
 	@$(APE) run demo $(if $(COUNT),--count $(COUNT))

@@ -25,7 +25,7 @@ from agents.runtime.journal import Job
 from agents.runtime.stage import Done, Failed, Outcome, Stage
 from agents.storage.cid import Cid
 from agents.storage.credentials import DevIdentity, sign_sidecar
-from agents.storage.manifest import Provenance, c2pa_definition, canonical_json, erc721_metadata
+from agents.storage.manifest import Provenance, c2pa_definition, canonical_json, erc721_metadata, metadata_name
 from agents.storage.store import LocalStore
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -117,7 +117,7 @@ class PublishStage(Stage):
         )
         sidecar = await asyncio.to_thread(sign_sidecar, c2pa_definition(provenance), png, self.identity)
         manifest_cid = await self.store.put(sidecar)
-        name = f"{request['prompt'][:60]} (seed {request['seed']})"
+        name = metadata_name(request["prompt"], request["seed"])
         metadata = erc721_metadata(provenance, name=name, manifest=manifest_cid)
         metadata_cid = await self.store.put(canonical_json(metadata))
         commitment = await asyncio.to_thread(

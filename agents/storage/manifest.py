@@ -148,6 +148,16 @@ def erc721_metadata(p: Provenance, *, name: str, manifest: Cid | None) -> dict[s
     return metadata
 
 
+def metadata_name(prompt: str, seed: int, limit: int = 60) -> str:
+    """The ERC-721 name: the prompt, cut at a word boundary with an ellipsis past `limit`
+    characters, and the seed."""
+    if len(prompt) > limit:
+        head = prompt[: limit - 1]
+        cut = head.rfind(" ")
+        prompt = (head[:cut] if cut > 0 else head).rstrip(" ,;:-") + "…"
+    return f"{prompt} (seed {seed})"
+
+
 def canonical_json(document: Mapping[str, Any]) -> bytes:
     """Sorted keys, no spaces, UTF-8: equal documents store as equal bytes (and equal CIDs)."""
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()

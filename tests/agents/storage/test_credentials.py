@@ -119,3 +119,14 @@ def test_identity_is_made_once_and_reused(tmp_path: Path):
     first = DevIdentity.load_or_create(tmp_path)
     assert DevIdentity.load_or_create(tmp_path) == first
     assert oct((tmp_path / "key.pem").stat().st_mode & 0o777) == "0o600"
+
+
+def test_metadata_names_are_cut_at_a_word_boundary():
+    from agents.storage.manifest import metadata_name
+
+    prompt = "three small orange triangles in the top left corner over a plain navy background"
+    name = metadata_name(prompt, 7)
+    assert name == "three small orange triangles in the top left corner over a… (seed 7)"
+    assert len(name.split(" (seed")[0]) <= 60 and prompt.startswith(name.split("…")[0])
+    assert metadata_name("a red circle", 1) == "a red circle (seed 1)"
+    assert metadata_name("x" * 80, 2) == "x" * 59 + "… (seed 2)"  # one long word: cut where it must be
