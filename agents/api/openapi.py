@@ -157,8 +157,11 @@ GENERATION_REQUEST = _object(
 )
 LINEAGE = _object(
     {
-        "model": _nullable(STRING | {"description": "the model's hub id; null when loaded from a local folder"}),
+        "modelId": _nullable(INT | {"description": "the registered model version that made it"}),
         "modelDigest": STRING | {"description": "digest of the model's weights"},
+        "paramsCid": _nullable(
+            STRING | {"description": "the parameters document: sha256 of its bytes is paramsDigest"}
+        ),
         "pipeline": STRING,
         "scheduler": STRING,
         "adapters": {"type": "array", "items": STRING},

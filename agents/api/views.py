@@ -17,7 +17,6 @@ registered model version identify the model publicly).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any, Literal, TypedDict
 
 from agents.api.lineage import OnChain
@@ -98,8 +97,9 @@ class GenerationRequest(TypedDict):
 class Lineage(TypedDict):
     """What produced the image, beyond the request (whose parameters the generator used as given)."""
 
-    model: str | None
+    modelId: int | None
     modelDigest: str
+    paramsCid: str | None
     pipeline: str
     scheduler: str
     adapters: list[str]
@@ -214,26 +214,17 @@ def request_of(raw: Any) -> GenerationRequest | None:
     }
 
 
-def public_model(source: Any) -> str | None:
-    """The model's name as the generator loaded it (a hub id), or None when that was a folder of
-    this machine (an absolute, home-relative or dot-relative path, or a `local-dir:` source)."""
-    if source is None:
-        return None
-    text = str(source)
-    local = (
-        text.startswith(("local-dir:", "~", "./", "../", ".\\", "..\\", "file:"))
-        or PurePosixPath(text).is_absolute()
-        or PureWindowsPath(text).is_absolute()
-    )
-    return None if local else text
-
-
-def lineage_of(raw: Any) -> Lineage | None:
+def lineage_of(raw: Any, params_cid: Any = None) -> Lineage | None:
+    """The lineage as clients read it: the model by its registered version and weights digest
+    (a journal of an older version may name a folder of this machine: never shown), and where the
+    parameters document (the pre-image of paramsDigest) is stored."""
     if not isinstance(raw, Mapping) or "model_digest" not in raw:
         return None
+    model_id = _int_or_none(raw.get("model_id"))
     return {
-        "model": public_model(raw.get("model")),
+        "modelId": model_id or None,
         "modelDigest": str(raw["model_digest"]),
+        "paramsCid": _str_or_none(params_cid),
         "pipeline": str(raw.get("pipeline", "")),
         "scheduler": str(raw.get("scheduler", "")),
         "adapters": [str(a) for a in raw.get("adapters", ())],
@@ -297,6 +288,12 @@ def _ipfs_cid(uri: str) -> str | None:
         return None
 
 
+def _registered_model(lineage: Any) -> int | None:
+    """The model version the lineage names (the one the registrar registered the asset with)."""
+    model_id = _int_or_none(lineage.get("model_id")) if isinstance(lineage, Mapping) else None
+    return model_id or None
+
+
 def _market_request(p: Mapping[str, Any]) -> MarketRequest | None:
     request_id = p.get("market_request")
     if request_id is None:
@@ -323,12 +320,14 @@ def asset_detail(
             "manifestCid": _str_or_none(p.get("manifest_cid")),
             "metadataURI": _str_or_none(p.get("metadata_uri")),
             "request": request_of(request),
-            "lineage": lineage_of(lineage),
+            "lineage": lineage_of(lineage, p.get("params_cid")),
             "parents": [hex0x(str(d)) for d in parents or ()],
             "paramsDigest": _hex_or_none(p.get("params_digest")),
             "commitment": _hex_or_none(p.get("commitment")),
             "registration": (
-                {"modelId": None, "transaction": _hex_or_none(p["register_tx"])} if p.get("register_tx") else None
+                {"modelId": _registered_model(lineage), "transaction": _hex_or_none(p["register_tx"])}
+                if p.get("register_tx")
+                else None
             ),
             "marketRequest": _market_request(p),
             "children": children,

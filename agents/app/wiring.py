@@ -340,7 +340,7 @@ async def open_parts(
         identity=identity,
         generator=generator,
         curator=curator,
-        model=ModelInfo("proofmint tiny-t2i" if t2i is None else t2i, f"model version {t2i_model_id}"),
+        model=ModelInfo(_model_name(t2i), f"model version {t2i_model_id}"),
         t2i_model_id=t2i_model_id,
         head_models=head_models,
         input_scale=PINNED.input_scale,
@@ -421,12 +421,22 @@ class BuildOptions:
 StageFactory = Callable[[Parts, StageSpec, BuildOptions, dict[str, Any]], Stage]
 
 
+def _model_name(t2i: str | None) -> str:
+    """The generator's name as manifests publish it: a hub id as given, a local folder by its
+    name only (never this machine's path)."""
+    if t2i is None:
+        return "proofmint tiny-t2i"
+    local = t2i.startswith(("/", "~", ".", "local-dir:")) or Path(t2i).exists()
+    return Path(t2i.removeprefix("local-dir:")).name if local else t2i
+
+
 def _generator(parts: Parts, spec: StageSpec, o: BuildOptions, common: dict[str, Any]) -> Stage:
     return GenerateStage(
         parts.journal,
         parts.generator,
         parts.store,
         worker=f"{o.worker}/generator",
+        model_id=parts.t2i_model_id,
         batch=o.generate_batch,
         # the generator pads every micro-batch to its size (so results never depend on the
         # company a request keeps): wait a moment for a full one rather than pad

@@ -4,14 +4,17 @@ Each claimed batch is generated in the generator's executor (micro-batches of eq
 parameters; a micro-batch that fails is run again request by request, so one bad request fails
 alone and its neighbours complete), every PNG is added to the store (CIDv1, raw leaves: its multihash digest is the
 sha256 the chain registers), and the job records the CID, the digest, the lineage and its
-parameters digest. Generation is deterministic per request and the store is content-addressed,
-so doing a batch again after a crash stores the same bytes under the same CID: nothing doubles.
+parameters digest. The lineage names the model by its registered version and weights digest
+(never a local path), and its canonical bytes (the parameters document, whose sha256 is the
+parameters digest) are stored too, so anyone can recompute the digest from public data.
+Generation is deterministic per request and the store is content-addressed, so doing a batch
+again after a crash stores the same bytes under the same CID: nothing doubles.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from agents.core.requests import GenerationRequest, GeneratorError
@@ -29,9 +32,12 @@ class GenerateStage(Stage):
     target = jobs.GENERATED
     give_up = jobs.FAILED
 
-    def __init__(self, journal: Any, generator: Generator, store: LocalStore, **options: Any) -> None:
+    def __init__(
+        self, journal: Any, generator: Generator, store: LocalStore, *, model_id: int = 0, **options: Any
+    ) -> None:
+        """`model_id`: the generator's registered model version, which its lineage names."""
         super().__init__(journal, **options)
-        self.generator, self.store = generator, store
+        self.generator, self.store, self.model_id = generator, store, model_id
 
     async def process(self, batch: Sequence[Job]) -> Sequence[Outcome]:
         outcomes: list[Outcome] = []
@@ -49,11 +55,13 @@ class GenerateStage(Stage):
                 outcomes.append(Failed(job.key, f"{type(image).__name__}: {image}", is_retryable(image)))
                 continue
             cid = await self.store.put(image.png)
-            lineage = image.lineage
+            lineage = replace(image.lineage, model_id=self.model_id)
+            params = await self.store.put(lineage.canonical())  # the pre-image of paramsDigest, public
             updates = {
                 "cid": str(cid),
                 "sha256": image.digest.hex(),
                 "params_digest": lineage.params_digest().hex(),
+                "params_cid": str(params),
                 "lineage": asdict(lineage),
                 "generated_at": job.updated_at,
             }

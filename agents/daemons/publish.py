@@ -14,6 +14,7 @@ registrar, so that costs nothing.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -87,6 +88,14 @@ class PublishStage(Stage):
                 outcomes.append(Failed(job.key, str(error), retryable=False))
         return outcomes
 
+    async def _params_document(self, payload: dict[str, Any]) -> Cid:
+        """The stored pre-image of the job's paramsDigest (stored again from its lineage for a job
+        generated before the generator stored it); PublishError if it does not hash to it."""
+        document = canonical_json(payload["lineage"])
+        if hashlib.sha256(document).hexdigest() != payload["params_digest"]:
+            raise PublishError("the lineage does not hash to the job's paramsDigest (made by an older version)")
+        return Cid.parse(payload["params_cid"]) if "params_cid" in payload else await self.store.put(document)
+
     async def _publish(self, job: Job) -> Outcome:
         payload = job.payload
         lineage, request = payload["lineage"], payload["request"]
@@ -114,6 +123,8 @@ class PublishStage(Stage):
             width=width,
             height=height,
             curation=payload.get("curation", {}),
+            lineage=lineage,
+            params_document=await self._params_document(payload),
         )
         sidecar = await asyncio.to_thread(sign_sidecar, c2pa_definition(provenance), png, self.identity)
         manifest_cid = await self.store.put(sidecar)

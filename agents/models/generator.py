@@ -34,6 +34,7 @@ from typing import Any, Protocol
 from agents.core.digests import weights_digest
 from agents.core.requests import GenerationRequest, GeneratorError
 from agents.runtime.processes import ignore_interrupts
+from agents.storage.manifest import canonical_json
 
 #: Pipeline classes proofmint defines, by the `_class_name` a model_index.json names them with,
 #: and the module that defines each. diffusers resolves `_class_name` in its own namespace only;
@@ -48,9 +49,13 @@ class ModelNotFoundError(GeneratorError, FileNotFoundError):
 
 @dataclass(frozen=True)
 class Lineage:
-    """What produced an image: enough to reproduce it on the same device."""
+    """What produced an image: enough to reproduce it on the same device, and portable: the model
+    is named by its registered version (`model_id`, 0 until the generating stage knows it) and
+    its weights digest, never by where it lies on this machine, so the same request gives the
+    same `params_digest` on any checkout. `canonical()` is the pre-image the publisher stores
+    (the parameters document), whose sha256 is the `paramsDigest` the chain holds."""
 
-    model: str
+    model_id: int
     model_digest: str
     pipeline: str
     scheduler: str
@@ -68,8 +73,8 @@ class Lineage:
     batch: int
 
     def canonical(self) -> bytes:
-        """Sorted-key compact JSON: the bytes `params_digest` hashes."""
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
+        """Sorted-key compact UTF-8 JSON (`canonical_json`): the bytes `params_digest` hashes."""
+        return canonical_json(asdict(self))
 
     def params_digest(self) -> bytes:
         """The generation-parameters digest an asset registers."""
@@ -420,10 +425,11 @@ class Generator:
     def adapters(self) -> tuple[str, ...]:
         return tuple(self.describe()["adapters"])
 
-    def lineage(self, request: GenerationRequest) -> Lineage:
+    def lineage(self, request: GenerationRequest, model_id: int = 0) -> Lineage:
+        """The lineage of `request` made here; `model_id`: the registered version of the model."""
         info = self.describe()
         return Lineage(
-            model=self._source,
+            model_id=model_id,
             model_digest=self.runner.model_digest,
             pipeline=str(info["pipeline"]),
             scheduler=str(info["scheduler"]),

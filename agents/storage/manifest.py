@@ -60,6 +60,10 @@ class Provenance:
     parents: Sequence[Parent] = ()
     proof: Mapping[str, Any] | None = None
     format: str = "image/png"
+    lineage: Mapping[str, Any] | None = None
+    """The generation lineage, whose canonical JSON (`canonical_json`) is the parameters document."""
+    params_document: Cid | None = None
+    """Where that document is stored: sha256 of its bytes is `params_digest`."""
 
     def __post_init__(self) -> None:
         if len(self.sha256) != 32 or len(self.params_digest) != 32:
@@ -85,6 +89,7 @@ def c2pa_definition(p: Provenance) -> dict[str, Any]:
     }
     if p.proof is not None:
         provenance["proof"] = dict(p.proof)
+    provenance.update(_pre_image(p))
     return {
         "claim_generator_info": [{"name": CLAIM_GENERATOR, "version": _version()}],
         "title": f"{p.image}.png",
@@ -145,7 +150,18 @@ def erc721_metadata(p: Provenance, *, name: str, manifest: Cid | None) -> dict[s
     }
     if manifest is not None:
         metadata["properties"]["c2paManifest"] = f"ipfs://{manifest}"
+    metadata["properties"].update(_pre_image(p))
     return metadata
+
+
+def _pre_image(p: Provenance) -> dict[str, Any]:
+    """The lineage and the stored parameters document: what anyone hashes to check paramsDigest."""
+    shown: dict[str, Any] = {}
+    if p.lineage is not None:
+        shown["lineage"] = dict(p.lineage)
+    if p.params_document is not None:
+        shown["paramsDocument"] = f"ipfs://{p.params_document}"
+    return shown
 
 
 def metadata_name(prompt: str, seed: int, limit: int = 60) -> str:

@@ -60,9 +60,11 @@ export interface GenerationRequest {
 
 /** What produced the image beyond the request: enough to reproduce it on the same device. */
 export interface Lineage {
-  /** The model's hub id; null when it was loaded from a local folder. */
-  model: string | null;
+  /** The registered model version that made it. */
+  modelId: number | null;
   modelDigest: string;
+  /** The parameters document (the pre-image of paramsDigest) by CID. */
+  paramsCid: string | null;
   pipeline: string;
   scheduler: string;
   adapters: string[];

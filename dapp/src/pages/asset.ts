@@ -38,7 +38,6 @@ function provenance(asset: AssetDetail): HTMLElement {
     ["Steps", request?.steps, false],
     ["Guidance", request?.guidance, false],
     ["Model version (on chain)", registration?.modelId, false],
-    ["Model", lineage?.model, false],
     ["Weights digest", lineage?.modelDigest, true],
     ["Pipeline", lineage?.pipeline, false],
     ["Scheduler", lineage?.scheduler, false],
@@ -52,6 +51,7 @@ function provenance(asset: AssetDetail): HTMLElement {
   }
   rows.push(
     row("Parameters digest", mono(asset.paramsDigest)),
+    row("Parameters document (sha-256 = parameters digest)", mono(lineage?.paramsCid)),
     row("Input commitment (Poseidon)", mono(asset.commitment)),
     row("Metadata", mono(asset.metadataCid)),
     row("Provenance manifest (C2PA vocabulary)", mono(asset.manifestCid)),

@@ -159,7 +159,7 @@ def _payload(n: int, *, parents: tuple[str, ...] = (), market: bool = False) -> 
     request = GenerationRequest(f"a red square {n}", 7_000 + n, negative_prompt="blurry", parents=parents)
     payload = jobs.request_payload(request, requester=CREATOR if market else "cli", source="cli")
     lineage = Lineage(
-        model=LOCAL_MODEL,
+        model_id=1,
         model_digest="ab" * 32,
         pipeline="StableDiffusionPipeline",
         scheduler="EulerDiscreteScheduler",
@@ -181,7 +181,9 @@ def _payload(n: int, *, parents: tuple[str, ...] = (), market: bool = False) -> 
         "cid": f"bafkreicid{n}",
         "sha256": sha,
         "params_digest": lineage.params_digest().hex(),
-        "lineage": asdict(lineage),
+        "params_cid": f"bafkreiparams{n}",
+        # journaled by an older version, the lineage also named the model's folder on this machine
+        "lineage": asdict(lineage) | {"model": LOCAL_MODEL},
         "generated_at": 1.0,
         "curation": {
             "decision": "accept",
@@ -285,10 +287,11 @@ def test_the_detail_of_an_agents_asset_names_its_request_lineage_and_registratio
         "width": None,
         "parents": ["0x" + "01" * 32],
     }
-    assert detail["lineage"] is not None and detail["lineage"]["model"] is None  # a folder of this machine
+    assert detail["lineage"] is not None and "model" not in detail["lineage"]  # a folder of this machine
+    assert detail["lineage"]["modelId"] == 1 and detail["lineage"]["paramsCid"] == "bafkreiparams2"
     assert detail["lineage"]["modelDigest"] == "ab" * 32 and detail["lineage"]["adapters"] == ["lora-style"]
     assert detail["parents"] == ["0x" + "01" * 32] and detail["source"] == "agents"
-    assert detail["registration"] == {"modelId": None, "transaction": "0x" + "fe" * 32}
+    assert detail["registration"] == {"modelId": 1, "transaction": "0x" + "fe" * 32}
     assert detail["marketRequest"] == {"market": MARKET, "requestId": "3"}
     assert detail["zk"] == {"status": "attested", "modelId": 2, "score": 1.0, "transaction": None}
     assert detail["curation"] is not None and detail["curation"]["duplicateOf"] == "0x" + "01" * 32
@@ -296,20 +299,3 @@ def test_the_detail_of_an_agents_asset_names_its_request_lineage_and_registratio
     on = _on_chain(2)
     both = views.asset_detail(job, on, [], [])
     assert both["parents"] == [] and both["registration"] == {"modelId": 1, "transaction": on.transaction}
-
-
-@pytest.mark.parametrize(
-    ("source", "shown"),
-    [
-        ("org/tiny-t2i", "org/tiny-t2i"),
-        ("tiny-t2i", "tiny-t2i"),
-        ("/srv/models/tiny-t2i", None),
-        ("C:\\models\\tiny", None),
-        ("~/models/tiny", None),
-        ("./models/tiny", None),
-        ("local-dir:/srv/clip", None),
-        (None, None),
-    ],
-)
-def test_a_model_loaded_from_a_folder_of_this_machine_is_not_named(source: str | None, shown: str | None):
-    assert views.public_model(source) == shown

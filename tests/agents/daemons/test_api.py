@@ -314,7 +314,8 @@ def test_read_endpoints_say_what_the_chain_and_the_journal_say(
         p = assets[0].payload
         assert one["cid"] == p["cid"] and one["manifestCid"] == p["manifest_cid"] and one["prompt"] == PROMPTS[0]
         assert one["zk"]["status"] == "pending" and one["seq"] == p["seq"] and one["parents"] == []
-        assert one["lineage"]["modelDigest"] == p["lineage"]["model_digest"] and one["lineage"]["model"] is None
+        assert one["lineage"]["modelDigest"] == p["lineage"]["model_digest"] and "model" not in one["lineage"]
+        assert one["lineage"]["modelId"] == p["lineage"]["model_id"] and one["lineage"]["paramsCid"] == p["params_cid"]
         assert one["request"]["seed"] == p["request"]["seed"] and one["request"]["negativePrompt"] == ""
         assert one["registration"]["modelId"] == local_chain.t2i_model_id and one["source"] == "agents"
         assert one["metadataURI"] == p["metadata_uri"] and one["paramsDigest"] == "0x" + p["params_digest"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from typing import Any
 
 import pytest
@@ -122,6 +123,13 @@ def test_requests_become_registered_attested_assets_exactly_once(
             p["seq"],
         )
         assert bytes(asset.paramsDigest).hex() == p["params_digest"]
+        # anyone can recompute paramsDigest: the metadata names the parameters document, whose
+        # sha256 is what the chain holds, and which names the model by version, never a path
+        metadata = json.loads(store.read(Cid.parse(p["metadata_uri"].removeprefix("ipfs://"))))
+        document = store.read(Cid.parse(metadata["properties"]["paramsDocument"].removeprefix("ipfs://")))
+        assert hashlib.sha256(document).digest() == bytes(asset.paramsDigest)
+        assert json.loads(document) == metadata["properties"]["lineage"]
+        assert json.loads(document)["model_id"] == local_chain.t2i_model_id and "model" not in json.loads(document)
         assert bytes(asset.inputBinding) == input_binding(digest, int(p["commitment"], 16))
         assert registry.tokenURI(int.from_bytes(digest, "big")) == p["metadata_uri"]
         assert p["attested_by"] in head_ids

@@ -85,7 +85,7 @@ async def test_lineage_records_everything_that_made_the_image(t2i_folder):
     finally:
         generator.close()
     lineage = image.lineage
-    assert lineage.model == str(t2i_folder)
+    assert lineage.model_id == 0 and str(t2i_folder) not in lineage.canonical().decode()  # no path of this machine
     assert len(bytes.fromhex(lineage.model_digest)) == 32
     assert (lineage.pipeline, lineage.scheduler) == ("TinyText2ImagePipeline", "DDIMScheduler")
     assert (lineage.prompt, lineage.negative_prompt, lineage.seed, lineage.steps, lineage.guidance) == (
@@ -203,7 +203,7 @@ async def test_the_generator_stage_fails_only_the_job_that_fails(t2i_folder, tmp
     bad_payload = "req-from-an-older-version"
     old = {"request": {"prompt": "bad \ud800", "seed": 1, "steps": 2}, "requester": "r", "source": "api"}
     journal.submit(bad_payload, jobs.ASSET, old, stage=jobs.REQUESTED)
-    stage = GenerateStage(journal, generator, store, worker="test")
+    stage = GenerateStage(journal, generator, store, worker="test", model_id=5)
     try:
         outcomes = {o.key: o for o in await stage.process([journal.get(k) for k in [*keys, bad_payload]])}
     finally:
@@ -217,6 +217,11 @@ async def test_the_generator_stage_fails_only_the_job_that_fails(t2i_folder, tmp
         done = outcomes[key]
         assert isinstance(done, Done)
         assert hashlib.sha256(await store.get(Cid.parse(done.updates["cid"]))).hexdigest() == done.updates["sha256"]
+        # the lineage names the registered model, and its stored pre-image hashes to the digest
+        assert done.updates["lineage"]["model_id"] == 5
+        document = await store.get(Cid.parse(done.updates["params_cid"]))
+        assert hashlib.sha256(document).hexdigest() == done.updates["params_digest"]
+        assert json.loads(document) == json.loads(json.dumps(done.updates["lineage"]))
 
 
 def test_missing_models_are_clear_errors(tmp_path, monkeypatch):
@@ -259,7 +264,8 @@ async def test_a_hub_id_loads_from_the_local_cache_snapshot_and_digests_like_the
     finally:
         generator.close()
         from_folder.close()
-    assert cached.lineage.model == "proofmint/tiny-t2i"
+    # the same request made from a hub id and from a folder: one lineage, one parameters digest
+    assert cached.lineage == local.lineage and cached.lineage.params_digest() == local.lineage.params_digest()
     assert cached.lineage.model_digest == weights_digest(t2i_folder).hex() == local.lineage.model_digest
     assert cached.digest == local.digest
     with pytest.raises(ValueError, match="symbolic links"):
@@ -321,7 +327,7 @@ async def test_a_generator_hands_its_runner_fixed_size_micro_batches_of_one_sign
     assert sorted(runner.calls) == [([0, 3], 2), ([1, 2], 2), ([4, 5], 2), ([6], 2)]
     assert [i.png for i in images] == [f"p{i}/{i}".encode() for i in range(7)]
     assert [i.lineage.model_digest for i in images] == [RecordingRunner.model_digest] * 7
-    assert {(i.lineage.model, i.lineage.pipeline, i.lineage.batch) for i in images} == {("recorded", "Recording", 2)}
+    assert {(i.lineage.model_id, i.lineage.pipeline, i.lineage.batch) for i in images} == {(0, "Recording", 2)}
     assert generator.workers == workers and runner.most_at_once == workers
     assert seen[-1] == 7 and len(seen) == 4 and runner.closed
 
