@@ -154,6 +154,30 @@ registration_option = click.option(
 """`--registration` of the commands that run a registrar (`agent registrar`, `up`)."""
 
 
+def _policy(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
+    """The curation policy file, read and checked now (a bad one is one line, before any setup)."""
+    from agents.app.wiring import DEFAULT_POLICY
+    from agents.models.curator import CurationPolicy, CuratorError
+
+    path = value.absolute() if value is not None else project_root() / DEFAULT_POLICY
+    try:
+        CurationPolicy.from_json(path)
+    except CuratorError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return path
+
+
+policy_option = click.option(
+    "--policy",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    callback=_policy,
+    help="Curation policy JSON: thresholds, blocked terms (prompts refused before any image is made) and "
+    "blocked concepts (zero-shot CLIP, prompt and image). Default: the shipped models/curation-policy.json",
+)
+"""`--policy` of the commands that run the generator or the curator (`agent`, `up`)."""
+
+
 @click.command("agent")
 @click.argument("name", type=click.Choice((*DAEMONS, API)))
 @click.option("--rpc", default="http://127.0.0.1:8545", show_default=True, help="JSON-RPC endpoint")
@@ -192,6 +216,7 @@ registration_option = click.option(
     "settlement daemon runs with its key, and checks it against --service when given. Env: PROOFMINT_SERVICE",
 )
 @registration_option
+@policy_option
 def agent_command(
     name: str,
     rpc: str,
@@ -211,6 +236,7 @@ def agent_command(
     data_trees: tuple[Path, ...],
     service: str | None,
     registration: str,
+    policy: Path,
 ) -> None:
     """Run one daemon (generator, curator, publisher, registrar, prover or settlement), or the
     HTTP API with the dApp (api)."""
@@ -256,6 +282,7 @@ def agent_command(
             worker,
             service,
             registration,
+            policy,
         )
     )
 
@@ -328,6 +355,7 @@ async def _run_agent(
     worker: str | None,
     service: str | None,
     registration: str,
+    policy: Path,
 ) -> None:
     from web3 import HTTPProvider, Web3
 
@@ -357,6 +385,7 @@ async def _run_agent(
         clip=clip,
         metrics=metrics,
         service=service,
+        policy=policy,
     )
     queues: dict[str, Any] = {}
     redis = None
@@ -406,6 +435,7 @@ async def _run_agent(
     help=f"The port of its anvil node (implies --network {UP_NETWORKS[1]}; default 8545 there)",
 )
 @registration_option
+@policy_option
 def up_command(
     state: Path | None,
     metrics_port: int,
@@ -414,6 +444,7 @@ def up_command(
     network: str | None,
     rpc_port: int | None,
     registration: str,
+    policy: Path,
 ) -> None:
     """Every daemon in one process on a fresh development chain, and the HTTP API with the dApp,
     until Ctrl-C.
@@ -459,7 +490,7 @@ def up_command(
         if network == FOUNDRY:  # a node of our own, which Ctrl-C does not reach (see devnode)
             stack.enter_context(own_anvil(networks, port=rpc_port))
         stack.enter_context(networks.parse_network_choice(network))
-        asyncio.run(_up(ape, root, state, metrics_port, requests, api_port, registration))
+        asyncio.run(_up(ape, root, state, metrics_port, requests, api_port, registration, policy))
 
 
 def read_prompts(path: Path) -> list[GenerationRequest]:
@@ -516,6 +547,7 @@ async def _up(
     requests: list[GenerationRequest],
     api_port: int,
     registration: str,
+    policy: Path,
 ) -> None:
     from agents.api.serve import DEPS, api_app, serve
     from agents.app.wiring import build_agents, open_local
@@ -532,7 +564,15 @@ async def _up(
         originators=[(str(origin_a.address), 600_000), (str(origin_b.address), 400_000)],
         progress=lambda m: click.echo(m, err=True),
         metrics=metrics,
+        policy=policy,
     )
+    moderation = parts.owned_models.policy if parts.owned_models is not None else None
+    if moderation is not None:
+        click.echo(
+            f"moderation: {policy} ({len(moderation.blocked_terms)} blocked terms, "
+            f"{len(moderation.blocked)} blocked concepts; --policy FILE for another)",
+            err=True,
+        )
     for request in requests:
         key, _ = await parts.journal.call(
             jobs.submit_request, parts.journal, request, requester=str(operator.address), source="cli"

@@ -53,6 +53,8 @@ ZERO32: Final = b"\x00" * 32
 HEAD_SIZES: Final = (4, 1)
 T2I_DEVELOPER_BPS: Final = 1_000
 T2I_DATA_BPS: Final = 500
+DEFAULT_POLICY: Final = Path("models") / "curation-policy.json"
+"""The shipped curation policy (thresholds, blocked terms), relative to the project root."""
 MARKET_PRICE: Final = 10**15
 MARKET_WINDOW_S: Final = 3_600
 
@@ -185,6 +187,17 @@ class Models:
 
     generator: Any = None
     curator: Any = None
+    policy: Any = None
+    """The curation policy the curator applies and the generator screens prompts with."""
+
+    def screen(self) -> Any:
+        """How the generator moderates prompts before generating: with CLIP where the curator is
+        loaded (blocked terms and concepts), else with the policy's blocked terms alone."""
+        from agents.models.curator import CurationPolicy, term_screen
+
+        if self.curator is not None:
+            return self.curator.screen
+        return term_screen(self.policy or CurationPolicy())
 
     def close(self) -> None:
         for part in (self.generator, self.curator):
@@ -199,9 +212,13 @@ async def load_models(
     t2i: str | None = None,
     clip: str | None = None,
     agent_threads: int | None = 1,
+    policy: Path | None = None,
 ) -> Models:
     """The models the daemons in `names` need: the text-to-image pipeline for the generator
-    (default: the shipped `models/tiny-t2i`), CLIP for the curator (`models/tiny-clip`).
+    (default: the shipped `models/tiny-t2i`), CLIP for the curator (`models/tiny-clip`), and
+    the curation policy (`policy`, default the shipped `models/curation-policy.json`). A
+    generator whose policy blocks concepts loads CLIP too, to screen prompts before it spends
+    compute on them.
 
     `agent_threads`: torch's intra-op threads in this process (it is process-wide), where the
     curator's model runs beside the event loop and the embedded chain. One by default: its
@@ -211,16 +228,16 @@ async def load_models(
     from agents.models.generator import ProcessGenerator
 
     names = set(names)
-    models = Models()
+    models = Models(policy=CurationPolicy.from_json(policy or root / DEFAULT_POLICY))
     if "generator" in names:  # in a worker process: the event loop and the EVM never stall it (GIL)
         models.generator = await ProcessGenerator.load(t2i or str(root / "models" / "tiny-t2i"))
-    if "curator" in names:
+    if "curator" in names or ("generator" in names and models.policy.blocked):
         if agent_threads is not None:
             import torch
 
             torch.set_num_threads(agent_threads)
         try:
-            models.curator = await Curator.load(clip or f"local-dir:{root / 'models' / 'tiny-clip'}", CurationPolicy())
+            models.curator = await Curator.load(clip or f"local-dir:{root / 'models' / 'tiny-clip'}", models.policy)
         except BaseException:
             models.close()
             raise
@@ -238,6 +255,8 @@ class Parts:
     identity: DevIdentity | None
     generator: Any
     curator: Any
+    screen: Any
+    """How the generator moderates prompts first (`Models.screen`)."""
     model: ModelInfo
     t2i_model_id: int
     head_models: Mapping[int, tuple[Any, int]]
@@ -290,6 +309,7 @@ async def open_parts(
     agent_threads: int | None = 1,
     service: str | None = None,
     models: Models | None = None,
+    policy: Path | None = None,
 ) -> Parts:
     """Opens what the daemons in `names` need under `state`: the journal, the content store,
     the chain client, the curator's near-duplicate index (as the curator last saved it), and
@@ -308,7 +328,7 @@ async def open_parts(
     await asyncio.to_thread(state.mkdir, parents=True, exist_ok=True)
     owned = None
     if models is None:
-        models = owned = await load_models(root, names, t2i=t2i, clip=clip, agent_threads=agent_threads)
+        models = owned = await load_models(root, names, t2i=t2i, clip=clip, agent_threads=agent_threads, policy=policy)
     journal = Journal(state / "journal.db", final=jobs.REGISTERED_OR_FINAL)
     abis = await asyncio.to_thread(load_abis, root, (*CORE, MARKET))
     client = ChainClient(web3, Account.from_key(key), journal, addresses, abis, poll=sender_poll)
@@ -340,6 +360,7 @@ async def open_parts(
         identity=identity,
         generator=generator,
         curator=curator,
+        screen=models.screen() if generator is not None else None,
         model=ModelInfo(_model_name(t2i), f"model version {t2i_model_id}"),
         t2i_model_id=t2i_model_id,
         head_models=head_models,
@@ -437,6 +458,7 @@ def _generator(parts: Parts, spec: StageSpec, o: BuildOptions, common: dict[str,
         parts.store,
         worker=f"{o.worker}/generator",
         model_id=parts.t2i_model_id,
+        screen=parts.screen,
         batch=o.generate_batch,
         # the generator pads every micro-batch to its size (so results never depend on the
         # company a request keeps): wait a moment for a full one rather than pad

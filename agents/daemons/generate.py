@@ -1,14 +1,17 @@
 """The generator daemon: `requested` jobs in, images in the content store out (`generated`).
 
-Each claimed batch is generated in the generator's executor (micro-batches of equal
-parameters; a micro-batch that fails is run again request by request, so one bad request fails
-alone and its neighbours complete), every PNG is added to the store (CIDv1, raw leaves: its multihash digest is the
-sha256 the chain registers), and the job records the CID, the digest, the lineage and its
-parameters digest. The lineage names the model by its registered version and weights digest
-(never a local path), and its canonical bytes (the parameters document, whose sha256 is the
-parameters digest) are stored too, so anyone can recompute the digest from public data.
-Generation is deterministic per request and the store is content-addressed, so doing a batch
-again after a crash stores the same bytes under the same CID: nothing doubles.
+Each claimed batch is first moderated (`screen`: the policy's blocked terms and, where CLIP is
+loaded, its blocked concepts against the prompts): a refused request ends `rejected` with the
+reason before any compute is spent on it. The rest are generated in the generator's executor
+(micro-batches of equal parameters; a micro-batch that fails is run again request by request,
+so one bad request fails alone and its neighbours complete), every PNG is added to the store
+(CIDv1, raw leaves: its multihash digest is the sha256 the chain registers), and the job records
+the CID, the digest, the lineage and its parameters digest. The lineage names the model by its
+registered version and weights digest (never a local path), and its canonical bytes (the
+parameters document, whose sha256 is the parameters digest) are stored too, so anyone can
+recompute the digest from public data. Generation is deterministic per request and the store is
+content-addressed, so doing a batch again after a crash stores the same bytes under the same
+CID: nothing doubles.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from agents.core.requests import GenerationRequest, GeneratorError
+from agents.models.curator import Screen
 from agents.models.generator import Generator
 from agents.runtime import jobs
 from agents.runtime.journal import Job
@@ -33,11 +37,19 @@ class GenerateStage(Stage):
     give_up = jobs.FAILED
 
     def __init__(
-        self, journal: Any, generator: Generator, store: LocalStore, *, model_id: int = 0, **options: Any
+        self,
+        journal: Any,
+        generator: Generator,
+        store: LocalStore,
+        *,
+        model_id: int = 0,
+        screen: Screen | None = None,
+        **options: Any,
     ) -> None:
-        """`model_id`: the generator's registered model version, which its lineage names."""
+        """`model_id`: the generator's registered model version, which its lineage names.
+        `screen`: moderates the prompts before any image is made (None: no moderation)."""
         super().__init__(journal, **options)
-        self.generator, self.store, self.model_id = generator, store, model_id
+        self.generator, self.store, self.model_id, self.screen = generator, store, model_id, screen
 
     async def process(self, batch: Sequence[Job]) -> Sequence[Outcome]:
         outcomes: list[Outcome] = []
@@ -47,6 +59,18 @@ class GenerateStage(Stage):
                 runnable.append((job, jobs.request_of(job.payload)))
             except GeneratorError as error:
                 outcomes.append(Failed(job.key, str(error), retryable=False))
+        if self.screen is not None and runnable:
+            screened = await self.screen([request.prompt for _, request in runnable])
+            for (job, _), verdict in zip(runnable, screened, strict=True):
+                if verdict.reason:  # refused before any compute is spent on it, saying why
+                    curation = {
+                        "decision": "reject",
+                        "reason": verdict.reason,
+                        "flags": [asdict(flag) for flag in verdict.flags],
+                        "screened": "prompt",
+                    }
+                    outcomes.append(Done(job.key, {"curation": curation}, stage=jobs.REJECTED))
+            runnable = [r for r, verdict in zip(runnable, screened, strict=True) if not verdict.reason]
         if not runnable:
             return outcomes
         images = await self.generator.generate_each([request for _, request in runnable])

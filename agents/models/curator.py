@@ -21,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import Sequence
+import re
+import unicodedata
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
@@ -58,6 +60,10 @@ class CurationPolicy:
     prompt_moderation_at: float = 0.45
     duplicate_at: float = 0.85
     duplicate_hash_bits: int = 6
+    blocked_terms: tuple[str, ...] = ()
+    """Words or phrases a prompt may not contain (whole words, any case, after Unicode NFKC
+    folding): refused before any compute is spent, whatever the model knows."""
+    description: str = ""
 
     def __post_init__(self) -> None:
         for name in ("accept_at", "review_at", "image_moderation_at", "prompt_moderation_at", "duplicate_at"):
@@ -72,6 +78,27 @@ class CurationPolicy:
             raise CuratorError("a blocked or allowed concept is empty")
         if set(self.blocked) & set(self.allowed):
             raise CuratorError(f"concepts both blocked and allowed: {sorted(set(self.blocked) & set(self.allowed))}")
+        if any(not term.strip() for term in self.blocked_terms):
+            raise CuratorError("a blocked term is empty")
+
+    def term_flags(self, prompt: str) -> list[Flag]:
+        """The blocked terms `prompt` contains, as prompt flags of similarity 1."""
+        text = _fold(prompt)
+        return [
+            Flag(term, "prompt", 1.0)
+            for term in self.blocked_terms
+            if re.search(r"(?<!\w)" + r"\s+".join(map(re.escape, _fold(term).split())) + r"(?!\w)", text)
+        ]
+
+    def describe(self, flags: Sequence[Flag]) -> str:
+        """One sentence for a moderation refusal."""
+        terms = set(self.blocked_terms)
+        return "moderation: " + "; ".join(
+            f"the prompt contains the blocked term {f.concept!r}"
+            if f.where == "prompt" and f.concept in terms and f.similarity == 1.0
+            else f"the {f.where} matches the blocked concept {f.concept!r} ({f.similarity:.3f})"
+            for f in flags
+        )
 
     @classmethod
     def from_json(cls, path: Path) -> CurationPolicy:
@@ -85,12 +112,42 @@ class CurationPolicy:
         unknown = set(data) - known
         if unknown:
             raise CuratorError(f"{path}: unknown policy keys {sorted(unknown)}; known: {sorted(known)}")
-        for key in ("blocked", "allowed"):
+        for key in ("blocked", "allowed", "blocked_terms"):
             if key in data:
                 if not isinstance(data[key], list) or not all(isinstance(c, str) for c in data[key]):
                     raise CuratorError(f"{path}: {key} is a list of strings")
                 data[key] = tuple(data[key])
-        return cls(**data)
+        try:
+            return cls(**data)
+        except TypeError as err:
+            raise CuratorError(f"{path}: {err}") from None
+
+
+def _fold(text: str) -> str:
+    """Case- and compatibility-folded text (fullwidth and styled letters read as plain)."""
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+@dataclass(frozen=True)
+class Screening:
+    """A prompt screened before generation: why it is refused (empty: it may go on)."""
+
+    flags: tuple[Flag, ...]
+    reason: str
+
+
+Screen = Callable[[Sequence[str]], Awaitable[list[Screening]]]
+"""Moderates prompts before generation: `Curator.screen`, or `term_screen` without a model."""
+
+
+def term_screen(policy: CurationPolicy) -> Screen:
+    """The policy's blocked terms alone (where no CLIP is loaded, as in a generator-only agent)."""
+
+    async def screen(prompts: Sequence[str]) -> list[Screening]:
+        flagged = [policy.term_flags(prompt) for prompt in prompts]
+        return [Screening(tuple(flags), policy.describe(flags) if flags else "") for flags in flagged]
+
+    return screen
 
 
 @dataclass(frozen=True)
@@ -295,6 +352,25 @@ class Curator:
         if self._owned:
             self._executor.shutdown(wait=True)
 
+    def screen_batch(self, prompts: Sequence[str]) -> list[Screening]:
+        """Moderates prompts before any image is made (blocking): the policy's blocked terms,
+        then its blocked concepts against the prompts' text embeddings."""
+        vectors = self._clip.encode_texts(list(prompts)).cpu().numpy() if self._concepts is not None else None
+        screened: list[Screening] = []
+        for i, prompt in enumerate(prompts):
+            flags = self.policy.term_flags(prompt)
+            if vectors is not None:
+                flags += self._flags(vectors[i], "prompt", self.policy.prompt_moderation_at)
+            screened.append(Screening(tuple(flags), self.policy.describe(flags) if flags else ""))
+        return screened
+
+    async def screen(self, prompts: Sequence[str]) -> list[Screening]:
+        """`screen_batch` in the curator's executor."""
+        if not prompts:
+            return []
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.screen_batch, list(prompts))
+
     def embed_images(self, images: Sequence[Any]) -> NDArray[np.float32]:
         """Unit image embeddings (N, dim), blocking."""
         return np.asarray(self._clip.encode_images([_as_image(i) for i in images]).cpu().numpy(), dtype=np.float32)
@@ -304,9 +380,7 @@ class Curator:
     ) -> str:
         policy = self.policy
         if flags:
-            return "moderation: " + "; ".join(
-                f"the {f.where} matches the blocked concept {f.concept!r} ({f.similarity:.3f})" for f in flags
-            )
+            return policy.describe(flags)
         if duplicate is not None:
             return f"a near-duplicate of the accepted asset 0x{duplicate} (cosine {similarity:.3f})"
         if decision is Decision.REJECT:
@@ -340,7 +414,8 @@ class Curator:
         verdicts: list[Verdict] = []
         for item, picture, image, prompt in zip(items, pictures, images, prompts, strict=True):
             alignment = float(image @ prompt)
-            flags = self._flags(prompt, "prompt", self.policy.prompt_moderation_at)
+            flags = self.policy.term_flags(item.prompt)
+            flags += self._flags(prompt, "prompt", self.policy.prompt_moderation_at)
             flags += self._flags(image, "image", self.policy.image_moderation_at)
             image_hash = perceptual_hash(picture)
             duplicate, similarity = None, 0.0

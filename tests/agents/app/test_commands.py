@@ -85,3 +85,15 @@ def test_up_refuses_a_busy_port_before_setting_anything_up(tmp_path: Path, monke
     assert mixed.exit_code == 2 and "--rpc-port is the port of an anvil node" in mixed.output
     with pytest.raises(click.BadParameter, match="the same port twice"):
         check_ports({"--metrics-port": port, "--api-port": port})
+
+
+def test_a_policy_file_that_is_no_policy_is_refused_in_one_line_before_setup(tmp_path: Path):
+    bad = tmp_path / "policy.json"
+    bad.write_text('{"blocked_terms": "gore"}')
+    for command in (["up", "--state", str(tmp_path / "state")], ["agent", "generator", "--rpc", "http://127.0.0.1:9"]):
+        result = CliRunner().invoke(cli, [*command, "--policy", str(bad)])
+        assert result.exit_code == 2 and "blocked_terms is a list of strings" in result.output, result.output
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "state").exists()
+    missing = CliRunner().invoke(cli, ["up", "--policy", str(tmp_path / "nope.json")])
+    assert missing.exit_code == 2 and "not a readable JSON policy" in missing.output

@@ -30,10 +30,10 @@ sys.path.insert(0, str(ROOT))
 
 from web3 import HTTPProvider, Web3  # noqa: E402
 
-from agents.app.wiring import Models, build_agents, open_parts  # noqa: E402
+from agents.app.wiring import DEFAULT_POLICY, Models, build_agents, open_parts  # noqa: E402
 from agents.core.requests import GenerationRequest  # noqa: E402
 from agents.daemons.runner import all_final  # noqa: E402
-from agents.models.curator import Decision, EmbeddingIndex, Verdict  # noqa: E402
+from agents.models.curator import CurationPolicy, Decision, EmbeddingIndex, Screening, Verdict, term_screen  # noqa: E402
 from agents.models.generator import Generator, png_bytes  # noqa: E402
 
 
@@ -89,6 +89,10 @@ class DigestCurator:
 
     async def curate(self, items: Sequence[Any]) -> list[Verdict]:
         return [Verdict(i.digest, Decision.ACCEPT, 1.0, (), None, 0.0, self._embedding(i.digest)) for i in items]
+
+    async def screen(self, prompts: Sequence[str]) -> list[Screening]:
+        """Prompts are screened by the shipped policy's blocked terms (no CLIP here)."""
+        return await term_screen(CurationPolicy.from_json(ROOT / DEFAULT_POLICY))(prompts)
 
     def close(self) -> None:
         return None

@@ -111,6 +111,12 @@ def test_proofmint_up_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path: Path,
             status, body = call(f"{base}/v1/requests", {"prompt": PROMPT, "seed": 3})
             assert status == 202, body
             key = body["key"]
+            # moderation is on by default: a prompt with a blocked term is refused before any image is made
+            status, body = call(f"{base}/v1/requests", {"prompt": "a naked magenta circle", "seed": 3})
+            refused = body["key"]
+            wait_for(lambda: call(f"{base}/v1/requests/{refused}")[1]["stage"] == "rejected", 120, process)
+            reason = call(f"{base}/v1/requests/{refused}")[1]["reason"]
+            assert reason == "moderation: the prompt contains the blocked term 'naked'"
             # the prompts file's job: its key printed, findable by it and by its requester (the operator)
             (line,) = [x for x in log.read_text(errors="replace").splitlines() if x.startswith("job req-")]
             queued = line.split()[1].rstrip(":")

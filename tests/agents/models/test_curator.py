@@ -268,3 +268,53 @@ async def test_a_clip_model_that_cannot_load_is_one_curator_error(tmp_path):
             await Curator.load(name, CurationPolicy())
         message = str(raised.value)
         assert why in message and "\n" not in message and len(message) < 400 and "--clip takes" in message
+
+
+def test_blocked_terms_match_whole_words_in_any_case_or_letter_form():
+    policy = CurationPolicy(blocked_terms=("gore", "child abuse"))
+    assert [f.concept for f in policy.term_flags("A GORE-soaked square")] == ["gore"]
+    fullwidth = "".join(chr(ord(c) + 0xFEE0) for c in "gore")  # NFKC folds it back to "gore"
+    assert [f.concept for f in policy.term_flags(f"{fullwidth} in fullwidth letters")] == ["gore"]
+    assert [f.concept for f in policy.term_flags("child   abuse, spaced out")] == ["child abuse"]
+    for clean in ("a gorey stew", "Gregorean chant", "two small red circles", "childhood abuses"):
+        assert policy.term_flags(clean) == [], clean
+    flags = policy.term_flags("gore")
+    assert policy.describe(flags) == "moderation: the prompt contains the blocked term 'gore'"
+
+
+def test_the_shipped_policy_loads_and_bad_policy_files_are_one_clear_error(tmp_path):
+    from agents.app.wiring import DEFAULT_POLICY
+
+    shipped = CurationPolicy.from_json(Path(__file__).resolve().parents[3] / DEFAULT_POLICY)
+    assert shipped.blocked_terms and shipped.accept_at == CurationPolicy().accept_at
+    assert shipped.term_flags("a naked red square") and not shipped.term_flags("two small blue circles")
+    cases = {
+        '{"blocked_terms": "gore"}': "blocked_terms is a list of strings",
+        '{"blocked_terms": [" "]}': "a blocked term is empty",
+        '{"colour": "red"}': "unknown policy keys",
+        '{"accept_at": "high"}': "",
+        "not json": "not a readable JSON policy",
+    }
+    for text, why in cases.items():
+        bad = tmp_path / "policy.json"
+        bad.write_text(text)
+        with pytest.raises(CuratorError, match=why):
+            CurationPolicy.from_json(bad)
+
+
+def test_prompts_are_screened_by_terms_and_by_concepts_before_any_image(clip):
+    others = tuple(c for c in COLOURS if c != "orange")
+    policy = CurationPolicy(blocked=("orange",), allowed=others, prompt_moderation_at=0.0, blocked_terms=("nude",))
+    curator = Curator(clip, policy, remember=False)
+    screened = curator.screen_batch(
+        ["two small orange squares at the top", "a nude figure", "three large blue circles on the left"]
+    )
+    assert [bool(s.reason) for s in screened] == [True, True, False]
+    assert "the prompt matches the blocked concept 'orange'" in screened[0].reason
+    assert screened[1].reason.startswith("moderation: the prompt contains the blocked term 'nude'")
+    assert screened[2].flags == () and screened[2].reason == ""
+    # an item curated without screening is still refused for its prompt's terms
+    verdict = curator.curate_batch(
+        [CurationItem("e" * 64, items("test", 5, 1)[0].image, "a nude figure over a plain black background")]
+    )[0]
+    assert verdict.decision is Decision.REJECT and "blocked term 'nude'" in verdict.reason

@@ -373,3 +373,46 @@ async def test_the_process_generator_makes_the_same_images_and_lineage(t2i_folde
         await ProcessGenerator.load(str(tmp_path), device="cpu", workers=2)
     with pytest.raises(GeneratorError, match="at least 1"):
         await ProcessGenerator.load(str(t2i_folder), device="cpu", workers=0)
+
+
+class SeesPrompts(PipelineRunner):
+    """The real runner, noting every prompt it is handed."""
+
+    seen: list[str]
+
+    async def run(self, requests: list[GenerationRequest], batch: int) -> list[bytes]:
+        self.seen = [*getattr(self, "seen", []), *(r.prompt for r in requests)]
+        return await super().run(requests, batch)
+
+
+@pytest.mark.asyncio
+async def test_a_prompt_the_policy_refuses_is_rejected_before_any_image_is_made(t2i_folder, tmp_path):
+    from agents.daemons.generate import GenerateStage
+    from agents.models.curator import CurationPolicy, term_screen
+    from agents.runtime import jobs
+    from agents.runtime.journal import Journal
+    from agents.runtime.stage import Done
+    from agents.storage.store import LocalStore
+
+    pipe, _ = load_pipeline(str(t2i_folder), "cpu")
+    runner = SeesPrompts(pipe, "ab" * 32)
+    generator = Generator(runner, str(t2i_folder), batch=4)
+    journal = Journal(tmp_path / "journal.db", final=jobs.FINAL)
+    prompts = ["a red circle", "a NUDE red circle", "a blue square"]
+    keys = [
+        jobs.submit_request(journal, GenerationRequest(p, seed=1, steps=2), requester="r", source="api")[0]
+        for p in prompts
+    ]
+    screen = term_screen(CurationPolicy(blocked_terms=("nude",)))
+    stage = GenerateStage(journal, generator, LocalStore(tmp_path / "store"), worker="test", screen=screen)
+    try:
+        outcomes = {o.key: o for o in await stage.process([journal.get(k) for k in keys])}
+    finally:
+        generator.close()
+        journal.close()
+    refused = outcomes[keys[1]]
+    assert isinstance(refused, Done) and refused.stage == jobs.REJECTED
+    assert refused.updates["curation"]["reason"] == "moderation: the prompt contains the blocked term 'nude'"
+    assert refused.updates["curation"]["flags"] == [{"concept": "nude", "where": "prompt", "similarity": 1.0}]
+    assert "cid" not in refused.updates and runner.seen == ["a red circle", "a blue square"], "no compute spent"
+    assert all(isinstance(outcomes[k], Done) and outcomes[k].stage is None for k in (keys[0], keys[2]))
