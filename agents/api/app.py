@@ -36,6 +36,8 @@ from agents.api.openapi import document
 from agents.api.paywall import PaymentRejectedError, Paywall
 from agents.api.preview import Previews
 from agents.api.ratelimit import RateLimiter
+from agents.api.review import decision_of, review_item
+from agents.api.review import eip712 as review_types
 from agents.api.views import Asset, LineageGraph, asset_detail, asset_view, chain_view, hex0x, request_status
 from agents.api.x402 import (
     LEGACY_SIGNATURE_HEADER,
@@ -53,7 +55,7 @@ from agents.core.requests import MAX_PROMPT_CHARS, GenerationRequest, GeneratorE
 from agents.core.settlement import parse_voucher
 from agents.core.vouchers import VOUCHER_TYPES, domain
 from agents.runtime import jobs
-from agents.runtime.journal import Journal
+from agents.runtime.journal import Journal, StaleJobError
 from agents.runtime.telemetry import LATENCY_BUCKETS, Metrics
 from agents.storage.cid import Cid, CidError
 from agents.storage.store import BlockNotFoundError, LocalStore
@@ -76,6 +78,8 @@ class ApiDeps:
     """A JSON-RPC endpoint of the chain that wallets can use (told to the dApp), if any."""
     dapp_dir: Path | None = None
     """The built dApp (default: dapp/dist of the project)."""
+    reviewers: frozenset[str] = frozenset()
+    """Addresses whose signed decisions settle assets in review (none: decisions are refused)."""
     catalog: Catalog = field(init=False)
     lineage: LineageIndex = field(init=False)
     previews: Previews = field(init=False)
@@ -487,6 +491,41 @@ async def draft_derivative(request: web.Request) -> web.Response:
     )
 
 
+async def review_queue(request: web.Request) -> web.Response:
+    """Assets the curator sent to a person, oldest first."""
+    deps = _deps(request)
+    limit = _int_query(request, "limit", 50, 1, MAX_LIMIT)
+    offset = _int_query(request, "offset", 0, 0, 10**9)
+    counts = await deps.journal.call(deps.journal.counts)
+    waiting = await deps.journal.call(deps.journal.at_stage, jobs.REVIEW, limit=limit, offset=offset)
+    items = [review_item(job) for job in waiting if job.kind == jobs.ASSET]
+    return _json({"total": int(counts.get(jobs.REVIEW, 0)), "offset": offset, "items": items})
+
+
+async def review_eip712(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    registry = deps.chain.client.contract("ProvenanceRegistry").address
+    return _json(review_types(deps.chain.chain_id, registry, deps.reviewers))
+
+
+async def review_decide(request: web.Request) -> web.Response:
+    """A reviewer's signed decision on an asset in review (see `agents.api.review`)."""
+    deps, digest = _deps(request), _digest(request)
+    registry = deps.chain.client.contract("ProvenanceRegistry").address
+    body = await _json_body(request, "the decision")
+    decision, signature = decision_of(body, digest, deps.chain.chain_id, registry, deps.reviewers)
+    try:
+        key, stage = await deps.journal.call(
+            jobs.decide_review, deps.journal, decision, signature, decided_at=time.time()
+        )
+    except jobs.ReviewStateError as exc:
+        raise ApiError(exc.status, str(exc), code="not_in_review") from None
+    except StaleJobError:  # decided by another request a moment ago
+        raise ApiError(409, f"asset 0x{digest.hex()} was decided a moment ago", code="not_in_review") from None
+    job = await deps.journal.call(deps.journal.get, key)
+    return _json({"key": key, "stage": stage, "reason": job.payload["curation"]["reason"] if job else None})
+
+
 async def refuse_requests(request: web.Request) -> web.Response:
     """`POST /v1/requests` where generation requests are off (`proofmint agent api`): a 404 that
     says so and where to send them instead."""
@@ -623,6 +662,9 @@ def build_app(
     r.add_get("/v1/requests/{key}", get_request)
     r.add_get("/v1/requests", list_requests)
     r.add_post("/v1/derivatives", draft_derivative)
+    r.add_get("/v1/review", review_queue)
+    r.add_get("/v1/review/eip712", review_eip712)
+    r.add_post("/v1/review/{digest}", review_decide)
     r.add_post("/v1/requests", submit_request if accept_requests else refuse_requests)
     files = DappFiles(dapp_dir or (given.dapp_dir if given is not None else None) or default_dir())
     r.add_get("/", to_app)

@@ -308,6 +308,40 @@ EIP712 = _object(
     }
 )
 HEALTH = _object({"status": {"const": "ok"}, "chainId": INT, "block": INT})
+REVIEW_ITEM = _object(
+    {
+        "key": STRING,
+        "digest": HEX32,
+        "prompt": STRING,
+        "seed": INT,
+        "alignment": _nullable(NUMBER),
+        "reason": _nullable(STRING),
+        "cid": _nullable(STRING),
+        "createdAt": NUMBER,
+    },
+    description="an asset waiting for a reviewer",
+)
+REVIEW_DECISION = {
+    "type": "object",
+    "required": ["reviewer", "approve", "deadline", "signature"],
+    "properties": {
+        "reviewer": ADDRESS,
+        "approve": BOOL,
+        "reason": {"type": "string", "maxLength": 500, "description": "required to reject"},
+        "deadline": {"type": "integer", "description": "unix seconds; at most 7 days ahead"},
+        "signature": {"type": "string", "pattern": "^0x[0-9a-fA-F]{130}$", "description": "EIP-712, by the reviewer"},
+    },
+    "additionalProperties": False,
+}
+REVIEW_EIP712 = _object(
+    {
+        "domain": _object({"name": STRING, "version": STRING, "chainId": INT, "verifyingContract": ADDRESS}),
+        "types": {"type": "object", "description": "EIP-712 types (ReviewDecision)"},
+        "primaryType": {"const": "ReviewDecision"},
+        "reviewers": {"type": "array", "items": ADDRESS},
+    }
+)
+REVIEW_OUTCOME = _object({"key": STRING, "stage": STRING, "reason": _nullable(STRING)})
 DERIVATIVE_REQUEST = {
     "type": "object",
     "required": ["creator", "modelId", "parents", "licenseIds", "image"],
@@ -399,6 +433,11 @@ SCHEMAS: dict[str, Any] = {
     "RequestAccepted": _object({"key": STRING, "new": BOOL}),
     "RequestStatus": REQUEST_STATUS,
     "DerivativeRequest": DERIVATIVE_REQUEST,
+    "ReviewItem": REVIEW_ITEM,
+    "ReviewPage": _object({"total": INT, "offset": INT, "items": {"type": "array", "items": _ref("ReviewItem")}}),
+    "ReviewDecision": REVIEW_DECISION,
+    "ReviewEip712": REVIEW_EIP712,
+    "ReviewOutcome": REVIEW_OUTCOME,
     "DerivativeDraft": DERIVATIVE_DRAFT,
     "RequestPage": _object({"total": INT, "offset": INT, "items": {"type": "array", "items": _ref("RequestStatus")}}),
 }
@@ -605,6 +644,31 @@ def document() -> dict[str, Any]:
                     "summary": "Submit a signed cumulative voucher naming this server's service, for settlement",
                     "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Voucher")}}},
                     "responses": _ok("queued for settlement", "VoucherAccepted", 202) | _errors(400, 413, 415, 422),
+                }
+            },
+            "/v1/review": {
+                "get": {
+                    "summary": "Assets the curator sent to a person (the human-review band), oldest first",
+                    "parameters": [LIMIT, _query("offset", {"type": "integer", "minimum": 0})],
+                    "responses": _ok("a page of the queue", "ReviewPage") | _errors(400),
+                }
+            },
+            "/v1/review/eip712": {
+                "get": {
+                    "summary": "The EIP-712 domain and types of review decisions, and this deployment's reviewers",
+                    "responses": _ok("typed data", "ReviewEip712"),
+                }
+            },
+            "/v1/review/{digest}": {
+                "post": {
+                    "summary": "A reviewer's signed decision: approve (the asset continues through the pipeline) or "
+                    "reject (it ends, with the reason); kept as labelled data",
+                    "parameters": [DIGEST_PARAM],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("ReviewDecision")}},
+                    },
+                    "responses": _ok("decided", "ReviewOutcome") | _errors(400, 403, 404, 409, 413, 415, 422),
                 }
             },
             "/v1/derivatives": {

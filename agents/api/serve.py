@@ -31,6 +31,7 @@ async def api_resources(
     data_trees: DataTrees | None = None,
     rpc_url: str | None = None,
     service: str | None = None,
+    reviewers: frozenset[str] = frozenset(),
 ) -> AsyncIterator[ApiDeps]:
     """The API's resources over `parts` (`agents.app.wiring.Parts`), open while the context is:
     the channel book under `state` (vouchers it holds and the journal lacks are journaled
@@ -52,7 +53,16 @@ async def api_resources(
         view = ChainView(client, chain_id)
         paywall = Paywall(book, view, submit, service=service)
         await paywall.resubmit()
-        yield ApiDeps(journal, parts.store, view, paywall, parts.metrics, dict(data_trees or {}), rpc_url)
+        yield ApiDeps(
+            journal,
+            parts.store,
+            view,
+            paywall,
+            parts.metrics,
+            dict(data_trees or {}),
+            rpc_url,
+            reviewers=frozenset(reviewers),
+        )
     finally:
         book.close()
 
@@ -64,13 +74,16 @@ def api_app(
     data_trees: DataTrees | None = None,
     rpc_url: str | None = None,
     service: str | None = None,
+    reviewers: frozenset[str] = frozenset(),
     **app_options: Any,
 ) -> web.Application:
     """The API over the agents' `parts` as an application that owns its resources
     (`api_resources`, entered on start-up and left on clean-up): `runner.cleanup()` closes
     them. `app[DEPS]` holds them while it runs. `app_options` go to `build_app`."""
     return build_app(
-        lambda: api_resources(parts, state, data_trees=data_trees, rpc_url=rpc_url, service=service),
+        lambda: api_resources(
+            parts, state, data_trees=data_trees, rpc_url=rpc_url, service=service, reviewers=reviewers
+        ),
         metrics=parts.metrics,
         **app_options,
     )

@@ -178,6 +178,20 @@ policy_option = click.option(
 """`--policy` of the commands that run the generator or the curator (`agent`, `up`)."""
 
 
+def _reviewers(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(str(_service(ctx, param, value)) for value in values)
+
+
+reviewer_option = click.option(
+    "--reviewer",
+    "reviewers",
+    multiple=True,
+    callback=_reviewers,
+    help="An address whose EIP-712 signed decisions settle assets in human review (repeat for more)",
+)
+"""`--reviewer` of the commands that serve the API (`agent api`, `up`)."""
+
+
 @click.command("agent")
 @click.argument("name", type=click.Choice((*DAEMONS, API)))
 @click.option("--rpc", default="http://127.0.0.1:8545", show_default=True, help="JSON-RPC endpoint")
@@ -217,6 +231,7 @@ policy_option = click.option(
 )
 @registration_option
 @policy_option
+@reviewer_option
 def agent_command(
     name: str,
     rpc: str,
@@ -237,6 +252,7 @@ def agent_command(
     service: str | None,
     registration: str,
     policy: Path,
+    reviewers: frozenset[str],
 ) -> None:
     """Run one daemon (generator, curator, publisher, registrar, prover or settlement), or the
     HTTP API with the dApp (api)."""
@@ -247,7 +263,9 @@ def agent_command(
                 "the api needs --service ADDRESS (or $PROOFMINT_SERVICE): the service whose vouchers it accepts "
                 "and with which payers deposit escrow, usually the address of the settlement daemon's key"
             )
-        asyncio.run(_run_api(rpc, deployment, state, api_host, api_port, public_rpc or rpc, data_trees, service))
+        asyncio.run(
+            _run_api(rpc, deployment, state, api_host, api_port, public_rpc or rpc, data_trees, service, reviewers)
+        )
         return
     key = os.environ.get(key_env)
     if not key:
@@ -296,6 +314,7 @@ async def _run_api(
     public_rpc: str,
     tree_files: tuple[Path, ...],
     service: str,
+    reviewers: frozenset[str],
 ) -> None:
     from eth_account import Account
     from web3 import HTTPProvider, Web3
@@ -330,7 +349,8 @@ async def _run_api(
         metrics=metrics,
         service=service,
     )
-    runner = await serve(api_app(parts, state / "api", data_trees=trees, rpc_url=public_rpc), host=host, port=port)
+    app = api_app(parts, state / "api", data_trees=trees, rpc_url=public_rpc, reviewers=reviewers)
+    runner = await serve(app, host=host, port=port)
     click.echo(f"API http://{host}:{port}/openapi.json, dApp http://{host}:{port}/app/ (Ctrl-C stops)", err=True)
     click.echo(f"service {service}: vouchers must name it; payers deposit escrow with it", err=True)
     try:
@@ -436,6 +456,7 @@ async def _run_agent(
 )
 @registration_option
 @policy_option
+@reviewer_option
 def up_command(
     state: Path | None,
     metrics_port: int,
@@ -445,6 +466,7 @@ def up_command(
     rpc_port: int | None,
     registration: str,
     policy: Path,
+    reviewers: frozenset[str],
 ) -> None:
     """Every daemon in one process on a fresh development chain, and the HTTP API with the dApp,
     until Ctrl-C.
@@ -490,7 +512,7 @@ def up_command(
         if network == FOUNDRY:  # a node of our own, which Ctrl-C does not reach (see devnode)
             stack.enter_context(own_anvil(networks, port=rpc_port))
         stack.enter_context(networks.parse_network_choice(network))
-        asyncio.run(_up(ape, root, state, metrics_port, requests, api_port, registration, policy))
+        asyncio.run(_up(ape, root, state, metrics_port, requests, api_port, registration, policy, reviewers))
 
 
 def read_prompts(path: Path) -> list[GenerationRequest]:
@@ -548,6 +570,7 @@ async def _up(
     api_port: int,
     registration: str,
     policy: Path,
+    reviewers: frozenset[str],
 ) -> None:
     from agents.api.serve import DEPS, api_app, serve
     from agents.app.wiring import build_agents, open_local
@@ -595,10 +618,18 @@ async def _up(
                 )
             if api_port:
                 trees = {setup.t2i_model_id: setup.data_tree}
-                app = api_app(parts, state / "api", data_trees=trees, rpc_url=rpc, accept_requests=True)
+                deciders = reviewers | {str(operator.address)}  # the operator reviews unless told otherwise
+                app = api_app(
+                    parts, state / "api", data_trees=trees, rpc_url=rpc, accept_requests=True, reviewers=deciders
+                )
                 api = await serve(app, port=api_port)
                 base = f"http://127.0.0.1:{api_port}"
                 click.echo(f"API {base}/openapi.json, dApp {base}/app/", err=True)
+                click.echo(
+                    f"reviewers {', '.join(sorted(deciders))}: `proofmint review list`, then "
+                    f"PROOFMINT_REVIEWER_KEY=<a reviewer's key> proofmint review approve|reject DIGEST",
+                    err=True,
+                )
                 click.echo(
                     f"service {app[DEPS].paywall.service} (the operator): vouchers name it, payers deposit escrow "
                     "with it",

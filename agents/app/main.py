@@ -9,6 +9,7 @@ import click
 from agents import __version__
 from agents.app.commands import agent_command, request_command, up_command
 from agents.app.pay_cli import pay_command
+from agents.app.review_cli import review_group
 from agents.app.store_cli import cid_command, store_group
 from agents.app.zk_cli import zk
 from agents.core.errors import ProofmintError
@@ -47,6 +48,7 @@ cli.add_command(agent_command)
 cli.add_command(up_command)
 cli.add_command(request_command)
 cli.add_command(pay_command)
+cli.add_command(review_group)
 
 
 def main() -> None:

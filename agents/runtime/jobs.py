@@ -24,7 +24,9 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any, Final
 
+from agents.core.errors import PermanentError
 from agents.core.requests import GenerationRequest, GeneratorError
+from agents.core.reviews import ReviewDecision
 from agents.core.settlement import SignedVoucher
 from agents.runtime.journal import Journal
 
@@ -107,3 +109,63 @@ def submit_voucher(journal: Journal, voucher: SignedVoucher) -> tuple[str, bool]
     """Journals a signed voucher for settlement (blocking); its key and whether it was new."""
     key = voucher_key(voucher)
     return key, journal.submit(key, VOUCHER, voucher.as_json(), stage=RECEIVED)
+
+
+class ReviewStateError(PermanentError):
+    """A review decision for an asset that is not waiting for one (`status`: 404 or 409)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def decide_review(
+    journal: Journal, decision: ReviewDecision, signature: bytes, *, decided_at: float
+) -> tuple[str, str]:
+    """Applies a signed, authorised review decision (blocking): the asset's job leaves `review`
+    for `curated` (approved: it continues through the pipeline) or `rejected` (with the
+    reviewer's reason), and the decision is kept in its curation record as labelled data.
+    Returns (job key, new stage); ReviewStateError when no job of the asset is in review."""
+    found = journal.with_digest(ASSET, decision.asset.hex())
+    waiting = [job for job in found if job.stage == REVIEW]
+    if not waiting:
+        if not found:
+            raise ReviewStateError(f"no asset 0x{decision.asset.hex()} here", 404)
+        raise ReviewStateError(f"asset 0x{decision.asset.hex()} is not in review (it is at {found[0].stage})", 409)
+    job = waiting[0]
+    review = {**decision.as_json(), "signature": "0x" + signature.hex(), "decided_at": decided_at}
+    verdict = "approved" if decision.approve else "rejected"
+    reason = f"{verdict} by reviewer {review['reviewer']}" + (f": {decision.reason}" if decision.reason else "")
+    curation = {**job.payload.get("curation", {}), "review": review, "reason": reason}
+    if decision.approve:
+        curation["decision"] = "accept"
+    else:
+        curation["decision"] = "reject"
+    target = CURATED if decision.approve else REJECTED
+    journal.advance([job.key], REVIEW, target, updates={job.key: {"curation": curation}})
+    return job.key, target
+
+
+def reviewed(journal: Journal, *, limit: int = 100_000) -> list[dict[str, Any]]:
+    """Every review decision kept, as labelled data for the curation head's trainer: the asset,
+    its prompt and image embedding, the curator's alignment and the reviewer's verdict."""
+    rows = []
+    for stage in (CURATED, PUBLISHED, COMMITTED, REGISTERED, DELIVERED, ATTESTED, UNPROVEN, REJECTED, FAILED):
+        for job in journal.at_stage(stage, limit=limit):
+            review = job.payload.get("curation", {}).get("review")
+            if review is None:
+                continue
+            rows.append(
+                {
+                    "digest": "0x" + str(job.payload.get("sha256", "")),
+                    "prompt": job.payload.get("request", {}).get("prompt"),
+                    "embedding": job.payload.get("embedding"),
+                    "alignment": job.payload.get("curation", {}).get("alignment"),
+                    "label": "accept" if review["approve"] else "reject",
+                    "reviewer": review["reviewer"],
+                    "reason": review["reason"],
+                    "signature": review["signature"],
+                    "decided_at": review["decided_at"],
+                }
+            )
+    return sorted(rows, key=lambda row: (row["decided_at"], row["digest"]))

@@ -65,6 +65,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_by_stage ON jobs (stage, not_before, lease_until);
 CREATE INDEX IF NOT EXISTS jobs_by_requester ON jobs (kind, lower(json_extract(payload, '$.requester')), created_at);
+CREATE INDEX IF NOT EXISTS jobs_by_digest ON jobs (kind, json_extract(payload, '$.sha256'));
 CREATE TABLE IF NOT EXISTS transitions (
     id     INTEGER PRIMARY KEY,
     key    TEXT NOT NULL,
@@ -330,9 +331,10 @@ class Journal:
             return db.execute("UPDATE jobs SET owner = NULL, lease_until = 0 WHERE owner = ?", (owner,)).rowcount
 
     @_locked
-    def at_stage(self, stage: str, *, limit: int = 1_000) -> list[Job]:
+    def at_stage(self, stage: str, *, limit: int = 1_000, offset: int = 0) -> list[Job]:
         rows = self.db.execute(
-            f"SELECT {_COLUMNS} FROM jobs WHERE stage = ? ORDER BY created_at, key LIMIT ?", (stage, limit)
+            f"SELECT {_COLUMNS} FROM jobs WHERE stage = ? ORDER BY created_at, key LIMIT ? OFFSET ?",
+            (stage, limit, offset),
         ).fetchall()
         return [_job(row) for row in rows]
 
@@ -368,6 +370,15 @@ class Journal:
             (*values, limit, offset),
         ).fetchall()
         return int(total), [_job(row) for row in rows]
+
+    @_locked
+    def with_digest(self, kind: str, sha256_hex: str) -> list[Job]:
+        """The jobs of `kind` whose payload's `sha256` is `sha256_hex` (lowercase hex, no 0x)."""
+        rows = self.db.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE kind = ? AND json_extract(payload, '$.sha256') = ? ORDER BY key",
+            (kind, sha256_hex),
+        ).fetchall()
+        return [_job(row) for row in rows]
 
     @_locked
     def counts(self) -> dict[str, int]:
