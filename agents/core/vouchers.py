@@ -131,6 +131,15 @@ def compact_signature(signature: bytes) -> tuple[bytes, bytes] | None:
     return signature[:32], vs.to_bytes(32, "big")
 
 
+def _ecdsa_form(signature: bytes) -> bytes:
+    """A 65-byte signature with v as parity (0 or 1) written with v as 27 or 28: the contract
+    tries ECDSA first on a listed signature (a payer with code may also hold its key, as an
+    EIP-7702 account does), and recovers only 27 or 28; any other signature as it is."""
+    if len(signature) == 65 and signature[64] in (0, 1):
+        return signature[:64] + bytes([signature[64] + 27])
+    return signature
+
+
 def settle_arguments(
     vouchers: Sequence[tuple[Voucher, bytes]], wallets: Container[str] = ()
 ) -> tuple[list[CallVoucher], list[tuple[int, bytes]]]:
@@ -138,7 +147,9 @@ def settle_arguments(
 
     A voucher signed by an EOA with a 65-byte signature travels in compact form; one whose payer
     is in `wallets` (checksummed addresses of contract payers, ERC-1271) or whose signature has
-    another shape travels with r = vs = 0 and its signature in the wallet list, under its index."""
+    another shape travels with r = vs = 0 and its signature in the wallet list, under its index
+    (a 65-byte one with v as parity rewritten with v as 27 or 28: the contract's ECDSA check of a
+    listed signature, for an account with code that holds its key, reads only those)."""
     calls: list[CallVoucher] = []
     wallet_signatures: list[tuple[int, bytes]] = []
     zero = bytes(32)
@@ -147,6 +158,6 @@ def settle_arguments(
         compact = None if payer in wallets else compact_signature(signature)
         r, vs = compact if compact is not None else (zero, zero)
         if compact is None:
-            wallet_signatures.append((index, signature))
+            wallet_signatures.append((index, _ecdsa_form(signature)))
         calls.append((payer, voucher.terms_id, voucher.cumulative_amount, voucher.deadline, r, vs))
     return calls, wallet_signatures

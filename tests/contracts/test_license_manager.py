@@ -490,6 +490,30 @@ def test_a_voucher_signed_with_v_as_parity_settles_as_the_api_accepted_it(
     assert core.licenses.settledOf(payer, SERVICE, terms_id) == 7
 
 
+@pytest.mark.anvil
+def test_a_payer_with_code_that_holds_its_key_settles_a_parity_signature(
+    core, payer, asset, terms_id, funded, chain, service
+):
+    """An account with code that still signs with its key (an EIP-7702 account): the daemon lists
+    its signature for the wallet path, where the contract tries ECDSA first. Signed with v as
+    parity, which the paywall accepts, the listed signature must still recover the payer, or the
+    contract falls back to ERC-1271, the code refuses, and the voucher is skipped: content for free."""
+    if chain.provider.name != "foundry":
+        pytest.skip("code at a keyed account needs anvil_setCode: runs in the anvil pass (make test-anvil)")
+    chain.provider.make_request("anvil_setCode", [payer.address, "0x00"])  # code that accepts no signature
+    try:
+        v = Voucher(payer.address, SERVICE, asset, terms_id, 9, deadline(chain))
+        sig = sign_voucher(v, payer.private_key, chain.chain_id, core.licenses.address)
+        parity = sig[:64] + bytes([sig[64] - 27])
+        calls, wallet_signatures = settle_arguments([(v, parity)], wallets={payer.address})
+        assert wallet_signatures == [(0, sig)], "listed with v as 27 or 28"
+        receipt = core.licenses.settle(ETH, SERVICE, calls, wallet_signatures, sender=service)
+        assert len(receipt.events.filter(core.licenses.VoucherSettled)) == 1
+        assert core.licenses.settledOf(payer, SERVICE, terms_id) == 9
+    finally:
+        chain.provider.make_request("anvil_setCode", [payer.address, "0x"])
+
+
 def test_settle_refuses_unparseable_signatures(core, payer, asset, terms_id, funded, chain, service):
     v = signed_voucher(
         core.licenses, chain.chain_id, payer, asset=asset, terms_id=terms_id, cumulative=1, deadline=deadline(chain)
