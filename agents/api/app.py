@@ -11,6 +11,7 @@ paywall's; `/v1/deployment` tells it); everything else is free to read.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -57,7 +58,7 @@ from agents.core.vouchers import VOUCHER_TYPES, domain
 from agents.runtime import jobs
 from agents.runtime.journal import Journal, StaleJobError
 from agents.runtime.telemetry import LATENCY_BUCKETS, Metrics
-from agents.storage.cid import Cid, CidError
+from agents.storage.cid import RAW, Cid, CidError
 from agents.storage.store import BlockNotFoundError, LocalStore
 
 MAX_BODY_BYTES = 64 * 1024
@@ -254,11 +255,23 @@ async def _offers(deps: ApiDeps, digest: bytes, terms_id: int | None) -> list[Of
     return offers
 
 
+async def _asset_cid(deps: ApiDeps, digest: bytes) -> Cid | None:
+    """Where this server keeps a registered asset's bytes: the agents' record of it, or, for an
+    asset registered by someone else (a derivative), its single raw block, whose CID is its digest."""
+    job = await deps.catalog.get(digest)
+    if job is not None:
+        return Cid.parse(job.payload["cid"]) if "cid" in job.payload else None
+    raw = Cid(1, RAW, digest)
+    if await deps.lineage.get(digest) is not None and await asyncio.to_thread(deps.store.has, raw):
+        return raw
+    return None
+
+
 async def _paid_content(request: web.Request, digest: bytes) -> web.Response:
     deps = _deps(request)
-    job = await deps.catalog.get(digest)
-    if job is None or "cid" not in job.payload:
-        raise ApiError(404, f"no registered asset 0x{digest.hex()}")
+    cid = await _asset_cid(deps, digest)
+    if cid is None:
+        raise ApiError(404, f"no registered asset 0x{digest.hex()} with its image here")
     wanted = _int_query(request, "terms", 0, 0, 2**63) or None
     offers = await _offers(deps, digest, wanted)
     if not offers:
@@ -286,7 +299,7 @@ async def _paid_content(request: web.Request, digest: bytes) -> web.Response:
             queued = await deps.paywall.accept(voucher, asset=digest, terms_id=offer.terms_id)
         except PaymentRejectedError as exc:
             raise required(f"payment refused: {exc}", exc.code, exc.details) from None
-        png = await deps.store.get(Cid.parse(job.payload["cid"]))
+        png = await deps.store.get(cid)
         response = settlement_response(voucher, deps.chain.chain_id, queued)
         return web.Response(body=png, content_type="image/png", headers={RESPONSE_HEADER: encode_header(response)})
     raise required(f"payment refused: {last}", "bad_payment")
@@ -303,13 +316,23 @@ async def content(request: web.Request) -> web.Response:
         cid = Cid.parse(text)
     except CidError as exc:
         raise ApiError(400, f"not a CID: {exc}", code="bad_cid") from None
-    job = await deps.catalog.by_cid(str(cid))
-    if job is not None:  # an asset's image is licensed content
+    # an asset's image is licensed content, under whatever CID it is asked for (a CIDv0 names the
+    # same dag-pb root as the CIDv1 the catalog records; a raw block's CID is the bytes' digest)
+    as_v1 = Cid(1, cid.codec, cid.digest)
+    job = await deps.catalog.by_cid(str(as_v1))
+    if job is not None:
         return await _paid_content(request, bytes.fromhex(job.payload["sha256"]))
     try:
         data = await deps.store.get(cid)
     except BlockNotFoundError:
         raise ApiError(404, f"no content {cid} here") from None
+    except CidError:  # a block stored under another codec: not a file by this CID
+        raise ApiError(404, f"no content {cid} here (a block of another kind has its digest)") from None
+    digest = hashlib.sha256(data).digest()
+    # a registered asset's bytes are never free (the chain's record as of at most a second ago:
+    # bytes kept here are kept once registered, so the index already knows them)
+    if await deps.catalog.get(digest) is not None or await deps.lineage.get(digest, fresh=False) is not None:
+        return await _paid_content(request, digest)
     kind = "application/json" if data[:1] in (b"{", b"[") else "application/octet-stream"
     return web.Response(body=data, content_type=kind, headers={"Cache-Control": "public, max-age=31536000, immutable"})
 
@@ -468,9 +491,23 @@ async def draft_derivative(request: web.Request) -> web.Response:
     """A derivative for the creator's wallet to register (see `agents.api.derivatives`)."""
     deps = _deps(request)
     derivative = derivative_of(await _json_body(request, "the derivative"))
-    tx = await simulate_register(deps.chain.client, derivative, derivative.cids().metadata)
-    stored = await derivative.store(deps.store)
+    stored = derivative.cids()
     record = derivative.asset_input(stored.metadata)
+    on = await deps.lineage.get(derivative.digest)
+    if on is not None:  # registered: keep its files here once the chain holds exactly this record
+        if (on.creator.lower(), on.params_digest, on.metadata_uri) != (
+            derivative.creator.lower(),
+            derivative.params_digest,
+            record["metadataURI"],
+        ):
+            message = (
+                f"0x{derivative.digest.hex()} is already registered by {on.creator} with another record "
+                "(ProvenanceRegistry__AlreadyRegistered): the registry takes each image once"
+            )
+            raise ApiError(409, message, code="registered")
+        await derivative.store(deps.store)
+        return _json({"digest": hex0x(derivative.digest), "stored": True, "metadataCid": stored.metadata}, 201)
+    tx = await simulate_register(deps.chain.client, derivative, stored.metadata)
     return _json(
         {
             "digest": hex0x(derivative.digest),

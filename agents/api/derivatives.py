@@ -2,8 +2,11 @@
 
 The API holds no key of the creator's, so it registers nothing: it reads the request
 (`derivative_of`), simulates `ProvenanceRegistry.register` as the creator would send it
-(`simulate_register`: the contract's own rules, a refusal named by its custom error), stores the
-image, its parameters document and its metadata, and answers the transaction for the wallet.
+(`simulate_register`: the contract's own rules, a refusal named by its custom error), and answers
+the transaction for the wallet, storing nothing (an upload that is never registered is never
+hosted). Sent again once the chain holds exactly the drafted record (creator, parameters digest,
+metadata URI), the request has the image, its parameters document and its metadata kept here;
+the image is then a registered asset's, which `/v1/content` serves only through the paywall.
 """
 
 from __future__ import annotations

@@ -91,11 +91,11 @@ class LineageIndex:
         for parent in parents:
             self.children.setdefault(parent, []).append(digest)
 
-    async def get(self, digest: bytes) -> OnChain | None:
-        """The record of `digest`; on a miss the blocks since the last read are read at once, so
-        an asset registered a moment ago (a derivative the dApp just sent) is found."""
+    async def get(self, digest: bytes, *, fresh: bool = True) -> OnChain | None:
+        """The record of `digest`; on a miss (with `fresh`) the blocks since the last read are read
+        at once, so an asset registered a moment ago (a derivative the dApp just sent) is found."""
         await self.refresh()
-        if digest not in self.assets:
+        if fresh and digest not in self.assets:
             await self._registered.refresh(force=True)
         return self.assets.get(digest)
 

@@ -439,6 +439,7 @@ SCHEMAS: dict[str, Any] = {
     "ReviewEip712": REVIEW_EIP712,
     "ReviewOutcome": REVIEW_OUTCOME,
     "DerivativeDraft": DERIVATIVE_DRAFT,
+    "DerivativeKept": _object({"digest": HEX32, "stored": {"const": True}, "metadataCid": STRING}),
     "RequestPage": _object({"total": INT, "offset": INT, "items": {"type": "array", "items": _ref("RequestStatus")}}),
 }
 
@@ -673,14 +674,17 @@ def document() -> dict[str, Any]:
             },
             "/v1/derivatives": {
                 "post": {
-                    "summary": "Draft a derivative of assets the creator holds licences for: stores the image, its "
-                    "parameters document and metadata, and answers register(input, licenseIds) simulated as the "
-                    "creator (422 would_revert names the contract's error); the creator's wallet sends it",
+                    "summary": "Draft a derivative of assets the creator holds licences for: answers "
+                    "register(input, licenseIds) simulated as the creator (422 would_revert names the contract's "
+                    "error) for the creator's wallet to send, storing nothing; sent again once registered as "
+                    "drafted, it keeps the image, parameters document and metadata here (201)",
                     "requestBody": {
                         "required": True,
                         "content": {"application/json": {"schema": _ref("DerivativeRequest")}},
                     },
-                    "responses": _ok("the transaction to send", "DerivativeDraft") | _errors(400, 413, 415, 422),
+                    "responses": _ok("the transaction to send", "DerivativeDraft")
+                    | _ok("registered as drafted: its files are kept here", "DerivativeKept", 201)
+                    | _errors(400, 409, 413, 415, 422),
                 }
             },
             "/v1/requests": {

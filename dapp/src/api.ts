@@ -286,6 +286,11 @@ export class Api {
     return this.post("v1/derivatives", request);
   }
 
+  /** The same request once the derivative is registered as drafted: the API keeps its files. */
+  keepDerivative(request: DerivativeRequest): Promise<{ digest: Hex; stored: boolean; metadataCid: string }> {
+    return this.post("v1/derivatives", request);
+  }
+
   deployment(): Promise<Deployment> {
     return this.get("v1/deployment");
   }

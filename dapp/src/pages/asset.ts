@@ -280,17 +280,19 @@ async function derivativePanel(ctx: Context, asset: AssetDetail, refresh: () => 
         }
         const modelId = Number(model.value);
         if (!Number.isInteger(modelId) || modelId < 1) throw new Error("the model version is a whole number, 1 or more");
-        const draft = await ctx.api.draftDerivative({
+        const request = {
           creator: wallet.account as Address,
           modelId,
           parents: [asset.digest],
           licenseIds: [licence.licenseId],
           image: base64(new Uint8Array(await chosen.arrayBuffer())),
           title: title.value,
-        });
+        };
+        const draft = await ctx.api.draftDerivative(request);
         const i = draft.input;
         const record = { ...i, modelId: BigInt(i.modelId) };
         const receipt = await wallet.send(ctx.deployment.contracts.ProvenanceRegistry, "register", [record, draft.licenseIds.map((id) => BigInt(id))]);
+        await ctx.api.keepDerivative(request); // registered as drafted: the API now keeps its files
         made = draft.digest;
         return `Derivative ${short(draft.digest)} registered under licence ${short(licence.licenseId)} (block ${receipt.blockNumber})`;
       });
@@ -308,7 +310,7 @@ async function derivativePanel(ctx: Context, asset: AssetDetail, refresh: () => 
     h("h2", {}, "Register a derivative"),
     h("p", { class: "muted" },
       `You hold a licence of this asset that allows derivatives (terms ${licence.termsId}). Register an image you made from it: `,
-      "it is stored by content address with its parameters and metadata, and your wallet signs the registration, ",
+      "your wallet signs the registration, and once it is on chain the image, its parameters and metadata are kept here by content address; ",
       "which uses one unit of the licence. The registry checks the licence itself; a refusal is named before you sign."),
     h("div", { class: "row" }, file, title, model, register),
   );

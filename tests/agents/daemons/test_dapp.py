@@ -117,7 +117,7 @@ def test_dapp_in_chromium_with_an_injected_wallet(
                 await wallet.install(page)
                 await run_pages(page, base, expect)
                 await browser.close()
-                expected = ("402", "404", "422")  # payment asked, a preview of an asset of no image, a refused draft
+                expected = ("402", "404", "409", "422")  # payment asked, an asset of no image here, refused drafts
                 assert not [p for p in problems if not any(code in p for code in expected)], problems
         finally:
             await runner.cleanup()
@@ -334,6 +334,7 @@ def test_dapp_in_chromium_with_an_injected_wallet(
         parents, _ = registry.parentsOf(digest)
         assert [bytes(p) for p in parents] == [a]
         assert int(licenses.balanceOf(buyer.address, perpetual)) == 0, "the licence unit was used"
+        assert parts.store.has(Cid(1, 0x55, digest)), "registered as drafted: the API keeps its image"
         # the page opens the new asset: its lineage, from the chain, names A as its parent
         await page.wait_for_selector(f'article.asset[data-digest="0x{digest.hex()}"]')
         await expect(page.locator(f'.lineage [data-edge="{hex_a}>0x{digest.hex()}"]')).to_have_count(1)

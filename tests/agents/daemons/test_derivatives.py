@@ -3,10 +3,13 @@ a derivative of an asset it holds a licence for, signs the answered transaction 
 and the chain registers it; the draft applies the contract's own rules (a simulated `register`
 as the creator), so a stranger with the licensee's public licence id, a licence of another
 asset, terms that allow no derivatives and a digest already registered are each refused with the
-contract's custom error, and nothing is stored for them."""
+contract's custom error, and nothing is stored for them. A draft itself stores nothing: the
+files are kept once the chain holds exactly the drafted record, and the image of a registered
+asset is paid content under any of its CIDs, never free."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import io
@@ -123,14 +126,11 @@ def test_a_licensee_registers_a_derivative_through_the_api_and_others_cannot(
         assert draft["digest"] == "0x" + digest.hex() and draft["input"]["parents"] == [
             "0x" + parent.content_digest.hex()
         ]
-        # the parameters document is public and hashes to the digest the chain will hold
-        params = await deps.store.get(Cid.parse(draft["paramsCid"]))
-        assert "0x" + hashlib.sha256(params).hexdigest() == draft["paramsDigest"] == draft["input"]["paramsDigest"]
-        assert json.loads(params)["licenseIds"] == [str(licence)]
-        metadata = json.loads(await deps.store.get(Cid.parse(draft["metadataCid"])))
-        assert metadata["image"] == f"ipfs://{draft['cid']}" and metadata["name"] == "a pinker circle"
-        assert await deps.store.get(Cid.parse(draft["cid"])) == image
-
+        # a draft stores nothing: no free hosting for uploads that are never registered
+        assert set((tmp_path / "state" / "store").rglob("*")) == blocks
+        # a stranger cannot have the files kept before the creator registers them, nor after (below)
+        async with session.post(url, json={**good, "title": "someone else's"}) as r:
+            assert r.status == 200 and "stored" not in await r.json()
         send(chain.provider.web3, licensee.private_key, draft["transaction"])
         record = registry.getAsset(digest)
         assert record.creator == licensee.address and int(record.modelId) == model
@@ -144,7 +144,34 @@ def test_a_licensee_registers_a_derivative_through_the_api_and_others_cannot(
             check_answer(DOC, "GET", f"/v1/assets/0x{digest.hex()}", r.status, shown)
         assert shown["metadataCid"] == draft["metadataCid"] and shown["parents"] == draft["input"]["parents"]
         assert shown["creator"] == licensee.address
-        # the same bytes again: the registry already has them
-        await refused(body(licensee, [parent.content_digest], [licence]), "would_revert", "AlreadyRegistered")
+        # registered: the same request again keeps its files here (the chain holds exactly that record)
+        async with session.post(url, json={**good, "title": "someone else's"}) as r:
+            assert r.status == 409 and (await r.json())["error"]["code"] == "registered"
+        assert set((tmp_path / "state" / "store").rglob("*")) == blocks
+        async with session.post(url, json=good) as r:
+            kept = await r.json()
+            check_answer(DOC, "POST", "/v1/derivatives", r.status, kept)
+        assert r.status == 201 and kept["stored"] is True
+        # the parameters document is public and hashes to the digest the chain holds
+        params = await deps.store.get(Cid.parse(draft["paramsCid"]))
+        assert "0x" + hashlib.sha256(params).hexdigest() == draft["paramsDigest"] == draft["input"]["paramsDigest"]
+        assert json.loads(params)["licenseIds"] == [str(licence)]
+        metadata = json.loads(await deps.store.get(Cid.parse(draft["metadataCid"])))
+        assert metadata["image"] == f"ipfs://{draft['cid']}" and metadata["name"] == "a pinker circle"
+        assert await deps.store.get(Cid.parse(draft["cid"])) == image
+        async with session.get(server.make_url(f"/v1/content/{draft['metadataCid']}")) as r:
+            assert r.status == 200  # documents are free
+        # the image of a registered asset is never free, under any of its CIDs
+        v0 = Cid(0, 0x70, Cid.parse(draft["cid"]).digest)  # not stored as such: 404, not the image
+        for path in (f"/v1/content/{draft['cid']}", f"/v1/assets/0x{digest.hex()}/content"):
+            async with session.get(server.make_url(path)) as r:
+                assert r.status == 403 and (await r.json())["error"]["code"] == "not_for_sale", path
+        async with session.get(server.make_url(f"/v1/content/{v0}")) as r:
+            assert r.status in (403, 404) and r.content_type == "application/json"
+        licenses.attachTerms(digest, terms_input(price=FINNEY, price_per_use=FINNEY), sender=licensee)
+        await asyncio.sleep(1.1)  # the API reads new terms at most once a second
+        for path in (f"/v1/content/{draft['cid']}", f"/v1/assets/0x{digest.hex()}/content"):
+            async with session.get(server.make_url(path)) as r:
+                assert r.status == 402 and "PAYMENT-REQUIRED" in r.headers, path
 
     run_api(parts, tmp_path, scenario)
