@@ -11,6 +11,7 @@ from agents.app.commands import agent_command, request_command, up_command
 from agents.app.pay_cli import pay_command
 from agents.app.review_cli import review_group
 from agents.app.store_cli import cid_command, store_group
+from agents.app.verify_cli import verify_command
 from agents.app.zk_cli import zk
 from agents.core.errors import ProofmintError
 from agents.core.toolchain import check_all, project_root
@@ -48,6 +49,7 @@ cli.add_command(agent_command)
 cli.add_command(up_command)
 cli.add_command(request_command)
 cli.add_command(pay_command)
+cli.add_command(verify_command)
 cli.add_command(review_group)
 
 
