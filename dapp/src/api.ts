@@ -235,6 +235,24 @@ export interface DerivativeDraft {
   transaction: { from: Address; to: Address; data: Hex };
 }
 
+/** An asset the curator sent to a person. */
+export interface ReviewItem {
+  key: string;
+  digest: Hex;
+  prompt: string;
+  seed: number;
+  alignment: number | null;
+  reason: string | null;
+  cid: string | null;
+  createdAt: number;
+}
+
+export interface ReviewTypes {
+  domain: { name: string; version: string; chainId: number; verifyingContract: Address };
+  primaryType: "ReviewDecision";
+  reviewers: Address[];
+}
+
 /** An error the API answered, in its one JSON shape ({"error": {status, code, message, details}}). */
 export class ApiError extends Error {
   constructor(
@@ -289,6 +307,21 @@ export class Api {
   /** The same request once the derivative is registered as drafted: the API keeps its files. */
   keepDerivative(request: DerivativeRequest): Promise<{ digest: Hex; stored: boolean; metadataCid: string }> {
     return this.post("v1/derivatives", request);
+  }
+
+  reviewQueue(limit = 60): Promise<{ total: number; offset: number; items: ReviewItem[] }> {
+    return this.get(`v1/review?limit=${limit}`);
+  }
+
+  reviewTypes(): Promise<ReviewTypes> {
+    return this.get("v1/review/eip712");
+  }
+
+  decide(
+    digest: Hex,
+    decision: { reviewer: Address; approve: boolean; reason: string; deadline: number; signature: Hex },
+  ): Promise<{ key: string; stage: string; reason: string | null }> {
+    return this.post(`v1/review/${digest}`, decision);
   }
 
   deployment(): Promise<Deployment> {

@@ -8,6 +8,7 @@ import { short } from "./format";
 import { assetPage } from "./pages/asset";
 import { dashboard } from "./pages/dashboard";
 import { gallery } from "./pages/gallery";
+import { reviewPage } from "./pages/review";
 import { Wallet, describeError, discover } from "./wallet";
 
 const DIGEST = /^0x[0-9a-fA-F]{64}$/;
@@ -117,6 +118,8 @@ class App implements Context {
         await assetPage(this, target, parts[1]!.toLowerCase() as Hex, refresh);
       } else if (parts[0] === "dashboard" && parts.length === 1) {
         await dashboard(this, target, refresh);
+      } else if (parts[0] === "review" && parts.length === 1) {
+        await reviewPage(this, target, refresh);
       } else {
         replace(target, h("h1", {}, "Not found"), h("p", {}, "No such page. ", h("a", { href: "#/" }, "Back to the gallery")));
       }

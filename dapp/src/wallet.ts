@@ -175,6 +175,30 @@ export class Wallet {
     return receipt;
   }
 
+  /** Signs a review decision with eth_signTypedData_v4 (for the deployment the domain names). */
+  async signReview(
+    domain: { name: string; version: string; chainId: number; verifyingContract: Address },
+    decision: { reviewer: Address; asset: Hex; approve: boolean; reason: string; deadline: bigint },
+  ): Promise<Hex> {
+    const account = this.ready();
+    if (getAddress(decision.reviewer) !== account) throw new Error("a decision is signed by its reviewer");
+    return this.wallet.signTypedData({
+      account,
+      domain,
+      types: {
+        ReviewDecision: [
+          { name: "reviewer", type: "address" },
+          { name: "asset", type: "bytes32" },
+          { name: "approve", type: "bool" },
+          { name: "reason", type: "string" },
+          { name: "deadline", type: "uint256" },
+        ],
+      },
+      primaryType: "ReviewDecision",
+      message: decision,
+    });
+  }
+
   /** Signs a licence voucher with eth_signTypedData_v4 (the wallet shows every field, the service
    * it pays among them). */
   async signVoucher(

@@ -29,6 +29,7 @@ from agents.runtime import jobs
 from agents.storage.cid import Cid
 from tests.agents.api.browser_wallet import InjectedWallet
 from tests.agents.daemons.helpers import ETH, FINNEY, PROMPTS, contract
+from tests.agents.daemons.test_review import in_review
 from tests.contracts.helpers import asset_record, buy_license, register_asset, terms_input
 
 pytestmark = [pytest.mark.chain, pytest.mark.anvil]
@@ -78,6 +79,7 @@ def test_dapp_in_chromium_with_an_injected_wallet(
 
     operator, developer, originator, buyer, deriver = accounts[0], accounts[1], accounts[2], accounts[6], accounts[7]
     assets = asyncio.run(attested_assets(parts, str(operator.address), 2))
+    waiting = asyncio.run(in_review(parts, str(operator.address), 2))  # for the review page
     assert len(assets) == 2
     licenses = contract(project, local_chain, "LicenseManager")
     splitter = contract(project, local_chain, "RoyaltySplitter")
@@ -103,7 +105,10 @@ def test_dapp_in_chromium_with_an_injected_wallet(
 
     async def scenario() -> None:
         trees = {local_chain.t2i_model_id: local_chain.data_tree}
-        runner = await serve(api_app(parts, tmp_path / "api", data_trees=trees, rate_per_s=1_000, burst=1_000), port=0)
+        app = api_app(
+            parts, tmp_path / "api", data_trees=trees, rate_per_s=1_000, burst=1_000, reviewers=frozenset({service})
+        )
+        runner = await serve(app, port=0)
         port = runner.addresses[0][1]
         base = f"http://127.0.0.1:{port}"
         try:
@@ -339,6 +344,32 @@ def test_dapp_in_chromium_with_an_injected_wallet(
         await page.wait_for_selector(f'article.asset[data-digest="0x{digest.hex()}"]')
         await expect(page.locator(f'.lineage [data-edge="{hex_a}>0x{digest.hex()}"]')).to_have_count(1)
         await shot(page, "10-derivative-registered.png")
+
+        # -- human review: a stranger cannot decide; the operator (a reviewer) approves and rejects
+        first, second = ("0x" + j.payload["sha256"] for j in waiting)
+        await page.goto(f"{base}/app/#/review")
+        await ready(page, "review")
+        await expect(page.locator("#review .card")).to_have_count(2)
+        await expect(page.locator("#reviewer-state")).to_have_attribute("data-reviewer", "false")
+        await page.click(f'[data-action=approve][data-digest="{first}"]')
+        await notice(page, expect, "error", "is not a reviewer of this deployment")
+        await wallet.switch_account(page, operator.private_key)
+        await expect(page.locator("#reviewer-state")).to_have_attribute("data-reviewer", "true")
+        await page.click(f'[data-action=approve][data-digest="{first}"]')
+        await notice(page, expect, "ok", "curated")
+        typed = wallet.signed("eth_signTypedData_v4")[-1]
+        assert typed["primaryType"] == "ReviewDecision" and typed["message"]["asset"] == first
+        assert int(typed["domain"]["chainId"]) == chain_id
+        await page.click(f'[data-action=reject][data-digest="{second}"]')
+        await notice(page, expect, "error", "say why you reject it")
+        await page.fill(f'[data-reason="{second}"]', "the circles are squares")
+        await page.click(f'[data-action=reject][data-digest="{second}"]')
+        await notice(page, expect, "ok", "rejected")
+        await expect(page.locator("#review .card")).to_have_count(0)
+        stages = {j.payload["sha256"]: parts.journal.get(j.key).stage for j in waiting}
+        assert stages == {first[2:]: jobs.CURATED, second[2:]: jobs.REJECTED}
+        assert parts.journal.get(waiting[1].key).payload["curation"]["reason"].endswith("the circles are squares")
+        await shot(page, "11-review.png")
 
     asyncio.run(scenario())
 
