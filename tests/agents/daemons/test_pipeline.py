@@ -23,6 +23,7 @@ import json
 from typing import Any
 
 import pytest
+from eth_abi import encode
 from eth_account import Account
 
 from agents.app.wiring import Parts, build_agents
@@ -137,6 +138,24 @@ def test_requests_become_registered_attested_assets_exactly_once(
         assert attested and int(score) == p["score"]
         report = read_sidecar(png, store.read(Cid.parse(p["manifest_cid"])), trust_anchors=parts.signer().ca_pem)
         assert report["proofmint_trusted"] is True
+    # ERC-7007 on real assets: the proof the prover posted verifies each asset it attested, with
+    # its parameters document as the prompt, and no other asset (nor a changed document)
+    attested = journal.at_stage(jobs.ATTESTED)
+    for job in attested[:2]:
+        p = job.payload
+        tx = parts.chain().web3.eth.get_transaction(p["attest_tx"])
+        fn, args = parts.chain().contract("ProvenanceRegistry").decode_function_input(tx["input"])
+        assert fn.fn_name == "attestInference"
+        proof = encode(["uint256", "bytes", "uint256[]"], [args["modelId"], args["proof"], args["instances"]])
+        metadata = json.loads(store.read(Cid.parse(p["metadata_uri"].removeprefix("ipfs://"))))
+        document = store.read(Cid.parse(metadata["properties"]["paramsDocument"].removeprefix("ipfs://")))
+        digest = bytes.fromhex(p["sha256"])
+        assert registry.verify(document, digest, proof) is True
+        others = [bytes.fromhex(j.payload["sha256"]) for j in attested if j.payload["attest_tx"] != p["attest_tx"]]
+        assert others and registry.verify(document, others[0], proof) is False
+        assert registry.verify(document + b" ", digest, proof) is False
+        receipt = registry.addAigcData(int.from_bytes(digest, "big"), document, digest, proof, sender=accounts[0])
+        assert len(receipt.events.filter(registry.AigcData)) == 1
     # the two-circuit prover batched: proofs of two, and of one for a remainder
     sizes = [job.payload["proof_size"] for job in journal.at_stage(jobs.ATTESTED)]
     assert set(sizes) <= {1, 2} and sizes.count(2) >= 2
