@@ -10,14 +10,19 @@ content):
 2. the terms exist, are metered, are the asset's, are active (a creator who stops selling
    stops new uses; vouchers already accepted still settle) and not superseded (the asset's
    record since taken over by a batch claim voids its earlier terms);
-3. the cumulative amount fits a channel (`MAX_CUMULATIVE`) and the deadline leaves the
-   settlement daemon time to settle (`DEADLINE_MARGIN_S` and a minute);
+3. the cumulative amount fits a channel (`MAX_CUMULATIVE`) and the deadline is at least
+   `MIN_DEADLINE_S` (a day) ahead, so settlement that runs late still finds it valid;
 4. the EIP-712 signature (LicenseManager's domain: chain id and address) is the payer's, 65
    bytes, low s (what the contract accepts);
 5. the cumulative amount is at least one use above everything already accepted on the channel
    (payer, service, terms) here and everything settled on chain: the same voucher twice, or an
-   older one, is a replay;
-6. the payer's escrow with this service, less a pending withdrawal (counted as gone, expired or
+   older one, is a replay. The refusal (`replayed_or_short`) carries the payer's own newest
+   voucher on the channel (`acceptedVoucher`), so a paying client catches up to a figure it can
+   check rather than one it must believe (`agents.api.client`);
+6. the deadline is not before that of the channel's newest voucher while that one is unsettled:
+   settlement settles only a channel's newest voucher (each supersedes the ones before), so a
+   newer voucher that expired first would leave every use since the last settlement unpaid;
+7. the payer's escrow with this service, less a pending withdrawal (counted as gone, expired or
    not: it may unlock before the vouchers settle), covers what all its accepted, unsettled
    vouchers in that currency owe, this one included. Escrow with any other service counts for
    nothing here.
@@ -46,12 +51,18 @@ from eth_utils.address import is_address, to_checksum_address
 from eth_utils.crypto import keccak
 
 from agents.core.errors import PermanentError
-from agents.core.settlement import DEADLINE_MARGIN_S, MAX_CUMULATIVE, SignedVoucher, parse_voucher
+from agents.core.settlement import MAX_CUMULATIVE, SignedVoucher, parse_voucher
 from agents.core.vouchers import voucher_digest
 
 _N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _HALF_N = _N // 2
-DEADLINE_SLACK_S = DEADLINE_MARGIN_S + 60
+MIN_DEADLINE_S = 86_400
+"""How far ahead a voucher's deadline must be for the paywall to take it (offers say so as
+`minDeadlineSeconds`). Settlement settles only a channel's newest voucher and plans none that
+expires within `agents.core.settlement.DEADLINE_MARGIN_S`, so a newest voucher that expired
+before settlement ran would leave every use since the last settlement unpaid. A day covers a
+settlement daemon that is down, restarting or queued behind a slow node; it is also the
+deployment's default escrow `WITHDRAWAL_DELAY`."""
 
 
 class PaymentRejectedError(ValueError):
@@ -146,6 +157,15 @@ class ChannelBook:
                 (payer, service, terms_id),
             ).fetchone()
         return (int(row[0]), int(row[1])) if row else None
+
+    def voucher(self, payer: str, service: str, terms_id: int) -> SignedVoucher | None:
+        """The newest voucher accepted on a channel, or None."""
+        with self._lock:
+            row = self.db.execute(
+                "SELECT voucher FROM channels WHERE payer = ? AND service = ? AND terms_id = ?",
+                (payer, service, terms_id),
+            ).fetchone()
+        return parse_voucher(json.loads(row[0])) if row else None
 
     def owed(self, payer: str, currency: str, service: str) -> dict[int, tuple[int, int]]:
         """Per terms id: (accepted cumulative, settled as last read) of the payer's channels with
@@ -266,31 +286,42 @@ class Paywall:
                 "amount_too_large", f"the cumulative amount is above {MAX_CUMULATIVE}: no channel can settle it"
             )
         now = self._clock()
-        if v.deadline < now + DEADLINE_SLACK_S:
+        if v.deadline < now + MIN_DEADLINE_S:
             raise PaymentRejectedError(
                 "deadline_too_soon",
-                f"the voucher's deadline must be at least {DEADLINE_SLACK_S} s ahead, so it can still be settled",
-                {"deadline": v.deadline, "now": int(now)},
+                f"the voucher's deadline must be at least {MIN_DEADLINE_S} s ahead (the offer's minDeadlineSeconds), "
+                "so settlement that runs late still finds it valid: sign again with a later deadline",
+                {"deadline": v.deadline, "now": int(now), "minDeadlineSeconds": MIN_DEADLINE_S},
             )
         signer = await asyncio.to_thread(signer_of, voucher, self.chain.chain_id, self.chain.settlement)
         if signer != payer:
             raise PaymentRejectedError("wrong_signer", f"the voucher is signed by {signer}, not by its payer {payer}")
         async with self._lock_of(payer):
             known, settled, cover = await asyncio.gather(  # the two chain reads at once on a real node
-                asyncio.to_thread(self.book.channel, payer, service, terms_id),
+                asyncio.to_thread(self.book.voucher, payer, service, terms_id),
                 self.chain.settled(payer, service, terms_id),
                 self.chain.cover(payer, terms.currency, service),
             )
-            accepted = max(known[0] if known else 0, settled)
-            if v.cumulative_amount < accepted + terms.price_per_use:
+            if v.cumulative_amount < _accepted(known, settled) + terms.price_per_use:
+                raise _behind(
+                    known,
+                    settled,
+                    terms.price_per_use,
+                    "the cumulative amount must be at least one use above what this channel already paid "
+                    "(acceptedCumulative)",
+                )
+            if known is not None and known.voucher.cumulative_amount > settled and v.deadline < known.voucher.deadline:
                 raise PaymentRejectedError(
-                    "replayed_or_short",
-                    "the cumulative amount must be at least one use above what this channel already paid",
-                    {"acceptedCumulative": str(accepted), "pricePerUse": str(terms.price_per_use)},
+                    "deadline_too_soon",
+                    f"the voucher's deadline is before {known.voucher.deadline}, that of the channel's newest "
+                    "unsettled voucher: settlement settles only the newest, so it must not expire first; sign again "
+                    "with a deadline at least that late",
+                    {"deadline": v.deadline, "now": int(now), "channelDeadline": known.voucher.deadline},
                 )
             await self._check_cover(payer, terms, terms_id, v.cumulative_amount, settled, cover)
             if not await asyncio.to_thread(self.book.accept, voucher, terms.currency, settled, now):
-                raise PaymentRejectedError("replayed_or_short", "a voucher at least as high was accepted meanwhile")
+                known = await asyncio.to_thread(self.book.voucher, payer, service, terms_id)
+                raise _behind(known, settled, terms.price_per_use, "a voucher at least as high was accepted meanwhile")
         return await asyncio.to_thread(self._submit, voucher)
 
     async def promised(self, payer: str, currency: str) -> int:
@@ -328,6 +359,21 @@ class Paywall:
                 "its unsettled vouchers with this one: deposit with this service (or cancel the withdrawal)",
                 {"owed": str(owed), "escrow": str(cover), "currency": terms.currency, "service": self.service},
             )
+
+
+def _accepted(known: SignedVoucher | None, settled: int) -> int:
+    """What a channel already paid: its newest voucher here or its settled figure on chain."""
+    return max(known.voucher.cumulative_amount if known is not None else 0, settled)
+
+
+def _behind(known: SignedVoucher | None, settled: int, price: int, message: str) -> PaymentRejectedError:
+    """`replayed_or_short`, with what the channel already paid and, when a voucher here says so,
+    that voucher (`acceptedVoucher`: the payer's own signature is the proof of the figure). Only
+    a voucher signed by the payer reaches this check, so only the payer learns it."""
+    details: dict[str, Any] = {"acceptedCumulative": str(_accepted(known, settled)), "pricePerUse": str(price)}
+    if known is not None and known.voucher.cumulative_amount >= settled:
+        details["acceptedVoucher"] = known.as_json()
+    return PaymentRejectedError("replayed_or_short", message, details)
 
 
 def _owed(channels: dict[int, tuple[int, int]]) -> int:

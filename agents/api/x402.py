@@ -14,7 +14,11 @@ server's operator, the one who serves the uses before they settle: `payTo` is it
 (a deposit with another service pays nothing here). Each paid use raises the payer's cumulative
 amount on the channel (payer, service, termsId) by at least the price per use; the payer's escrow
 with the service covers it; the settlement daemon settles the newest voucher of each channel in
-batches later (`transaction` in the response is empty: settlement is deferred).
+batches later (`transaction` in the response is empty: settlement is deferred), so a voucher's
+deadline must be at least `extra.minDeadlineSeconds` ahead and not before the channel's newest
+unsettled voucher's (`deadline_too_soon`). A voucher behind the channel is refused with
+`replayed_or_short`, whose `details` carry `acceptedCumulative` and the payer's own voucher that
+shows it (`acceptedVoucher`): a client catches up only to an amount it signed itself.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from agents.core.settlement import DEADLINE_MARGIN_S, SignedVoucher, parse_voucher
+from agents.api.paywall import MIN_DEADLINE_S
+from agents.core.settlement import SignedVoucher, parse_voucher
 from agents.core.vouchers import VOUCHER_TYPES, domain
 
 X402_VERSION = 2
@@ -105,7 +110,7 @@ class Offer:
                 "service": self.service,
                 "settlementContract": self.settlement,
                 "chainId": self.chain_id,
-                "minDeadlineSeconds": DEADLINE_MARGIN_S + 60,
+                "minDeadlineSeconds": MIN_DEADLINE_S,
                 "eip712": typed_data(self.chain_id, self.settlement),
             },
         }
