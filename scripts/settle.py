@@ -5,19 +5,24 @@ voucher never holds up the others: each is set aside with the reason and the res
 
 1. Read the voucher file (one JSON voucher per line, as `ape run license sign` appends them).
 2. Plan with `agents.core.settlement.plan_settlement`, as the settlement daemon does: the newest
-   voucher of each channel (payer, service, terms); left out, saying why, what the contract
-   would revert on or skip (another service's, settled already, beyond the payer's escrow with
-   the service, expired, unknown or unmetered terms, ...).
-3. Check the signature of every planned voucher as `settle` will: an account without code must
-   have signed the voucher's EIP-712 digest itself (65 bytes, low s, v 27/28 or 0/1; a bad one would
-   revert the whole batch); a payer with code is an ERC-1271 wallet (its signature travels whole,
-   as the daemon sends it) and must accept the signature through `isValidSignature` (a refusal
-   would be skipped). A voucher that fails is left out, saying why, and the plan is made again
-   without it, so its escrow counts for the others (and an older voucher of its channel may
-   take its place, checked in turn).
-4. Simulate every batch (`eth_call` as the service, on the pending state). A batch that would
-   still revert is bisected until each voucher that reverts on its own is set aside with the
-   contract's error; the rest are put back into one batch when that simulates cleanly.
+   voucher of each channel (payer, service, terms) among those that would settle; left out,
+   saying why, what the contract would revert on or skip (another service's, settled already,
+   beyond the payer's escrow with the service, expired, unknown or unmetered terms, a bad
+   signature, ...). A line anyone could append (the payer's channel, a higher amount, a forged
+   signature or any other defect) is left out for its defect and never supersedes the payer's
+   real voucher.
+3. The signature of each voucher that could be its channel's newest is checked as `settle` will
+   check it, before it may supersede the older ones (step 2): an account without code must
+   have signed the voucher's EIP-712 digest itself (65 bytes, low s, v 27/28 or 0/1; a bad one
+   would revert the whole batch); a payer with code is an ERC-1271 wallet (its signature
+   travels whole, as the daemon sends it) and must accept the signature through
+   `isValidSignature` (a refusal would be skipped). A voucher that fails is left out, saying
+   why, and the next older voucher of its channel is checked in its place, so only vouchers that
+   pass count against the payer's escrow.
+4. Simulate every batch (`eth_call` as the service, on the pending state; at most 24 wallet
+   signatures each, `MAX_WALLET_SIGNATURES`). A batch that would still revert is bisected until
+   each voucher that reverts on its own is set aside with the contract's error; the rest are
+   put back into one batch when that simulates cleanly.
 5. Unless `--dry-run`, send one `settle(currency, service, vouchers, walletSignatures)` per
    batch of at most 192 vouchers (`MAX_VOUCHERS`), after confirmation on a live network. A
    voucher settled by another settler of the service, left uncovered by a withdrawal, or refused
@@ -36,7 +41,6 @@ node, no deployment), 2 for a usage error.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -46,19 +50,19 @@ import click
 from web3.exceptions import ContractLogicError, Web3RPCError
 
 from agents.api.paywall import PaymentRejectedError, signer_of
-from agents.core.reverts import WouldRevertError
 from agents.core.settlement import (
     ALREADY_SETTLED,
     MAX_VOUCHERS,
     SKIP_REASONS,
     Batch,
-    Plan,
+    Defect,
     SignedVoucher,
     SkipKind,
     TermsView,
     VoucherFileError,
     load_vouchers,
     plan_settlement,
+    settleable,
 )
 from agents.core.vouchers import compact_signature, voucher_digest
 from agents.deploy.operator import Session, cli_errors, confirm_broadcast, open_session
@@ -72,9 +76,6 @@ ERC1271_MAGIC = bytes.fromhex("1626ba7e")
 """`IERC1271.isValidSignature.selector`: what a wallet answers for a signature it accepts."""
 WALLET_CHECK_GAS = 100_000
 """`LicenseManager.WALLET_CHECK_GAS`: the gas `settle` gives a wallet's `isValidSignature`."""
-
-Refused = tuple[SignedVoucher, str]
-"""A voucher left out and why."""
 
 
 def read_vouchers(path: Path) -> list[SignedVoucher]:
@@ -90,7 +91,9 @@ def read_vouchers(path: Path) -> list[SignedVoucher]:
 
 class SignatureCheck:
     """Whether `settle` will accept each voucher's signature, judged as the contract judges it
-    (see the module text, step 3). Payers' code and verdicts are looked up once."""
+    (see the module text, step 3). Payers' code and verdicts are looked up once. As a container
+    it holds the payers with code (`payer in check`), looked up when asked: the planner's
+    `wallets`."""
 
     def __init__(self, web3: Any, chain_id: int, licenses: str) -> None:
         self.web3, self.chain_id, self.licenses = web3, chain_id, licenses
@@ -101,6 +104,16 @@ class SignatureCheck:
         if payer not in self._wallet:
             self._wallet[payer] = len(bytes(self.web3.eth.get_code(payer))) > 0
         return self._wallet[payer]
+
+    def __contains__(self, payer: object) -> bool:
+        return isinstance(payer, str) and self.is_wallet(payer)
+
+    def defect(self, sv: SignedVoucher) -> Defect | None:
+        """`plan_settlement`'s `signature_check`: None when the signature will pass, else why not."""
+        why = self.refusal(sv)
+        if why is None:
+            return None
+        return (why, SkipKind.WALLET_REJECTED if self.is_wallet(sv.channel[0]) else SkipKind.BAD_SIGNATURE)
 
     def wallets(self, payers: Iterable[str]) -> set[str]:
         """The payers that hold code: their signatures travel whole (`Batch.call_args`)."""
@@ -144,53 +157,6 @@ class SignatureCheck:
         except (ContractLogicError, Web3RPCError):  # a wallet that reverts or runs out of gas refuses
             return False
         return len(answer) >= 32 and answer[:4] == ERC1271_MAGIC
-
-
-def plan_checked(
-    plan: Callable[[list[SignedVoucher]], Plan], vouchers: list[SignedVoucher], check: SignatureCheck
-) -> tuple[Plan, list[Refused]]:
-    """Plan, check the signatures of what the plan would send, and plan again without the vouchers
-    that fail, until every planned voucher passes (each round leaves out at least one more)."""
-    refused: list[Refused] = []
-    candidates = list(vouchers)
-    while True:
-        planned = plan(candidates)
-        bad = [(sv, why) for batch in planned.batches for sv in batch.vouchers if (why := check.refusal(sv))]
-        if not bad:
-            return planned, refused
-        refused += bad
-        out = {id(sv) for sv, _ in bad}
-        candidates = [sv for sv in candidates if id(sv) not in out]
-
-
-def _bisect(batch: Batch, simulate: Callable[[Batch], object]) -> tuple[list[Batch], list[Refused]]:
-    try:
-        simulate(batch)
-    except WouldRevertError as exc:
-        if len(batch.vouchers) == 1:
-            return [], [(batch.vouchers[0], str(exc))]
-        half = len(batch.vouchers) // 2
-        left, left_out = _bisect(replace(batch, vouchers=batch.vouchers[:half]), simulate)
-        right, right_out = _bisect(replace(batch, vouchers=batch.vouchers[half:]), simulate)
-        return left + right, left_out + right_out
-    return [batch], []
-
-
-def settleable(batch: Batch, simulate: Callable[[Batch], object]) -> tuple[list[Batch], list[Refused]]:
-    """The parts of `batch` that `simulate` (raising WouldRevertError) passes, and each voucher
-    that reverts on its own with the error. A batch that reverts is bisected: a voucher that
-    reverts alone is set aside; parts that pass are merged back into one batch when that passes
-    too (one transaction rather than one per part), else kept apart (a revert of the batch as a
-    whole, such as too many wallet signatures, splits it for good)."""
-    parts, set_aside = _bisect(batch, simulate)
-    if len(parts) > 1 and set_aside:
-        merged = replace(batch, vouchers=[sv for part in parts for sv in part.vouchers])
-        try:
-            simulate(merged)
-        except WouldRevertError:
-            return parts, set_aside
-        return [merged], set_aside
-    return parts, set_aside
 
 
 def describe(sv: SignedVoucher) -> str:
@@ -255,25 +221,21 @@ def cli(network, provider, path, max_batch, dry_run, account_alias, yes):  # typ
         now = int(ape.chain.pending_timestamp)
         check = SignatureCheck(session.web3, session.target.chain_id, str(licenses.address))
 
-        def plan(candidates: list[SignedVoucher]) -> Plan:
-            return plan_settlement(
-                candidates,
-                now=now,
-                settled_of=settled_of,
-                terms_of=terms_of,
-                escrow_of=escrow_of,
-                service=service,
-                max_vouchers=max_batch,
-            )
-
-        planned, refused = plan_checked(plan, vouchers, check)
+        planned = plan_settlement(
+            vouchers,
+            now=now,
+            settled_of=settled_of,
+            terms_of=terms_of,
+            escrow_of=escrow_of,
+            service=service,
+            max_vouchers=max_batch,
+            signature_check=check.defect,
+            wallets=check,
+        )
         attention = 0
         for skipped in planned.skipped:
             click.echo(f"skip      {describe(skipped.voucher)}: {skipped.reason}")
             attention += skipped.kind not in ROUTINE
-        for sv, why in refused:
-            click.echo(f"skip      {describe(sv)}: {why}")
-        attention += len(refused)
 
         def simulate(batch: Batch) -> object:
             wallets = check.wallets(sv.channel[0] for sv in batch.vouchers)

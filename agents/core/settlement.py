@@ -4,26 +4,34 @@ a pile of signed vouchers before anything is sent.
 A voucher file holds one JSON object per line (payer, service, asset, termsId, cumulativeAmount,
 deadline, signature, all hex or decimal strings), appended by whoever collects vouchers. A
 voucher draws on the payer's escrow with the service it names, on the channel (payer, service,
-terms). Planning keeps the newest voucher of each channel (cumulative vouchers make every older
-one worthless) and drops, with the reason, what `LicenseManager.settle` would revert on
-(unknown or unmetered terms, an asset other than the terms', a deadline too close, an amount
-above `MAX_CUMULATIVE`) and what it would skip (a channel settled as much or more already; a
-voucher the payer's escrow with its service cannot cover, counted in the order the vouchers will
-be sent, as the contract counts them). Only a service may settle its vouchers, so a settler
-plans with its own address as `service` and vouchers naming another are dropped too.
+terms). Planning drops, with the reason, what `LicenseManager.settle` would revert on (another
+service's voucher: only a service may settle its vouchers, so a settler plans with its own
+address as `service`; unknown or unmetered terms, an asset other than the terms', a deadline too
+close, an amount above `MAX_CUMULATIVE`; a signature the caller's check refuses), then keeps the
+newest of what is left on each channel (cumulative vouchers make every older one worthless).
+The order matters: anyone can append a line naming someone else's channel with a higher amount
+and no valid signature, and such a line must never supersede the payer's real voucher. Only
+vouchers above the one kept are checked (newest first), so a channel costs one check when its
+newest voucher is good. Then what `settle` would skip is dropped too (a channel settled as much
+or more already; a voucher the payer's escrow with its service cannot cover, counted in the
+order the vouchers will be sent, as the contract counts them).
+
 `settle(currency, service, vouchers, walletSignatures)` takes the vouchers of one service in one
 currency, so the rest is grouped by (currency, service), each group ordered by asset, then payer
 (the contract credits each run of one asset once and touches each payer's escrow once per run)
-and cut into batches of at most `MAX_VOUCHERS` (192). Signatures are not checked here: the
-contract judges them (a bad one reverts the whole call, which the callers simulate first; an
-ERC-1271 wallet's refusal is skipped).
+and cut into batches of at most `MAX_VOUCHERS` (192) vouchers, of which at most
+`MAX_WALLET_SIGNATURES` (24) carry a listed signature (a payer with code, or a signature that
+has no compact form): one more and the whole call reverts, so 25 wallet vouchers of one payer
+never hold up a batch. Without a signature check the contract judges signatures (a bad one
+reverts the whole call, which the callers simulate first: `settleable` bisects a batch that
+reverts; an ERC-1271 wallet's refusal is skipped).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Container, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -31,10 +39,14 @@ from typing import Any
 from eth_utils.address import is_address, to_checksum_address
 
 from agents.core.errors import PermanentError
-from agents.core.vouchers import CallVoucher, Voucher, settle_arguments
+from agents.core.reverts import WouldRevertError
+from agents.core.vouchers import CallVoucher, Voucher, compact_signature, settle_arguments
 
 MAX_VOUCHERS = 192
 """`LicenseManager.MAX_VOUCHERS`: the most vouchers one `settle` call takes."""
+MAX_WALLET_SIGNATURES = 24
+"""`LicenseManager.MAX_WALLET_SIGNATURES`: the most listed signatures (`walletSignatures`) one
+`settle` call takes; one more reverts the call (`TooManyWalletSignatures`)."""
 DEADLINE_MARGIN_S = 120
 """A voucher that expires within this many seconds is not planned: it could expire in the mempool."""
 MAX_CUMULATIVE = 2**85 - 1
@@ -173,6 +185,8 @@ class SkipKind(Enum):
     """The payer's escrow with its service does not cover it after the vouchers sent before it."""
     WALLET_REJECTED = "wallet_rejected"
     """The payer is an ERC-1271 wallet that refused the signature."""
+    BAD_SIGNATURE = "bad_signature"
+    """The signature is not the payer's (a signature check given to the planner says so)."""
 
     @property
     def settled(self) -> bool:
@@ -230,9 +244,32 @@ class Plan:
         return dict(self.amounts)
 
 
-def _chunks(items: list[SignedVoucher], size: int) -> Iterator[list[SignedVoucher]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def travels_listed(sv: SignedVoucher, wallets: Container[str]) -> bool:
+    """Whether `settle` takes the voucher's signature in `walletSignatures` (see
+    `agents.core.vouchers.settle_arguments`): its payer is in `wallets`, or the signature has no
+    compact form."""
+    return sv.channel[0] in wallets or compact_signature(sv.signature) is None
+
+
+def _chunks(
+    items: list[SignedVoucher], size: int, wallets: Container[str], max_listed: int
+) -> Iterator[list[SignedVoucher]]:
+    """`items` in order, cut into runs of at most `size` vouchers and `max_listed` listed signatures."""
+    chunk: list[SignedVoucher] = []
+    listed = 0
+    for sv in items:
+        here = travels_listed(sv, wallets)
+        if chunk and (len(chunk) == size or listed + here > max_listed):
+            yield chunk
+            chunk, listed = [], 0
+        chunk.append(sv)
+        listed += here
+    if chunk:
+        yield chunk
+
+
+Defect = tuple[str, SkipKind]
+"""Why a voucher is left out, and the kind of reason."""
 
 
 def plan_settlement(
@@ -244,65 +281,82 @@ def plan_settlement(
     escrow_of: Callable[[str, str, str], int],
     service: str | None = None,
     max_vouchers: int = MAX_VOUCHERS,
+    signature_check: Callable[[SignedVoucher], Defect | None] | None = None,
+    wallets: Container[str] = (),
+    max_wallet_signatures: int = MAX_WALLET_SIGNATURES,
 ) -> Plan:
     """Plan the `settle` calls for `vouchers` (see the module text). The chain is read through
     `settled_of(payer, service, termsId)`, `terms_of(termsId)` (None for unknown terms) and
     `escrow_of(payer, currency, service)` (the escrow's balance: a pending withdrawal is still
     there to settle against). `service`: plan only vouchers that name it (the settler's own
-    address: only the service may settle); None plans every service's (a dry run)."""
+    address: only the service may settle); None plans every service's (a dry run).
+    `signature_check(voucher)`: why the voucher's signature will not pass (None when it will),
+    asked before a voucher may supersede older ones of its channel. `wallets`: the payers with
+    code (their signatures are listed), which `max_wallet_signatures` counts per batch."""
     if not 1 <= max_vouchers <= MAX_VOUCHERS:
         raise ValueError(f"max_vouchers must be in 1..{MAX_VOUCHERS}")
+    if not 1 <= max_wallet_signatures <= MAX_WALLET_SIGNATURES:
+        raise ValueError(f"max_wallet_signatures must be in 1..{MAX_WALLET_SIGNATURES}")
     only = to_checksum_address(service) if service is not None else None
     plan = Plan()
-    newest: dict[Channel, SignedVoucher] = {}
-    superseded = "superseded by a newer voucher of the same channel"
-    for sv in vouchers:
-        held = newest.get(sv.channel)
-        if held is None or sv.voucher.cumulative_amount > held.voucher.cumulative_amount:
-            if held is not None:
-                plan.skipped.append(Skipped(held, superseded, SkipKind.SUPERSEDED))
-            newest[sv.channel] = sv
-        else:
-            plan.skipped.append(Skipped(sv, superseded, SkipKind.SUPERSEDED))
-
-    groups: dict[tuple[str, str], list[tuple[SignedVoucher, int]]] = {}
     terms_cache: dict[int, TermsView | None] = {}
-    for (payer, named, terms_id), sv in newest.items():
+
+    def terms_for(terms_id: int) -> TermsView | None:
         if terms_id not in terms_cache:
             terms_cache[terms_id] = terms_of(terms_id)
-        terms = terms_cache[terms_id]
+        return terms_cache[terms_id]
+
+    def defect(sv: SignedVoucher) -> Defect | None:
+        """What `settle` would revert on (or a refused signature); None for a settleable voucher."""
+        _, named, terms_id = sv.channel
         v = sv.voucher
-        left_out: tuple[str, SkipKind] | None = None
-        settled = 0
         if only is not None and named != only:
-            left_out = (f"for service {named}, not {only}: only its service may settle it", SkipKind.OTHER_SERVICE)
-        elif terms is None:
-            left_out = (f"terms {terms_id} do not exist", SkipKind.UNKNOWN_TERMS)
-        elif terms.price_per_use == 0:
-            left_out = (f"terms {terms_id} are not metered (no price per use)", SkipKind.NOT_METERED)
-        elif terms.asset != v.asset:
-            left_out = (
+            return (f"for service {named}, not {only}: only its service may settle it", SkipKind.OTHER_SERVICE)
+        terms = terms_for(terms_id)
+        if terms is None:
+            return (f"terms {terms_id} do not exist", SkipKind.UNKNOWN_TERMS)
+        if terms.price_per_use == 0:
+            return (f"terms {terms_id} are not metered (no price per use)", SkipKind.NOT_METERED)
+        if terms.asset != v.asset:
+            return (
                 f"terms {terms_id} are for asset 0x{terms.asset.hex()}, not 0x{v.asset.hex()}",
                 SkipKind.WRONG_ASSET,
             )
-        elif v.deadline < now + DEADLINE_MARGIN_S:
-            left_out = (f"expired (deadline {v.deadline}, now {now})", SkipKind.EXPIRED)
-        elif v.cumulative_amount > MAX_CUMULATIVE:
-            left_out = (
-                f"the cumulative amount is above {MAX_CUMULATIVE}, what a channel holds",
-                SkipKind.AMOUNT_TOO_LARGE,
-            )
-        else:
-            settled = settled_of(payer, named, terms_id)
-            if v.cumulative_amount == settled:
-                left_out = (ALREADY_SETTLED, SkipKind.ALREADY_SETTLED)
-            elif v.cumulative_amount < settled:
-                left_out = (f"below what its channel settled ({settled}): a newer voucher was", SkipKind.BELOW_SETTLED)
-        if left_out is not None:
-            plan.skipped.append(Skipped(sv, *left_out))
-            continue
+        if v.deadline < now + DEADLINE_MARGIN_S:
+            return (f"expired (deadline {v.deadline}, now {now})", SkipKind.EXPIRED)
+        if v.cumulative_amount > MAX_CUMULATIVE:
+            return (f"the cumulative amount is above {MAX_CUMULATIVE}, what a channel holds", SkipKind.AMOUNT_TOO_LARGE)
+        return signature_check(sv) if signature_check is not None else None
+
+    by_channel: dict[Channel, list[SignedVoucher]] = {}
+    for sv in vouchers:
+        by_channel.setdefault(sv.channel, []).append(sv)
+    newest: dict[Channel, SignedVoucher] = {}
+    superseded = "superseded by a newer voucher of the same channel"
+    for channel, held in by_channel.items():
+        # newest first (of equal amounts, the first handed in); each is left out for its own
+        # defect until one has none: that one is the channel's, every voucher below it superseded
+        for sv in sorted(held, key=lambda sv: -sv.voucher.cumulative_amount):
+            if channel in newest:
+                plan.skipped.append(Skipped(sv, superseded, SkipKind.SUPERSEDED))
+            elif (problem := defect(sv)) is not None:
+                plan.skipped.append(Skipped(sv, *problem))
+            else:
+                newest[channel] = sv
+
+    groups: dict[tuple[str, str], list[tuple[SignedVoucher, int]]] = {}
+    for (payer, named, terms_id), sv in newest.items():
+        terms = terms_for(terms_id)
         assert terms is not None
-        groups.setdefault((terms.currency, named), []).append((sv, v.cumulative_amount - settled))
+        v = sv.voucher
+        settled = settled_of(payer, named, terms_id)
+        if v.cumulative_amount == settled:
+            plan.skipped.append(Skipped(sv, ALREADY_SETTLED, SkipKind.ALREADY_SETTLED))
+        elif v.cumulative_amount < settled:
+            reason = f"below what its channel settled ({settled}): a newer voucher was"
+            plan.skipped.append(Skipped(sv, reason, SkipKind.BELOW_SETTLED))
+        else:
+            groups.setdefault((terms.currency, named), []).append((sv, v.cumulative_amount - settled))
 
     for currency, named in sorted(groups):
         ordered = sorted(
@@ -323,5 +377,41 @@ def plan_settlement(
             left[payer] -= due
             kept.append(sv)
             plan.amounts[currency] = plan.amounts.get(currency, 0) + due
-        plan.batches.extend(Batch(currency, named, chunk) for chunk in _chunks(kept, max_vouchers))
+        chunks = _chunks(kept, max_vouchers, wallets, max_wallet_signatures)
+        plan.batches.extend(Batch(currency, named, chunk) for chunk in chunks)
     return plan
+
+
+Refused = tuple[SignedVoucher, str]
+"""A voucher set aside and why."""
+
+
+def _bisect(batch: Batch, simulate: Callable[[Batch], object]) -> tuple[list[Batch], list[Refused]]:
+    try:
+        simulate(batch)
+    except WouldRevertError as exc:
+        if len(batch.vouchers) == 1:
+            return [], [(batch.vouchers[0], str(exc))]
+        half = len(batch.vouchers) // 2
+        left, left_out = _bisect(replace(batch, vouchers=batch.vouchers[:half]), simulate)
+        right, right_out = _bisect(replace(batch, vouchers=batch.vouchers[half:]), simulate)
+        return left + right, left_out + right_out
+    return [batch], []
+
+
+def settleable(batch: Batch, simulate: Callable[[Batch], object]) -> tuple[list[Batch], list[Refused]]:
+    """The parts of `batch` that `simulate` (raising WouldRevertError) passes, and each voucher
+    that reverts on its own with the error. A batch that reverts is bisected: a voucher that
+    reverts alone is set aside; parts that pass are merged back into one batch when that passes
+    too (one transaction rather than one per part), else kept apart (a revert of the batch as a
+    whole splits it for good). One voucher that reverts among n costs about 2 log2(n) + 2
+    simulations, never one per voucher."""
+    parts, set_aside = _bisect(batch, simulate)
+    if len(parts) > 1 and set_aside:
+        merged = replace(batch, vouchers=[sv for part in parts for sv in part.vouchers])
+        try:
+            simulate(merged)
+        except WouldRevertError:
+            return parts, set_aside
+        return [merged], set_aside
+    return parts, set_aside

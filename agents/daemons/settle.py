@@ -6,24 +6,28 @@ Vouchers are jobs (`received`), keyed by their signature, so a voucher handed in
 API, a file, a retrying client) is one job. `SettleStage` lifecycle, per batch of jobs:
 
 1. Claim up to `batch` vouchers, by size or after `linger_s`.
-2. Read what planning needs (terms, each channel's settled amount, each escrow's balance) and
-   plan with `agents.core.settlement.plan_settlement`: newest voucher per channel; nothing expired,
-   unmetered, settled, beyond its escrow, or naming another service. What is left out is
-   journaled at once with the reason: `settled` when the chain already holds exactly its amount
-   (a crash after our own transaction, or another settler with this key first), `skipped`
-   otherwise.
+2. Read what planning needs (terms, each channel's settled amount, each escrow's balance, which
+   payers hold code) and plan with `agents.core.settlement.plan_settlement`: the newest voucher
+   per channel among those `settle` would not revert on, so a bad voucher never supersedes a
+   good one; nothing expired, unmetered, settled, beyond its escrow, or naming another service;
+   batches of at most `MAX_WALLET_SIGNATURES` listed signatures. What is left out is journaled
+   at once with the reason: `settled` when the chain already holds exactly its amount (a crash
+   after our own transaction, or another settler with this key first), `skipped` otherwise.
 3. Send one `settle(currency, service, vouchers, walletSignatures)` per batch (one currency
    each; payers with code are ERC-1271 wallets, whose signatures travel whole). A batch that
-   would revert (a bad signature among good vouchers) is split: each voucher is tried alone and
-   the ones that would revert are skipped with the reason, so one bad voucher never holds up
-   the rest.
+   would revert (a bad signature among good vouchers) is bisected by simulation
+   (`agents.core.settlement.settleable`): each voucher that reverts alone is skipped with the
+   reason and the rest go back into one transaction. One bad voucher among n costs O(log n)
+   simulations and one more transaction, never one per voucher, so a stranger's vouchers
+   cannot make the operator pay for a transaction per voucher.
 4. Read the outcome of every voucher from the receipt, never from the plan: the contract emits
    `VoucherSettled` or `VoucherSkipped` (with its reason) for each, so a voucher settled by
    another settler between planning and mining, left uncovered by a withdrawal, or refused by
    its wallet is journaled as what happened to it (settled already, or skipped with the
    reason), and only the vouchers this transaction settled carry its hash.
-5. `distribute` each asset the transaction paid (pull payments: the shares land in the
-   splitter's balances). `withdraw_due` (on the runner's schedule) withdraws this key's balances.
+5. Once every batch is sent, `distribute` each asset the batches paid, once per asset and
+   currency (pull payments: the shares land in the splitter's balances). `withdraw_due` (on the
+   runner's schedule) withdraws this key's balances.
 """
 
 from __future__ import annotations
@@ -36,18 +40,20 @@ from typing import Any, Final
 
 from eth_utils.address import to_checksum_address
 
-from agents.core.reverts import WouldRevertError
+from agents.core.reverts import WouldRevertError, preflight
 from agents.core.settlement import (
     ALREADY_SETTLED,
     MAX_VOUCHERS,
     SKIP_REASONS,
     Batch,
     Channel,
+    Refused,
     SignedVoucher,
     SkipKind,
     TermsView,
     parse_voucher,
     plan_settlement,
+    settleable,
 )
 from agents.runtime import jobs
 from agents.runtime.chain import ChainClient
@@ -133,6 +139,7 @@ class SettleStage(Stage):
                 outcomes.append(Failed(job.key, f"not a voucher: {error}", retryable=False))
         key_of = {id(sv): key for key, sv in by_key.items()}
         terms, settled, balances = await self._views(by_key.values())
+        wallets = await self._wallets_among(sv.channel[0] for sv in by_key.values() if sv.channel[1] == self.service)
         block = await self.client.node(self.client.web3.eth.get_block, "latest")
         now = max(int(time.time()), int(block["timestamp"]))
         plan = plan_settlement(
@@ -142,15 +149,27 @@ class SettleStage(Stage):
             terms_of=lambda terms_id: terms[terms_id],
             escrow_of=lambda payer, currency, service: balances[(payer, currency, service)],
             service=self.service,
+            wallets=wallets,
         )
         for skipped in plan.skipped:
             outcomes.append(_left_out(key_of[id(skipped.voucher)], skipped.kind, skipped.reason))
+        paid: set[tuple[bytes, str]] = set()
         for planned in plan.batches:
-            outcomes += await self._settle(planned, key_of)
+            settled_here = await self._settle(planned, key_of)
+            paid |= {
+                (by_key[o.key].voucher.asset, planned.currency)
+                for o in settled_here
+                if isinstance(o, Done) and "settle_tx" in o.updates
+            }
+            outcomes += settled_here
+        for asset, currency in sorted(paid):  # once per asset, however many batches paid it
+            await self.distribute(asset, currency)
         return outcomes
 
     async def _settle(self, batch: Batch, key_of: dict[int, str]) -> list[Outcome]:
-        chunk, currency = batch.vouchers, batch.currency
+        """Send `batch` (step 3) and read each voucher's outcome from the receipt (step 4); a
+        batch that would revert is bisected and what passes is sent again (step 3)."""
+        chunk = batch.vouchers
         keys = [key_of[id(sv)] for sv in chunk]
         wallets = await self._wallets_among(sv.channel[0] for sv in chunk)
         try:
@@ -158,14 +177,19 @@ class SettleStage(Stage):
         except WouldRevertError as error:
             if len(chunk) == 1:
                 return [Done(keys[0], {"reason": str(error)}, stage=jobs.SKIPPED)]
-            outcomes: list[Outcome] = []
-            for sv in chunk:  # isolate the voucher(s) that would revert
-                outcomes += await self._settle(replace(batch, vouchers=[sv]), key_of)
+            parts, set_aside = await self._settleable(batch, wallets)
+            outcomes: list[Outcome] = [
+                Done(key_of[id(sv)], {"reason": why}, stage=jobs.SKIPPED) for sv, why in set_aside
+            ]
+            if parts == [batch]:  # simulates cleanly now yet would not send: halve it, so this ends
+                half = len(chunk) // 2
+                parts = [replace(batch, vouchers=chunk[:half]), replace(batch, vouchers=chunk[half:])]
+            for part in parts:  # each smaller than `batch`
+                outcomes += await self._settle(part, key_of)
             return outcomes
         tx = _tx_hex(receipt["transactionHash"])
         results = self._results(receipt)
         outcomes = []
-        paid_assets: set[bytes] = set()
         settled_here = sum(1 for kind in results.values() if kind is None)
         for sv, key in zip(chunk, keys, strict=True):
             v = sv.voucher
@@ -174,13 +198,23 @@ class SettleStage(Stage):
                 raise RuntimeError(f"settle transaction {tx} has no event for voucher {key}")
             kind = results[found]
             if kind is None:
-                paid_assets.add(v.asset)
                 outcomes.append(Done(key, {"settle_tx": tx, "batch_size": settled_here}))
             else:
                 outcomes.append(_left_out(key, kind, _receipt_reason(kind, sv), skipped_tx=tx))
-        for asset in sorted(paid_assets):
-            await self.distribute(asset, currency)
         return outcomes
+
+    async def _settleable(self, batch: Batch, wallets: set[str]) -> tuple[list[Batch], list[Refused]]:
+        """`settleable(batch)`, simulated as this service on the pending state (`eth_call`s only:
+        nothing is signed), all on the node's thread."""
+        licenses = self.client.contract(LICENSES)
+
+        def simulate(part: Batch) -> bytes:
+            data = licenses.encode_abi("settle", args=list(part.call_args(wallets)))
+            call = {"from": self.service, "to": licenses.address, "data": data, "value": 0}
+            return preflight(self.client.web3, call, self.client.errors)
+
+        found: tuple[list[Batch], list[Refused]] = await self.client.node(settleable, batch, simulate)
+        return found
 
     def _results(self, receipt: dict[str, Any]) -> dict[tuple[str, int, int], SkipKind | None]:
         """What `settle` did with each voucher of the batch (all of this service), by (payer,

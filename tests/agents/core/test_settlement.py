@@ -7,10 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_utils.address import to_checksum_address
 
+from agents.core.reverts import WouldRevertError
 from agents.core.settlement import (
     MAX_CUMULATIVE,
     MAX_VOUCHERS,
+    MAX_WALLET_SIGNATURES,
+    Batch,
     SignedVoucher,
     SkipKind,
     TermsView,
@@ -18,6 +22,8 @@ from agents.core.settlement import (
     append_vouchers,
     load_vouchers,
     plan_settlement,
+    settleable,
+    travels_listed,
 )
 from agents.core.vouchers import Voucher
 
@@ -40,6 +46,11 @@ def sv(
 ) -> SignedVoucher:
     asset = asset if asset is not None else TERMS[terms].asset if terms in TERMS else A
     return SignedVoucher(Voucher(payer, service, asset, terms, cumulative, deadline), b"\x01" * 65)
+
+
+def listed(payer: str, terms: int, cumulative: int) -> SignedVoucher:
+    """A voucher whose signature has no compact form (v 5): it travels in `walletSignatures`."""
+    return SignedVoucher(sv(payer, terms, cumulative).voucher, b"\x01" * 64 + b"\x05")
 
 
 def plan(  # type: ignore[no-untyped-def]
@@ -115,7 +126,12 @@ def test_a_channel_is_payer_service_and_terms():
         (S2, [20]),
     ]
     zero = bytes(32)
-    assert p.batches[0].call_args() == (ETH, S1, [(P1, 1, 30, 10_000, zero, zero)], [(0, b"\x01" * 65)])
+    assert Batch(ETH, S1, [listed(P1, 1, 30)]).call_args() == (
+        ETH,
+        S1,
+        [(P1, 1, 30, 10_000, zero, zero)],
+        [(0, b"\x01" * 64 + b"\x05")],
+    )
     assert p.amount_by_currency() == {ETH: 30 + 15}
 
 
@@ -190,3 +206,123 @@ def test_batch_cap():
     for bad in (0, MAX_VOUCHERS + 1):
         with pytest.raises(ValueError, match="max_vouchers"):
             plan(vouchers, max_vouchers=bad)
+
+
+# F8: a line anyone can append (the payer's channel, a higher amount, no key) ------------------
+
+GOOD = sv(P1, 1, 50)
+"""The payer's real voucher on channel (P1, S1, 1)."""
+FORGED = b"\x02" * 65
+"""What a stranger appends as the signature (no key needed)."""
+
+
+def line(amount: int = 10**20, *, asset: bytes = A, deadline: int = 10_000) -> SignedVoucher:
+    """A line on GOOD's channel (payer P1, service S1, terms 1) with `amount` and a forged signature."""
+    return SignedVoucher(Voucher(P1, S1, asset, 1, amount, deadline), FORGED)
+
+
+def refuse_forged(voucher: SignedVoucher) -> tuple[str, SkipKind] | None:
+    """A signature check that knows GOOD's signature and no other."""
+    return None if voucher.signature != FORGED else ("bad signature: not the payer's", SkipKind.BAD_SIGNATURE)
+
+
+@pytest.mark.parametrize(
+    ("garbage", "kind", "kw"),
+    [
+        (line(asset=B), SkipKind.WRONG_ASSET, {}),
+        (line(60, deadline=1_050), SkipKind.EXPIRED, {}),
+        (line(MAX_CUMULATIVE + 1), SkipKind.AMOUNT_TOO_LARGE, {}),
+        (line(60), SkipKind.BAD_SIGNATURE, {"signature_check": refuse_forged}),
+        # above the payer's escrow: without the signature checked first, the line would be
+        # left out for want of escrow, its signature never looked at, GOOD superseded
+        (line(10**20), SkipKind.BAD_SIGNATURE, {"signature_check": refuse_forged, "escrow": {(P1, ETH, S1): 100}}),
+    ],
+    ids=["wrong-asset", "expired", "above-max-cumulative", "bad-signature", "bad-signature-above-escrow"],
+)
+def test_a_line_with_a_defect_never_supersedes_the_payers_voucher(
+    garbage: SignedVoucher, kind: SkipKind, kw: dict[str, Any]
+):
+    """Whatever order the lines come in, the newest voucher of a channel is chosen among those
+    that would settle: the garbage is left out for its own defect and GOOD is planned."""
+    for order in ([GOOD, garbage], [garbage, GOOD]):
+        p = plan(order, **kw)
+        assert [s for b in p.batches for s in b.vouchers] == [GOOD]
+        assert [(s.voucher, s.kind) for s in p.skipped] == [(garbage, kind)]
+        assert p.amount_by_currency() == {ETH: 50}
+
+
+def test_signatures_are_checked_newest_first_until_one_passes():
+    """Only the vouchers above the one kept are checked; older ones are superseded unchecked, and
+    a garbage line's escrow never counts against the payer's real vouchers."""
+    asked: list[int] = []
+
+    def check(voucher: SignedVoucher) -> tuple[str, SkipKind] | None:
+        asked.append(voucher.voucher.cumulative_amount)
+        return refuse_forged(voucher)
+
+    vouchers = [sv(P1, 1, 10), line(40), GOOD, line(70), sv(P1, 1, 20)]
+    p = plan(vouchers, signature_check=check, escrow={(P1, ETH, S1): 50})
+    assert asked == [70, 50]  # 40 is below the voucher kept: superseded, never checked
+    assert [s for b in p.batches for s in b.vouchers] == [GOOD]
+    kinds = {s.voucher.voucher.cumulative_amount: s.kind for s in p.skipped}
+    assert kinds == {
+        70: SkipKind.BAD_SIGNATURE,
+        40: SkipKind.SUPERSEDED,
+        20: SkipKind.SUPERSEDED,
+        10: SkipKind.SUPERSEDED,
+    }
+    # a channel with nothing that would settle: each voucher is left out for its own defect
+    none_good = plan([line(60), line(70, asset=B)], signature_check=refuse_forged)
+    assert not none_good.batches
+    assert sorted(s.kind.value for s in none_good.skipped) == ["bad_signature", "wrong_asset"]
+
+
+# F6: batches never carry more listed signatures than `settle` takes --------------------------
+
+
+def payer(i: int) -> str:
+    return to_checksum_address(f"0x{i:040x}")
+
+
+def test_batches_hold_at_most_max_wallet_signatures():
+    """25 wallet payers (1 wei each, as an attacker would hand them in) among honest vouchers:
+    two batches, each within `MAX_WALLET_SIGNATURES`, so none reverts `TooManyWalletSignatures`;
+    a signature without a compact form counts as listed whoever signed it."""
+    wallets = {payer(i) for i in range(100, 125)}
+    honest = [sv(payer(i), 1, 7) for i in range(1, 9)]
+    vouchers = honest + [sv(w, 1, 1) for w in sorted(wallets)] + [listed(payer(200), 1, 3)]
+    p = plan(vouchers, wallets=wallets)
+    assert p.voucher_count == len(vouchers) and not p.skipped
+    assert len(p.batches) == 2
+    for batch in p.batches:
+        signatures = batch.call_args(wallets)[3]
+        assert len(signatures) == sum(travels_listed(s, wallets) for s in batch.vouchers) <= MAX_WALLET_SIGNATURES
+    assert sum(len(b.call_args(wallets)[3]) for b in p.batches) == 26
+    # the order the contract counts escrow in is kept across the cut: asset, then payer
+    flat = [s.voucher.payer for b in p.batches for s in b.vouchers]
+    assert flat == sorted(flat, key=str.lower)
+    # the two caps together, and the cap's bounds
+    small = plan(vouchers, wallets=wallets, max_wallet_signatures=10, max_vouchers=12)
+    assert [len(b.call_args(wallets)[3]) for b in small.batches] == [4, 10, 10, 2]
+    assert all(len(b.vouchers) <= 12 for b in small.batches)
+    for bad in (0, MAX_WALLET_SIGNATURES + 1):
+        with pytest.raises(ValueError, match="max_wallet_signatures"):
+            plan(vouchers, max_wallet_signatures=bad)
+
+
+def test_settleable_bisects_a_reverting_batch_in_log_n_simulations():
+    """One voucher that reverts among 64: set aside with its error after O(log n) simulations, the
+    other 63 merged back into one batch (one transaction)."""
+    vouchers = [sv(payer(i), 1, 1) for i in range(1, 65)]
+    bad = vouchers[37]
+    simulated: list[int] = []
+
+    def simulate(batch: Batch) -> None:
+        simulated.append(len(batch.vouchers))
+        if bad in batch.vouchers:
+            raise WouldRevertError("would revert: LicenseManager__WrongSigner(index=0, ...)")
+
+    parts, set_aside = settleable(Batch(ETH, S1, vouchers), simulate)
+    assert [part.vouchers for part in parts] == [[v for v in vouchers if v is not bad]]
+    assert set_aside == [(bad, "would revert: LicenseManager__WrongSigner(index=0, ...)")]
+    assert len(simulated) <= 2 * 6 + 2  # 1 + 2 per level of 6 + the merged batch
