@@ -29,6 +29,7 @@ from PIL import Image
 
 from agents.api.client import PayingClient, PaymentError
 from agents.api.openapi import document
+from agents.api.paywall import MIN_DEADLINE_S
 from agents.api.serve import DEPS, api_app
 from agents.app.wiring import Parts, build_agents
 from agents.core.requests import GenerationRequest
@@ -93,7 +94,7 @@ def test_pay_per_use_unlocks_content_only_for_a_good_covered_voucher(
     licenses.deposit(ETH, service, 3 * FINNEY, sender=payer, value=3 * FINNEY)  # covers three uses
     png = parts.store.read(Cid.parse(assets[0].payload["cid"]))
     chain_id, manager = int(chain.chain_id), str(licenses.address)
-    deadline = int(chain.pending_timestamp) + 3_600
+    deadline = int(chain.pending_timestamp) + 2 * MIN_DEADLINE_S  # the paywall takes a day at least
 
     def signed(amount: int, *, key: Any = payer, terms: int = terms_id, asset: bytes = digest, until: int = deadline):
         v = Voucher(str(payer.address), service, asset, terms, amount, until)
@@ -213,7 +214,7 @@ def test_the_paywall_is_one_service_and_counts_a_pending_withdrawal_as_gone(
     licenses.deposit(ETH, another, 10 * FINNEY, sender=outsider, value=10 * FINNEY)  # none with this service
     png = parts.store.read(Cid.parse(assets[0].payload["cid"]))
     chain_id, manager = int(chain.chain_id), str(licenses.address)
-    deadline = int(chain.pending_timestamp) + 3_600
+    deadline = int(chain.pending_timestamp) + 2 * MIN_DEADLINE_S  # the paywall takes a day at least
 
     def signed(who: Any, amount: int, *, to: str = service, terms: int = terms_id, asset: bytes = digest):
         v = Voucher(str(who.address), to, asset, terms, amount, deadline)
@@ -353,7 +354,9 @@ def test_read_endpoints_say_what_the_chain_and_the_journal_say(
         async with session.get(server.make_url(f"/v1/content/{p['cid']}")) as r:
             assert r.status == 402 and "PAYMENT-REQUIRED" in r.headers
         # POST a voucher directly (a wallet that signs in the page does this)
-        vv = Voucher(str(buyer.address), service, digest, terms_id, FINNEY, int(chain.pending_timestamp) + 3_600)
+        vv = Voucher(
+            str(buyer.address), service, digest, terms_id, FINNEY, int(chain.pending_timestamp) + 2 * MIN_DEADLINE_S
+        )
         body = SignedVoucher(vv, sign_voucher(vv, buyer.private_key, int(chain.chain_id), licenses.address)).as_json()
         async with session.post(server.make_url("/v1/vouchers"), json=body) as r:
             assert r.status == 202 and (await documented(r))["cumulativeAmount"] == str(FINNEY)
@@ -363,7 +366,9 @@ def test_read_endpoints_say_what_the_chain_and_the_journal_say(
         client = PayingClient(session, buyer.private_key)
         url = str(server.make_url(f"/v1/assets/0x{digest.hex()}/content"))
         assert [(await client.fetch(url)).paid for _ in range(2)] == [FINNEY, FINNEY]
-        assert client.channels == {(service, terms_id): 3 * FINNEY} and client.spent == 2 * FINNEY
+        ((channel, newest),) = client.channels.items()
+        assert (channel.service, channel.terms_id, newest.voucher.cumulative_amount) == (service, terms_id, 3 * FINNEY)
+        assert client.spent == 2 * FINNEY
         async with session.get(server.make_url("/metrics")) as r:
             text = await r.text()
         assert r.status == 200 and 'proofmint_api_requests_total{route="/v1/assets/{digest}",status="200"} 1.0' in text
