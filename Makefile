@@ -16,7 +16,7 @@ APE := $(ROOT)/.venv/bin/ape
 ANVIL_NETWORK := ethereum:local:foundry
 PYTEST_ARGS ?=
 
-.PHONY: help setup setup-tests compile demo test test-embedded test-anvil test-fast lint lock clean bench-gas bench-zk bench-pipeline bench-api bench-models train-clip train-t2i
+.PHONY: help setup setup-tests compile demo test test-embedded test-anvil test-fast lint lock clean bench-gas bench-zk bench-pipeline bench-api bench-models train-clip train-t2i train-head
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -75,6 +75,9 @@ train-clip: setup ## Retrain the shipped tiny CLIP into models/tiny-clip (CPU, a
 
 train-t2i: setup ## Retrain the shipped tiny text-to-image model into models/tiny-t2i (CPU; resumes)
 	@python -m media.train_t2i --clip models/tiny-clip --out models/tiny-t2i
+
+train-head: setup ## Retrain the curation head into models/curation-head (CPU, about 30 s; REVIEWS=FILE.jsonl adds review decisions)
+	@python -m media.head_training --clip models/tiny-clip --out models/curation-head $(if $(REVIEWS),--reviews $(REVIEWS))
 
 lint: setup ## ruff (lint + format check), mypy (strict on agents/, zkml/ and media/), tsc (strict on dapp/)
 	@ruff check .

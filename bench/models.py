@@ -7,7 +7,18 @@ One run, side by side with its baselines:
   step count, judged from pixels by `media.judge` (colour and shape); baselines: the dataset's own
   renderings (the judge's ceiling), the same pipeline with an untrained UNet, and chance (1/24);
 - images per second on this CPU: generation (default steps, the generator's micro-batch vs one
-  at a time) and curation (embedding + policy, a batch vs one at a time).
+  at a time) and curation (embedding + policy, a batch vs one at a time);
+- the curation head's decisions (`models/curation-head`, `media.head_training`): on held-out
+  pairs (each held-out image with its caption, its caption with the colour, shape or count
+  changed, and a random caption differing in one of those), accept / review / reject against
+  the pixel judge's verdict that the image shows the prompt (colour, shape and count read from
+  pixels all the prompt's); a decision is right when it accepts a pair the judge says is shown or
+  rejects one it says is not, and a review counts as not right. Baseline: the curator's cosine
+  in its `CurationPolicy` bands. The same on the generated images above. And the decision from
+  the fixed-point score a proof carries (`media.head_training.fixed_point_scores`, ezkl's
+  arithmetic under the pinned settings) against the float decision, with the fixed-point scores
+  of the pairs nearest a band edge checked against real ezkl witnesses of the shipped head's
+  circuit (cached under `.cache/bench-models/`).
 A grid of generated images with their prompts is saved under `--out`. The last line is one JSON
 object.
 """
@@ -19,6 +30,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -30,6 +42,19 @@ from agents.models.curator import CurationItem, CurationPolicy, Curator  # noqa:
 from agents.models.generator import Generator  # noqa: E402
 from media.clip import LoadedClip, TinyClipShape, build, load, zero_shot_top1  # noqa: E402
 from media.dataset import COLOURS, SHAPES, examples  # noqa: E402
+from media.head_training import (  # noqa: E402
+    Embedder,
+    Labelled,
+    ShippedHead,
+    Shown,
+    fixed_point_scores,
+    float_scores,
+    held_out_pairs,
+    held_out_shown,
+    judged_pairs,
+    load_head,
+    measure,
+)
 from media.judge import judge  # noqa: E402
 
 DEFAULT_STEPS = GenerationRequest("x", seed=0).steps
@@ -51,7 +76,8 @@ def save_grid(images: list[object], prompts: list[str], out: Path, columns: int 
     (out / "generated-grid.txt").write_text("row,column: prompt\n" + "\n".join(lines) + "\n")
 
 
-async def generation(t2i: Path, prompts: int, out: Path) -> dict[str, float]:
+async def generation(t2i: Path, prompts: int, out: Path) -> tuple[dict[str, float], list[Shown]]:
+    """The generation figures, and each generated image with the composition of its prompt."""
     held = list(examples("test", 31_337, prompts))
     requests = [GenerationRequest(e.caption, seed=i) for i, e in enumerate(held)]
     results: dict[str, float] = {}
@@ -87,7 +113,7 @@ async def generation(t2i: Path, prompts: int, out: Path) -> dict[str, float]:
         results["images_per_s_cpu_batch1"] = 16 / (time.monotonic() - started)
     finally:
         single.close()
-    return results
+    return results, [Shown(e.composition, image) for image, e in zip(images, held, strict=True)]
 
 
 def untrained_unet_accuracy(t2i: Path, prompts: int) -> float:
@@ -125,17 +151,104 @@ async def curation(clip_name: str, count: int) -> dict[str, float]:
     return {"curation_images_per_s_cpu": batched, "curation_images_per_s_cpu_batch1": single}
 
 
+def ezkl_scores(shipped: ShippedHead, rows: list[list[float]], cache: Path) -> list[int]:
+    """The scores real ezkl witnesses of the shipped head's circuit (batch 1, pinned settings and
+    tuning, cached) carry, as integers at the circuit's output scale."""
+    import tempfile
+
+    import ezkl as untyped_ezkl
+
+    from zkml.curation_head import CurationHead, HeadShape, export_onnx
+    from zkml.evm import decode_signed, felt_to_int
+    from zkml.pipeline import Circuit, HeadInput, input_felts
+
+    ezkl: Any = untyped_ezkl  # its stubs mark every keyword with a default as required
+    head = CurationHead(HeadShape(shipped.embed_dim, shipped.hidden))
+    head.load_state_dict(shipped.state)
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch)
+        circuit = Circuit.build(
+            export_onnx(head.eval(), work / "head.onnx", batch=1), cache, batch=1, embed_dim=shipped.embed_dim
+        )
+        run_args = circuit.settings()["run_args"]
+        scales = (run_args["input_scale"], run_args["param_scale"], *circuit.settings()["model_output_scales"])
+        if set(scales) != {13}:
+            raise click.ClickException(f"the circuit's scales are {scales}, not the 13 fixed_point_scores reproduces")
+        scores = []
+        for row in rows:
+            data, witness = work / "input.json", work / "witness.json"
+            felts = input_felts(HeadInput(row, bytes(32)), run_args["input_scale"])
+            data.write_text(json.dumps({"input_data": [felts]}), encoding="utf8")
+            ezkl.gen_witness(data=str(data), model=str(circuit.artifacts.compiled), output=str(witness))
+            outputs = json.loads(witness.read_text(encoding="utf8"))["outputs"]
+            scores.append(decode_signed(felt_to_int(outputs[0][0])))
+    return scores
+
+
+def head_figures(
+    clip: LoadedClip, head_dir: Path, images: int, generated: list[Shown], ezkl_check: int, cache: Path
+) -> dict[str, float]:
+    """The curation head's decision figures beside the cosine baseline (see the module docstring)."""
+    import random
+
+    import numpy as np
+
+    shipped = load_head(head_dir)
+    policy = CurationPolicy()  # the curator's bands today
+    cosine_bands = (policy.accept_at, policy.review_at)
+    embedder = Embedder(clip)
+    held = held_out_pairs(embedder, held_out_shown(images))
+    figures = measure(shipped.state, shipped.bands, held, cosine_bands)
+    pairs = judged_pairs(generated, random.Random("bench-generated"))
+    made = Labelled.of(embedder.rows(embedder.images([s.image for s in generated]), pairs), pairs)
+    on_generated = measure(shipped.state, shipped.bands, made, cosine_bands)
+
+    scores = float_scores(shipped.state, held.rows)
+    edge = np.minimum(np.abs(scores - shipped.bands.accept_at), np.abs(scores - shipped.bands.review_at))
+    nearest = [int(i) for i in np.argsort(edge, kind="stable")[:ezkl_check]]
+    simulated = fixed_point_scores(shipped.state, held.rows[nearest])
+    proven = ezkl_scores(shipped, held.rows[nearest].tolist(), cache) if nearest else []
+    exact = sum(int(a) == b for a, b in zip(simulated, proven, strict=True))
+    return {
+        "head_decision_accuracy": figures["head_decision_accuracy"],
+        "cosine_decision_accuracy": figures["cosine_decision_accuracy"],
+        "head_review_rate": figures["head_review_rate"],
+        "cosine_review_rate": figures["cosine_review_rate"],
+        "head_quantised_agreement": figures["head_quantised_agreement"],
+        "head_quantised_max_error": figures["head_quantised_max_error"],
+        "head_decision_accuracy_generated": on_generated["head_decision_accuracy"],
+        "cosine_decision_accuracy_generated": on_generated["cosine_decision_accuracy"],
+        "head_pairs": figures["pairs"],
+        "head_pairs_generated": on_generated["pairs"],
+        "head_ezkl_checked": len(proven),
+        "head_ezkl_exact": exact / len(proven) if proven else 0.0,
+        "head_accept_at": shipped.bands.accept_at,
+        "head_review_at": shipped.bands.review_at,
+    }
+
+
 @click.command()
 @click.option("--clip", "clip_dir", type=click.Path(path_type=Path), default=ROOT / "models" / "tiny-clip")
 @click.option("--t2i", type=click.Path(path_type=Path), default=ROOT / "models" / "tiny-t2i")
 @click.option("--images", type=click.IntRange(16), default=1_024, show_default=True, help="Held-out images for CLIP.")
 @click.option("--prompts", type=click.IntRange(8), default=256, show_default=True, help="Held-out prompts.")
+@click.option("--head", "head_dir", type=click.Path(path_type=Path), default=ROOT / "models" / "curation-head")
+@click.option(
+    "--head-images", type=click.IntRange(16), default=1_024, show_default=True, help="Held-out images for the head."
+)
+@click.option(
+    "--ezkl-check", type=click.IntRange(0), default=64, show_default=True,
+    help="Held-out pairs (those nearest a band edge) whose fixed-point score is checked against a real ezkl witness.",
+)  # fmt: skip
 @click.option("--out", type=click.Path(path_type=Path), default=ROOT / "artifacts" / "bench-models", show_default=True)
-def main(clip_dir: Path, t2i: Path, images: int, prompts: int, out: Path) -> None:
-    """Zero-shot accuracy, generation accuracy and CPU throughput of the shipped tiny models."""
+def main(
+    clip_dir: Path, t2i: Path, images: int, prompts: int, head_dir: Path, head_images: int, ezkl_check: int, out: Path
+) -> None:
+    """Zero-shot accuracy, generation accuracy and CPU throughput of the shipped tiny models, and
+    the curation head's decisions."""
     import torch
 
-    for folder in (clip_dir, t2i):
+    for folder in (clip_dir, t2i, head_dir):
         if not folder.is_dir():
             raise click.ClickException(f"{folder} is missing: train it (see its model card) or pass its path")
     held = list(examples("test", 10_101, images))
@@ -148,10 +261,14 @@ def main(clip_dir: Path, t2i: Path, images: int, prompts: int, out: Path) -> Non
     judge_ceiling = sum(judge(e.image).matches(e.composition) for e in held[:prompts]) / min(prompts, len(held))
     click.echo(f"generation: {prompts} held-out prompts at {DEFAULT_STEPS} steps", err=True)
     torch.manual_seed(0)
-    gen = asyncio.run(generation(t2i, prompts, out))
+    gen, generated = asyncio.run(generation(t2i, prompts, out))
     gen_untrained = untrained_unet_accuracy(t2i, min(prompts, 64))
     click.echo("curation throughput", err=True)
     cur = asyncio.run(curation(f"local-dir:{clip_dir}", 512))
+    click.echo(f"curation head: {head_images} held-out images, {ezkl_check} ezkl witnesses", err=True)
+    head = head_figures(clip, head_dir, head_images, generated, ezkl_check, ROOT / ".cache" / "bench-models" / "zk")
+    policy = CurationPolicy()
+    cosine_bands = f"cosine in bands {policy.accept_at} / {policy.review_at}"
 
     chance_caption = 1 / len(set(captions))
     chance_attributes = 1 / (len(COLOURS) * len(SHAPES))
@@ -178,12 +295,36 @@ def main(clip_dir: Path, t2i: Path, images: int, prompts: int, out: Path) -> Non
             f"{cur['curation_images_per_s_cpu']:.1f}",
             f"batch 1: {cur['curation_images_per_s_cpu_batch1']:.1f}",
         ),
+        (
+            "head decision accuracy (held-out)",
+            f"{head['head_decision_accuracy']:.4f}",
+            f"{cosine_bands}: {head['cosine_decision_accuracy']:.4f}",
+        ),
+        (
+            "  review rate",
+            f"{head['head_review_rate']:.4f}",
+            f"cosine: {head['cosine_review_rate']:.4f}",
+        ),
+        (
+            "head decision accuracy (generated)",
+            f"{head['head_decision_accuracy_generated']:.4f}",
+            f"{cosine_bands}: {head['cosine_decision_accuracy_generated']:.4f}",
+        ),
+        (
+            "head proven vs float decision",
+            f"{head['head_quantised_agreement']:.4f}",
+            f"max |fixed - float| {head['head_quantised_max_error']:.5f}; ezkl witnesses equal"
+            f" {head['head_ezkl_exact']:.3f} of {head['head_ezkl_checked']}",
+        ),
     ]
     click.echo(f"{'figure':<42}{'proofmint':>12}   baseline")
     click.echo("-" * 100)
     for name, value, baseline in rows:
         click.echo(f"{name:<42}{value:>12}   {baseline}")
-    click.echo(f"targets: zero-shot >= 0.90, attribute accuracy >= 0.80; grid: {out / 'generated-grid.png'}")
+    click.echo(
+        "targets: zero-shot >= 0.90, attribute accuracy >= 0.80, head decision accuracy >= 0.95 and above the"
+        f" cosine, proven vs float >= 0.995; grid: {out / 'generated-grid.png'}"
+    )
     figures = {
         "clip_zero_shot_top1": round(zero_shot, 4),
         "clip_zero_shot_top1_untrained": round(zero_shot_untrained, 4),
@@ -200,6 +341,7 @@ def main(clip_dir: Path, t2i: Path, images: int, prompts: int, out: Path) -> Non
         "default_steps": DEFAULT_STEPS,
         "held_out_images": images,
         "held_out_prompts": prompts,
+        **head,
     }
     click.echo(json.dumps(figures, sort_keys=True))
 
