@@ -303,6 +303,7 @@ def test_read_reviews_takes_export_lines_and_normalises_the_embedding(tmp_path: 
         (_review_line("p", [1.0, float("nan")], "accept"), "list of 2 finite numbers"),
         (_review_line("p", [0.0, 0.0], "accept"), "all zeros"),
     ],
+    ids=["not-json", "not-an-object", "unknown-label", "no-prompt", "wrong-width", "not-finite", "all-zeros"],
 )
 def test_read_reviews_names_the_line_it_cannot_use(tmp_path: Path, line: str, says: str):
     path = tmp_path / "reviews.jsonl"
