@@ -80,7 +80,7 @@ def statement(model_id: int, seqs: list[int], instances: list[int]) -> bytes:
 def params_document(name: str) -> bytes:
     """The generation-parameters document of asset `name` (what its `paramsDigest` hashes)."""
     return Lineage(
-        model="tiny-sd",
+        model_id=1,
         model_digest="00" * 32,
         pipeline="StableDiffusionPipeline",
         scheduler="DDIMScheduler",

@@ -128,6 +128,9 @@ def template_of(document: dict[str, Any], path: str) -> str:
     """The documented path template a concrete path (query or not) is an instance of."""
     bare = path.split("?", 1)[0]
     found = [t for t in document["paths"] if re.fullmatch(re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(t)), bare)]
+    # as OpenAPI says: a concrete path matches before a templated one (/v1/review/eip712, /v1/review/{digest})
+    fewest = min((t.count("{") for t in found), default=0)
+    found = [t for t in found if t.count("{") == fewest]
     assert len(found) == 1, (path, found)
     return found[0]
 

@@ -30,7 +30,7 @@ from tests.agents.daemons.helpers import FINNEY, contract
 from tests.agents.daemons.test_api import run_api
 from tests.contracts.helpers import asset_record, buy_license, register_asset, terms_input
 
-pytestmark = pytest.mark.chain
+pytestmark = [pytest.mark.chain, pytest.mark.slow]  # the embedded pass runs it (make test budget)
 
 DOC = document()
 

@@ -32,7 +32,7 @@ from tests.agents.api.schema_check import check_answer
 from tests.agents.daemons.helpers import PROMPTS, contract
 from tests.agents.daemons.test_api import run_api
 
-pytestmark = pytest.mark.chain
+pytestmark = [pytest.mark.chain, pytest.mark.slow]  # the embedded pass runs it (make test budget)
 
 DOC = document()
 

@@ -60,7 +60,7 @@ from agents.storage.store import LocalStore
 from tests.agents.daemons.helpers import ASSET_PROMPTS, FRONT, contract
 from zkml.settings import PINNED
 
-pytestmark = pytest.mark.chain
+pytestmark = [pytest.mark.chain, pytest.mark.slow]  # the embedded pass runs it (make test budget)
 
 ROOT = project_root()
 
