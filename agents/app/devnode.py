@@ -8,10 +8,12 @@ ape's test mnemonic, accounts and balances), ape connects to it as to a running 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -37,23 +39,38 @@ def _listening(port: int) -> bool:
 def own_anvil(networks: Any, *, port: int | None = None, within_s: float = 30.0) -> Iterator[str]:
     """Starts anvil as ape-foundry would, in its own session, on `port` (None: a free one);
     yields its URI (ape connects to it through `APE_FOUNDRY_HOST` while the context is open);
-    stops it on the way out."""
+    stops it on the way out. The node is ours only once our anvil says it listens: a port that
+    something else took in the meantime is an error, never a node to use."""
     provider = networks.get_provider_from_choice(FOUNDRY)
     command = list(provider.build_command())
     port = port or _free_port()
     command[command.index("--port") + 1] = str(port)
     try:
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, text=True
+        )
     except OSError as exc:
         raise PermanentError(f"cannot start anvil ({command[0]}): {exc}; run `make setup`") from exc
+    listening = threading.Event()
+    said: collections.deque[str] = collections.deque(maxlen=20)
+
+    def read() -> None:  # anvil's output: watched for its "Listening on", then drained
+        assert process.stdout is not None
+        for line in process.stdout:
+            said.append(line.rstrip())
+            if line.startswith("Listening on"):
+                listening.set()
+
+    threading.Thread(target=read, name="anvil-output", daemon=True).start()
     uri = f"http://127.0.0.1:{port}"
     before = os.environ.get("APE_FOUNDRY_HOST")
     try:
         deadline = time.monotonic() + within_s
-        while not _listening(port):
+        while not (listening.is_set() and _listening(port)):
             if process.poll() is not None:
-                error = process.stderr.read().decode(errors="replace") if process.stderr else ""
-                raise PermanentError(f"anvil exited with {process.returncode}: {error[-500:]}")
+                raise PermanentError(
+                    f"anvil exited with {process.returncode} on port {port}: {' / '.join(list(said)[-3:])[-500:]}"
+                )
             if time.monotonic() > deadline:
                 raise PermanentError(f"anvil did not listen on {uri} within {within_s:.0f} s")
             time.sleep(0.05)
