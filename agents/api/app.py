@@ -552,15 +552,14 @@ async def review_decide(request: web.Request) -> web.Response:
     body = await _json_body(request, "the decision")
     decision, signature = decision_of(body, digest, deps.chain.chain_id, registry, deps.reviewers)
     try:
-        key, stage = await deps.journal.call(
+        key, stage, reason = await deps.journal.call(
             jobs.decide_review, deps.journal, decision, signature, decided_at=time.time()
         )
     except jobs.ReviewStateError as exc:
         raise ApiError(exc.status, str(exc), code="not_in_review") from None
     except StaleJobError:  # decided by another request a moment ago
         raise ApiError(409, f"asset 0x{digest.hex()} was decided a moment ago", code="not_in_review") from None
-    job = await deps.journal.call(deps.journal.get, key)
-    return _json({"key": key, "stage": stage, "reason": job.payload["curation"]["reason"] if job else None})
+    return _json({"key": key, "stage": stage, "reason": reason})
 
 
 async def refuse_requests(request: web.Request) -> web.Response:

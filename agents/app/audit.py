@@ -61,7 +61,8 @@ from pathlib import Path
 from typing import Any, Final, Protocol, TypeVar
 
 from agents.core.errors import PermanentError
-from agents.storage.cid import RAW, Cid, CidError, read_varint
+from agents.storage.car import read_car
+from agents.storage.cid import RAW, Cid, CidError
 from agents.storage.store import LocalStore
 from agents.storage.unixfs import Importer, decode_file_node
 
@@ -221,46 +222,26 @@ def assemble(root: Cid, block: Callable[[Cid], bytes | None]) -> bytes | None:
 
 
 class StoreSource:
-    """A local block store (`agents.storage.store`). Blocks are read from the layout that module
-    documents (`blocks/<2 hex>/<64 hex>`) as they lie, so a damaged or tampered block reaches the
-    facts instead of stopping the audit."""
+    """A local block store (`agents.storage.store`), its blocks read as they lie
+    (`LocalStore.raw_block`), so a damaged or tampered block reaches the facts instead of
+    stopping the audit."""
 
     def __init__(self, store: LocalStore) -> None:
         self.store = store
         self.label = f"store {store.root}"
 
-    def _block(self, cid: Cid) -> bytes | None:
-        name = cid.digest.hex()
-        try:
-            return (self.store.root / "blocks" / name[:2] / name).read_bytes()
-        except FileNotFoundError:
-            return None
-
     async def file(self, cid: Cid) -> bytes | None:
-        return await asyncio.to_thread(assemble, cid, self._block)
+        return await asyncio.to_thread(assemble, cid, self.store.raw_block)
 
 
 def car_blocks(data: bytes) -> dict[bytes, bytes]:
-    """The blocks of a CAR v1 by their CID's digest, as they are (unchecked, unlike
-    `agents.storage.car.read_car`); AuditError when the file is not a CAR v1."""
+    """The blocks of a CAR v1 by their CID's digest, as they are (`read_car` unchecked);
+    AuditError when the file is not a CAR v1."""
     try:
-        length, at = read_varint(data)
-        head = data[at : at + length]
-        if at + length > len(data) or not head.endswith(b"gversion\x01"):
-            raise AuditError("not a CAR v1 file (its header names no version 1)")
-        at += length
-        blocks: dict[bytes, bytes] = {}
-        while at < len(data):
-            length, at = read_varint(data, at)
-            if at + length > len(data):
-                raise AuditError("a block runs past the end of the file (truncated)")
-            section = data[at : at + length]
-            at += length
-            size = 34 if section[:2] == b"\x12\x20" else 36
-            blocks[Cid.from_bytes(section[:size]).digest] = section[size:]
-        return blocks
-    except CidError as err:
+        _, blocks = read_car(data, check=False)
+    except (CidError, IndexError) as err:
         raise AuditError(f"not a CAR v1 file: {err}") from None
+    return {cid.digest: block for cid, block in blocks}
 
 
 class CarSource:

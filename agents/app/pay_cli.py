@@ -16,13 +16,13 @@ offers for any other chain, contract or service.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from agents.app.keys import key_from_env
 from agents.core.errors import PermanentError
 
 if TYPE_CHECKING:
@@ -40,19 +40,6 @@ def _amount(ctx: click.Context, param: click.Parameter, value: str | None) -> in
         return parse_amount(value)
     except InputError as exc:
         raise click.BadParameter(str(exc)) from None
-
-
-def _payer_key(key_env: str) -> str:
-    from eth_account import Account
-
-    key = os.environ.get(key_env, "").strip()
-    if not key:
-        raise click.UsageError(f"set ${key_env} to the payer's private key (0x and 64 hex digits)")
-    try:
-        Account.from_key(key)
-    except (ValueError, TypeError):
-        raise click.UsageError(f"${key_env} is not a private key (0x and 64 hex digits)") from None
-    return key
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str) -> int:
@@ -150,7 +137,7 @@ def pay_command(
         "expect_settlement": _address("--settlement", settlement),
         "expect_service": _address("--service", service),
     }
-    key = _payer_key(key_env)
+    key = key_from_env(key_env, "payer")
     if str(out) != "-" and not out.absolute().parent.is_dir():
         raise click.BadParameter(f"{out.parent} is not a folder", param_hint="--out")
     paid, client = asyncio.run(_fetch(url, key, **limits))

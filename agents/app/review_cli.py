@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 import click
 
+from agents.app.keys import hex32_option, key_from_env
 from agents.core.errors import PermanentError
 
 DEFAULT_API = "http://127.0.0.1:8080"
@@ -27,17 +27,6 @@ DEFAULT_KEY_ENV = "PROOFMINT_REVIEWER_KEY"
 
 class ReviewCliError(PermanentError):
     """The API refused, or could not be reached; the message says what it answered."""
-
-
-def _digest(ctx: click.Context, param: click.Parameter, value: str) -> bytes:
-    text = value.removeprefix("0x")
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError:
-        raw = b""
-    if len(raw) != 32:
-        raise click.BadParameter(f"{value!r} is not an asset digest (0x and 64 hex digits)")
-    return raw
 
 
 async def _call(method: str, url: str, body: Any = None) -> Any:
@@ -60,19 +49,6 @@ async def _call(method: str, url: str, body: Any = None) -> Any:
         raise ReviewCliError(f"cannot reach {url}: {exc}") from None
     except TimeoutError:
         raise ReviewCliError(f"{url} did not answer within 30 s") from None
-
-
-def _reviewer_key(key_env: str) -> str:
-    from eth_account import Account
-
-    key = os.environ.get(key_env, "").strip()
-    if not key:
-        raise click.UsageError(f"set ${key_env} to the reviewer's private key (0x and 64 hex digits)")
-    try:
-        Account.from_key(key)
-    except (ValueError, TypeError):
-        raise click.UsageError(f"${key_env} is not a private key (0x and 64 hex digits)") from None
-    return key
 
 
 @click.group("review")
@@ -99,7 +75,7 @@ def _decide(api: str, digest: bytes, approve: bool, reason: str, key_env: str, v
 
     from agents.core.reviews import ReviewDecision, ReviewError, sign_review
 
-    key = _reviewer_key(key_env)
+    key = key_from_env(key_env, "reviewer")
     base = api.rstrip("/")
     typed = asyncio.run(_call("GET", f"{base}/v1/review/eip712"))
     domain = typed["domain"]
@@ -128,7 +104,7 @@ _valid_option = click.option(
 
 
 @review_group.command("approve")
-@click.argument("digest", callback=_digest)
+@click.argument("digest", callback=hex32_option("an asset digest"))
 @click.option("--reason", default="", help="Why (optional when approving)")
 @_api_option
 @_key_option
@@ -139,7 +115,7 @@ def approve_command(digest: bytes, reason: str, api: str, key_env: str, valid_fo
 
 
 @review_group.command("reject")
-@click.argument("digest", callback=_digest)
+@click.argument("digest", callback=hex32_option("an asset digest"))
 @click.option("--reason", required=True, help="Why (kept with the asset and in the labelled data)")
 @_api_option
 @_key_option

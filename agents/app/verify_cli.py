@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from agents.app.commands import recorded_deployment
+from agents.app.keys import hex32_option
 from agents.app.store_cli import CommandError, store_option
 from agents.core.errors import ProofmintError
 from agents.core.toolchain import project_root
@@ -243,11 +244,4 @@ def verify_command(
 
 
 def _tx_hash(text: str) -> bytes:
-    digits = text.removeprefix("0x")
-    try:
-        value = bytes.fromhex(digits)
-    except ValueError:
-        value = b""
-    if len(value) != 32:
-        raise click.BadParameter(f"{text!r} is not a transaction hash (0x and 64 hex digits)", param_hint="--proof-tx")
-    return value
+    return hex32_option("a transaction hash", param_hint="--proof-tx")(None, None, text)

@@ -19,6 +19,7 @@ embedding, which the zk curation head reads and the asset's input commitment has
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import json
 import re
@@ -84,11 +85,7 @@ class CurationPolicy:
     def term_flags(self, prompt: str) -> list[Flag]:
         """The blocked terms `prompt` contains, as prompt flags of similarity 1."""
         text = _fold(prompt)
-        return [
-            Flag(term, "prompt", 1.0)
-            for term in self.blocked_terms
-            if re.search(r"(?<!\w)" + r"\s+".join(map(re.escape, _fold(term).split())) + r"(?!\w)", text)
-        ]
+        return [Flag(term, "prompt", 1.0) for term in self.blocked_terms if _term_pattern(term).search(text)]
 
     def describe(self, flags: Sequence[Flag]) -> str:
         """One sentence for a moderation refusal."""
@@ -121,6 +118,12 @@ class CurationPolicy:
             return cls(**data)
         except TypeError as err:
             raise CuratorError(f"{path}: {err}") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _term_pattern(term: str) -> re.Pattern[str]:
+    """A blocked term as whole words, any run of spaces between them (compiled once per term)."""
+    return re.compile(r"(?<!\w)" + r"\s+".join(map(re.escape, _fold(term).split())) + r"(?!\w)")
 
 
 def _fold(text: str) -> str:

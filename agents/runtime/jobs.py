@@ -121,11 +121,11 @@ class ReviewStateError(PermanentError):
 
 def decide_review(
     journal: Journal, decision: ReviewDecision, signature: bytes, *, decided_at: float
-) -> tuple[str, str]:
+) -> tuple[str, str, str]:
     """Applies a signed, authorised review decision (blocking): the asset's job leaves `review`
     for `curated` (approved: it continues through the pipeline) or `rejected` (with the
     reviewer's reason), and the decision is kept in its curation record as labelled data.
-    Returns (job key, new stage); ReviewStateError when no job of the asset is in review."""
+    Returns (job key, new stage, reason); ReviewStateError when no job of the asset is in review."""
     found = journal.with_digest(ASSET, decision.asset.hex())
     waiting = [job for job in found if job.stage == REVIEW]
     if not waiting:
@@ -136,14 +136,15 @@ def decide_review(
     review = {**decision.as_json(), "signature": "0x" + signature.hex(), "decided_at": decided_at}
     verdict = "approved" if decision.approve else "rejected"
     reason = f"{verdict} by reviewer {review['reviewer']}" + (f": {decision.reason}" if decision.reason else "")
-    curation = {**job.payload.get("curation", {}), "review": review, "reason": reason}
-    if decision.approve:
-        curation["decision"] = "accept"
-    else:
-        curation["decision"] = "reject"
+    curation = {
+        **job.payload.get("curation", {}),
+        "review": review,
+        "reason": reason,
+        "decision": "accept" if decision.approve else "reject",
+    }
     target = CURATED if decision.approve else REJECTED
     journal.advance([job.key], REVIEW, target, updates={job.key: {"curation": curation}})
-    return job.key, target
+    return job.key, target, reason
 
 
 def reviewed(journal: Journal, *, limit: int = 100_000) -> list[dict[str, Any]]:

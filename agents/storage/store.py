@@ -72,6 +72,14 @@ class LocalStore:
             )
         return block
 
+    def raw_block(self, cid: Cid) -> bytes | None:
+        """A block's bytes as they lie, unchecked (None when absent): for an auditor, who reports
+        a damaged or tampered block rather than stopping at it. Everything else uses `get_block`."""
+        try:
+            return self._path(cid).read_bytes()
+        except FileNotFoundError:
+            return None
+
     def has(self, cid: Cid) -> bool:
         return self._path(cid).exists()
 

@@ -81,6 +81,7 @@ class DigestCurator:
 
     def __init__(self) -> None:
         self.index = EmbeddingIndex(self.dim)
+        self._screen = term_screen(CurationPolicy.from_json(ROOT / DEFAULT_POLICY))  # read once
 
     def _embedding(self, digest: str) -> tuple[float, ...]:
         raw = np.frombuffer(hashlib.sha256(bytes.fromhex(digest)).digest(), dtype=np.uint8)
@@ -92,7 +93,7 @@ class DigestCurator:
 
     async def screen(self, prompts: Sequence[str]) -> list[Screening]:
         """Prompts are screened by the shipped policy's blocked terms (no CLIP here)."""
-        return await term_screen(CurationPolicy.from_json(ROOT / DEFAULT_POLICY))(prompts)
+        return await self._screen(prompts)
 
     def close(self) -> None:
         return None
