@@ -19,6 +19,9 @@ contract ModelRegistry is IModelRegistry {
     uint16 public constant MAX_MODEL_SHARE_BPS = 5_000;
     /// @notice Longest accepted metadata URI, in bytes.
     uint256 public constant MAX_URI_LENGTH = 256;
+    /// @dev Band edges lie strictly between -2^29 and 2^29: the scores a provenance attestation
+    ///      record holds (`ProvenanceRegistry`'s `_SCORE_LIMIT`, 30-bit two's complement).
+    int32 private constant _BAND_LIMIT = 1 << 29;
 
     uint256 private _count;
     mapping(uint256 modelId => ModelVersion) private _models;
@@ -53,6 +56,8 @@ contract ModelRegistry is IModelRegistry {
             paramsCommitment: input.paramsCommitment,
             dataRoot: input.dataRoot,
             verifier: address(0),
+            acceptAt: 0,
+            reviewAt: 0,
             vkDigest: bytes32(0),
             verifierCodeHash: bytes32(0),
             predecessor: input.predecessor,
@@ -78,16 +83,23 @@ contract ModelRegistry is IModelRegistry {
     }
 
     /// @inheritdoc IModelRegistry
-    function bindVerifier(uint256 modelId, address verifier, bytes32 vkDigest) external {
+    function bindVerifier(uint256 modelId, address verifier, bytes32 vkDigest, int32 acceptAt, int32 reviewAt)
+        external
+    {
         ModelVersion storage model = _requireDeveloper(modelId);
         if (model.retiredAt != 0) revert ModelRegistry__ModelRetired(modelId);
         if (model.verifier != address(0)) revert ModelRegistry__VerifierAlreadySet(modelId, model.verifier);
         if (verifier.code.length == 0 || vkDigest == bytes32(0)) revert ModelRegistry__BadVerifier(verifier, vkDigest);
+        if (reviewAt > acceptAt || acceptAt >= _BAND_LIMIT || reviewAt <= -_BAND_LIMIT) {
+            revert ModelRegistry__BadBands(acceptAt, reviewAt);
+        }
         bytes32 codeHash = verifier.codehash;
         model.verifier = verifier;
+        model.acceptAt = acceptAt;
+        model.reviewAt = reviewAt;
         model.vkDigest = vkDigest;
         model.verifierCodeHash = codeHash;
-        emit VerifierBound(modelId, verifier, vkDigest, codeHash);
+        emit VerifierBound(modelId, verifier, vkDigest, codeHash, acceptAt, reviewAt);
     }
 
     /// @inheritdoc IModelRegistry
@@ -150,6 +162,22 @@ contract ModelRegistry is IModelRegistry {
     function verifierOf(uint256 modelId) external view returns (address verifier, bytes32 vkDigest, bytes32 codeHash) {
         ModelVersion storage model = _requireExists(modelId);
         return (model.verifier, model.vkDigest, model.verifierCodeHash);
+    }
+
+    /// @inheritdoc IModelRegistry
+    function bandsOf(uint256 modelId) external view returns (int32 acceptAt, int32 reviewAt) {
+        ModelVersion storage model = _requireExists(modelId);
+        return (model.acceptAt, model.reviewAt);
+    }
+
+    /// @inheritdoc IModelRegistry
+    function attestationTermsOf(uint256 modelId)
+        external
+        view
+        returns (address verifier, bytes32 codeHash, uint64 retiredAt, int32 acceptAt, int32 reviewAt)
+    {
+        ModelVersion storage model = _requireExists(modelId);
+        return (model.verifier, model.verifierCodeHash, model.retiredAt, model.acceptAt, model.reviewAt);
     }
 
     /// @inheritdoc IModelRegistry

@@ -43,6 +43,9 @@ import {IProvenanceRegistry} from "./interfaces/IProvenanceRegistry.sol";
 ///        creator could prove a score of another image's embedding under its own digest. That
 ///        the commitment is the embedding of the asset's bytes is checked off chain, by
 ///        recomputing it from the content (`proofmint verify`).
+///      - A verdict is what the attesting model version's bands, bound once with its verifier,
+///        make of the proven score; like the score it judges the committed input. Which model
+///        versions' verdicts count is the reader's decision.
 ///      - `verify` returns false (never reverts) for unknown assets, prompts that are not the
 ///        asset's generation parameters, unbound or changed verifiers and verifier failures; it
 ///        reverts only when `proof` is not an ABI-encoded `(uint256, bytes, uint256[])`.
@@ -82,12 +85,16 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
     uint256 private constant _FIELD_MODULUS =
         21888242871839275222246405745257275088548364400416034343698204186575808495617;
     /// @dev Attestation records: 8 cells of 32 bits per storage word, indexed by asset `seq`.
-    ///      A cell is the attested flag (bit 31) and the score as 31-bit two's complement.
+    ///      A cell is the verdict (bits 30..31; `Verdict.None`, 0, while not attested) and the
+    ///      score as 30-bit two's complement (bits 0..29).
     uint256 private constant _CELLS_PER_WORD_LOG2 = 3;
     uint256 private constant _CELL_BITS = 32;
-    uint256 private constant _ATTESTED = 1 << 31;
-    uint256 private constant _SCORE_MASK = (1 << 31) - 1;
-    int256 private constant _SCORE_LIMIT = 1 << 30;
+    uint256 private constant _VERDICT_SHIFT = 30;
+    uint256 private constant _VERDICT_MASK = 3 << _VERDICT_SHIFT;
+    uint256 private constant _SCORE_MASK = (1 << _VERDICT_SHIFT) - 1;
+    /// @dev Scores lie strictly between -2^29 and 2^29, what 30-bit two's complement holds
+    ///      symmetrically; `ModelRegistry` keeps band edges in the same range.
+    int256 private constant _SCORE_LIMIT = 1 << 29;
 
     /// @notice The model registry that model ids refer to.
     IModelRegistry public immutable MODEL_REGISTRY;
@@ -107,6 +114,14 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
         uint8 parentCount;
         uint48 seq;
         bytes32 paramsDigest;
+    }
+
+    /// @dev What an attestation takes of the attesting model version: the verifier that checks
+    ///      the proof and the bands that judge the scores (see `IModelRegistry.bindVerifier`).
+    struct Terms {
+        address verifier;
+        int256 acceptAt;
+        int256 reviewAt;
     }
 
     mapping(bytes32 contentDigest => StoredAsset) private _assets;
@@ -284,11 +299,13 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
     // ------------------------------------------------------------------ inference attestations
 
     /// @inheritdoc IProvenanceRegistry
-    /// @dev Gas: per asset one cold read (its input binding) and one 32-bit cell; cells of
-    ///      assets registered one after another share a storage word, so a batch registered
-    ///      together and attested together writes one new word per 8 assets. The verifier is
-    ///      called last, through STATICCALL (it cannot re-enter); if it rejects, every write
-    ///      above reverts.
+    /// @dev Gas: one call to the model registry (verifier, pinned code hash, retirement and
+    ///      bands together); per asset one cold read (its input binding) and one 32-bit cell;
+    ///      cells of assets registered one after another share a storage word, so a batch
+    ///      registered together and attested together writes one new word per 8 assets. The
+    ///      event's data is written as the assets are checked, not encoded again at the end. The
+    ///      verifier is called last, through STATICCALL (it cannot re-enter); if it rejects,
+    ///      every write above reverts.
     function attestInference(
         uint256 modelId,
         uint256[] calldata seqs,
@@ -302,36 +319,76 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
         if (instances.length != _INSTANCES_PER_ASSET * count) {
             revert ProvenanceRegistry__BadInstanceCount(instances.length, _INSTANCES_PER_ASSET * count);
         }
-        (address verifier,, bytes32 codeHash) = MODEL_REGISTRY.verifierOf(modelId);
-        if (verifier == address(0)) revert ProvenanceRegistry__NoVerifier(modelId);
-        if (verifier.codehash != codeHash) revert ProvenanceRegistry__VerifierCodeChanged(modelId, verifier);
-        if (MODEL_REGISTRY.retiredAt(modelId) != 0) revert ProvenanceRegistry__ModelNotActive(modelId);
+        Terms memory terms = _attestationTerms(modelId);
         // The records' numbers are part of the statement: a record taken over (same content and
         // commitment, new number) can be attested again with the same instances.
-        bytes32 statement = keccak256(abi.encode(modelId, seqs, instances));
+        bytes32 statement = _statementOf(modelId, seqs, instances);
         if (_statements[statement]) revert ProvenanceRegistry__StatementAlreadyAttested(statement);
 
         // Effects (all undone below if the verifier rejects).
         _statements[statement] = true;
-        int256[] memory scores = _recordAttestations(modelId, seqs, instances);
+        bytes memory attested = _recordAttestations(seqs, instances, modelId, terms.acceptAt, terms.reviewAt);
 
         // Interaction: a read-only call to the verifier bound to the model version.
         bool accepted;
-        try IInferenceVerifier(verifier).verifyProof(proof, instances) returns (bool ok) {
+        try IInferenceVerifier(terms.verifier).verifyProof(proof, instances) returns (bool ok) {
             accepted = ok;
         } catch {
             accepted = false;
         }
         if (!accepted) revert ProvenanceRegistry__ProofRejected(modelId);
-        emit InferenceAttested(modelId, statement, seqs, scores);
+        // emit InferenceAttested(modelId, statement, seqs, scores, verdicts): the data was laid
+        // out by _recordAttestations (see _inferenceAttestedData); the topics are the event's
+        // signature hash and its two indexed arguments.
+        bytes32 topic = InferenceAttested.selector;
+        assembly ("memory-safe") {
+            log3(add(attested, 0x20), mload(attested), topic, modelId, statement)
+        }
+    }
+
+    /// @dev keccak256(abi.encode(modelId, seqs, instances)), the encoding dropped once hashed: the
+    ///      free memory pointer goes back to where it was, so the memory the encoding took (four
+    ///      words per asset) is reused by what follows instead of paid for again (about 40 gas
+    ///      per asset in a batch of 193).
+    function _statementOf(uint256 modelId, uint256[] calldata seqs, uint256[] calldata instances)
+        private
+        pure
+        returns (bytes32 statement)
+    {
+        uint256 free;
+        assembly ("memory-safe") {
+            free := mload(0x40)
+        }
+        statement = keccak256(abi.encode(modelId, seqs, instances));
+        assembly ("memory-safe") {
+            mstore(0x40, free)
+        }
+    }
+
+    /// @dev The terms of a model version that may attest (one call to the model registry): it
+    ///      has a verifier bound, the verifier's code is still the pinned code, and it is not
+    ///      retired.
+    function _attestationTerms(uint256 modelId) private view returns (Terms memory) {
+        (address verifier, bytes32 codeHash, uint64 retiredAt, int32 acceptAt, int32 reviewAt) =
+            MODEL_REGISTRY.attestationTermsOf(modelId);
+        if (verifier == address(0)) revert ProvenanceRegistry__NoVerifier(modelId);
+        if (verifier.codehash != codeHash) revert ProvenanceRegistry__VerifierCodeChanged(modelId, verifier);
+        if (retiredAt != 0) revert ProvenanceRegistry__ModelNotActive(modelId);
+        return Terms(verifier, acceptAt, reviewAt);
     }
 
     /// @inheritdoc IProvenanceRegistry
-    function attestationOf(bytes32 contentDigest, uint256 modelId) external view returns (bool attested, int256 score) {
+    function attestationOf(bytes32 contentDigest, uint256 modelId)
+        external
+        view
+        returns (bool attested, int256 score, Verdict verdict)
+    {
         uint256 seq = _requireAsset(contentDigest).seq;
         uint256 cell = _attestations[modelId][seq >> _CELLS_PER_WORD_LOG2] >> _cellShift(seq);
-        if (cell & _ATTESTED == 0) return (false, 0);
-        return (true, _cellScore(cell));
+        // Two bits: always a member of Verdict.
+        verdict = Verdict((cell & _VERDICT_MASK) >> _VERDICT_SHIFT);
+        if (verdict == Verdict.None) return (false, 0, Verdict.None);
+        return (true, _cellScore(cell), verdict);
     }
 
     /// @inheritdoc IProvenanceRegistry
@@ -662,15 +719,20 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
         if (asset.creator == address(0)) revert ProvenanceRegistry__UnknownAsset(contentDigest);
     }
 
-    /// @dev Checks each asset against its instances, decodes its score and sets its cell. The
-    ///      current storage word is kept in memory and written back when the next asset lives in
-    ///      another word (or at the end), so a run of neighbours costs one write.
-    function _recordAttestations(uint256 modelId, uint256[] calldata seqs, uint256[] calldata instances)
-        private
-        returns (int256[] memory scores)
-    {
+    /// @dev Checks each asset against its instances, decodes its score, judges it by the bands
+    ///      and sets its cell; returns `InferenceAttested`'s data. The current storage word is
+    ///      kept in memory and written back when the next asset lives in another word (or at the
+    ///      end), so a run of neighbours costs one write. (`modelId` and the bands come after the
+    ///      arrays to keep them within reach of the stack.)
+    function _recordAttestations(
+        uint256[] calldata seqs,
+        uint256[] calldata instances,
+        uint256 modelId,
+        int256 acceptAt,
+        int256 reviewAt
+    ) private returns (bytes memory eventData) {
         uint256 count = seqs.length;
-        scores = new int256[](count);
+        eventData = _inferenceAttestedData(seqs);
         mapping(uint256 word => uint256 cells) storage words = _attestations[modelId];
         uint256 word = type(uint256).max;
         uint256 cells;
@@ -685,19 +747,54 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
                     cells = words[word];
                 }
                 uint256 shift = (seq & ((1 << _CELLS_PER_WORD_LOG2) - 1)) * _CELL_BITS;
-                if ((cells >> shift) & _ATTESTED != 0) revert ProvenanceRegistry__AlreadyAttested(seq, modelId);
-                // The score fits 31 bits (checked in _decodeScore); masking keeps its two's complement.
-                cells |= (_ATTESTED | (uint256(score) & _SCORE_MASK)) << shift;
+                if ((cells >> shift) & _VERDICT_MASK != 0) revert ProvenanceRegistry__AlreadyAttested(seq, modelId);
+                Verdict verdict =
+                    score >= acceptAt ? Verdict.Accept : (score >= reviewAt ? Verdict.Review : Verdict.Reject);
+                // |score| < 2^29 (checked in _checkAsset): masking to 30 bits keeps its two's
+                // complement. The verdict is never None, so the cell reads as attested.
+                cells |= ((uint256(verdict) << _VERDICT_SHIFT) | (uint256(score) & _SCORE_MASK)) << shift;
+                // scores[i] and verdicts[i] of the event data: words 6 + count + i and
+                // 7 + 2 count + i (see _inferenceAttestedData).
                 assembly ("memory-safe") {
-                    mstore(add(scores, shl(5, add(i, 1))), score)
+                    let at := add(eventData, shl(5, add(add(count, i), 6)))
+                    mstore(at, score)
+                    mstore(add(at, shl(5, add(count, 1))), verdict)
                 }
             }
         }
         words[word] = cells;
     }
 
+    /// @dev `InferenceAttested`'s data, abi.encode(seqs, scores, verdicts), with the seqs in
+    ///      place and the scores and verdicts left for `_recordAttestations` to write as it goes
+    ///      (an `emit` would encode two memory arrays once more: about 200 gas per asset).
+    ///      In 32-byte words from `data` (word 0 is the length of the bytes, n = seqs.length):
+    ///      - 1, 2, 3: the offsets of the three arrays;
+    ///      - 4: n, then seqs at 5 .. 4 + n;
+    ///      - 5 + n: n, then scores at 6 + n .. 5 + 2n;
+    ///      - 6 + 2n: n, then verdicts at 7 + 2n .. 6 + 3n.
+    function _inferenceAttestedData(uint256[] calldata seqs) private pure returns (bytes memory data) {
+        uint256 count = seqs.length;
+        uint256 arrayBytes = (count + 1) * 32;
+        assembly ("memory-safe") {
+            // Allocated without zeroing: every word is written here or by _recordAttestations.
+            data := mload(0x40)
+            mstore(data, add(0x60, mul(3, arrayBytes)))
+            mstore(0x40, add(add(data, 0x80), mul(3, arrayBytes)))
+            let head := add(data, 0x20)
+            mstore(head, 0x60)
+            mstore(add(head, 0x20), add(0x60, arrayBytes))
+            mstore(add(head, 0x40), add(0x60, shl(1, arrayBytes)))
+            mstore(add(head, 0x60), count)
+            calldatacopy(add(head, 0x80), seqs.offset, shl(5, count))
+            mstore(add(add(head, 0x60), arrayBytes), count)
+            mstore(add(add(head, 0x60), shl(1, arrayBytes)), count)
+        }
+    }
+
     /// @dev Asset `index` of an attestation: its registration number and decoded score, once its
-    ///      instances are field elements and its proven digest and commitment are the record's.
+    ///      instances are field elements, its proven digest and commitment are the record's, and
+    ///      its score fits an attestation cell.
     ///      `index < count` and `instances.length == 3 * count`, as `_recordAttestations` ensures.
     function _checkAsset(uint256[] calldata seqs, uint256[] calldata instances, uint256 index, uint256 count)
         private
@@ -723,7 +820,16 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
             if (seq >= _assetCount) revert ProvenanceRegistry__UnknownSeq(seq);
             revert ProvenanceRegistry__InputBindingMismatch(seq, index);
         }
-        score = _decodeScore(seq, value);
+        // The score instance as a signed score: values above (modulus - 1) / 2 encode
+        // -(modulus - value). Only |score| < 2^29 fits an attestation cell. (Decoded here rather
+        // than in a function of its own: a call per asset costs about 40 gas.)
+        if (value > (_FIELD_MODULUS - 1) / 2) {
+            uint256 magnitude = _FIELD_MODULUS - value;
+            if (magnitude >= uint256(_SCORE_LIMIT)) revert ProvenanceRegistry__ScoreOutOfRange(seq, value);
+            return (seq, -int256(magnitude));
+        }
+        if (value >= uint256(_SCORE_LIMIT)) revert ProvenanceRegistry__ScoreOutOfRange(seq, value);
+        score = int256(value);
     }
 
     /// @dev Reverts with the first of asset `index`'s instances that is not a field element
@@ -772,23 +878,11 @@ contract ProvenanceRegistry is ERC721, IERC2981, IERC7007, IProvenanceRegistry {
         return false;
     }
 
-    /// @dev A field element as a signed score: values above (modulus - 1) / 2 encode
-    ///      -(modulus - value). Only |score| < 2^30 fits an attestation cell.
-    function _decodeScore(uint256 seq, uint256 value) private pure returns (int256 score) {
-        if (value > (_FIELD_MODULUS - 1) / 2) {
-            uint256 magnitude = _FIELD_MODULUS - value;
-            if (magnitude > uint256(_SCORE_LIMIT)) revert ProvenanceRegistry__ScoreOutOfRange(seq, value);
-            return -int256(magnitude);
-        }
-        if (value >= uint256(_SCORE_LIMIT)) revert ProvenanceRegistry__ScoreOutOfRange(seq, value);
-        return int256(value);
-    }
-
     function _cellShift(uint256 seq) private pure returns (uint256) {
         return (seq & ((1 << _CELLS_PER_WORD_LOG2) - 1)) * _CELL_BITS;
     }
 
-    /// @dev Sign-extends the cell's 31-bit score.
+    /// @dev Sign-extends the cell's 30-bit score.
     function _cellScore(uint256 cell) private pure returns (int256) {
         int256 raw = int256(cell & _SCORE_MASK);
         return raw >= _SCORE_LIMIT ? raw - (_SCORE_LIMIT << 1) : raw;

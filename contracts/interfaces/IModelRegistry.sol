@@ -7,8 +7,9 @@ pragma solidity 0.8.28;
 ///         training-data originators are owed.
 /// @dev A model version is append-only: its weights digest, parameter commitment and royalty
 ///      shares never change after registration. The zk verifier is bound once, with the hash of
-///      its code, which the provenance registry checks on every call; a different verifier means
-///      a new model version. Training-data originators are committed as a Merkle root of
+///      its code, which the provenance registry checks on every call, and with the bands that
+///      turn a proven score into a verdict; a different verifier or other bands mean a new model
+///      version. Training-data originators are committed as a Merkle root of
 ///      (originator, weight) pairs so any number of them costs O(1) here; the royalty splitter
 ///      checks claims against that root.
 ///
@@ -25,6 +26,10 @@ interface IModelRegistry {
     ///        verifier code is what the chain enforces; auditors compare this with the circuit.
     /// @param dataRoot Merkle root of (originator, weight) pairs; 0 when `dataBps` is 0.
     /// @param verifier On-chain verifier of inference proofs; address(0) until bound.
+    /// @param acceptAt Lowest proven score (fixed point, the circuit's output scale) judged
+    ///        `Accept`; bound with the verifier, 0 until then.
+    /// @param reviewAt Lowest proven score judged `Review` (below it: `Reject`); at most
+    ///        `acceptAt`; bound with the verifier, 0 until then.
     /// @param vkDigest Digest of the verifying key the verifier embeds; 0 until bound.
     ///        Informational (auditors compare it with the rendered verifier); the chain enforces
     ///        `verifierCodeHash`.
@@ -42,6 +47,8 @@ interface IModelRegistry {
         bytes32 paramsCommitment;
         bytes32 dataRoot;
         address verifier;
+        int32 acceptAt;
+        int32 reviewAt;
         bytes32 vkDigest;
         bytes32 verifierCodeHash;
         uint256 predecessor;
@@ -83,6 +90,9 @@ interface IModelRegistry {
     error ModelRegistry__VerifierAlreadySet(uint256 modelId, address verifier);
     /// @notice The verifier address holds no code, or the verifying-key digest is zero.
     error ModelRegistry__BadVerifier(address verifier, bytes32 vkDigest);
+    /// @notice `reviewAt` is above `acceptAt`, or a band edge is not strictly between -2^29 and
+    ///         2^29 (the scores an attestation record holds).
+    error ModelRegistry__BadBands(int32 acceptAt, int32 reviewAt);
     /// @notice A predecessor already has a successor; versions form a chain, not a tree.
     error ModelRegistry__AlreadySucceeded(uint256 predecessor, uint256 successor);
     /// @notice The new developer is the zero address.
@@ -102,8 +112,22 @@ interface IModelRegistry {
         bytes32 paramsCommitment,
         string metadataURI
     );
-    /// @notice Emitted when a verifier and verifying-key digest are bound to a model version.
-    event VerifierBound(uint256 indexed modelId, address indexed verifier, bytes32 vkDigest, bytes32 codeHash);
+    /// @notice Emitted when a verifier, its verifying-key digest and the verdict bands are bound to
+    ///         a model version.
+    /// @param modelId The model version.
+    /// @param verifier The verifier contract.
+    /// @param vkDigest Digest of the verifying key the verifier embeds.
+    /// @param codeHash The pinned EXTCODEHASH of the verifier.
+    /// @param acceptAt Lowest score judged `Accept`.
+    /// @param reviewAt Lowest score judged `Review` (below it: `Reject`).
+    event VerifierBound(
+        uint256 indexed modelId,
+        address indexed verifier,
+        bytes32 vkDigest,
+        bytes32 codeHash,
+        int32 acceptAt,
+        int32 reviewAt
+    );
     /// @notice Emitted when a model version is retired.
     event ModelRetired(uint256 indexed modelId);
     /// @notice Emitted when a developer starts handing a model version to `pendingDeveloper`.
@@ -119,12 +143,21 @@ interface IModelRegistry {
     /// @return modelId The new version's id (ids start at 1).
     function registerModel(ModelInput calldata input) external returns (uint256 modelId);
 
-    /// @notice Binds the zk verifier of a model version, once, and pins the hash of its code.
-    /// @dev Only the developer; the verifier must hold code; the version must not be retired.
+    /// @notice Binds the zk verifier of a model version and the bands that turn its proven score
+    ///         into a verdict, once, and pins the hash of the verifier's code.
+    /// @dev Only the developer; the version must not be retired or already have a verifier; the
+    ///      verifier must hold code and the verifying-key digest must not be zero; `reviewAt` must
+    ///      not exceed `acceptAt`, and both must lie strictly between -2^29 and 2^29. A score q
+    ///      (fixed point, the circuit's output scale) is judged `Accept` when q >= acceptAt,
+    ///      `Reject` when q < reviewAt, `Review` otherwise (`IProvenanceRegistry.Verdict`);
+    ///      `reviewAt == acceptAt` leaves no review band.
     /// @param modelId The model version.
     /// @param verifier The verifier contract (EZKL-generated).
     /// @param vkDigest Digest of the verifying key the verifier embeds.
-    function bindVerifier(uint256 modelId, address verifier, bytes32 vkDigest) external;
+    /// @param acceptAt Lowest score judged `Accept`.
+    /// @param reviewAt Lowest score judged `Review`.
+    function bindVerifier(uint256 modelId, address verifier, bytes32 vkDigest, int32 acceptAt, int32 reviewAt)
+        external;
 
     /// @notice Retires a model version: it stays readable but no new asset may use it.
     /// @dev Only the developer; retiring twice reverts.
@@ -181,6 +214,27 @@ interface IModelRegistry {
     /// @return vkDigest The verifying-key digest.
     /// @return codeHash The pinned EXTCODEHASH of the verifier.
     function verifierOf(uint256 modelId) external view returns (address verifier, bytes32 vkDigest, bytes32 codeHash);
+
+    /// @notice Returns the verdict bands of a model version.
+    /// @dev Reverts for an unknown id; both are zero until a verifier is bound.
+    /// @param modelId The model version.
+    /// @return acceptAt Lowest score judged `Accept`.
+    /// @return reviewAt Lowest score judged `Review` (below it: `Reject`).
+    function bandsOf(uint256 modelId) external view returns (int32 acceptAt, int32 reviewAt);
+
+    /// @notice Returns what the provenance registry needs to attest an inference of a model
+    ///         version, in one call.
+    /// @dev Reverts for an unknown id; all but `retiredAt` are zero until a verifier is bound.
+    /// @param modelId The model version.
+    /// @return verifier The verifier contract.
+    /// @return codeHash The pinned EXTCODEHASH of the verifier.
+    /// @return retiredAt The retirement timestamp, 0 while active.
+    /// @return acceptAt Lowest score judged `Accept`.
+    /// @return reviewAt Lowest score judged `Review` (below it: `Reject`).
+    function attestationTermsOf(uint256 modelId)
+        external
+        view
+        returns (address verifier, bytes32 codeHash, uint64 retiredAt, int32 acceptAt, int32 reviewAt);
 
     /// @notice Returns the id of `developer`'s version of the weights, or 0.
     /// @param developer The developer (current, after any transfer).

@@ -33,6 +33,16 @@ pragma solidity 0.8.28;
 ///      be passed as a leaf; positions make swapped siblings fail; carrying the odd node (instead
 ///      of duplicating it) means no two leaf sequences of one batch share a root.
 interface IProvenanceRegistry {
+    /// @notice What an attesting model version's bands make of an asset's proven score (see
+    ///         `IModelRegistry.bindVerifier`): `Accept` when score >= acceptAt, `Reject` when
+    ///         score < reviewAt, `Review` otherwise. `None`: not attested.
+    enum Verdict {
+        None,
+        Reject,
+        Review,
+        Accept
+    }
+
     /// @notice What the registrant asserts about one asset.
     /// @param contentDigest sha256 of the asset bytes; becomes the token id. Never zero.
     /// @param creator Receives the token and the creator share of revenue.
@@ -157,7 +167,8 @@ interface IProvenanceRegistry {
     /// @notice The commitment and proven digest at position `index` are not those of record
     ///         `seq` (its input binding): the proof was made for another asset, or another input.
     error ProvenanceRegistry__InputBindingMismatch(uint256 seq, uint256 index);
-    /// @notice A decoded score does not fit the 31-bit signed attestation record.
+    /// @notice A decoded score is not strictly between -2^29 and 2^29 (the 30-bit signed
+    ///         attestation record).
     error ProvenanceRegistry__ScoreOutOfRange(uint256 seq, uint256 instance);
     /// @notice The asset already has an attestation by this model version.
     error ProvenanceRegistry__AlreadyAttested(uint256 seq, uint256 modelId);
@@ -214,7 +225,10 @@ interface IProvenanceRegistry {
     /// @param seqs The attested assets' registration numbers (see `AssetRegistered`), in
     ///        instance order.
     /// @param scores Each asset's decoded fixed-point score (scale set by the circuit settings).
-    event InferenceAttested(uint256 indexed modelId, bytes32 indexed statement, uint256[] seqs, int256[] scores);
+    /// @param verdicts Each asset's verdict under the model version's bands (never `None`).
+    event InferenceAttested(
+        uint256 indexed modelId, bytes32 indexed statement, uint256[] seqs, int256[] scores, Verdict[] verdicts
+    );
 
     /// @notice Registers one asset and mints its token to the creator.
     /// @dev The caller must be the creator or an approved registrar. A derivative passes one
@@ -279,7 +293,8 @@ interface IProvenanceRegistry {
     ) external;
 
     /// @notice Records a zk proof that model version `modelId` computed each asset's score from
-    ///         exactly the input the asset registered, and that the proof was made for that asset.
+    ///         exactly the input the asset registered, and that the proof was made for that asset,
+    ///         with the verdict the model version's bands make of the score.
     /// @dev Anyone may call: the proof is the authority. Assets are named by registration
     ///      number (`getAsset(contentDigest).seq`, also in `AssetRegistered`). With
     ///      n = `seqs.length` (1..`MAX_ATTEST_BATCH`), `instances` must be EZKL's layout for a
@@ -292,10 +307,11 @@ interface IProvenanceRegistry {
     ///      the instances.
     ///      Reverts when the model has no verifier, its verifier's code is not the pinned code or
     ///      the model is retired, the statement was attested before, an instance is not a field
-    ///      element, a number names no asset or its binding is not its instances', a score does
-    ///      not fit 31 signed bits, an asset already has an attestation by this model, or the
+    ///      element, a number names no asset or its binding is not its instances', a score's
+    ///      magnitude is 2^29 or more, an asset already has an attestation by this model, or the
     ///      verifier rejects. Negative scores arrive as field elements `modulus - |x|`. Each
-    ///      (asset record, model version) is attested once.
+    ///      (asset record, model version) is attested once, so its score and verdict never
+    ///      change; the bands are those bound with the verifier, which never change either.
     /// @param modelId The attesting model version (its bound verifier checks the proof).
     /// @param seqs The assets' registration numbers, in instance order.
     /// @param proof The serialized proof, as the verifier takes it.
@@ -313,7 +329,11 @@ interface IProvenanceRegistry {
     /// @param modelId The attesting model version.
     /// @return attested True once a proof attested it.
     /// @return score The decoded fixed-point score (0 when not attested).
-    function attestationOf(bytes32 contentDigest, uint256 modelId) external view returns (bool attested, int256 score);
+    /// @return verdict The verdict recorded with the score (`None` when not attested).
+    function attestationOf(bytes32 contentDigest, uint256 modelId)
+        external
+        view
+        returns (bool attested, int256 score, Verdict verdict);
 
     /// @notice Returns whether a statement (see `InferenceAttested`) was attested.
     /// @param statement keccak256(abi.encode(modelId, seqs, instances)) (see `InferenceAttested`).

@@ -72,6 +72,28 @@ def register_model(
     return int(models.modelCount())
 
 
+SHIPPED_BANDS = (6_472, 4_588)
+"""The shipped curation head's (acceptAt, reviewAt), scores at 2^-13: what `bindVerifier` binds
+unless a test says otherwise."""
+
+NONE, REJECT, REVIEW, ACCEPT = 0, 1, 2, 3
+"""`IProvenanceRegistry.Verdict` as the ABI carries it (uint8)."""
+
+
+def verdict_of(score: int, bands: tuple[int, int]) -> int:
+    """The verdict the contract derives, as `media.head_training.Bands.decide_fixed` decides:
+    accept at or above acceptAt, reject below reviewAt, review in between."""
+    accept_at, review_at = bands
+    return ACCEPT if score >= accept_at else REJECT if score < review_at else REVIEW
+
+
+def bind_verifier(
+    models: Any, developer: Any, model_id: int, verifier: Any, vk_digest: bytes, bands: tuple[int, int] = SHIPPED_BANDS
+) -> Any:
+    """`bindVerifier(modelId, verifier, vkDigest, acceptAt, reviewAt)` from the developer."""
+    return models.bindVerifier(model_id, verifier, vk_digest, *bands, sender=developer)
+
+
 def asset_record(
     label: str,
     creator: Any,

@@ -21,11 +21,15 @@ Branch tree of `attestInference(modelId, seqs, proof, instances)` (n = seqs.leng
 - for each asset i, in order: its commitment (index i), score (n + i) or proven digest (2n + i)
   >= the field modulus: InstanceNotInField; keccak256(abi.encode(digest, commitment)) is not
   the binding of record seqs[i]: UnknownSeq when no record has that number, else
-  InputBindingMismatch (also for a record without a commitment); score past 31 signed bits:
+  InputBindingMismatch (also for a record without a commitment); |score| >= 2^29:
   ScoreOutOfRange; attested by this model (or twice in the call): AlreadyAttested
 - the verifier rejects (changed score or proven digest naming another record, changed proof
   bytes, other keys): ProofRejected
-- otherwise: InferenceAttested, one cell per asset, the statement recorded
+- otherwise: InferenceAttested with each asset's score and verdict, one cell per asset (verdict
+  and score), the statement recorded
+The head here is bound with acceptAt = asset "a"'s proven score and reviewAt = 0, so the real
+proof of "a" and "b" is judged at an edge: "a" accepted at exactly acceptAt, "b" (negative)
+rejected. Every verdict edge, with any score, is in test_attestation_verdicts.py.
 (VerifierCodeChanged needs a verifier whose code changes after binding, which only a contract
 that self-destructs in its creating transaction can do; no such contract is in contracts/.)
 """
@@ -46,7 +50,16 @@ from eth_utils import keccak
 
 from agents.core.merkle import AssetRecord
 from agents.models.generator import Lineage
-from tests.contracts.helpers import asset_record, register_asset, register_model
+from tests.contracts.helpers import (
+    ACCEPT,
+    NONE,
+    REJECT,
+    asset_record,
+    bind_verifier,
+    register_asset,
+    register_model,
+    verdict_of,
+)
 from tests.zk_support import ZkKit, content_digest, label, prove
 from zkml.evm import (
     FIELD_MODULUS,
@@ -120,6 +133,8 @@ class Attest:
     """Asset name -> the receipt of its registration."""
     verifier: Any
     kit: ZkKit
+    bands: tuple[int, int]
+    """(acceptAt, reviewAt) bound with the verifier."""
 
     def seq(self, name: str) -> int:
         """Asset `name`'s registration number (what `attestInference` names it by)."""
@@ -138,7 +153,8 @@ class Attest:
 def attest(core, model_id, developer, creator, deployer, zk_kit) -> Attest:  # type: ignore[no-untyped-def]
     curation_id = register_model(core.models, developer, label="curation-head", data_bps=0, developer_bps=0)
     verifier = deploy_verifier(deployer, zk_kit.verifier)
-    core.models.bindVerifier(curation_id, verifier, zk_kit.verifier.vk_digest, sender=developer)
+    bands = (zk_kit.proofs["ab"].calldata.scores[0], 0)
+    bind_verifier(core.models, developer, curation_id, verifier, zk_kit.verifier.vk_digest, bands)
     # Seven fillers first, so asset "a" has seq 7 and "b" seq 8: one proof spans two storage words.
     for i in range(7):
         register_asset(core.provenance, creator, asset_record(f"filler-{i}", creator, model_id))
@@ -153,7 +169,7 @@ def attest(core, model_id, developer, creator, deployer, zk_kit) -> Attest:  # t
     register_asset(core.provenance, creator, record)
     assets["zero"] = record.content_digest
     assets["filler"] = asset_record("filler-0", creator, model_id).content_digest
-    return Attest(core.provenance, curation_id, assets, registered, verifier, zk_kit)
+    return Attest(core.provenance, curation_id, assets, registered, verifier, zk_kit, bands)
 
 
 def test_commitments_and_proven_digests_computed_in_python_are_the_proof_instances(zk_kit):
@@ -194,22 +210,27 @@ def test_verifier_of_pins_the_keccak_of_the_verifiers_runtime_code(attest, core,
     assert bytes(code_hash) == keccak(runtime)
 
 
-def test_valid_proof_attests_each_asset_once_across_storage_words(attest, stranger):
+def test_valid_proof_attests_each_asset_once_across_storage_words(attest, core, stranger):
     ab = attest.kit.proofs["ab"].calldata
     assert attest.seq("a") == 7 and attest.seq("b") == 8
-    assert attest.provenance.attestationOf(attest.assets["a"], attest.model_id) == (False, 0)
+    assert attest.provenance.attestationOf(attest.assets["a"], attest.model_id) == (False, 0, NONE)
+    assert tuple(core.models.bandsOf(attest.model_id)) == attest.bands
 
     receipt = attest.call(["a", "b"], ab.proof, ab.instances, stranger)  # anyone may post a proof
 
     (event,) = receipt.decode_logs(attest.provenance.InferenceAttested)
     expected_scores = [decode_signed(v) for v in ab.instances[N : 2 * N]]
+    # "a" is proven at exactly acceptAt, "b" below reviewAt (0).
+    assert [verdict_of(q, attest.bands) for q in expected_scores] == [ACCEPT, REJECT]
     assert event.modelId == attest.model_id
     assert event.statement == statement(attest.model_id, [7, 8], ab.instances)
     assert list(event.seqs) == [7, 8]
     assert list(event.scores) == expected_scores
-    assert attest.provenance.attestationOf(attest.assets["a"], attest.model_id) == (True, expected_scores[0])
-    assert attest.provenance.attestationOf(attest.assets["b"], attest.model_id) == (True, expected_scores[1])
-    assert attest.provenance.attestationOf(attest.assets["c"], attest.model_id) == (False, 0)
+    assert list(event.verdicts) == [ACCEPT, REJECT]
+    provenance = attest.provenance
+    assert provenance.attestationOf(attest.assets["a"], attest.model_id) == (True, expected_scores[0], ACCEPT)
+    assert provenance.attestationOf(attest.assets["b"], attest.model_id) == (True, expected_scores[1], REJECT)
+    assert provenance.attestationOf(attest.assets["c"], attest.model_id) == (False, 0, NONE)
     assert attest.provenance.isStatementAttested(attest.statement(["a", "b"], ab.instances))
 
 
@@ -231,7 +252,9 @@ def test_an_asset_is_attested_once_per_model_version(attest, stranger):
         attest.provenance.ProvenanceRegistry__AlreadyAttested, seq=attest.seq("a"), modelId=attest.model_id
     ):
         attest.call(["a", "c"], ac.proof, ac.instances, stranger)
-    assert attest.provenance.attestationOf(attest.assets["c"], attest.model_id) == (False, 0)
+    # "a" keeps the score and verdict of its first attestation; "c" stays unattested.
+    assert attest.provenance.attestationOf(attest.assets["a"], attest.model_id) == (True, ab.scores[0], ACCEPT)
+    assert attest.provenance.attestationOf(attest.assets["c"], attest.model_id) == (False, 0, NONE)
 
 
 def test_the_same_asset_twice_in_one_call_is_refused(attest, stranger):
@@ -293,14 +316,14 @@ def test_content_registered_with_a_copied_commitment_is_not_attested_by_the_orig
     edited = [*ab.instances[: 2 * N], *hers]
     with ape.reverts(provenance.ProvenanceRegistry__ProofRejected, modelId=attest.model_id):
         attest.call(["mallory-a", "mallory-b"], ab.proof, edited, other_creator)
-    assert provenance.attestationOf(attest.assets["mallory-a"], attest.model_id) == (False, 0)
+    assert provenance.attestationOf(attest.assets["mallory-a"], attest.model_id) == (False, 0, NONE)
     assert not provenance.isStatementAttested(attest.statement(["mallory-a", "mallory-b"], edited))
 
     # The proof still attests the assets it was made for.
     attest.call(["a", "b"], ab.proof, ab.instances, stranger)
-    assert provenance.attestationOf(attest.assets["a"], attest.model_id) == (True, ab.scores[0])
-    assert provenance.attestationOf(attest.assets["mallory-a"], attest.model_id) == (False, 0)
-    assert provenance.attestationOf(attest.assets["mallory-b"], attest.model_id) == (False, 0)
+    assert provenance.attestationOf(attest.assets["a"], attest.model_id) == (True, ab.scores[0], ACCEPT)
+    assert provenance.attestationOf(attest.assets["mallory-a"], attest.model_id) == (False, 0, NONE)
+    assert provenance.attestationOf(attest.assets["mallory-b"], attest.model_id) == (False, 0, NONE)
 
 
 def test_a_neighbour_of_a_digest_registered_with_its_commitment_is_not_attested_by_its_proof(
@@ -341,8 +364,8 @@ def test_a_neighbour_of_a_digest_registered_with_its_commitment_is_not_attested_
         attest.call(["a", "b"], other.proof, other.instances, stranger)
     # "a"'s own proof still attests "a".
     attest.call(["a", "b"], ab.proof, ab.instances, stranger)
-    assert provenance.attestationOf(a.digest, attest.model_id) == (True, ab.scores[0])
-    assert provenance.attestationOf(neighbour, attest.model_id) == (False, 0)
+    assert provenance.attestationOf(a.digest, attest.model_id) == (True, ab.scores[0], ACCEPT)
+    assert provenance.attestationOf(neighbour, attest.model_id) == (False, 0, NONE)
 
 
 def test_an_unknown_registration_number_is_refused(attest, stranger):
@@ -392,7 +415,7 @@ def test_changed_proof_bytes_are_rejected_and_nothing_is_recorded(attest, strang
             attest.call(["a", "b"], bytes(bad), ab.instances, stranger)
     with ape.reverts(attest.provenance.ProvenanceRegistry__ProofRejected):
         attest.call(["a", "b"], ab.proof[:-32], ab.instances, stranger)
-    assert attest.provenance.attestationOf(attest.assets["a"], attest.model_id) == (False, 0)
+    assert attest.provenance.attestationOf(attest.assets["a"], attest.model_id) == (False, 0, NONE)
     assert not attest.provenance.isStatementAttested(attest.statement(["a", "b"], ab.instances))
 
 
@@ -416,17 +439,18 @@ def test_an_instance_at_or_above_the_field_modulus_is_refused(attest, stranger, 
         attest.call(["a", "b"], ab.proof, tampered, stranger)
 
 
-def test_scores_outside_31_signed_bits_are_refused_before_the_verifier(attest, stranger):
+def test_scores_of_2_to_the_29_or_more_are_refused_before_the_verifier(attest, stranger):
     ab = attest.kit.proofs["ab"].calldata
 
     def with_score(score: int) -> list[int]:
         return [*ab.instances[:N], score, *ab.instances[N + 1 :]]
 
-    for score in (1 << 30, FIELD_MODULUS - (1 << 30) - 1):
+    # 2^29 and -2^29 (p - 2^29), and what fitted the old 31-bit cell.
+    for score in (1 << 29, FIELD_MODULUS - (1 << 29), 1 << 30, FIELD_MODULUS - (1 << 30)):
         with ape.reverts(attest.provenance.ProvenanceRegistry__ScoreOutOfRange, seq=attest.seq("a"), instance=score):
             attest.call(["a", "b"], ab.proof, with_score(score), stranger)
     # The largest scores that fit are decoded and reach the verifier, which rejects them.
-    for score in ((1 << 30) - 1, FIELD_MODULUS - (1 << 30)):
+    for score in ((1 << 29) - 1, FIELD_MODULUS - ((1 << 29) - 1)):
         with ape.reverts(attest.provenance.ProvenanceRegistry__ProofRejected):
             attest.call(["a", "b"], ab.proof, with_score(score), stranger)
 
@@ -522,7 +546,7 @@ def test_erc7007_verify_is_false_for_every_other_input(attest, core, developer):
 
     other_id = register_model(core.models, developer, label="other-head", data_bps=0, developer_bps=0)
     other_verifier = deploy_verifier(developer, kit.other_verifier)
-    core.models.bindVerifier(other_id, other_verifier, kit.other_verifier.vk_digest, sender=developer)
+    bind_verifier(core.models, developer, other_id, other_verifier, kit.other_verifier.vk_digest)
     # The other circuit's model accepts its own proof of "a" and refuses this one.
     assert attest.provenance.verify(prompt, asset, aigc_proof(other_id, other_keys.proof, other_keys.instances))
     unbound = register_model(core.models, developer, label="unbound-head", data_bps=0)

@@ -1,4 +1,4 @@
-"""ModelRegistry: registration, verifier binding, retirement, two-step developer transfer.
+"""ModelRegistry: registration, verifier and band binding, retirement, two-step developer transfer.
 
 Branch tree of registerModel (each leaf is a test below):
   weightsDigest == 0                        -> ZeroWeightsDigest
@@ -218,6 +218,21 @@ def test_register_reverts_when_predecessor_already_succeeded(model_registry, dev
 
 
 # --- bindVerifier ----------------------------------------------------------------------------
+#
+# Branch tree of bindVerifier(modelId, verifier, vkDigest, acceptAt, reviewAt):
+#   unknown model                               -> UnknownModel
+#   caller is not the developer                 -> NotDeveloper
+#   retired                                     -> ModelRetired
+#   verifier already bound                      -> VerifierAlreadySet
+#   verifier without code / vkDigest == 0       -> BadVerifier
+#   reviewAt > acceptAt                         -> BadBands
+#   acceptAt >= 2^29 / reviewAt <= -2^29        -> BadBands (each edge at +-(2^29 - 1): ok)
+#   otherwise                                   -> verifier, code hash and bands stored, VerifierBound
+
+BAND_LIMIT = 1 << 29
+"""Band edges lie strictly between -BAND_LIMIT and BAND_LIMIT (what an attestation cell holds)."""
+ACCEPT_AT, REVIEW_AT = 6_472, 4_588
+"""The shipped curation head's bands (scores at 2^-13)."""
 
 
 @pytest.fixture
@@ -226,56 +241,162 @@ def verifier_contract(project, deployer):  # type: ignore[no-untyped-def]
     return deployer.deploy(project.TestToken, "Verifier stand-in", "VFY", 18)
 
 
+def bind(registry: Any, sender: Any, verifier: Any, vk: bytes | None = None, **bands: int) -> Any:
+    """bindVerifier(1, verifier, vk, acceptAt, reviewAt), the shipped bands unless given."""
+    accept_at, review_at = bands.get("accept_at", ACCEPT_AT), bands.get("review_at", REVIEW_AT)
+    address = getattr(verifier, "address", verifier)
+    return registry.bindVerifier(1, address, vk or digest("vk"), accept_at, review_at, sender=sender)
+
+
 def test_bind_verifier_stores_once_and_emits(model_registry, developer, verifier_contract):
     register(model_registry, developer)
     vk = digest("vk")
-    tx = model_registry.bindVerifier(1, verifier_contract.address, vk, sender=developer)
+    tx = model_registry.bindVerifier(1, verifier_contract.address, vk, ACCEPT_AT, REVIEW_AT, sender=developer)
     stored = model_registry.getModel(1)
     assert stored.verifier == verifier_contract.address
     assert stored.vkDigest == vk
+    assert (stored.acceptAt, stored.reviewAt) == (ACCEPT_AT, REVIEW_AT)
     # The verifier's code is pinned: its EXTCODEHASH, which the provenance registry checks.
     code_hash = keccak(bytes(model_registry.provider.get_code(verifier_contract.address)))
     assert stored.verifierCodeHash == code_hash
     assert model_registry.verifierOf(1) == (verifier_contract.address, vk, code_hash)
+    assert model_registry.bandsOf(1) == (ACCEPT_AT, REVIEW_AT)
+    assert model_registry.attestationTermsOf(1) == (verifier_contract.address, code_hash, 0, ACCEPT_AT, REVIEW_AT)
     ev = tx.decode_logs(model_registry.VerifierBound)[0]
-    assert (ev.modelId, ev.verifier, ev.vkDigest, ev.codeHash) == (1, verifier_contract.address, vk, code_hash)
+    assert (ev.modelId, ev.verifier, ev.vkDigest, ev.codeHash, ev.acceptAt, ev.reviewAt) == (
+        1,
+        verifier_contract.address,
+        vk,
+        code_hash,
+        ACCEPT_AT,
+        REVIEW_AT,
+    )
+
+
+def test_get_model_places_the_bands_right_after_the_verifier(model_registry, developer, verifier_contract):
+    """The ABI tuple of getModel, in order, as Python callers unpack it."""
+    register(model_registry, developer)
+    bind(model_registry, developer, verifier_contract)
+    stored = model_registry.getModel(1)
+    (get_model,) = [item for item in model_registry.contract_type.abi if getattr(item, "name", "") == "getModel"]
+    names = [component.name for component in get_model.outputs[0].components]
+    assert names[4:9] == ["verifier", "acceptAt", "reviewAt", "vkDigest", "verifierCodeHash"]
+    assert tuple(stored)[4:7] == (verifier_contract.address, ACCEPT_AT, REVIEW_AT)
+
+
+def test_bands_and_terms_are_zero_before_a_verifier_is_bound(model_registry, developer):
+    register(model_registry, developer)
+    assert model_registry.bandsOf(1) == (0, 0)
+    stored = model_registry.getModel(1)
+    assert (stored.verifier, stored.acceptAt, stored.reviewAt) == (ZERO_ADDRESS, 0, 0)
+    assert model_registry.attestationTermsOf(1) == (ZERO_ADDRESS, ZERO32, 0, 0, 0)
+
+
+def test_bands_views_revert_for_unknown_models(model_registry, developer):
+    register(model_registry, developer)
+    for unknown in (0, 2):
+        with ape.reverts(model_registry.ModelRegistry__UnknownModel, modelId=unknown):
+            model_registry.bandsOf(unknown)
+        with ape.reverts(model_registry.ModelRegistry__UnknownModel, modelId=unknown):
+            model_registry.attestationTermsOf(unknown)
+
+
+def test_attestation_terms_carry_the_retirement(model_registry, developer, verifier_contract, chain):
+    register(model_registry, developer)
+    bind(model_registry, developer, verifier_contract, accept_at=-5, review_at=-9)
+    tx = model_registry.retire(1, sender=developer)
+    retired_at = chain.provider.get_block(tx.block_number).timestamp
+    verifier, _, code_hash = model_registry.verifierOf(1)
+    assert model_registry.attestationTermsOf(1) == (verifier, code_hash, retired_at, -5, -9)
+
+
+@pytest.mark.parametrize(
+    ("accept_at", "review_at"),
+    [
+        (ACCEPT_AT, ACCEPT_AT),  # no review band: reject below, accept at and above
+        (BAND_LIMIT - 1, -(BAND_LIMIT - 1)),  # both edges at their extremes
+        (BAND_LIMIT - 1, BAND_LIMIT - 1),
+        (-(BAND_LIMIT - 1), -(BAND_LIMIT - 1)),
+        (-100, -200),  # negative bands
+        (0, 0),
+    ],
+)
+def test_bind_verifier_accepts_bands_within_the_cell_range(
+    model_registry, developer, verifier_contract, accept_at, review_at
+):
+    register(model_registry, developer)
+    tx = bind(model_registry, developer, verifier_contract, accept_at=accept_at, review_at=review_at)
+    assert model_registry.bandsOf(1) == (accept_at, review_at)
+    ev = tx.decode_logs(model_registry.VerifierBound)[0]
+    assert (ev.acceptAt, ev.reviewAt) == (accept_at, review_at)
+
+
+@pytest.mark.parametrize(
+    ("accept_at", "review_at"),
+    [
+        (REVIEW_AT, ACCEPT_AT),  # review above accept
+        (0, 1),
+        (-(BAND_LIMIT - 1), BAND_LIMIT - 1),
+        (BAND_LIMIT, REVIEW_AT),  # acceptAt at 2^29
+        (BAND_LIMIT, BAND_LIMIT),
+        (2**31 - 1, 0),  # int32 extremes
+        (ACCEPT_AT, -BAND_LIMIT),  # reviewAt at -2^29
+        (-BAND_LIMIT, -BAND_LIMIT),
+        (0, -(2**31)),
+    ],
+)
+def test_bind_verifier_reverts_for_bad_bands(model_registry, developer, verifier_contract, accept_at, review_at):
+    register(model_registry, developer)
+    with ape.reverts(model_registry.ModelRegistry__BadBands, acceptAt=accept_at, reviewAt=review_at):
+        bind(model_registry, developer, verifier_contract, accept_at=accept_at, review_at=review_at)
+    assert model_registry.verifierOf(1)[0] == ZERO_ADDRESS, "nothing bound"
+    # Good bands bind afterwards.
+    bind(model_registry, developer, verifier_contract)
 
 
 def test_bind_verifier_reverts_when_already_set(model_registry, developer, verifier_contract):
     register(model_registry, developer)
-    model_registry.bindVerifier(1, verifier_contract.address, digest("vk"), sender=developer)
+    bind(model_registry, developer, verifier_contract)
+    # Neither another verifier nor other bands: a change of either is a new model version.
     with ape.reverts(model_registry.ModelRegistry__VerifierAlreadySet, modelId=1):
-        model_registry.bindVerifier(1, model_registry.address, digest("vk2"), sender=developer)
+        bind(model_registry, developer, model_registry, digest("vk2"))
+    with ape.reverts(model_registry.ModelRegistry__VerifierAlreadySet, modelId=1):
+        bind(model_registry, developer, verifier_contract, accept_at=1, review_at=0)
+    assert model_registry.bandsOf(1) == (ACCEPT_AT, REVIEW_AT)
 
 
 def test_bind_verifier_reverts_when_verifier_has_no_code(model_registry, developer, stranger):
     register(model_registry, developer)
     with ape.reverts(model_registry.ModelRegistry__BadVerifier, verifier=stranger.address):
-        model_registry.bindVerifier(1, stranger.address, digest("vk"), sender=developer)
+        bind(model_registry, developer, stranger)
 
 
 def test_bind_verifier_reverts_when_vk_digest_zero(model_registry, developer, verifier_contract):
     register(model_registry, developer)
     with ape.reverts(model_registry.ModelRegistry__BadVerifier, vkDigest=ZERO32):
-        model_registry.bindVerifier(1, verifier_contract.address, ZERO32, sender=developer)
+        model_registry.bindVerifier(1, verifier_contract.address, ZERO32, ACCEPT_AT, REVIEW_AT, sender=developer)
 
 
 def test_bind_verifier_reverts_for_stranger(model_registry, developer, stranger, verifier_contract):
     register(model_registry, developer)
     with ape.reverts(model_registry.ModelRegistry__NotDeveloper, modelId=1, caller=stranger.address):
-        model_registry.bindVerifier(1, verifier_contract.address, digest("vk"), sender=stranger)
+        bind(model_registry, stranger, verifier_contract)
+    # Bad bands from a stranger: the caller is checked first.
+    with ape.reverts(model_registry.ModelRegistry__NotDeveloper, modelId=1, caller=stranger.address):
+        bind(model_registry, stranger, verifier_contract, accept_at=0, review_at=1)
+    assert model_registry.bandsOf(1) == (0, 0)
 
 
 def test_bind_verifier_reverts_when_retired(model_registry, developer, verifier_contract):
     register(model_registry, developer)
     model_registry.retire(1, sender=developer)
     with ape.reverts(model_registry.ModelRegistry__ModelRetired, modelId=1):
-        model_registry.bindVerifier(1, verifier_contract.address, digest("vk"), sender=developer)
+        bind(model_registry, developer, verifier_contract)
 
 
 def test_bind_verifier_reverts_when_unknown(model_registry, developer, verifier_contract):
     with ape.reverts(model_registry.ModelRegistry__UnknownModel, modelId=3):
-        model_registry.bindVerifier(3, verifier_contract.address, digest("vk"), sender=developer)
+        model_registry.bindVerifier(3, verifier_contract.address, digest("vk"), ACCEPT_AT, REVIEW_AT, sender=developer)
 
 
 # --- retire ----------------------------------------------------------------------------------

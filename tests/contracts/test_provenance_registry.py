@@ -41,10 +41,13 @@ from eth_utils import keccak
 from agents.core.merkle import BatchTree
 from tests.contracts.helpers import (
     FIELD_MODULUS,
+    NONE,
+    REJECT,
     URI,
     ZERO_ADDRESS,
     asset_record,
     attach_terms,
+    bind_verifier,
     buy_license,
     digest,
     field_commitment,
@@ -595,7 +598,7 @@ def attest_layout(pairs: list[tuple[int, bytes]], score: int = 1234) -> list[int
 def verified(project, core, model_id, creator, developer) -> Verified:  # type: ignore[no-untyped-def]
     verifier = developer.deploy(project.TestVerifier)
     attester = register_model(core.models, developer, label="attesting-head", data_bps=0, developer_bps=0)
-    core.models.bindVerifier(attester, verifier, digest("vk"), sender=developer)
+    bind_verifier(core.models, developer, attester, verifier, digest("vk"))
     record = asset_record("proven", creator, model_id, commitment=field_commitment("proven"))
     register_asset(core.provenance, creator, record)
     instances = attest_layout([(int.from_bytes(record.input_commitment, "big"), record.content_digest)])
@@ -969,7 +972,7 @@ def test_an_attestation_made_during_a_squat_does_not_block_the_rightful_record(
     # commitment, new number) is attested with the very same instances after the takeover.
     verifier = developer.deploy(project.TestVerifier)
     attester = register_model(core.models, developer, label="squat-attester", data_bps=0, developer_bps=0)
-    core.models.bindVerifier(attester, verifier, digest("vk"), sender=developer)
+    bind_verifier(core.models, developer, attester, verifier, digest("vk"))
     member = asset_record("attested-member", creator, model_id, commitment=field_commitment("attested-member"))
     batch, tree = _commit(core, creator, member)
     register_asset(core.provenance, stranger, replace(member, creator=stranger.address))
@@ -978,7 +981,7 @@ def test_an_attestation_made_during_a_squat_does_not_block_the_rightful_record(
     squatted = seq_of(core, member.content_digest)
     core.provenance.attestInference(attester, [squatted], zk, instances, sender=stranger)
     core.provenance.claimFromBatch(batch, 0, member.as_tuple(), tree.proof(0), [], sender=creator)
-    assert core.provenance.attestationOf(member.content_digest, attester) == (False, 0)
+    assert core.provenance.attestationOf(member.content_digest, attester) == (False, 0, NONE)
     # The record taken over is gone: its number attests nothing any more.
     rescored = attest_layout([(int.from_bytes(member.input_commitment, "big"), member.content_digest)], score=99)
     with ape.reverts(core.provenance.ProvenanceRegistry__InputBindingMismatch, seq=squatted, index=0):
@@ -988,7 +991,7 @@ def test_an_attestation_made_during_a_squat_does_not_block_the_rightful_record(
     rightful = seq_of(core, member.content_digest)
     receipt = core.provenance.attestInference(attester, [rightful], zk, instances, sender=creator)
     assert len(receipt.events.filter(core.provenance.InferenceAttested)) == 1
-    assert core.provenance.attestationOf(member.content_digest, attester) == (True, 1234)
+    assert core.provenance.attestationOf(member.content_digest, attester) == (True, 1234, REJECT)
     with ape.reverts(core.provenance.ProvenanceRegistry__StatementAlreadyAttested):
         core.provenance.attestInference(attester, [rightful], zk, instances, sender=creator)
 
