@@ -1,4 +1,6 @@
-"""zk benchmark: `python bench/zk.py [--batch K] [--embed-dim D]` (or `make bench-zk`).
+"""zk benchmark: `python bench/zk.py [--batch K] [--head FOLDER]` (or `make bench-zk`): the
+shipped trained curation head (its 64-value row: image and prompt embeddings) unless --head names
+another.
 
 One run, side by side:
 - baseline: one proof per inference with ezkl's default settings (`zkml.pipeline.EZKL_DEFAULTS`;
@@ -10,11 +12,11 @@ One run, side by side:
 For each: cold setup time (a fresh cache), proving time (witness + proof, in a child process whose
 peak RSS is read from the kernel), inferences per minute, and on the embedded chain the gas of
 `ProvenanceRegistry.attestInference` per attested inference (verifier call, one input-binding
-check per asset, attestation records, event) beside the bare verifier call. Each inference is of a
-random embedding and a random content digest, whose proven digest (top 253 bits of its keccak256) the proof
-carries; the assets are registered one after another (so 8 share an attestation storage word)
-and attested by registration number. Setup is then repeated on the warm cache
-(`setup_cached_s`). The last line is one JSON object.
+check per asset, attestation records, event) beside the bare verifier call. Each inference is of
+a random head row (two random unit vectors) and a random content digest, whose proven digest (top
+253 bits of its keccak256) the proof carries; the assets are registered one after another (so 8
+share an attestation storage word) and attested by registration number. Setup is then repeated on
+the warm cache (`setup_cached_s`). The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agents.core.toolchain import solc_executable  # noqa: E402
-from zkml.curation_head import HeadShape, build_curation_head, export_onnx  # noqa: E402
+from agents.models.head import HEAD_FOLDER, HeadModel  # noqa: E402
+from zkml.curation_head import CurationHead, export_onnx, load_weights  # noqa: E402
 from zkml.evm import CompiledVerifier, deploy_verifier  # noqa: E402
 from zkml.pipeline import EZKL_DEFAULTS, TUNED, Circuit, HeadInput, Tuning  # noqa: E402
 
@@ -74,9 +77,16 @@ class Side:
         return 60.0 * self.batch / (sum(self.prove_s) / len(self.prove_s))
 
 
+def _unit(rng: random.Random, dim: int) -> list[float]:
+    vector = [rng.gauss(0.0, 1.0) for _ in range(dim)]
+    norm = sum(v * v for v in vector) ** 0.5
+    return [v / norm for v in vector]
+
+
 def head_inputs(rng: random.Random, count: int, dim: int) -> list[HeadInput]:
-    """`count` random embeddings of `dim` values, each with a random content digest."""
-    return [HeadInput([rng.uniform(-1.0, 1.0) for _ in range(dim)], rng.randbytes(32)) for _ in range(count)]
+    """`count` random head rows (two random unit vectors of `dim` / 2 values: an image and a
+    prompt embedding, as the curator makes them), each with a random content digest."""
+    return [HeadInput(_unit(rng, dim // 2) + _unit(rng, dim - dim // 2), rng.randbytes(32)) for _ in range(count)]
 
 
 def prove_in_child(circuit: Circuit, rows: list[HeadInput], work: Path) -> tuple[float, float]:
@@ -104,9 +114,10 @@ def prove_in_child(circuit: Circuit, rows: list[HeadInput], work: Path) -> tuple
 
 
 def measure(
-    name: str, shape: HeadShape, batch: int, tuning: Tuning, proofs: int, cache: Path, rng: random.Random
+    name: str, head: CurationHead, batch: int, tuning: Tuning, proofs: int, cache: Path, rng: random.Random
 ) -> Side:
-    onnx = export_onnx(build_curation_head(shape, seed=0), cache / f"{name}.onnx", batch=batch)
+    shape = head.shape
+    onnx = export_onnx(head, cache / f"{name}.onnx", batch=batch)
     click.echo(f"[{name}] setup (cold cache) ...", err=True)
     started = time.monotonic()
     circuit = Circuit.build(
@@ -135,7 +146,7 @@ def measure(
     return Side(name, batch, circuit, setup_s, times, peak, made, inputs, verifier, circuit.logrows)
 
 
-def chain_gas(sides: list[Side]) -> dict[str, dict[str, float]]:
+def chain_gas(sides: list[Side], bands: tuple[int, int]) -> dict[str, dict[str, float]]:
     """Gas on the embedded chain: bare verifier call and attestInference, per inference."""
     from ape import accounts, chain, networks, project
     from ape.logging import logger
@@ -157,7 +168,7 @@ def chain_gas(sides: list[Side]) -> dict[str, dict[str, float]]:
             models.registerModel((rng.randbytes(32), rng.randbytes(32), b"\0" * 32, 0, 0, 0, URI), sender=developer)
             head_id = int(models.modelCount())
             verifier = deploy_verifier(deployer, side.verifier)
-            models.bindVerifier(head_id, verifier, side.verifier.vk_digest, sender=developer)
+            models.bindVerifier(head_id, verifier, side.verifier.vk_digest, *bands, sender=developer)
             calldata = side.circuit.calldata(side.proofs[0])
             digests = [row.digest for row in side.rows[0]]
             if not calldata.names(digests):
@@ -190,26 +201,33 @@ def chain_gas(sides: list[Side]) -> dict[str, dict[str, float]]:
 @click.option(
     "--batch",
     type=click.IntRange(2, 256),
-    default=193,
+    default=98,
     show_default=True,
-    help="Tuned inferences per proof (1,355 rows each at the default shape: 193 fill a 2^18-row proof).",
+    help="Tuned inferences per proof (2,667 rows each for the shipped 64-value head: 98 fill a 2^18-row proof).",
 )
-@click.option("--embed-dim", type=click.IntRange(1), default=HeadShape().embed_dim, show_default=True)
-@click.option("--hidden", type=click.IntRange(1), default=HeadShape().hidden, show_default=True)
+@click.option(
+    "--head",
+    "head_folder",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=ROOT / HEAD_FOLDER,
+    help="The trained curation head to prove (default: the shipped models/curation-head)",
+)
 @click.option("--baseline-proofs", type=click.IntRange(1), default=3, show_default=True)
-def main(batch: int, embed_dim: int, hidden: int, baseline_proofs: int) -> None:
+def main(batch: int, head_folder: Path, baseline_proofs: int) -> None:
     """Proven inferences per minute, proving memory, setup time and attestation gas: baseline vs tuned."""
-    shape = HeadShape(embed_dim, hidden)
+    head = CurationHead.from_state(load_weights(head_folder))
+    decider = HeadModel.load(head_folder)
+    embed_dim, hidden = head.shape.embed_dim, head.shape.hidden
     rng = random.Random(20261123)
     with tempfile.TemporaryDirectory(prefix="proofmint-bench-zk-") as tmp:
         cache = Path(tmp)
-        baseline = measure("baseline", shape, 1, EZKL_DEFAULTS, baseline_proofs, cache / "baseline", rng)
-        tuned = measure("tuned", shape, batch, TUNED, 1, cache / "tuned", rng)
+        baseline = measure("baseline", head, 1, EZKL_DEFAULTS, baseline_proofs, cache / "baseline", rng)
+        tuned = measure("tuned", head, batch, TUNED, 1, cache / "tuned", rng)
         started = time.monotonic()
         onnx = cache / "tuned" / "tuned.onnx"
         Circuit.build(onnx, cache / "tuned", batch=batch, embed_dim=embed_dim, tuning=TUNED)
         setup_cached_s = time.monotonic() - started
-        gas = chain_gas([baseline, tuned])
+        gas = chain_gas([baseline, tuned], (decider.accept_fixed, decider.review_fixed))
 
     rows = [
         ("inferences per proof", baseline.batch, tuned.batch),
@@ -226,7 +244,10 @@ def main(batch: int, embed_dim: int, hidden: int, baseline_proofs: int) -> None:
          gas["tuned"]["verifier_runtime_bytes"]),
     ]  # fmt: skip
     width = max(len(r[0]) for r in rows)
-    click.echo(f"curation head {embed_dim}-{hidden}-1, hashed input, fixed params, public output, safe checks")
+    click.echo(
+        f"trained curation head {embed_dim}-{hidden}-1 ({head_folder.name}), hashed input, fixed params, "
+        "public output, safe checks"
+    )
     click.echo(f"{'figure':<{width}}  {'baseline (ezkl defaults)':>26}  {'tuned':>14}")
     click.echo("-" * (width + 44))
     for name, base, tuned_value in rows:

@@ -51,6 +51,7 @@ from agents.core.toolchain import project_root
 from agents.core.vouchers import Voucher, sign_voucher
 from agents.daemons.runner import all_final
 from agents.deploy.operator import cli_errors, target_of
+from agents.models.head import VERDICTS
 from agents.runtime import jobs
 from agents.runtime.chain import load_abis
 from agents.runtime.jobs import submit_voucher
@@ -420,8 +421,10 @@ async def _asset_rows(journal: Any, store: Any, identity: Any, registry: Any) ->
                 name = str(json.loads(await store.get(Cid.parse(job.payload["metadata_cid"]))).get("name", ""))
             payload = {**job.payload, "error": job.error}
             if "attested_by" in payload:
-                attested, score = registry.attestationOf(bytes.fromhex(payload["sha256"]), payload["attested_by"])
-                payload.update(score=int(score), attested_on_chain=bool(attested))
+                attested, score, verdict = registry.attestationOf(
+                    bytes.fromhex(payload["sha256"]), payload["attested_by"]
+                )
+                payload.update(score=int(score), verdict=VERDICTS[int(verdict)], attested_on_chain=bool(attested))
             rows.append(AssetRow(job.key, stage, payload, png, ok, name))
     return rows
 

@@ -1,6 +1,9 @@
-"""The curation head: a small MLP from a CLIP image embedding to one score, the model proofmint
-proves inference of. Its trained weights are shipped by the tiny-models work; this module fixes
-the architecture, a deterministic initialisation and the ONNX export EZKL reads.
+"""The curation head: a small MLP from one row (an image's CLIP embedding followed by its
+prompt's CLIP text embedding) to one score, the model proofmint proves inference of. Its trained
+weights ship in `models/curation-head` (`make train-head`, `media.head_training`); this module
+fixes the architecture, loads trained weights (`load_weights`, `CurationHead.from_state`), gives a
+deterministic random initialisation (for sizing circuits only: a proof of random weights proves
+nothing) and the ONNX export EZKL reads.
 
 A batch of K inferences is exported as one graph of K inputs of shape (1, embed_dim + 1): each
 row is an asset's embedding followed by one field element, its proven digest (the top 253
@@ -15,6 +18,9 @@ assets it was made for.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import pickle
 import warnings
 from pathlib import Path
 
@@ -23,7 +29,18 @@ from torch import nn
 
 from zkml.shape import HeadShape
 
-__all__ = ["ONNX_OPSET", "BatchedHead", "CurationHead", "HeadShape", "build_curation_head", "export_onnx"]
+__all__ = [
+    "ONNX_OPSET",
+    "BatchedHead",
+    "CurationHead",
+    "HeadShape",
+    "build_curation_head",
+    "export_onnx",
+    "load_weights",
+]
+
+WEIGHTS_FILE = "curation_head.safetensors"
+CONFIG_FILE = "head.json"
 
 ONNX_OPSET = 18
 """The newest opset ezkl 23's tract is tested against (9..18); newer exports only warn, but the
@@ -41,6 +58,41 @@ class CurationHead(nn.Module):
     def forward(self, embedding: torch.Tensor) -> torch.Tensor:
         score: torch.Tensor = self.net(embedding)
         return score
+
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor]) -> CurationHead:
+        """A head of the shape `state` has, holding those weights, in eval mode; ValueError when
+        `state` is not this layout's."""
+        try:
+            hidden, embed_dim = state["net.0.weight"].shape
+            head = cls(HeadShape(int(embed_dim), int(hidden)))
+            head.load_state_dict(state)
+        except (KeyError, ValueError, RuntimeError) as exc:
+            raise ValueError(f"not curation-head weights (Linear -> ReLU -> Linear): {exc}") from None
+        return head.eval()
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    """A head's weights from a head folder (its safetensors file, which must be the one its
+    `head.json` names by sha256), a `.safetensors` file or a torch state_dict file; ValueError
+    when it is none of these."""
+    from safetensors.torch import load_file
+
+    try:
+        if path.is_dir():
+            weights = path / WEIGHTS_FILE
+            named = json.loads((path / CONFIG_FILE).read_text(encoding="utf8")).get("weights_sha256")
+            if named != hashlib.sha256(weights.read_bytes()).hexdigest():
+                raise ValueError(f"{weights} is not the weights {path / CONFIG_FILE} names")
+            return dict(load_file(str(weights)))
+        if path.suffix == ".safetensors":
+            return dict(load_file(str(path)))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, KeyError, pickle.UnpicklingError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not curation-head weights ({exc})") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: not a state_dict")
+    return state
 
 
 def build_curation_head(shape: HeadShape | None = None, *, seed: int = 0) -> CurationHead:

@@ -101,7 +101,13 @@ ZK_STATUS = {
             {
                 "status": {"const": "attested"},
                 "modelId": _nullable(INT | {"description": "the curation model version proven"}),
-                "score": _nullable(NUMBER),
+                "score": _nullable(NUMBER | {"description": "the proven fixed-point score (over 2^13)"}),
+                "verdict": _nullable(
+                    {
+                        "enum": ["accept", "review", "reject"],
+                        "description": "what the contract derived from the proven score and the model version's bands",
+                    }
+                ),
                 "transaction": _nullable(HEX32 | {"description": "the attesting transaction"}),
             }
         ),
@@ -121,6 +127,9 @@ CURATION = _object(
     {
         "decision": {"enum": ["accept", "review", "reject"]},
         "alignment": NUMBER | {"description": "CLIP similarity of image and prompt"},
+        "score": _nullable(
+            NUMBER | {"description": "the curation head's score, which decided (null: cosine bands decided)"}
+        ),
         "flags": {"type": "array", "items": _ref("CurationFlag")},
         "duplicateOf": _nullable(HEX32 | {"description": "the nearest earlier asset, when a near duplicate"}),
         "duplicateSimilarity": NUMBER,

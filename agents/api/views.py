@@ -17,11 +17,14 @@ registered model version identify the model publicly).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, TypedDict
+from typing import Any, Final, Literal, TypedDict
 
 from agents.api.lineage import OnChain
 from agents.runtime import jobs
 from agents.runtime.journal import Job
+
+HEAD_UNIT: Final = 1 << 13
+"""The curation head's fixed point: a score s stands for s / 2^13 (`zkml.settings.PINNED.input_scale`)."""
 
 Source = Literal["agents", "chain"]
 
@@ -31,6 +34,9 @@ class ZkAttested(TypedDict):
     modelId: int | None
     """The registered curation model version whose EZKL proof was verified on chain."""
     score: float | None
+    """The proven fixed-point score (the curation head's, over 2^13)."""
+    verdict: str | None
+    """accept, review or reject: what the contract derived from the proven score and the bands."""
     transaction: str | None
 
 
@@ -56,6 +62,8 @@ class CurationFlag(TypedDict):
 class Curation(TypedDict):
     decision: str
     alignment: float
+    score: float | None
+    """The curation head's score (the real number; None where cosine bands decided)."""
     flags: list[CurationFlag]
     duplicateOf: str | None
     duplicateSimilarity: float
@@ -173,6 +181,7 @@ def zk_status(job: Job) -> ZkStatus:
             "status": "attested",
             "modelId": _int_or_none(p.get("attested_by")),
             "score": _float_or_none(p.get("score")),
+            "verdict": _str_or_none(p.get("verdict")),
             "transaction": _hex_or_none(p.get("attest_tx")),
         }
     if job.stage == jobs.UNPROVEN:
@@ -190,6 +199,7 @@ def curation_of(raw: Any) -> Curation | None:
     return {
         "decision": str(raw["decision"]),
         "alignment": float(raw.get("alignment", 0.0)),
+        "score": int(raw["score"]) / HEAD_UNIT if isinstance(raw.get("score"), int) else None,
         "flags": [
             {"concept": str(f["concept"]), "where": str(f["where"]), "similarity": float(f["similarity"])}
             for f in raw.get("flags", [])

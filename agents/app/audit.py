@@ -18,10 +18,12 @@ An audit, step by step:
      record's;
    - `lineage`: the parameters document (metadata `properties.paramsDocument`) hashes to the
      record's paramsDigest and names the record's model version and its registered weights;
-   - `commitment`: the image embedding recomputed with the public CLIP, quantised at the
+   - `commitment`: the head row recomputed with the public CLIP (the image's embedding, then the
+     text embedding of the prompt the verified parameters document names), quantised at the
      circuit's input scale and hashed with the proven digest (Poseidon), gives the record's input
      binding (`zkml.evm.input_binding`);
-   - `attestation`: a model version attested the asset (`attestationOf`, every version asked);
+   - `attestation`: a model version attested the asset (`attestationOf`, every version asked),
+     with the score and the verdict the contract derived from it and the version's bands;
    - `proof`: the proof in the attesting transaction's calldata (found from `InferenceAttested`
      events whose seqs hold the asset's, or given as `proof_tx`) names this asset (its proven
      digest and commitment at the asset's position) and verifies again: with ezkl against the
@@ -61,6 +63,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol, TypeVar
 
 from agents.core.errors import PermanentError
+from agents.models.head import VERDICTS
 from agents.storage.car import read_car
 from agents.storage.cid import RAW, Cid, CidError
 from agents.storage.store import LocalStore
@@ -77,7 +80,7 @@ FACTS: Final = {
     "cid": "the image CID names these bytes; their CIDv1 (raw leaves) names the digest",
     "metadata": "the token URI is ipfs://CID of metadata naming this digest and paramsDigest",
     "lineage": "the parameters document hashes to paramsDigest and names the registered model",
-    "commitment": "the image's CLIP embedding gives the registered input commitment",
+    "commitment": "the image's and prompt's CLIP embeddings give the registered input commitment",
     "attestation": "a model version attested this asset",
     "proof": "the attesting proof names this asset and verifies again",
     "c2pa": "the C2PA sidecar validates and binds these bytes",
@@ -477,6 +480,7 @@ class _Audit:
         self.document: dict[str, Any] | None = None
         self.commitment_value: int | None = None
         self.attested: dict[int, int] = {}
+        self.verdicts: dict[int, str] = {}
 
     def metadata_property(self, key: str) -> Any:
         """The metadata's `properties.<key>` (None when it has none)."""
@@ -625,9 +629,17 @@ class _Audit:
 
         if self.asset["inputBinding"] == _hex(bytes(32)):
             return Fact("commitment", Status.SKIPPED, "the asset was registered without an input commitment")
-        self.progress(f"recomputing the image embedding with CLIP {self.options.clip}")
+        prompt = self.document.get("prompt") if self.document is not None else None
+        if not isinstance(prompt, str):
+            return Fact(
+                "commitment",
+                Status.FAIL,
+                "the input commits to the prompt's embedding too, and no parameters document hashing to paramsDigest "
+                "names the prompt",
+            )
+        self.progress(f"recomputing the image and prompt embeddings with CLIP {self.options.clip}")
         try:
-            embedding = await asyncio.to_thread(_embed, self.options.clip, self.png)
+            embedding = await asyncio.to_thread(_embed, self.options.clip, self.png, prompt)
         except PermanentError as err:
             return Fact("commitment", Status.FAIL, f"no embedding of these bytes: {err}")
         value = await asyncio.to_thread(_commitment, embedding, self.digest, self.options.input_scale)
@@ -636,8 +648,9 @@ class _Audit:
             return Fact(
                 "commitment",
                 Status.OK,
-                f"Poseidon of the {len(embedding)}-value embedding at 2^-{self.options.input_scale} and the proven "
-                f"digest is 0x{value:064x}, whose binding with the digest is the record's",
+                f"Poseidon of the {len(embedding)}-value head row (image, then prompt embedding) at "
+                f"2^-{self.options.input_scale} and the proven digest is 0x{value:064x}, whose binding with the "
+                "digest is the record's",
             )
         return Fact(
             "commitment",
@@ -651,15 +664,23 @@ class _Audit:
     async def attestation(self) -> Fact:
         count = int(await self.chain.call(self.chain.models, "modelCount"))
         for model_id in range(1, count + 1):
-            attested, score = await self.chain.call(self.chain.registry, "attestationOf", self.digest, model_id)
+            attested, score, verdict = await self.chain.call(
+                self.chain.registry, "attestationOf", self.digest, model_id
+            )
             if attested:
                 self.attested[model_id] = int(score)
+                self.verdicts[model_id] = VERDICTS[int(verdict)] if int(verdict) < len(VERDICTS) else str(verdict)
         if not self.attested:
             return Fact(
                 "attestation", Status.SKIPPED, f"none of the {count} model versions has attested this asset yet"
             )
-        self.asset["attestations"] = {str(m): s for m, s in sorted(self.attested.items())}
-        shown = ", ".join(f"{m} (score {s:,})" for m, s in sorted(self.attested.items()))
+        self.asset["attestations"] = {
+            str(m): {"score": s, "verdict": self.verdicts[m]} for m, s in sorted(self.attested.items())
+        }
+        shown = ", ".join(
+            f"{m} (score {s:,} = {s / 2**self.options.input_scale:+.4f}, verdict {self.verdicts[m]})"
+            for m, s in sorted(self.attested.items())
+        )
         return Fact("attestation", Status.OK, f"attested by model version {shown}")
 
     async def proof(self) -> Fact:
@@ -894,12 +915,14 @@ def verifier_accepts(web3: Any, verifier: str, proof: bytes, instances: Sequence
     return bool(decode(["bool"], bytes(answer))[0])
 
 
-def _embed(clip: str, png: bytes) -> list[float]:
-    """The unit image embedding of `png` by the curator's own code, on one torch thread as the
-    agents' curator runs (`agents.app.wiring.load_models`), blocking."""
+def _embed(clip: str, png: bytes, prompt: str) -> list[float]:
+    """The head row of `png` and `prompt` (unit image embedding, then unit text embedding) by the
+    curator's own code, on one torch thread as the agents' curator runs
+    (`agents.app.wiring.load_models`), blocking."""
     import torch
 
     from agents.models.curator import CurationPolicy, Curator
+    from agents.models.head import head_row
     from media.clip import load
 
     try:
@@ -910,7 +933,7 @@ def _embed(clip: str, png: bytes) -> list[float]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return [float(v) for v in curator.embed_images([png])[0]]
+        return head_row(curator.embed_images([png])[0], curator.embed_prompts([prompt])[0])
     except (OSError, ValueError) as err:  # PIL: truncated or corrupt data (CuratorError: no image at all)
         raise AuditError(f"the bytes do not decode as an image ({err})") from None
     finally:

@@ -178,6 +178,30 @@ policy_option = click.option(
 """`--policy` of the commands that run the generator or the curator (`agent`, `up`)."""
 
 
+def _curation_head(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
+    """The curation head folder, loaded and checked now (a bad one is one line, before any setup)."""
+    from agents.models.head import HEAD_FOLDER, HeadError, HeadModel
+
+    path = value.absolute() if value is not None else project_root() / HEAD_FOLDER
+    try:
+        HeadModel.load(path)
+    except HeadError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return path
+
+
+curation_head_option = click.option(
+    "--curation-head",
+    "curation_head",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    callback=_curation_head,
+    help="The trained curation head folder (make train-head writes one): the curator decides with its score and "
+    "bands, the prover proves it. It must be trained for the --clip model. Default: the shipped models/curation-head",
+)
+"""`--curation-head` of the commands that run the curator or the prover (`agent`, `up`)."""
+
+
 def _reviewers(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> frozenset[str]:
     return frozenset(str(_service(ctx, param, value)) for value in values)
 
@@ -231,6 +255,7 @@ reviewer_option = click.option(
 )
 @registration_option
 @policy_option
+@curation_head_option
 @reviewer_option
 def agent_command(
     name: str,
@@ -252,6 +277,7 @@ def agent_command(
     service: str | None,
     registration: str,
     policy: Path,
+    curation_head: Path,
     reviewers: frozenset[str],
 ) -> None:
     """Run one daemon (generator, curator, publisher, registrar, prover or settlement), or the
@@ -301,6 +327,7 @@ def agent_command(
             service,
             registration,
             policy,
+            curation_head,
         )
     )
 
@@ -376,6 +403,7 @@ async def _run_agent(
     service: str | None,
     registration: str,
     policy: Path,
+    curation_head: Path,
 ) -> None:
     from web3 import HTTPProvider, Web3
 
@@ -389,7 +417,9 @@ async def _run_agent(
     addresses = await asyncio.to_thread(load_addresses, deployment)
     head_models: dict[int, tuple[Any, int]] = {}
     if head_ids:
-        circuits = await asyncio.to_thread(build_head_circuits, root / ".cache" / "zkml-agents", sorted(head_ids))
+        circuits = await asyncio.to_thread(
+            build_head_circuits, root / ".cache" / "zkml-agents", curation_head, sorted(head_ids)
+        )
         head_models = {size: (circuits[size], head_ids[size]) for size in head_ids}
     metrics = Metrics()
     parts = await open_parts(
@@ -406,6 +436,7 @@ async def _run_agent(
         metrics=metrics,
         service=service,
         policy=policy,
+        head=curation_head,
     )
     queues: dict[str, Any] = {}
     redis = None
@@ -456,6 +487,7 @@ async def _run_agent(
 )
 @registration_option
 @policy_option
+@curation_head_option
 @reviewer_option
 def up_command(
     state: Path | None,
@@ -466,6 +498,7 @@ def up_command(
     rpc_port: int | None,
     registration: str,
     policy: Path,
+    curation_head: Path,
     reviewers: frozenset[str],
 ) -> None:
     """Every daemon in one process on a fresh development chain, and the HTTP API with the dApp,
@@ -512,7 +545,9 @@ def up_command(
         if network == FOUNDRY:  # a node of our own, which Ctrl-C does not reach (see devnode)
             stack.enter_context(own_anvil(networks, port=rpc_port))
         stack.enter_context(networks.parse_network_choice(network))
-        asyncio.run(_up(ape, root, state, metrics_port, requests, api_port, registration, policy, reviewers))
+        asyncio.run(
+            _up(ape, root, state, metrics_port, requests, api_port, registration, policy, curation_head, reviewers)
+        )
 
 
 def read_prompts(path: Path) -> list[GenerationRequest]:
@@ -570,6 +605,7 @@ async def _up(
     api_port: int,
     registration: str,
     policy: Path,
+    curation_head: Path,
     reviewers: frozenset[str],
 ) -> None:
     from agents.api.serve import DEPS, api_app, serve
@@ -588,6 +624,7 @@ async def _up(
         progress=lambda m: click.echo(m, err=True),
         metrics=metrics,
         policy=policy,
+        head=curation_head,
     )
     moderation = parts.owned_models.policy if parts.owned_models is not None else None
     if moderation is not None:

@@ -30,6 +30,9 @@ from typing import Any, Final
 from agents.core.settlement import SkipKind
 from agents.runtime import jobs
 
+HEAD_SCALE: Final = 13
+"""The curation head's fixed point (`zkml.settings.PINNED.output_scale`): its scores are over 2^13."""
+
 _STYLE = """
 body{font:14px system-ui,sans-serif;margin:2em;color:#222;background:#fafafa;max-width:1400px}
 h1{margin-bottom:.2em} .sub{color:#666;margin-top:0} .muted{color:#666}
@@ -319,6 +322,15 @@ def _who(address: str, names: Mapping[str, str]) -> str:
     return f"{html.escape(role)} {_ident(address)}" if role else _ident(address)
 
 
+def _curation_figure(curation: Mapping[str, Any]) -> str:
+    """The curation head's score where it decided (as a decimal, its fixed point in the title),
+    else the prompt alignment the cosine bands decided on."""
+    if "score" in curation:
+        raw = int(curation["score"])
+        return f'head score <span title="fixed point {raw} / 2^{HEAD_SCALE}">{score_text(raw, HEAD_SCALE)}</span>'
+    return f"alignment {float(curation.get('alignment', 0)):.3f}"
+
+
 def _zk(row: AssetRow, scales: Mapping[int, int]) -> str:
     p = row.payload
     if "score" not in p:
@@ -333,7 +345,8 @@ def _zk(row: AssetRow, scales: Mapping[int, int]) -> str:
     else:
         raw = f"fixed point {int(p['score'])} / 2^{scale}"
         score = f'score <span title="{raw}">{score_text(int(p["score"]), scale)}</span>'
-    return f"{verdict} {score} by model {html.escape(str(model))}"
+    proven = f"proven verdict {_badge(str(p['verdict']))} " if "verdict" in p else ""
+    return f"{verdict} {proven}{score} by model {html.escape(str(model))}"
 
 
 def _asset_card(row: AssetRow, report: Report) -> str:
@@ -349,10 +362,7 @@ def _asset_card(row: AssetRow, report: Report) -> str:
         ("prompt", html.escape(p["request"]["prompt"])),
         ("seed", str(p["request"]["seed"])),
         ("status", _badge(row.stage)),
-        (
-            "curation",
-            f'<span title="{reason}">{_badge(decision)} alignment {float(curation.get("alignment", 0)):.3f}</span>',
-        ),
+        ("curation", f'<span title="{reason}">{_badge(decision)} {_curation_figure(curation)}</span>'),
         ("zk", _zk(row, report.score_scales)),
         ("image", _ident(str(p.get("cid", "-")))),
         ("sha256", _ident(str(p.get("sha256", "-")))),

@@ -19,6 +19,7 @@ exactly as they would against any RPC.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
@@ -38,6 +39,7 @@ from agents.daemons.register import ClaimStage, CommitStage, RegisterStage
 from agents.daemons.runner import Agents
 from agents.daemons.settle import SettleStage
 from agents.deploy.deployment import Deployed, deploy_core
+from agents.models.head import HEAD_FOLDER, HeadError, HeadModel
 from agents.runtime import jobs
 from agents.runtime.chain import ChainClient
 from agents.runtime.inprocess import is_in_process
@@ -66,28 +68,31 @@ def _quiet(_: str) -> None:
 
 
 def build_head_circuits(
-    cache: Path, sizes: Iterable[int] = HEAD_SIZES, *, seed: int = 0, progress: Progress = _quiet
+    cache: Path, head: Path, sizes: Iterable[int] = HEAD_SIZES, *, progress: Progress = _quiet
 ) -> dict[int, Any]:
-    """The curation head's circuit for each batch size (built once, then cached)."""
-    from zkml.curation_head import build_curation_head, export_onnx
+    """The circuit of the trained curation head in folder `head` for each batch size (built once,
+    then cached: the cache key covers the exported weights)."""
+    from zkml.curation_head import CurationHead, export_onnx, load_weights
     from zkml.pipeline import Circuit
-    from zkml.shape import HeadShape
 
-    shape = HeadShape()
-    head = build_curation_head(shape, seed=seed)
+    try:
+        model = CurationHead.from_state(load_weights(head))
+    except ValueError as err:
+        raise HeadError(f"{head}: {err}") from None
     cache.mkdir(parents=True, exist_ok=True)
+    tag = hashlib.sha256(repr(sorted((k, v.tolist()) for k, v in model.state_dict().items())).encode()).hexdigest()
     circuits = {}
 
     def tell(size: int) -> Progress:
         return lambda message: progress(f"circuit x{size}: {message}")
 
     for size in sizes:
-        onnx = export_onnx(head, cache / f".head-{seed}-x{size}.onnx", batch=size)
+        onnx = export_onnx(model, cache / f".head-{tag[:16]}-x{size}.onnx", batch=size)
         circuits[size] = Circuit.build(
             onnx,
             cache,
             batch=size,
-            embed_dim=shape.embed_dim,
+            embed_dim=model.shape.embed_dim,
             progress=tell(size),
         )
     return circuits
@@ -119,11 +124,14 @@ def prepare_chain(
     originators: Sequence[tuple[str, int]],
     t2i_folder: Path,
     circuits: Mapping[int, Any],
+    bands: tuple[int, int],
     store: LocalStore,
     solc: Path,
     progress: Progress = _quiet,
 ) -> LocalSetup:
-    """Deploys and registers everything on a development chain (see the module docstring)."""
+    """Deploys and registers everything on a development chain (see the module docstring).
+    `bands`: the curation head's (accept_at, review_at) in its fixed point, bound to each of its
+    model versions with the verifier."""
     from zkml.evm import deploy_verifier
 
     deployed = deploy_core(project, operator, chain)
@@ -174,9 +182,12 @@ def prepare_chain(
                 "metadataURI": f"ipfs://{onnx_cid}",
             },
         )
-        models.bindVerifier(model_id, verifier.address, compiled.vk_digest, sender=developer)
+        models.bindVerifier(model_id, verifier.address, compiled.vk_digest, *bands, sender=developer)
         head_models[size] = (circuit, model_id)
-        progress(f"curation head x{size}: model version {model_id}, verifier {verifier.address}")
+        progress(
+            f"curation head x{size}: model version {model_id}, verifier {verifier.address}, "
+            f"bands accept >= {bands[0]}, reject < {bands[1]}"
+        )
     return LocalSetup(addresses, t2i_id, head_models, tree, sum(d.gas_used for d in deployed), tuple(deployed))
 
 
@@ -213,10 +224,12 @@ async def load_models(
     clip: str | None = None,
     agent_threads: int | None = 1,
     policy: Path | None = None,
+    head: Path | None = None,
 ) -> Models:
     """The models the daemons in `names` need: the text-to-image pipeline for the generator
-    (default: the shipped `models/tiny-t2i`), CLIP for the curator (`models/tiny-clip`), and
-    the curation policy (`policy`, default the shipped `models/curation-policy.json`). A
+    (default: the shipped `models/tiny-t2i`), CLIP and the curation head that decides for the
+    curator (`models/tiny-clip`, `head` default `models/curation-head`), and the curation policy
+    (`policy`, default the shipped `models/curation-policy.json`). A
     generator whose policy blocks concepts loads CLIP too, to screen prompts before it spends
     compute on them.
 
@@ -237,7 +250,12 @@ async def load_models(
 
             torch.set_num_threads(agent_threads)
         try:
-            models.curator = await Curator.load(clip or f"local-dir:{root / 'models' / 'tiny-clip'}", models.policy)
+            decider = None
+            if "curator" in names:
+                decider = await asyncio.to_thread(HeadModel.load, head or root / HEAD_FOLDER)
+            models.curator = await Curator.load(
+                clip or f"local-dir:{root / 'models' / 'tiny-clip'}", models.policy, head=decider
+            )
         except BaseException:
             models.close()
             raise
@@ -310,13 +328,12 @@ async def open_parts(
     service: str | None = None,
     models: Models | None = None,
     policy: Path | None = None,
+    head: Path | None = None,
 ) -> Parts:
     """Opens what the daemons in `names` need under `state`: the journal, the content store,
     the chain client, the curator's near-duplicate index (as the curator last saved it), and
     the models (`load_models` with `t2i`, `clip` and `agent_threads`), unless `models` are
     handed in loaded: then they stay the caller's. `service`: see `Parts.service`."""
-    import asyncio
-
     from eth_account import Account
     from eth_utils.address import to_checksum_address
 
@@ -328,7 +345,9 @@ async def open_parts(
     await asyncio.to_thread(state.mkdir, parents=True, exist_ok=True)
     owned = None
     if models is None:
-        models = owned = await load_models(root, names, t2i=t2i, clip=clip, agent_threads=agent_threads, policy=policy)
+        models = owned = await load_models(
+            root, names, t2i=t2i, clip=clip, agent_threads=agent_threads, policy=policy, head=head
+        )
     journal = Journal(state / "journal.db", final=jobs.REGISTERED_OR_FINAL)
     abis = await asyncio.to_thread(load_abis, root, (*CORE, MARKET))
     client = ChainClient(web3, Account.from_key(key), journal, addresses, abis, poll=sender_poll)
@@ -380,21 +399,24 @@ async def open_local(
     *,
     originators: Sequence[tuple[str, int]],
     head_sizes: Iterable[int] = HEAD_SIZES,
+    head: Path | None = None,
     progress: Progress = _quiet,
     **parts_options: Any,
 ) -> tuple[LocalSetup, Parts]:
     """Everything on the development chain ape is connected to, as `proofmint up`, the demo and
     the benchmarks use it: the curation head's circuits (cached), the contracts deployed and the
     models registered by ape's first two test accounts (operator, model developer), and the
-    agents' parts acting as the operator. `parts_options` go to `open_parts`."""
-    import asyncio
-
+    agents' parts acting as the operator. `head`: the curation head's folder (default the shipped
+    `models/curation-head`): the curator decides with it and the prover proves it. `parts_options`
+    go to `open_parts`."""
     from agents.core.toolchain import solc_executable
 
     accounts = ape.accounts.test_accounts
     operator, developer = accounts[0], accounts[1]
+    folder = head or root / HEAD_FOLDER
+    decider = await asyncio.to_thread(HeadModel.load, folder)
     circuits = await asyncio.to_thread(
-        build_head_circuits, root / ".cache" / "zkml-agents", tuple(head_sizes), progress=progress
+        build_head_circuits, root / ".cache" / "zkml-agents", folder, tuple(head_sizes), progress=progress
     )
     setup = await asyncio.to_thread(
         lambda: prepare_chain(
@@ -405,6 +427,7 @@ async def open_local(
             originators=originators,
             t2i_folder=root / "models" / "tiny-t2i",
             circuits=circuits,
+            bands=(decider.accept_fixed, decider.review_fixed),
             store=LocalStore(state / "store"),
             solc=solc_executable(root),
             progress=progress,
@@ -418,6 +441,7 @@ async def open_local(
         addresses=setup.addresses,
         t2i_model_id=setup.t2i_model_id,
         head_models=setup.head_models,
+        head=folder,
         **parts_options,
     )
     return setup, parts

@@ -2,9 +2,11 @@
 Solidity verifier.
 
 A proof is made for named assets: each input to `prove` is an asset's content digest (sha256 of
-its image bytes, its token id) with its image embedding. The circuit reads the embedding and the
-digest's proven digest (the top 253 bits of its keccak256, one field element); the proof's public instances carry
-the input commitment that hashes both, the score, and the proven digest passed through.
+its image bytes, its token id) with its head row (the image's CLIP embedding, then the prompt's
+text embedding). The circuit reads the row and the digest's proven digest (the top 253 bits of
+its keccak256, one field element); the proof's public instances carry the input commitment that
+hashes both, the score, and the proven digest passed through. The head is the shipped trained
+one unless `--weights` names another (or `--seed` asks for random weights, to size circuits).
 
 Every command takes the same circuit options; the circuit is built on first use (progress on
 stderr) and cached under `--cache`, so later commands start at once. Heavy modules (torch, ezkl)
@@ -14,7 +16,6 @@ are imported only when a command runs.
 from __future__ import annotations
 
 import json
-import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import wraps
@@ -24,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from agents.core.errors import PermanentError
+from agents.core.toolchain import project_root
+from agents.models.head import HEAD_FOLDER
 from zkml.shape import HeadShape
 
 if TYPE_CHECKING:
@@ -42,7 +45,7 @@ class CircuitOptions:
     batch: int
     embed_dim: int
     hidden: int
-    seed: int
+    seed: int | None
     weights: Path | None
     cache: Path
     chain: str
@@ -50,20 +53,17 @@ class CircuitOptions:
     tuning: str
 
     def build(self) -> Circuit:
-        import torch
-
-        from zkml.curation_head import HeadShape, build_curation_head, export_onnx
+        from zkml.curation_head import CurationHead, HeadShape, build_curation_head, export_onnx, load_weights
         from zkml.pipeline import EZKL_DEFAULTS, TUNED, Circuit
         from zkml.srs import SrsPolicy
 
-        shape = HeadShape(self.embed_dim, self.hidden)
-        head = build_curation_head(shape, seed=self.seed)
         if self.weights is not None:
             try:
-                state = torch.load(self.weights, map_location="cpu", weights_only=True)
-                head.load_state_dict(state)
-            except (OSError, RuntimeError, KeyError, ValueError, pickle.UnpicklingError) as exc:
-                raise ZkInputError(f"{self.weights}: not curation-head weights of shape {shape} ({exc})") from exc
+                head = CurationHead.from_state(load_weights(self.weights))
+            except ValueError as exc:
+                raise ZkInputError(f"{self.weights}: {exc}") from None
+        else:
+            head = build_curation_head(HeadShape(self.embed_dim, self.hidden), seed=self.seed or 0)
         self.cache.mkdir(parents=True, exist_ok=True)
         onnx = export_onnx(head, self.cache / f".export-{self.batch}.onnx", batch=self.batch)
         policy = SrsPolicy.for_local_chain() if self.chain == "local" else SrsPolicy.for_live_network(self.srs)
@@ -79,19 +79,66 @@ class CircuitOptions:
         )
 
 
+def _weights_shape(path: Path) -> HeadShape:
+    """The shape of the head at `path`: a head folder's `head.json` says it (no torch needed);
+    a weights file is read."""
+    config = path / "head.json"
+    try:
+        if path.is_dir():
+            shape = json.loads(config.read_text(encoding="utf8"))["shape"]
+            return HeadShape(int(shape["embed_dim"]), int(shape["hidden"]))
+        from zkml.curation_head import load_weights
+
+        hidden, embed_dim = load_weights(path)["net.0.weight"].shape
+        return HeadShape(int(embed_dim), int(hidden))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ZkInputError(f"{path}: not a curation head folder or weights file ({exc})") from None
+
+
+def resolve_options(
+    *,
+    batch: int,
+    embed_dim: int | None,
+    hidden: int | None,
+    seed: int | None,
+    weights: Path | None,
+    cache: Path,
+    chain: str,
+    srs: Path | None,
+    tuning: str,
+) -> CircuitOptions:
+    """The circuit the options name: the shipped trained head by default, other trained weights
+    with --weights, or a random head of --embed-dim and --hidden with --seed (for sizing circuits
+    only: a proof of random weights proves nothing). --embed-dim and --hidden, when given with
+    weights, must be the weights' shape."""
+    if seed is not None and weights is not None:
+        raise click.UsageError("--seed builds random weights: not with --weights")
+    if seed is None:
+        weights = weights if weights is not None else project_root() / HEAD_FOLDER
+        shape = _weights_shape(weights)
+        for name, given, actual in (("--embed-dim", embed_dim, shape.embed_dim), ("--hidden", hidden, shape.hidden)):
+            if given is not None and given != actual:
+                raise click.UsageError(f"{name} {given}, but the head at {weights} has {actual}")
+    else:
+        shape = HeadShape(embed_dim or _SHAPE.embed_dim, hidden or _SHAPE.hidden)
+    return CircuitOptions(batch, shape.embed_dim, shape.hidden, seed, weights, cache, chain, srs, tuning)
+
+
 def circuit_options(command: Callable[..., None]) -> Callable[..., None]:
     """The options every `zk` command shares, gathered into one `CircuitOptions`."""
     options = [
         click.option("--batch", type=click.IntRange(1, 256), default=DEFAULT_BATCH, show_default=True,
                      help="Inferences per proof (the attestation batch)."),
-        click.option("--embed-dim", type=click.IntRange(1), default=_SHAPE.embed_dim, show_default=True,
-                     help="CLIP embedding size."),
-        click.option("--hidden", type=click.IntRange(1), default=_SHAPE.hidden, show_default=True,
-                     help="Hidden layer width."),
-        click.option("--seed", type=int, default=0, show_default=True,
-                     help="Deterministic initial weights (used when --weights is not given)."),
-        click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                     help="Trained curation-head weights (a torch state_dict)."),
+        click.option("--weights", type=click.Path(exists=True, path_type=Path),
+                     help="Trained curation head: a head folder (make train-head), a .safetensors file or a torch "
+                          "state_dict. Default: the shipped models/curation-head."),
+        click.option("--embed-dim", type=click.IntRange(1), default=None,
+                     help=f"Values in a head row (image and prompt embeddings): the weights' (with --seed: "
+                          f"{_SHAPE.embed_dim})."),
+        click.option("--hidden", type=click.IntRange(1), default=None,
+                     help=f"Hidden layer width: the weights' (with --seed: {_SHAPE.hidden})."),
+        click.option("--seed", type=int, default=None,
+                     help="Random weights from this seed instead of a trained head: for sizing circuits only."),
         click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=Path(".cache/zkml"),
                      show_default=True, help="Artifact cache (keys are hundreds of MB)."),
         click.option("--chain", type=click.Choice(["local", "live"]), default="local", show_default=True,
@@ -105,7 +152,7 @@ def circuit_options(command: Callable[..., None]) -> Callable[..., None]:
     @wraps(command)
     def wrapper(**kwargs: Any) -> None:
         names = ("batch", "embed_dim", "hidden", "seed", "weights", "cache", "chain", "srs", "tuning")
-        circuit = CircuitOptions(**{name: kwargs.pop(name) for name in names})
+        circuit = resolve_options(**{name: kwargs.pop(name) for name in names})
         command(circuit, **kwargs)
 
     for option in reversed(options):
@@ -170,7 +217,8 @@ def setup(circuit: CircuitOptions) -> None:
               help="Folder for input, witness, proof.json and calldata.json.")  # fmt: skip
 def prove(circuit: CircuitOptions, inputs: Path, out: Path) -> None:
     """Prove one batch for --batch assets. INPUTS is a JSON list of --batch objects
-    {"sha256": "<sha256 of the asset's image bytes, 64 hex digits>", "embedding": [--embed-dim numbers]};
+    {"sha256": "<sha256 of the asset's image bytes, 64 hex digits>", "embedding": [--embed-dim numbers]}
+    (the head row: the image's CLIP embedding, then the prompt's text embedding);
     the proof names each asset by that digest's proven digest (top 253 bits of its keccak256)."""
     rows = _load_inputs(inputs, circuit.batch, circuit.embed_dim)
     built = circuit.build()
@@ -244,6 +292,20 @@ def verify(circuit: CircuitOptions, proof: Path) -> None:
     click.echo(f"valid    {proof}")
 
 
+def _bands(weights: Path | None) -> tuple[int, int] | None:
+    """The fixed-point (accept_at, review_at) of a head folder, which a model version binds with its
+    verifier; None for bare weights or random ones."""
+    from agents.models.head import HeadError, HeadModel
+
+    if weights is None or not weights.is_dir():
+        return None
+    try:
+        head = HeadModel.load(weights)
+    except HeadError as exc:
+        raise ZkInputError(str(exc)) from None
+    return head.accept_fixed, head.review_fixed
+
+
 @zk.command("export-verifier")
 @circuit_options
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("verifier"), show_default=True,
@@ -265,8 +327,17 @@ def export_verifier(circuit: CircuitOptions, out: Path) -> None:
         "runtimeSize": compiled.runtime_size,
         "chain": circuit.chain,
     }
+    bands = _bands(circuit.weights)
+    if bands is not None:
+        record["acceptAt"], record["reviewAt"] = bands
     (out / "verifier.json").write_text(json.dumps(record, indent=2), encoding="utf8")
     click.echo(f"verifier  {out / 'Verifier.sol'} ({compiled.runtime_size:,} bytes of runtime code)")
-    click.echo(f"vkDigest  {record['vkDigest']}  (pass to ModelRegistry.bindVerifier)")
+    if bands is not None:
+        click.echo(
+            f"bind      ModelRegistry.bindVerifier(modelId, <deployed verifier>, {record['vkDigest']}, "
+            f"{bands[0]}, {bands[1]})  (the head's bands in its fixed point: accept >= {bands[0]}, reject < {bands[1]})"
+        )
+    else:
+        click.echo(f"vkDigest  {record['vkDigest']}  (pass to ModelRegistry.bindVerifier with the head's bands)")
     if circuit.chain == "local":
         click.echo("warning   made with a generated SRS: deploy it on local development chains only", err=True)

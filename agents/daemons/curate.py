@@ -3,8 +3,9 @@ band) or `rejected` out.
 
 The image is read back from the content store (so a curator on another machine sees exactly the
 registered bytes), judged with the job's prompt, and the verdict is written to the job: the
-decision, prompt alignment, moderation flags, the duplicate it copies, and the image embedding
-that the zk curation head reads and the asset's input commitment hashes. Index entries carry the
+decision, the curation head's fixed-point score (what the proof will carry), prompt alignment,
+moderation flags, the duplicate it copies, and the image and prompt embeddings that the zk
+curation head reads and the asset's input commitment hashes (`agents.models.head.payload_row`). Index entries carry the
 job's key, so a batch curated again after a crash is not flagged as a copy of itself; the index
 is saved after every batch that adds to it.
 """
@@ -56,6 +57,12 @@ class CurateStage(Stage):
                 "duplicate_similarity": round(verdict.duplicate_similarity, 6),
                 "reason": verdict.reason,
             }
-            updates = {"curation": curation, "embedding": list(verdict.embedding)}
+            if verdict.score is not None:
+                curation["score"] = verdict.score
+            updates = {
+                "curation": curation,
+                "embedding": list(verdict.embedding),
+                "prompt_embedding": list(verdict.prompt_embedding),
+            }
             outcomes.append(Done(job.key, updates, stage=_NEXT[verdict.decision]))
         return outcomes

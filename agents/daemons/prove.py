@@ -14,7 +14,8 @@ passes it through to the proof's public instances. The proof's input commitments
 digests are checked against the jobs' (the `commitment` the publisher computed and the registrar
 registered, the proven digest of the job's `sha256`), then one `attestInference`, naming the
 assets by the registration numbers the registrar recorded (`seq`), records the scores for the
-whole chunk. An asset the chain already shows attested (a crash after the transaction) is moved
+whole chunk, and the verdicts the contract derives from them with the model version's bands; the
+job keeps both (`score`, `verdict`). An asset the chain already shows attested (a crash after the transaction) is moved
 on without proving again.
 """
 
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from agents.core.reverts import WouldRevertError
+from agents.models.head import VERDICTS, payload_row
 from agents.runtime import jobs
 from agents.runtime.chain import ChainClient
 from agents.runtime.journal import Job
@@ -86,8 +88,8 @@ class ProveStage(Stage):
         for job in batch:
             attestation = await self._attestation(bytes.fromhex(job.payload["sha256"]))
             if attestation is not None:
-                model_id, score = attestation
-                outcomes.append(Done(job.key, {"score": score, "attested_by": model_id}))
+                model_id, score, verdict = attestation
+                outcomes.append(Done(job.key, {"score": score, "verdict": verdict, "attested_by": model_id}))
             else:
                 todo.append(job)
         start = 0
@@ -96,12 +98,12 @@ class ProveStage(Stage):
             start += size
         return outcomes
 
-    async def _attestation(self, digest: bytes) -> tuple[int, int] | None:
-        """(model id, score) of the asset's attestation by one of this prover's circuits."""
+    async def _attestation(self, digest: bytes) -> tuple[int, int, str] | None:
+        """(model id, score, verdict) of the asset's attestation by one of this prover's circuits."""
         for model_id in self.model_ids:
-            attested, score = await self.client.call(REGISTRY, "attestationOf", digest, model_id)
+            attested, score, verdict = await self.client.call(REGISTRY, "attestationOf", digest, model_id)
             if attested:
-                return model_id, int(score)
+                return model_id, int(score), VERDICTS[int(verdict)]
         return None
 
     async def _prove(self, chunk: Sequence[Job]) -> list[Outcome]:
@@ -109,10 +111,7 @@ class ProveStage(Stage):
 
         circuit, model_id = self.circuits[len(chunk)]
         digests = [bytes.fromhex(job.payload["sha256"]) for job in chunk]
-        rows = [
-            HeadInput(list(map(float, job.payload["embedding"])), digest)
-            for job, digest in zip(chunk, digests, strict=True)
-        ]
+        rows = [HeadInput(payload_row(job.payload), digest) for job, digest in zip(chunk, digests, strict=True)]
         loop = asyncio.get_running_loop()
         root = str(circuit.artifacts.root)
         proof_json = await loop.run_in_executor(self.executor, prove_rows, root, circuit.batch, circuit.embed_dim, rows)
@@ -138,7 +137,21 @@ class ProveStage(Stage):
             if hasattr(receipt["transactionHash"], "hex")
             else str(receipt["transactionHash"])
         )
+        verdicts = {
+            int(seq): VERDICTS[int(verdict)]
+            for log in self.client.logs(REGISTRY, "InferenceAttested", receipt)
+            for seq, verdict in zip(log["args"]["seqs"], log["args"]["verdicts"], strict=True)
+        }
         return [
-            Done(job.key, {"score": score, "attested_by": model_id, "attest_tx": tx, "proof_size": len(chunk)})
-            for job, score in zip(chunk, calldata.scores, strict=True)
+            Done(
+                job.key,
+                {
+                    "score": score,
+                    "verdict": verdicts[seq],
+                    "attested_by": model_id,
+                    "attest_tx": tx,
+                    "proof_size": len(chunk),
+                },
+            )
+            for job, score, seq in zip(chunk, calldata.scores, seqs, strict=True)
         ]

@@ -4,11 +4,11 @@ a content-credential tool read about the asset, stored by content address beside
 For each job: the C2PA manifest definition (`c2pa.created`, `trainedAlgorithmicMedia`, the
 parameters, the curation verdict) is signed as a detached sidecar for the image's exact bytes;
 the ERC-721 metadata points at the image and the sidecar by `ipfs://` URI; both are stored. The
-job also gets the input commitment its registration carries: the Poseidon hash of its image
-embedding at the prover circuit's input scale followed by its proven digest (the top 253 bits
-of the content digest's keccak256, one field element), which a later proof must reproduce. Publishing again after a
-crash makes new signatures (fresh nonce and time) under new CIDs; nothing is on chain before the
-registrar, so that costs nothing.
+job also gets the input commitment its registration carries: the Poseidon hash of its head row
+(image embedding, then prompt embedding) at the prover circuit's input scale followed by its
+proven digest (the top 253 bits of the content digest's keccak256, one field element), which a
+later proof must reproduce. Publishing again after a crash makes new signatures (fresh nonce
+and time) under new CIDs; nothing is on chain before the registrar, so that costs nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.core.errors import PermanentError
+from agents.models.head import payload_row
 from agents.runtime import jobs
 from agents.runtime.journal import Job
 from agents.runtime.stage import Done, Failed, Outcome, Stage
@@ -52,12 +53,13 @@ class ModelInfo:
     version: str
 
 
-def commitment_of(embedding: Sequence[float], digest: bytes, input_scale: int) -> int:
-    """The input commitment a proof will carry: Poseidon over the embedding quantized at
-    `input_scale`, then the proven digest of `digest` (`zkml.pipeline.input_commitment`)."""
+def commitment_of(row: Sequence[float], digest: bytes, input_scale: int) -> int:
+    """The input commitment a proof will carry: Poseidon over the head row (image embedding, then
+    prompt embedding: `agents.models.head.payload_row`) quantized at `input_scale`, then the proven
+    digest of `digest` (`zkml.pipeline.input_commitment`)."""
     from zkml.pipeline import HeadInput, input_commitment
 
-    return input_commitment(HeadInput(embedding, digest), input_scale)
+    return input_commitment(HeadInput(row, digest), input_scale)
 
 
 class PublishStage(Stage):
@@ -132,7 +134,7 @@ class PublishStage(Stage):
         metadata = erc721_metadata(provenance, name=name, manifest=manifest_cid)
         metadata_cid = await self.store.put(canonical_json(metadata))
         commitment = await asyncio.to_thread(
-            commitment_of, payload["embedding"], bytes.fromhex(payload["sha256"]), self.input_scale
+            commitment_of, payload_row(payload), bytes.fromhex(payload["sha256"]), self.input_scale
         )
         updates = {
             "manifest_cid": str(manifest_cid),

@@ -10,10 +10,14 @@ For each image and its prompt:
    is within `duplicate_hash_bits` is the asset this item copies. The embedding finds images of
    the same content; the hash tells a copy (re-encoded, rescaled, brightened) from another
    picture of the same content, which a small embedding alone cannot;
-3. prompt alignment: cosine of image and prompt embeddings; `accept_at` and above is accepted,
-   below `review_at` rejected, the band between goes to a human.
-A flagged or duplicate item is rejected whatever its alignment. The verdict carries the image
-embedding, which the zk curation head reads and the asset's input commitment hashes.
+3. the decision: with a curation head (`agents.models.head.HeadModel`, the product's way), the
+   head's fixed-point score of the image embedding followed by the prompt's text embedding, in
+   the head's bands: exactly the score the prover proves and the verdict the contract derives
+   from it. Without one, the policy's cosine bands on the prompt alignment (the baseline).
+   Either way, at or above the accept band is accepted, below the review band rejected, the band
+   between goes to a human.
+A flagged or duplicate item is rejected whatever its score. The verdict carries the image and
+prompt embeddings, which the zk curation head reads and the asset's input commitment hashes.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from agents.core.errors import PermanentError
+from agents.models.head import HeadModel, head_row
 
 
 class CuratorError(PermanentError, ValueError):
@@ -181,6 +186,9 @@ class Verdict:
     embedding: tuple[float, ...]
     reason: str = ""
     """Why, in one sentence (what `GET /v1/requests` shows for a job in review or rejected)."""
+    prompt_embedding: tuple[float, ...] = ()
+    score: int | None = None
+    """The curation head's fixed-point score (None without a head): what the proof will carry."""
 
 
 def _dct_matrix(n: int) -> NDArray[np.float64]:
@@ -310,6 +318,7 @@ class Curator:
         index: EmbeddingIndex | None = None,
         executor: Executor | None = None,
         remember: bool = True,
+        head: HeadModel | None = None,
     ) -> None:
         self._clip = clip
         self.policy = policy
@@ -317,6 +326,12 @@ class Curator:
         self.index = index if index is not None else EmbeddingIndex(dim)
         if self.index.dim != dim:
             raise CuratorError(f"the index holds {self.index.dim}-d embeddings, the model makes {dim}-d")
+        if head is not None and head.embed_dim != 2 * dim:
+            raise CuratorError(
+                f"the curation head at {head.folder} reads {head.embed_dim} values, but this CLIP makes {dim}-d "
+                f"image and text embeddings ({2 * dim} together): train a head for it (make train-head)"
+            )
+        self.head = head
         concepts = [*policy.blocked, *policy.allowed]
         self._concepts = clip.encode_texts(concepts).cpu().numpy() if policy.blocked else None
         self._owned = executor is None
@@ -331,6 +346,7 @@ class Curator:
         device: str = "cpu",
         index: EmbeddingIndex | None = None,
         executor: Executor | None = None,
+        head: HeadModel | None = None,
     ) -> Curator:
         from media.clip import load
 
@@ -347,7 +363,12 @@ class Curator:
                 f"cannot load the open_clip model {model_name!r}: {reason} "
                 "(--clip takes local-dir:FOLDER, NAME@CHECKPOINT or a cached hf-hub: id)"
             ) from exc
-        curator = await loop.run_in_executor(pool, lambda: cls(clip, policy, index, pool))
+        try:
+            curator = await loop.run_in_executor(pool, lambda: cls(clip, policy, index, pool, head=head))
+        except BaseException:
+            if executor is None:
+                pool.shutdown(wait=False)
+            raise
         curator._owned = executor is None
         return curator
 
@@ -378,14 +399,34 @@ class Curator:
         """Unit image embeddings (N, dim), blocking."""
         return np.asarray(self._clip.encode_images([_as_image(i) for i in images]).cpu().numpy(), dtype=np.float32)
 
+    def embed_prompts(self, prompts: Sequence[str]) -> NDArray[np.float32]:
+        """Unit text embeddings (N, dim) of prompts, blocking."""
+        return np.asarray(self._clip.encode_texts(list(prompts)).cpu().numpy(), dtype=np.float32)
+
     def _reason(
-        self, decision: Decision, alignment: float, flags: list[Flag], duplicate: str | None, similarity: float
+        self,
+        decision: Decision,
+        alignment: float,
+        flags: list[Flag],
+        duplicate: str | None,
+        similarity: float,
+        score: int | None = None,
     ) -> str:
         policy = self.policy
         if flags:
             return policy.describe(flags)
         if duplicate is not None:
             return f"a near-duplicate of the accepted asset 0x{duplicate} (cosine {similarity:.3f})"
+        if self.head is not None and score is not None:
+            head, real = self.head, self.head.real(score)
+            if decision is Decision.REJECT:
+                return f"the curation head scores {real:.3f}, below {head.review_at} (the reject band)"
+            if decision is Decision.REVIEW:
+                return (
+                    f"the curation head scores {real:.3f}, in the human-review band "
+                    f"[{head.review_at}, {head.accept_at}): a person decides"
+                )
+            return f"the curation head scores {real:.3f}, at least {head.accept_at}"
         if decision is Decision.REJECT:
             return f"prompt alignment {alignment:.3f} is below {policy.review_at} (the reject threshold)"
         if decision is Decision.REVIEW:
@@ -413,9 +454,12 @@ class Curator:
             return []
         pictures = [_as_image(item.image) for item in items]  # decoded once: embedding and hash
         images = self.embed_images(pictures)
-        prompts = self._clip.encode_texts([item.prompt for item in items]).cpu().numpy()
+        prompts = self.embed_prompts([item.prompt for item in items])
+        scores: list[int | None] = [None] * len(items)
+        if self.head is not None:
+            scores = list(self.head.scores([head_row(i, p) for i, p in zip(images, prompts, strict=True)]))
         verdicts: list[Verdict] = []
-        for item, picture, image, prompt in zip(items, pictures, images, prompts, strict=True):
+        for item, picture, image, prompt, score in zip(items, pictures, images, prompts, scores, strict=True):
             alignment = float(image @ prompt)
             flags = self.policy.term_flags(item.prompt)
             flags += self._flags(prompt, "prompt", self.policy.prompt_moderation_at)
@@ -428,12 +472,13 @@ class Curator:
                 if hash_distance(image_hash, other_hash) <= self.policy.duplicate_hash_bits:
                     duplicate, similarity = digest, cosine
                     break
-            if flags or duplicate is not None or alignment < self.policy.review_at:
-                decision = Decision.REJECT
-            elif alignment >= self.policy.accept_at:
-                decision = Decision.ACCEPT
+            if self.head is not None and score is not None:
+                decided = Decision(self.head.verdict(score))
+            elif alignment < self.policy.review_at:
+                decided = Decision.REJECT
             else:
-                decision = Decision.REVIEW
+                decided = Decision.ACCEPT if alignment >= self.policy.accept_at else Decision.REVIEW
+            decision = Decision.REJECT if flags or duplicate is not None else decided
             if decision is Decision.ACCEPT and self.remember:
                 self.index.add(item.digest, image, image_hash, owner=item.key)
             verdicts.append(
@@ -445,7 +490,9 @@ class Curator:
                     duplicate,
                     similarity,
                     tuple(float(v) for v in image),
-                    self._reason(decision, alignment, flags, duplicate, similarity),
+                    self._reason(decision, alignment, flags, duplicate, similarity, score),
+                    tuple(float(v) for v in prompt),
+                    score,
                 )
             )
         return verdicts

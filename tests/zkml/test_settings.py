@@ -16,7 +16,7 @@ from zkml.settings import SettingsError, check_pinned, write_settings
 
 def test_head_is_deterministic_per_seed():
     a, b, c = build_curation_head(seed=1), build_curation_head(seed=1), build_curation_head(seed=2)
-    x = torch.randn(4, 32)
+    x = torch.randn(4, HeadShape().embed_dim)
     assert torch.equal(a(x), b(x))
     assert not torch.equal(a(x), c(x))
     assert a(x).shape == (4, 1)
@@ -121,3 +121,32 @@ def test_ezkl_default_is_unsafe_which_is_why_it_is_pinned(tmp_path: Path):
         check_pinned(tmp_path / "default.json")
     assert "check_mode is 'unsafe'" in str(info.value)
     assert "ignore_range_check_inputs_outputs is False" in str(info.value)
+
+
+def test_trained_weights_load_from_a_head_folder_a_safetensors_file_or_a_state_dict(tmp_path: Path):
+    """The shipped head loads into the circuit's module (its shape from the weights); a folder whose
+    weights are not the ones its head.json names, or a file that is no weights, is refused."""
+    import shutil
+
+    from zkml.curation_head import CurationHead, load_weights
+
+    folder = Path(__file__).resolve().parents[2] / "models" / "curation-head"
+    head = CurationHead.from_state(load_weights(folder))
+    assert head.shape == HeadShape(64, 8) == HeadShape()
+    same = CurationHead.from_state(load_weights(folder / "curation_head.safetensors"))
+    torch.save(head.state_dict(), tmp_path / "head.pt")
+    again = CurationHead.from_state(load_weights(tmp_path / "head.pt"))
+    x = torch.randn(3, 64)
+    assert torch.equal(head(x), same(x)) and torch.equal(head(x), again(x))
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    weights = bytearray((copy / "curation_head.safetensors").read_bytes())
+    weights[-1] ^= 1
+    (copy / "curation_head.safetensors").write_bytes(bytes(weights))
+    with pytest.raises(ValueError, match="is not the weights"):
+        load_weights(copy)
+    (tmp_path / "junk.pt").write_bytes(b"not weights")
+    with pytest.raises(ValueError, match="not curation-head weights"):
+        load_weights(tmp_path / "junk.pt")
+    with pytest.raises(ValueError, match="not curation-head weights"):
+        CurationHead.from_state({"net.0.weight": torch.zeros(8, 64)})

@@ -242,7 +242,12 @@ TERMS = {
 def _answers() -> list[tuple[str, Any]]:
     original = _payload(1)
     derived = _payload(2, parents=("0x" + "01" * 32,), market=True)
-    attested = _job(jobs.ATTESTED, original | {"score": 0.75, "attested_by": 2, "attest_tx": "ad" * 32})
+    attested = _job(
+        jobs.ATTESTED,
+        original
+        | {"score": 6_500, "verdict": "accept", "attested_by": 2, "attest_tx": "ad" * 32}
+        | {"curation": original["curation"] | {"score": 6_500}},  # decided by the curation head
+    )
     unproven = _job(jobs.UNPROVEN, derived, error="proving failed after 3 tries")
     pending = _job(jobs.DELIVERED, _payload(3))
     someone_elses = _on_chain(9, parents=(bytes([1]) * 32,))
@@ -293,8 +298,9 @@ def test_the_detail_of_an_agents_asset_names_its_request_lineage_and_registratio
     assert detail["parents"] == ["0x" + "01" * 32] and detail["source"] == "agents"
     assert detail["registration"] == {"modelId": 1, "transaction": "0x" + "fe" * 32}
     assert detail["marketRequest"] == {"market": MARKET, "requestId": "3"}
-    assert detail["zk"] == {"status": "attested", "modelId": 2, "score": 1.0, "transaction": None}
+    assert detail["zk"] == {"status": "attested", "modelId": 2, "score": 1.0, "verdict": None, "transaction": None}
     assert detail["curation"] is not None and detail["curation"]["duplicateOf"] == "0x" + "01" * 32
+    assert detail["curation"]["score"] is None  # decided by cosine bands: no head score
     # the chain, when it knows the asset, is the authority on its parents and registration
     on = _on_chain(2)
     both = views.asset_detail(job, on, [], [])

@@ -149,6 +149,30 @@ def test_live_chain_without_a_pinned_public_srs_is_refused(tmp_path: Path):
 def test_weights_that_do_not_fit_the_head_are_refused(tmp_path: Path):
     weights = tmp_path / "w.pt"
     weights.write_bytes(b"not a state dict")
-    result = run("setup", *SMALL, "--weights", str(weights))
+    result = run("setup", "--batch", "2", "--cache", str(tmp_path / "cache"), "--weights", str(weights))
     assert isinstance(result.exception, ZkInputError)
-    assert "not curation-head weights" in str(result.exception)
+    assert "not a curation head folder or weights file" in str(result.exception)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_the_circuit_is_the_shipped_trained_head_unless_told_otherwise(tmp_path: Path):
+    """No weights and no seed: the shipped head (its shape from its head.json); --seed gives random
+    weights for sizing only, never together with --weights; a shape that is not the weights' is
+    refused; a folder that is no head is one clear error."""
+    from agents.app.zk_cli import resolve_options
+
+    common = {"batch": 2, "cache": tmp_path, "chain": "local", "srs": None, "tuning": "tuned"}
+    shipped = resolve_options(embed_dim=None, hidden=None, seed=None, weights=None, **common)
+    assert shipped.weights == ROOT / "models" / "curation-head"
+    assert (shipped.embed_dim, shipped.hidden) == (64, 8)
+    random_head = resolve_options(embed_dim=16, hidden=4, seed=3, weights=None, **common)
+    assert (random_head.weights, random_head.embed_dim, random_head.seed) == (None, 16, 3)
+    result = run("setup", "--seed", "1", "--weights", str(ROOT / "models" / "curation-head"), "--cache", str(tmp_path))
+    assert result.exit_code == 2 and "--seed builds random weights: not with --weights" in result.output
+    result = run("setup", "--embed-dim", "32", "--cache", str(tmp_path))
+    assert result.exit_code == 2 and "--embed-dim 32, but the head at" in result.output and "has 64" in result.output
+    result = run("setup", "--weights", str(tmp_path), "--cache", str(tmp_path))
+    assert isinstance(result.exception, ZkInputError) and "not a curation head folder or weights file" in str(
+        result.exception
+    )
+    assert not any(tmp_path.iterdir()), "nothing built for a refused command"

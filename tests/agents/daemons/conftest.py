@@ -1,4 +1,4 @@
-"""What the pipeline tests share: the shipped models loaded once per session, the curation
+"""What the pipeline tests share: the shipped models loaded once per session, the trained curation
 head's circuits (batch 2 and 1, cached under .cache/zkml-agents), and one deployment per test
 module. ape's isolation snapshots the chain after the module's deployment and reverts it after
 each test, and each test's parts open a fresh journal and content store under its own
@@ -15,6 +15,7 @@ import pytest
 
 from agents.app.wiring import Models, Parts, build_head_circuits, load_models, open_parts, prepare_chain
 from agents.core.toolchain import project_root, solc_executable
+from agents.models.head import HEAD_FOLDER, HeadModel
 from agents.storage.store import LocalStore
 
 HEAD_SIZES = (2, 1)
@@ -22,7 +23,13 @@ HEAD_SIZES = (2, 1)
 
 @pytest.fixture(scope="session")
 def head_circuits() -> dict[int, Any]:
-    return build_head_circuits(project_root() / ".cache" / "zkml-agents", HEAD_SIZES)
+    """The shipped (trained) curation head's circuits: what the curator decides with is proven."""
+    return build_head_circuits(project_root() / ".cache" / "zkml-agents", project_root() / HEAD_FOLDER, HEAD_SIZES)
+
+
+@pytest.fixture(scope="session")
+def curation_head() -> HeadModel:
+    return HeadModel.load(project_root() / HEAD_FOLDER)
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +43,12 @@ def models() -> Iterator[Models]:
 
 @pytest.fixture(scope="module")
 def local_chain(
-    project: Any, chain: Any, accounts: Any, head_circuits: dict[int, Any], tmp_path_factory: pytest.TempPathFactory
+    project: Any,
+    chain: Any,
+    accounts: Any,
+    head_circuits: dict[int, Any],
+    curation_head: HeadModel,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Any:
     root = project_root()
     return prepare_chain(
@@ -47,6 +59,7 @@ def local_chain(
         originators=[(str(accounts[2].address), 600_000), (str(accounts[3].address), 400_000)],
         t2i_folder=root / "models" / "tiny-t2i",
         circuits=head_circuits,
+        bands=(curation_head.accept_fixed, curation_head.review_fixed),
         store=LocalStore(tmp_path_factory.mktemp("setup") / "store"),
         solc=solc_executable(root),
     )

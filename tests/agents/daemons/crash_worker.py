@@ -74,8 +74,9 @@ class ProceduralRunner:
 
 
 class DigestCurator:
-    """Accepts every image; its embedding is a unit vector drawn from the image's digest (so the
-    same image always gets the same one, and the prover proves the head on it)."""
+    """Accepts every image; its image and prompt embeddings are unit vectors drawn from the
+    image's digest (so the same image always gets the same ones, and the prover proves the head
+    on them)."""
 
     dim = 32
 
@@ -89,7 +90,19 @@ class DigestCurator:
         return tuple(float(v) for v in vector / np.linalg.norm(vector))
 
     async def curate(self, items: Sequence[Any]) -> list[Verdict]:
-        return [Verdict(i.digest, Decision.ACCEPT, 1.0, (), None, 0.0, self._embedding(i.digest)) for i in items]
+        return [
+            Verdict(
+                i.digest,
+                Decision.ACCEPT,
+                1.0,
+                (),
+                None,
+                0.0,
+                self._embedding(i.digest),
+                prompt_embedding=self._embedding(hashlib.sha256(bytes.fromhex(i.digest)).hexdigest()),
+            )
+            for i in items
+        ]
 
     async def screen(self, prompts: Sequence[str]) -> list[Screening]:
         """Prompts are screened by the shipped policy's blocked terms (no CLIP here)."""
@@ -99,22 +112,20 @@ class DigestCurator:
         return None
 
 
-def cached_circuits(cache: Path, sizes: Sequence[int]) -> dict[int, Any]:
-    """The head's circuits as `agents.app.wiring.build_head_circuits` left them in `cache` (the
-    test process built them for its deployment): found by their exported ONNX, no torch needed."""
-    from zkml.pipeline import Circuit
+def cached_circuits(roots: dict[str, str]) -> dict[int, Any]:
+    """The head's circuits the test process built for its deployment, by their artifact folders
+    (batch size -> folder): no torch, no export needed."""
+    from zkml.pipeline import Artifacts, Circuit
     from zkml.shape import HeadShape
 
     embed_dim = HeadShape().embed_dim
-    return {
-        size: Circuit.build(cache / f".head-0-x{size}.onnx", cache, batch=size, embed_dim=embed_dim) for size in sizes
-    }
+    return {int(size): Circuit(Artifacts(Path(root)), int(size), embed_dim) for size, root in roots.items()}
 
 
 async def main(config: dict[str, object]) -> None:
     web3 = Web3(HTTPProvider(str(config["rpc"]), exception_retry_configuration=None))
     heads = {int(size): int(model_id) for size, model_id in dict(config["heads"]).items()}  # type: ignore[call-overload]
-    circuits = cached_circuits(Path(str(config["cache"])), sorted(heads))
+    circuits = cached_circuits(dict(config["circuits"]))  # type: ignore[call-overload]
     models = Models(generator=Generator(ProceduralRunner(), "procedural", batch=4), curator=DigestCurator())
     parts = await open_parts(
         ROOT,

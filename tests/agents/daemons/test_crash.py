@@ -31,7 +31,6 @@ from typing import Any
 import pytest
 
 from agents.core.requests import GenerationRequest
-from agents.core.toolchain import project_root
 from agents.runtime import jobs
 from agents.runtime.journal import Journal
 
@@ -60,7 +59,9 @@ def test_kill_9_at_twenty_random_points_of_the_pipeline(
                 "rpc": chain.provider.uri,
                 "key": accounts[0].private_key,
                 "state": str(state),
-                "cache": str(project_root() / ".cache" / "zkml-agents"),
+                "circuits": {
+                    str(size): str(circuit.artifacts.root) for size, (circuit, _) in local_chain.head_models.items()
+                },
                 "addresses": local_chain.addresses,
                 "t2i": local_chain.t2i_model_id,
                 "heads": {str(size): model_id for size, (_, model_id) in local_chain.head_models.items()},

@@ -23,6 +23,7 @@ import json
 from typing import Any
 
 import pytest
+import torch
 from eth_abi import encode
 from eth_account import Account
 
@@ -34,10 +35,12 @@ from agents.core.vouchers import Voucher, sign_voucher
 from agents.daemons.register import INTENT, MANY_INTENT, ClaimStage, CommitStage, RegisterStage
 from agents.daemons.runner import Agents, all_final
 from agents.daemons.settle import SettleStage
+from agents.models.head import BAND_MARGIN, VERDICTS, HeadModel, payload_row
 from agents.runtime import jobs
 from agents.runtime.jobs import submit_voucher
 from agents.storage.cid import Cid
 from agents.storage.credentials import read_sidecar
+from media.head_training import float_scores
 from tests.agents.daemons.helpers import ETH, FINNEY, PROMPTS, contract
 from zkml.evm import input_binding
 
@@ -59,7 +62,7 @@ async def submit(parts: Parts, requester: str, items: list[GenerationRequest]) -
 
 
 def test_requests_become_registered_attested_assets_exactly_once(
-    parts: Parts, project: Any, local_chain: Any, accounts: Any
+    parts: Parts, project: Any, local_chain: Any, accounts: Any, curation_head: HeadModel
 ):
     operator = str(accounts[0].address)
     market = contract(project, local_chain, "GenerationMarket")
@@ -98,6 +101,7 @@ def test_requests_become_registered_attested_assets_exactly_once(
     journal, store = parts.journal, parts.store
     head_ids = {model_id for _, model_id in local_chain.head_models.values()}
     paid = {}
+    errors: list[float] = []
     for job in journal.at_stage(jobs.ATTESTED):
         p = job.payload
         creator = operator
@@ -134,10 +138,21 @@ def test_requests_become_registered_attested_assets_exactly_once(
         assert bytes(asset.inputBinding) == input_binding(digest, int(p["commitment"], 16))
         assert registry.tokenURI(int.from_bytes(digest, "big")) == p["metadata_uri"]
         assert p["attested_by"] in head_ids
-        attested, score = registry.attestationOf(digest, p["attested_by"])
+        attested, score, verdict = registry.attestationOf(digest, p["attested_by"])
         assert attested and int(score) == p["score"]
+        # the curator's decision is the proven one: the same fixed-point score, the same verdict
+        # (the contract's, from the proven score and the bands bound to the model version)
+        assert p["curation"]["score"] == int(score) and p["curation"]["decision"] == "accept"
+        assert VERDICTS[int(verdict)] == p["verdict"] == curation_head.verdict(int(score)) == "accept"
+        float_score = float(float_scores(curation_head.state, torch.tensor([payload_row(p)]))[0])
+        errors.append(abs(float_score - curation_head.real(int(score))))
+        # the float head decides the same, unless its score lies within the margin of a band edge
+        assert float_score >= curation_head.accept_at or curation_head.accept_at - float_score < BAND_MARGIN
         report = read_sidecar(png, store.read(Cid.parse(p["manifest_cid"])), trust_anchors=parts.signer().ca_pem)
         assert report["proofmint_trusted"] is True
+    # the proven (quantised) score and the float head differ by less than the band margin (the
+    # bands lie on a grid of hundredths)
+    assert errors and max(errors) < BAND_MARGIN, errors
     # ERC-7007 on real assets: the proof the prover posted verifies each asset it attested, with
     # its parameters document as the prompt, and no other asset (nor a changed document)
     attested = journal.at_stage(jobs.ATTESTED)

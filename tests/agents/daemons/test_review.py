@@ -38,11 +38,13 @@ DOC = document()
 
 
 async def in_review(parts: Parts, requester: str, count: int) -> list[Any]:
-    """`count` real assets that the curator sent to review (a policy whose accept band is out of
-    reach: every image lands between the thresholds)."""
+    """`count` real assets that the curator sent to review (a curation head whose accept band is out
+    of reach: every image lands between the bands)."""
     curator = parts.curator
-    policy = curator.policy
-    curator.policy = dataclasses.replace(policy, accept_at=0.9999, review_at=-1.0)
+    head = curator.head
+    curator.head = dataclasses.replace(
+        head, accept_at=65_535.0, review_at=-65_535.0, accept_fixed=2**29 - 1, review_fixed=-(2**29 - 1)
+    )
     try:
         for i, prompt in enumerate(PROMPTS[:count]):
             request = GenerationRequest(prompt, 9_000 + i)
@@ -55,7 +57,7 @@ async def in_review(parts: Parts, requester: str, count: int) -> list[Any]:
         finally:
             await agents.stop()
     finally:
-        curator.policy = policy
+        curator.head = head
     return sorted(await parts.journal.call(parts.journal.at_stage, jobs.REVIEW), key=lambda j: j.key)
 
 
@@ -98,7 +100,7 @@ def test_reviewers_approve_and_reject_assets_in_review_and_others_cannot(
             queue = await r.json()
             check_answer(DOC, "GET", "/v1/review", r.status, queue)
         assert {i["digest"] for i in queue["items"]} >= {"0x" + d.hex() for d in (approve, refuse, by_cli)}
-        assert all(i["reason"].startswith("prompt alignment") for i in queue["items"])
+        assert all(i["reason"].startswith("the curation head scores") for i in queue["items"])
         async with session.get(server.make_url("/v1/review/eip712")) as r:
             typed = await r.json()
         assert typed["reviewers"] == [str(operator.address)] and typed["domain"]["chainId"] == chain_id

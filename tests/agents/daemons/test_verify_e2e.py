@@ -50,6 +50,7 @@ from agents.core.merkle import AssetRecord
 from agents.core.requests import GenerationRequest
 from agents.core.toolchain import project_root
 from agents.daemons.publish import commitment_of
+from agents.models.head import payload_row
 from agents.runtime import jobs
 from agents.runtime.chain import CORE, load_abis
 from agents.runtime.journal import Job
@@ -236,7 +237,7 @@ def test_the_command_prints_json_and_strict_fails_a_skipped_fact(
     answer = json.loads(result.stdout)
     assert answer["ok"] is True and answer["failed"] == [] and answer["digest"] == args[1]
     assert {f["name"]: f["status"] for f in answer["facts"]}["regeneration"] == "skipped"
-    assert "recomputing the image embedding" in result.stderr  # progress, on standard error
+    assert "recomputing the image and prompt embeddings" in result.stderr  # progress, on standard error
     strict = CliRunner(mix_stderr=False).invoke(cli, [*args[:-1], "--strict"])
     assert strict.exit_code == 1
     assert strict.stdout.splitlines()[-1].startswith("NOT VERIFIED: regeneration")
@@ -303,10 +304,12 @@ def test_same_looking_content_registered_with_another_commitment_fails_the_commi
     copy = buffer.getvalue()
     digest = hashlib.sha256(copy).digest()
     assert copy != png and Image.open(io.BytesIO(copy)).tobytes() == Image.open(io.BytesIO(png)).tobytes()
-    # registered by someone with the commitment of another image's embedding under this digest
-    wrong = commitment_of(second.payload["embedding"], digest, PINNED.input_scale)
+    # registered by someone with the commitment of another image's head row under this digest
+    # (its document names that asset's prompt: only the image embedding differs)
+    wrong = commitment_of(payload_row(second.payload), digest, PINNED.input_scale)
     store = LocalStore(tmp_path / "store")
-    document = canonical_json({"kind": "test/copy", "sha256": "0x" + digest.hex()})
+    prompt = second.payload["request"]["prompt"]
+    document = canonical_json({"kind": "test/copy", "sha256": "0x" + digest.hex(), "prompt": prompt})
     image_cid, params_cid = store.add_bytes(copy), store.add_bytes(document)
     metadata = {
         "name": "a copy",

@@ -25,6 +25,7 @@ from agents.models.curator import (
     hash_distance,
     perceptual_hash,
 )
+from agents.models.head import HEAD_FOLDER, HeadError, HeadModel, head_row, payload_row
 from media.clip import load
 from media.dataset import COLOURS, examples, render
 from tests.agents.loop_probe import loop_ticks
@@ -318,3 +319,45 @@ def test_prompts_are_screened_by_terms_and_by_concepts_before_any_image(clip):
         [CurationItem("e" * 64, items("test", 5, 1)[0].image, "a nude figure over a plain black background")]
     )[0]
     assert verdict.decision is Decision.REJECT and "blocked term 'nude'" in verdict.reason
+
+
+@pytest.fixture(scope="module")
+def head() -> HeadModel:
+    return HeadModel.load(ROOT / HEAD_FOLDER)
+
+
+def test_with_the_curation_head_the_proven_score_decides(clip, head):
+    """The curator's decision is the head's fixed-point score (ezkl's arithmetic on the stored row)
+    in the head's bands: matched captions accepted, another image's caption rejected, the reason
+    names the head's score, and the verdict carries the row the input commitment hashes."""
+    curator = Curator(clip, CurationPolicy(), remember=False, head=head)
+    matched = curator.curate_batch(items("test", 11, 64))
+    shifted = curator.curate_batch(items("test", 11, 64, caption=lambda i, held: held[(i + 7) % 64].caption))
+    for verdict in (*matched, *shifted):
+        row = head_row(verdict.embedding, verdict.prompt_embedding)
+        assert len(row) == head.embed_dim == 64 and verdict.score == head.scores([row])[0]
+        assert verdict.decision.value == head.verdict(verdict.score)
+        assert f"the curation head scores {head.real(verdict.score):.3f}" in verdict.reason
+    assert sum(v.decision is Decision.ACCEPT for v in matched) >= 0.95 * 64
+    assert sum(v.decision is Decision.REJECT for v in shifted) >= 0.8 * 64
+    # the row as the journal keeps it (JSON) gives the same score: nothing is lost on the way
+    stored = json.loads(json.dumps(head_row(matched[0].embedding, matched[0].prompt_embedding)))
+    assert head.scores([stored])[0] == matched[0].score
+    # moderation still rejects whatever the head says
+    flagged = Curator(clip, CurationPolicy(blocked_terms=("background",)), remember=False, head=head)
+    (verdict,) = flagged.curate_batch(items("test", 11, 1))
+    assert verdict.decision is Decision.REJECT and verdict.reason.startswith("moderation:")
+
+
+def test_a_head_for_another_embedding_width_is_refused(clip, head, tmp_path):
+    narrow = dataclasses.replace(
+        head, state={k: v[..., :16] if k == "net.0.weight" else v for k, v in head.state.items()}
+    )
+    with pytest.raises(CuratorError, match="reads 16 values, but this CLIP makes 32-d"):
+        Curator(clip, CurationPolicy(), head=narrow)
+    with pytest.raises(HeadError, match="not a curation head folder"):
+        HeadModel.load(tmp_path)
+    with pytest.raises(HeadError, match="a head row has 64 values, not 3"):
+        head.scores([[0.1, 0.2, 0.3]])
+    with pytest.raises(HeadError, match="not curated by the curation head"):
+        payload_row({"embedding": [0.1] * 32})
