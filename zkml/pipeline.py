@@ -261,7 +261,7 @@ class Circuit:
             args.decomp_legs = tuning.decomp_legs
         write_settings(self.artifacts.onnx, tmp, pinned, run_args=args)
         # Rebase multiplier 1: every product is rescaled to the input scale, so scores come out at
-        # 2^-input_scale and fit the registry's 31-bit record, and the score is the quotient of
+        # 2^-input_scale and fit the registry's 30-bit record, and the score is the quotient of
         # that rescale, which ezkl range-checks in the circuit (the output itself is not checked:
         # `ignore_range_check_inputs_outputs`). Left free, calibration keeps the products
         # unscaled (scores at 2^-39, with either tuning), which the registry would refuse.

@@ -674,13 +674,28 @@ class _Audit:
             return Fact(
                 "attestation", Status.SKIPPED, f"none of the {count} model versions has attested this asset yet"
             )
+        who: dict[int, str] = {}
+        for model_id in sorted(self.attested):
+            model = await self.chain.call(self.chain.models, "getModel", model_id)
+            accept_at, review_at = await self.chain.call(self.chain.models, "bandsOf", model_id)
+            who[model_id] = f"developer {model[0]}, bands accept >= {int(accept_at):,}, reject < {int(review_at):,}"
         self.asset["attestations"] = {
             str(m): {"score": s, "verdict": self.verdicts[m]} for m, s in sorted(self.attested.items())
         }
-        shown = ", ".join(
-            f"{m} (score {s:,} = {s / 2**self.options.input_scale:+.4f}, verdict {self.verdicts[m]})"
+        shown = "; ".join(
+            f"{m} (score {s:,} = {s / 2**self.options.input_scale:+.4f}, verdict {self.verdicts[m]}; {who[m]})"
             for m, s in sorted(self.attested.items())
         )
+        if len(set(self.verdicts.values())) > 1:
+            # Anyone may register a version of the same weights and bind a copy of its verifier
+            # with bands of their own, then replay a genuine proof under it: the score is the
+            # proven one, the verdict is theirs. Versions that disagree are not an answer.
+            return Fact(
+                "attestation",
+                Status.FAIL,
+                f"model versions disagree on this asset: {shown}. Anyone can bind a verifier with bands of their own "
+                "and replay a proof under it: trust the version whose developer you know",
+            )
         return Fact("attestation", Status.OK, f"attested by model version {shown}")
 
     async def proof(self) -> Fact:

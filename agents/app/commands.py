@@ -407,7 +407,8 @@ async def _run_agent(
 ) -> None:
     from web3 import HTTPProvider, Web3
 
-    from agents.app.wiring import build_agents, build_head_circuits, open_parts, redis_queues
+    from agents.app.wiring import build_agents, build_head_circuits, check_head_bands, open_parts, redis_queues
+    from agents.models.head import HeadModel
     from agents.runtime.chain import load_addresses
     from agents.runtime.telemetry import Metrics, json_logging
 
@@ -438,6 +439,12 @@ async def _run_agent(
         policy=policy,
         head=curation_head,
     )
+    if head_models:
+        try:
+            await check_head_bands(parts.chain(), head_models, await asyncio.to_thread(HeadModel.load, curation_head))
+        except BaseException:
+            parts.close()
+            raise
     queues: dict[str, Any] = {}
     redis = None
     if redis_url:

@@ -98,6 +98,20 @@ def build_head_circuits(
     return circuits
 
 
+async def check_head_bands(client: ChainClient, head_models: Mapping[int, tuple[Any, int]], head: HeadModel) -> None:
+    """HeadError unless every model version the prover attests under has the bands of `head` (the
+    head the curator decides with) bound on chain: otherwise the curator would accept what the
+    chain records as review or reject."""
+    for size, (_, model_id) in sorted(head_models.items()):
+        accept_at, review_at = await client.call("ModelRegistry", "bandsOf", model_id)
+        if (int(accept_at), int(review_at)) != (head.accept_fixed, head.review_fixed):
+            raise HeadError(
+                f"model version {model_id} (circuit x{size}) has the bands accept >= {int(accept_at)}, reject < "
+                f"{int(review_at)} on chain, but the curation head at {head.folder} decides with accept >= "
+                f"{head.accept_fixed}, reject < {head.review_fixed}: pass the head that version was bound with"
+            )
+
+
 @dataclass(frozen=True)
 class LocalSetup:
     addresses: dict[str, str]

@@ -150,7 +150,12 @@ interface IModelRegistry {
     ///      not exceed `acceptAt`, and both must lie strictly between -2^29 and 2^29. A score q
     ///      (fixed point, the circuit's output scale) is judged `Accept` when q >= acceptAt,
     ///      `Reject` when q < reviewAt, `Review` otherwise (`IProvenanceRegistry.Verdict`);
-    ///      `reviewAt == acceptAt` leaves no review band.
+    ///      `reviewAt == acceptAt` leaves no review band, and bands at the edges judge every
+    ///      score alike. Nothing here ties a verifier or bands to the weights: anyone may
+    ///      register a version of any weights, bind a copy of any verifier with bands of their
+    ///      own and replay a public proof under it, so which versions' verdicts count is the
+    ///      reader's decision (`proofmint verify` names each attesting version's developer and
+    ///      bands, and fails when versions disagree).
     /// @param modelId The model version.
     /// @param verifier The verifier contract (EZKL-generated).
     /// @param vkDigest Digest of the verifying key the verifier embeds.

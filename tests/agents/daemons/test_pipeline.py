@@ -18,6 +18,7 @@ models, a real content store, real EZKL proofs checked by the deployed verifiers
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 from typing import Any
@@ -27,7 +28,7 @@ import torch
 from eth_abi import encode
 from eth_account import Account
 
-from agents.app.wiring import Parts, build_agents
+from agents.app.wiring import Parts, build_agents, check_head_bands
 from agents.core.merkle import AssetRecord
 from agents.core.requests import GenerationRequest
 from agents.core.settlement import Batch, SignedVoucher
@@ -35,7 +36,7 @@ from agents.core.vouchers import Voucher, sign_voucher
 from agents.daemons.register import INTENT, MANY_INTENT, ClaimStage, CommitStage, RegisterStage
 from agents.daemons.runner import Agents, all_final
 from agents.daemons.settle import SettleStage
-from agents.models.head import BAND_MARGIN, VERDICTS, HeadModel, payload_row
+from agents.models.head import BAND_MARGIN, VERDICTS, HeadError, HeadModel, payload_row
 from agents.runtime import jobs
 from agents.runtime.jobs import submit_voucher
 from agents.storage.cid import Cid
@@ -533,3 +534,14 @@ def test_register_many_reconciles_after_a_crash_and_isolates_a_bad_asset(
     for key in [*good, taken]:
         job = parts.journal.get(key)
         assert job is not None and job.stage == jobs.DELIVERED
+
+
+def test_a_prover_refuses_a_head_whose_bands_are_not_the_model_versions(
+    parts: Parts, local_chain: Any, curation_head: HeadModel
+):
+    """The prover's head and the bands bound on chain must agree, or the curator would accept what
+    the chain records as review or reject (`proofmint agent prover` checks before it starts)."""
+    asyncio.run(check_head_bands(parts.chain(), local_chain.head_models, curation_head))
+    other = dataclasses.replace(curation_head, accept_fixed=curation_head.accept_fixed + 1)
+    with pytest.raises(HeadError, match="has the bands accept >= 6472, reject < 4588 on chain, but the curation head"):
+        asyncio.run(check_head_bands(parts.chain(), local_chain.head_models, other))

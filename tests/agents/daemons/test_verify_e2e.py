@@ -381,3 +381,39 @@ def test_a_proof_spliced_with_another_assets_instances_verifies_neither_with_ezk
 def contract_at(chain: Any, local_chain: Any, name: str) -> Any:
     web3 = chain.provider.web3
     return web3.eth.contract(address=local_chain.addresses[name], abi=load_abis(ROOT, (name,))[name])
+
+
+def test_a_squatters_version_that_replays_a_proof_with_other_bands_fails_the_attestation_fact(
+    attested: Attested, chain: Any, local_chain: Any, project: Any, accounts: Any
+):
+    """A stranger registers the head's weights as a version of their own, binds the same verifier
+    with bands that reject everything and replays the genuine proof under it: the chain then holds
+    two verdicts for one proven score. The audit shows who stands behind each version and fails."""
+    mine = attested.jobs[0]
+    models = contract(project, local_chain, "ModelRegistry")
+    registry = contract(project, local_chain, "ProvenanceRegistry")
+    _, head_id = local_chain.head_models[1]
+    genuine = models.getModel(head_id)
+    squatter = accounts[9]
+    models.registerModel(
+        (genuine.weightsDigest, genuine.paramsCommitment, b"\0" * 32, 0, 0, 0, "ipfs://sham"), sender=squatter
+    )
+    sham = int(models.modelIdOf(squatter.address, genuine.weightsDigest))
+    models.bindVerifier(sham, genuine.verifier, genuine.vkDigest, 2**29 - 1, 2**29 - 1, sender=squatter)
+    tx = chain.provider.web3.eth.get_transaction(mine.payload["attest_tx"])
+    _, args = chain.provider.web3.eth.contract(abi=registry.contract_type.model_dump()["abi"]).decode_function_input(
+        tx["input"]
+    )
+    registry.attestInference(sham, args["seqs"], args["proof"], args["instances"], sender=squatter)
+    assert tuple(registry.attestationOf(attested.digest(0), sham))[2] == 1  # reject, for the same score
+
+    report = run_audit(
+        chain_view(chain, local_chain),
+        "0x" + mine.payload["sha256"],
+        [StoreSource(attested.store)],
+        options(attested, regenerate=False),
+    )
+    fact = report.fact("attestation")
+    assert fact.status is Status.FAIL and "model versions disagree on this asset" in fact.detail
+    assert f"developer {squatter.address}" in fact.detail and "verdict reject" in fact.detail
+    assert "verdict accept" in fact.detail and report.ok() is False
