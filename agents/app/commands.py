@@ -22,6 +22,7 @@ import contextlib
 import os
 import signal
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -154,48 +155,49 @@ registration_option = click.option(
 """`--registration` of the commands that run a registrar (`agent registrar`, `up`)."""
 
 
-def _policy(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
-    """The curation policy file, read and checked now (a bad one is one line, before any setup)."""
-    from agents.app.wiring import DEFAULT_POLICY
-    from agents.models.curator import CurationPolicy, CuratorError
+def _checked(default: Path, load: Callable[[Path], object], errors: type[Exception]) -> Callable[..., Path]:
+    """A click callback: the path given (else the project's `default`), loaded and checked now, so a
+    bad one is one line before any setup."""
 
-    path = value.absolute() if value is not None else project_root() / DEFAULT_POLICY
-    try:
-        CurationPolicy.from_json(path)
-    except CuratorError as exc:
-        raise click.BadParameter(str(exc)) from None
-    return path
+    def callback(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
+        path = value.absolute() if value is not None else project_root() / default
+        try:
+            load(path)
+        except errors as exc:
+            raise click.BadParameter(str(exc)) from None
+        return path
+
+    return callback
+
+
+def _load_policy(path: Path) -> object:
+    from agents.models.curator import CurationPolicy
+
+    return CurationPolicy.from_json(path)
+
+
+def _load_head(path: Path) -> object:
+    from agents.models.head import HeadModel
+
+    return HeadModel.load(path)
 
 
 policy_option = click.option(
     "--policy",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    callback=_policy,
+    callback=_checked(Path("models") / "curation-policy.json", _load_policy, PermanentError),
     help="Curation policy JSON: thresholds, blocked terms (prompts refused before any image is made) and "
     "blocked concepts (zero-shot CLIP, prompt and image). Default: the shipped models/curation-policy.json",
 )
 """`--policy` of the commands that run the generator or the curator (`agent`, `up`)."""
-
-
-def _curation_head(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
-    """The curation head folder, loaded and checked now (a bad one is one line, before any setup)."""
-    from agents.models.head import HEAD_FOLDER, HeadError, HeadModel
-
-    path = value.absolute() if value is not None else project_root() / HEAD_FOLDER
-    try:
-        HeadModel.load(path)
-    except HeadError as exc:
-        raise click.BadParameter(str(exc)) from None
-    return path
-
 
 curation_head_option = click.option(
     "--curation-head",
     "curation_head",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    callback=_curation_head,
+    callback=_checked(Path("models") / "curation-head", _load_head, PermanentError),
     help="The trained curation head folder (make train-head writes one): the curator decides with its score and "
     "bands, the prover proves it. It must be trained for the --clip model. Default: the shipped models/curation-head",
 )

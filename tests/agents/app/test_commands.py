@@ -97,3 +97,12 @@ def test_a_policy_file_that_is_no_policy_is_refused_in_one_line_before_setup(tmp
     assert not (tmp_path / "state").exists()
     missing = CliRunner().invoke(cli, ["up", "--policy", str(tmp_path / "nope.json")])
     assert missing.exit_code == 2 and "not a readable JSON policy" in missing.output
+
+
+def test_a_curation_head_folder_that_is_no_head_is_refused_in_one_line_before_setup(tmp_path: Path):
+    (tmp_path / "head").mkdir()
+    for command in (["up", "--state", str(tmp_path / "state")], ["agent", "curator", "--rpc", "http://127.0.0.1:9"]):
+        result = CliRunner().invoke(cli, [*command, "--curation-head", str(tmp_path / "head")])
+        assert result.exit_code == 2 and "is not a curation head folder" in result.output, result.output
+        assert "make train-head writes one" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "state").exists()
