@@ -324,6 +324,7 @@ REVIEW_ITEM = _object(
         "prompt": STRING,
         "seed": INT,
         "alignment": _nullable(NUMBER),
+        "score": _nullable(NUMBER | {"description": "the curation head's score (null: cosine bands decided)"}),
         "reason": _nullable(STRING),
         "cid": _nullable(STRING),
         "createdAt": NUMBER,

@@ -15,6 +15,7 @@ import time
 from typing import Any, TypedDict
 
 from agents.api.errors import ApiError
+from agents.api.views import HEAD_UNIT
 from agents.core.reviews import REVIEW_TYPES, ReviewDecision, ReviewError, review_domain, signer_of_review
 from agents.runtime.journal import Job
 
@@ -29,6 +30,8 @@ class ReviewItem(TypedDict):
     prompt: str
     seed: int
     alignment: float | None
+    score: float | None
+    """The curation head's score (None where cosine bands decided)."""
     reason: str | None
     cid: str | None
     createdAt: float
@@ -45,6 +48,7 @@ def review_item(job: Job) -> ReviewItem:
         "prompt": str(request.get("prompt", "")),
         "seed": int(request.get("seed", 0)),
         "alignment": float(alignment) if isinstance(alignment, int | float) else None,
+        "score": int(curation["score"]) / HEAD_UNIT if isinstance(curation.get("score"), int) else None,
         "reason": curation.get("reason"),
         "cid": payload.get("cid"),
         "createdAt": job.created_at,

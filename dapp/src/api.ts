@@ -5,7 +5,15 @@ import type { Abi, Address, Hex } from "viem";
 /** Whether an EZKL proof of the curation model's inference on the asset was verified on chain
  * (pending: being proven; unknown: registered outside these agents). */
 export type ZkStatus =
-  | { status: "attested"; modelId: number | null; score: number | null; transaction: Hex | null }
+  | {
+      status: "attested";
+      modelId: number | null;
+      /** The proven fixed-point score (over 2^13). */
+      score: number | null;
+      /** What the contract derived from the proven score and the model version's bands. */
+      verdict: "accept" | "review" | "reject" | null;
+      transaction: Hex | null;
+    }
   | { status: "unproven"; reason: string | null }
   | { status: "pending" | "unknown" };
 
@@ -20,6 +28,8 @@ export interface Curation {
   decision: "accept" | "review" | "reject";
   /** CLIP similarity of image and prompt. */
   alignment: number;
+  /** The curation head's score, which decided (null: cosine bands decided). */
+  score: number | null;
   flags: CurationFlag[];
   duplicateOf: Hex | null;
   duplicateSimilarity: number;
@@ -242,6 +252,8 @@ export interface ReviewItem {
   prompt: string;
   seed: number;
   alignment: number | null;
+  /** The curation head's score (null: cosine bands decided). */
+  score: number | null;
   reason: string | null;
   cid: string | null;
   createdAt: number;

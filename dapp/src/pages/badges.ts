@@ -7,7 +7,9 @@ export function zkBadge(asset: Asset): HTMLElement {
   const text = { attested: "zk attested", unproven: "zk unproven", pending: "zk pending", unknown: "zk unknown" }[status];
   const title =
     zk.status === "attested"
-      ? `an EZKL proof of the curation model's inference was verified on chain (model ${zk.modelId ?? "?"})`
+      ? `an EZKL proof of the curation model's inference was verified on chain (model ${zk.modelId ?? "?"}` +
+        (zk.verdict ? `, proven verdict ${zk.verdict}` : "") +
+        ")"
       : zk.status === "unproven"
         ? `no proof: ${zk.reason ?? "proving failed"}`
         : status === "unknown"
@@ -28,6 +30,11 @@ export function provenanceBadge(): HTMLElement {
   );
 }
 
+/** What decided the curation: the curation head's score, else the prompt alignment (cosine bands). */
 export function alignment(asset: Asset): string | null {
-  return asset.curation ? `prompt alignment ${asset.curation.alignment.toFixed(2)}` : null;
+  const curation = asset.curation;
+  if (!curation) return null;
+  return curation.score === null
+    ? `prompt alignment ${curation.alignment.toFixed(2)}`
+    : `curation head score ${curation.score.toFixed(2)}`;
 }

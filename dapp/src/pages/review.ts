@@ -31,7 +31,11 @@ function decisionRow(ctx: Context, item: ReviewItem, reviewers: Set<string>, ref
     { class: "card review", "data-digest": item.digest },
     item.cid ? h("img", { src: ctx.api.url(`v1/content/${item.cid}`), alt: item.prompt, width: 160, height: 160 }) : null,
     h("div", { class: "prompt" }, item.prompt),
-    h("div", { class: "meta" }, short(item.digest), item.alignment === null ? "" : ` · alignment ${item.alignment.toFixed(3)}`),
+    h("div", { class: "meta" }, short(item.digest), item.score !== null
+        ? ` · head score ${item.score.toFixed(3)}`
+        : item.alignment === null
+          ? ""
+          : ` · alignment ${item.alignment.toFixed(3)}`),
     item.reason ? h("p", { class: "muted" }, item.reason) : null,
     h("div", { class: "row" }, reason, decide(true), decide(false)),
   );

@@ -45,6 +45,10 @@ async def in_review(parts: Parts, requester: str, count: int) -> list[Any]:
     curator.head = dataclasses.replace(
         head, accept_at=65_535.0, review_at=-65_535.0, accept_fixed=2**29 - 1, review_fixed=-(2**29 - 1)
     )
+    settled = {jobs.REVIEW, jobs.REJECTED}
+    before = 0
+    for stage in settled:
+        before += len(await parts.journal.call(parts.journal.at_stage, stage))
     try:
         for i, prompt in enumerate(PROMPTS[:count]):
             request = GenerationRequest(prompt, 9_000 + i)
@@ -53,7 +57,7 @@ async def in_review(parts: Parts, requester: str, count: int) -> list[Any]:
         await agents.start()
         try:
             # a copy of an earlier image is still rejected (near-duplicate), whatever the bands
-            await agents.until(lambda c: c.get(jobs.REVIEW, 0) + c.get(jobs.REJECTED, 0) == count, within_s=300)
+            await agents.until(lambda c: sum(c.get(stage, 0) for stage in settled) == before + count, within_s=300)
         finally:
             await agents.stop()
     finally:
