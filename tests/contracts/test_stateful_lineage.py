@@ -221,6 +221,6 @@ def make_machine(
 def test_lineage_stays_acyclic_under_random_sequences(chain, core, model_id, creator, other_creator, stranger):
     run_state_machine_as_test(
         make_machine(chain, core, (creator, other_creator), stranger, model_id),
-        # 5 x 15 steps in the suite's budget; PROOFMINT_STATEFUL_SCALE=10 for a longer hunt
-        settings=stateful_settings(examples=5, steps=15),
+        # 4 x 12 steps in the suite's budget; PROOFMINT_STATEFUL_SCALE=10 for a longer hunt
+        settings=stateful_settings(examples=4, steps=12),
     )
