@@ -31,6 +31,8 @@ import click
 from agents.core.errors import PermanentError
 from agents.core.toolchain import project_root
 from agents.daemons.pipeline import DAEMONS, REGISTRATIONS
+from agents.models.curator import DEFAULT_POLICY
+from agents.models.head import HEAD_FOLDER
 from agents.runtime.processes import quiet_libraries
 
 if TYPE_CHECKING:
@@ -186,7 +188,7 @@ policy_option = click.option(
     "--policy",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    callback=_checked(Path("models") / "curation-policy.json", _load_policy, PermanentError),
+    callback=_checked(DEFAULT_POLICY, _load_policy, PermanentError),
     help="Curation policy JSON: thresholds, blocked terms (prompts refused before any image is made) and "
     "blocked concepts (zero-shot CLIP, prompt and image). Default: the shipped models/curation-policy.json",
 )
@@ -197,7 +199,7 @@ curation_head_option = click.option(
     "curation_head",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    callback=_checked(Path("models") / "curation-head", _load_head, PermanentError),
+    callback=_checked(HEAD_FOLDER, _load_head, PermanentError),
     help="The trained curation head folder (make train-head writes one): the curator decides with its score and "
     "bands, the prover proves it. It must be trained for the --clip model. Default: the shipped models/curation-head",
 )

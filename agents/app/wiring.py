@@ -39,6 +39,7 @@ from agents.daemons.register import ClaimStage, CommitStage, RegisterStage
 from agents.daemons.runner import Agents
 from agents.daemons.settle import SettleStage
 from agents.deploy.deployment import Deployed, deploy_core
+from agents.models.curator import DEFAULT_POLICY
 from agents.models.head import HEAD_FOLDER, HeadError, HeadModel
 from agents.runtime import jobs
 from agents.runtime.chain import ChainClient
@@ -55,8 +56,6 @@ ZERO32: Final = b"\x00" * 32
 HEAD_SIZES: Final = (4, 1)
 T2I_DEVELOPER_BPS: Final = 1_000
 T2I_DATA_BPS: Final = 500
-DEFAULT_POLICY: Final = Path("models") / "curation-policy.json"
-"""The shipped curation policy (thresholds, blocked terms), relative to the project root."""
 MARKET_PRICE: Final = 10**15
 MARKET_WINDOW_S: Final = 3_600
 

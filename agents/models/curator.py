@@ -33,13 +33,16 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
 
 from agents.core.errors import PermanentError
 from agents.models.head import HeadModel, head_row
+
+DEFAULT_POLICY: Final = Path("models") / "curation-policy.json"
+"""The shipped curation policy (thresholds, blocked terms), relative to the project root."""
 
 
 class CuratorError(PermanentError, ValueError):
