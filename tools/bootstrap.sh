@@ -48,6 +48,12 @@ setup_system() {
   command -v redis-server >/dev/null || apt_install redis-server
   command -v redis-server >/dev/null || die "redis-server not found: install it (Debian: apt-get install redis-server)"
   if [ "$FOR_TESTS" -eq 1 ]; then
+    # The journal's PostgreSQL backend is tested against a real server the tests start (tests/pg_support.py).
+    if ! command -v initdb >/dev/null && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+      apt_install postgresql
+    fi
+    command -v initdb >/dev/null || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null \
+      || die "PostgreSQL not found: install it (Debian: apt-get install postgresql)"
     # The dApp's end-to-end tests drive Debian's Chromium (never a browser a tool downloads).
     [ -x "${PROOFMINT_CHROMIUM:-/usr/bin/chromium}" ] || apt_install chromium
     [ -x "${PROOFMINT_CHROMIUM:-/usr/bin/chromium}" ] \

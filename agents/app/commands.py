@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from agents.app.options import journal_option
 from agents.core.errors import PermanentError
 from agents.core.toolchain import project_root
 from agents.daemons.pipeline import DAEMONS, REGISTRATIONS
@@ -261,6 +262,7 @@ reviewer_option = click.option(
 @policy_option
 @curation_head_option
 @reviewer_option
+@journal_option
 def agent_command(
     name: str,
     rpc: str,
@@ -283,9 +285,14 @@ def agent_command(
     policy: Path,
     curation_head: Path,
     reviewers: frozenset[str],
+    journal: str | Path | None,
 ) -> None:
     """Run one daemon (generator, curator, publisher, registrar, prover or settlement), or the
-    HTTP API with the dApp (api)."""
+    HTTP API with the dApp (api).
+
+    Any number of each may run, on any hosts, when they share a PostgreSQL journal (--journal
+    postgresql://...), Redis (--redis) for wake-ups, and the chain; each chain-writing daemon
+    needs a key of its own (--key-env)."""
     deployment = deployment or recorded_deployment(rpc)
     if name == API:
         if service is None:
@@ -294,7 +301,9 @@ def agent_command(
                 "and with which payers deposit escrow, usually the address of the settlement daemon's key"
             )
         asyncio.run(
-            _run_api(rpc, deployment, state, api_host, api_port, public_rpc or rpc, data_trees, service, reviewers)
+            _run_api(
+                rpc, deployment, state, api_host, api_port, public_rpc or rpc, data_trees, service, reviewers, journal
+            )
         )
         return
     key = os.environ.get(key_env)
@@ -332,6 +341,7 @@ def agent_command(
             registration,
             policy,
             curation_head,
+            journal,
         )
     )
 
@@ -346,6 +356,7 @@ async def _run_api(
     tree_files: tuple[Path, ...],
     service: str,
     reviewers: frozenset[str],
+    journal: str | Path | None,
 ) -> None:
     from eth_account import Account
     from web3 import HTTPProvider, Web3
@@ -379,6 +390,7 @@ async def _run_api(
         names=[API],
         metrics=metrics,
         service=service,
+        journal=journal,
     )
     app = api_app(parts, state / "api", data_trees=trees, rpc_url=public_rpc, reviewers=reviewers)
     runner = await serve(app, host=host, port=port)
@@ -408,6 +420,7 @@ async def _run_agent(
     registration: str,
     policy: Path,
     curation_head: Path,
+    journal: str | Path | None,
 ) -> None:
     from web3 import HTTPProvider, Web3
 
@@ -442,6 +455,7 @@ async def _run_agent(
         service=service,
         policy=policy,
         head=curation_head,
+        journal=journal,
     )
     if head_models:
         try:
@@ -500,6 +514,7 @@ async def _run_agent(
 @policy_option
 @curation_head_option
 @reviewer_option
+@journal_option
 def up_command(
     state: Path | None,
     metrics_port: int,
@@ -511,6 +526,7 @@ def up_command(
     policy: Path,
     curation_head: Path,
     reviewers: frozenset[str],
+    journal: str | Path | None,
 ) -> None:
     """Every daemon in one process on a fresh development chain, and the HTTP API with the dApp,
     until Ctrl-C.
@@ -540,6 +556,8 @@ def up_command(
     if network == FOUNDRY and rpc_port is None:
         rpc_port = 8545
     requests = read_prompts(prompts) if prompts is not None else []  # before the slow setup, as the ports
+    if journal is not None:
+        check_fresh_journal(journal)
     root = project_root()
     state, throwaway = fresh_state(state.absolute() if state is not None else None, root / UP_STATES)
     with contextlib.ExitStack() as stack:
@@ -557,7 +575,39 @@ def up_command(
             stack.enter_context(own_anvil(networks, port=rpc_port))
         stack.enter_context(networks.parse_network_choice(network))
         asyncio.run(
-            _up(ape, root, state, metrics_port, requests, api_port, registration, policy, curation_head, reviewers)
+            _up(
+                ape,
+                root,
+                state,
+                metrics_port,
+                requests,
+                api_port,
+                registration,
+                policy,
+                curation_head,
+                reviewers,
+                journal,
+            )
+        )
+
+
+def check_fresh_journal(location: str | Path) -> None:
+    """`up` starts a new chain, so its journal must hold nothing yet: a journal in use (jobs of
+    another chain) is refused, never emptied."""
+    from agents.runtime import jobs
+    from agents.runtime.journal import Journal
+    from agents.runtime.journal_db import redact
+
+    journal = Journal(location, final=jobs.REGISTERED_OR_FINAL)
+    try:
+        held = sum(journal.counts().values())
+    finally:
+        journal.close()
+    if held:
+        raise click.BadParameter(
+            f"{redact(location)} already journals {held} jobs (of another chain): `up` starts a new chain, so give "
+            "it an empty journal (a new database), or leave --journal out",
+            param_hint="--journal",
         )
 
 
@@ -618,6 +668,7 @@ async def _up(
     policy: Path,
     curation_head: Path,
     reviewers: frozenset[str],
+    journal: str | Path | None,
 ) -> None:
     from agents.api.serve import DEPS, api_app, serve
     from agents.app.wiring import build_agents, open_local
@@ -636,6 +687,7 @@ async def _up(
         metrics=metrics,
         policy=policy,
         head=curation_head,
+        journal=journal,
     )
     moderation = parts.owned_models.policy if parts.owned_models is not None else None
     if moderation is not None:
@@ -743,8 +795,12 @@ def fund_escrow(ape: Any, setup: Any, payer: Any, service: str) -> None:
 @click.option("--guidance", type=click.FloatRange(0.0, 50.0), default=1.5, show_default=True)
 @click.option("--requester", default="cli", show_default=True, help="Who asks (an address, or a name)")
 @click.option("--state", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_STATE, show_default=True)
-def request_command(prompt: str, seed: int, steps: int, guidance: float, requester: str, state: Path) -> None:
-    """Journal a generation request for the daemons that share --state."""
+@journal_option
+def request_command(
+    prompt: str, seed: int, steps: int, guidance: float, requester: str, state: Path, journal: str | Path | None
+) -> None:
+    """Journal a generation request for the daemons that share --state (or --journal)."""
+    from agents.app.wiring import journal_location
     from agents.core.requests import GenerationRequest, GeneratorError
     from agents.runtime import jobs
     from agents.runtime.journal import Journal
@@ -753,10 +809,10 @@ def request_command(prompt: str, seed: int, steps: int, guidance: float, request
         request = GenerationRequest(prompt=prompt, seed=seed, steps=steps, guidance=guidance)
     except GeneratorError as exc:
         raise click.BadParameter(str(exc), param_hint="PROMPT") from None
-    journal = Journal(state / "journal.db", final=jobs.REGISTERED_OR_FINAL)
+    opened = Journal(journal_location(state, journal), final=jobs.REGISTERED_OR_FINAL)
     try:
-        key, new = jobs.submit_request(journal, request, requester=requester, source="cli")
-        job = journal.get(key)
+        key, new = jobs.submit_request(opened, request, requester=requester, source="cli")
+        job = opened.get(key)
     finally:
-        journal.close()
+        opened.close()
     click.echo(f"{key} {'queued' if new else 'already journaled'} (at {job.stage if job else '?'})")

@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from agents.app.keys import hex32_option, key_from_env
+from agents.app.options import journal_option
 from agents.core.errors import PermanentError
 
 DEFAULT_API = "http://127.0.0.1:8080"
@@ -127,23 +128,28 @@ def reject_command(digest: bytes, reason: str, api: str, key_env: str, valid_for
 
 @review_group.command("export")
 @click.option(
-    "--state", type=click.Path(file_okay=False, exists=True, path_type=Path), required=True,
-    help="The agents' state folder (its journal holds the decisions)",
+    "--state", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+    help="The agents' state folder (its journal holds the decisions); or --journal",
 )  # fmt: skip
+@journal_option
 @click.option("-o", "--out", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=Path("-"))
-def export_command(state: Path, out: Path) -> None:
+def export_command(state: Path | None, journal: str | Path | None, out: Path) -> None:
     """Every review decision as JSON lines (digest, prompt, image embedding, curator alignment, label,
     reviewer, reason, signature, time): labelled data for the curation head's trainer."""
     from agents.runtime import jobs
     from agents.runtime.journal import Journal
 
-    if not (state / "journal.db").is_file():
-        raise click.BadParameter(f"{state} has no journal.db", param_hint="--state")
-    journal = Journal(state / "journal.db", final=jobs.FINAL)
+    if journal is None:
+        if state is None:
+            raise click.UsageError("pass --state (the agents' state folder) or --journal (where their journal lives)")
+        journal = state / "journal.db"
+    if isinstance(journal, Path) and not journal.is_file():
+        raise click.BadParameter(f"{journal} is not a journal (no such file)", param_hint="--state/--journal")
+    opened = Journal(journal, final=jobs.FINAL)
     try:
-        rows = jobs.reviewed(journal)
+        rows = jobs.reviewed(opened)
     finally:
-        journal.close()
+        opened.close()
     text = "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows)
     if str(out) == "-":
         sys.stdout.write(text)

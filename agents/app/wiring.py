@@ -323,6 +323,12 @@ class Parts:
         self.journal.close()
 
 
+def journal_location(state: Path, journal: str | Path | None) -> str | Path:
+    """Where the journal lives: `journal` (a path, or a postgresql:// URL that workers on many
+    hosts share), else the state folder's own SQLite file."""
+    return journal if journal is not None else state / "journal.db"
+
+
 async def open_parts(
     root: Path,
     state: Path,
@@ -342,8 +348,10 @@ async def open_parts(
     models: Models | None = None,
     policy: Path | None = None,
     head: Path | None = None,
+    journal: str | Path | None = None,
 ) -> Parts:
-    """Opens what the daemons in `names` need under `state`: the journal, the content store,
+    """Opens what the daemons in `names` need under `state`: the journal (`journal`: a path or a
+    postgresql:// URL; default `state`/journal.db), the content store,
     the chain client, the curator's near-duplicate index (as the curator last saved it), and
     the models (`load_models` with `t2i`, `clip` and `agent_threads`), unless `models` are
     handed in loaded: then they stay the caller's. `service`: see `Parts.service`."""
@@ -361,7 +369,7 @@ async def open_parts(
         models = owned = await load_models(
             root, names, t2i=t2i, clip=clip, agent_threads=agent_threads, policy=policy, head=head
         )
-    journal = Journal(state / "journal.db", final=jobs.REGISTERED_OR_FINAL)
+    journal = Journal(journal_location(state, journal), final=jobs.REGISTERED_OR_FINAL)
     abis = await asyncio.to_thread(load_abis, root, (*CORE, MARKET))
     client = ChainClient(web3, Account.from_key(key), journal, addresses, abis, poll=sender_poll)
     generator = models.generator if "generator" in names else None

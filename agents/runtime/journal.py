@@ -1,4 +1,5 @@
-"""The journal: a SQLite (WAL) outbox that makes every stage of the pipeline crash-safe.
+"""The journal: an outbox (SQLite, or PostgreSQL across hosts) that makes every stage of the
+pipeline crash-safe.
 
 A job (one asset's way through the pipeline) is a row keyed by an idempotency key that derives
 from content (a request id, a content digest): submitting the same key twice is one job. A stage
@@ -10,20 +11,28 @@ Effects outside the process that cannot simply be redone (a transaction) are wri
 *intent* before they happen and completed after; on restart, `open_intents` is what the owning
 stage reconciles against the chain before doing anything new.
 
-Durability: WAL with `synchronous=NORMAL` survives any process crash (kill -9) with every
-committed transaction intact; a power cut may lose the last few commits, which the leases and
-intents recover like a crash. One connection per `Journal`, used from one thread; async code
-calls it through `Journal.call`, which runs on the journal's own thread, off the event loop.
-Every public method holds the journal's lock, so a direct call from another thread (a test, the
-CLI) can never interleave with a transaction in progress.
+Two backends, one SQL text (agents.runtime.journal_db holds what differs):
+- SQLite (a path; the embedded default): WAL with `synchronous=NORMAL` survives any process
+  crash (kill -9) with every committed transaction intact; a power cut may lose the last few
+  commits, which the leases and intents recover like a crash. Processes on one host share the
+  file; `BEGIN IMMEDIATE` serialises writers.
+- PostgreSQL (a `postgresql://` URL): any number of workers on any hosts. Claims take rows with
+  `FOR UPDATE SKIP LOCKED`, so concurrent claimers never wait on each other nor take the same
+  job; advances lock their rows (in key order, so two batches never deadlock) before the
+  compare-and-set, so a stale worker's advance fails exactly as on SQLite.
+
+One connection per `Journal`, used from one thread; async code calls it through `Journal.call`,
+which runs on the journal's own thread, off the event loop. Every public method holds the
+journal's lock, so a direct call from another thread (a test, the CLI) can never interleave
+with a transaction in progress.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -33,6 +42,7 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from agents.core.errors import PermanentError
+from agents.runtime.journal_db import Database, JournalUnavailableError, connect, redact
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -42,68 +52,16 @@ def _locked(method: F) -> F:
     @functools.wraps(method)
     def wrapper(self: Journal, *args: Any, **kwargs: Any) -> Any:
         with self._lock:
-            return method(self, *args, **kwargs)
+            try:
+                return method(self, *args, **kwargs)
+            except JournalUnavailableError:
+                self._disconnect()  # the next call connects again
+                raise
 
     return wrapper  # type: ignore[return-value]
 
 
 SCHEMA_VERSION: Final = 1
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS jobs (
-    key         TEXT PRIMARY KEY,
-    kind        TEXT NOT NULL,
-    stage       TEXT NOT NULL,
-    payload     TEXT NOT NULL,
-    attempts    INTEGER NOT NULL DEFAULT 0,
-    owner       TEXT,
-    lease_until REAL NOT NULL DEFAULT 0,
-    not_before  REAL NOT NULL DEFAULT 0,
-    created_at  REAL NOT NULL,
-    updated_at  REAL NOT NULL,
-    deadline    REAL,
-    error       TEXT
-);
-CREATE INDEX IF NOT EXISTS jobs_by_stage ON jobs (stage, not_before, lease_until);
-CREATE INDEX IF NOT EXISTS jobs_by_requester ON jobs (kind, lower(json_extract(payload, '$.requester')), created_at);
-CREATE INDEX IF NOT EXISTS jobs_by_digest ON jobs (kind, json_extract(payload, '$.sha256'));
-CREATE TABLE IF NOT EXISTS transitions (
-    id     INTEGER PRIMARY KEY,
-    key    TEXT NOT NULL,
-    origin TEXT NOT NULL,
-    target TEXT NOT NULL,
-    at     REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS transitions_by_key ON transitions (key);
-CREATE TABLE IF NOT EXISTS intents (
-    id         INTEGER PRIMARY KEY,
-    name       TEXT NOT NULL,
-    keys       TEXT NOT NULL,
-    data       TEXT NOT NULL,
-    outcome    TEXT,
-    created_at REAL NOT NULL,
-    done_at    REAL
-);
-CREATE INDEX IF NOT EXISTS open_intents ON intents (name) WHERE done_at IS NULL;
-CREATE TABLE IF NOT EXISTS events (
-    watcher      TEXT NOT NULL,
-    block_hash   TEXT NOT NULL,
-    log_index    INTEGER NOT NULL,
-    block_number INTEGER NOT NULL,
-    tx_hash      TEXT NOT NULL,
-    payload      TEXT NOT NULL,
-    removed      INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (watcher, block_hash, log_index)
-);
-CREATE INDEX IF NOT EXISTS events_by_block ON events (watcher, block_number);
-CREATE TABLE IF NOT EXISTS checkpoints (
-    name  TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS meta (
-    name  TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-"""
 
 
 class JournalError(PermanentError, RuntimeError):
@@ -143,46 +101,60 @@ def _dumps(value: Mapping[str, Any]) -> str:
 class Journal:
     """See the module docstring. `final` names the stages a job never leaves."""
 
-    def __init__(self, path: Path, *, final: Iterable[str], clock: Callable[[], float] = time.time) -> None:
-        self.path, self.final, self._clock = path, frozenset(final), clock
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, location: str | Path, *, final: Iterable[str], clock: Callable[[], float] = time.time) -> None:
+        """`location`: a SQLite file's path, or a `postgresql://` URL (agents.runtime.journal_db)."""
+        self.location, self.final, self._clock = location, frozenset(final), clock
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
-        self._db: sqlite3.Connection | None = None
+        self._db: Database | None = None
         self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        return f"Journal({redact(self.location)})"
 
     # -- connection ---------------------------------------------------------------------------
 
     @property
-    def db(self) -> sqlite3.Connection:
+    def db(self) -> Database:
         if self._db is None:
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            db.executescript(_SCHEMA)
-            row = db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
-            if row is None:
-                db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise JournalError(f"{self.path} has schema {row[0]}; this proofmint reads {SCHEMA_VERSION}: upgrade")
+            db = connect(self.location)
+            try:
+                db.create_schema()
+                with db.transaction():
+                    row = db.execute("SELECT value FROM meta WHERE name = 'schema'" + db.dialect.lock_rows).fetchone()
+                    if row is None:
+                        db.execute(
+                            "INSERT INTO meta (name, value) VALUES ('schema', ?) ON CONFLICT DO NOTHING",
+                            (str(SCHEMA_VERSION),),
+                        )
+                    elif int(row[0]) > SCHEMA_VERSION:
+                        raise JournalError(
+                            f"{redact(self.location)} has schema {row[0]}; this proofmint reads {SCHEMA_VERSION}:"
+                            " upgrade"
+                        )
+            except BaseException:
+                db.close()
+                raise
             self._db = db
         return self._db
+
+    def _disconnect(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
     def close(self) -> None:
         """Waits for queued `call`s, then closes the connection."""
         self._executor.shutdown(wait=True)
         with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+            self._disconnect()
 
     async def call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Runs `method(*args, **kwargs)` (a method of this journal) on the journal's thread."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: method(*args, **kwargs))
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self.db)
+    def _transaction(self) -> contextlib.AbstractContextManager[Database]:
+        return self.db.transaction()
 
     # -- jobs ---------------------------------------------------------------------------------
 
@@ -198,8 +170,8 @@ class Journal:
         deadline = None if deadline_s is None else now + deadline_s
         with self._transaction() as db:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO jobs (key, kind, stage, payload, created_at, updated_at, deadline)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO jobs (key, kind, stage, payload, created_at, updated_at, deadline)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (key, kind, stage, _dumps(payload), now, now, deadline),
             )
             if cursor.rowcount:
@@ -219,7 +191,7 @@ class Journal:
         with self._transaction() as db:
             rows = db.execute(
                 f"SELECT {_COLUMNS} FROM jobs WHERE stage = ? AND not_before <= ? AND lease_until <= ?"
-                " ORDER BY created_at, key LIMIT ?",
+                " ORDER BY created_at, key LIMIT ?" + db.dialect.claim_rows,
                 (stage, now, now, limit),
             ).fetchall()
             keys = [row[0] for row in rows]
@@ -247,8 +219,11 @@ class Journal:
         keys = list(keys)
         now = self._clock()
         with self._transaction() as db:
-            for key in keys:
-                row = db.execute("SELECT stage, owner, lease_until, payload FROM jobs WHERE key = ?", (key,)).fetchone()
+            lock = db.dialect.lock_rows
+            for key in sorted(keys):  # one order for every batch: two never wait on each other
+                row = db.execute(
+                    "SELECT stage, owner, lease_until, payload FROM jobs WHERE key = ?" + lock, (key,)
+                ).fetchone()
                 if row is None or row[0] != origin:
                     raise StaleJobError(f"job {key} is at {row[0] if row else 'nowhere'}, not {origin}")
                 if owner is not None and row[1] not in (None, owner) and row[2] > now:
@@ -303,7 +278,9 @@ class Journal:
         leased to `owner` is left alone."""
         now = self._clock()
         with self._transaction() as db:
-            row = db.execute("SELECT stage, owner, attempts FROM jobs WHERE key = ?", (key,)).fetchone()
+            row = db.execute(
+                "SELECT stage, owner, attempts FROM jobs WHERE key = ?" + db.dialect.lock_rows, (key,)
+            ).fetchone()
             if row is None or row[1] != owner:
                 return False
             if max_attempts is not None and give_up_stage is not None and row[2] >= max_attempts:
@@ -362,7 +339,7 @@ class Journal:
     def of_requester(self, kind: str, requester: str, *, limit: int, offset: int = 0) -> tuple[int, list[Job]]:
         """(how many, a page of) the jobs of `kind` whose payload names `requester` (any case),
         newest first."""
-        where = "WHERE kind = ? AND lower(json_extract(payload, '$.requester')) = ?"
+        where = f"WHERE kind = ? AND {self.db.dialect.requester} = ?"
         values = (kind, requester.lower())
         (total,) = self.db.execute(f"SELECT COUNT(*) FROM jobs {where}", values).fetchone()
         rows = self.db.execute(
@@ -375,7 +352,7 @@ class Journal:
     def with_digest(self, kind: str, sha256_hex: str) -> list[Job]:
         """The jobs of `kind` whose payload's `sha256` is `sha256_hex` (lowercase hex, no 0x)."""
         rows = self.db.execute(
-            f"SELECT {_COLUMNS} FROM jobs WHERE kind = ? AND json_extract(payload, '$.sha256') = ? ORDER BY key",
+            f"SELECT {_COLUMNS} FROM jobs WHERE kind = ? AND {self.db.dialect.sha256} = ? ORDER BY key",
             (kind, sha256_hex),
         ).fetchall()
         return [_job(row) for row in rows]
@@ -400,7 +377,7 @@ class Journal:
         """For every job that ever reached `stage`: (when it was submitted, when it got there)."""
         rows = self.db.execute(
             "SELECT t.key, j.created_at, MIN(t.at) FROM transitions t JOIN jobs j ON j.key = t.key"
-            " WHERE t.target = ? GROUP BY t.key",
+            " WHERE t.target = ? GROUP BY t.key, j.created_at",
             (stage,),
         ).fetchall()
         return {key: (float(created), float(at)) for key, created, at in rows}
@@ -417,17 +394,19 @@ class Journal:
     def record_intent(self, name: str, keys: Iterable[str], data: Mapping[str, Any]) -> int:
         """Writes down an effect about to happen (before it happens); returns its id."""
         with self._transaction() as db:
-            cursor = db.execute(
-                "INSERT INTO intents (name, keys, data, created_at) VALUES (?, ?, ?, ?)",
+            (intent_id,) = db.execute(
+                "INSERT INTO intents (name, keys, data, created_at) VALUES (?, ?, ?, ?) RETURNING id",
                 (name, json.dumps(list(keys)), _dumps(data), self._clock()),
-            )
-        return int(cursor.lastrowid or 0)
+            ).fetchone()
+        return int(intent_id)
 
     @_locked
     def update_intent(self, intent_id: int, data: Mapping[str, Any]) -> None:
         """Merges `data` into an open intent (e.g. the transaction hash once signed)."""
         with self._transaction() as db:
-            row = db.execute("SELECT data FROM intents WHERE id = ? AND done_at IS NULL", (intent_id,)).fetchone()
+            row = db.execute(
+                "SELECT data FROM intents WHERE id = ? AND done_at IS NULL" + db.dialect.lock_rows, (intent_id,)
+            ).fetchone()
             if row is None:
                 raise JournalError(f"intent {intent_id} is not open")
             db.execute(
@@ -439,7 +418,7 @@ class Journal:
         with self._transaction() as db:
             self._complete(db, intent_id, outcome, now=self._clock())
 
-    def _complete(self, db: sqlite3.Connection, intent_id: int, outcome: Mapping[str, Any], *, now: float) -> None:
+    def _complete(self, db: Database, intent_id: int, outcome: Mapping[str, Any], *, now: float) -> None:
         cursor = db.execute(
             "UPDATE intents SET outcome = ?, done_at = ? WHERE id = ? AND done_at IS NULL",
             (_dumps(outcome), now, intent_id),
@@ -481,9 +460,10 @@ class Journal:
     ) -> None:
         with self._transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO events"
-                " (watcher, block_hash, log_index, block_number, tx_hash, payload, removed)"
-                " VALUES (?, ?, ?, ?, ?, ?, 0)",
+                "INSERT INTO events (watcher, block_hash, log_index, block_number, tx_hash, payload, removed)"
+                " VALUES (?, ?, ?, ?, ?, ?, 0) ON CONFLICT (watcher, block_hash, log_index) DO UPDATE SET"
+                " block_number = excluded.block_number, tx_hash = excluded.tx_hash, payload = excluded.payload,"
+                " removed = 0",
                 (watcher, block_hash, log_index, block_number, tx_hash, _dumps(payload)),
             )
 
@@ -526,7 +506,11 @@ class Journal:
     @_locked
     def set_checkpoint(self, name: str, value: Mapping[str, Any]) -> None:
         with self._transaction() as db:
-            db.execute("INSERT OR REPLACE INTO checkpoints (name, value) VALUES (?, ?)", (name, _dumps(value)))
+            db.execute(
+                "INSERT INTO checkpoints (name, value) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (name, _dumps(value)),
+            )
 
 
 _COLUMNS: Final = "key, kind, stage, payload, attempts, created_at, updated_at, deadline, error"
@@ -534,17 +518,3 @@ _COLUMNS: Final = "key, kind, stage, payload, attempts, created_at, updated_at, 
 
 def _job(row: tuple[Any, ...], attempts_delta: int = 0) -> Job:
     return Job(row[0], row[1], row[2], json.loads(row[3]), row[4] + attempts_delta, row[5], row[6], row[7], row[8])
-
-
-class _Transaction:
-    """`BEGIN IMMEDIATE` … `COMMIT`, or `ROLLBACK` on any exception: all or nothing."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
-
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        self.db.execute("COMMIT" if kind is None else "ROLLBACK")

@@ -1,4 +1,5 @@
-"""A real Redis server for the queue and wiring tests: started per session on a free loopback port."""
+"""Real servers for the agents' tests, started per session on free loopback ports: Redis (queues,
+wiring) and PostgreSQL (the journal's second backend; a fresh database per test)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.agents.runtime.anvil import free_port
+from tests.pg_support import PostgresServer, postgres_server
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +39,15 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield f"redis://127.0.0.1:{port}/0"
     process.terminate()
     process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresServer) -> str:
+    """The URL of a new, empty database on the session's PostgreSQL server."""
+    return postgres.database()

@@ -106,3 +106,28 @@ def test_a_curation_head_folder_that_is_no_head_is_refused_in_one_line_before_se
         assert result.exit_code == 2 and "is not a curation head folder" in result.output, result.output
         assert "make train-head writes one" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "state").exists()
+
+
+def test_request_journals_into_a_postgresql_journal_that_up_then_refuses_to_reuse(postgres_url: str, tmp_path: Path):
+    from agents.runtime import jobs
+    from agents.runtime.journal import Journal
+
+    requested = CliRunner().invoke(cli, ["request", "a red circle", "--journal", postgres_url])
+    assert requested.exit_code == 0, requested.output
+    assert "queued (at requested)" in requested.output
+    again = CliRunner().invoke(cli, ["request", "a red circle"], env={"PROOFMINT_JOURNAL": postgres_url})
+    assert again.exit_code == 0 and "already journaled" in again.output
+    refused = CliRunner().invoke(
+        cli, ["up", "--journal", postgres_url, "--state", str(tmp_path / "s"), "--api-port", "0"]
+    )
+    assert refused.exit_code == 2 and "already journals 1 jobs" in refused.output
+    assert "Traceback" not in refused.output
+    journal = Journal(postgres_url, final=jobs.FINAL)
+    assert journal.counts() == {"requested": 1}  # refused, never emptied
+    journal.close()
+
+
+def test_a_journal_url_of_another_engine_is_refused_without_its_password():
+    result = CliRunner().invoke(cli, ["request", "a red circle", "--journal", "mysql://bob:hunter2@db/jobs"])
+    assert result.exit_code == 2 and "mysql://bob:***@db/jobs" in result.output
+    assert "hunter2" not in result.output and "postgresql://" in result.output

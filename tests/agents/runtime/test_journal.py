@@ -1,12 +1,13 @@
-"""The SQLite journal (agents/runtime/journal.py): idempotent submission, leases, compare-and-set
-stages, intents, and atomicity under kill -9."""
+"""The journal (agents/runtime/journal.py) on both its backends, SQLite and a real PostgreSQL
+server: idempotent submission, leases, compare-and-set stages, intents, and atomicity under
+kill -9; then what only PostgreSQL promises: claimers on separate connections that never wait on
+each other nor share a job, and a journal that survives its server dropping the connection."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from agents.runtime.journal import Journal, JournalError, StaleJobError
+from agents.runtime.journal_db import JournalLocationError, JournalUnavailableError
 
 FINAL = ("registered", "rejected", "failed")
 
@@ -33,9 +35,17 @@ def clock() -> Clock:
     return Clock()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    """Where a journal lives: a SQLite file, or a fresh database on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        return tmp_path / "journal.db"
+    return str(request.getfixturevalue("postgres_url"))
+
+
 @pytest.fixture
-def journal(tmp_path: Path, clock: Clock) -> Journal:
-    j = Journal(tmp_path / "journal.db", final=FINAL, clock=clock)
+def journal(location: str | Path, clock: Clock) -> Journal:
+    j = Journal(location, final=FINAL, clock=clock)
     yield j  # type: ignore[misc]
     j.close()
 
@@ -142,22 +152,23 @@ def test_a_failed_advance_leaves_the_intent_open(journal: Journal):
     assert [i.id for i in journal.open_intents("register")] == [intent]
 
 
-def test_checkpoints_persist_across_reopen(tmp_path: Path):
-    first = Journal(tmp_path / "j.db", final=FINAL)
+def test_checkpoints_persist_across_reopen(location: str | Path):
+    first = Journal(location, final=FINAL)
     first.set_checkpoint("events", {"block": 12, "hash": "0x01"})
+    first.set_checkpoint("events", {"block": 13, "hash": "0x02"})
     first.close()
-    second = Journal(tmp_path / "j.db", final=FINAL)
-    assert second.checkpoint("events") == {"block": 12, "hash": "0x01"}
+    second = Journal(location, final=FINAL)
+    assert second.checkpoint("events") == {"block": 13, "hash": "0x02"}
     assert second.checkpoint("other") is None
     second.close()
 
 
-def test_a_newer_schema_is_refused(tmp_path: Path):
-    journal = Journal(tmp_path / "j.db", final=FINAL)
+def test_a_newer_schema_is_refused(location: str | Path):
+    journal = Journal(location, final=FINAL)
     journal.db.execute("UPDATE meta SET value = '99' WHERE name = 'schema'")
     journal.close()
     with pytest.raises(JournalError, match="schema 99"):
-        _ = Journal(tmp_path / "j.db", final=FINAL).db
+        _ = Journal(location, final=FINAL).db
 
 
 def test_async_calls_run_on_the_journal_thread(journal: Journal):
@@ -175,7 +186,8 @@ _WORKER = textwrap.dedent(
     import sys
     from pathlib import Path
     from agents.runtime.journal import Journal, StaleJobError
-    journal = Journal(Path(sys.argv[1]), final=("c",))
+    location = sys.argv[1] if "://" in sys.argv[1] else Path(sys.argv[1])
+    journal = Journal(location, final=("c",))
     print("ready", flush=True)
     while True:
         for job in journal.claim("a", "w", limit=20, lease_s=0):
@@ -187,23 +199,20 @@ _WORKER = textwrap.dedent(
 
 
 @pytest.mark.parametrize("after", [1, 150, 600])
-def test_kill_9_mid_run_leaves_every_job_at_exactly_one_consistent_stage(tmp_path: Path, after: int):
-    path = tmp_path / "j.db"
-    journal = Journal(path, final=("c",))
+def test_kill_9_mid_run_leaves_every_job_at_exactly_one_consistent_stage(location: str | Path, after: int):
+    journal = Journal(location, final=("c",))
     for i in range(2_000):
         journal.submit(f"job{i:05d}", "asset", {}, stage="a")
-    journal.close()
-    worker = subprocess.Popen([sys.executable, "-c", _WORKER, str(path)], stdout=subprocess.PIPE, text=True)
+    worker = subprocess.Popen([sys.executable, "-c", _WORKER, str(location)], stdout=subprocess.PIPE, text=True)
     assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
-    watcher = sqlite3.connect(path)
     deadline = time.monotonic() + 60
-    while watcher.execute("SELECT COUNT(*) FROM jobs WHERE stage = 'c'").fetchone()[0] < after:
+    while journal.counts().get("c", 0) < after:
         assert time.monotonic() < deadline, "the worker made no progress"
         time.sleep(0.002)
-    watcher.close()
     os.kill(worker.pid, signal.SIGKILL)
     worker.wait()
-    reopened = Journal(path, final=("c",))
+    journal.close()
+    reopened = Journal(location, final=("c",))
     counts = reopened.counts()
     assert sum(counts.values()) == 2_000
     assert counts["c"] >= after and counts.get("a", 0) > 0  # killed mid-run
@@ -214,3 +223,136 @@ def test_kill_9_mid_run_leaves_every_job_at_exactly_one_consistent_stage(tmp_pat
             assert len(history) == {"a": 1, "b": 2, "c": 3}[job.stage]  # never a stage twice
             assert ("seen" in job.payload) == (job.stage != "a")
     reopened.close()
+
+
+def test_queries_by_requester_digest_stage_and_time(journal: Journal, clock: Clock):
+    journal.submit("r1", "asset", {"requester": "0xAbC", "sha256": "aa"}, stage="requested")
+    clock.now += 1
+    journal.submit("r2", "asset", {"requester": "0xabc", "sha256": "bb"}, stage="stored")
+    clock.now += 1
+    journal.submit("l1", "licence", {"requester": "0xabc", "sha256": "aa"}, stage="stored")
+    total, page = journal.of_requester("asset", "0xABC", limit=1)
+    assert total == 2 and [j.key for j in page] == ["r2"]  # newest first, any case
+    assert [j.key for j in journal.of_requester("asset", "0xabc", limit=5, offset=1)[1]] == ["r1"]
+    assert [j.key for j in journal.with_digest("asset", "aa")] == ["r1"]
+    assert [j.key for j in journal.in_stages(["requested", "stored"], "asset")] == ["r1", "r2"]
+    assert journal.waiting(["requested", "stored"]) == 3 and journal.waiting([]) == 0
+    assert journal.ready("stored") == (2, 1.0)
+    before = journal.version(["stored"])
+    clock.now += 1
+    journal.advance(["r2"], "stored", "registered")
+    assert journal.version(["stored"]) != before
+    assert journal.reached("registered") == {"r2": (1_001.0, 1_003.0)}
+    assert journal.counts() == {"requested": 1, "stored": 1, "registered": 1}
+
+
+def test_delivered_events_are_kept_once_and_can_be_removed(journal: Journal):
+    journal.record_event("w", "0xb1", 0, 10, "0xt1", {"n": 1})
+    journal.record_event("w", "0xb1", 0, 10, "0xt1", {"n": 1})  # delivered twice: kept once
+    journal.record_event("w", "0xb2", 3, 11, "0xt2", {"n": 2})
+    assert journal.event_seen("w", "0xb1", 0) and not journal.event_seen("w", "0xb1", 1)
+    assert [e[:3] for e in journal.events_after("w", 9)] == [("0xb2", 3, 11), ("0xb1", 0, 10)]
+    assert journal.event_blocks("w", limit=1) == [(11, "0xb2")]
+    journal.mark_event_removed("w", "0xb2", 3)  # a reorg took block 11
+    assert not journal.event_seen("w", "0xb2", 3) and journal.event_blocks("w", limit=5) == [(10, "0xb1")]
+    journal.record_event("w", "0xb2", 3, 11, "0xt2", {"n": 2})  # and it came back
+    assert journal.event_seen("w", "0xb2", 3)
+
+
+def test_intent_keys_skip_refused_outcomes(journal: Journal):
+    sent = journal.record_intent("register", ["a", "b"], {})
+    refused = journal.record_intent("register", ["c"], {})
+    journal.complete_intent(refused, {"refused": "reverted"})
+    assert journal.intent_keys("register") == {"a", "b"}
+    journal.complete_intent(sent, {"block": 1})
+    assert journal.intent_keys("register") == {"a", "b"}
+
+
+def test_a_location_that_is_neither_a_path_nor_postgresql_is_refused():
+    with pytest.raises(JournalLocationError, match="file path or a postgresql:// URL, not mysql://u:\\*\\*\\*@h/d"):
+        _ = Journal("mysql://u:secret@h/d", final=FINAL).db
+
+
+# -- PostgreSQL only ---------------------------------------------------------------------------
+
+
+def test_an_unreachable_server_is_retryable_and_the_password_stays_out_of_the_message():
+    from tests.agents.runtime.anvil import free_port
+
+    journal = Journal(f"postgresql://proofmint:hunter2@127.0.0.1:{free_port()}/journal", final=FINAL)
+    with pytest.raises(JournalUnavailableError) as raised:
+        journal.counts()
+    assert "hunter2" not in str(raised.value) and "proofmint:***@127.0.0.1" in str(raised.value)
+    journal.close()
+
+
+def test_claimers_pass_over_rows_another_claimer_holds_instead_of_waiting(postgres_url: str):
+    import psycopg
+
+    journal = Journal(postgres_url, final=FINAL)
+    for key in ("a", "b", "c"):
+        journal.submit(key, "asset", {}, stage="requested")
+    with psycopg.connect(postgres_url) as other:  # another worker, mid-claim, holds "a"
+        other.execute("SELECT key FROM jobs WHERE key = 'a' FOR UPDATE")
+        started = time.monotonic()
+        taken = journal.claim("requested", "w2", limit=2, lease_s=30)
+        assert [j.key for j in taken] == ["b", "c"] and time.monotonic() - started < 2
+    journal.close()
+
+
+def test_a_dropped_connection_fails_one_call_and_the_next_connects_again(postgres_url: str):
+    import psycopg
+
+    journal = Journal(postgres_url, final=FINAL)
+    journal.submit("a", "asset", {}, stage="requested")
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        )
+    with pytest.raises(JournalUnavailableError):
+        journal.submit("b", "asset", {}, stage="requested")
+    assert journal.submit("b", "asset", {}, stage="requested")  # nothing half-done: b is new
+    assert journal.counts() == {"requested": 2}
+    journal.close()
+
+
+_CONTENDER = textwrap.dedent(
+    """
+    import sys
+    from agents.runtime.journal import Journal, StaleJobError
+    journal = Journal(sys.argv[1], final=("c",))
+    worker = sys.argv[2]
+    print("ready", flush=True)
+    idle = 0
+    while idle < 20:
+        moved = 0
+        for origin, target in (("a", "b"), ("b", "c")):
+            jobs = journal.claim(origin, worker, limit=7, lease_s=60)
+            if jobs:
+                journal.advance([j.key for j in jobs], origin, target, owner=worker,
+                                updates={j.key: {origin: worker} for j in jobs})
+                moved += len(jobs)
+        idle = 0 if moved else idle + 1
+    """
+)
+
+
+def test_many_processes_claim_concurrently_and_each_job_moves_exactly_once(postgres_url: str):
+    journal = Journal(postgres_url, final=("c",))
+    for i in range(600):
+        journal.submit(f"job{i:04d}", "asset", {}, stage="a")
+    workers = [
+        subprocess.Popen([sys.executable, "-c", _CONTENDER, postgres_url, f"w{n}"], stdout=subprocess.PIPE, text=True)
+        for n in range(4)
+    ]
+    for worker in workers:
+        assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
+    for worker in workers:
+        assert worker.wait(timeout=120) == 0
+    assert journal.counts() == {"c": 600}
+    jobs = journal.at_stage("c", limit=600)
+    for job in jobs:
+        assert journal.history(job.key) == [("", "a"), ("a", "b"), ("b", "c")]
+    assert len({job.payload["a"] for job in jobs}) > 1  # the work really was shared
+    journal.close()

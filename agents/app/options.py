@@ -1,0 +1,34 @@
+"""Command-line options that several command groups share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+def _journal(ctx: click.Context, param: click.Parameter, value: str | None) -> str | Path | None:
+    from agents.runtime.journal_db import is_postgres, redact
+
+    if value is None or value == "":
+        return None
+    if is_postgres(value):
+        return value
+    if "://" in value:
+        raise click.BadParameter(
+            f"{redact(value)}: a journal is a file path or a postgresql://user:password@host:port/database URL",
+            ctx=ctx,
+            param=param,
+        )
+    return Path(value).absolute()
+
+
+journal_option = click.option(
+    "--journal",
+    envvar="PROOFMINT_JOURNAL",
+    default=None,
+    callback=_journal,
+    help="Where the journal lives: a SQLite file (default: journal.db in --state) or a "
+    "postgresql://user:password@host:port/database URL that workers on many hosts share. Env: PROOFMINT_JOURNAL",
+)
+"""`--journal` of the commands that open the journal (`agent`, `up`, `request`, `review`)."""
