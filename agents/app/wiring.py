@@ -468,6 +468,12 @@ async def open_local(
     return setup, parts
 
 
+#: The daemons whose stages send transactions: they run only in the process that leads the key.
+SENDING_DAEMONS: Final = frozenset({"registrar", "prover", "settlement"})
+#: The daemons of which one process runs at a time whatever its key: the registrar's batch
+#: intents and the settlement's vouchers have one writer (agents.daemons.runner).
+SINGLE_LEADER_DAEMONS: Final = frozenset({"registrar", "settlement"})
+
 #: How much lower the prover's worker process runs than the agents (os.nice increment).
 PROVER_NICENESS: Final = 10
 
@@ -665,6 +671,11 @@ def build_agents(
         j,
         stages,
         clients=[parts.chain()] if chain_daemons else [],
+        chain_stages=frozenset(
+            stage.name for spec, stage in zip(specs, stages, strict=True) if spec.daemon in SENDING_DAEMONS
+        ),
+        roles=tuple(sorted(SINGLE_LEADER_DAEMONS & set(names))),
+        worker=worker,
         withdraw_every_s=withdraw_every_s if "settlement" in names else None,
         metrics=parts.metrics,
         watchers=watchers,

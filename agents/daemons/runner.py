@@ -7,7 +7,18 @@ Redis Streams), so a lost wake-up costs at most a stage's `idle` interval, never
 
 Start-up order per chain key: the sender reconciles its previous life's transactions, then the
 registrar reconciles its open batch intents against the chain, then the stages run. `stop()` is
-graceful: every stage finishes and journals the batch in hand.
+graceful: every stage finishes and journals the batch in hand, and nothing is claimed after.
+
+One sender per key, across hosts. Processes that share a journal (PostgreSQL) may run the same
+chain-writing daemon with the same key; a lease in the journal (`sender:<address>`, and
+`role:registrar` / `role:settlement` for the daemons whose intents and vouchers belong to one
+writer) makes one of them the leader. The others run their stages that do not write to the chain
+(none, for the registrar, prover and settlement) and stand by; when the leader stops (it drops
+its leases) or dies (its leases run out after `lease_ttl_s`), one of them takes over, reconciles
+the key's transactions and intents, and goes on. Two processes therefore never hold one nonce.
+A leader that cannot renew its leases in time stops with `LeadershipLostError` (its supervisor
+restarts it as a standby). Leases compare the hosts' clocks: keep them in sync (NTP), to well
+within `lease_ttl_s`.
 """
 
 from __future__ import annotations
@@ -19,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from agents.core.errors import RetryableError
 from agents.daemons.market import MarketWatcher
 from agents.daemons.register import CommitStage, RegisterStage
 from agents.daemons.settle import SettleStage
@@ -29,6 +41,11 @@ from agents.runtime.stage import Stage
 from agents.runtime.telemetry import Metrics
 
 log = logging.getLogger("proofmint.agents")
+
+
+class LeadershipLostError(RetryableError):
+    """Another process took this one's sender lease (it could not renew in time): it stops
+    sending at once. Restarted, it stands by until the lease is free again."""
 
 
 @dataclass
@@ -42,26 +59,117 @@ class Agents:
     metrics_every_s: float = 2.0
     watchers: Sequence[MarketWatcher] = ()
     watch_every_s: float = 0.5
+    #: the stages that send with the clients' keys: they run only while this process leads
+    chain_stages: frozenset[str] = frozenset()
+    #: daemons of which one process leads whatever its key (see the module docstring)
+    roles: Sequence[str] = ()
+    #: who this process is, in the journal's leases
+    worker: str = "local"
+    lease_ttl_s: float = 15.0
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _leading: bool = False
+
+    @property
+    def leases(self) -> list[str]:
+        """The journal leases this process must hold to send (none without a chain key)."""
+        if not self.clients:
+            return []
+        return [*(f"sender:{c.address.lower()}" for c in self.clients), *(f"role:{r}" for r in self.roles)]
+
+    @property
+    def leading(self) -> bool:
+        return self._leading
 
     async def start(self) -> None:
+        """Starts the stages; with a chain key, leads at once (reconciles, then the chain stages
+        run) when its leases are free, else stands by in the background (see the module
+        docstring). Returns once the stages that can run are running."""
+        chain = [s for s in self.stages if s.name in self.chain_stages] if self.clients else []
+        local = [s for s in self.stages if s not in chain]
+        self._tasks = [asyncio.create_task(stage.run(), name=stage.name) for stage in local]
+        if self.metrics is not None:
+            self._tasks.append(asyncio.create_task(self._gauge_loop(self.metrics), name="metrics"))
+        if not self.clients:
+            return
+        holder = await self._take_leases()
+        if holder is None:
+            await self._lead(chain)
+            return
+        log.info("standing by", extra={"fields": {"leases": self.leases, "leader": holder}})
+        self._tasks.append(asyncio.create_task(self._stand_by(chain), name="stand by"))
+
+    async def _take_leases(self) -> str | None:
+        """Takes (or renews) every lease: None if this process holds them all now, else who
+        holds one. A partial take is given back, so two standbys never split the leases."""
+        taken = []
+        for name in self.leases:
+            holder = await self.journal.call(self.journal.take_lease, name, self.worker, ttl_s=self.lease_ttl_s)
+            if holder is not None:
+                for mine in taken:
+                    await self.journal.call(self.journal.drop_lease, mine, self.worker)
+                return holder or "(another process)"
+            taken.append(name)
+        return None
+
+    async def _stand_by(self, chain: Sequence[Stage]) -> None:
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.lease_ttl_s / 5)
+            if self._stopping.is_set():
+                return
+            try:
+                holder = await self._take_leases()
+            except RetryableError:
+                log.warning("standing by: the journal is unreachable; trying again")
+                continue
+            if holder is None:
+                log.info("taking over", extra={"fields": {"leases": self.leases}})
+                await self._lead(chain)
+                return
+
+    async def _lead(self, chain: Sequence[Stage]) -> None:
+        """Holding the leases: reconciles the previous leader's transactions and intents, then
+        runs the chain stages, the watchers and the lease renewal."""
+        self._leading = True
         for client in self.clients:
             receipts = await client.start()
             if receipts:
                 log.info("reconciled transactions", extra={"fields": {"key": client.address, "count": len(receipts)}})
-        for stage in self.stages:
+        for stage in chain:
             if isinstance(stage, CommitStage | RegisterStage):
                 outcome = await stage.reconcile()
                 log.info("reconciled batch intents", extra={"fields": outcome})
-        self._tasks = [asyncio.create_task(stage.run(), name=stage.name) for stage in self.stages]
+        if self._stopping.is_set():  # stopped while taking over: `stop` drops the leases
+            return
+        self._tasks += [asyncio.create_task(stage.run(), name=stage.name) for stage in chain]
         for watcher in self.watchers:
             self._tasks.append(asyncio.create_task(self._watch(watcher), name=f"watch {watcher.market}"))
-        if self.metrics is not None:
-            self._tasks.append(asyncio.create_task(self._gauge_loop(self.metrics), name="metrics"))
-        settle = next((s for s in self.stages if isinstance(s, SettleStage)), None)
+        settle = next((s for s in chain if isinstance(s, SettleStage)), None)
         if settle is not None and self.withdraw_every_s:
             self._tasks.append(asyncio.create_task(self._withdraw_loop(settle, self.withdraw_every_s)))
+        self._tasks.append(asyncio.create_task(self._renew_loop(chain), name="renew leases"))
+
+    async def _renew_loop(self, chain: Sequence[Stage]) -> None:
+        loop = asyncio.get_running_loop()
+        renewed = loop.time()
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.lease_ttl_s / 3)
+            if self._stopping.is_set():
+                return
+            try:
+                holder = await self._take_leases()
+            except RetryableError:
+                holder = None if loop.time() - renewed < self.lease_ttl_s * 2 / 3 else "(unknown: journal unreachable)"
+                if holder is None:
+                    continue
+            if holder is not None:
+                for stage in chain:  # stop sending at once: the nonce is someone else's now
+                    stage.stop()
+                self._leading = False
+                raise LeadershipLostError(f"lost the sender leases {self.leases} to {holder}")
+            renewed = loop.time()
 
     async def _watch(self, watcher: MarketWatcher) -> None:
         """Polls a market for paid requests; a failed poll is retried at the next interval."""
@@ -93,13 +201,24 @@ class Agents:
                 log.exception("scheduled withdrawal failed; next try on schedule")
 
     async def stop(self) -> None:
+        """Every stage finishes the batch in hand and claims nothing after; then the leases go,
+        so a standby takes over at once."""
         self._stopping.set()
         for stage in self.stages:
             stage.stop()
-        results = await asyncio.gather(*self._tasks, return_exceptions=True)
-        for task, result in zip(self._tasks, results, strict=True):
-            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
-                log.error("daemon task %s ended with %r", task.get_name(), result)
+        awaited = 0
+        while awaited < len(self._tasks):  # a standby taking over meanwhile adds tasks
+            batch = self._tasks[awaited:]
+            awaited = len(self._tasks)
+            results = await asyncio.gather(*batch, return_exceptions=True)
+            for task, result in zip(batch, results, strict=True):
+                if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                    log.error("daemon task %s ended with %r", task.get_name(), result)
+        if self._leading:
+            self._leading = False
+            for name in self.leases:
+                with contextlib.suppress(Exception):
+                    await self.journal.call(self.journal.drop_lease, name, self.worker)
 
     def failed(self) -> list[BaseException]:
         """Exceptions that ended a stage task (a stage only ends on stop, or on a bug)."""

@@ -496,6 +496,33 @@ class Journal:
                 (watcher, block_hash, log_index),
             )
 
+    # -- leadership ---------------------------------------------------------------------------
+
+    @_locked
+    def take_lease(self, name: str, owner: str, *, ttl_s: float) -> str | None:
+        """Takes or renews the lease `name` for `ttl_s` seconds: None when `owner` holds it now,
+        else the owner who does (and whose lease has not run out). What makes one process, of
+        any on any host sharing this journal, the one that sends with a key."""
+        now = self._clock()
+        with self._transaction() as db:
+            # one statement: two claimants of a free lease cannot both win (the upsert is atomic)
+            taken = db.execute(
+                "INSERT INTO leases (name, owner, until) VALUES (?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until"
+                " WHERE leases.owner = excluded.owner OR leases.until <= ? RETURNING owner",
+                (name, owner, now + ttl_s, now),
+            ).fetchone()
+            if taken is not None:
+                return None
+            holder = db.execute("SELECT owner FROM leases WHERE name = ?", (name,)).fetchone()
+        return str(holder[0]) if holder is not None else ""
+
+    @_locked
+    def drop_lease(self, name: str, owner: str) -> bool:
+        """Gives the lease up at once (a graceful stop), if `owner` holds it."""
+        with self._transaction() as db:
+            return bool(db.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner)).rowcount)
+
     # -- checkpoints --------------------------------------------------------------------------
 
     @_locked

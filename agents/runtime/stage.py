@@ -172,6 +172,8 @@ class Stage(ABC):
         """Claims, processes and journals one batch; returns how many jobs it claimed."""
         if self.min_batch > 1 and not await self._batch_due():
             return 0
+        if self._stopping.is_set():  # draining (SIGTERM): the batch in hand finished, nothing new is claimed
+            return 0
         jobs = await self.journal.call(
             self.journal.claim, self.origin, self.worker, limit=self.batch, lease_s=self.lease_s
         )

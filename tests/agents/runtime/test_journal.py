@@ -356,3 +356,52 @@ def test_many_processes_claim_concurrently_and_each_job_moves_exactly_once(postg
         assert journal.history(job.key) == [("", "a"), ("a", "b"), ("b", "c")]
     assert len({job.payload["a"] for job in jobs}) > 1  # the work really was shared
     journal.close()
+
+
+def test_a_lease_has_one_holder_until_it_runs_out_or_is_dropped(journal: Journal, clock: Clock):
+    assert journal.take_lease("sender:0xabc", "host-a/1", ttl_s=15) is None
+    assert journal.take_lease("sender:0xabc", "host-b/7", ttl_s=15) == "host-a/1"
+    clock.now += 10
+    assert journal.take_lease("sender:0xabc", "host-a/1", ttl_s=15) is None  # renewed to 1_025
+    clock.now += 10
+    assert journal.take_lease("sender:0xabc", "host-b/7", ttl_s=15) == "host-a/1"
+    clock.now += 6  # host-a died: its lease ran out
+    assert journal.take_lease("sender:0xabc", "host-b/7", ttl_s=15) is None
+    assert not journal.drop_lease("sender:0xabc", "host-a/1")  # not its lease any more
+    assert journal.drop_lease("sender:0xabc", "host-b/7")
+    assert journal.take_lease("sender:0xabc", "host-a/1", ttl_s=15) is None
+    assert journal.take_lease("other", "host-b/7", ttl_s=15) is None  # leases are independent
+
+
+_CLAIMANT = textwrap.dedent(
+    """
+    import sys, time
+    from agents.runtime.journal import Journal
+    journal = Journal(sys.argv[1], final=())
+    print("ready", flush=True)
+    sys.stdin.readline()
+    won = sum(journal.take_lease(f"lease{i}", sys.argv[2], ttl_s=60) is None for i in range(200))
+    print(won, flush=True)
+    """
+)
+
+
+def test_claimants_racing_for_free_leases_never_both_win(postgres_url: str):
+    Journal(postgres_url, final=()).close()  # the schema, once
+    claimants = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CLAIMANT, postgres_url, f"w{n}"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(3)
+    ]
+    for claimant in claimants:
+        assert claimant.stdout is not None and claimant.stdout.readline().strip() == "ready"
+    for claimant in claimants:
+        assert claimant.stdin is not None
+        claimant.stdin.write("go\n")
+        claimant.stdin.flush()
+    won = [int(c.communicate(timeout=60)[0].strip()) for c in claimants]
+    assert sum(won) == 200

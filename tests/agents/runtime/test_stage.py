@@ -120,6 +120,16 @@ def test_stop_finishes_the_batch_in_hand_and_returns(journal: Journal):
     assert journal.counts() == {"hashed": 2, "requested": 1}  # the batch in hand was journaled
 
 
+def test_a_draining_stage_claims_nothing(journal: Journal):
+    journal.submit("k", "t", {"text": "x"}, stage="requested")
+    stage = Hash(journal, worker="w", batch=2)
+    stage.stop()  # SIGTERM landed while this loop was between batches
+
+    assert asyncio.run(stage.step()) == 0
+    job = journal.get("k")
+    assert job is not None and job.stage == "requested" and job.attempts == 0  # never claimed
+
+
 def test_a_concurrent_stage_keeps_that_many_batches_in_flight_each_job_once(journal: Journal):
     for i in range(12):
         journal.submit(f"k{i}", "t", {"text": f"t{i}"}, stage="requested")
