@@ -10,6 +10,7 @@ from agents import __version__
 from agents.app.commands import agent_command, request_command, up_command
 from agents.app.pay_cli import pay_command
 from agents.app.review_cli import review_group
+from agents.app.scale_cli import scale_command
 from agents.app.store_cli import cid_command, store_group
 from agents.app.verify_cli import verify_command
 from agents.app.zk_cli import zk
@@ -51,6 +52,7 @@ cli.add_command(request_command)
 cli.add_command(pay_command)
 cli.add_command(verify_command)
 cli.add_command(review_group)
+cli.add_command(scale_command)
 
 
 def main() -> None:

@@ -182,10 +182,19 @@ class Agents:
                 await asyncio.wait_for(self._stopping.wait(), self.watch_every_s)
 
     async def _gauge_loop(self, metrics: Metrics) -> None:
-        """Keeps the jobs-per-stage gauge current (the journal is the truth)."""
+        """Keeps the journal's gauges current (the journal is the truth): jobs per stage, and
+        per stage a job can wait at, the backlog and its oldest job's age (zero when empty)."""
         while not self._stopping.is_set():
             for stage, count in (await self.journal.call(self.journal.counts)).items():
                 metrics.jobs.labels(stage).set(count)
+            backlog = await self.journal.call(self.journal.backlog)
+            for stage in sorted(set(backlog) - jobs.FINAL):
+                count, age = backlog.get(stage, (0, 0.0))
+                metrics.backlog.labels(stage).set(count)
+                metrics.oldest_age.labels(stage).set(age)
+            for stage in set(metrics_stages(metrics)) - set(backlog):  # emptied since: zero, not stale
+                metrics.backlog.labels(stage).set(0)
+                metrics.oldest_age.labels(stage).set(0.0)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.metrics_every_s)
 
@@ -248,6 +257,11 @@ class Agents:
             if loop.time() > deadline:
                 raise TimeoutError(f"the pipeline did not finish in {within_s:.0f} s: {counts}")
             await asyncio.sleep(poll)
+
+
+def metrics_stages(metrics: Metrics) -> list[str]:
+    """The journal stages `metrics` reports a backlog for."""
+    return [sample.labels["stage"] for family in metrics.backlog.collect() for sample in family.samples]
 
 
 def all_final() -> Callable[[dict[str, int]], bool]:

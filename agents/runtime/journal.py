@@ -253,6 +253,18 @@ class Journal:
         return int(count), (now - float(oldest) if oldest is not None else None)
 
     @_locked
+    def backlog(self) -> dict[str, tuple[int, float]]:
+        """Per stage, how many jobs a claim would take now and how long (s) the oldest of them
+        has waited there: the scaling signal, in one query."""
+        now = self._clock()
+        rows = self.db.execute(
+            "SELECT stage, COUNT(*), MIN(updated_at) FROM jobs WHERE not_before <= ? AND lease_until <= ?"
+            " GROUP BY stage",
+            (now, now),
+        ).fetchall()
+        return {stage: (int(count), max(0.0, now - float(oldest))) for stage, count, oldest in rows}
+
+    @_locked
     def waiting(self, stages: Sequence[str]) -> int:
         """How many jobs are at any of `stages`, leased, backing off or ready: the work still on
         its way to a later stage."""

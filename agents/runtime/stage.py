@@ -188,7 +188,7 @@ class Stage(ABC):
             log.exception("batch failed", extra={"fields": {"stage": self.name, "jobs": len(jobs)}})
             outcomes = [Failed(job.key, f"{type(error).__name__}: {error}", is_retryable(error)) for job in jobs]
         if self.metrics is not None:
-            self.metrics.observe(self.name, started)
+            self.metrics.observe(self.name, started, jobs=len(jobs), origin=self.origin)
         by_key = {job.key: job for job in jobs}
         missing = set(by_key) - {o.key for o in outcomes}
         outcomes += [Failed(key, "no outcome from process()", retryable=True) for key in sorted(missing)]

@@ -69,9 +69,37 @@ class Metrics:
         self.transactions = Counter(
             "proofmint_transactions", "Transactions by outcome", ["outcome"], registry=self.registry
         )
+        # Scaling signals (`proofmint scale`, KEDA): journal-wide backlog per journal stage, and
+        # per worker the jobs it processed and the seconds it was busy (its capacity).
+        self.backlog = Gauge(
+            "proofmint_backlog", "Jobs ready to be claimed at a journal stage", ["stage"], registry=self.registry
+        )
+        self.oldest_age = Gauge(
+            "proofmint_oldest_job_age_seconds",
+            "How long the oldest job ready at a journal stage has waited there",
+            ["stage"],
+            registry=self.registry,
+        )
+        self.processed = Counter(
+            "proofmint_processed_jobs",
+            "Jobs this worker processed, by the journal stage it takes them from and its stage's name",
+            ["stage", "step"],
+            registry=self.registry,
+        )
+        self.busy = Counter(
+            "proofmint_busy_seconds",
+            "Seconds this worker spent processing batches, by journal stage and step",
+            ["stage", "step"],
+            registry=self.registry,
+        )
 
-    def observe(self, stage: str, started: float) -> None:
-        self.latency.labels(stage).observe(time.monotonic() - started)
+    def observe(self, stage: str, started: float, *, jobs: int = 0, origin: str | None = None) -> None:
+        """One unit of work of `stage` (a batch of `jobs` taken from journal stage `origin`)."""
+        elapsed = time.monotonic() - started
+        self.latency.labels(stage).observe(elapsed)
+        if origin is not None and jobs:
+            self.processed.labels(origin, stage).inc(jobs)
+            self.busy.labels(origin, stage).inc(elapsed)
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

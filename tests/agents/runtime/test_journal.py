@@ -244,6 +244,8 @@ def test_queries_by_requester_digest_stage_and_time(journal: Journal, clock: Clo
     assert journal.version(["stored"]) != before
     assert journal.reached("registered") == {"r2": (1_001.0, 1_003.0)}
     assert journal.counts() == {"requested": 1, "stored": 1, "registered": 1}
+    journal.claim("requested", "w", limit=1, lease_s=30)  # leased: not in the backlog
+    assert journal.backlog() == {"stored": (1, 1.0), "registered": (1, 0.0)}
 
 
 def test_delivered_events_are_kept_once_and_can_be_removed(journal: Journal):
