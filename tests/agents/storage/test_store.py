@@ -1,62 +1,75 @@
-"""The local block store and CAR export (agents/storage/store.py, car.py)."""
+"""The block stores and CAR export (agents/storage/store.py, pgstore.py, car.py): the behaviour
+every backend shares runs on both the local folder and PostgreSQL (the `store` fixture); what only the
+PostgreSQL store does is in test_pgstore.py."""
 
 from __future__ import annotations
 
 import asyncio
 import io
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from agents.storage.car import read_car
 from agents.storage.cid import Cid, CidError
-from agents.storage.store import BlockNotFoundError, CorruptBlockError, LocalStore
-from agents.storage.unixfs import CHUNK_SIZE
+from agents.storage.pgstore import PostgresStore
+from agents.storage.store import BlockNotFoundError, BlockStore, CorruptBlockError, LocalStore
+from agents.storage.unixfs import CHUNK_SIZE, decode_file_node
+from tests.agents.storage.backends import block_count, overwrite_block
 from tests.agents.storage.reference import reference_car, reference_cid
 
 SIZES = [0, 5, CHUNK_SIZE, 2 * CHUNK_SIZE + 3]
 
 
+@pytest.fixture(params=["local", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlockStore]:
+    """An empty store of each backend (a fresh folder; a fresh database on the tests' server)."""
+    if request.param == "local":
+        yield LocalStore(tmp_path / "store")
+        return
+    store = PostgresStore(request.getfixturevalue("postgres_url"))
+    yield store
+    store.close()
+
+
 @pytest.mark.parametrize("version", [0, 1])
 @pytest.mark.parametrize("size", SIZES)
-def test_add_then_read_returns_the_bytes_and_the_ipfs_cid(tmp_path: Path, version: int, size: int):
+def test_add_then_read_returns_the_bytes_and_the_ipfs_cid(tmp_path: Path, store: BlockStore, version: int, size: int):
     data = os.urandom(size)
     source = tmp_path / "file"
     source.write_bytes(data)
-    store = LocalStore(tmp_path / "store")
-    cid = store.add(source.open("rb"), version)
+    with source.open("rb") as stream:
+        cid = store.add(stream, version)
     assert str(cid) == reference_cid(source, version)
     assert store.read(cid) == data and store.has(cid)
 
 
-def test_adding_twice_is_idempotent(tmp_path: Path):
-    store = LocalStore(tmp_path)
+def test_adding_twice_is_idempotent(store: BlockStore):
     data = os.urandom(CHUNK_SIZE + 1)
     first = store.add_bytes(data)
-    count = len(list((tmp_path / "blocks").rglob("*")))
+    count = block_count(store)
+    assert count == 3  # two leaves, one root
     assert store.add_bytes(data) == first
-    assert len(list((tmp_path / "blocks").rglob("*"))) == count
+    assert block_count(store) == count
 
 
-def test_repeated_chunks_are_stored_once(tmp_path: Path):
-    store = LocalStore(tmp_path)
+def test_repeated_chunks_are_stored_once(store: BlockStore):
     cid = store.add_bytes(bytes(3 * CHUNK_SIZE))  # three identical leaves
-    files = [p for p in (tmp_path / "blocks").rglob("*") if p.is_file()]
-    assert len(files) == 2  # one leaf, one root
+    assert block_count(store) == 2  # one leaf, one root
     assert store.read(cid) == bytes(3 * CHUNK_SIZE)
 
 
-def test_missing_block_is_a_clear_error(tmp_path: Path):
+def test_missing_block_is_a_clear_error(store: BlockStore):
     with pytest.raises(BlockNotFoundError, match="no block"):
-        LocalStore(tmp_path).read(Cid.of(b"never added", 0x55))
+        store.read(Cid.of(b"never added", 0x55))
 
 
-def test_corrupted_block_is_detected_on_read(tmp_path: Path):
-    store = LocalStore(tmp_path)
+def test_corrupted_block_is_detected_on_read(store: BlockStore):
     cid = store.add_bytes(os.urandom(2 * CHUNK_SIZE))
-    leaf = next(p for p in (tmp_path / "blocks").rglob("*") if p.is_file() and p.stat().st_size == CHUNK_SIZE)
-    leaf.write_bytes(os.urandom(CHUNK_SIZE))
+    leaf, _ = decode_file_node(store.get_block(cid)).links[0]
+    overwrite_block(store, leaf, os.urandom(CHUNK_SIZE))
     with pytest.raises(CorruptBlockError, match="does not hash"):
         store.read(cid)
 
@@ -67,8 +80,7 @@ def test_no_temporary_files_are_left(tmp_path: Path):
 
 
 @pytest.mark.parametrize("version", [0, 1])
-def test_car_export_is_read_by_the_js_car_reader(tmp_path: Path, version: int):
-    store = LocalStore(tmp_path / "store")
+def test_car_export_is_read_by_the_js_car_reader(tmp_path: Path, store: BlockStore, version: int):
     data = os.urandom(3 * CHUNK_SIZE + 7)
     cid = store.add_bytes(data, version)
     car = tmp_path / "file.car"
@@ -100,8 +112,7 @@ def test_car_reader_refuses_tampering(tmp_path: Path):
         read_car(b"\x05hello")
 
 
-def test_async_put_and_get_run_off_the_loop(tmp_path: Path):
-    store = LocalStore(tmp_path)
+def test_async_put_and_get_run_off_the_loop(store: BlockStore):
 
     async def main() -> bytes:
         cid = await store.put(b"payload")
