@@ -59,7 +59,7 @@ from agents.runtime import jobs
 from agents.runtime.journal import Journal, StaleJobError
 from agents.runtime.telemetry import LATENCY_BUCKETS, Metrics
 from agents.storage.cid import RAW, Cid, CidError
-from agents.storage.store import BlockNotFoundError, LocalStore
+from agents.storage.store import BlockNotFoundError, BlockStore
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_LIMIT = 200
@@ -69,7 +69,7 @@ MAX_QUERY_CHARS = 256
 @dataclass
 class ApiDeps:
     journal: Journal
-    store: LocalStore
+    store: BlockStore
     chain: ChainView
     paywall: Paywall
     metrics: Metrics | None = None

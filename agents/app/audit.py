@@ -66,7 +66,7 @@ from agents.core.errors import PermanentError
 from agents.models.head import VERDICTS
 from agents.storage.car import read_car
 from agents.storage.cid import RAW, Cid, CidError
-from agents.storage.store import LocalStore
+from agents.storage.store import BlockStore
 from agents.storage.unixfs import Importer, decode_file_node
 
 T = TypeVar("T")
@@ -225,13 +225,13 @@ def assemble(root: Cid, block: Callable[[Cid], bytes | None]) -> bytes | None:
 
 
 class StoreSource:
-    """A local block store (`agents.storage.store`), its blocks read as they lie
-    (`LocalStore.raw_block`), so a damaged or tampered block reaches the facts instead of
+    """A block store (`agents.storage.store`: a folder, or PostgreSQL), its blocks read as they lie
+    (`BlockStore.raw_block`), so a damaged or tampered block reaches the facts instead of
     stopping the audit."""
 
-    def __init__(self, store: LocalStore) -> None:
+    def __init__(self, store: BlockStore) -> None:
         self.store = store
-        self.label = f"store {store.root}"
+        self.label = f"store {store.location}"
 
     async def file(self, cid: Cid) -> bytes | None:
         return await asyncio.to_thread(assemble, cid, self.store.raw_block)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from agents.app.options import journal_option
+from agents.app.options import journal_option, store_option
 from agents.core.errors import PermanentError
 from agents.core.toolchain import project_root
 from agents.daemons.pipeline import DAEMONS, REGISTRATIONS
@@ -113,10 +113,10 @@ def stop_on_signals() -> asyncio.Event:
     return stop
 
 
-async def _serve(agents: Any, metrics: Any, port: int | None) -> None:
+async def _serve(agents: Any, metrics: Any, port: int | None, host: str = "127.0.0.1") -> None:
     from agents.runtime.telemetry import serve_metrics
 
-    runner = await serve_metrics(metrics, port=port) if port else None
+    runner = await serve_metrics(metrics, host=host, port=port) if port else None
     stop = stop_on_signals()
     await agents.start()
     shown = ""
@@ -238,6 +238,12 @@ reviewer_option = click.option(
 @click.option("--clip", default=None, help="open_clip model (default: local-dir:models/tiny-clip)")
 @click.option("--redis", "redis_url", default=None, help="redis://host:port: wake-ups across processes")
 @click.option("--metrics-port", type=click.IntRange(1, 65535), default=None, help="Serve /metrics and /healthz")
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="The address /metrics and /healthz listen on (0.0.0.0: reachable by Prometheus, probes, `proofmint scale`)",
+)
 @click.option("--worker", default=None, help="Worker id (default: host/pid)")
 @click.option("--api-host", default="127.0.0.1", show_default=True, help="api: the address to listen on")
 @click.option("--api-port", type=click.IntRange(1, 65535), default=8080, show_default=True, help="api: the port")
@@ -263,6 +269,7 @@ reviewer_option = click.option(
 @curation_head_option
 @reviewer_option
 @journal_option
+@store_option
 def agent_command(
     name: str,
     rpc: str,
@@ -275,6 +282,7 @@ def agent_command(
     clip: str | None,
     redis_url: str | None,
     metrics_port: int | None,
+    metrics_host: str,
     worker: str | None,
     api_host: str,
     api_port: int,
@@ -286,13 +294,17 @@ def agent_command(
     curation_head: Path,
     reviewers: frozenset[str],
     journal: str | Path | None,
+    store: str | Path | None,
 ) -> None:
     """Run one daemon (generator, curator, publisher, registrar, prover or settlement), or the
     HTTP API with the dApp (api).
 
     Any number of each may run, on any hosts, when they share a PostgreSQL journal (--journal
-    postgresql://...), Redis (--redis) for wake-ups, and the chain; each chain-writing daemon
-    needs a key of its own (--key-env)."""
+    postgresql://...), a content store every host reaches (--store postgresql://...), Redis
+    (--redis) for wake-ups, and the chain. Of the processes that run a chain-writing daemon
+    (registrar, prover, settlement) with one key, one sends and the others stand by to take over;
+    one registrar and one settlement daemon send at a time whatever their keys; provers with keys
+    of their own prove side by side."""
     deployment = deployment or recorded_deployment(rpc)
     if name == API:
         if service is None:
@@ -302,7 +314,17 @@ def agent_command(
             )
         asyncio.run(
             _run_api(
-                rpc, deployment, state, api_host, api_port, public_rpc or rpc, data_trees, service, reviewers, journal
+                rpc,
+                deployment,
+                state,
+                api_host,
+                api_port,
+                public_rpc or rpc,
+                data_trees,
+                service,
+                reviewers,
+                journal,
+                store,
             )
         )
         return
@@ -336,12 +358,14 @@ def agent_command(
             clip,
             redis_url,
             metrics_port,
+            metrics_host,
             worker,
             service,
             registration,
             policy,
             curation_head,
             journal,
+            store,
         )
     )
 
@@ -357,6 +381,7 @@ async def _run_api(
     service: str,
     reviewers: frozenset[str],
     journal: str | Path | None,
+    store: str | Path | None,
 ) -> None:
     from eth_account import Account
     from web3 import HTTPProvider, Web3
@@ -391,6 +416,7 @@ async def _run_api(
         metrics=metrics,
         service=service,
         journal=journal,
+        store=store,
     )
     app = api_app(parts, state / "api", data_trees=trees, rpc_url=public_rpc, reviewers=reviewers)
     runner = await serve(app, host=host, port=port)
@@ -415,12 +441,14 @@ async def _run_agent(
     clip: str | None,
     redis_url: str | None,
     metrics_port: int | None,
+    metrics_host: str,
     worker: str | None,
     service: str | None,
     registration: str,
     policy: Path,
     curation_head: Path,
     journal: str | Path | None,
+    store: str | Path | None,
 ) -> None:
     from web3 import HTTPProvider, Web3
 
@@ -456,6 +484,7 @@ async def _run_agent(
         policy=policy,
         head=curation_head,
         journal=journal,
+        store=store,
     )
     if head_models:
         try:
@@ -478,7 +507,7 @@ async def _run_agent(
         registration=registration,
     )
     try:
-        await _serve(agents, metrics, metrics_port)
+        await _serve(agents, metrics, metrics_port, metrics_host)
     finally:
         parts.close()
         if redis is not None:
@@ -515,6 +544,7 @@ async def _run_agent(
 @curation_head_option
 @reviewer_option
 @journal_option
+@store_option
 def up_command(
     state: Path | None,
     metrics_port: int,
@@ -527,6 +557,7 @@ def up_command(
     curation_head: Path,
     reviewers: frozenset[str],
     journal: str | Path | None,
+    store: str | Path | None,
 ) -> None:
     """Every daemon in one process on a fresh development chain, and the HTTP API with the dApp,
     until Ctrl-C.
@@ -587,6 +618,7 @@ def up_command(
                 curation_head,
                 reviewers,
                 journal,
+                store,
             )
         )
 
@@ -669,6 +701,7 @@ async def _up(
     curation_head: Path,
     reviewers: frozenset[str],
     journal: str | Path | None,
+    store: str | Path | None,
 ) -> None:
     from agents.api.serve import DEPS, api_app, serve
     from agents.app.wiring import build_agents, open_local
@@ -688,6 +721,7 @@ async def _up(
         policy=policy,
         head=curation_head,
         journal=journal,
+        store=store,
     )
     moderation = parts.owned_models.policy if parts.owned_models is not None else None
     if moderation is not None:

@@ -50,7 +50,8 @@ from agents.runtime.queues import MemoryQueue, WorkQueue
 from agents.runtime.stage import Stage
 from agents.runtime.telemetry import Metrics
 from agents.storage.credentials import DevIdentity
-from agents.storage.store import LocalStore
+from agents.storage.pgstore import open_store
+from agents.storage.store import BlockStore
 
 ZERO32: Final = b"\x00" * 32
 HEAD_SIZES: Final = (4, 1)
@@ -138,7 +139,7 @@ def prepare_chain(
     t2i_folder: Path,
     circuits: Mapping[int, Any],
     bands: tuple[int, int],
-    store: LocalStore,
+    store: BlockStore,
     solc: Path,
     progress: Progress = _quiet,
 ) -> LocalSetup:
@@ -282,7 +283,7 @@ class Parts:
 
     journal: Journal
     client: ChainClient | None
-    store: LocalStore
+    store: BlockStore
     identity: DevIdentity | None
     generator: Any
     curator: Any
@@ -320,7 +321,14 @@ class Parts:
             self.owned_models.close()
         if self.prover_executor is not None:
             self.prover_executor.shutdown(wait=True)
+        self.store.close()
         self.journal.close()
+
+
+def store_location(state: Path, store: str | Path | None) -> str | Path:
+    """Where the content store lives: `store` (a folder, or a postgresql:// URL that every host
+    reaches), else the state folder's own `store` folder."""
+    return store if store is not None else state / "store"
 
 
 def journal_location(state: Path, journal: str | Path | None) -> str | Path:
@@ -349,9 +357,11 @@ async def open_parts(
     policy: Path | None = None,
     head: Path | None = None,
     journal: str | Path | None = None,
+    store: str | Path | None = None,
 ) -> Parts:
     """Opens what the daemons in `names` need under `state`: the journal (`journal`: a path or a
-    postgresql:// URL; default `state`/journal.db), the content store,
+    postgresql:// URL; default `state`/journal.db), the content store (`store`: a folder or a
+    postgresql:// URL; default `state`/store),
     the chain client, the curator's near-duplicate index (as the curator last saved it), and
     the models (`load_models` with `t2i`, `clip` and `agent_threads`), unless `models` are
     handed in loaded: then they stay the caller's. `service`: see `Parts.service`."""
@@ -369,9 +379,16 @@ async def open_parts(
         models = owned = await load_models(
             root, names, t2i=t2i, clip=clip, agent_threads=agent_threads, policy=policy, head=head
         )
-    journal = Journal(journal_location(state, journal), final=jobs.REGISTERED_OR_FINAL)
+    opened = Journal(journal_location(state, journal), final=jobs.REGISTERED_OR_FINAL)
+    blocks = open_store(store_location(state, store))
+    try:
+        await asyncio.to_thread(blocks.create)
+    except BaseException:
+        opened.close()
+        blocks.close()
+        raise
     abis = await asyncio.to_thread(load_abis, root, (*CORE, MARKET))
-    client = ChainClient(web3, Account.from_key(key), journal, addresses, abis, poll=sender_poll)
+    client = ChainClient(web3, Account.from_key(key), opened, addresses, abis, poll=sender_poll)
     generator = models.generator if "generator" in names else None
     curator = models.curator if "curator" in names else None
     index_path = state / "curator-index.npz"
@@ -394,9 +411,9 @@ async def open_parts(
             initargs=(PROVER_NICENESS,),
         )
     return Parts(
-        journal=journal,
+        journal=opened,
         client=client,
-        store=LocalStore(state / "store"),
+        store=blocks,
         identity=identity,
         generator=generator,
         curator=curator,
@@ -439,6 +456,8 @@ async def open_local(
     circuits = await asyncio.to_thread(
         build_head_circuits, root / ".cache" / "zkml-agents", folder, tuple(head_sizes), progress=progress
     )
+    blocks = open_store(store_location(state, parts_options.get("store")))
+    await asyncio.to_thread(blocks.create)
     setup = await asyncio.to_thread(
         lambda: prepare_chain(
             ape.project,
@@ -449,7 +468,7 @@ async def open_local(
             t2i_folder=root / "models" / "tiny-t2i",
             circuits=circuits,
             bands=(decider.accept_fixed, decider.review_fixed),
-            store=LocalStore(state / "store"),
+            store=blocks,
             solc=solc_executable(root),
             progress=progress,
         )
@@ -638,6 +657,8 @@ def build_agents(
     registration: str = MANY,
     market_confirmations: int = 2,
     generate_linger_s: float = 0.25,
+    lease_s: float | None = None,
+    lease_ttl_s: float | None = None,
 ) -> Agents:
     """The stages of the daemons in `names` (`agents.daemons.pipeline.STAGES`), woken through
     `queues` (one per hand-off: `memory_queues()` in process, the default, or `redis_queues`)."""
@@ -656,6 +677,8 @@ def build_agents(
     stages: list[Stage] = []
     for spec in specs:
         common: dict[str, Any] = {"idle": idle, "metrics": parts.metrics}
+        if lease_s is not None:  # how soon a dead worker's jobs are taken over (renewed while in hand)
+            common["lease_s"] = lease_s
         if spec.inbox is not None:
             common["inbox"] = q[spec.inbox]
         if spec.outbox is not None:
@@ -676,6 +699,7 @@ def build_agents(
         ),
         roles=tuple(sorted(SINGLE_LEADER_DAEMONS & set(names))),
         worker=worker,
+        **({"lease_ttl_s": lease_ttl_s} if lease_ttl_s is not None else {}),
         withdraw_every_s=withdraw_every_s if "settlement" in names else None,
         metrics=parts.metrics,
         watchers=watchers,

@@ -22,7 +22,7 @@ from agents.runtime import jobs
 from agents.runtime.journal import Job
 from agents.runtime.stage import Done, Outcome, Stage
 from agents.storage.cid import Cid
-from agents.storage.store import LocalStore
+from agents.storage.store import BlockStore
 
 _NEXT = {Decision.ACCEPT: jobs.CURATED, Decision.REVIEW: jobs.REVIEW, Decision.REJECT: jobs.REJECTED}
 
@@ -34,7 +34,7 @@ class CurateStage(Stage):
     give_up = jobs.FAILED
 
     def __init__(
-        self, journal: Any, curator: Curator, store: LocalStore, *, index_path: Path | None = None, **options: Any
+        self, journal: Any, curator: Curator, store: BlockStore, *, index_path: Path | None = None, **options: Any
     ) -> None:
         super().__init__(journal, **options)
         self.curator, self.store, self.index_path = curator, store, index_path

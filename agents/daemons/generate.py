@@ -27,7 +27,7 @@ from agents.runtime import jobs
 from agents.runtime.journal import Job
 from agents.runtime.retry import is_retryable
 from agents.runtime.stage import Done, Failed, Outcome, Stage
-from agents.storage.store import LocalStore
+from agents.storage.store import BlockStore
 
 
 class GenerateStage(Stage):
@@ -40,7 +40,7 @@ class GenerateStage(Stage):
         self,
         journal: Any,
         generator: Generator,
-        store: LocalStore,
+        store: BlockStore,
         *,
         model_id: int = 0,
         screen: Screen | None = None,

@@ -28,7 +28,7 @@ from agents.runtime.stage import Done, Failed, Outcome, Stage
 from agents.storage.cid import Cid
 from agents.storage.credentials import DevIdentity, sign_sidecar
 from agents.storage.manifest import Provenance, c2pa_definition, canonical_json, erc721_metadata, metadata_name
-from agents.storage.store import LocalStore
+from agents.storage.store import BlockStore
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -71,7 +71,7 @@ class PublishStage(Stage):
     def __init__(
         self,
         journal: Any,
-        store: LocalStore,
+        store: BlockStore,
         identity: DevIdentity,
         model: ModelInfo,
         *,

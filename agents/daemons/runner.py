@@ -102,7 +102,7 @@ class Agents:
     async def _take_leases(self) -> str | None:
         """Takes (or renews) every lease: None if this process holds them all now, else who
         holds one. A partial take is given back, so two standbys never split the leases."""
-        taken = []
+        taken: list[str] = []
         for name in self.leases:
             holder = await self.journal.call(self.journal.take_lease, name, self.worker, ttl_s=self.lease_ttl_s)
             if holder is not None:

@@ -48,7 +48,8 @@ def redact(location: str | Path) -> str:
 
 
 class Cursor(Protocol):
-    rowcount: int
+    @property
+    def rowcount(self) -> int: ...
 
     def fetchone(self) -> Any: ...
 
@@ -293,7 +294,7 @@ class PostgresDatabase:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         try:
-            return self.db.execute(self._translate(sql), tuple(params))  # type: ignore[return-value]
+            return self.db.execute(self._translate(sql), tuple(params))
         except self._errors as error:
             raise JournalUnavailableError(f"journal {redact(self.url)}: {error}") from error
 

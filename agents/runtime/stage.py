@@ -4,7 +4,9 @@ Lifecycle of `Stage.run()`:
 1. Free the leases this worker's previous life held (same `worker` id), so a restarted worker
    resumes at once instead of waiting for them to run out.
 2. Claim up to `batch` jobs at `origin` under a lease of `lease_s` seconds (jobs whose lease ran
-   out, because their worker died, are claimed again).
+   out, because their worker died, are claimed again). While the batch is in hand the lease is
+   renewed every `lease_s / 3` seconds, so a batch may take any time while a dead worker's jobs
+   are taken over within `lease_s` (by any worker on any host sharing the journal).
 3. Hand them to `process`, which returns one outcome per job: `Done` (advance, to `target` or the
    outcome's own stage, with payload updates), `Failed`, or `Journaled` (process advanced the
    job itself, in one journal transaction with others). An exception out of `process` fails
@@ -92,7 +94,7 @@ class Stage(ABC):
         outbox: WorkQueue | None = None,
         metrics: Metrics | None = None,
         batch: int = 8,
-        lease_s: float = 300.0,
+        lease_s: float = 30.0,
         max_attempts: int = 5,
         retry_base: float = 1.0,
         retry_cap: float = 60.0,
@@ -180,6 +182,7 @@ class Stage(ABC):
         if not jobs:
             return 0
         started = time.monotonic()
+        keeper = asyncio.ensure_future(self._keep_leases([job.key for job in jobs]))
         try:
             outcomes = list(await self.process(jobs))
         except asyncio.CancelledError:
@@ -187,6 +190,10 @@ class Stage(ABC):
         except Exception as error:
             log.exception("batch failed", extra={"fields": {"stage": self.name, "jobs": len(jobs)}})
             outcomes = [Failed(job.key, f"{type(error).__name__}: {error}", is_retryable(error)) for job in jobs]
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
         if self.metrics is not None:
             self.metrics.observe(self.name, started, jobs=len(jobs), origin=self.origin)
         by_key = {job.key: job for job in jobs}
@@ -197,6 +204,16 @@ class Stage(ABC):
                 await self._apply(outcome)
         self.processed += len(jobs)
         return len(jobs)
+
+    async def _keep_leases(self, keys: list[str]) -> None:
+        """Renews the lease of the jobs in hand until cancelled; a failed renewal is tried again
+        at the next beat (the jobs stay leased until `lease_s` runs out)."""
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            try:
+                await self.journal.call(self.journal.extend_leases, keys, self.origin, self.worker, self.lease_s)
+            except Exception:
+                log.warning("could not renew leases", extra={"fields": {"stage": self.name, "jobs": len(keys)}})
 
     async def _batch_due(self) -> bool:
         count, waited = await self.journal.call(self.journal.ready, self.origin)

@@ -22,7 +22,7 @@ from agents.core.errors import PermanentError
 from agents.core.requests import GeneratorError, check_text
 from agents.storage.cid import Cid
 from agents.storage.manifest import canonical_json
-from agents.storage.store import LocalStore
+from agents.storage.store import BlockStore
 from agents.storage.unixfs import Importer
 
 #: The contract's limit on parents (`ProvenanceRegistry.MAX_PARENTS`).
@@ -136,7 +136,7 @@ class Derivative:
         image, params, metadata = (str(_cid(f)) for f in self.files())
         return StoredDerivative(image, params, metadata)
 
-    async def store(self, store: LocalStore) -> StoredDerivative:
+    async def store(self, store: BlockStore) -> StoredDerivative:
         """Adds the image, the parameters document and the metadata to `store` (content
         addressed: adding again changes nothing)."""
         image, params, metadata = [str(await store.put(f)) for f in self.files()]

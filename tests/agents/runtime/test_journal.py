@@ -407,3 +407,18 @@ def test_claimants_racing_for_free_leases_never_both_win(postgres_url: str):
         claimant.stdin.flush()
     won = [int(c.communicate(timeout=60)[0].strip()) for c in claimants]
     assert sum(won) == 200
+
+
+def test_a_busy_worker_keeps_its_leases_and_a_dead_ones_run_out(journal: Journal, clock: Clock):
+    for key in ("a", "b"):
+        journal.submit(key, "asset", {}, stage="proving")
+    journal.claim("proving", "w1", limit=2, lease_s=30)
+    clock.now += 20
+    assert journal.extend_leases(["a", "b"], "proving", "w1", 30) == 2  # still busy: until 1_050
+    assert journal.extend_leases(["a"], "proving", "w2", 30) == 0  # not its jobs
+    clock.now += 20
+    assert journal.claim("proving", "w2", limit=2, lease_s=30) == []
+    journal.advance(["a"], "proving", "proved", owner="w1")
+    assert journal.extend_leases(["a", "b"], "proving", "w1", 30) == 1  # a moved on
+    clock.now += 31  # w1 died with b in hand
+    assert [j.key for j in journal.claim("proving", "w2", limit=2, lease_s=30)] == ["b"]

@@ -323,3 +323,20 @@ def test_a_batching_stage_does_not_linger_when_nothing_is_upstream(tmp_path: Pat
     with pytest.raises(ValueError, match="upstream"):
         Hash(journal, worker="w", batch=8, min_batch=2, upstream=("requested",))
     journal.close()
+
+
+def test_a_long_batch_keeps_its_jobs_leased_so_no_other_worker_takes_them(journal: Journal):
+    journal.submit("k", "t", {"text": "x"}, stage="requested")
+    taken: list[list[str]] = []
+
+    class Long(Hash):
+        async def process(self, jobs: Sequence[Job]) -> Sequence[Outcome]:
+            await asyncio.sleep(0.5)  # five lease lengths
+            other = await self.journal.call(self.journal.claim, "requested", "w2", limit=5, lease_s=0.1)
+            taken.append([job.key for job in other])
+            return [Done(job.key) for job in jobs]
+
+    stage = Long(journal, worker="w1", batch=1, lease_s=0.1)
+    assert asyncio.run(stage.step()) == 1
+    assert taken == [[]]  # renewed all along: w2 found nothing to take
+    assert journal.history("k") == [("", "requested"), ("requested", "hashed")]
