@@ -36,7 +36,7 @@ from agents.daemons.pipeline import BEFORE_DELIVERED, BEFORE_PUBLISHED, DAEMONS,
 from agents.daemons.prove import ProveStage
 from agents.daemons.publish import ModelInfo, PublishStage
 from agents.daemons.register import ClaimStage, CommitStage, RegisterStage
-from agents.daemons.runner import Agents
+from agents.daemons.runner import LEASE_TTL_S, Agents
 from agents.daemons.settle import SettleStage
 from agents.deploy.deployment import Deployed, deploy_core
 from agents.models.curator import DEFAULT_POLICY
@@ -699,7 +699,7 @@ def build_agents(
         ),
         roles=tuple(sorted(SINGLE_LEADER_DAEMONS & set(names))),
         worker=worker,
-        **({"lease_ttl_s": lease_ttl_s} if lease_ttl_s is not None else {}),
+        lease_ttl_s=lease_ttl_s if lease_ttl_s is not None else LEASE_TTL_S,
         withdraw_every_s=withdraw_every_s if "settlement" in names else None,
         metrics=parts.metrics,
         watchers=watchers,

@@ -42,6 +42,9 @@ from agents.runtime.telemetry import Metrics
 
 log = logging.getLogger("proofmint.agents")
 
+#: How long a sender lease lasts without renewal: how soon a standby takes over a dead leader.
+LEASE_TTL_S = 15.0
+
 
 class LeadershipLostError(RetryableError):
     """Another process took this one's sender lease (it could not renew in time): it stops
@@ -65,7 +68,7 @@ class Agents:
     roles: Sequence[str] = ()
     #: who this process is, in the journal's leases
     worker: str = "local"
-    lease_ttl_s: float = 15.0
+    lease_ttl_s: float = LEASE_TTL_S
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _leading: bool = False
