@@ -1,4 +1,4 @@
-"""API benchmark: `python bench/api.py [--assets N] [--seconds S] [--concurrency C]` (or
+"""API benchmark: `python bench/api.py [--assets N] [--seconds S] [--concurrency C] [--payers P]` (or
 `make bench-api`).
 
 On the embedded chain, with assets the pipeline made and registered, metered terms on each and
@@ -9,8 +9,10 @@ a payer's escrow, one run, side by side with its baseline:
   framework's ceiling on this machine, same client);
 - voucher signature verifications per second on one core (`agents.api.paywall.signer_of`, the
   check the paywall runs); baseline: eth-account's `Account.recover_message` of the same typed
-  data; and the whole paywall check (signature, terms, channel, escrow on chain, durable book,
-  journal) per second;
+  data; and the whole paywall check (signature, terms, channel, escrow, durable book, journal)
+  per second, P payers at once (16), as the API runs it (chain figures from the licence index
+  that events keep current, `agents.api.license_index`) beside the same checks reading the chain
+  each time (the paywall before the index); and one payer's checks one at a time;
 - a paid fetch (`PayingClient.fetch`: sign the next voucher, one round trip, served after every
   check) p50 and p99; baseline: a free fetch of the asset's metadata by CID.
 The last line is one JSON object.
@@ -39,6 +41,7 @@ FRONT = ["generator", "curator", "publisher", "registrar"]
 ETH = "0x" + "00" * 20
 FINNEY = 10**15
 SERVICE = "0x" + "5e" * 20  # any service: verification alone never reads it
+USES = 10  # vouchers per channel in the paywall checks
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -132,17 +135,70 @@ def verification_rates(count: int) -> tuple[float, float]:
     return ours, baseline
 
 
-async def measure(asset_count: int, seconds: float, concurrency: int, fetches: int) -> dict[str, Any]:
+def fund_payers(ape: Any, licenses: Any, operator: Any, count: int, service: str) -> list[Any]:
+    """`count` new payers (eth-account keys), each given ETH for gas and depositing a finney of
+    escrow with `service` (signed with its own key, sent raw)."""
+    from eth_account import Account
+
+    web3 = ape.chain.provider.web3
+    chain_id = int(web3.eth.chain_id)
+    payers = [Account.create() for _ in range(count)]
+    for payer in payers:
+        operator.transfer(payer.address, 10**17)
+        built = licenses.functions.deposit(ETH, service, FINNEY).build_transaction(
+            {"from": payer.address, "value": FINNEY, "nonce": 0, "chainId": chain_id}
+        )
+        raw = payer.sign_transaction(built).raw_transaction
+        receipt = web3.eth.wait_for_transaction_receipt(web3.eth.send_raw_transaction(raw))
+        assert receipt["status"] == 1, "a payer's deposit failed"
+    return payers
+
+
+def signed_uses(
+    payer: Any,
+    service: str,
+    assets: list[Any],
+    terms: dict[str, int],
+    chain_id: int,
+    manager: str,
+    deadline: int,
+    uses: int,
+) -> list[tuple[Any, bytes]]:
+    """`uses` vouchers (one use more each) on one channel per asset, for `payer`."""
+    from agents.core.settlement import SignedVoucher
+    from agents.core.vouchers import Voucher, sign_voucher
+
+    signed = []
+    for job in assets:
+        digest = bytes.fromhex(job.payload["sha256"])
+        for use in range(1, uses + 1):
+            v = Voucher(str(payer.address), service, digest, terms[job.key], use, deadline)
+            signed.append((SignedVoucher(v, sign_voucher(v, payer.key, chain_id, manager)), digest))
+    return signed
+
+
+async def check_rate(paywall: Any, per_payer: list[list[tuple[Any, bytes]]]) -> float:
+    """Paywall checks per second: each payer's vouchers one after another, the payers at once."""
+
+    async def pay(vouchers: list[tuple[Any, bytes]]) -> None:
+        for sv, digest in vouchers:
+            await paywall.accept(sv, asset=digest, terms_id=sv.voucher.terms_id)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(pay(v) for v in per_payer))
+    return sum(len(v) for v in per_payer) / (time.perf_counter() - started)
+
+
+async def measure(asset_count: int, seconds: float, concurrency: int, fetches: int, payers: int) -> dict[str, Any]:
     import aiohttp
     import ape
     from aiohttp import web
 
+    from agents.api.chainview import ChainView
     from agents.api.client import PayingClient
-    from agents.api.paywall import MIN_DEADLINE_S
+    from agents.api.paywall import MIN_DEADLINE_S, ChannelBook, Paywall
     from agents.api.serve import DEPS, api_app, serve
     from agents.app.wiring import open_local
-    from agents.core.settlement import SignedVoucher
-    from agents.core.vouchers import Voucher, sign_voucher
     from tests.agents.runtime.anvil import free_port
 
     accounts = ape.accounts.test_accounts
@@ -207,24 +263,29 @@ async def measure(asset_count: int, seconds: float, concurrency: int, fetches: i
                 )
                 click.echo("voucher verification ...", err=True)
                 ours, baseline = await asyncio.to_thread(verification_rates, 2_000)
-                # the whole paywall check, straight (no HTTP): distinct channels, one use each
+                # the whole paywall check, straight (no HTTP): `payers` payers at once, each paying
+                # one use after another on a channel per asset. The API's paywall (chain figures
+                # from the licence index, kept current by events) against the same checks reading
+                # the chain each time (ChainView), each with a channel book of its own.
                 chain_id = int(ape.chain.chain_id)
+                click.echo(f"paywall checks: {payers} payers at once ...", err=True)
+                manager = deps.chain.client.contract("LicenseManager")
+                funded = await asyncio.to_thread(fund_payers, ape, manager, operator, 2 * payers + 1, service)
                 deadline = int(ape.chain.pending_timestamp) + 2 * MIN_DEADLINE_S  # the paywall takes a day at least
-                checks = []
-                for job in assets:
-                    digest = bytes.fromhex(job.payload["sha256"])
-                    for uses in range(1, 26):
-                        v = Voucher(str(payer.address), service, digest, terms[job.key], uses, deadline)
-                        checks.append(
-                            (
-                                SignedVoucher(v, sign_voucher(v, payer.private_key, chain_id, deps.chain.settlement)),
-                                digest,
-                            )
-                        )
-                started = time.perf_counter()
-                for sv, digest in checks:
-                    await deps.paywall.accept(sv, asset=digest, terms_id=sv.voucher.terms_id)
-                full_checks = len(checks) / (time.perf_counter() - started)
+                vouchers = [
+                    signed_uses(account, service, assets, terms, chain_id, deps.chain.settlement, deadline, USES)
+                    for account in funded
+                ]
+                full_checks = await check_rate(deps.paywall, vouchers[:payers])
+                serial_checks = await check_rate(deps.paywall, [vouchers[-1]])  # one payer: one at a time
+                baseline = Paywall(
+                    ChannelBook(state / "baseline-channels.db"),
+                    ChainView(deps.chain.client, chain_id),
+                    deps.paywall._submit,
+                    service=service,
+                )
+                baseline_checks = await check_rate(baseline, vouchers[payers : 2 * payers])
+                baseline.book.close()
                 click.echo(f"paid fetches: {fetches} ...", err=True)
                 async with aiohttp.ClientSession() as session:
                     client = PayingClient(session, payer.private_key)
@@ -260,6 +321,8 @@ async def measure(asset_count: int, seconds: float, concurrency: int, fetches: i
         "verify": ours,
         "verify_baseline": baseline,
         "full_checks": full_checks,
+        "serial_checks": serial_checks,
+        "baseline_checks": baseline_checks,
         "paid": paid,
         "free": free,
     }
@@ -270,7 +333,8 @@ async def measure(asset_count: int, seconds: float, concurrency: int, fetches: i
 @click.option("--seconds", type=click.FloatRange(1, 600), default=10.0, show_default=True)
 @click.option("--concurrency", type=click.IntRange(1, 512), default=32, show_default=True)
 @click.option("--fetches", type=click.IntRange(20, 10_000), default=200, show_default=True)
-def main(asset_count: int, seconds: float, concurrency: int, fetches: int) -> None:
+@click.option("--payers", type=click.IntRange(1, 256), default=16, show_default=True, help="Payers checked at once")
+def main(asset_count: int, seconds: float, concurrency: int, fetches: int, payers: int) -> None:
     from ape import networks
     from ape.logging import LogLevel, logger
 
@@ -279,7 +343,7 @@ def main(asset_count: int, seconds: float, concurrency: int, fetches: int) -> No
     quiet_libraries()
     logger.set_level(LogLevel.ERROR)
     with networks.parse_network_choice("ethereum:local:test"):
-        r = asyncio.run(measure(asset_count, seconds, concurrency, fetches))
+        r = asyncio.run(measure(asset_count, seconds, concurrency, fetches, payers))
     paid_p50, paid_p99 = statistics.median(r["paid"]), percentile(r["paid"], 0.99)
     free_p50 = statistics.median(r["free"])
     click.echo("")
@@ -290,7 +354,11 @@ def main(asset_count: int, seconds: float, concurrency: int, fetches: int) -> No
     click.echo(
         f"{'voucher signature checks/s, one core':<48} {r['verify']:>12.0f} {r['verify_baseline']:>12.0f}  eth-account"
     )
-    click.echo(f"{'whole paywall checks/s (with chain reads)':<48} {r['full_checks']:>12.0f}")
+    click.echo(
+        f"{f'whole paywall checks/s, {payers} payers at once':<48} {r['full_checks']:>12.0f}"
+        f" {r['baseline_checks']:>12.0f}  chain read each check"
+    )
+    click.echo(f"{'  one payer, one check at a time':<48} {r['serial_checks']:>12.0f}")
     click.echo(f"{'paid fetch p50 ms (sign, check, serve)':<48} {paid_p50:>12.2f} {free_p50:>12.2f}  free fetch by CID")
     click.echo(f"{'paid fetch p99 ms':<48} {paid_p99:>12.2f}")
     figures = {
@@ -300,6 +368,9 @@ def main(asset_count: int, seconds: float, concurrency: int, fetches: int) -> No
         "paid_fetch_p50_ms": round(paid_p50, 2),
         "paid_fetch_p99_ms": round(paid_p99, 2),
         "paywall_checks_per_s": round(r["full_checks"], 1),
+        "baseline_paywall_checks_per_s": round(r["baseline_checks"], 1),
+        "paywall_checks_per_s_one_payer": round(r["serial_checks"], 1),
+        "paywall_payers": payers,
         "baseline_requests_per_s": round(r["bare_rps"], 1),
         "baseline_verifications_per_s": round(r["verify_baseline"], 1),
         "free_fetch_p50_ms": round(free_p50, 2),

@@ -67,10 +67,11 @@ class ChainView:
         self._models: tuple[float, list[dict[str, Any]]] | None = None
         self._window: int | None = None
 
-    async def terms_record(self, terms_id: int) -> dict[str, Any] | None:
-        """A terms id's fields as JSON, or None when there is no such id."""
+    async def terms_record(self, terms_id: int, *, fresh: bool = False) -> dict[str, Any] | None:
+        """A terms id's fields as JSON, or None when there is no such id (`fresh`: read now,
+        whatever the cache holds)."""
         cached = self._terms.get(terms_id)
-        if cached is not None and time.monotonic() - cached[0] < self._ttl:
+        if not fresh and cached is not None and time.monotonic() - cached[0] < self._ttl:
             return cached[1]
         count = int(await self.client.call(LICENSES, "termsCount"))
         record: dict[str, Any] | None = None
@@ -96,8 +97,8 @@ class ChainView:
             self._terms[terms_id] = (time.monotonic(), record)
         return record
 
-    async def terms(self, terms_id: int) -> TermsInfo | None:
-        record = await self.terms_record(terms_id)
+    async def terms(self, terms_id: int, *, fresh: bool = False) -> TermsInfo | None:
+        record = await self.terms_record(terms_id, fresh=fresh)
         if record is None:
             return None
         return TermsInfo(
@@ -119,6 +120,11 @@ class ChainView:
         ids = self._terms_by_asset.setdefault(bytes(log["args"]["asset"]), [])
         if int(log["args"]["termsId"]) not in ids:
             ids.append(int(log["args"]["termsId"]))
+
+    async def sync(self) -> None:
+        """Nothing to wait for: settlements and escrow are read afresh each time (terms within
+        `terms_ttl_s`). `agents.api.license_index.LicenseIndex` serves them from events instead."""
+        return None
 
     async def settled(self, payer: str, service: str, terms_id: int) -> int:
         """What the channel (payer, service, terms) has settled on chain."""

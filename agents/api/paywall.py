@@ -27,24 +27,35 @@ content):
    vouchers in that currency owe, this one included. Escrow with any other service counts for
    nothing here.
 
-Accepted vouchers go into the channel book (SQLite, WAL, one row per channel holding the newest
-voucher) in one compare-and-set transaction, then into the journal for the settlement daemon;
-`resubmit` at start puts any the journal lacks back (a crash between the two loses nothing).
-Checks for one payer run one at a time, so two requests at once cannot spend the same escrow.
+Accepted vouchers go into the channel book (one row per channel holding the newest voucher) in
+one transaction that checks again, against every voucher in the book, that the channel only
+moves forward (5), the deadline (6) and the escrow (7), then into the journal for the settlement
+daemon; `resubmit` at start puts any the journal lacks back (a crash between the two loses
+nothing). The book is a SQLite file of the API's own (WAL, an fsync per commit), or, when the
+API shares a PostgreSQL journal with other API processes, a table beside it: the transaction
+then holds the payer's escrow (an advisory lock on payer and service) against all of them, so
+vouchers accepted by any of them count against the escrow, and two requests at once, in one
+process or in two, cannot spend the same escrow. Checks for one payer in one process also run
+one at a time.
+
+The chain figures (terms, what a channel settled, the escrow's cover) come from a
+`LicenseReader`: the API's is the licence index (`agents.api.license_index`), which serves them
+from a cache its events keep current, behind a read barrier (`sync`) that makes each check see
+every event up to the block that was latest when it began: no older figure than a direct read
+would give, without a chain read per check.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from coincurve import PublicKey
 from eth_utils.address import is_address, to_checksum_address
@@ -84,10 +95,17 @@ class TermsInfo:
 
 
 class LicenseReader(Protocol):
-    """What the paywall reads of `LicenseManager` (`agents.api.chainview.ChainView` on a node)."""
+    """What the paywall reads of `LicenseManager` (`agents.api.chainview.ChainView` on a node;
+    `agents.api.license_index.LicenseIndex` over it: the same figures, served from a cache its
+    events keep current)."""
 
     chain_id: int
     settlement: str
+
+    async def sync(self) -> None:
+        """Returns once every figure it serves is as of a block at least as new as the latest
+        one when the call began (a read barrier)."""
+        ...
 
     async def terms(self, terms_id: int) -> TermsInfo | None: ...
 
@@ -122,27 +140,63 @@ class ChannelBookError(PermanentError, ValueError):
     """The channel book on disk is not one this version can use; the message says what to do."""
 
 
+_BOOK_SCHEMA: Final = {
+    "sqlite": (
+        "CREATE TABLE IF NOT EXISTS channels (payer TEXT NOT NULL, service TEXT NOT NULL,"
+        " terms_id INTEGER NOT NULL, currency TEXT NOT NULL, cumulative TEXT NOT NULL, settled TEXT NOT NULL,"
+        " voucher TEXT NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (payer, service, terms_id))"
+    ),
+    "postgresql": (
+        "CREATE TABLE IF NOT EXISTS channels (payer TEXT NOT NULL, service TEXT NOT NULL,"
+        " terms_id BIGINT NOT NULL, currency TEXT NOT NULL, cumulative TEXT NOT NULL, settled TEXT NOT NULL,"
+        " voucher TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (payer, service, terms_id));"
+        "CREATE INDEX IF NOT EXISTS channels_by_escrow ON channels (payer, currency, service)"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """What `ChannelBook.accept_covered` did: `accepted`, or why not (`behind`: a voucher at
+    least as high is the channel's; `deadline`: it would expire before the channel's newest
+    unsettled one; `uncovered`: with it, the payer's channels would owe `owed` > the cover),
+    with the channel's newest voucher and, when uncovered, every channel of that escrow."""
+
+    outcome: str
+    known: SignedVoucher | None = None
+    owed: int = 0
+    channels: dict[int, tuple[int, int]] | None = None
+
+
 class ChannelBook:
     """The newest accepted voucher of every channel (payer, service, terms), durable (see the
-    module docstring). Addresses are stored checksummed."""
+    module docstring). Addresses are stored checksummed. `location`: a SQLite file (one API
+    process; an fsync per commit) or a postgresql:// URL (every API process that shares it sees
+    every voucher the others accepted: the escrow check counts them all)."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        columns = {row[1] for row in self.db.execute("PRAGMA table_info(channels)")}
-        if columns and "service" not in columns:
+    def __init__(self, location: str | Path) -> None:
+        from agents.runtime.journal_db import connect, is_postgres
+
+        if isinstance(location, Path) and location.is_file():
+            import sqlite3
+
+            probe = sqlite3.connect(location)
+            try:
+                columns = {row[1] for row in probe.execute("PRAGMA table_info(channels)")}
+            finally:
+                probe.close()
+            if columns and "service" not in columns:
+                raise ChannelBookError(
+                    f"{location} holds channels of version-1 vouchers (no service), which LicenseManager v2 cannot "
+                    "settle: settle them with the old deployment, then move the file away (or use a fresh --state)"
+                )
+        self.db = connect(location, synchronous="FULL")
+        self.shared = is_postgres(location)
+        try:
+            self.db.create_schema(_BOOK_SCHEMA[self.db.dialect.name])
+        except BaseException:
             self.db.close()
-            raise ChannelBookError(
-                f"{path} holds channels of version-1 vouchers (no service), which LicenseManager v2 cannot "
-                "settle: settle them with the old deployment, then move the file away (or use a fresh --state)"
-            )
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS channels (payer TEXT NOT NULL, service TEXT NOT NULL,"
-            " terms_id INTEGER NOT NULL, currency TEXT NOT NULL, cumulative TEXT NOT NULL, settled TEXT NOT NULL,"
-            " voucher TEXT NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (payer, service, terms_id))"
-        )
+            raise
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -178,36 +232,58 @@ class ChannelBook:
         return {int(t): (int(c), int(s)) for t, c, s in rows}
 
     def note_settled(self, payer: str, service: str, terms_id: int, settled: int) -> None:
-        with self._lock:
-            self.db.execute(
+        with self._lock, self.db.transaction() as db:
+            db.execute(
                 "UPDATE channels SET settled = ? WHERE payer = ? AND service = ? AND terms_id = ?",
                 (str(settled), payer, service, terms_id),
             )
 
     def accept(self, voucher: SignedVoucher, currency: str, settled: int, now: float) -> bool:
         """Records the voucher as its channel's newest if it is above the one there (atomic)."""
+        return self.accept_covered(voucher, currency, settled, now).outcome == "accepted"
+
+    def accept_covered(
+        self, voucher: SignedVoucher, currency: str, settled: int, now: float, cover: int | None = None
+    ) -> Acceptance:
+        """In one transaction that holds the payer's escrow (payer, service) against every other
+        process sharing this book: records the voucher as its channel's newest if it is above the
+        one there, would not expire before that one while it is unsettled (`settled`: the
+        channel's figure on chain), and, with `cover`, leaves the payer's channels in `currency`
+        owing no more than `cover`. Otherwise changes nothing and says why."""
         payer, service, terms_id = voucher.channel
         amount = voucher.voucher.cumulative_amount
         body = json.dumps(voucher.as_json(), separators=(",", ":"))
-        with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self.db.execute(
-                    "SELECT cumulative FROM channels WHERE payer = ? AND service = ? AND terms_id = ?",
-                    (payer, service, terms_id),
-                ).fetchone()
-                if row is not None and int(row[0]) >= amount:
-                    self.db.execute("ROLLBACK")
-                    return False
-                self.db.execute(
-                    "INSERT OR REPLACE INTO channels VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (payer, service, terms_id, currency, str(amount), str(settled), body, now),
-                )
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-        return True
+        with self._lock, self.db.transaction() as db:
+            if self.shared:  # SQLite's BEGIN IMMEDIATE already holds the one write lock
+                db.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 18))", (f"{payer}|{service}",))
+            row = db.execute(
+                "SELECT cumulative, voucher FROM channels WHERE payer = ? AND service = ? AND terms_id = ?",
+                (payer, service, terms_id),
+            ).fetchone()
+            known = parse_voucher(json.loads(row[1])) if row is not None else None
+            if known is not None and int(row[0]) >= amount:
+                return Acceptance("behind", known)
+            if known is not None and int(row[0]) > settled and voucher.voucher.deadline < known.voucher.deadline:
+                return Acceptance("deadline", known)
+            if cover is not None:
+                rows = db.execute(
+                    "SELECT terms_id, cumulative, settled FROM channels WHERE payer = ? AND currency = ?"
+                    " AND service = ?",
+                    (payer, currency, service),
+                ).fetchall()
+                channels = {int(t): (int(c), int(s)) for t, c, s in rows}
+                channels[terms_id] = (amount, settled)
+                owed = _owed(channels)
+                if owed > cover:
+                    return Acceptance("uncovered", known, owed, channels)
+            db.execute(
+                "INSERT INTO channels (payer, service, terms_id, currency, cumulative, settled, voucher, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (payer, service, terms_id) DO UPDATE SET"
+                " currency = excluded.currency, cumulative = excluded.cumulative, settled = excluded.settled,"
+                " voucher = excluded.voucher, updated_at = excluded.updated_at",
+                (payer, service, terms_id, currency, str(amount), str(settled), body, now),
+            )
+        return Acceptance("accepted", known)
 
     def newest(self) -> list[SignedVoucher]:
         """Every channel's newest voucher."""
@@ -268,6 +344,7 @@ class Paywall:
                 "(and hold escrow with it)",
                 {"service": self.service},
             )
+        await self.chain.sync()  # every chain event up to now is in what the reads below serve
         terms = await self.chain.terms(terms_id)
         if terms is None or terms.asset != asset:
             raise PaymentRejectedError("unknown_terms", f"terms {terms_id} are not terms of this asset")
@@ -311,22 +388,39 @@ class Paywall:
                     "(acceptedCumulative)",
                 )
             if known is not None and known.voucher.cumulative_amount > settled and v.deadline < known.voucher.deadline:
-                raise PaymentRejectedError(
-                    "deadline_too_soon",
-                    f"the voucher's deadline is before {known.voucher.deadline}, that of the channel's newest "
-                    "unsettled voucher: settlement settles only the newest, so it must not expire first; sign again "
-                    "with a deadline at least that late",
-                    {"deadline": v.deadline, "now": int(now), "channelDeadline": known.voucher.deadline},
+                raise _late(v.deadline, now, known)
+            # the book checks the whole escrow again in the transaction that records the voucher,
+            # counting what every API process sharing it accepted
+            result = await asyncio.to_thread(self.book.accept_covered, voucher, terms.currency, settled, now, cover)
+            if result.outcome == "uncovered" and result.channels is not None:
+                # the settled figures of the other channels may be stale (settlement lowers what is
+                # owed and the escrow alike): read them again, then try once more
+                await self._refresh(payer, dict(result.channels), keep=terms_id)
+                result = await asyncio.to_thread(self.book.accept_covered, voucher, terms.currency, settled, now, cover)
+            if result.outcome == "behind":
+                raise _behind(
+                    result.known, settled, terms.price_per_use, "a voucher at least as high was accepted meanwhile"
                 )
-            await self._check_cover(payer, terms, terms_id, v.cumulative_amount, settled, cover)
-            if not await asyncio.to_thread(self.book.accept, voucher, terms.currency, settled, now):
-                known = await asyncio.to_thread(self.book.voucher, payer, service, terms_id)
-                raise _behind(known, settled, terms.price_per_use, "a voucher at least as high was accepted meanwhile")
+            if result.outcome == "deadline" and result.known is not None:
+                raise _late(v.deadline, now, result.known)
+            if result.outcome == "uncovered":
+                raise PaymentRejectedError(
+                    "insufficient_escrow",
+                    f"the payer's escrow with service {self.service}, less any pending withdrawal, does not cover "
+                    "its unsettled vouchers with this one: deposit with this service (or cancel the withdrawal)",
+                    {
+                        "owed": str(result.owed),
+                        "escrow": str(cover),
+                        "currency": terms.currency,
+                        "service": self.service,
+                    },
+                )
         return await asyncio.to_thread(self._submit, voucher)
 
     async def promised(self, payer: str, currency: str) -> int:
         """What the payer's vouchers in `currency` accepted here owe beyond what is settled on
         chain, the settled figures read afresh where something still seemed owed."""
+        await self.chain.sync()
         channels = await asyncio.to_thread(self.book.owed, payer, currency, self.service)
         return _owed(await self._refresh(payer, channels))
 
@@ -342,28 +436,21 @@ class Paywall:
             channels[terms_id] = (channels[terms_id][0], settled)
         return channels
 
-    async def _check_cover(
-        self, payer: str, terms: TermsInfo, terms_id: int, cumulative: int, settled: int, cover: int
-    ) -> None:
-        channels = await asyncio.to_thread(self.book.owed, payer, terms.currency, self.service)
-        channels[terms_id] = (cumulative, settled)
-        if _owed(channels) <= cover:
-            return
-        # the settled figures of the other channels may be stale (settlement lowers what is owed
-        # and the escrow alike): read them again before refusing
-        owed = _owed(await self._refresh(payer, channels, keep=terms_id))
-        if owed > cover:
-            raise PaymentRejectedError(
-                "insufficient_escrow",
-                f"the payer's escrow with service {self.service}, less any pending withdrawal, does not cover "
-                "its unsettled vouchers with this one: deposit with this service (or cancel the withdrawal)",
-                {"owed": str(owed), "escrow": str(cover), "currency": terms.currency, "service": self.service},
-            )
-
 
 def _accepted(known: SignedVoucher | None, settled: int) -> int:
     """What a channel already paid: its newest voucher here or its settled figure on chain."""
     return max(known.voucher.cumulative_amount if known is not None else 0, settled)
+
+
+def _late(deadline: int, now: float, known: SignedVoucher) -> PaymentRejectedError:
+    """`deadline_too_soon`: a voucher that would expire before the channel's newest unsettled one."""
+    return PaymentRejectedError(
+        "deadline_too_soon",
+        f"the voucher's deadline is before {known.voucher.deadline}, that of the channel's newest "
+        "unsettled voucher: settlement settles only the newest, so it must not expire first; sign again "
+        "with a deadline at least that late",
+        {"deadline": deadline, "now": int(now), "channelDeadline": known.voucher.deadline},
+    )
 
 
 def _behind(known: SignedVoucher | None, settled: int, price: int, message: str) -> PaymentRejectedError:

@@ -18,9 +18,11 @@ from agents.api.accounts import DataTrees
 from agents.api.app import DEPS, ApiDeps, build_app
 from agents.api.chainview import ChainView
 from agents.api.errors import ApiError, error_response
+from agents.api.license_index import LicenseIndex
 from agents.api.paywall import ChannelBook, Paywall
 from agents.core.settlement import SignedVoucher
 from agents.runtime.jobs import submit_voucher
+from agents.runtime.journal_db import is_postgres
 
 
 @contextlib.asynccontextmanager
@@ -43,7 +45,10 @@ async def api_resources(
     client = parts.chain()
     service = service if service is not None else parts.service_address()
     chain_id = int(await client.node(lambda: client.web3.eth.chain_id))
-    book = await asyncio.to_thread(ChannelBook, state / "channels.db")
+    # with a PostgreSQL journal, the channel book lives beside it: every API process sharing the
+    # journal counts the vouchers all of them accepted against a payer's escrow
+    location = parts.journal.location if is_postgres(parts.journal.location) else state / "channels.db"
+    book = await asyncio.to_thread(ChannelBook, location)
     try:
         journal = parts.journal
 
@@ -51,7 +56,7 @@ async def api_resources(
             return submit_voucher(journal, voucher)[0]
 
         view = ChainView(client, chain_id)
-        paywall = Paywall(book, view, submit, service=service)
+        paywall = Paywall(book, LicenseIndex(view), submit, service=service)
         await paywall.resubmit()
         yield ApiDeps(
             journal,

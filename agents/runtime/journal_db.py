@@ -230,7 +230,9 @@ class Database(Protocol):
 
     def transaction(self) -> contextlib.AbstractContextManager[Database]: ...
 
-    def create_schema(self) -> None: ...
+    def create_schema(self, schema: str | None = None) -> None:
+        """Creates `schema` (default: the journal's) if missing; safe when many start at once."""
+        ...
 
     def close(self) -> None: ...
 
@@ -238,11 +240,15 @@ class Database(Protocol):
 class SqliteDatabase:
     dialect = SQLITE
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, synchronous: str = "NORMAL") -> None:
+        """`synchronous`: NORMAL survives any process crash; FULL also a power cut (an fsync per
+        commit), for what holds money (the API's channel book)."""
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError(f"synchronous is NORMAL or FULL, not {synchronous!r}")
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute(f"PRAGMA synchronous={synchronous}")
         self.db.execute("PRAGMA foreign_keys=ON")
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
@@ -262,8 +268,8 @@ class SqliteDatabase:
             raise
         self.db.execute("COMMIT")
 
-    def create_schema(self) -> None:
-        self.db.executescript(self.dialect.schema)
+    def create_schema(self, schema: str | None = None) -> None:
+        self.db.executescript(schema or self.dialect.schema)
 
     def close(self) -> None:
         self.db.close()
@@ -316,12 +322,12 @@ class PostgresDatabase:
         except self._errors as error:
             raise JournalUnavailableError(f"journal {redact(self.url)}: {error}") from error
 
-    def create_schema(self) -> None:
+    def create_schema(self, schema: str | None = None) -> None:
         # Workers starting together would race on CREATE ... IF NOT EXISTS (it is not atomic in
         # PostgreSQL): one transaction-scoped advisory lock makes them take turns.
         with self.transaction():
             self.execute("SELECT pg_advisory_xact_lock(7081292147)")
-            for statement in self.dialect.schema.split(";"):
+            for statement in (schema or self.dialect.schema).split(";"):
                 if statement.strip():
                     self.execute(statement)
 
@@ -330,9 +336,10 @@ class PostgresDatabase:
             self.db.close()
 
 
-def connect(location: str | Path) -> Database:
+def connect(location: str | Path, *, synchronous: str = "NORMAL") -> Database:
+    """`location`'s database (`synchronous`: SQLite's, see `SqliteDatabase`)."""
     if is_postgres(location):
         return PostgresDatabase(str(location))
     if isinstance(location, str) and "://" in location:
         raise JournalLocationError(f"a journal is a file path or a postgresql:// URL, not {redact(location)}")
-    return SqliteDatabase(Path(location))
+    return SqliteDatabase(Path(location), synchronous=synchronous)

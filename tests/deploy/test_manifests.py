@@ -522,11 +522,10 @@ def test_the_api_listens_on_all_interfaces_behind_a_service_on_8080() -> None:
     assert service["spec"]["selector"].items() <= api["spec"]["template"]["metadata"]["labels"].items()
 
 
-def test_the_api_runs_once_with_its_channel_book_on_a_volume() -> None:
+def test_api_replicas_share_the_channel_book_through_the_postgresql_journal() -> None:
+    # several replicas are safe only because the channel book lives beside a PostgreSQL journal
     api = _workload(API)
-    assert api["spec"]["replicas"] == 1 and api["spec"]["strategy"]["type"] == "Recreate"
+    assert api["spec"]["replicas"] >= 2 and api["spec"]["strategy"]["type"] == "RollingUpdate"
     container = _container(api)
-    state = _args(container)["--state"][0]
-    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == state]
-    (volume,) = [v for v in api["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]]
-    assert "persistentVolumeClaim" in volume
+    (journal,) = [e for e in container["env"] if e["name"] == "PROOFMINT_JOURNAL"]
+    assert journal["valueFrom"]["secretKeyRef"]["name"]

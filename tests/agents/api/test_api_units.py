@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -88,8 +89,14 @@ def test_signatures_are_judged_as_the_contract_does():
         assert caught.value.code == "bad_signature"
 
 
-def test_the_channel_book_only_moves_forward_and_survives_a_restart(tmp_path: Path):
-    book = ChannelBook(tmp_path / "channels.db")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def book_location(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    """Where a channel book lives: its own SQLite file, or (API processes sharing a journal) PostgreSQL."""
+    return tmp_path / "channels.db" if request.param == "sqlite" else str(request.getfixturevalue("postgres_url"))
+
+
+def test_the_channel_book_only_moves_forward_and_survives_a_restart(book_location: str | Path):
+    book = ChannelBook(book_location)
     assert book.accept(signed(2_000), "0x0", 0, 1.0)
     assert not book.accept(signed(2_000), "0x0", 0, 2.0)  # replay
     assert not book.accept(signed(1_000), "0x0", 0, 2.0)  # older
@@ -98,7 +105,7 @@ def test_the_channel_book_only_moves_forward_and_survives_a_restart(tmp_path: Pa
     # another service's channel with the same payer and terms is a channel of its own
     assert book.accept(signed(500, service=MANAGER), "0x0", 0, 4.0)
     book.close()
-    again = ChannelBook(tmp_path / "channels.db")
+    again = ChannelBook(book_location)
     assert again.channel(PAYER, SERVICE, 3) == (3_000, 1_000) and again.channel(PAYER, MANAGER, 3) == (500, 0)
     assert again.owed(PAYER, "0x0", SERVICE) == {3: (3_000, 1_000)} and again.owed(PAYER, "0x1", SERVICE) == {}
     assert again.owed(PAYER, "0x0", MANAGER) == {3: (500, 0)}
@@ -107,6 +114,21 @@ def test_the_channel_book_only_moves_forward_and_survives_a_restart(tmp_path: Pa
         signed(3_000),
     ]
     again.close()
+
+
+def test_a_covered_accept_refuses_what_the_escrow_or_the_deadline_does_not_allow(book_location: str | Path):
+    book = ChannelBook(book_location)
+    assert book.accept_covered(signed(2_000), "0x0", 0, 1.0, cover=5_000).outcome == "accepted"
+    short = book.accept_covered(signed(6_000), "0x0", 0, 2.0, cover=5_000)
+    assert short.outcome == "uncovered" and short.owed == 6_000 and short.channels == {3: (6_000, 0)}
+    assert book.accept_covered(signed(5_000), "0x0", 1_000, 2.0, cover=4_000).outcome == "accepted"  # 4_000 owed
+    early = signed(6_000)
+    early = SignedVoucher(replace(early.voucher, deadline=early.voucher.deadline - 1), early.signature)
+    late = book.accept_covered(early, "0x0", 1_000, 3.0, cover=10_000)
+    assert late.outcome == "deadline" and late.known == signed(5_000)
+    assert book.accept_covered(signed(5_000), "0x0", 0, 3.0).outcome == "behind"
+    assert book.channel(PAYER, SERVICE, 3) == (5_000, 1_000)  # what was refused changed nothing
+    book.close()
 
 
 def test_a_version_1_channel_book_is_refused_with_what_to_do(tmp_path: Path):

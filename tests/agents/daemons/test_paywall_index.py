@@ -1,0 +1,169 @@
+"""The paywall at scale (issue 23, item 6), on the chain under test (a fresh deployment per test):
+
+- the channel book shared through PostgreSQL: two API processes (each its own book connection,
+  chain index and paywall) accepting one payer's vouchers at once never accept beyond the
+  payer's escrow; with a book each (the SQLite default, one API process) they would, which is
+  why API processes that share a journal share its book;
+- the licence index: escrow cover, settlements and terms come from a cache that the contract's
+  events keep current; a withdrawal request or a deposit, terms switched off, are seen by the
+  very next check (the read barrier), with no time-to-live to wait out; concurrent checks share
+  one catch-up round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+
+from agents.api.chainview import ChainView
+from agents.api.license_index import LicenseIndex
+from agents.api.paywall import MIN_DEADLINE_S, ChannelBook, PaymentRejectedError, Paywall
+from agents.core.settlement import SignedVoucher
+from agents.core.toolchain import project_root
+from agents.core.vouchers import Voucher, sign_voucher
+from agents.deploy.deployment import CoreConfig, deploy_core
+from agents.runtime import jobs
+from agents.runtime.chain import CORE, ChainClient, load_abis
+from agents.runtime.journal import Journal
+from tests.contracts.helpers import asset_record, attach_terms, register_asset, register_model
+
+pytestmark = pytest.mark.chain
+
+ETH = "0x" + "00" * 20
+PRICE = 10**15
+
+
+@dataclass
+class Deployed:
+    client: ChainClient
+    journal: Journal
+    licenses: Any
+    asset: bytes
+    terms: tuple[int, int]
+    creator: Any
+    payer: Any
+    service: str
+    chain_id: int
+
+    def signed(self, terms_id: int, amount: int) -> SignedVoucher:
+        deadline = self.now() + 2 * MIN_DEADLINE_S
+        v = Voucher(str(self.payer.address), self.service, self.asset, terms_id, amount, deadline)
+        return SignedVoucher(v, sign_voucher(v, self.payer.private_key, self.chain_id, self.licenses.address))
+
+    def now(self) -> int:
+        return int(self.client.web3.eth.get_block("latest")["timestamp"])
+
+    def paywall(self, book: ChannelBook, index: LicenseIndex | None = None) -> Paywall:
+        def submit(voucher: SignedVoucher) -> str:
+            return jobs.submit_voucher(self.journal, voucher)[0]
+
+        reader = index or LicenseIndex(ChainView(self.client, self.chain_id))
+        return Paywall(book, reader, submit, service=self.service, clock=self.now)
+
+
+@pytest.fixture
+def deployed(project: Any, chain: Any, accounts: Any, tmp_path: Path) -> Iterator[Deployed]:
+    operator, developer, creator, payer = accounts[0], accounts[1], accounts[3], accounts[5]
+    addresses = {d.name: d.address for d in deploy_core(project, operator, chain, CoreConfig())}
+    licenses = project.LicenseManager.at(addresses["LicenseManager"])
+    model = register_model(project.ModelRegistry.at(addresses["ModelRegistry"]), developer, label="ix", data_bps=0)
+    record = asset_record("paywall-index", creator, model)
+    register_asset(project.ProvenanceRegistry.at(addresses["ProvenanceRegistry"]), creator, record)
+    terms = tuple(
+        attach_terms(licenses, creator, record.content_digest, price=0, price_per_use=PRICE) for _ in range(2)
+    )
+    service = str(operator.address)
+    licenses.deposit(ETH, service, 10 * PRICE, sender=payer, value=10 * PRICE)
+    journal = Journal(tmp_path / "journal.db", final=jobs.REGISTERED_OR_FINAL)
+    client = ChainClient(
+        chain.provider.web3, Account.from_key(operator.private_key), journal, addresses, load_abis(project_root(), CORE)
+    )
+    yield Deployed(
+        client, journal, licenses, record.content_digest, terms, creator, payer, service, int(chain.chain_id)
+    )  # type: ignore[arg-type]
+    journal.close()
+
+
+async def _pay_uses(paywall: Paywall, d: Deployed, terms_id: int, uses: int) -> list[str]:
+    """One use after another on one channel, from what the paywall already took on it: the
+    outcome of each ("ok" or the refusal's code)."""
+    outcomes = []
+    known = paywall.book.channel(str(d.payer.address), d.service, terms_id)
+    paid = known[0] if known is not None else 0
+    for _ in range(uses):
+        try:
+            await paywall.accept(d.signed(terms_id, paid + PRICE), asset=d.asset, terms_id=terms_id)
+        except PaymentRejectedError as refused:
+            outcomes.append(refused.code)
+            continue
+        paid += PRICE
+        outcomes.append("ok")
+    return outcomes
+
+
+def _race(d: Deployed, first: ChannelBook, second: ChannelBook) -> list[str]:
+    """Two API processes at once, each paying 8 uses on a channel of its own of one escrow of 10 uses."""
+
+    async def main() -> list[str]:
+        a, b = d.paywall(first), d.paywall(second)
+        left, right = await asyncio.gather(_pay_uses(a, d, d.terms[0], 8), _pay_uses(b, d, d.terms[1], 8))
+        return left + right
+
+    return asyncio.run(main())
+
+
+def test_two_api_processes_sharing_the_book_never_accept_beyond_the_escrow(deployed: Deployed, postgres_url: str):
+    first, second = ChannelBook(postgres_url), ChannelBook(postgres_url)  # two connections: two processes
+    outcomes = _race(deployed, first, second)
+    assert outcomes.count("ok") == 10 and outcomes.count("insufficient_escrow") == 6, outcomes
+    owed = first.owed(str(deployed.payer.address), ETH, deployed.service)
+    assert sum(cumulative for cumulative, _ in owed.values()) == 10 * PRICE  # exactly the escrow
+    first.close()
+    second.close()
+
+
+def test_with_a_book_each_two_api_processes_would_accept_beyond_the_escrow(deployed: Deployed, tmp_path: Path):
+    first, second = ChannelBook(tmp_path / "a.db"), ChannelBook(tmp_path / "b.db")
+    outcomes = _race(deployed, first, second)
+    assert outcomes.count("ok") == 16  # each saw only its own vouchers: 16 uses on 10 of escrow
+    first.close()
+    second.close()
+
+
+def test_the_index_drops_cover_and_terms_on_their_events_and_the_next_check_sees_them(
+    deployed: Deployed, tmp_path: Path
+):
+    d = deployed
+    payer = d.payer
+    book = ChannelBook(tmp_path / "book.db")
+
+    async def main() -> None:
+        index = LicenseIndex(ChainView(d.client, d.chain_id))
+        paywall = d.paywall(book, index)
+        assert await _pay_uses(paywall, d, d.terms[0], 3) == ["ok"] * 3
+        reads = index.misses
+        assert await _pay_uses(paywall, d, d.terms[0], 1) == ["ok"]  # nothing changed: no chain read
+        assert index.misses == reads and index.hits > 0
+        # the payer asks to withdraw all but 4 uses of its escrow: counted as gone at once
+        d.licenses.requestWithdrawal(ETH, d.service, 6 * PRICE, sender=payer)
+        assert await _pay_uses(paywall, d, d.terms[0], 1) == ["insufficient_escrow"]
+        d.licenses.cancelWithdrawal(ETH, d.service, sender=payer)
+        assert await _pay_uses(paywall, d, d.terms[0], 1) == ["ok"]
+        d.licenses.setTermsActive(d.terms[0], False, sender=d.creator)
+        assert await _pay_uses(paywall, d, d.terms[0], 1) == ["terms_inactive"]
+        d.licenses.deposit(ETH, d.service, PRICE, sender=payer, value=PRICE)
+        assert await index.cover(str(payer.address), ETH, d.service) == 10 * PRICE  # cached: not synced yet
+        await index.sync()
+        assert await index.cover(str(payer.address), ETH, d.service) == 11 * PRICE
+        rounds = index.rounds
+        await asyncio.gather(*(index.sync() for _ in range(20)))  # twenty checks at once
+        assert index.rounds - rounds <= 2
+
+    asyncio.run(main())
+    book.close()
