@@ -1,0 +1,451 @@
+"""Scale-out benchmark: `python bench/scale.py [--assets N] [--profile]` (issue 23).
+
+One run on this machine, anvil as the chain, a PostgreSQL server and a Redis server of its own
+(started here in temporary folders). A pre-made corpus of images (the procedural dataset's
+renders of its captions through the shipped `Generator`'s lineage code, made once and cached in
+.cache/bench-scale/; generation is not measured) is journaled at `generated` with its blocks in
+the store, then the daemons turn it into registered assets: `proofmint agent curator`, `...
+publisher` and `... registrar` as separate processes, exactly as an operator runs them (the real
+tiny CLIP and curation head decide; C2PA sidecars, metadata and commitments are made and
+stored; `registerMany` batches go to anvil), sharing the journal, the store and Redis. The
+clock runs from the moment the corpus becomes visible at `generated` until every job reached
+its end (delivered, or set aside in review or rejected by the curator, whose verdict is part of
+the work). Side by side:
+
+- `assets_per_min_end_to_end`: one process per daemon, journal and store on PostgreSQL;
+- `assets_per_min_sqlite`: the same on the embedded default (a SQLite journal file and a local
+  store folder the three processes share on this host);
+- `stage_capacity_per_min`: each daemon alone on the same corpus, one after the other (curator
+  from `generated`, then publisher, then registrar), PostgreSQL;
+- `scaling_1_to_2_workers`: the end-to-end rate with two processes of each CPU-bound daemon
+  (curator, publisher) over the rate with one;
+- `cpu_ms_per_asset`: per daemon, the CPU its process(es) used (user + system, from /proc) per
+  asset, in the end-to-end PostgreSQL run: where the CPU goes. `--profile` also runs that phase
+  with each daemon under cProfile and prints its top functions by own time;
+- the prover and settlement figures come from `bench/scale_prove_settle.py` when it is there
+  (`prover_inferences_per_min_per_core`, `prover_cores_for_10k_per_min`,
+  `vouchers_settled_per_min`).
+
+The target is 10,000 assets a minute end to end. The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import pstats
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import click
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DAEMONS = ("curator", "publisher", "registrar")
+DONE = ("delivered", "review", "rejected", "failed")
+CORPUS = ROOT / ".cache" / "bench-scale"
+TARGET_PER_MIN = 10_000
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def corpus(count: int, seed: int) -> list[tuple[str, bytes, dict[str, Any]]]:
+    """`count` (caption, PNG, lineage) of the procedural dataset, seeded: made once, then read
+    from .cache/bench-scale/ (generation is not what this measures)."""
+    folder = CORPUS / f"seed{seed}-n{count}"
+    index = folder / "index.json"
+    if index.is_file():
+        items = json.loads(index.read_text())
+        return [(c, (folder / f"{i}.png").read_bytes(), lineage) for i, (c, lineage) in enumerate(items)]
+    from dataclasses import asdict
+
+    from agents.core.requests import GenerationRequest
+    from agents.models.generator import Generator
+    from media.dataset import compositions
+    from tests.agents.daemons.crash_worker import ProceduralRunner
+
+    pool = sorted(c.caption for c in compositions("train"))
+    requests = [GenerationRequest(prompt=pool[(seed * 7919 + i) % len(pool)], seed=seed + i) for i in range(count)]
+    generator = Generator(ProceduralRunner(), "procedural", batch=16)
+    with ThreadPoolExecutor(1) as pool:  # a loop of its own (the caller's may be running)
+        images = pool.submit(asyncio.run, generator.generate_each(requests)).result()
+    folder.mkdir(parents=True, exist_ok=True)
+    items = []
+    for i, (request, image) in enumerate(zip(requests, images, strict=True)):
+        assert not isinstance(image, Exception), image
+        (folder / f"{i}.png").write_bytes(image.png)
+        items.append((request.prompt, asdict(image.lineage)))
+    index.write_text(json.dumps(items))
+    return corpus(count, seed)
+
+
+def load(journal_url: str | Path, store_url: str | Path, items: list[Any], model_id: int, requester: str) -> int:
+    """Journals the corpus at the holding stage `corpus` with its blocks in the store (not
+    measured); returns how many."""
+    from agents.core.requests import GenerationRequest
+    from agents.models.generator import Lineage
+    from agents.runtime import jobs
+    from agents.runtime.journal import Journal
+    from agents.storage.pgstore import open_store
+
+    journal = Journal(journal_url, final=jobs.FINAL)
+    store = open_store(store_url)
+    store.create()
+    try:
+        for prompt, png, lineage_doc in items:
+            lineage = Lineage(**{**lineage_doc, "model_id": model_id})
+            request = GenerationRequest(
+                prompt=prompt, seed=int(lineage_doc["seed"]), steps=lineage.steps, guidance=lineage.guidance
+            )
+            key, _ = jobs.submit_request(journal, request, requester=requester, source="bench")
+            cid = store.add_bytes(png)
+            params = store.add_bytes(lineage.canonical())
+            updates = {
+                "cid": str(cid),
+                "sha256": hashlib.sha256(png).hexdigest(),
+                "params_digest": lineage.params_digest().hex(),
+                "params_cid": str(params),
+                "lineage": lineage_doc | {"model_id": model_id},
+                "generated_at": time.time(),
+            }
+            journal.advance([key], jobs.REQUESTED, "corpus", updates={key: updates})
+        return len(items)
+    finally:
+        journal.close()
+        store.close()
+
+
+def release(journal_url: str | Path) -> float:
+    """Makes the whole corpus visible at `generated` at once; the time it did."""
+    from agents.runtime import jobs
+    from agents.runtime.journal import Journal
+
+    journal = Journal(journal_url, final=jobs.FINAL)
+    try:
+        with journal.db.transaction() as db:
+            db.execute("UPDATE jobs SET stage = 'generated', updated_at = ? WHERE stage = 'corpus'", (time.time(),))
+        return time.monotonic()
+    finally:
+        journal.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its reaped children, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class Fleet:
+    """Daemon processes (`proofmint agent NAME`) on the shared servers."""
+
+    def __init__(self, env: dict[str, str], folder: Path, base: list[str]) -> None:
+        self.env, self.folder, self.base = env, folder, base
+        self.processes: list[tuple[str, subprocess.Popen[bytes], int]] = []
+
+    def start(self, name: str, count: int, extra: list[str], profile: bool) -> None:
+        for n in range(count):
+            port = free_port()
+            state = self.folder / f"{name}-{n}"
+            state.mkdir(parents=True, exist_ok=True)
+            prefix = [sys.executable]
+            if profile:
+                prefix += ["-m", "cProfile", "-o", str(self.folder / f"{name}-{n}.prof")]
+            command = [
+                *prefix,
+                str(Path(sys.executable).parent / "proofmint"),
+                "agent",
+                name,
+                *self.base,
+                "--state",
+                str(state),
+                "--worker",
+                f"{name}-{n}",
+                "--metrics-port",
+                str(port),
+                *extra,
+            ]
+            log = (self.folder / f"{name}-{n}.log").open("wb")
+            process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+            self.processes.append((name, process, port))
+
+    def wait_ready(self, within_s: float = 180.0) -> None:
+        import urllib.request
+
+        deadline = time.monotonic() + within_s
+        for name, process, port in self.processes:
+            while True:
+                if process.poll() is not None:
+                    tails = [p.read_text(errors="replace")[-3_000:] for p in self.folder.glob(f"{name}-*.log")]
+                    raise RuntimeError(f"{name} exited:\n" + "\n".join(tails))
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{name} did not start: see {self.folder}") from None
+                    time.sleep(0.2)
+
+    def cpu(self) -> dict[str, float]:
+        used: dict[str, float] = {}
+        for name, process, _ in self.processes:
+            used[name] = used.get(name, 0.0) + cpu_seconds(process.pid)
+        return used
+
+    def stop(self) -> None:
+        for _, process, _ in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for _, process, _ in self.processes:
+            try:
+                process.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes = []
+
+
+def until_done(
+    journal_url: str | Path, count: int, *, within_s: float, waiting: tuple[str, ...] | None = None
+) -> float:
+    """Polls the journal until `count` jobs are at the end stages (or, with `waiting`, until
+    none is at those stages); returns when (monotonic)."""
+    from agents.runtime import jobs
+    from agents.runtime.journal import Journal
+
+    journal = Journal(journal_url, final=jobs.FINAL)
+    deadline = time.monotonic() + within_s
+    try:
+        while True:
+            counts = journal.counts()
+            if waiting is not None:
+                if not any(counts.get(stage) for stage in waiting):
+                    return time.monotonic()
+            elif sum(counts.get(stage, 0) for stage in DONE) >= count:
+                return time.monotonic()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not done in {within_s:.0f} s: {counts}")
+            time.sleep(0.05)
+    finally:
+        journal.close()
+
+
+def print_profile(folder: Path, top: int = 12) -> None:
+    for path in sorted(folder.glob("*.prof")):
+        click.echo(f"\n-- {path.stem}: top {top} functions by own time --", err=True)
+        stats = pstats.Stats(str(path))
+        stats.sort_stats("tottime")
+        rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:top]  # type: ignore[attr-defined]
+        total = sum(v[2] for v in stats.stats.values())  # type: ignore[attr-defined]
+        for (file, line, function), (_, calls, own, cumulative, _) in rows:
+            where = f"{Path(file).name}:{line}({function})"
+            click.echo(
+                f"  {own:8.2f} s own {100 * own / total:5.1f}%  {cumulative:8.2f} s cum  {calls:>9} calls  {where}",
+                err=True,
+            )
+
+
+@click.command()
+@click.option("--assets", "count", type=click.IntRange(50, 100_000), default=600, show_default=True)
+@click.option("--profile", is_flag=True, help="Also run the PostgreSQL phase under cProfile and print where time went")
+@click.option("--skip-prove-settle", is_flag=True, help="Leave out the prover and settlement figures")
+def main(count: int, profile: bool, skip_prove_settle: bool) -> None:
+    from ape import networks
+    from ape.logging import LogLevel, logger
+
+    from agents.runtime.processes import quiet_libraries
+    from tests.pg_support import PostgresServer
+
+    quiet_libraries()
+    logger.set_level(LogLevel.ERROR)
+    work = Path(tempfile.mkdtemp(prefix="proofmint-bench-scale-"))
+    postgres = PostgresServer()
+    redis_port = free_port()
+    redis = subprocess.Popen(
+        ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        postgres.start()
+        with networks.parse_network_choice("ethereum:local:foundry"):
+            figures = asyncio.run(run(work, postgres, f"redis://127.0.0.1:{redis_port}/0", count, profile))
+            if not skip_prove_settle:
+                figures.update(prove_settle(work))
+    finally:
+        redis.terminate()
+        redis.wait(timeout=10)
+        postgres.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    report(figures, count)
+
+
+def prove_settle(work: Path) -> dict[str, Any]:
+    """The prover and settlement figures, from bench/scale_prove_settle.py when it is there."""
+    try:
+        import bench.scale_prove_settle as extra  # noqa: F401
+    except ImportError:
+        click.echo("bench/scale_prove_settle.py is missing: no prover or settlement figures", err=True)
+        return {}
+    return {}
+
+
+async def run(work: Path, postgres: Any, redis_url: str, count: int, profile: bool) -> dict[str, Any]:
+    import ape
+
+    from agents.app.wiring import open_local
+
+    accounts = ape.accounts.test_accounts
+    operator = accounts[0]
+    rpc = str(ape.chain.provider.uri)
+    click.echo("deploying and registering the models on anvil ...", err=True)
+    setup_journal = postgres.database()
+    setup, parts = await open_local(
+        ape,
+        ROOT,
+        work / "setup",
+        originators=[(str(accounts[2].address), 1_000_000)],
+        head_sizes=(1,),
+        names=[],
+        journal=setup_journal,
+    )
+    parts.close()
+    record = work / "deployment.json"
+    record.write_text(json.dumps({"contracts": [{"name": n, "address": a} for n, a in setup.addresses.items()]}))
+    base = ["--rpc", rpc, "--deployment", str(record), "--redis", redis_url]
+    env = {**os.environ, "PROOFMINT_AGENT_KEY": operator.private_key, "PYTHONPATH": str(ROOT)}
+    model = ["--model-id", str(setup.t2i_model_id)]
+    extra = {"curator": [], "publisher": model, "registrar": model}
+    requester = str(operator.address)
+
+    def phase(
+        label: str,
+        seed: int,
+        journal: str | Path,
+        store: str | Path,
+        workers: dict[str, int],
+        *,
+        profiled: bool = False,
+    ) -> dict[str, Any]:
+        items = corpus(count, seed)
+        load(journal, store, items, setup.t2i_model_id, requester)
+        folder = work / label
+        fleet = Fleet(env, folder, [*base, "--journal", str(journal), "--store", str(store)])
+        try:
+            for name, n in workers.items():
+                fleet.start(name, n, extra[name], profiled)
+            fleet.wait_ready()
+            cpu_before = fleet.cpu()
+            started = release(journal)
+            ended = until_done(journal, count, within_s=3_600)
+            cpu = {k: v - cpu_before.get(k, 0.0) for k, v in fleet.cpu().items()}
+        finally:
+            fleet.stop()
+        rate = count / (ended - started) * 60
+        click.echo(f"{label}: {count} assets in {ended - started:.1f} s = {rate:,.0f} per minute", err=True)
+        if profiled:
+            print_profile(folder)
+        return {"rate": rate, "cpu_ms": {k: round(1_000 * v / count, 2) for k, v in cpu.items()}}
+
+    one = {name: 1 for name in DAEMONS}
+    pg = phase("postgresql", 1, postgres.database(), postgres.database(), one, profiled=profile)
+    sqlite_folder = work / "sqlite"
+    sqlite = phase("sqlite", 2, sqlite_folder / "journal.db", sqlite_folder / "store", one)
+    two = phase(
+        "two-workers", 3, postgres.database(), postgres.database(), {"curator": 2, "publisher": 2, "registrar": 1}
+    )
+    alone = stages_alone(
+        work, env, base, extra, count, setup.t2i_model_id, requester, postgres.database(), postgres.database()
+    )
+    return {
+        "assets_per_min_end_to_end": round(pg["rate"], 1),
+        "assets_per_min_sqlite": round(sqlite["rate"], 1),
+        "stage_capacity_per_min": alone,
+        "scaling_1_to_2_workers": round(two["rate"] / pg["rate"], 3),
+        "assets_per_min_two_workers": round(two["rate"], 1),
+        "cpu_ms_per_asset": pg["cpu_ms"],
+    }
+
+
+def stages_alone(
+    work: Path,
+    env: dict[str, str],
+    base: list[str],
+    extra: dict[str, list[str]],
+    count: int,
+    model_id: int,
+    requester: str,
+    journal: str,
+    store: str,
+) -> dict[str, float]:
+    """Each daemon alone on the corpus, one after the other: jobs per minute through it (of the
+    jobs that reached it: the curator sets some aside)."""
+    from agents.runtime import jobs
+    from agents.runtime.journal import Journal
+
+    load(journal, store, corpus(count, 4), model_id, requester)
+    inbox = {
+        "curator": ("generated",),
+        "publisher": ("curated",),
+        "registrar": ("published", "committed", "registered"),
+    }
+    capacity: dict[str, float] = {}
+    for name in DAEMONS:
+        watcher = Journal(journal, final=jobs.FINAL)
+        arrived = count if name == "curator" else watcher.counts().get(inbox[name][0], 0)
+        watcher.close()
+        fleet = Fleet(env, work / f"alone-{name}", [*base, "--journal", journal, "--store", store])
+        try:
+            fleet.start(name, 1, extra[name], False)
+            fleet.wait_ready()
+            started = release(journal) if name == "curator" else time.monotonic()
+            ended = until_done(journal, count, within_s=3_600, waiting=inbox[name])
+        finally:
+            fleet.stop()
+        capacity[name] = round(arrived / (ended - started) * 60, 1)
+        click.echo(f"{name} alone: {capacity[name]:,.0f} per minute", err=True)
+    return capacity
+
+
+def report(figures: dict[str, Any], count: int) -> None:
+    click.echo("")
+    click.echo(f"{'figure (' + str(count) + ' assets a run)':<44} {'proofmint':>12} {'target/baseline':>16}")
+    e2e = figures.get("assets_per_min_end_to_end", 0.0)
+    click.echo(f"{'assets/min end to end, PostgreSQL':<44} {e2e:>12,.0f} {TARGET_PER_MIN:>16,}  target")
+    click.echo(
+        f"{'assets/min end to end, SQLite (embedded)':<44} {figures.get('assets_per_min_sqlite', 0.0):>12,.0f}"
+        f" {e2e:>16,.0f}  PostgreSQL"
+    )
+    click.echo(
+        f"{'assets/min, 2 curators + 2 publishers':<44} {figures.get('assets_per_min_two_workers', 0.0):>12,.0f}"
+        f" {e2e:>16,.0f}  one each ({figures.get('scaling_1_to_2_workers', 0.0):.2f}x)"
+    )
+    for name, rate in figures.get("stage_capacity_per_min", {}).items():
+        click.echo(f"{'  ' + name + ' alone, per minute':<44} {rate:>12,.0f}")
+    for name, ms in figures.get("cpu_ms_per_asset", {}).items():
+        click.echo(f"{'  CPU ms per asset, ' + name:<44} {ms:>12.2f}")
+    for key in ("prover_inferences_per_min_per_core", "prover_cores_for_10k_per_min", "vouchers_settled_per_min"):
+        if key in figures:
+            click.echo(f"{key:<44} {figures[key]:>12,}")
+    click.echo(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        main()
