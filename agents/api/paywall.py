@@ -175,7 +175,8 @@ class ChannelBook:
     every voucher the others accepted: the escrow check counts them all)."""
 
     def __init__(self, location: str | Path) -> None:
-        from agents.runtime.journal_db import connect, is_postgres
+        from agents.core.locations import is_postgres
+        from agents.runtime.journal_db import connect
 
         if isinstance(location, Path) and location.is_file():
             import sqlite3

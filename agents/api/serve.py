@@ -20,9 +20,9 @@ from agents.api.chainview import ChainView
 from agents.api.errors import ApiError, error_response
 from agents.api.license_index import LicenseIndex
 from agents.api.paywall import ChannelBook, Paywall
+from agents.core.locations import is_postgres
 from agents.core.settlement import SignedVoucher
 from agents.runtime.jobs import submit_voucher
-from agents.runtime.journal_db import is_postgres
 
 
 @contextlib.asynccontextmanager

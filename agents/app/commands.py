@@ -626,9 +626,9 @@ def up_command(
 def check_fresh_journal(location: str | Path) -> None:
     """`up` starts a new chain, so its journal must hold nothing yet: a journal in use (jobs of
     another chain) is refused, never emptied."""
+    from agents.core.locations import redact
     from agents.runtime import jobs
     from agents.runtime.journal import Journal
-    from agents.runtime.journal_db import redact
 
     journal = Journal(location, final=jobs.REGISTERED_OR_FINAL)
     try:

@@ -8,7 +8,7 @@ import click
 
 
 def _journal(ctx: click.Context, param: click.Parameter, value: str | None) -> str | Path | None:
-    from agents.runtime.journal_db import is_postgres, redact
+    from agents.core.locations import is_postgres, redact
 
     if value is None or value == "":
         return None
@@ -35,7 +35,7 @@ journal_option = click.option(
 
 
 def _store(ctx: click.Context, param: click.Parameter, value: str | None) -> str | Path | None:
-    from agents.runtime.journal_db import is_postgres, redact
+    from agents.core.locations import is_postgres, redact
 
     if value is None or value == "":
         return None

@@ -42,7 +42,8 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from agents.core.errors import PermanentError
-from agents.runtime.journal_db import Database, JournalUnavailableError, connect, redact
+from agents.core.locations import redact
+from agents.runtime.journal_db import Database, JournalUnavailableError, connect
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])

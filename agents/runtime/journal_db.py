@@ -16,11 +16,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
-from urllib.parse import urlsplit, urlunsplit
 
 from agents.core.errors import PermanentError, RetryableError
-
-POSTGRES_SCHEMES: Final = ("postgresql", "postgres")
+from agents.core.locations import is_postgres, redact
 
 
 class JournalUnavailableError(RetryableError, ConnectionError):
@@ -30,21 +28,6 @@ class JournalUnavailableError(RetryableError, ConnectionError):
 
 class JournalLocationError(PermanentError, ValueError):
     """A journal location that is neither a path nor a postgresql:// URL."""
-
-
-def is_postgres(location: str | Path) -> bool:
-    return isinstance(location, str) and urlsplit(location).scheme in POSTGRES_SCHEMES
-
-
-def redact(location: str | Path) -> str:
-    """The location without its password, for logs and messages."""
-    if not isinstance(location, str) or "://" not in location:
-        return str(location)
-    parts = urlsplit(location)
-    if parts.password is None:
-        return str(location)
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class Cursor(Protocol):

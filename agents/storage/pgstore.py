@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from agents.core.errors import PermanentError, RetryableError
-from agents.runtime.journal_db import is_postgres, redact
+from agents.core.locations import is_postgres, redact
 from agents.storage.cid import Cid
 from agents.storage.store import BlockStore, LocalStore
 from agents.storage.unixfs import Emit
