@@ -9,8 +9,8 @@ publisher` and `... registrar` as separate processes, exactly as an operator run
 tiny CLIP and curation head decide; C2PA sidecars, metadata and commitments are made and
 stored; `registerMany` batches go to anvil), sharing the journal, the store and Redis. The
 clock runs from the moment the corpus becomes visible at `generated` until every job reached
-its end (delivered, or set aside in review or rejected by the curator, whose verdict is part of
-the work). Side by side:
+its end (registered on chain, or set aside in review or rejected by the curator, whose verdict
+is part of the work). Each run has a Redis database of its own. Side by side:
 
 - `assets_per_min_end_to_end`: one process per daemon, journal and store on PostgreSQL;
 - `assets_per_min_sqlite`: the same on the embedded default (a SQLite journal file and a local
@@ -20,8 +20,9 @@ the work). Side by side:
 - `scaling_1_to_2_workers`: the end-to-end rate with two processes of each CPU-bound daemon
   (curator, publisher) over the rate with one;
 - `cpu_ms_per_asset`: per daemon, the CPU its process(es) used (user + system, from /proc) per
-  asset, in the end-to-end PostgreSQL run: where the CPU goes. `--profile` also runs that phase
-  with each daemon under cProfile and prints its top functions by own time;
+  asset, in the end-to-end PostgreSQL run: where the CPU goes. `--profile` samples that phase's
+  daemons with py-spy (every thread, native frames included) and prints each one's top
+  functions by own samples;
 - the prover and settlement figures come from `bench/scale_prove_settle.py` when it is there
   (`prover_inferences_per_min_per_core`, `prover_cores_for_10k_per_min`,
   `vouchers_settled_per_min`).
@@ -36,7 +37,6 @@ import contextlib
 import hashlib
 import json
 import os
-import pstats
 import shutil
 import signal
 import socket
@@ -54,7 +54,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 DAEMONS = ("curator", "publisher", "registrar")
-DONE = ("delivered", "review", "rejected", "failed")
+#: Where a job's way through curate -> publish -> register ends (registered: on chain; the
+#: registrar's deliver step after it fulfils market requests, none here)
+DONE = ("registered", "delivered", "review", "rejected", "failed")
 CORPUS = ROOT / ".cache" / "bench-scale"
 TARGET_PER_MIN = 10_000
 
@@ -159,16 +161,12 @@ class Fleet:
         self.env, self.folder, self.base = env, folder, base
         self.processes: list[tuple[str, subprocess.Popen[bytes], int]] = []
 
-    def start(self, name: str, count: int, extra: list[str], profile: bool) -> None:
+    def start(self, name: str, count: int, extra: list[str]) -> None:
         for n in range(count):
             port = free_port()
             state = self.folder / f"{name}-{n}"
             state.mkdir(parents=True, exist_ok=True)
-            prefix = [sys.executable]
-            if profile:
-                prefix += ["-m", "cProfile", "-o", str(self.folder / f"{name}-{n}.prof")]
             command = [
-                *prefix,
                 str(Path(sys.executable).parent / "proofmint"),
                 "agent",
                 name,
@@ -201,6 +199,32 @@ class Fleet:
                     if time.monotonic() > deadline:
                         raise RuntimeError(f"{name} did not start: see {self.folder}") from None
                     time.sleep(0.2)
+
+    def sample(self) -> list[subprocess.Popen[bytes]]:
+        """py-spy sampling every thread (native frames too) of each daemon until `unsample`."""
+        spy = str(Path(sys.executable).parent / "py-spy")
+        samplers = []
+        seen: dict[str, int] = {}
+        for name, process, _ in self.processes:
+            seen[name] = seen.get(name, -1) + 1
+            out = self.folder / f"{name}-{seen[name]}.stacks"
+            samplers.append(
+                subprocess.Popen(
+                    [spy, "record", "--pid", str(process.pid), "--rate", "250", "--format", "raw", "--nonblocking",
+                     "--output", str(out)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )  # fmt: skip
+        time.sleep(1.0)  # attached
+        return samplers
+
+    @staticmethod
+    def unsample(samplers: list[subprocess.Popen[bytes]]) -> None:
+        for sampler in samplers:
+            sampler.send_signal(signal.SIGINT)  # py-spy writes what it sampled
+        for sampler in samplers:
+            sampler.wait(timeout=60)
 
     def cpu(self) -> dict[str, float]:
         used: dict[str, float] = {}
@@ -246,26 +270,30 @@ def until_done(
         journal.close()
 
 
-def print_profile(folder: Path, top: int = 12) -> None:
-    for path in sorted(folder.glob("*.prof")):
-        click.echo(f"\n-- {path.stem}: top {top} functions by own time --", err=True)
-        stats = pstats.Stats(str(path))
-        stats.sort_stats("tottime")
-        rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:top]  # type: ignore[attr-defined]
-        total = sum(v[2] for v in stats.stats.values())  # type: ignore[attr-defined]
-        for (file, line, function), (_, calls, own, cumulative, _) in rows:
-            where = f"{Path(file).name}:{line}({function})"
-            click.echo(
-                f"  {own:8.2f} s own {100 * own / total:5.1f}%  {cumulative:8.2f} s cum  {calls:>9} calls  {where}",
-                err=True,
-            )
+def print_profile(folder: Path, top: int = 14) -> None:
+    """Per daemon, the functions that were on CPU most (own samples: the innermost frame of
+    each sampled stack), from py-spy's collapsed stacks."""
+    for path in sorted(folder.glob("*.stacks")):
+        own: dict[str, int] = {}
+        total = 0
+        for line in path.read_text(errors="replace").splitlines():
+            stack, _, count = line.rpartition(" ")
+            if not count.isdigit():
+                continue
+            leaf = stack.split(";")[-1]
+            own[leaf] = own.get(leaf, 0) + int(count)
+            total += int(count)
+        click.echo(f"\n-- {path.stem}: {total} samples; top {top} by own samples --", err=True)
+        for leaf, count in sorted(own.items(), key=lambda kv: kv[1], reverse=True)[:top]:
+            click.echo(f"  {100 * count / max(total, 1):5.1f}%  {leaf[:150]}", err=True)
 
 
 @click.command()
 @click.option("--assets", "count", type=click.IntRange(50, 100_000), default=600, show_default=True)
-@click.option("--profile", is_flag=True, help="Also run the PostgreSQL phase under cProfile and print where time went")
+@click.option("--profile", is_flag=True, help="Sample the PostgreSQL phase's daemons with py-spy; print where CPU went")
 @click.option("--skip-prove-settle", is_flag=True, help="Leave out the prover and settlement figures")
-def main(count: int, profile: bool, skip_prove_settle: bool) -> None:
+@click.option("--keep", is_flag=True, help="Keep the run's folder (daemon logs, profiles) and print where it is")
+def main(count: int, profile: bool, skip_prove_settle: bool, keep: bool) -> None:
     from ape import networks
     from ape.logging import LogLevel, logger
 
@@ -285,25 +313,37 @@ def main(count: int, profile: bool, skip_prove_settle: bool) -> None:
     try:
         postgres.start()
         with networks.parse_network_choice("ethereum:local:foundry"):
-            figures = asyncio.run(run(work, postgres, f"redis://127.0.0.1:{redis_port}/0", count, profile))
+            figures = asyncio.run(run(work, postgres, f"redis://127.0.0.1:{redis_port}", count, profile))
             if not skip_prove_settle:
-                figures.update(prove_settle(work))
+                figures.update(prove_settle(work, postgres))
     finally:
         redis.terminate()
         redis.wait(timeout=10)
         postgres.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        if keep:
+            click.echo(f"the run's folder: {work}", err=True)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     report(figures, count)
 
 
-def prove_settle(work: Path) -> dict[str, Any]:
-    """The prover and settlement figures, from bench/scale_prove_settle.py when it is there."""
-    try:
-        import bench.scale_prove_settle as extra  # noqa: F401
-    except ImportError:
-        click.echo("bench/scale_prove_settle.py is missing: no prover or settlement figures", err=True)
-        return {}
-    return {}
+def prove_settle(work: Path, postgres: Any) -> dict[str, Any]:
+    """The prover (one core) and settlement figures (`bench/scale_prove_settle.py`), on a
+    deployment of their own on the same anvil, journal and store on PostgreSQL."""
+    import ape
+
+    from bench.scale_prove_settle import prove_settle_figures
+
+    figures = asyncio.run(
+        prove_settle_figures(
+            ape,
+            work / "prove-settle",
+            journal=postgres.database(),
+            store=postgres.database(),
+            progress=lambda message: click.echo(message, err=True),
+        )
+    )
+    return dict(figures)
 
 
 async def run(work: Path, postgres: Any, redis_url: str, count: int, profile: bool) -> dict[str, Any]:
@@ -328,7 +368,8 @@ async def run(work: Path, postgres: Any, redis_url: str, count: int, profile: bo
     parts.close()
     record = work / "deployment.json"
     record.write_text(json.dumps({"contracts": [{"name": n, "address": a} for n, a in setup.addresses.items()]}))
-    base = ["--rpc", rpc, "--deployment", str(record), "--redis", redis_url]
+    base = ["--rpc", rpc, "--deployment", str(record)]
+    databases = iter(range(16))  # a Redis database per run: no wake-ups left over from the last
     env = {**os.environ, "PROOFMINT_AGENT_KEY": operator.private_key, "PYTHONPATH": str(ROOT)}
     model = ["--model-id", str(setup.t2i_model_id)]
     extra = {"curator": [], "publisher": model, "registrar": model}
@@ -346,15 +387,18 @@ async def run(work: Path, postgres: Any, redis_url: str, count: int, profile: bo
         items = corpus(count, seed)
         load(journal, store, items, setup.t2i_model_id, requester)
         folder = work / label
-        fleet = Fleet(env, folder, [*base, "--journal", str(journal), "--store", str(store)])
+        redis = ["--redis", f"{redis_url}/{next(databases)}"]
+        fleet = Fleet(env, folder, [*base, *redis, "--journal", str(journal), "--store", str(store)])
         try:
             for name, n in workers.items():
-                fleet.start(name, n, extra[name], profiled)
+                fleet.start(name, n, extra[name])
             fleet.wait_ready()
+            samplers = fleet.sample() if profiled else []
             cpu_before = fleet.cpu()
             started = release(journal)
             ended = until_done(journal, count, within_s=3_600)
             cpu = {k: v - cpu_before.get(k, 0.0) for k, v in fleet.cpu().items()}
+            fleet.unsample(samplers)
         finally:
             fleet.stop()
         rate = count / (ended - started) * 60
@@ -371,7 +415,15 @@ async def run(work: Path, postgres: Any, redis_url: str, count: int, profile: bo
         "two-workers", 3, postgres.database(), postgres.database(), {"curator": 2, "publisher": 2, "registrar": 1}
     )
     alone = stages_alone(
-        work, env, base, extra, count, setup.t2i_model_id, requester, postgres.database(), postgres.database()
+        work,
+        env,
+        [*base, "--redis", f"{redis_url}/{next(databases)}"],
+        extra,
+        count,
+        setup.t2i_model_id,
+        requester,
+        postgres.database(),
+        postgres.database(),
     )
     return {
         "assets_per_min_end_to_end": round(pg["rate"], 1),
@@ -412,7 +464,7 @@ def stages_alone(
         watcher.close()
         fleet = Fleet(env, work / f"alone-{name}", [*base, "--journal", journal, "--store", store])
         try:
-            fleet.start(name, 1, extra[name], False)
+            fleet.start(name, 1, extra[name])
             fleet.wait_ready()
             started = release(journal) if name == "curator" else time.monotonic()
             ended = until_done(journal, count, within_s=3_600, waiting=inbox[name])
@@ -440,9 +492,17 @@ def report(figures: dict[str, Any], count: int) -> None:
         click.echo(f"{'  ' + name + ' alone, per minute':<44} {rate:>12,.0f}")
     for name, ms in figures.get("cpu_ms_per_asset", {}).items():
         click.echo(f"{'  CPU ms per asset, ' + name:<44} {ms:>12.2f}")
-    for key in ("prover_inferences_per_min_per_core", "prover_cores_for_10k_per_min", "vouchers_settled_per_min"):
-        if key in figures:
-            click.echo(f"{key:<44} {figures[key]:>12,}")
+    if "prover_inferences_per_min_per_core" in figures:
+        click.echo(
+            f"{'prover inferences/min, one core (batch ' + str(figures.get('prover_batch')) + ')':<44}"
+            f" {figures['prover_inferences_per_min_per_core']:>12,.1f}"
+        )
+        click.echo(f"{'  prover cores for 10,000 a minute':<44} {figures['prover_cores_for_10k_per_min']:>12,}")
+    if "vouchers_settled_per_min" in figures:
+        click.echo(
+            f"{'vouchers settled per minute':<44} {figures['vouchers_settled_per_min']:>12,.0f}"
+            f" {figures.get('vouchers_settled_per_min_baseline', 0):>16,.0f}  one voucher a settle"
+        )
     click.echo(json.dumps(figures))
 
 

@@ -84,27 +84,28 @@ class PublishStage(Stage):
     async def process(self, batch: Sequence[Job]) -> Sequence[Outcome]:
         outcomes: list[Outcome] = []
         for job in batch:
-            try:
-                outcomes.append(await self._publish(job))
+            try:  # one hop to a worker thread per asset: its work is all blocking (store, signing, Poseidon)
+                outcomes.append(Done(job.key, await asyncio.to_thread(self._publish, job)))
             except PublishError as error:
                 outcomes.append(Failed(job.key, str(error), retryable=False))
         return outcomes
 
-    async def _params_document(self, payload: dict[str, Any]) -> Cid:
+    def _params_document(self, payload: dict[str, Any]) -> Cid:
         """The stored pre-image of the job's paramsDigest (stored again from its lineage for a job
         generated before the generator stored it); PublishError if it does not hash to it."""
         document = canonical_json(payload["lineage"])
         if hashlib.sha256(document).hexdigest() != payload["params_digest"]:
             raise PublishError("the lineage does not hash to the job's paramsDigest (made by an older version)")
-        return Cid.parse(payload["params_cid"]) if "params_cid" in payload else await self.store.put(document)
+        return Cid.parse(payload["params_cid"]) if "params_cid" in payload else self.store.add_bytes(document)
 
-    async def _publish(self, job: Job) -> Outcome:
+    def _publish(self, job: Job) -> dict[str, Any]:
+        """The job's sidecar, metadata and input commitment (blocking: runs in a worker thread)."""
         payload = job.payload
         lineage, request = payload["lineage"], payload["request"]
         if lineage.get("parents"):
             raise PublishError("derivatives are registered with their parents' licences (`ape run`), not by agents")
         image_cid = Cid.parse(payload["cid"])
-        png = await self.store.get(image_cid)
+        png = self.store.read(image_cid)
         width, height = png_size(png)
         provenance = Provenance(
             image=image_cid,
@@ -126,17 +127,15 @@ class PublishStage(Stage):
             height=height,
             curation=payload.get("curation", {}),
             lineage=lineage,
-            params_document=await self._params_document(payload),
+            params_document=self._params_document(payload),
         )
-        sidecar = await asyncio.to_thread(sign_sidecar, c2pa_definition(provenance), png, self.identity)
-        manifest_cid = await self.store.put(sidecar)
+        sidecar = sign_sidecar(c2pa_definition(provenance), png, self.identity)
+        manifest_cid = self.store.add_bytes(sidecar)
         name = metadata_name(request["prompt"], request["seed"])
         metadata = erc721_metadata(provenance, name=name, manifest=manifest_cid)
-        metadata_cid = await self.store.put(canonical_json(metadata))
-        commitment = await asyncio.to_thread(
-            commitment_of, payload_row(payload), bytes.fromhex(payload["sha256"]), self.input_scale
-        )
-        updates = {
+        metadata_cid = self.store.add_bytes(canonical_json(metadata))
+        commitment = commitment_of(payload_row(payload), bytes.fromhex(payload["sha256"]), self.input_scale)
+        return {
             "manifest_cid": str(manifest_cid),
             "metadata_cid": str(metadata_cid),
             "metadata_uri": f"ipfs://{metadata_cid}",
@@ -144,4 +143,3 @@ class PublishStage(Stage):
             "width": width,
             "height": height,
         }
-        return Done(job.key, updates)
