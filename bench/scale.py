@@ -154,6 +154,32 @@ def cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+class Drain:
+    """Takes the wake-ups off a stream nobody reads here (the prover's, `delivered`: it is
+    measured on its own; with one daemon alone, that daemon's outbox), as its reader would: a
+    stream nobody reads holds its producer back once full, then every stage upstream."""
+
+    def __init__(self, url: str, stage: str = "delivered") -> None:
+        self.stream = f"proofmint:queue:{stage}"
+        import threading
+
+        from redis import Redis
+
+        self.client = Redis.from_url(url)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopping.wait(0.1):
+            self.client.xtrim(self.stream, maxlen=0)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(5)
+        self.client.close()
+
+
 class Fleet:
     """Daemon processes (`proofmint agent NAME`) on the shared servers."""
 
@@ -387,8 +413,10 @@ async def run(work: Path, postgres: Any, redis_url: str, count: int, profile: bo
         items = corpus(count, seed)
         load(journal, store, items, setup.t2i_model_id, requester)
         folder = work / label
-        redis = ["--redis", f"{redis_url}/{next(databases)}"]
+        database = f"{redis_url}/{next(databases)}"
+        redis = ["--redis", database]
         fleet = Fleet(env, folder, [*base, *redis, "--journal", str(journal), "--store", str(store)])
+        drain = Drain(database)
         try:
             for name, n in workers.items():
                 fleet.start(name, n, extra[name])
@@ -401,6 +429,7 @@ async def run(work: Path, postgres: Any, redis_url: str, count: int, profile: bo
             fleet.unsample(samplers)
         finally:
             fleet.stop()
+            drain.stop()
         rate = count / (ended - started) * 60
         click.echo(f"{label}: {count} assets in {ended - started:.1f} s = {rate:,.0f} per minute", err=True)
         if profiled:
@@ -458,7 +487,10 @@ def stages_alone(
         "registrar": ("published", "committed", "registered"),
     }
     capacity: dict[str, float] = {}
+    redis = base[base.index("--redis") + 1]
+    outbox = {"curator": "curated", "publisher": "published", "registrar": "delivered"}
     for name in DAEMONS:
+        drain = Drain(redis, outbox[name])
         watcher = Journal(journal, final=jobs.FINAL)
         arrived = count if name == "curator" else watcher.counts().get(inbox[name][0], 0)
         watcher.close()
@@ -470,6 +502,7 @@ def stages_alone(
             ended = until_done(journal, count, within_s=3_600, waiting=inbox[name])
         finally:
             fleet.stop()
+            drain.stop()
         capacity[name] = round(arrived / (ended - started) * 60, 1)
         click.echo(f"{name} alone: {capacity[name]:,.0f} per minute", err=True)
     return capacity

@@ -736,6 +736,12 @@ async def _up(
         )
         click.echo(f"job {key}: {request.prompt[:60]!r} (GET /v1/requests/{key})", err=True)
     click.echo(f"proofmint up: state {state}, metrics http://127.0.0.1:{metrics_port}/metrics", err=True)
+    heads = " ".join(f"--head {size}={model_id}" for size, (_, model_id) in sorted(setup.head_models.items()))
+    click.echo(
+        f"model versions: the generator {setup.t2i_model_id} (`proofmint agent publisher|registrar --model-id "
+        f"{setup.t2i_model_id}`), the curation head's circuits (`proofmint agent prover {heads}`)",
+        err=True,
+    )
     rpc = getattr(ape.chain.provider, "uri", None) if ape.chain.provider.name != "test" else None
     payer = accounts[5]
     api = None

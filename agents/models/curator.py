@@ -222,7 +222,9 @@ def hash_distance(a: int, b: int) -> int:
 
 class EmbeddingIndex:
     """Earlier assets by digest: unit embedding, perceptual hash and the job that added it;
-    exact cosine search (numpy)."""
+    exact cosine search (numpy). Rows live in a buffer that doubles when full (an add costs
+    O(1) amortised, not a copy of the index), and a search does its per-entry work in numpy: only
+    the entries at or above the threshold reach Python."""
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
@@ -230,7 +232,15 @@ class EmbeddingIndex:
         self._hashes: list[int] = []
         self._owners: list[str] = []
         self._known: set[str] = set()
-        self._rows = np.zeros((0, dim), dtype=np.float32)
+        self._buffer = np.zeros((0, dim), dtype=np.float32)
+
+    @property
+    def _rows(self) -> np.ndarray[Any, np.dtype[np.float32]]:
+        return self._buffer[: len(self._digests)]
+
+    @_rows.setter
+    def _rows(self, rows: np.ndarray[Any, np.dtype[np.float32]]) -> None:
+        self._buffer = np.ascontiguousarray(rows, dtype=np.float32)
 
     def __len__(self) -> int:
         return len(self._digests)
@@ -241,11 +251,16 @@ class EmbeddingIndex:
             raise CuratorError(f"embedding has {row.shape[1]} values, the index holds {self.dim}")
         if digest in self._known:
             return
+        size = len(self._digests)
+        if size == len(self._buffer):  # full: double it
+            grown = np.zeros((max(16, 2 * size), self.dim), dtype=np.float32)
+            grown[:size] = self._buffer[:size]
+            self._buffer = grown
+        self._buffer[size] = row[0] / max(1e-12, float(np.linalg.norm(row)))
         self._known.add(digest)
         self._digests.append(digest)
         self._hashes.append(image_hash)
         self._owners.append(owner)
-        self._rows = np.concatenate([self._rows, row / max(1e-12, float(np.linalg.norm(row)))])
 
     def neighbours(
         self, embedding: Sequence[float], at: float, limit: int = 16, *, exclude_owner: str = ""
@@ -255,8 +270,10 @@ class EmbeddingIndex:
         if not self._digests:
             return []
         scores = self._rows @ np.asarray(embedding, dtype=np.float32)
-        order = [int(i) for i in np.argsort(-scores) if not exclude_owner or self._owners[int(i)] != exclude_owner]
-        return [(self._digests[i], float(scores[i]), self._hashes[i]) for i in order[:limit] if scores[i] >= at]
+        near = np.flatnonzero(scores >= at)
+        near = near[np.argsort(-scores[near], kind="stable")]
+        order = [int(i) for i in near if not exclude_owner or self._owners[int(i)] != exclude_owner]
+        return [(self._digests[i], float(scores[i]), self._hashes[i]) for i in order[:limit]]
 
     def save(self, path: Path) -> None:
         """Atomically writes the index (an .npz of digests, hashes and rows)."""

@@ -361,3 +361,30 @@ def test_a_head_for_another_embedding_width_is_refused(clip, head, tmp_path):
         head.scores([[0.1, 0.2, 0.3]])
     with pytest.raises(HeadError, match="not curated by the curation head"):
         payload_row({"embedding": [0.1] * 32})
+
+
+def test_the_index_finds_what_a_brute_force_search_finds_and_grows_without_copying_itself(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    rows = rng.normal(size=(3_000, 8)).astype(np.float32)
+    index = EmbeddingIndex(8)
+    for i, row in enumerate(rows):
+        index.add(f"d{i}", row.tolist(), i, owner=f"job{i % 3}")
+    index.add("d0", rows[1].tolist(), 0)  # a digest it knows: ignored
+    assert len(index) == 3_000
+    unit = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    for query in rng.normal(size=(20, 8)).astype(np.float32):
+        scores = unit @ query
+        expected = [
+            (f"d{i}", float(scores[i]), i)
+            for i in np.argsort(-scores, kind="stable")
+            if scores[i] >= 0.5 and i % 3 != 1
+        ][:16]
+        found = index.neighbours(query.tolist(), 0.5, exclude_owner="job1")
+        assert [(d, h) for d, _, h in found] == [(d, h) for d, _, h in expected]
+        assert np.allclose([s for _, s, _ in found], [s for _, s, _ in expected])
+    index.save(tmp_path / "index.npz")
+    again = EmbeddingIndex.load(tmp_path / "index.npz", 8)
+    again.add("new", rows[5].tolist(), 1)
+    assert len(again) == 3_001 and again.neighbours(rows[5].tolist(), 0.999)[0][0] in ("d5", "new")
