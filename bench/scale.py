@@ -171,8 +171,11 @@ class Drain:
         self.thread.start()
 
     def _run(self) -> None:
+        from redis.exceptions import RedisError
+
         while not self.stopping.wait(0.1):
-            self.client.xtrim(self.stream, maxlen=0)
+            with contextlib.suppress(RedisError):  # a busy moment: the next round takes them
+                self.client.xtrim(self.stream, maxlen=0)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -339,9 +342,10 @@ def main(count: int, profile: bool, skip_prove_settle: bool, keep: bool) -> None
     try:
         postgres.start()
         with networks.parse_network_choice("ethereum:local:foundry"):
-            figures = asyncio.run(run(work, postgres, f"redis://127.0.0.1:{redis_port}", count, profile))
-            if not skip_prove_settle:
-                figures.update(prove_settle(work, postgres))
+            # the prover and settlement first, while anvil is small: it keeps every block's state
+            # in memory, and thousands of registrations later it can run out of it
+            figures = {} if skip_prove_settle else prove_settle(work, postgres)
+            figures.update(asyncio.run(run(work, postgres, f"redis://127.0.0.1:{redis_port}", count, profile)))
     finally:
         redis.terminate()
         redis.wait(timeout=10)
@@ -369,6 +373,7 @@ def prove_settle(work: Path, postgres: Any) -> dict[str, Any]:
             progress=lambda message: click.echo(message, err=True),
         )
     )
+    click.echo(f"prover and settlement: {json.dumps(figures)}", err=True)
     return dict(figures)
 
 
