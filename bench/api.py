@@ -278,14 +278,14 @@ async def measure(asset_count: int, seconds: float, concurrency: int, fetches: i
                 ]
                 full_checks = await check_rate(deps.paywall, vouchers[:payers])
                 serial_checks = await check_rate(deps.paywall, [vouchers[-1]])  # one payer: one at a time
-                baseline = Paywall(
+                direct = Paywall(
                     ChannelBook(state / "baseline-channels.db"),
                     ChainView(deps.chain.client, chain_id),
                     deps.paywall._submit,
                     service=service,
                 )
-                baseline_checks = await check_rate(baseline, vouchers[payers : 2 * payers])
-                baseline.book.close()
+                baseline_checks = await check_rate(direct, vouchers[payers : 2 * payers])
+                direct.book.close()
                 click.echo(f"paid fetches: {fetches} ...", err=True)
                 async with aiohttp.ClientSession() as session:
                     client = PayingClient(session, payer.private_key)
