@@ -39,7 +39,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -53,18 +52,14 @@ import click
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.agents.runtime.anvil import free_port  # noqa: E402
+
 DAEMONS = ("curator", "publisher", "registrar")
 #: Where a job's way through curate -> publish -> register ends (registered: on chain; the
 #: registrar's deliver step after it fulfils market requests, none here)
 DONE = ("registered", "delivered", "review", "rejected", "failed")
 CORPUS = ROOT / ".cache" / "bench-scale"
 TARGET_PER_MIN = 10_000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def corpus(count: int, seed: int) -> list[tuple[str, bytes, dict[str, Any]]]:
@@ -327,29 +322,23 @@ def main(count: int, profile: bool, skip_prove_settle: bool, keep: bool) -> None
     from ape.logging import LogLevel, logger
 
     from agents.runtime.processes import quiet_libraries
-    from tests.pg_support import PostgresServer
+    from tests.pg_support import postgres_server
+    from tests.redis_support import redis_server
 
     quiet_libraries()
     logger.set_level(LogLevel.ERROR)
     work = Path(tempfile.mkdtemp(prefix="proofmint-bench-scale-"))
-    postgres = PostgresServer()
-    redis_port = free_port()
-    redis = subprocess.Popen(
-        ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     try:
-        postgres.start()
-        with networks.parse_network_choice("ethereum:local:foundry"):
+        with (
+            postgres_server() as postgres,
+            redis_server(work) as redis_url,
+            networks.parse_network_choice("ethereum:local:foundry"),
+        ):
             # the prover and settlement first, while anvil is small: it keeps every block's state
             # in memory, and thousands of registrations later it can run out of it
             figures = {} if skip_prove_settle else prove_settle(work, postgres)
-            figures.update(asyncio.run(run(work, postgres, f"redis://127.0.0.1:{redis_port}", count, profile)))
+            figures.update(asyncio.run(run(work, postgres, redis_url, count, profile)))
     finally:
-        redis.terminate()
-        redis.wait(timeout=10)
-        postgres.stop()
         if keep:
             click.echo(f"the run's folder: {work}", err=True)
         else:

@@ -13,7 +13,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -21,6 +20,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from tests.agents.runtime.anvil import free_port
 
 
 def _bindir() -> Path:
@@ -33,18 +34,12 @@ def _bindir() -> Path:
     return versions[-1].parent
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class PostgresServer:
     """`start()` → the admin URL; `database()` → the URL of a new, empty database."""
 
     def __init__(self) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="proofmint-pg-"))
-        self.port = _free_port()
+        self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self._run_as: dict[str, Any] = {}
         if os.geteuid() == 0:

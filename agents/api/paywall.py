@@ -48,6 +48,7 @@ would give, without a chain read per check.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import threading
 import time
@@ -244,13 +245,21 @@ class ChannelBook:
         return self.accept_covered(voucher, currency, settled, now).outcome == "accepted"
 
     def accept_covered(
-        self, voucher: SignedVoucher, currency: str, settled: int, now: float, cover: int | None = None
+        self,
+        voucher: SignedVoucher,
+        currency: str,
+        settled: int,
+        now: float,
+        cover: int | None = None,
+        *,
+        price: int = 1,
     ) -> Acceptance:
         """In one transaction that holds the payer's escrow (payer, service) against every other
-        process sharing this book: records the voucher as its channel's newest if it is above the
-        one there, would not expire before that one while it is unsettled (`settled`: the
-        channel's figure on chain), and, with `cover`, leaves the payer's channels in `currency`
-        owing no more than `cover`. Otherwise changes nothing and says why."""
+        process sharing this book: records the voucher as its channel's newest if it is at least
+        `price` (one use) above what the channel already paid (its newest voucher here, or
+        `settled`: the channel's figure on chain), would not expire before the newest while that
+        one is unsettled, and, with `cover`, leaves the payer's channels in `currency` owing no
+        more than `cover`. Otherwise changes nothing and says why."""
         payer, service, terms_id = voucher.channel
         amount = voucher.voucher.cumulative_amount
         body = json.dumps(voucher.as_json(), separators=(",", ":"))
@@ -262,7 +271,7 @@ class ChannelBook:
                 (payer, service, terms_id),
             ).fetchone()
             known = parse_voucher(json.loads(row[1])) if row is not None else None
-            if known is not None and int(row[0]) >= amount:
+            if amount < _accepted(known, settled) + price:
                 return Acceptance("behind", known)
             if known is not None and int(row[0]) > settled and voucher.voucher.deadline < known.voucher.deadline:
                 return Acceptance("deadline", known)
@@ -375,32 +384,28 @@ class Paywall:
         if signer != payer:
             raise PaymentRejectedError("wrong_signer", f"the voucher is signed by {signer}, not by its payer {payer}")
         async with self._lock_of(payer):
-            known, settled, cover = await asyncio.gather(  # the two chain reads at once on a real node
-                asyncio.to_thread(self.book.voucher, payer, service, terms_id),
+            settled, cover = await asyncio.gather(  # the two chain reads at once on a real node
                 self.chain.settled(payer, service, terms_id),
                 self.chain.cover(payer, terms.currency, service),
             )
-            if v.cumulative_amount < _accepted(known, settled) + terms.price_per_use:
-                raise _behind(
-                    known,
-                    settled,
-                    terms.price_per_use,
-                    "the cumulative amount must be at least one use above what this channel already paid "
-                    "(acceptedCumulative)",
-                )
-            if known is not None and known.voucher.cumulative_amount > settled and v.deadline < known.voucher.deadline:
-                raise _late(v.deadline, now, known)
-            # the book checks the whole escrow again in the transaction that records the voucher,
-            # counting what every API process sharing it accepted
-            result = await asyncio.to_thread(self.book.accept_covered, voucher, terms.currency, settled, now, cover)
+            # the book checks the channel and the whole escrow in the transaction that records the
+            # voucher, counting what every API process sharing it accepted
+            accept = functools.partial(
+                self.book.accept_covered, voucher, terms.currency, settled, now, cover, price=terms.price_per_use
+            )
+            result = await asyncio.to_thread(accept)
             if result.outcome == "uncovered" and result.channels is not None:
                 # the settled figures of the other channels may be stale (settlement lowers what is
                 # owed and the escrow alike): read them again, then try once more
                 await self._refresh(payer, dict(result.channels), keep=terms_id)
-                result = await asyncio.to_thread(self.book.accept_covered, voucher, terms.currency, settled, now, cover)
+                result = await asyncio.to_thread(accept)
             if result.outcome == "behind":
                 raise _behind(
-                    result.known, settled, terms.price_per_use, "a voucher at least as high was accepted meanwhile"
+                    result.known,
+                    settled,
+                    terms.price_per_use,
+                    "the cumulative amount must be at least one use above what this channel already paid "
+                    "(acceptedCumulative)",
                 )
             if result.outcome == "deadline" and result.known is not None:
                 raise _late(v.deadline, now, result.known)

@@ -113,7 +113,9 @@ def stop_on_signals() -> asyncio.Event:
     return stop
 
 
-async def _serve(agents: Any, metrics: Any, port: int | None, host: str = "127.0.0.1") -> None:
+async def serve_agents(agents: Any, metrics: Any, port: int | None, host: str = "127.0.0.1") -> None:
+    """Runs `agents` (with `/metrics` on `port`, if given) until SIGINT or SIGTERM, then stops
+    them gracefully; raises the first failure of a stage. What `up` and `agent` run."""
     from agents.runtime.telemetry import serve_metrics
 
     runner = await serve_metrics(metrics, host=host, port=port) if port else None
@@ -507,7 +509,7 @@ async def _run_agent(
         registration=registration,
     )
     try:
-        await _serve(agents, metrics, metrics_port, metrics_host)
+        await serve_agents(agents, metrics, metrics_port, metrics_host)
     finally:
         parts.close()
         if redis is not None:
@@ -789,7 +791,7 @@ async def _up(
                         "the embedded chain has no RPC for the ape scripts or browser wallets: use --rpc-port PORT",
                         err=True,
                     )
-            await _serve(build_agents(parts, registration=registration), metrics, metrics_port)
+            await serve_agents(build_agents(parts, registration=registration), metrics, metrics_port)
         finally:
             if api is not None:
                 await api.cleanup()

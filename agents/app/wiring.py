@@ -456,23 +456,26 @@ async def open_local(
     circuits = await asyncio.to_thread(
         build_head_circuits, root / ".cache" / "zkml-agents", folder, tuple(head_sizes), progress=progress
     )
-    blocks = open_store(store_location(state, parts_options.get("store")))
-    await asyncio.to_thread(blocks.create)
-    setup = await asyncio.to_thread(
-        lambda: prepare_chain(
-            ape.project,
-            ape.chain,
-            operator=operator,
-            developer=developer,
-            originators=originators,
-            t2i_folder=root / "models" / "tiny-t2i",
-            circuits=circuits,
-            bands=(decider.accept_fixed, decider.review_fixed),
-            store=blocks,
-            solc=solc_executable(root),
-            progress=progress,
+    blocks = open_store(store_location(state, parts_options.get("store")))  # the setup's own: closed after
+    try:
+        await asyncio.to_thread(blocks.create)
+        setup = await asyncio.to_thread(
+            lambda: prepare_chain(
+                ape.project,
+                ape.chain,
+                operator=operator,
+                developer=developer,
+                originators=originators,
+                t2i_folder=root / "models" / "tiny-t2i",
+                circuits=circuits,
+                bands=(decider.accept_fixed, decider.review_fixed),
+                store=blocks,
+                solc=solc_executable(root),
+                progress=progress,
+            )
         )
-    )
+    finally:
+        blocks.close()
     parts = await open_parts(
         root,
         state,

@@ -84,6 +84,12 @@ class Agents:
     def leading(self) -> bool:
         return self._leading
 
+    async def _pause(self, seconds: float) -> bool:
+        """Waits `seconds`, or less if `stop` comes first; True when stopping."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        return self._stopping.is_set()
+
     async def start(self) -> None:
         """Starts the stages; with a chain key, leads at once (reconciles, then the chain stages
         run) when its leases are free, else stands by in the background (see the module
@@ -116,11 +122,7 @@ class Agents:
         return None
 
     async def _stand_by(self, chain: Sequence[Stage]) -> None:
-        while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.lease_ttl_s / 5)
-            if self._stopping.is_set():
-                return
+        while not await self._pause(self.lease_ttl_s / 5):
             try:
                 holder = await self._take_leases()
             except RetryableError:
@@ -154,25 +156,25 @@ class Agents:
         self._tasks.append(asyncio.create_task(self._renew_loop(chain), name="renew leases"))
 
     async def _renew_loop(self, chain: Sequence[Stage]) -> None:
+        """Renews the leases every third of their time; an unreachable journal is tried again
+        until two thirds have gone, then (as when another process holds one) the chain stages
+        stop at once and the loop fails with `LeadershipLostError`."""
         loop = asyncio.get_running_loop()
         renewed = loop.time()
-        while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.lease_ttl_s / 3)
-            if self._stopping.is_set():
-                return
+        while not await self._pause(self.lease_ttl_s / 3):
             try:
                 holder = await self._take_leases()
             except RetryableError:
-                holder = None if loop.time() - renewed < self.lease_ttl_s * 2 / 3 else "(unknown: journal unreachable)"
-                if holder is None:
+                if loop.time() - renewed < self.lease_ttl_s * 2 / 3:
                     continue
-            if holder is not None:
-                for stage in chain:  # stop sending at once: the nonce is someone else's now
-                    stage.stop()
-                self._leading = False
-                raise LeadershipLostError(f"lost the sender leases {self.leases} to {holder}")
-            renewed = loop.time()
+                holder = "(unknown: journal unreachable)"
+            if holder is None:
+                renewed = loop.time()
+                continue
+            for stage in chain:  # stop sending at once: the nonce is someone else's now
+                stage.stop()
+            self._leading = False
+            raise LeadershipLostError(f"lost the sender leases {self.leases} to {holder}")
 
     async def _watch(self, watcher: MarketWatcher) -> None:
         """Polls a market for paid requests; a failed poll is retried at the next interval."""
@@ -181,30 +183,32 @@ class Agents:
                 await watcher.poll()
             except Exception:
                 log.exception("market poll failed; next try on schedule")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.watch_every_s)
+            await self._pause(self.watch_every_s)
 
     async def _gauge_loop(self, metrics: Metrics) -> None:
         """Keeps the journal's gauges current (the journal is the truth): jobs per stage, and
         per stage a job can wait at, the backlog and its oldest job's age (zero when empty)."""
-        while not self._stopping.is_set():
+        reported: set[str] = set()
+        while True:
             for stage, count in (await self.journal.call(self.journal.counts)).items():
                 metrics.jobs.labels(stage).set(count)
-            backlog = await self.journal.call(self.journal.backlog)
-            for stage in sorted(set(backlog) - jobs.FINAL):
-                count, age = backlog.get(stage, (0, 0.0))
+            backlog = {
+                stage: ready
+                for stage, ready in (await self.journal.call(self.journal.backlog)).items()
+                if stage not in jobs.FINAL
+            }
+            for stage in reported - set(backlog):  # emptied since: zero, not stale
+                backlog[stage] = (0, 0.0)
+            for stage, (count, age) in backlog.items():
                 metrics.backlog.labels(stage).set(count)
                 metrics.oldest_age.labels(stage).set(age)
-            for stage in set(metrics_stages(metrics)) - set(backlog):  # emptied since: zero, not stale
-                metrics.backlog.labels(stage).set(0)
-                metrics.oldest_age.labels(stage).set(0.0)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.metrics_every_s)
+            reported |= set(backlog)
+            if await self._pause(self.metrics_every_s):
+                return
 
     async def _withdraw_loop(self, settle: SettleStage, every: float) -> None:
         while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), every)
+            await self._pause(every)  # and once more as the daemons stop
             try:
                 withdrawn = await settle.withdraw_due(self.withdraw_currencies)
                 if withdrawn:
@@ -260,11 +264,6 @@ class Agents:
             if loop.time() > deadline:
                 raise TimeoutError(f"the pipeline did not finish in {within_s:.0f} s: {counts}")
             await asyncio.sleep(poll)
-
-
-def metrics_stages(metrics: Metrics) -> list[str]:
-    """The journal stages `metrics` reports a backlog for."""
-    return [sample.labels["stage"] for family in metrics.backlog.collect() for sample in family.samples]
 
 
 def all_final() -> Callable[[dict[str, int]], bool]:

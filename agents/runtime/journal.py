@@ -206,18 +206,14 @@ class Journal:
     def extend_leases(self, keys: Sequence[str], stage: str, owner: str, lease_s: float) -> int:
         """Renews `owner`'s lease on those of `keys` still at `stage` and leased to it (a worker
         busy with a long batch); how many it renewed."""
-        now = self._clock()
+        if not keys:
+            return 0
+        marks = ",".join("?" * len(keys))
         with self._transaction() as db:
-            db.executemany(
-                "UPDATE jobs SET lease_until = ? WHERE key = ? AND stage = ? AND owner = ?",
-                [(now + lease_s, key, stage, owner) for key in sorted(keys)],
-            )
-            marks = ",".join("?" * len(keys)) or "''"
-            (renewed,) = db.execute(
-                f"SELECT COUNT(*) FROM jobs WHERE key IN ({marks}) AND stage = ? AND owner = ? AND lease_until = ?",
-                (*keys, stage, owner, now + lease_s),
-            ).fetchone()
-        return int(renewed)
+            return db.execute(
+                f"UPDATE jobs SET lease_until = ? WHERE key IN ({marks}) AND stage = ? AND owner = ?",
+                (self._clock() + lease_s, *keys, stage, owner),
+            ).rowcount
 
     @_locked
     def advance(

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from web3 import HTTPProvider, Web3  # noqa: E402
 
-from agents.app.wiring import DEFAULT_POLICY, Models, build_agents, open_parts  # noqa: E402
+from agents.app.wiring import DEFAULT_POLICY, Models, Parts, build_agents, open_parts  # noqa: E402
 from agents.core.requests import GenerationRequest  # noqa: E402
 from agents.daemons.runner import all_final  # noqa: E402
 from agents.models.curator import CurationPolicy, Decision, EmbeddingIndex, Screening, Verdict, term_screen  # noqa: E402
@@ -122,7 +122,10 @@ def cached_circuits(roots: dict[str, str]) -> dict[int, Any]:
     return {int(size): Circuit(Artifacts(Path(root)), int(size), embed_dim) for size, root in roots.items()}
 
 
-async def main(config: dict[str, object]) -> None:
+async def open_procedural_parts(config: dict[str, object], **options: Any) -> tuple[Parts, Models]:
+    """The parts a life runs on, from its config (node, key, deployment, cached circuits), with
+    the torch-free generator and curator above; `options` go to `open_parts` (journal, store,
+    names). The caller closes both."""
     web3 = Web3(HTTPProvider(str(config["rpc"]), exception_retry_configuration=None))
     heads = {int(size): int(model_id) for size, model_id in dict(config["heads"]).items()}  # type: ignore[call-overload]
     circuits = cached_circuits(dict(config["circuits"]))  # type: ignore[call-overload]
@@ -137,7 +140,13 @@ async def main(config: dict[str, object]) -> None:
         head_models={size: (circuits[size], model_id) for size, model_id in heads.items()},
         sender_poll=0.02,
         models=models,
+        **options,
     )
+    return parts, models
+
+
+async def main(config: dict[str, object]) -> None:
+    parts, models = await open_procedural_parts(config)
     agents = build_agents(
         parts, worker="crashy", generate_batch=4, register_batch=4, linger_s=0.3, idle=0.05, withdraw_every_s=None
     )

@@ -92,3 +92,39 @@ def attach_terms(licenses: Any, digest: bytes, operator: Any, *, per_use: int, p
     }
     licenses.attachTerms(digest, terms, sender=operator)
     return int(licenses.termsCount())
+
+
+def assert_chain_agrees(
+    journal: Any, registry: Any, web3: Any, *, sender: str, events_from: int, txs_from: int
+) -> tuple[list[Any], int, int]:
+    """After a kill test's last life: every asset the journal finished is on chain once, attested
+    once per proof the journal recorded, each job passed each stage once, no transaction intent
+    of `sender` is open, and every transaction `sender` sent from block `txs_from` succeeded.
+    Returns (the finished jobs, transactions sent, attestation transactions)."""
+    import pytest
+
+    counts = journal.counts()
+    done = journal.at_stage(jobs.ATTESTED) + journal.at_stage(jobs.UNPROVEN)
+    assert counts.get(jobs.ATTESTED, 0) >= 1 and jobs.UNPROVEN not in counts and jobs.FAILED not in counts
+    height = web3.eth.block_number
+    registered_events = list(registry.AssetRegistered.range(events_from, height + 1))
+    assert sorted(bytes(e.contentDigest).hex() for e in registered_events) == sorted(j.payload["sha256"] for j in done)
+    for job in done:
+        targets = [target for _, target in journal.history(job.key)]
+        assert len(targets) == len(set(targets)), (job.key, targets)
+        assert int(registry.getAsset(bytes.fromhex(job.payload["sha256"])).seq) == job.payload["seq"]
+    attest_txs = {job.payload["attest_tx"] for job in done if "attest_tx" in job.payload}
+    attested_events = list(registry.InferenceAttested.range(events_from, height + 1))
+    assert len(attested_events) == len(attest_txs)
+    assert sum(len(e.seqs) for e in attested_events) == len(done)
+    for intent in journal.open_intents(f"tx:{sender.lower()}"):
+        pytest.fail(f"transaction intent {intent.id} still open after the last life: {intent.data}")
+    sent = 0
+    for number in range(txs_from, web3.eth.block_number + 1):
+        for tx in web3.eth.get_block(number, full_transactions=True)["transactions"]:
+            if tx["from"].lower() == sender.lower():
+                sent += 1
+                assert web3.eth.get_transaction_receipt(tx["hash"])["status"] == 1, (
+                    f"a transaction reverted: {tx['hash'].hex()}"
+                )
+    return done, sent, len(attest_txs)

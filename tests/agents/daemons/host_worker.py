@@ -4,16 +4,15 @@ Runs the daemons the config names over what the hosts share (the PostgreSQL jour
 wake-ups, the PostgreSQL block store, the chain) with a state folder of its own (the publisher's
 signing identity, the curator's near-duplicate index), exactly as `proofmint agent NAME
 --journal ... --redis ... --store ...` wires them, with crash_worker.py's torch-free generator and
-curator (see there). Prints `ready` once its stages run; runs until SIGTERM (a graceful drain:
-exit 0) or SIGKILL.
+curator (see there). Prints `ready` once its parts are open, then serves its daemons as
+`proofmint agent` does (`agents.app.commands.serve_agents`) until SIGTERM (a graceful drain: exit
+0) or SIGKILL.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import signal
 import sys
 from pathlib import Path
 
@@ -21,34 +20,18 @@ ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT))
 
 from redis.asyncio import Redis  # noqa: E402
-from web3 import HTTPProvider, Web3  # noqa: E402
 
-from agents.app.wiring import Models, build_agents, open_parts, redis_queues  # noqa: E402
-from agents.models.generator import Generator  # noqa: E402
+from agents.app.commands import serve_agents  # noqa: E402
+from agents.app.wiring import build_agents, redis_queues  # noqa: E402
 from agents.runtime.telemetry import json_logging  # noqa: E402
-from tests.agents.daemons.crash_worker import DigestCurator, ProceduralRunner, cached_circuits  # noqa: E402
+from tests.agents.daemons.crash_worker import open_procedural_parts  # noqa: E402
 
 
 async def main(config: dict[str, object]) -> None:
     json_logging()  # to stderr: the test keeps each life's log in the host's folder
-    web3 = Web3(HTTPProvider(str(config["rpc"]), exception_retry_configuration=None))
     names = [str(name) for name in config["names"]]  # type: ignore[attr-defined]
-    heads = {int(size): int(model_id) for size, model_id in dict(config["heads"]).items()}  # type: ignore[call-overload]
-    circuits = cached_circuits(dict(config["circuits"]))  # type: ignore[call-overload]
-    models = Models(generator=Generator(ProceduralRunner(), "procedural", batch=4), curator=DigestCurator())
-    parts = await open_parts(
-        ROOT,
-        Path(str(config["state"])),
-        web3=web3,
-        key=str(config["key"]),
-        addresses=dict(config["addresses"]),  # type: ignore[call-overload]
-        t2i_model_id=int(config["t2i"]),  # type: ignore[call-overload]
-        head_models={size: (circuits[size], model_id) for size, model_id in heads.items()},
-        names=names,
-        sender_poll=0.02,
-        models=models,
-        journal=str(config["journal"]),
-        store=str(config["store"]),
+    parts, models = await open_procedural_parts(
+        config, names=names, journal=str(config["journal"]), store=str(config["store"])
     )
     redis = Redis.from_url(str(config["redis"]))
     agents = build_agents(
@@ -64,19 +47,10 @@ async def main(config: dict[str, object]) -> None:
         lease_s=float(config["lease_s"]),  # type: ignore[arg-type]
         lease_ttl_s=float(config["lease_ttl_s"]),  # type: ignore[arg-type]
     )
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    await agents.start()
     print("ready", flush=True)
     try:
-        while not stop.is_set():
-            failures = agents.failed()
-            if failures:
-                raise failures[0]
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.2)
+        await serve_agents(agents, parts.metrics, None)  # what `proofmint agent` runs, until SIGTERM
     finally:
-        await agents.stop()
         parts.close()
         models.close()
         await redis.aclose()

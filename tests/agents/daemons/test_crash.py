@@ -33,6 +33,7 @@ import pytest
 from agents.core.requests import GenerationRequest
 from agents.runtime import jobs
 from agents.runtime.journal import Journal
+from tests.agents.daemons.helpers import assert_chain_agrees
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
@@ -135,32 +136,10 @@ def test_kill_9_at_twenty_random_points_of_the_pipeline(
     counts = journal.counts()
     assert set(counts) <= jobs.FINAL, counts
     assert sum(counts.values()) == len(prompts)
-    done = journal.at_stage(jobs.ATTESTED) + journal.at_stage(jobs.UNPROVEN)
-    assert counts.get(jobs.ATTESTED, 0) >= 1 and jobs.UNPROVEN not in counts and jobs.FAILED not in counts
     registry = project.ProvenanceRegistry.at(local_chain.addresses["ProvenanceRegistry"])
-    assert int(registry.assetCount()) == len(done)
-    registered_events = list(registry.AssetRegistered.range(0, chain.blocks.height + 1))
-    assert sorted(bytes(e.contentDigest).hex() for e in registered_events) == sorted(j.payload["sha256"] for j in done)
-    for job in done:
-        targets = [target for _, target in journal.history(job.key)]
-        assert len(targets) == len(set(targets)), (job.key, targets)
-        assert int(registry.getAsset(bytes.fromhex(job.payload["sha256"])).seq) == job.payload["seq"]
-    attest_txs = {job.payload["attest_tx"] for job in done if "attest_tx" in job.payload}
-    attested_events = list(registry.InferenceAttested.range(0, chain.blocks.height + 1))
-    assert len(attested_events) == len(attest_txs)
-    assert sum(len(e.seqs) for e in attested_events) == len(done)
-    for intent in journal.open_intents(f"tx:{requester.lower()}"):
-        pytest.fail(f"transaction intent {intent.id} still open after the last life: {intent.data}")
-    web3 = chain.provider.web3
-    sent = 0
-    for number in range(start_block, web3.eth.block_number + 1):
-        for tx in web3.eth.get_block(number, full_transactions=True)["transactions"]:
-            if tx["from"].lower() == requester.lower():
-                sent += 1
-                assert web3.eth.get_transaction_receipt(tx["hash"])["status"] == 1, (
-                    f"a transaction reverted: {tx['hash'].hex()}"
-                )
-    print(
-        f"operator transactions: {sent}, all succeeded; assets {len(done)}; attestation transactions {len(attest_txs)}"
+    done, sent, attest_txs = assert_chain_agrees(
+        journal, registry, chain.provider.web3, sender=requester, events_from=0, txs_from=start_block
     )
+    assert int(registry.assetCount()) == len(done)
+    print(f"operator transactions: {sent}, all succeeded; assets {len(done)}; attestation transactions {attest_txs}")
     journal.close()

@@ -3,7 +3,8 @@
 - the channel book shared through PostgreSQL: two API processes (each its own book connection,
   chain index and paywall) accepting one payer's vouchers at once never accept beyond the
   payer's escrow; with a book each (the SQLite default, one API process) they would, which is
-  why API processes that share a journal share its book;
+  why API processes that share a journal share its book; a stranger replaying one voucher to four
+  API processes at once unlocks one use, not four;
 - the licence index: escrow cover, settlements and terms come from a cache that the contract's
   events keep current; a withdrawal request or a deposit, terms switched off, are seen by the
   very next check (the read barrier), with no time-to-live to wait out; concurrent checks share
@@ -126,6 +127,30 @@ def test_two_api_processes_sharing_the_book_never_accept_beyond_the_escrow(deplo
     assert sum(cumulative for cumulative, _ in owed.values()) == 10 * PRICE  # exactly the escrow
     first.close()
     second.close()
+
+
+def test_a_voucher_replayed_to_two_api_processes_at_once_unlocks_one_use(deployed: Deployed, postgres_url: str):
+    # a stranger who saw a payer's voucher on its way (it travels in a request header) sends it
+    # to every API process at once, hoping each unlocks a use for it
+    d = deployed
+    books = [ChannelBook(postgres_url) for _ in range(4)]
+    voucher = d.signed(d.terms[0], PRICE)
+
+    async def main() -> list[str]:
+        async def send(paywall: Paywall) -> str:
+            try:
+                await paywall.accept(voucher, asset=d.asset, terms_id=d.terms[0])
+            except PaymentRejectedError as refused:
+                return refused.code
+            return "ok"
+
+        return list(await asyncio.gather(*(send(d.paywall(book)) for book in books)))
+
+    outcomes = asyncio.run(main())
+    assert sorted(outcomes) == ["ok", "replayed_or_short", "replayed_or_short", "replayed_or_short"], outcomes
+    assert books[0].channel(str(d.payer.address), d.service, d.terms[0]) == (PRICE, 0)
+    for book in books:
+        book.close()
 
 
 def test_with_a_book_each_two_api_processes_would_accept_beyond_the_escrow(deployed: Deployed, tmp_path: Path):
