@@ -33,24 +33,27 @@ demo: compile ## The main job: the whole product on the embedded chain, report i
 setup-tests: ## What `make setup` installs, plus what only the tests need (Chromium)
 	@tools/bootstrap.sh --tests
 
-test: setup-tests ## Every test: lint (beside the embedded pass), the suite on the embedded chain, the chain tests again on anvil
-	@$(MAKE) --no-print-directory -j2 --output-sync=line lint test-embedded
-	@$(MAKE) --no-print-directory test-anvil
+test: setup-tests ## Every test: lint, the suite on the embedded chain and the chain tests again on anvil, side by side
+	@$(MAKE) --no-print-directory -j3 lint test-embedded test-anvil \
+		EMBEDDED_TAG="sed -u 's/^/embedded | /'" ANVIL_TAG="sed -u 's/^/anvil    | /'"
 
 # Where each test runs (markers in pyproject.toml): the contract suites (tests/contracts, marked
 # `contracts`) run once, on the embedded chain (faster there), with a `smoke` few on anvil too;
 # every other chain test runs on both chains (the daemons behave differently in process and
 # behind a URL); tests that need a node outside the test process (`anvil`) run on anvil only.
-# Lint runs beside the embedded pass (it shares nothing with it; the pass uses one core).
+# The two passes and lint run side by side (each pass is one pytest process, mostly on one core;
+# what they share on disk is built under a lock or keyed by port), their lines tagged.
 DURATIONS := --durations=30
+EMBEDDED_TAG ?= cat
+ANVIL_TAG ?= cat
 
 test-embedded: compile ## The suite on the embedded chain (everything not marked anvil)
-	@echo "== tests on the embedded chain (ethereum:local:test): everything but the node-only tests =="
-	@PROOFMINT_EXPECT_PROVIDER=test $(APE) test tests -m "not anvil" $(DURATIONS) $(PYTEST_ARGS)
+	@echo "== tests on the embedded chain (ethereum:local:test): everything but the node-only tests ==" | $(EMBEDDED_TAG)
+	@PROOFMINT_EXPECT_PROVIDER=test $(APE) test tests -m "not anvil" $(DURATIONS) $(PYTEST_ARGS) 2>&1 | $(EMBEDDED_TAG)
 
 test-anvil: compile ## The chain tests again on an anvil node
-	@echo "== tests on anvil ($(ANVIL_NETWORK)): the chain tests but the contract suites (a smoke few) and the slow ones, which the embedded pass ran; plus the node-only tests =="
-	@PROOFMINT_EXPECT_PROVIDER=foundry $(APE) test tests -m "anvil or smoke or (chain and not slow and not contracts)" --network $(ANVIL_NETWORK) $(DURATIONS) $(PYTEST_ARGS)
+	@echo "== tests on anvil ($(ANVIL_NETWORK)): the chain tests but the contract suites (a smoke few) and the slow ones, which the embedded pass ran; plus the node-only tests ==" | $(ANVIL_TAG)
+	@PROOFMINT_EXPECT_PROVIDER=foundry $(APE) test tests -m "anvil or smoke or (chain and not slow and not contracts)" --network $(ANVIL_NETWORK) $(DURATIONS) $(PYTEST_ARGS) 2>&1 | $(ANVIL_TAG)
 
 test-fast: compile ## The fast path: everything not marked slow, embedded chain only
 	@$(APE) test tests -m "not slow and not anvil" $(PYTEST_ARGS)

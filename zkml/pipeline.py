@@ -5,7 +5,9 @@ Artifacts live in `<cache>/<key>/` where the key is sha256(ONNX bytes ‖ pinned
 ezkl version ‖ SRS origin), so a new model version, other pins, other tuning, another ezkl or a
 public SRS instead of a generated one never reuse a stale key. Each step writes its file through
 a temporary name and a rename, so a crash leaves either the finished file or none, and a second
-run skips every step whose file exists.
+run skips every step whose file exists. Builders of one circuit on one host take turns (a lock
+file in its folder): a generated SRS is random, so two racing builders could otherwise leave the
+keys of one SRS beside another.
 
 Every function here blocks (ezkl is CPU-bound Rust); agents call them through an executor.
 ezkl's Python API takes the proving key by path, so each `prove` reads it from disk (the page
@@ -14,6 +16,8 @@ cache keeps it warm); it cannot be held in memory across calls from Python.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -21,7 +25,7 @@ import os
 import random
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -173,6 +177,17 @@ def _run(step: str, ok: Any, artifacts: Artifacts) -> None:
         raise ProvingError(f"ezkl {step} failed (artifacts in {artifacts.root})")
 
 
+@contextlib.contextmanager
+def _building(root: Path) -> Iterator[None]:
+    """Hold the circuit folder's build lock (released by the kernel if the holder dies)."""
+    with (root / ".build.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _atomic(path: Path, make: Callable[[Path], object]) -> None:
     tmp = _fresh(path)
     try:
@@ -219,14 +234,15 @@ class Circuit:
             ("srs", artifacts.srs, lambda tmp: circuit._srs(tmp, policy)),
             ("keys", artifacts.pk, circuit._keys),
         ]
-        for name, path, make in steps:
-            if path.exists():
-                progress(f"{name}: cached")
-                continue
-            progress(f"{name}: running")
-            started = time.monotonic()
-            _atomic(path, make)
-            progress(f"{name}: {time.monotonic() - started:.1f} s")
+        with _building(artifacts.root):
+            for name, path, make in steps:
+                if path.exists():
+                    progress(f"{name}: cached")
+                    continue
+                progress(f"{name}: running")
+                started = time.monotonic()
+                _atomic(path, make)
+                progress(f"{name}: {time.monotonic() - started:.1f} s")
         check_pinned(artifacts.settings, pinned)
         return circuit
 

@@ -26,6 +26,7 @@ from eth_utils.abi import event_abi_to_log_topic
 
 from agents.api.chainview import LICENSES, ChainView
 from agents.api.paywall import TermsInfo
+from agents.core.addresses import address_of
 
 #: The events that change what the index serves, and what each drops.
 WATCHED: Final = (
@@ -40,9 +41,7 @@ WATCHED: Final = (
 
 
 def _address(value: Any) -> str:
-    from eth_utils.address import to_checksum_address
-
-    return str(to_checksum_address(value))
+    return address_of(value)
 
 
 class LicenseIndex:

@@ -62,6 +62,7 @@ from coincurve import PublicKey
 from eth_utils.address import is_address, to_checksum_address
 from eth_utils.crypto import keccak
 
+from agents.core.addresses import address_of
 from agents.core.errors import PermanentError
 from agents.core.settlement import MAX_CUMULATIVE, SignedVoucher, parse_voucher
 from agents.core.vouchers import voucher_digest
@@ -134,7 +135,7 @@ def signer_of(voucher: SignedVoucher, chain_id: int, settlement: str) -> str:
         point = PublicKey.from_signature_and_message(sig[:64] + bytes([v]), digest, hasher=None)
     except ValueError as exc:
         raise PaymentRejectedError("bad_signature", "the signature does not recover to any key") from exc
-    return to_checksum_address(keccak(point.format(compressed=False)[1:])[12:])
+    return address_of(keccak(point.format(compressed=False)[1:])[12:])
 
 
 class ChannelBookError(PermanentError, ValueError):

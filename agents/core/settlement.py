@@ -38,6 +38,7 @@ from typing import Any
 
 from eth_utils.address import is_address, to_checksum_address
 
+from agents.core.addresses import checksummed
 from agents.core.errors import PermanentError
 from agents.core.reverts import WouldRevertError
 from agents.core.vouchers import CallVoucher, Voucher, compact_signature, settle_arguments
@@ -72,13 +73,13 @@ class SignedVoucher:
     @property
     def channel(self) -> Channel:
         v = self.voucher
-        return (to_checksum_address(v.payer), to_checksum_address(v.service), v.terms_id)
+        return (checksummed(v.payer), checksummed(v.service), v.terms_id)
 
     def as_json(self) -> dict[str, str | int]:
         v = self.voucher
         return {
-            "payer": to_checksum_address(v.payer),
-            "service": to_checksum_address(v.service),
+            "payer": checksummed(v.payer),
+            "service": checksummed(v.service),
             "asset": "0x" + v.asset.hex(),
             "termsId": v.terms_id,
             "cumulativeAmount": str(v.cumulative_amount),
@@ -117,7 +118,7 @@ def _uint(value: Any, name: str) -> int:
 def _address(value: Any, name: str) -> str:
     if not isinstance(value, str) or not is_address(value):
         raise ValueError(f"{name} is not an address")
-    return to_checksum_address(value)
+    return checksummed(value)
 
 
 def parse_voucher(obj: Any) -> SignedVoucher:

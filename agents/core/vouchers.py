@@ -18,6 +18,8 @@ from eth_account.messages import SignableMessage, encode_typed_data
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
+from agents.core.addresses import checksummed
+
 DOMAIN_NAME = "Proofmint LicenseManager"
 DOMAIN_VERSION = "2"
 VOUCHER_TYPES: dict[str, list[dict[str, str]]] = {
@@ -43,8 +45,8 @@ class Voucher:
 
     def message(self) -> dict[str, Any]:
         return {
-            "payer": to_checksum_address(self.payer),
-            "service": to_checksum_address(self.service),
+            "payer": checksummed(self.payer),
+            "service": checksummed(self.service),
             "asset": self.asset,
             "termsId": self.terms_id,
             "cumulativeAmount": self.cumulative_amount,
@@ -94,9 +96,9 @@ def voucher_digest(voucher: Voucher, chain_id: int, verifying_contract: str) -> 
     struct = keccak(
         _VOUCHER_TYPEHASH
         + bytes(12)
-        + bytes.fromhex(to_checksum_address(voucher.payer)[2:])
+        + bytes.fromhex(checksummed(voucher.payer)[2:])
         + bytes(12)
-        + bytes.fromhex(to_checksum_address(voucher.service)[2:])
+        + bytes.fromhex(checksummed(voucher.service)[2:])
         + voucher.asset.rjust(32, b"\0")
         + voucher.terms_id.to_bytes(32, "big")
         + voucher.cumulative_amount.to_bytes(32, "big")
@@ -154,7 +156,7 @@ def settle_arguments(
     wallet_signatures: list[tuple[int, bytes]] = []
     zero = bytes(32)
     for index, (voucher, signature) in enumerate(vouchers):
-        payer = to_checksum_address(voucher.payer)
+        payer = checksummed(voucher.payer)
         compact = None if payer in wallets else compact_signature(signature)
         r, vs = compact if compact is not None else (zero, zero)
         if compact is None:

@@ -45,9 +45,9 @@ def test_tiny_run_attests_and_settles_everything_and_derives_the_figures(account
     prover, settlement = asyncio.run(main())
     assert (prover["prover_batch"], prover["prover_proofs"], prover["prover_inferences"]) == (2, 1, 2)
     assert prover["prover_inferences_per_min_per_core"] == pytest.approx(60 * 2 / prover["prover_seconds"], rel=0.01)
-    assert prover["prover_cores_for_10k_per_min"] == math.ceil(
-        TARGET_PER_MIN / prover["prover_inferences_per_min_per_core"]
-    )
+    per_min = 60 * 2 / prover["prover_seconds"]  # unrounded, as the figure is derived from it
+    assert math.ceil(TARGET_PER_MIN / per_min * 0.99) <= prover["prover_cores_for_10k_per_min"]
+    assert prover["prover_cores_for_10k_per_min"] <= math.ceil(TARGET_PER_MIN / per_min * 1.01)
     assert 0 < prover["prover_core_share"] <= 1.05
     assert settlement["settlement_settle_txs"] == 1  # six vouchers, one batch
     assert settlement["settlement_txs"] == 1 + 2  # and one distribution per asset

@@ -23,7 +23,7 @@ from tests.scripts.helpers import (
     send,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.anvil]  # a node of their own: with the anvil pass
 
 SERVICE = 8
 MONTH = 30 * 86400

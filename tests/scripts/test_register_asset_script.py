@@ -20,7 +20,7 @@ from agents.storage.cid import Cid
 from agents.storage.store import LocalStore
 from tests.scripts.helpers import ETH, Anvil, ape_run, contract, key_of, one_line_error, register_asset, send
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.anvil]  # a node of their own: with the anvil pass
 
 CREATOR, LICENSEE, STRANGER = 3, 6, 7
 PERPETUAL = 2**64 - 1

@@ -12,7 +12,7 @@ import pytest
 
 from tests.scripts.helpers import Anvil, ape, ape_run, key_of, one_line_error
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.anvil]  # a node of their own: with the anvil pass
 
 
 def test_mistakes_end_in_one_line_saying_what_to_do(deployed: Anvil, tmp_path: Path):

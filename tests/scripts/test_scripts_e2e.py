@@ -21,7 +21,7 @@ import pytest
 from agents.core.merkle import AssetRecord
 from tests.scripts.helpers import ETH, GWEI, ROOT, Anvil, ape_run, contract, key_of, send
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.anvil]  # a node of their own: with the anvil pass
 
 
 def test_register_model_with_originators_then_refuse_duplicate(deployed: Anvil, project: Any, tmp_path: Path):

@@ -21,7 +21,7 @@ from agents.core.settlement import MAX_CUMULATIVE, MAX_WALLET_SIGNATURES, Signed
 from agents.core.vouchers import Voucher, sign_voucher
 from tests.scripts.helpers import ETH, GWEI, Anvil, ape_run, attach_terms, contract, key_of, register_asset, send
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.anvil]  # a node of their own: with the anvil pass
 
 SERVICE = 8
 FORGED = b"\x01" * 65

@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -370,3 +372,33 @@ def test_a_crash_mid_build_leaves_no_half_artifact(fresh, tmp_path: Path, monkey
     root = cache / circuit.artifacts.root.name
     assert not (root / "pk.key").exists()
     assert not list(root.glob(".*.tmp"))
+
+
+BUILD_ONE = """
+import sys
+from pathlib import Path
+from zkml.pipeline import Circuit
+from tests.zk_support import BATCH, SHAPE
+lines = []
+Circuit.build(Path(sys.argv[1]), Path(sys.argv[2]), batch=BATCH, embed_dim=SHAPE.embed_dim, progress=lines.append)
+print("\\n".join(lines))
+"""
+
+
+def test_two_builders_of_one_circuit_take_turns(fresh, tmp_path: Path):
+    """Two processes on one host build the same circuit from an empty cache at once: one builds,
+    the other waits and finds every step cached (a generated SRS is random, so racing builders
+    could leave one SRS's keys beside another SRS)."""
+    _, onnx, _ = fresh
+    cache = tmp_path / "cache"
+    builders = [
+        subprocess.Popen(
+            [sys.executable, "-c", BUILD_ONE, str(onnx), str(cache)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outputs = [b.communicate(timeout=300)[0].splitlines() for b in builders]
+    assert [b.returncode for b in builders] == [0, 0]
+    ran = [lines for lines in outputs if "keys: running" in lines]
+    waited = [lines for lines in outputs if "keys: running" not in lines]
+    assert len(ran) == 1 and waited == [[f"{step}: cached" for step in STEPS]], outputs
