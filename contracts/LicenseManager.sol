@@ -17,6 +17,7 @@ import {ILicenseGate} from "./interfaces/ILicenseGate.sol";
 import {ILicenseManager} from "./interfaces/ILicenseManager.sol";
 import {IProvenanceRegistry} from "./interfaces/IProvenanceRegistry.sol";
 import {IRoyaltySplitter} from "./interfaces/IRoyaltySplitter.sol";
+import {PaymentReceiver} from "./PaymentReceiver.sol";
 
 /// @notice What the licence manager reads of the provenance registry beyond its interface.
 interface IProvenanceWiring {
@@ -311,6 +312,36 @@ contract LicenseManager is ILicenseManager, ERC1155, EIP712, Ownable2Step, Reent
             amounts[r] = batch.amounts[r];
         }
         SPLITTER.creditFromReserve(currency, assets, amounts, batch.total);
+    }
+
+    // ------------------------------------------------------------------ push payments
+
+    /// @inheritdoc ILicenseManager
+    function sweepPayments(bytes32 asset, address token) external nonReentrant returns (uint256 amount) {
+        if (PROVENANCE.creatorOf(asset) == address(0)) revert LicenseManager__UnknownAsset(asset);
+        if (token == address(0) || !_allowed[token]) revert LicenseManager__CurrencyNotAllowed(token);
+        address receiver = paymentReceiverOf(asset);
+        if (receiver.code.length == 0) {
+            address deployed = address(new PaymentReceiver{salt: asset}());
+            // CREATE2 as the EVM computes it; a chain that computes it otherwise would strand payments
+            if (deployed != receiver) revert LicenseManager__ReceiverMismatch(receiver, deployed);
+        }
+        IERC20 paid = IERC20(token);
+        uint256 before = paid.balanceOf(address(SPLITTER));
+        uint256 sent = PaymentReceiver(receiver).sweep(paid, address(SPLITTER));
+        uint256 received = paid.balanceOf(address(SPLITTER)) - before;
+        // what arrived, but never more than the receiver sent: a token that moves other money into
+        // the splitter during its own transfer cannot have it credited here as well
+        amount = received < sent ? received : sent;
+        if (amount == 0) revert LicenseManager__NothingToSweep(asset, token);
+        emit PaymentsSwept(asset, token, receiver, amount);
+        SPLITTER.fundRevenue(token, asset, amount);
+    }
+
+    /// @inheritdoc ILicenseManager
+    function paymentReceiverOf(bytes32 asset) public view returns (address receiver) {
+        bytes32 code = keccak256(type(PaymentReceiver).creationCode);
+        receiver = address(uint160(uint256(keccak256(abi.encodePacked(bytes1(0xff), address(this), asset, code)))));
     }
 
     // ------------------------------------------------------------------ admin

@@ -32,6 +32,8 @@ from agents.api.dapp import PREFIX as DAPP_PREFIX
 from agents.api.dapp import DappFiles, default_dir, to_app
 from agents.api.derivatives import derivative_of, simulate_register
 from agents.api.errors import ApiError, Handler, json_errors
+from agents.api.exact import SCHEME as EXACT
+from agents.api.exact import ExactOffer, ExactToken, accept_exact, parse_exact
 from agents.api.lineage import LineageIndex
 from agents.api.openapi import document
 from agents.api.paywall import PaymentRejectedError, Paywall
@@ -47,6 +49,7 @@ from agents.api.x402 import (
     SIGNATURE_HEADER,
     Offer,
     PaymentHeaderError,
+    decode_header,
     encode_header,
     parse_payment,
     payment_required,
@@ -81,6 +84,9 @@ class ApiDeps:
     """The built dApp (default: dapp/dist of the project)."""
     reviewers: frozenset[str] = frozenset()
     """Addresses whose signed decisions settle assets in review (none: decisions are refused)."""
+    exact_token: ExactToken | None = None
+    """The EIP-3009 token x402 `exact` payments are taken in (terms priced in it are offered
+    both ways), or None: vouchers only."""
     catalog: Catalog = field(init=False)
     lineage: LineageIndex = field(init=False)
     previews: Previews = field(init=False)
@@ -279,15 +285,26 @@ async def _paid_content(request: web.Request, digest: bytes) -> web.Response:
     header = request.headers.get(SIGNATURE_HEADER) or request.headers.get(LEGACY_SIGNATURE_HEADER)
     url = str(request.url)
 
+    exact = await _exact_offers(deps, offers)
+
     def required(message: str, code: str, details: dict[str, Any] | None = None) -> ApiError:
         body = payment_required(offers[0], url, message, "image/png")
-        body["accepts"] = [o.requirements() for o in offers]
+        body["accepts"] = [o.requirements() for o in offers] + [e.requirements() for e in exact]
         error = ApiError(402, message, code=code, details={**(details or {}), "x402": body})
         error.headers[REQUIRED_HEADER] = encode_header(body)
         return error
 
     if header is None:
-        raise required("payment required: sign a cumulative licence voucher (see accepts)", "payment_required")
+        how = "sign a cumulative licence voucher" + (" or an EIP-3009 transfer (exact)" if exact else "")
+        raise required(f"payment required: {how} (see accepts)", "payment_required")
+    if exact:
+        try:
+            payment = decode_header(header)
+        except PaymentHeaderError as exc:
+            raise required(f"payment refused: {exc}", "bad_payment") from None
+        accepted = payment.get("accepted")
+        if isinstance(accepted, dict) and accepted.get("scheme") == EXACT:
+            return await _paid_exactly(deps, cid, payment, exact, required)
     last: Exception | None = None
     for offer in offers:
         try:
@@ -301,6 +318,44 @@ async def _paid_content(request: web.Request, digest: bytes) -> web.Response:
             raise required(f"payment refused: {exc}", exc.code, exc.details) from None
         png = await deps.store.get(cid)
         response = settlement_response(voucher, deps.chain.chain_id, queued)
+        return web.Response(body=png, content_type="image/png", headers={RESPONSE_HEADER: encode_header(response)})
+    raise required(f"payment refused: {last}", "bad_payment")
+
+
+async def _exact_offers(deps: ApiDeps, offers: list[Offer]) -> list[ExactOffer]:
+    """The x402 `exact` offers beside the voucher offers: one per metered terms priced in the
+    API's EIP-3009 token, paid to the asset's receiver."""
+    token = deps.exact_token
+    if token is None:
+        return []
+    return [
+        ExactOffer(o.asset, o.terms_id, o.price_per_use, token, await deps.chain.receiver_of(o.asset),
+                   o.chain_id)
+        for o in offers
+        if o.currency.lower() == token.address.lower()
+    ]  # fmt: skip
+
+
+async def _paid_exactly(
+    deps: ApiDeps, cid: Cid, payment: dict[str, Any], offers: list[ExactOffer], required: Any
+) -> web.Response:
+    """Serves one use for an x402 `exact` payment (`agents.api.exact.accept_exact`: verified,
+    claimed once in the journal, settled on chain from the service's key) with its settlement
+    in PAYMENT-RESPONSE; 402 with the reason otherwise."""
+    last: Exception | None = None
+    for offer in offers:
+        try:
+            auth = parse_exact(payment, offer)
+        except PaymentHeaderError as exc:
+            last = exc
+            continue
+        try:
+            tx_hash = await accept_exact(deps.journal, deps.chain.client, auth, offer)
+        except PaymentRejectedError as exc:
+            raise required(f"payment refused: {exc}", exc.code, exc.details) from None
+        png = await deps.store.get(cid)
+        response = {"success": True, "transaction": tx_hash, "network": offer.requirements()["network"],
+                    "payer": auth.payer, "amount": str(auth.value)}  # fmt: skip
         return web.Response(body=png, content_type="image/png", headers={RESPONSE_HEADER: encode_header(response)})
     raise required(f"payment refused: {last}", "bad_payment")
 

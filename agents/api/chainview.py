@@ -66,6 +66,14 @@ class ChainView:
         self._terms_attached = EventIndex(client, LICENSES, "TermsAttached", self._on_terms_attached, refresh_s)
         self._models: tuple[float, list[dict[str, Any]]] | None = None
         self._window: int | None = None
+        self._receivers: dict[bytes, str] = {}
+
+    async def receiver_of(self, asset: bytes) -> str:
+        """`LicenseManager.paymentReceiverOf(asset)`: where push payments for the asset go, in
+        any token (a CREATE2 address: it never changes, so it is read once)."""
+        if asset not in self._receivers:
+            self._receivers[asset] = str(await self.client.call(LICENSES, "paymentReceiverOf", asset))
+        return self._receivers[asset]
 
     async def terms_record(self, terms_id: int, *, fresh: bool = False) -> dict[str, Any] | None:
         """A terms id's fields as JSON, or None when there is no such id (`fresh`: read now,

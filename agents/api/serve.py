@@ -18,10 +18,12 @@ from agents.api.accounts import DataTrees
 from agents.api.app import DEPS, ApiDeps, build_app
 from agents.api.chainview import ChainView
 from agents.api.errors import ApiError, error_response
+from agents.api.exact import ExactToken
 from agents.api.license_index import LicenseIndex
 from agents.api.paywall import ChannelBook, Paywall
 from agents.core.locations import is_postgres
 from agents.core.settlement import SignedVoucher
+from agents.deploy.deployment import DEV_TOKEN
 from agents.runtime.jobs import submit_voucher
 
 
@@ -67,9 +69,20 @@ async def api_resources(
             dict(data_trees or {}),
             rpc_url,
             reviewers=frozenset(reviewers),
+            exact_token=await exact_token_of(client),
         )
     finally:
         book.close()
+
+
+async def exact_token_of(client: Any) -> ExactToken | None:
+    """The EIP-3009 token the API takes x402 `exact` payments in: a development chain's dollar
+    (`agents.deploy.deployment.DEV_TOKEN`, in the deployment record), its EIP-712 domain read
+    from the token itself (ERC-5267 `eip712Domain`); None without one."""
+    if DEV_TOKEN not in client.contracts:
+        return None
+    domain = await client.call(DEV_TOKEN, "eip712Domain")
+    return ExactToken(str(client.contract(DEV_TOKEN).address), str(domain[1]), str(domain[2]))
 
 
 def api_app(

@@ -804,14 +804,14 @@ DEV_ESCROW = 10 * 10**18
 
 def record_for_tools(root: Path, rpc: str, chain_id: int, setup: Any) -> Path:
     """The deployment record of `up`'s node where the ape scripts look for the network
-    `--network RPC` (`agents.deploy.operator.record_path`), listing the market too."""
+    `--network RPC` (`agents.deploy.operator.record_path`), listing the market and the development dollar too."""
     from agents.daemons.market import MARKET
-    from agents.deploy.deployment import Deployed, record_deployment
+    from agents.deploy.deployment import DEV_TOKEN, Deployed, record_deployment
     from agents.deploy.operator import Target, record_path
 
     target = Target(choice=rpc, chain_id=chain_id, live=False, ephemeral=False)
-    market = Deployed(MARKET, setup.addresses[MARKET], "", 0, 0)
-    return record_deployment(record_path(root, target), rpc, chain_id, [*setup.deployed, market])
+    extra = [Deployed(name, setup.addresses[name], "", 0, 0) for name in (MARKET, DEV_TOKEN)]
+    return record_deployment(record_path(root, target), rpc, chain_id, [*setup.deployed, *extra])
 
 
 def forget_record(path: Path, written: bytes) -> None:

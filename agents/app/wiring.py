@@ -37,8 +37,8 @@ from agents.daemons.prove import ProveStage
 from agents.daemons.publish import ModelInfo, PublishStage
 from agents.daemons.register import ClaimStage, CommitStage, RegisterStage
 from agents.daemons.runner import LEASE_TTL_S, Agents
-from agents.daemons.settle import SettleStage
-from agents.deploy.deployment import Deployed, deploy_core
+from agents.daemons.settle import SettleStage, SweepStage
+from agents.deploy.deployment import DEV_TOKEN, Deployed, deploy_core, deploy_dev_token
 from agents.models.curator import DEFAULT_POLICY
 from agents.models.head import HEAD_FOLDER, HeadError, HeadModel
 from agents.runtime import jobs
@@ -142,10 +142,12 @@ def prepare_chain(
     store: BlockStore,
     solc: Path,
     progress: Progress = _quiet,
+    dev_holders: Sequence[str] = (),
 ) -> LocalSetup:
     """Deploys and registers everything on a development chain (see the module docstring).
     `bands`: the curation head's (accept_at, review_at) in its fixed point, bound to each of its
-    model versions with the verifier."""
+    model versions with the verifier. `dev_holders`: accounts minted the development dollar
+    (`agents.deploy.deployment.deploy_dev_token`, for x402 `exact` payments)."""
     from zkml.evm import deploy_verifier
 
     deployed = deploy_core(project, operator, chain)
@@ -159,6 +161,9 @@ def prepare_chain(
         operator.address,
     )
     addresses[MARKET] = str(market.address)
+    licenses = project.LicenseManager.at(addresses["LicenseManager"])
+    token = deploy_dev_token(project, operator, licenses, dev_holders)
+    addresses[DEV_TOKEN] = str(token.address)
     progress(f"deployed {', '.join(addresses)}")
     models = project.ModelRegistry.at(addresses["ModelRegistry"])
     tree = DataTree(list(originators))
@@ -387,7 +392,7 @@ async def open_parts(
         opened.close()
         blocks.close()
         raise
-    abis = await asyncio.to_thread(load_abis, root, (*CORE, MARKET))
+    abis = await asyncio.to_thread(load_abis, root, (*CORE, MARKET, DEV_TOKEN))
     client = ChainClient(web3, Account.from_key(key), opened, addresses, abis, poll=sender_poll)
     generator = models.generator if "generator" in names else None
     curator = models.curator if "curator" in names else None
@@ -472,6 +477,7 @@ async def open_local(
                 store=blocks,
                 solc=solc_executable(root),
                 progress=progress,
+                dev_holders=[str(a.address) for a in list(accounts)[:10]],
             )
         )
     finally:
@@ -621,6 +627,14 @@ def _settlement(parts: Parts, spec: StageSpec, o: BuildOptions, common: dict[str
     )
 
 
+def _sweeper(parts: Parts, spec: StageSpec, o: BuildOptions, common: dict[str, Any]) -> Stage:
+    distributor = SettleStage(parts.journal, parts.chain(), worker=f"{o.worker}/settlement")
+    return SweepStage(
+        parts.journal, parts.chain(), distributor, worker=f"{o.worker}/sweeper", batch=256, linger_s=o.linger_s,
+        **common,
+    )  # fmt: skip
+
+
 #: How each stage of `agents.daemons.pipeline.STAGES` is built, by stage name.
 FACTORIES: Final[Mapping[str, StageFactory]] = {
     "generator": _generator,
@@ -631,6 +645,7 @@ FACTORIES: Final[Mapping[str, StageFactory]] = {
     "deliver": _deliver,
     "prover": _prover,
     "settlement": _settlement,
+    "sweeper": _sweeper,
 }
 
 

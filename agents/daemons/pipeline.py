@@ -43,6 +43,7 @@ STAGES: Final = (
     StageSpec("deliver", "registrar", jobs.REGISTERED, jobs.DELIVERED),
     StageSpec("prover", "prover", jobs.DELIVERED, None),
     StageSpec("settlement", "settlement", None, None),
+    StageSpec("sweeper", "settlement", None, None),
 )
 
 #: The daemons, in pipeline order: what `proofmint agent NAME` accepts.

@@ -264,3 +264,43 @@ def _receipt_reason(kind: SkipKind, voucher: SignedVoucher) -> str:
         f"the payer's escrow with service {voucher.channel[1]} could not cover it when the batch was mined "
         "(withdrawn or spent meanwhile)"
     )
+
+
+class SweepStage(Stage):
+    """Push payments into royalty splits: x402 `exact` payments the API settled (`x402-paid`
+    jobs, `agents.api.exact`) wait in their asset's payment receiver until one
+    `LicenseManager.sweepPayments(asset, token)` per asset and token credits all of them to the
+    asset's revenue, which is then distributed. The receiver pays only into its asset, so a
+    sweep someone else sent first (`NothingToSweep`) leaves these payments where they belong:
+    in the split, swept."""
+
+    name = "sweeper"
+    origin = jobs.X402_PAID
+    target = jobs.X402_SWEPT
+    give_up = jobs.FAILED
+
+    def __init__(self, journal: Any, client: ChainClient, distributor: SettleStage, **options: Any) -> None:
+        super().__init__(journal, **options)
+        self.client, self.distributor = client, distributor
+
+    async def process(self, batch: Sequence[Job]) -> Sequence[Outcome]:
+        groups: dict[tuple[bytes, str], list[str]] = {}
+        outcomes: list[Outcome] = []
+        for job in batch:
+            try:
+                key = (bytes.fromhex(job.payload["asset"][2:]), to_checksum_address(job.payload["token"]))
+            except (KeyError, ValueError, TypeError) as error:
+                outcomes.append(Failed(job.key, f"not an x402 payment: {error}", retryable=False))
+                continue
+            groups.setdefault(key, []).append(job.key)
+        for (asset, token), keys in sorted(groups.items()):
+            try:
+                receipt = await self.client.transact(LICENSES, "sweepPayments", asset, token)
+                updates: dict[str, Any] = {"sweep_tx": _tx_hex(receipt["transactionHash"])}
+            except WouldRevertError as error:
+                if "NothingToSweep" not in str(error):
+                    raise
+                updates = {"sweep_tx": None, "swept": "by another sweep before this one"}
+            outcomes += [Done(key, updates) for key in keys]
+            await self.distributor.distribute(asset, token)
+        return outcomes

@@ -7,9 +7,10 @@ Used by `ape run deploy` and by the demo; where records go and how scripts find 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import rlp  # type: ignore[import-untyped]
 from eth_utils.address import to_checksum_address
@@ -114,6 +115,22 @@ def deploy_core(project: Any, account: Any, chain: Any, config: CoreConfig | Non
             )
         )
     return deployed
+
+
+DEV_TOKEN: Final = "DevUsd"
+"""The EIP-3009 dollar development chains get for x402 `exact` payments (never deployed live)."""
+DEV_TOKEN_GRANT: Final = 1_000 * 10**6
+"""What each development account is minted of it: 1,000 pUSD (6 decimals)."""
+
+
+def deploy_dev_token(project: Any, owner: Any, licenses: Any, holders: Sequence[str]) -> Any:
+    """A development chain's EIP-3009 dollar (`contracts/dev/DevUsd.sol`), allow-listed in the
+    licence manager (which `owner` must own) and `DEV_TOKEN_GRANT` minted to each of `holders`."""
+    token = owner.deploy(getattr(project, DEV_TOKEN), owner.address)
+    licenses.setCurrencyAllowed(token.address, True, sender=owner)
+    for holder in holders:
+        token.mint(holder, DEV_TOKEN_GRANT, sender=owner)
+    return token
 
 
 def record_deployment(path: Path, network_choice: str, chain_id: int, deployed: list[Deployed]) -> Path:

@@ -32,6 +32,8 @@ from agents.runtime.journal import Journal
 
 ASSET: Final = "asset"
 VOUCHER: Final = "voucher"
+X402: Final = "x402"
+"""An x402 `exact` payment (`agents.api.exact`), keyed by payer and nonce."""
 
 REQUESTED: Final = "requested"
 GENERATED: Final = "generated"
@@ -49,9 +51,15 @@ FAILED: Final = "failed"
 RECEIVED: Final = "received"
 SETTLED: Final = "settled"
 SKIPPED: Final = "skipped"
+X402_PAYING: Final = "x402-paying"
+X402_PAID: Final = "x402-paid"
+X402_SWEPT: Final = "x402-swept"
+X402_REFUSED: Final = "x402-refused"
 
 #: Stages a job never leaves by itself (`review` waits for a person).
-FINAL: Final = frozenset({ATTESTED, UNPROVEN, REJECTED, REVIEW, FAILED, SETTLED, SKIPPED, CANCELLED})
+FINAL: Final = frozenset(
+    {ATTESTED, UNPROVEN, REJECTED, REVIEW, FAILED, SETTLED, SKIPPED, CANCELLED, X402_SWEPT, X402_REFUSED}
+)
 #: Stages past the registration deadline's reach: a job there is no orphan (the journal's `final`).
 REGISTERED_OR_FINAL: Final = FINAL | {REGISTERED, DELIVERED}
 #: How long (s) a request may take to be registered before it counts as an orphan.

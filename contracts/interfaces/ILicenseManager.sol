@@ -176,6 +176,11 @@ interface ILicenseManager is ILicenseGate {
 
     /// @notice Licence `licenseId` expired at `expiresAt`.
     error LicenseManager__LicenseExpired(uint256 licenseId, uint256 expiresAt);
+    /// @notice `sweepPayments` found nothing that arrived in the asset's receiver since the last sweep.
+    error LicenseManager__NothingToSweep(bytes32 asset, address token);
+    /// @notice The receiver landed elsewhere than `paymentReceiverOf` says (a chain whose CREATE2
+    ///         differs from the EVM's): nothing is swept there.
+    error LicenseManager__ReceiverMismatch(address expected, address deployed);
 
     /// @notice Emitted when terms are attached to an asset.
     event TermsAttached(uint256 indexed termsId, bytes32 indexed asset, address indexed currency, Terms terms);
@@ -231,6 +236,8 @@ interface ILicenseManager is ILicenseGate {
 
     /// @notice Emitted when the owner adds or removes an ERC-20 from the allow-list.
     event CurrencyAllowed(address indexed currency, bool allowed);
+    /// @notice `amount` of `token` paid to the asset's receiver went to the asset's revenue.
+    event PaymentsSwept(bytes32 indexed asset, address indexed token, address receiver, uint256 amount);
 
     /// @notice Attaches licence terms to an asset.
     /// @dev Only the asset's creator. The currency must be ETH or allow-listed; a derivative share
@@ -311,6 +318,28 @@ interface ILicenseManager is ILicenseGate {
     /// @param currency The token.
     /// @param allowed The new state.
     function setCurrencyAllowed(address currency, bool allowed) external;
+
+    /// @notice Credits everything the asset's receiver holds in `token` (push payments: x402
+    ///         `exact` payments, EIP-3009 transfers to `paymentReceiverOf(asset)`) to the asset's
+    ///         revenue in the royalty splitter. Anyone may call: the receiver's address binds
+    ///         those payments to the asset, so who sweeps, or who submitted a payment, changes
+    ///         nothing about where it goes.
+    /// @dev Deploys the receiver (CREATE2, salted with the asset) on the first sweep. The token
+    ///      must be allow-listed (until it is, payments wait in the receiver); what the splitter
+    ///      received is credited, never more than the receiver sent. Like vouchers, payments for
+    ///      an asset whose record was taken over go to its current split: they paid for uses
+    ///      already served.
+    /// @param asset The registered asset.
+    /// @param token The ERC-20 paid.
+    /// @return amount What was credited.
+    function sweepPayments(bytes32 asset, address token) external returns (uint256 amount);
+
+    /// @notice The address that receives push payments for `asset`, in any token: where an x402
+    ///         `exact` offer for the asset says to pay. It exists once first swept, but can be
+    ///         paid before.
+    /// @param asset The asset.
+    /// @return receiver The receiver's address.
+    function paymentReceiverOf(bytes32 asset) external view returns (address receiver);
 
     /// @notice Returns stored terms; reverts for an unknown id.
     /// @param termsId The terms.

@@ -62,6 +62,7 @@ def local_chain(
         bands=(curation_head.accept_fixed, curation_head.review_fixed),
         store=LocalStore(tmp_path_factory.mktemp("setup") / "store"),
         solc=solc_executable(root),
+        dev_holders=[str(a.address) for a in list(accounts)[:10]],
     )
 
 

@@ -80,9 +80,11 @@ async def make_assets(parts: Parts, requester: str) -> list[Any]:
     return list(await parts.journal.call(parts.journal.at_stage, jobs.DELIVERED))
 
 
-def attach_terms(licenses: Any, digest: bytes, operator: Any, *, per_use: int, price: int = 10 * FINNEY) -> int:
+def attach_terms(
+    licenses: Any, digest: bytes, operator: Any, *, per_use: int, price: int = 10 * FINNEY, currency: str = ETH
+) -> int:
     terms = {
-        "currency": ETH,
+        "currency": currency,
         "price": price,
         "pricePerUse": per_use,
         "duration": 0,

@@ -194,6 +194,62 @@ def test_pay_per_use_unlocks_content_only_for_a_good_covered_voucher(
     assert len(settled) == 1 and int(settled[0].payload["cumulativeAmount"]) == 3 * FINNEY
 
 
+def test_a_stock_x402_client_pays_a_view_with_exact_and_the_split_gets_it_once(
+    parts: Parts, project: Any, local_chain: Any, accounts: Any, chain: Any, tmp_path: Path
+):
+    """The `x402` package's own HTTP client (requests, wrapped by `x402_requests`, paying with its
+    `ExactEvmScheme`) against the API: it reads the 402, signs an EIP-3009 transfer of the
+    terms' price to the asset's receiver, and gets the image; the API settled it from the
+    service's key. A sweep then puts the payment into the asset's split, once."""
+    from eth_account import Account
+    from x402 import x402ClientSync
+    from x402.http.clients import x402_requests
+    from x402.mechanisms.evm.exact.client import ExactEvmScheme
+
+    from agents.deploy.deployment import DEV_TOKEN
+
+    operator, payer, stranger = accounts[0], accounts[5], accounts[9]
+    job = asyncio.run(make_assets(parts, str(operator.address)))[0]
+    digest = bytes.fromhex(job.payload["sha256"])
+    licenses = contract(project, local_chain, "LicenseManager")
+    splitter = contract(project, local_chain, "RoyaltySplitter")
+    usd = project.DevUsd.at(local_chain.addresses[DEV_TOKEN])
+    cent = 10_000  # pUSD has 6 decimals
+    terms_id = attach_terms(licenses, digest, operator, per_use=cent, currency=usd.address)
+    receiver = licenses.paymentReceiverOf(digest)
+    png = parts.store.read(Cid.parse(job.payload["cid"]))
+    before = usd.balanceOf(payer)
+
+    def stock_client_fetch(url: str) -> tuple[int, dict[str, str], bytes]:
+        client = x402ClientSync().register("eip155:*", ExactEvmScheme(Account.from_key(payer.private_key)))
+        allowed = {"network": f"eip155:{chain.chain_id}", "asset": usd.address, "max_amount_per_payment": str(cent)}
+        client.set_spend_controls({"allowed_assets": [allowed]})  # type: ignore[typeddict-item]
+        response = x402_requests(client).get(url, timeout=60)
+        return response.status_code, dict(response.headers), response.content
+
+    async def scenario(session: aiohttp.ClientSession, server: TestServer, deps: Any) -> None:
+        url = str(server.make_url(f"/v1/assets/0x{digest.hex()}/content"))
+        async with session.get(url) as r:  # what the stock client is offered: both schemes
+            offers = {o["scheme"]: o for o in decode(r.headers["PAYMENT-REQUIRED"])["accepts"]}
+        exact = offers["exact"]
+        assert exact["payTo"] == receiver and exact["asset"] == usd.address and exact["amount"] == str(cent)
+        assert exact["extra"]["name"] == "Proofmint Dev USD" and exact["extra"]["termsId"] == terms_id
+        assert "proofmint-voucher" in offers
+        status, headers, body = await asyncio.to_thread(stock_client_fetch, url)
+        assert status == 200 and body == png, body[:500]
+        settlement = decode(headers["PAYMENT-RESPONSE"])
+        assert settlement["success"] and settlement["payer"] == payer.address and settlement["transaction"]
+        receipt = chain.provider.web3.eth.get_transaction_receipt(settlement["transaction"])
+        assert receipt["from"] == operator.address  # the service settled it
+        status, _, _ = await asyncio.to_thread(stock_client_fetch, url)  # a second view: a second payment
+        assert status == 200
+
+    run_api(parts, tmp_path, scenario)
+    assert usd.balanceOf(payer) == before - 2 * cent and usd.balanceOf(receiver) == 2 * cent
+    licenses.sweepPayments(digest, usd, sender=stranger)
+    assert splitter.pendingRevenueOf(digest, usd) == 2 * cent and usd.balanceOf(receiver) == 0
+
+
 def test_the_paywall_is_one_service_and_counts_a_pending_withdrawal_as_gone(
     parts: Parts, project: Any, local_chain: Any, accounts: Any, chain: Any, tmp_path: Path
 ):

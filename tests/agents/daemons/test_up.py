@@ -10,7 +10,9 @@ development payer that `up` funded; the record goes when `up` ends."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -55,6 +57,38 @@ def _attach_and_pay(base: str, rpc: str, digest: str, tmp_path: Path) -> None:
         capture_output=True, text=True,
     )  # fmt: skip
     assert refused.returncode == 2 and "set $PROOFMINT_PAYER_KEY" in refused.stderr
+
+
+def _stock_x402_client_pays_in_dollars(base: str, rpc: str, digest: str) -> None:
+    """The `x402` package's HTTP client pays a view with `exact` (an EIP-3009 transfer of the
+    development dollar that `up` deployed and minted to its accounts), after terms priced in it
+    are attached with the ape script."""
+    from eth_account import Account
+    from web3 import HTTPProvider, Web3
+    from x402 import x402ClientSync
+    from x402.http.clients import x402_requests
+    from x402.mechanisms.evm.exact.client import ExactEvmScheme
+
+    contracts = call(f"{base}/v1/deployment")[1]["contracts"]
+    assert "DevUsd" in contracts, "up lists its development dollar"
+    usd = contracts["DevUsd"]["address"]
+    attach = subprocess.run(
+        [str(BIN / "ape"), "run", "license", "attach", "--network", rpc, "--asset", digest, "--currency", usd,
+         "--price-per-use", "0.01 token"],
+        cwd=project_root(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert attach.returncode == 0, attach.stdout[-2000:] + attach.stderr[-2000:]
+    client = x402ClientSync().register("eip155:*", ExactEvmScheme(Account.from_key(PAYER_KEY)))
+    allowed = {"network": f"eip155:{rpc_chain_id(rpc)}", "asset": usd, "max_amount_per_payment": "10000"}
+    client.set_spend_controls({"allowed_assets": [allowed]})  # type: ignore[typeddict-item]
+    response = x402_requests(client).get(f"{base}/v1/assets/{digest}/content", timeout=120)
+    assert response.status_code == 200, response.text[:1000]
+    assert "0x" + hashlib.sha256(response.content).hexdigest() == digest
+    web3 = Web3(HTTPProvider(rpc))
+    transfer = web3.eth.get_transaction_receipt(
+        json.loads(base64.b64decode(response.headers["PAYMENT-RESPONSE"]))["transaction"]
+    )
+    assert transfer["status"] == 1
 
 
 def _agent_api_finds_the_deployment(base: str, rpc: str, tmp_path: Path) -> None:
@@ -132,6 +166,7 @@ def test_proofmint_up_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path: Path,
             assert asset["creator"]
             if rpc is not None:
                 _attach_and_pay(base, rpc, asset["digest"], tmp_path)
+                _stock_x402_client_pays_in_dollars(base, rpc, asset["digest"])
                 _agent_api_finds_the_deployment(base, rpc, tmp_path)
         finally:
             if process.poll() is None:
