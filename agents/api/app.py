@@ -33,7 +33,7 @@ from agents.api.dapp import DappFiles, default_dir, to_app
 from agents.api.derivatives import derivative_of, simulate_register
 from agents.api.errors import ApiError, Handler, json_errors
 from agents.api.exact import SCHEME as EXACT
-from agents.api.exact import ExactOffer, ExactToken, accept_exact, parse_exact
+from agents.api.exact import ExactOffer, ExactToken, accept_exact, check_on_chain, parse_exact, verify_exact
 from agents.api.lineage import LineageIndex
 from agents.api.openapi import document
 from agents.api.paywall import PaymentRejectedError, Paywall
@@ -47,6 +47,7 @@ from agents.api.x402 import (
     REQUIRED_HEADER,
     RESPONSE_HEADER,
     SIGNATURE_HEADER,
+    X402_VERSION,
     Offer,
     PaymentHeaderError,
     decode_header,
@@ -55,6 +56,7 @@ from agents.api.x402 import (
     payment_required,
     settlement_response,
 )
+from agents.api.x402 import SCHEME as VOUCHER_SCHEME
 from agents.core.requests import MAX_PROMPT_CHARS, GenerationRequest, GeneratorError
 from agents.core.settlement import parse_voucher
 from agents.core.vouchers import VOUCHER_TYPES, domain
@@ -358,6 +360,83 @@ async def _paid_exactly(
                     "payer": auth.payer, "amount": str(auth.value)}  # fmt: skip
         return web.Response(body=png, content_type="image/png", headers={RESPONSE_HEADER: encode_header(response)})
     raise required(f"payment refused: {last}", "bad_payment")
+
+
+async def x402_supported(request: web.Request) -> web.Response:
+    """x402 facilitator `/supported`: the schemes this server takes, and its settling key."""
+    deps = _deps(request)
+    network = f"eip155:{deps.chain.chain_id}"
+    kinds: list[dict[str, Any]] = [{"x402Version": X402_VERSION, "scheme": VOUCHER_SCHEME, "network": network}]
+    if deps.exact_token is not None:
+        token = deps.exact_token
+        extra = {"asset": token.address, "name": token.name, "version": token.version}
+        kinds.append({"x402Version": X402_VERSION, "scheme": EXACT, "network": network, "extra": extra})
+    return _json({"kinds": kinds, "extensions": [], "signers": {"eip155:*": [deps.paywall.service]}})
+
+
+async def _facilitated(request: web.Request) -> tuple[ApiDeps, ExactOffer, dict[str, Any], dict[str, Any]]:
+    """What `/verify` and `/settle` take: `{x402Version, paymentPayload, paymentRequirements}`
+    for an `exact` offer of this server, which is looked up again (terms, price, the asset's
+    receiver: a caller's requirements are never taken on trust)."""
+    deps = _deps(request)
+    body = await _json_body(request, "an x402 facilitator request")
+    payment = body.get("paymentPayload") if isinstance(body, dict) else None
+    wanted = body.get("paymentRequirements") if isinstance(body, dict) else None
+    if not isinstance(payment, dict) or not isinstance(wanted, dict):
+        raise ApiError(400, "expected {x402Version, paymentPayload, paymentRequirements}", code="bad_request")
+    extra: dict[str, Any] = wanted["extra"] if isinstance(wanted.get("extra"), dict) else {}
+    digest_text, terms_id = extra.get("assetDigest"), extra.get("termsId")
+    if wanted.get("scheme") != EXACT or not isinstance(digest_text, str) or not isinstance(terms_id, int):
+        raise ApiError(400, "only this server's exact offers (extra.assetDigest, extra.termsId) are facilitated")
+    try:
+        digest = bytes.fromhex(digest_text.removeprefix("0x"))
+    except ValueError:
+        raise ApiError(400, "extra.assetDigest is not hex", code="bad_request") from None
+    offers = await _exact_offers(deps, await _offers(deps, digest, terms_id))
+    if len(digest) != 32 or not offers:
+        raise ApiError(404, f"no exact offer for terms {terms_id} of asset {digest_text} here", code="no_offer")
+    return deps, offers[0], payment, wanted
+
+
+def _payer_of(payment: dict[str, Any]) -> str | None:
+    auth = payment.get("payload", {}).get("authorization") if isinstance(payment.get("payload"), dict) else None
+    payer = auth.get("from") if isinstance(auth, dict) else None
+    return payer if isinstance(payer, str) and is_address(payer) else None
+
+
+async def x402_verify(request: web.Request) -> web.Response:
+    """x402 facilitator `/verify` for this server's exact offers: valid or why not, changing nothing."""
+    deps, offer, payment, _ = await _facilitated(request)
+    try:
+        auth = parse_exact(payment, offer)
+    except PaymentHeaderError as exc:  # x402: an invalid payload is an answer, not an error
+        return _json({"isValid": False, "invalidReason": "invalid_payload", "invalidMessage": str(exc),
+                      "payer": _payer_of(payment)})  # fmt: skip
+    try:
+        verify_exact(auth, offer)
+        await check_on_chain(deps.chain.client, auth, offer.token)
+    except PaymentRejectedError as exc:
+        return _json({"isValid": False, "invalidReason": exc.code, "invalidMessage": str(exc), "payer": auth.payer})
+    return _json({"isValid": True, "payer": auth.payer})
+
+
+async def x402_settle(request: web.Request) -> web.Response:
+    """x402 facilitator `/settle` for this server's exact offers: `agents.api.exact.accept_exact`
+    (one use per authorization, settled from the service's key)."""
+    deps, offer, payment, _ = await _facilitated(request)
+    network = f"eip155:{deps.chain.chain_id}"
+    try:
+        auth = parse_exact(payment, offer)
+    except PaymentHeaderError as exc:
+        return _json({"success": False, "errorReason": "invalid_payload", "errorMessage": str(exc),
+                      "payer": _payer_of(payment), "transaction": "", "network": network})  # fmt: skip
+    try:
+        tx_hash = await accept_exact(deps.journal, deps.chain.client, auth, offer)
+    except PaymentRejectedError as exc:
+        return _json({"success": False, "errorReason": exc.code, "errorMessage": str(exc), "payer": auth.payer,
+                      "transaction": "", "network": network})  # fmt: skip
+    return _json({"success": True, "payer": auth.payer, "transaction": tx_hash, "network": network,
+                  "amount": str(auth.value)})  # fmt: skip
 
 
 async def asset_content(request: web.Request) -> web.Response:
@@ -750,6 +829,9 @@ def build_app(
     r.add_get("/v1/holders/{address}/escrow", escrow)
     r.add_get("/v1/vouchers/eip712", eip712)
     r.add_post("/v1/vouchers", submit_voucher)
+    r.add_get("/v1/x402/supported", x402_supported)
+    r.add_post("/v1/x402/verify", x402_verify)
+    r.add_post("/v1/x402/settle", x402_settle)
     r.add_get("/v1/requests/{key}", get_request)
     r.add_get("/v1/requests", list_requests)
     r.add_post("/v1/derivatives", draft_derivative)

@@ -41,34 +41,22 @@ MIN_VALIDITY_S: Final = 30
 has that long to be mined."""
 MAX_TIMEOUT_S: Final = 300
 _N: Final = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+AUTHORIZATION_FIELDS: Final = (
+    {"name": "from", "type": "address"},
+    {"name": "to", "type": "address"},
+    {"name": "value", "type": "uint256"},
+    {"name": "validAfter", "type": "uint256"},
+    {"name": "validBefore", "type": "uint256"},
+    {"name": "nonce", "type": "bytes32"},
+)
+"""EIP-3009's `TransferWithAuthorization` (and `ReceiveWithAuthorization`) fields, as EIP-712 types."""
 _TRANSFER_TYPEHASH: Final = keccak(
-    b"TransferWithAuthorization(address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,"
-    b"bytes32 nonce)"
+    ("TransferWithAuthorization(" + ",".join(f"{f['type']} {f['name']}" for f in AUTHORIZATION_FIELDS) + ")").encode()
 )
 _DOMAIN_TYPEHASH: Final = keccak(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
 _TRANSFER_TOPIC: Final = keccak(b"Transfer(address,address,uint256)")
-TRANSFER_WITH_AUTHORIZATION_ABI: Final = [
-    {
-        "type": "function",
-        "name": "transferWithAuthorization",
-        "stateMutability": "nonpayable",
-        "inputs": [
-            {"name": "from", "type": "address"},
-            {"name": "to", "type": "address"},
-            {"name": "value", "type": "uint256"},
-            {"name": "validAfter", "type": "uint256"},
-            {"name": "validBefore", "type": "uint256"},
-            {"name": "nonce", "type": "bytes32"},
-            {"name": "v", "type": "uint8"},
-            {"name": "r", "type": "bytes32"},
-            {"name": "s", "type": "bytes32"},
-        ],
-        "outputs": [],
-    }
-]
-_SELECTOR: Final = keccak(
-    b"transferWithAuthorization(address,address,uint256,uint256,uint256,bytes32,uint8,bytes32,bytes32)"
-)[:4]
+_ARGUMENT_TYPES: Final = [f["type"] for f in AUTHORIZATION_FIELDS] + ["uint8", "bytes32", "bytes32"]
+_SELECTOR: Final = keccak(f"transferWithAuthorization({','.join(_ARGUMENT_TYPES)})".encode())[:4]
 
 
 @dataclass(frozen=True)
@@ -149,7 +137,7 @@ class Authorization:
         """`transferWithAuthorization(from, to, value, validAfter, validBefore, nonce, v, r, s)`."""
         v = self.signature[64] if self.signature[64] >= 27 else self.signature[64] + 27
         return _SELECTOR + encode(
-            ["address", "address", "uint256", "uint256", "uint256", "bytes32", "uint8", "bytes32", "bytes32"],
+            _ARGUMENT_TYPES,
             [
                 checksummed(self.payer),
                 checksummed(self.to),
@@ -373,6 +361,28 @@ X402_KIND: Final = jobs.X402
 PAYING: Final = jobs.X402_PAYING
 PAID: Final = jobs.X402_PAID  # the settlement daemon's sweeper takes them from here
 REFUSED: Final = jobs.X402_REFUSED
+
+
+_STATE_ABI: Final = [
+    {"type": "function", "name": "authorizationState", "stateMutability": "view",
+     "inputs": [{"name": "authorizer", "type": "address"}, {"name": "nonce", "type": "bytes32"}],
+     "outputs": [{"name": "", "type": "bool"}]},
+    {"type": "function", "name": "balanceOf", "stateMutability": "view",
+     "inputs": [{"name": "account", "type": "address"}], "outputs": [{"name": "", "type": "uint256"}]},
+]  # fmt: skip
+
+
+async def check_on_chain(client: Any, auth: Authorization, token: ExactToken) -> None:
+    """What only the chain knows, read now: the authorization unused (not cancelled) and the
+    payer's balance enough; PaymentRejectedError `replayed` or `insufficient_funds` otherwise."""
+    contract = client.web3.eth.contract(address=checksummed(token.address), abi=_STATE_ABI)
+    payer = checksummed(auth.payer)
+    used = await client.node(contract.functions.authorizationState(payer, auth.nonce).call)
+    if used:
+        raise PaymentRejectedError("replayed", "this authorization was used or cancelled already")
+    balance = int(await client.node(contract.functions.balanceOf(payer).call))
+    if balance < auth.value:
+        raise PaymentRejectedError("insufficient_funds", f"the payer holds {balance}, less than {auth.value}")
 
 
 def exact_key(auth: Authorization) -> str:

@@ -451,6 +451,40 @@ SCHEMAS: dict[str, Any] = {
     "DerivativeDraft": DERIVATIVE_DRAFT,
     "DerivativeKept": _object({"digest": HEX32, "stored": {"const": True}, "metadataCid": STRING}),
     "RequestPage": _object({"total": INT, "offset": INT, "items": {"type": "array", "items": _ref("RequestStatus")}}),
+    "X402Supported": _object(
+        {
+            "kinds": {
+                "type": "array",
+                "items": _object(
+                    {"x402Version": INT, "scheme": STRING, "network": STRING, "extra": {"type": "object"}},
+                    optional=("extra",),
+                ),
+            },
+            "extensions": {"type": "array", "items": STRING},
+            "signers": {"type": "object", "additionalProperties": {"type": "array", "items": ADDRESS}},
+        }
+    ),
+    "X402Facilitation": _object(
+        {"x402Version": INT, "paymentPayload": {"type": "object"}, "paymentRequirements": {"type": "object"}},
+        optional=("x402Version",),
+        description="x402's facilitator request: a payment payload and the requirements it accepts",
+    ),
+    "X402Verified": _object(
+        {"isValid": BOOL, "invalidReason": STRING, "invalidMessage": STRING, "payer": {"type": ["string", "null"]}},
+        optional=("invalidReason", "invalidMessage"),
+    ),
+    "X402Settled": _object(
+        {
+            "success": BOOL,
+            "errorReason": STRING,
+            "errorMessage": STRING,
+            "payer": {"type": ["string", "null"]},
+            "transaction": STRING,
+            "network": STRING,
+            "amount": UINT,
+        },
+        optional=("errorReason", "errorMessage", "amount"),
+    ),
 }
 
 
@@ -655,6 +689,34 @@ def document() -> dict[str, Any]:
                     "summary": "Submit a signed cumulative voucher naming this server's service, for settlement",
                     "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Voucher")}}},
                     "responses": _ok("queued for settlement", "VoucherAccepted", 202) | _errors(400, 413, 415, 422),
+                }
+            },
+            "/v1/x402/supported": {
+                "get": {
+                    "summary": "x402 facilitator: the schemes and networks this server takes, and its settling key",
+                    "responses": _ok("supported kinds", "X402Supported"),
+                }
+            },
+            "/v1/x402/verify": {
+                "post": {
+                    "summary": "x402 facilitator: whether an exact payment for one of this server's offers is valid "
+                    "(signature, payee, amount, time, unused, funded); changes nothing",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("X402Facilitation")}},
+                    },
+                    "responses": _ok("valid or why not", "X402Verified") | _errors(400, 404, 413, 415),
+                }
+            },
+            "/v1/x402/settle": {
+                "post": {
+                    "summary": "x402 facilitator: settles an exact payment for one of this server's offers from its "
+                    "key, once per authorization",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("X402Facilitation")}},
+                    },
+                    "responses": _ok("settled or why not", "X402Settled") | _errors(400, 404, 413, 415),
                 }
             },
             "/v1/review": {

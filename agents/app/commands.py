@@ -113,13 +113,17 @@ def stop_on_signals() -> asyncio.Event:
     return stop
 
 
-async def serve_agents(agents: Any, metrics: Any, port: int | None, host: str = "127.0.0.1") -> None:
+async def serve_agents(
+    agents: Any, metrics: Any, port: int | None, host: str = "127.0.0.1", *, stop: asyncio.Event | None = None
+) -> None:
     """Runs `agents` (with `/metrics` on `port`, if given) until SIGINT or SIGTERM, then stops
-    them gracefully; raises the first failure of a stage. What `up` and `agent` run."""
+    them gracefully; raises the first failure of a stage. What `up` and `agent` run. `stop`: an
+    event from `stop_on_signals()` the caller set up earlier (a signal during its own start-up
+    then stops the agents as soon as they start, instead of killing the process)."""
     from agents.runtime.telemetry import serve_metrics
 
     runner = await serve_metrics(metrics, host=host, port=port) if port else None
-    stop = stop_on_signals()
+    stop = stop or stop_on_signals()
     await agents.start()
     shown = ""
     try:
@@ -707,6 +711,7 @@ async def _up(
 ) -> None:
     from agents.api.serve import DEPS, api_app, serve
     from agents.app.wiring import build_agents, open_local
+    from agents.deploy.deployment import DEV_TOKEN_GRANT
     from agents.runtime import jobs
     from agents.runtime.telemetry import Metrics
 
@@ -777,6 +782,14 @@ async def _up(
                     "with it",
                     err=True,
                 )
+                token = app[DEPS].exact_token
+                if token is not None:
+                    click.echo(
+                        f"x402 exact: terms priced in {token.name} ({token.address}, 6 decimals; "
+                        f"{DEV_TOKEN_GRANT // 10**6:,} to each test account) are also offered to any x402 client "
+                        f"(`ape run license attach --currency {token.address} --price-per-use '0.01 token' ...`)",
+                        err=True,
+                    )
                 if rpc:
                     click.echo(
                         f"development payer {payer.address} (private key {payer.private_key}: a well-known test "

@@ -87,9 +87,11 @@ class ProveStage(Stage):
         todo: list[Job] = []
         for job in batch:
             attestation = await self._attestation(bytes.fromhex(job.payload["sha256"]))
-            if attestation is not None:
+            if attestation is not None:  # attested by an earlier life (or another prover): which tx did it
                 model_id, score, verdict = attestation
-                outcomes.append(Done(job.key, {"score": score, "verdict": verdict, "attested_by": model_id}))
+                found = {"score": score, "verdict": verdict, "attested_by": model_id}
+                tx = await self._attesting_tx(job, model_id)
+                outcomes.append(Done(job.key, {**found, "attest_tx": tx} if tx is not None else found))
             else:
                 todo.append(job)
         start = 0
@@ -104,6 +106,24 @@ class ProveStage(Stage):
             attested, score, verdict = await self.client.call(REGISTRY, "attestationOf", digest, model_id)
             if attested:
                 return model_id, int(score), VERDICTS[int(verdict)]
+        return None
+
+    async def _attesting_tx(self, job: Job, model_id: int) -> str | None:
+        """The transaction whose `InferenceAttested` (by `model_id`) names the job's seq, searched
+        from its registration's block: what a prover that died after attesting did not record."""
+        start = 0
+        if job.payload.get("register_tx"):
+            receipt = await self.client.node(self.client.web3.eth.get_transaction_receipt, job.payload["register_tx"])
+            start = int(receipt["blockNumber"]) if receipt is not None else 0
+        logs = await self.client.get_logs(
+            REGISTRY, "InferenceAttested", from_block=start, argument_filters={"modelId": model_id}
+        )
+        seq = int(job.payload["seq"])
+        for log in logs:
+            if seq in [int(s) for s in log["args"]["seqs"]]:
+                tx = log["transactionHash"]
+                text = tx.hex() if hasattr(tx, "hex") else str(tx)
+                return text.removeprefix("0x")
         return None
 
     async def _prove(self, chunk: Sequence[Job]) -> list[Outcome]:

@@ -66,3 +66,11 @@ def model_id(core, developer) -> int:  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="module", autouse=True)
 def _module_deployment(core, model_id) -> None:  # type: ignore[no-untyped-def]
     """Deploys the module's core and registers its model version before its first test."""
+
+
+@pytest.fixture
+def usd(project, deployer, core):  # type: ignore[no-untyped-def]
+    """The development dollar (EIP-3009, x402 `exact`), allow-listed."""
+    token = deployer.deploy(project.DevUsd, deployer)
+    core.licenses.setCurrencyAllowed(token, True, sender=deployer)
+    return token

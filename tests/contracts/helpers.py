@@ -222,3 +222,72 @@ def _shaped(output: dict[str, Any], value: Any) -> Any:
     names = [component["name"] or f"_{i}" for i, component in enumerate(output["components"])]
     struct = namedtuple("Struct", names, rename=True)  # type: ignore[misc]
     return struct(*(_shaped(c, v) for c, v in zip(output["components"], value, strict=True)))
+
+
+# --- EIP-3009 (DevUsd, x402 `exact`) ---------------------------------------------------------
+
+DEV_USD_NAME, DEV_USD_VERSION = "Proofmint Dev USD", "2"
+
+
+def sign_eip3009(token: Any, key: Any, primary: str, message: dict[str, Any], *, chain_id: int | None = None) -> bytes:
+    """`key`'s 65-byte signature of an EIP-3009 message (`primary`: TransferWithAuthorization,
+    ReceiveWithAuthorization or CancelAuthorization) under `token`'s domain (DevUsd's name and
+    version; `chain_id` default: the chain under test)."""
+    import ape
+    from eth_account import Account
+    from eth_account.messages import encode_typed_data
+
+    from agents.api.exact import AUTHORIZATION_FIELDS
+    from agents.api.x402 import EIP712_DOMAIN_TYPE
+
+    fields = (
+        [{"name": "authorizer", "type": "address"}, {"name": "nonce", "type": "bytes32"}]
+        if primary == "CancelAuthorization"
+        else list(AUTHORIZATION_FIELDS)
+    )
+    typed = {
+        "types": {"EIP712Domain": EIP712_DOMAIN_TYPE, primary: fields},
+        "primaryType": primary,
+        "domain": {
+            "name": DEV_USD_NAME,
+            "version": DEV_USD_VERSION,
+            "chainId": ape.chain.chain_id if chain_id is None else chain_id,
+            "verifyingContract": token.address,
+        },
+        "message": message,
+    }
+    return bytes(Account.sign_message(encode_typed_data(full_message=typed), key).signature)
+
+
+def eip3009_authorization(
+    token: Any,
+    key: Any,
+    payer: str,
+    to: str,
+    value: int,
+    *,
+    valid_after: int = 0,
+    valid_before: int = 2**40,
+    nonce: bytes | None = None,
+    primary: str = "TransferWithAuthorization",
+    chain_id: int | None = None,
+) -> tuple[dict[str, Any], bytes]:
+    """An EIP-3009 authorization as an x402 `exact` client signs it: (its fields, the signature by `key`)."""
+    message = {
+        "from": to_checksum_address(payer),
+        "to": to_checksum_address(to),
+        "value": value,
+        "validAfter": valid_after,
+        "validBefore": valid_before,
+        "nonce": nonce if nonce is not None else os.urandom(32),
+    }
+    return message, sign_eip3009(token, key, primary, message, chain_id=chain_id)
+
+
+def authorization_args(message: dict[str, Any]) -> list[Any]:
+    """`transferWithAuthorization`'s arguments before the signature."""
+    return [message[k] for k in ("from", "to", "value", "validAfter", "validBefore", "nonce")]
+
+
+def vrs(signature: bytes) -> tuple[int, bytes, bytes]:
+    return signature[64], signature[:32], signature[32:64]

@@ -25,36 +25,26 @@ PaymentReceiver.sweep by another than its manager -> PaymentReceiver__NotManager
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import ape
 import pytest
-from eth_account import Account
-from eth_account.messages import encode_typed_data
 from eth_utils import keccak, to_checksum_address
 
-from tests.contracts.helpers import asset_record, digest, register_asset
+from tests.contracts.helpers import (
+    asset_record,
+    authorization_args,
+    digest,
+    eip3009_authorization,
+    register_asset,
+    sign_eip3009,
+    vrs,
+)
 
 pytestmark = pytest.mark.chain
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 DOLLAR = 10**6
-AUTH_FIELDS = [
-    {"name": "from", "type": "address"},
-    {"name": "to", "type": "address"},
-    {"name": "value", "type": "uint256"},
-    {"name": "validAfter", "type": "uint256"},
-    {"name": "validBefore", "type": "uint256"},
-    {"name": "nonce", "type": "bytes32"},
-]
-
-
-@pytest.fixture
-def usd(project, deployer, core):  # type: ignore[no-untyped-def]
-    token = deployer.deploy(project.DevUsd, deployer)
-    core.licenses.setCurrencyAllowed(token, True, sender=deployer)
-    return token
 
 
 @pytest.fixture
@@ -64,57 +54,12 @@ def asset(core, model_id, creator) -> bytes:  # type: ignore[no-untyped-def]
     return record.content_digest
 
 
-def authorization(
-    token: Any,
-    payer: Any,
-    to: str,
-    value: int,
-    *,
-    valid_after: int = 0,
-    valid_before: int = 2**40,
-    nonce: bytes | None = None,
-    primary: str = "TransferWithAuthorization",
-    chain_id: int | None = None,
-    key: str | None = None,
-) -> tuple[dict[str, Any], bytes]:
+def authorization(token: Any, payer: Any, to: str, value: int, *, key: str | None = None, **options: Any):  # type: ignore[no-untyped-def]
     """An EIP-3009 authorization as the x402 `exact` client signs it: (its fields, the 65-byte signature)."""
-    message = {
-        "from": payer.address,
-        "to": to_checksum_address(to),
-        "value": value,
-        "validAfter": valid_after,
-        "validBefore": valid_before,
-        "nonce": nonce if nonce is not None else os.urandom(32),
-    }
-    typed = {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            primary: AUTH_FIELDS,
-        },
-        "primaryType": primary,
-        "domain": {
-            "name": "Proofmint Dev USD",
-            "version": "2",
-            "chainId": chain_id if chain_id is not None else ape.chain.chain_id,
-            "verifyingContract": token.address,
-        },
-        "message": message,
-    }
-    signed = Account.sign_message(encode_typed_data(full_message=typed), key or payer.private_key)
-    return message, bytes(signed.signature)
+    return eip3009_authorization(token, key or payer.private_key, payer.address, to, value, **options)
 
 
-def args(message: dict[str, Any]) -> list[Any]:
-    return [message[k] for k in ("from", "to", "value", "validAfter", "validBefore", "nonce")]
-
-
-def vrs(signature: bytes) -> tuple[int, bytes, bytes]:
-    return signature[64], signature[:32], signature[32:64]
+args = authorization_args
 
 
 # --- DevUsd ---------------------------------------------------------------------------------
@@ -182,31 +127,11 @@ def test_receive_with_authorization_only_by_its_payee(usd, deployer, payer, stra
 def test_a_cancelled_authorization_can_never_be_used(usd, deployer, payer, stranger):
     usd.mint(payer, DOLLAR, sender=deployer)
     message, signature = authorization(usd, payer, stranger.address, 10)
-    typed_cancel = {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            "CancelAuthorization": [{"name": "authorizer", "type": "address"}, {"name": "nonce", "type": "bytes32"}],
-        },
-        "primaryType": "CancelAuthorization",
-        "domain": {
-            "name": "Proofmint Dev USD",
-            "version": "2",
-            "chainId": ape.chain.chain_id,
-            "verifyingContract": usd.address,
-        },
-        "message": {"authorizer": payer.address, "nonce": message["nonce"]},
-    }
-    by_stranger = bytes(
-        Account.sign_message(encode_typed_data(full_message=typed_cancel), stranger.private_key).signature
-    )
+    cancel_message = {"authorizer": payer.address, "nonce": message["nonce"]}
+    by_stranger = sign_eip3009(usd, stranger.private_key, "CancelAuthorization", cancel_message)
     with ape.reverts(usd.DevUsd__BadSignature):
         usd.cancelAuthorization(payer, message["nonce"], *vrs(by_stranger), sender=stranger)
-    cancel = bytes(Account.sign_message(encode_typed_data(full_message=typed_cancel), payer.private_key).signature)
+    cancel = sign_eip3009(usd, payer.private_key, "CancelAuthorization", cancel_message)
     receipt = usd.cancelAuthorization(payer, message["nonce"], *vrs(cancel), sender=stranger)
     assert receipt.events.filter(usd.AuthorizationCanceled)[0].authorizer == payer.address
     with ape.reverts(usd.DevUsd__AuthorizationUsed):

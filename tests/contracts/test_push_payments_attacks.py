@@ -31,140 +31,39 @@ per asset for every token), and its test now passes.
 from __future__ import annotations
 
 import contextlib
-import functools
-import os
 from dataclasses import replace
 from typing import Any
 
 import ape
 import pytest
-import solcx
-from ape.contracts import ContractContainer
 from ape.exceptions import ContractLogicError
-from eth_account import Account
-from eth_account.messages import encode_typed_data
 from eth_utils import keccak, to_checksum_address
-from ethpm_types import ContractType
 
 from agents.core.merkle import BatchTree
-from tests.contracts.helpers import SERVICE, asset_record, digest, register_asset
+from tests.contracts.helpers import (
+    SERVICE,
+    asset_record,
+    authorization_args,
+    digest,
+    eip3009_authorization,
+    register_asset,
+    sign_eip3009,
+    vrs,
+)
 
 pytestmark = pytest.mark.chain
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 DOLLAR = 10**6
-DOMAIN_FIELDS = [
-    {"name": "name", "type": "string"},
-    {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"},
-    {"name": "verifyingContract", "type": "address"},
-]
-AUTH_FIELDS = [
-    {"name": "from", "type": "address"},
-    {"name": "to", "type": "address"},
-    {"name": "value", "type": "uint256"},
-    {"name": "validAfter", "type": "uint256"},
-    {"name": "validBefore", "type": "uint256"},
-    {"name": "nonce", "type": "bytes32"},
-]
 REENTRANT_CALL = keccak(b"ReentrancyGuardReentrantCall()")[:4]
 
 # A hostile ERC-20 (never allow-listed in production, but the owner could be fooled): on a
 # transfer out of `hookFrom` it first makes one call that the test arms, and records its result.
-HOOK_TOKEN_SOURCE = """
-// SPDX-License-Identifier: MIT
-pragma solidity 0.8.28;
-
-contract HookToken {
-    string public constant name = "Hook";
-    string public constant symbol = "HOOK";
-    uint8 public constant decimals = 6;
-    mapping(address => uint256) public balanceOf;
-    address public hookFrom;
-    address public hookTarget;
-    bytes public hookData;
-    bool public hookCalled;
-    bool public hookOk;
-    bytes public hookReturn;
-
-    event Transfer(address indexed from, address indexed to, uint256 value);
-
-    function mint(address to, uint256 amount) external {
-        balanceOf[to] += amount;
-        emit Transfer(address(0), to, amount);
-    }
-
-    function arm(address from, address target, bytes calldata data) external {
-        hookFrom = from;
-        hookTarget = target;
-        hookData = data;
-        hookCalled = false;
-    }
-
-    function allowance(address, address) external pure returns (uint256) {
-        return type(uint256).max;
-    }
-
-    function approve(address, uint256) external pure returns (bool) {
-        return true;
-    }
-
-    function transfer(address to, uint256 amount) external returns (bool) {
-        _move(msg.sender, to, amount);
-        return true;
-    }
-
-    function transferFrom(address from, address to, uint256 amount) external returns (bool) {
-        _move(from, to, amount);
-        return true;
-    }
-
-    function _move(address from, address to, uint256 amount) private {
-        if (from == hookFrom && hookTarget != address(0)) {
-            address target = hookTarget;
-            hookTarget = address(0);
-            hookCalled = true;
-            (hookOk, hookReturn) = target.call(hookData);
-        }
-        balanceOf[from] -= amount;
-        balanceOf[to] += amount;
-        emit Transfer(from, to, amount);
-    }
-}
-"""
-
-
-@functools.cache
-def _hook_token_type() -> ContractType:
-    """HookToken compiled once per session (standard JSON: the solc here may be solc-js)."""
-    out = solcx.compile_standard(
-        {
-            "language": "Solidity",
-            "sources": {"HookToken.sol": {"content": HOOK_TOKEN_SOURCE}},
-            "settings": {"evmVersion": "cancun", "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object"]}}},
-        },
-        solc_version="0.8.28",
-    )
-    compiled = out["contracts"]["HookToken.sol"]["HookToken"]
-    return ContractType.model_validate(
-        {
-            "contractName": "HookToken",
-            "abi": compiled["abi"],
-            "deploymentBytecode": {"bytecode": "0x" + compiled["evm"]["bytecode"]["object"]},
-        }
-    )
 
 
 @pytest.fixture
-def usd(project, deployer, core):  # type: ignore[no-untyped-def]
-    token = deployer.deploy(project.DevUsd, deployer)
-    core.licenses.setCurrencyAllowed(token, True, sender=deployer)
-    return token
-
-
-@pytest.fixture
-def hook(deployer, core):  # type: ignore[no-untyped-def]
-    token = deployer.deploy(ContractContainer(_hook_token_type()))
+def hook(project, deployer, core):  # type: ignore[no-untyped-def]
+    token = deployer.deploy(project.HookToken)
     core.licenses.setCurrencyAllowed(token, True, sender=deployer)
     return token
 
@@ -194,49 +93,14 @@ def sign(
     primary: str = "TransferWithAuthorization",
 ) -> tuple[list[Any], bytes]:
     """(transferWithAuthorization's arguments before the signature, the 65-byte signature by `key`)."""
-    message = {
-        "from": to_checksum_address(payer),
-        "to": to_checksum_address(to),
-        "value": value,
-        "validAfter": 0,
-        "validBefore": 2**40,
-        "nonce": nonce if nonce is not None else os.urandom(32),
-    }
-    typed = {
-        "types": {"EIP712Domain": DOMAIN_FIELDS, primary: AUTH_FIELDS},
-        "primaryType": primary,
-        "domain": {
-            "name": "Proofmint Dev USD",
-            "version": "2",
-            "chainId": ape.chain.chain_id,
-            "verifyingContract": token.address,
-        },
-        "message": message,
-    }
-    signature = bytes(Account.sign_message(encode_typed_data(full_message=typed), key).signature)
-    return [message[k] for k in ("from", "to", "value", "validAfter", "validBefore", "nonce")], signature
+    message, signature = eip3009_authorization(token, key, payer, to, value, nonce=nonce, primary=primary)
+    return authorization_args(message), signature
 
 
 def sign_cancel(token: Any, key: Any, authorizer: str, nonce: bytes) -> bytes:
-    typed = {
-        "types": {
-            "EIP712Domain": DOMAIN_FIELDS,
-            "CancelAuthorization": [{"name": "authorizer", "type": "address"}, {"name": "nonce", "type": "bytes32"}],
-        },
-        "primaryType": "CancelAuthorization",
-        "domain": {
-            "name": "Proofmint Dev USD",
-            "version": "2",
-            "chainId": ape.chain.chain_id,
-            "verifyingContract": token.address,
-        },
-        "message": {"authorizer": to_checksum_address(authorizer), "nonce": nonce},
-    }
-    return bytes(Account.sign_message(encode_typed_data(full_message=typed), key).signature)
-
-
-def vrs(signature: bytes) -> tuple[int, bytes, bytes]:
-    return signature[64], signature[:32], signature[32:64]
+    return sign_eip3009(
+        token, key, "CancelAuthorization", {"authorizer": to_checksum_address(authorizer), "nonce": nonce}
+    )
 
 
 def pay(usd: Any, payer: Any, to: str, value: int, submitter: Any) -> None:

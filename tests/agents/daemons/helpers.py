@@ -115,8 +115,13 @@ def assert_chain_agrees(
         targets = [target for _, target in journal.history(job.key)]
         assert len(targets) == len(set(targets)), (job.key, targets)
         assert int(registry.getAsset(bytes.fromhex(job.payload["sha256"])).seq) == job.payload["seq"]
-    attest_txs = {job.payload["attest_tx"] for job in done if "attest_tx" in job.payload}
     attested_events = list(registry.InferenceAttested.range(events_from, height + 1))
+    # each attested job names the transaction whose event holds its seq, even when the prover
+    # that sent it died before recording it (a later life looks it up)
+    by_tx = {str(e.transaction_hash).removeprefix("0x"): [int(s) for s in e.seqs] for e in attested_events}
+    for job in journal.at_stage(jobs.ATTESTED):
+        assert int(job.payload["seq"]) in by_tx.get(str(job.payload.get("attest_tx")), []), (job.payload, by_tx)
+    attest_txs = {job.payload["attest_tx"] for job in done if "attest_tx" in job.payload}
     assert len(attested_events) == len(attest_txs)
     assert sum(len(e.seqs) for e in attested_events) == len(done)
     for intent in journal.open_intents(f"tx:{sender.lower()}"):

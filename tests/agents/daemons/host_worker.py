@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from redis.asyncio import Redis  # noqa: E402
 
-from agents.app.commands import serve_agents  # noqa: E402
+from agents.app.commands import serve_agents, stop_on_signals  # noqa: E402
 from agents.app.wiring import build_agents, redis_queues  # noqa: E402
 from agents.runtime.telemetry import json_logging  # noqa: E402
 from tests.agents.daemons.crash_worker import open_procedural_parts  # noqa: E402
@@ -47,9 +47,10 @@ async def main(config: dict[str, object]) -> None:
         lease_s=float(config["lease_s"]),  # type: ignore[arg-type]
         lease_ttl_s=float(config["lease_ttl_s"]),  # type: ignore[arg-type]
     )
+    stop = stop_on_signals()  # before `ready`: a SIGTERM right after it drains, never kills
     print("ready", flush=True)
     try:
-        await serve_agents(agents, parts.metrics, None)  # what `proofmint agent` runs, until SIGTERM
+        await serve_agents(agents, parts.metrics, None, stop=stop)  # what `proofmint agent` runs, until SIGTERM
     finally:
         parts.close()
         models.close()

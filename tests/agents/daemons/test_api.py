@@ -250,6 +250,78 @@ def test_a_stock_x402_client_pays_a_view_with_exact_and_the_split_gets_it_once(
     assert splitter.pendingRevenueOf(digest, usd) == 2 * cent and usd.balanceOf(receiver) == 0
 
 
+def test_the_api_is_an_x402_facilitator_for_its_exact_offers(
+    parts: Parts, project: Any, local_chain: Any, accounts: Any, chain: Any, tmp_path: Path
+):
+    """The `x402` package's HTTP facilitator client (`HTTPFacilitatorClientSync`) against the
+    API's `/v1/x402`: `/supported` lists both schemes and the settling key, `/verify` says valid
+    (or why not) and changes nothing, `/settle` settles once per authorization; requirements a
+    caller made up (another payee, another price) are looked up again, not trusted."""
+    from eth_account import Account
+    from x402 import x402ClientSync
+    from x402.http.facilitator_client import HTTPFacilitatorClientSync
+    from x402.mechanisms.evm.exact.client import ExactEvmScheme
+    from x402.schemas import PaymentRequired
+
+    from agents.deploy.deployment import DEV_TOKEN
+
+    operator, payer, stranger = accounts[0], accounts[5], accounts[9]
+    job = asyncio.run(make_assets(parts, str(operator.address)))[0]
+    digest = bytes.fromhex(job.payload["sha256"])
+    licenses = contract(project, local_chain, "LicenseManager")
+    usd = project.DevUsd.at(local_chain.addresses[DEV_TOKEN])
+    cent = 10_000
+    attach_terms(licenses, digest, operator, per_use=cent, currency=usd.address)
+
+    def facilitate(base: str, required: dict[str, Any]) -> dict[str, Any]:
+        facilitator = HTTPFacilitatorClientSync({"url": base + "/v1/x402"})
+        supported = facilitator.get_supported()
+        offered = PaymentRequired.model_validate(required)
+        exact = next(r for r in offered.accepts if r.scheme == "exact")
+
+        def signed(by: Any = payer, requirements: Any = exact) -> Any:
+            client = x402ClientSync().register("eip155:*", ExactEvmScheme(Account.from_key(by.private_key)))
+            client.set_spend_controls({"allowed_assets": True, "max_amount_per_payment": False})  # type: ignore[typeddict-item]
+            return client.create_payment_payload(offered.model_copy(update={"accepts": [requirements]}))
+
+        payment = signed()
+        out = {
+            "kinds": sorted((k.scheme, k.network) for k in supported.kinds),
+            "signers": supported.signers,
+            "valid": facilitator.verify(payment, exact),
+            "broke": facilitator.verify(signed(accounts[8]), exact),
+            "settled": facilitator.settle(payment, exact),
+            "again": facilitator.settle(payment, exact),
+            "verify_used": facilitator.verify(payment, exact),
+        }
+        cheap = exact.model_copy(update={"amount": "1"})  # a made-up price: the server's own offer is used
+        out["cheap"] = facilitator.verify(signed(payer, cheap), cheap)
+        return out
+
+    async def scenario(session: aiohttp.ClientSession, server: TestServer, deps: Any) -> None:
+        url = str(server.make_url(f"/v1/assets/0x{digest.hex()}/content"))
+        async with session.get(url) as r:
+            required = decode(r.headers["PAYMENT-REQUIRED"])
+        base = str(server.make_url("")).rstrip("/")
+        usd.transfer(stranger, usd.balanceOf(accounts[8]), sender=accounts[8])  # account 8 holds nothing now
+        out = await asyncio.to_thread(facilitate, base, required)
+        network = f"eip155:{chain.chain_id}"
+        assert out["kinds"] == [("exact", network), ("proofmint-voucher", network)]
+        assert out["signers"] == {"eip155:*": [operator.address]}
+        assert out["valid"].is_valid and out["valid"].payer == payer.address
+        assert not out["broke"].is_valid and out["broke"].invalid_reason == "insufficient_funds"
+        assert out["settled"].success and out["settled"].transaction.startswith("0x")
+        assert not out["again"].success and out["again"].error_reason == "replayed"
+        assert not out["verify_used"].is_valid and out["verify_used"].invalid_reason == "replayed"
+        assert not out["cheap"].is_valid and out["cheap"].invalid_reason == "invalid_payload"
+        assert "accepted.amount" in out["cheap"].invalid_message
+        async with session.post(base + "/v1/x402/verify", json={"paymentPayload": {}, "paymentRequirements": {}}) as r:
+            assert r.status == 400 and (await r.json())["error"]["message"].startswith("only this server's exact")
+
+    run_api(parts, tmp_path, scenario)
+    assert usd.balanceOf(licenses.paymentReceiverOf(digest)) == cent  # one settlement
+
+
 def test_the_paywall_is_one_service_and_counts_a_pending_withdrawal_as_gone(
     parts: Parts, project: Any, local_chain: Any, accounts: Any, chain: Any, tmp_path: Path
 ):

@@ -157,6 +157,7 @@ def test_kill_9_of_a_whole_host_at_ten_random_points_with_two_hosts_sharing_only
         return held
 
     kills: list[tuple[str, dict[str, int]]] = []
+    aimed_at = (jobs.PUBLISHED, jobs.GENERATED, jobs.DELIVERED, "transaction in flight", jobs.CURATED, jobs.REQUESTED)
 
     def kill_at_random(names: dict[str, list[str]], keys: dict[str, str]) -> None:
         """Waits for 1 to 6 stage moves and for a host to hold work, then kills one that does
@@ -168,9 +169,18 @@ def test_kill_9_of_a_whole_host_at_ten_random_points_with_two_hosts_sharing_only
         deadline = time.monotonic() + 30
         while transitions() < target and time.monotonic() < deadline:
             time.sleep(0.01)
+        # each kill looks first (for up to 5 s) for a host holding work at the next stage of a
+        # round, so the kills land across the pipeline, not only where work waits longest
+        wanted = aimed_at[len(kills) % len(aimed_at)]
+        soon = time.monotonic() + 5
         holding: list[str] = []
-        while not holding and time.monotonic() < deadline:
-            holding = [name for name in sorted(hosts) if in_hand(name)]
+        while time.monotonic() < deadline:
+            held = {name: in_hand(name) for name in sorted(hosts)}
+            holding = [name for name, h in held.items() if h]
+            aimed = [name for name, h in held.items() if wanted in h]
+            if aimed or (holding and time.monotonic() > soon):
+                holding = aimed or holding
+                break
             time.sleep(0.01)
         time.sleep(rng.uniform(0.0, 0.2))
         victim = rng.choice(holding or sorted(hosts))
