@@ -289,12 +289,14 @@ async def settle_exact(client: Any, auth: Authorization, token: ExactToken) -> s
     make a use of each authorization once (`accept_exact`): this function alone would answer a
     replay with the first settlement."""
     from agents.core.reverts import WouldRevertError
-    from agents.runtime.sender import RevertedOnChainError
+    from agents.runtime.sender import BroadcastRefusedError, RevertedOnChainError
 
     try:
         receipt = await client.sender.send_and_wait(
             checksummed(token.address), auth.calldata(), label="x402 exact payment", keys=[exact_key(auth)]
         )
+    except BroadcastRefusedError as exc:  # the node refuses the service's transaction (its gas, say)
+        raise PaymentRejectedError("payment_failed", f"this server could not submit the payment: {exc}") from exc
     except (WouldRevertError, RevertedOnChainError) as exc:
         found = await _used_by(client, auth, token)
         if found is None:

@@ -36,6 +36,7 @@ async def api_resources(
     rpc_url: str | None = None,
     service: str | None = None,
     reviewers: frozenset[str] = frozenset(),
+    settles_exact: bool = True,
 ) -> AsyncIterator[ApiDeps]:
     """The API's resources over `parts` (`agents.app.wiring.Parts`), open while the context is:
     the channel book under `state` (vouchers it holds and the journal lacks are journaled
@@ -69,7 +70,7 @@ async def api_resources(
             dict(data_trees or {}),
             rpc_url,
             reviewers=frozenset(reviewers),
-            exact_token=await exact_token_of(client),
+            exact_token=await exact_token_of(client) if settles_exact else None,
         )
     finally:
         book.close()
@@ -93,14 +94,23 @@ def api_app(
     rpc_url: str | None = None,
     service: str | None = None,
     reviewers: frozenset[str] = frozenset(),
+    settles_exact: bool = True,
     **app_options: Any,
 ) -> web.Application:
     """The API over the agents' `parts` as an application that owns its resources
     (`api_resources`, entered on start-up and left on clean-up): `runner.cleanup()` closes
-    them. `app[DEPS]` holds them while it runs. `app_options` go to `build_app`."""
+    them. `app[DEPS]` holds them while it runs. `settles_exact`: whether `parts`' chain key may
+    settle x402 `exact` payments (it pays their gas); without it only vouchers are offered.
+    `app_options` go to `build_app`."""
     return build_app(
         lambda: api_resources(
-            parts, state, data_trees=data_trees, rpc_url=rpc_url, service=service, reviewers=reviewers
+            parts,
+            state,
+            data_trees=data_trees,
+            rpc_url=rpc_url,
+            service=service,
+            reviewers=reviewers,
+            settles_exact=settles_exact,
         ),
         metrics=parts.metrics,
         **app_options,

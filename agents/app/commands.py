@@ -424,7 +424,8 @@ async def _run_api(
         journal=journal,
         store=store,
     )
-    app = api_app(parts, state / "api", data_trees=trees, rpc_url=public_rpc, reviewers=reviewers)
+    # a throwaway key pays no gas: x402 `exact` (settled by the API's own transaction) is not offered here
+    app = api_app(parts, state / "api", data_trees=trees, rpc_url=public_rpc, reviewers=reviewers, settles_exact=False)
     runner = await serve(app, host=host, port=port)
     click.echo(f"API http://{host}:{port}/openapi.json, dApp http://{host}:{port}/app/ (Ctrl-C stops)", err=True)
     click.echo(f"service {service}: vouchers must name it; payers deposit escrow with it", err=True)

@@ -237,3 +237,21 @@ def test_the_settlement_daemons_sweeper_moves_paid_views_into_the_split_once_per
     market.licenses.sweepPayments(market.offer.asset, market.usd, sender=market.stranger)
     (late,) = asyncio.run(sweeper.process([j for j in market.journal.at_stage(PAID) if j.key == exact_key(auth)]))
     assert isinstance(late, Done) and late.updates["sweep_tx"] is None
+
+
+def test_a_server_whose_key_cannot_pay_gas_refuses_the_payment_and_serves_nothing(market: Market):
+    """A settling key without gas money: the node refuses its transaction, the payer is told
+    `payment_failed` (no use served), and nothing moved."""
+    broke = ChainClient(
+        market.client.web3,
+        Account.create(),
+        market.journal,
+        {n: c.address for n, c in market.client.contracts.items()},
+        load_abis(project_root(), CORE),
+    )
+    asyncio.run(broke.start())
+    auth = parse_exact(decode_header(sdk_header(market)), market.offer)
+    with pytest.raises(PaymentRejectedError) as failed:
+        asyncio.run(accept_exact(market.journal, broke, auth, market.offer))
+    assert failed.value.code == "payment_failed"
+    assert market.usd.balanceOf(market.offer.pay_to) == 0

@@ -105,6 +105,13 @@ def _agent_api_finds_the_deployment(base: str, rpc: str, tmp_path: Path) -> None
             assert {k: v["address"] for k, v in theirs["contracts"].items()} == {
                 k: v["address"] for k, v in mine["contracts"].items()
             }
+            # its client's key is a throwaway that pays no gas: it offers vouchers, not exact
+            kinds = call(f"http://127.0.0.1:{port}/v1/x402/supported")[1]["kinds"]
+            assert [k["scheme"] for k in kinds] == ["proofmint-voucher"]
+            assert [k["scheme"] for k in call(f"{base}/v1/x402/supported")[1]["kinds"]] == [
+                "proofmint-voucher",
+                "exact",
+            ]
         finally:
             api.terminate()
             api.wait(timeout=60)
