@@ -52,6 +52,7 @@ from agents.api.x402 import (
     PaymentHeaderError,
     decode_header,
     encode_header,
+    network_of,
     parse_payment,
     payment_required,
     settlement_response,
@@ -356,7 +357,7 @@ async def _paid_exactly(
         except PaymentRejectedError as exc:
             raise required(f"payment refused: {exc}", exc.code, exc.details) from None
         png = await deps.store.get(cid)
-        response = {"success": True, "transaction": tx_hash, "network": offer.requirements()["network"],
+        response = {"success": True, "transaction": tx_hash, "network": network_of(offer.chain_id),
                     "payer": auth.payer, "amount": str(auth.value)}  # fmt: skip
         return web.Response(body=png, content_type="image/png", headers={RESPONSE_HEADER: encode_header(response)})
     raise required(f"payment refused: {last}", "bad_payment")
@@ -365,7 +366,7 @@ async def _paid_exactly(
 async def x402_supported(request: web.Request) -> web.Response:
     """x402 facilitator `/supported`: the schemes this server takes, and its settling key."""
     deps = _deps(request)
-    network = f"eip155:{deps.chain.chain_id}"
+    network = network_of(deps.chain.chain_id)
     kinds: list[dict[str, Any]] = [{"x402Version": X402_VERSION, "scheme": VOUCHER_SCHEME, "network": network}]
     if deps.exact_token is not None:
         token = deps.exact_token
@@ -424,7 +425,7 @@ async def x402_settle(request: web.Request) -> web.Response:
     """x402 facilitator `/settle` for this server's exact offers: `agents.api.exact.accept_exact`
     (one use per authorization, settled from the service's key)."""
     deps, offer, payment, _ = await _facilitated(request)
-    network = f"eip155:{deps.chain.chain_id}"
+    network = network_of(offer.chain_id)
     try:
         auth = parse_exact(payment, offer)
     except PaymentHeaderError as exc:

@@ -1,6 +1,6 @@
 """x402's `exact` scheme over an EIP-3009 token, proofmint acting as its own facilitator.
 
-The offer (`exact_requirements`) asks for the terms' price per use in the token, paid to the
+The offer (`ExactOffer.requirements`) asks for the terms' price per use in the token, paid to the
 asset's payment receiver (`LicenseManager.paymentReceiverOf(asset)`), with the token's
 EIP-712 domain in `extra` (`name`, `version`) as stock clients expect. A client answers with a
 `TransferWithAuthorization` signed for exactly that: `{authorization: {from, to, value,
@@ -26,11 +26,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Final
 
-from coincurve import PublicKey
 from eth_abi.abi import encode
 from eth_utils.crypto import keccak
 
-from agents.api.paywall import PaymentRejectedError
+from agents.api.paywall import PaymentRejectedError, recover_signer
 from agents.api.x402 import X402_VERSION, PaymentHeaderError, network_of
 from agents.core.addresses import address_of, checksummed
 from agents.runtime import jobs
@@ -40,7 +39,6 @@ MIN_VALIDITY_S: Final = 30
 """How long an authorization must stay valid after it is verified: the settlement transaction
 has that long to be mined."""
 MAX_TIMEOUT_S: Final = 300
-_N: Final = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 AUTHORIZATION_FIELDS: Final = (
     {"name": "from", "type": "address"},
     {"name": "to", "type": "address"},
@@ -57,6 +55,12 @@ _DOMAIN_TYPEHASH: Final = keccak(b"EIP712Domain(string name,string version,uint2
 _TRANSFER_TOPIC: Final = keccak(b"Transfer(address,address,uint256)")
 _ARGUMENT_TYPES: Final = [f["type"] for f in AUTHORIZATION_FIELDS] + ["uint8", "bytes32", "bytes32"]
 _SELECTOR: Final = keccak(f"transferWithAuthorization({','.join(_ARGUMENT_TYPES)})".encode())[:4]
+
+
+X402_KIND: Final = jobs.X402
+PAYING: Final = jobs.X402_PAYING
+PAID: Final = jobs.X402_PAID  # the settlement daemon's sweeper takes them from here
+REFUSED: Final = jobs.X402_REFUSED
 
 
 @dataclass(frozen=True)
@@ -177,12 +181,7 @@ def _hex(value: Any, name: str, size: int) -> bytes:
 
 
 def _address(value: Any, name: str) -> str:
-    try:
-        return address_of(_hex(value, name, 20))
-    except PaymentHeaderError:
-        raise
-    except ValueError as exc:
-        raise PaymentHeaderError(f"{name} is not an address") from exc
+    return address_of(_hex(value, name, 20))  # any 20 bytes are an address
 
 
 def parse_exact(payment: dict[str, Any], offer: ExactOffer) -> Authorization:
@@ -218,16 +217,7 @@ def parse_exact(payment: dict[str, Any], offer: ExactOffer) -> Authorization:
 
 def signer_of(auth: Authorization, token: ExactToken, chain_id: int) -> str:
     """Who signed the authorization; PaymentRejectedError for a signature no EIP-3009 token takes."""
-    sig = auth.signature
-    r, s, v = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:64], "big"), sig[64]
-    v = v - 27 if v in (27, 28) else v
-    if v not in (0, 1) or not 0 < r < _N or not 0 < s <= _N // 2:
-        raise PaymentRejectedError("bad_signature", "the signature is malformed or malleable (high s)")
-    try:
-        point = PublicKey.from_signature_and_message(sig[:64] + bytes([v]), auth.digest(token, chain_id), hasher=None)
-    except ValueError as exc:
-        raise PaymentRejectedError("bad_signature", "the signature does not recover to any key") from exc
-    return address_of(keccak(point.format(compressed=False)[1:])[12:])
+    return recover_signer(auth.signature, lambda: auth.digest(token, chain_id))
 
 
 def verify_exact(auth: Authorization, offer: ExactOffer, *, now: float | None = None) -> None:
@@ -357,12 +347,6 @@ async def accept_exact(journal: Any, client: Any, auth: Authorization, offer: Ex
         raise
     await journal.call(journal.advance, [key], PAYING, PAID, updates={key: {"transaction": tx_hash}})
     return tx_hash
-
-
-X402_KIND: Final = jobs.X402
-PAYING: Final = jobs.X402_PAYING
-PAID: Final = jobs.X402_PAID  # the settlement daemon's sweeper takes them from here
-REFUSED: Final = jobs.X402_REFUSED
 
 
 _STATE_ABI: Final = [

@@ -120,7 +120,14 @@ class LicenseReader(Protocol):
 
 def signer_of(voucher: SignedVoucher, chain_id: int, settlement: str) -> str:
     """The address that signed the voucher; PaymentRejectedError for a signature the contract would refuse."""
-    sig = voucher.signature
+    return recover_signer(voucher.signature, lambda: voucher_digest(voucher.voucher, chain_id, settlement))
+
+
+def recover_signer(sig: bytes, digest: Callable[[], bytes]) -> str:
+    """The address whose key made `sig` (65 bytes, r ‖ s ‖ v with v as 27/28 or 0/1) over the
+    32-byte `digest()` (computed only for a well-formed signature), as the EVM's ecrecover and
+    OpenZeppelin's ECDSA take it (low s); PaymentRejectedError `bad_signature` otherwise. The
+    paywall's vouchers and x402 `exact` authorizations (`agents.api.exact`) both go through it."""
     if len(sig) != 65:
         raise PaymentRejectedError("bad_signature", f"the signature is {len(sig)} bytes, not 65")
     r, s, v = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:64], "big"), sig[64]
@@ -128,11 +135,11 @@ def signer_of(voucher: SignedVoucher, chain_id: int, settlement: str) -> str:
         v -= 27
     if v not in (0, 1) or not 0 < s <= _HALF_N or r == 0:
         raise PaymentRejectedError("bad_signature", "the signature is malformed or malleable (high s)")
-    digest = voucher_digest(voucher.voucher, chain_id, settlement)
+    message = digest()
     if r >= _N:
         raise PaymentRejectedError("bad_signature", "the signature is malformed (r out of range)")
     try:  # libsecp256k1 (coincurve): ecrecover as the EVM precompile does it
-        point = PublicKey.from_signature_and_message(sig[:64] + bytes([v]), digest, hasher=None)
+        point = PublicKey.from_signature_and_message(sig[:64] + bytes([v]), message, hasher=None)
     except ValueError as exc:
         raise PaymentRejectedError("bad_signature", "the signature does not recover to any key") from exc
     return address_of(keccak(point.format(compressed=False)[1:])[12:])

@@ -628,11 +628,9 @@ def _settlement(parts: Parts, spec: StageSpec, o: BuildOptions, common: dict[str
 
 
 def _sweeper(parts: Parts, spec: StageSpec, o: BuildOptions, common: dict[str, Any]) -> Stage:
-    distributor = SettleStage(parts.journal, parts.chain(), worker=f"{o.worker}/settlement")
     return SweepStage(
-        parts.journal, parts.chain(), distributor, worker=f"{o.worker}/sweeper", batch=256, linger_s=o.linger_s,
-        **common,
-    )  # fmt: skip
+        parts.journal, parts.chain(), worker=f"{o.worker}/sweeper", batch=256, linger_s=o.linger_s, **common
+    )
 
 
 #: How each stage of `agents.daemons.pipeline.STAGES` is built, by stage name.

@@ -85,15 +85,19 @@ class ProveStage(Stage):
     async def process(self, batch: Sequence[Job]) -> Sequence[Outcome]:
         outcomes: list[Outcome] = []
         todo: list[Job] = []
+        attested: list[tuple[Job, dict[str, Any]]] = []
         for job in batch:
             attestation = await self._attestation(bytes.fromhex(job.payload["sha256"]))
-            if attestation is not None:  # attested by an earlier life (or another prover): which tx did it
+            if attestation is not None:  # attested by an earlier life (or another prover)
                 model_id, score, verdict = attestation
-                found = {"score": score, "verdict": verdict, "attested_by": model_id}
-                tx = await self._attesting_tx(job, model_id)
-                outcomes.append(Done(job.key, {**found, "attest_tx": tx} if tx is not None else found))
+                attested.append((job, {"score": score, "verdict": verdict, "attested_by": model_id}))
             else:
                 todo.append(job)
+        if attested:  # which transactions did it: what a prover that died after attesting did not record
+            txs = await self._attesting_txs(attested)
+            for job, found in attested:
+                tx = txs.get((int(found["attested_by"]), int(job.payload["seq"])))
+                outcomes.append(Done(job.key, {**found, "attest_tx": tx} if tx is not None else found))
         start = 0
         for size in chunk_sizes(len(todo), list(self.circuits)):
             outcomes += await self._prove(todo[start : start + size])
@@ -108,23 +112,25 @@ class ProveStage(Stage):
                 return model_id, int(score), VERDICTS[int(verdict)]
         return None
 
-    async def _attesting_tx(self, job: Job, model_id: int) -> str | None:
-        """The transaction whose `InferenceAttested` (by `model_id`) names the job's seq, searched
-        from its registration's block: what a prover that died after attesting did not record."""
-        start = 0
-        if job.payload.get("register_tx"):
-            receipt = await self.client.node(self.client.web3.eth.get_transaction_receipt, job.payload["register_tx"])
-            start = int(receipt["blockNumber"]) if receipt is not None else 0
-        logs = await self.client.get_logs(
-            REGISTRY, "InferenceAttested", from_block=start, argument_filters={"modelId": model_id}
-        )
-        seq = int(job.payload["seq"])
-        for log in logs:
-            if seq in [int(s) for s in log["args"]["seqs"]]:
-                tx = log["transactionHash"]
-                text = tx.hex() if hasattr(tx, "hex") else str(tx)
-                return text.removeprefix("0x")
-        return None
+    async def _attesting_txs(self, attested: Sequence[tuple[Job, dict[str, Any]]]) -> dict[tuple[int, int], str]:
+        """(model id, seq) -> the transaction whose `InferenceAttested` by that model version
+        names the seq: one log read per model version, from the earliest block among the jobs'
+        registration transactions (each read once)."""
+        blocks = [0]  # a job whose registration is not known: from the start
+        if all(job.payload.get("register_tx") for job, _ in attested):
+            registrations = {job.payload["register_tx"] for job, _ in attested}
+            receipts = [
+                await self.client.node(self.client.web3.eth.get_transaction_receipt, tx) for tx in registrations
+            ]
+            blocks = [int(r["blockNumber"]) if r is not None else 0 for r in receipts]
+        txs: dict[tuple[int, int], str] = {}
+        for model_id in sorted({int(found["attested_by"]) for _, found in attested}):
+            logs = await self.client.get_logs(
+                REGISTRY, "InferenceAttested", from_block=min(blocks), argument_filters={"modelId": model_id}
+            )
+            for log in logs:
+                txs.update({(model_id, int(seq)): _hash_hex(log["transactionHash"]) for seq in log["args"]["seqs"]})
+        return txs
 
     async def _prove(self, chunk: Sequence[Job]) -> list[Outcome]:
         from zkml.pipeline import HeadInput
@@ -152,11 +158,7 @@ class ProveStage(Stage):
             if "Attested" not in str(error):
                 raise
             return []  # attested meanwhile: the next claim finds it so and moves it on
-        tx = (
-            receipt["transactionHash"].hex()
-            if hasattr(receipt["transactionHash"], "hex")
-            else str(receipt["transactionHash"])
-        )
+        tx = _hash_hex(receipt["transactionHash"])
         verdicts = {
             int(seq): VERDICTS[int(verdict)]
             for log in self.client.logs(REGISTRY, "InferenceAttested", receipt)
@@ -175,3 +177,9 @@ class ProveStage(Stage):
             )
             for job, score, seq in zip(chunk, calldata.scores, seqs, strict=True)
         ]
+
+
+def _hash_hex(value: Any) -> str:
+    """A transaction hash as the journal keeps it: hex, no 0x."""
+    text = value.hex() if hasattr(value, "hex") else str(value)
+    return text.removeprefix("0x")

@@ -40,6 +40,7 @@ from typing import Any, Final
 
 from eth_utils.address import to_checksum_address
 
+from agents.core.addresses import checksummed
 from agents.core.reverts import WouldRevertError, preflight
 from agents.core.settlement import (
     ALREADY_SETTLED,
@@ -63,6 +64,20 @@ from agents.runtime.stage import Done, Failed, Outcome, Stage
 LICENSES: Final = "LicenseManager"
 SPLITTER: Final = "RoyaltySplitter"
 ZERO32: Final = b"\x00" * 32
+
+
+async def distribute(client: ChainClient, asset: bytes, currency: str) -> bool:
+    """Splits an asset's pending revenue in `currency` into its recipients' balances (pull
+    payments), if it has any; whether a distribution was sent."""
+    if int(await client.call(SPLITTER, "pendingRevenueOf", asset, currency)) == 0:
+        return False
+    try:
+        await client.transact(SPLITTER, "distribute", asset, currency)
+    except WouldRevertError as error:
+        if "NothingToDistribute" not in str(error):
+            raise
+        return False
+    return True
 
 
 def _tx_hex(tx: Any) -> str:
@@ -231,15 +246,7 @@ class SettleStage(Stage):
 
     async def distribute(self, asset: bytes, currency: str) -> bool:
         """Splits an asset's pending revenue into its recipients' balances, if it has any."""
-        if int(await self.client.call(SPLITTER, "pendingRevenueOf", asset, currency)) == 0:
-            return False
-        try:
-            await self.client.transact(SPLITTER, "distribute", asset, currency)
-        except WouldRevertError as error:
-            if "NothingToDistribute" not in str(error):
-                raise
-            return False
-        return True
+        return await distribute(self.client, asset, currency)
 
     async def withdraw_due(self, currencies: Iterable[str], minimum: int = 1) -> dict[str, int]:
         """Withdraws this key's splitter balance in each currency where it is at least `minimum`."""
@@ -279,16 +286,16 @@ class SweepStage(Stage):
     target = jobs.X402_SWEPT
     give_up = jobs.FAILED
 
-    def __init__(self, journal: Any, client: ChainClient, distributor: SettleStage, **options: Any) -> None:
+    def __init__(self, journal: Any, client: ChainClient, **options: Any) -> None:
         super().__init__(journal, **options)
-        self.client, self.distributor = client, distributor
+        self.client = client
 
     async def process(self, batch: Sequence[Job]) -> Sequence[Outcome]:
         groups: dict[tuple[bytes, str], list[str]] = {}
         outcomes: list[Outcome] = []
         for job in batch:
             try:
-                key = (bytes.fromhex(job.payload["asset"][2:]), to_checksum_address(job.payload["token"]))
+                key = (bytes.fromhex(job.payload["asset"][2:]), checksummed(job.payload["token"]))
             except (KeyError, ValueError, TypeError) as error:
                 outcomes.append(Failed(job.key, f"not an x402 payment: {error}", retryable=False))
                 continue
@@ -302,5 +309,5 @@ class SweepStage(Stage):
                     raise
                 updates = {"sweep_tx": None, "swept": "by another sweep before this one"}
             outcomes += [Done(key, updates) for key in keys]
-            await self.distributor.distribute(asset, token)
+            await distribute(self.client, asset, token)
         return outcomes

@@ -11,7 +11,7 @@ import pytest
 
 from agents.deploy.deployment import CoreConfig, deploy_core
 from agents.deploy.operator import CoreContracts
-from tests.contracts.helpers import SERVICE, register_model
+from tests.contracts.helpers import SERVICE, asset_record, register_asset, register_model
 
 
 @pytest.fixture
@@ -74,3 +74,11 @@ def usd(project, deployer, core):  # type: ignore[no-untyped-def]
     token = deployer.deploy(project.DevUsd, deployer)
     core.licenses.setCurrencyAllowed(token, True, sender=deployer)
     return token
+
+
+@pytest.fixture
+def asset(core, model_id, creator) -> bytes:  # type: ignore[no-untyped-def]
+    """A registered asset of `creator`'s."""
+    record = asset_record("asset", creator, model_id)
+    register_asset(core.provenance, creator, record)
+    return record.content_digest

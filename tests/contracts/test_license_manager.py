@@ -56,13 +56,6 @@ PER_USE = 10**12
 
 
 @pytest.fixture
-def asset(core, model_id, creator) -> bytes:  # type: ignore[no-untyped-def]
-    record = asset_record("asset", creator, model_id)
-    register_asset(core.provenance, creator, record)
-    return record.content_digest
-
-
-@pytest.fixture
 def terms_id(core, creator, asset) -> int:  # type: ignore[no-untyped-def]
     return attach_terms(core.licenses, creator, asset, price=PRICE, price_per_use=PER_USE)
 

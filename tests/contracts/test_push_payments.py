@@ -47,13 +47,6 @@ SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 DOLLAR = 10**6
 
 
-@pytest.fixture
-def asset(core, model_id, creator) -> bytes:  # type: ignore[no-untyped-def]
-    record = asset_record("pushed", creator, model_id)
-    register_asset(core.provenance, creator, record)
-    return record.content_digest
-
-
 def authorization(token: Any, payer: Any, to: str, value: int, *, key: str | None = None, **options: Any):  # type: ignore[no-untyped-def]
     """An EIP-3009 authorization as the x402 `exact` client signs it: (its fields, the 65-byte signature)."""
     return eip3009_authorization(token, key or payer.private_key, payer.address, to, value, **options)

@@ -214,14 +214,13 @@ def test_malformed_payments_say_what_is_wrong(market: Market, mutate: Any, messa
 
 
 def test_the_settlement_daemons_sweeper_moves_paid_views_into_the_split_once_per_asset(market: Market):
-    from agents.daemons.settle import SettleStage, SweepStage
+    from agents.daemons.settle import SweepStage
     from agents.runtime.stage import Done
 
     for _ in range(3):
         auth = parse_exact(decode_header(sdk_header(market)), market.offer)
         asyncio.run(accept_exact(market.journal, market.client, auth, market.offer))
-    distributor = SettleStage(market.journal, market.client, worker="test/settlement")
-    sweeper = SweepStage(market.journal, market.client, distributor, worker="test/sweeper")
+    sweeper = SweepStage(market.journal, market.client, worker="test/sweeper")
     paid = market.journal.at_stage(PAID)
     assert len(paid) == 3
     nonce = market.client.web3.eth.get_transaction_count(market.client.address)

@@ -27,5 +27,8 @@ def test_address_of_takes_twenty_bytes_or_hex():
 def test_bad_input_is_refused(bad: str):
     with pytest.raises(ValueError):
         checksummed(bad)
+
+
+def test_bytes_other_than_twenty_are_refused():
     with pytest.raises(ValueError):
         address_of(bytes(19))

@@ -175,6 +175,22 @@ def test_requests_become_registered_attested_assets_exactly_once(
     # the two-circuit prover batched: proofs of two, and of one for a remainder
     sizes = [job.payload["proof_size"] for job in journal.at_stage(jobs.ATTESTED)]
     assert set(sizes) <= {1, 2} and sizes.count(2) >= 2
+    # a prover's later life that finds these assets attested (its earlier life died between the
+    # mined attestation and the journal) names the attesting transactions all the same, proving
+    # nothing again
+    from agents.daemons.prove import ProveStage
+    from agents.runtime.stage import Done
+
+    stripped = [
+        dataclasses.replace(job, payload={k: v for k, v in job.payload.items() if k != "attest_tx"}) for job in attested
+    ]
+    later = ProveStage(journal, parts.chain(), local_chain.head_models, worker="test/prover")
+    sent = parts.chain().web3.eth.get_transaction_count(operator)
+    outcomes = asyncio.run(later.process(stripped))
+    assert [o.updates["attest_tx"] for o in outcomes if isinstance(o, Done)] == [
+        j.payload["attest_tx"] for j in attested
+    ]
+    assert parts.chain().web3.eth.get_transaction_count(operator) == sent
     # the paid requests were fulfilled with their assets, and their fees earned
     assert sorted(paid) == [1, 2]
     for request_id, p in paid.items():
