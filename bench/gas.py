@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+from eth_abi.abi import encode
+from eth_utils.crypto import keccak
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -267,6 +269,67 @@ def settlement_worst(bench: Bench, accounts: Any, n: int = 192) -> dict[str, flo
     }
 
 
+VALIDATION_SIZES = (1, 16, 64, 256)
+"""Assets per ERC-8004 validation request (1: a request per asset, the baseline; 256: MAX_ASSETS)."""
+
+
+def validation(bench: Bench) -> dict[str, float]:
+    """ERC-8004 zkML validation per covered asset: `validationRequest` plus `ZkmlValidator.respond`
+    for a chunk of n assets attested in one `attestInference` (through a TestVerifier: the
+    validator reads only what the attestation recorded), n in VALIDATION_SIZES."""
+    from agents.core.validation import ValidationDomain
+    from agents.deploy.erc8004 import deploy_agent_registries
+    from zkml.evm import proven_digest
+
+    field = 21888242871839275222246405745257275088548364400416034343698204186575808495617
+    developer, creator = bench.accounts[1], bench.creator
+    bench.models.registerModel((digest(bench.rng), digest(bench.rng), b"\x00" * 32, 0, 0, 0, URI), sender=developer)
+    head = int(bench.models.modelCount())
+    verifier = developer.deploy(bench.project.TestVerifier)
+    bench.models.bindVerifier(head, verifier, digest(bench.rng), 100, 50, sender=developer)
+    registries = deploy_agent_registries(
+        bench.project, bench.accounts[0], int(bench.chain.chain_id), str(bench.provenance.address), "http://x/v/"
+    )
+    identity = bench.project.IdentityRegistry.at(registries.identity)
+    validations = bench.project.ValidationRegistry.at(registries.validation)
+    validator = bench.project.ZkmlValidator.at(registries.validator)
+    agent = int(identity.register("https://x/agent.json", sender=creator).decode_logs(identity.Registered)[0].agentId)
+    domain = ValidationDomain(int(bench.chain.chain_id), str(validator.address), str(bench.provenance.address))
+    figures: dict[str, float] = {}
+    for n in VALIDATION_SIZES:
+        records = []
+        for start in range(0, n, MANY):
+            chunk = [bench.record() for _ in range(min(MANY, n - start))]
+            chunk = [
+                AssetRecord(
+                    r.content_digest,
+                    r.creator,
+                    r.model_id,
+                    r.params_digest,
+                    (int.from_bytes(r.input_commitment, "big") % field).to_bytes(32, "big"),
+                    r.parents,
+                    r.metadata_uri,
+                )
+                for r in chunk
+            ]
+            bench.provenance.registerMany([r.as_tuple() for r in chunk], [[] for _ in chunk], sender=creator)
+            records += chunk
+        seqs = [int(bench.provenance.getAsset(r.content_digest).seq) for r in records]
+        instances = [int.from_bytes(r.input_commitment, "big") for r in records]
+        instances += [200] * n + [proven_digest(r.content_digest) for r in records]
+        proof = keccak(encode(["uint256[]"], [instances]))
+        bench.provenance.attestInference(head, seqs, proof, instances, sender=creator)
+        batch = domain.batch(head, [r.content_digest for r in records])
+        asked = validations.validationRequest(validator, agent, "https://x/r", batch.request_hash, sender=creator)
+        answered = validator.respond(batch.request_hash, head, batch.assets, sender=creator)
+        assert answered.decode_logs(validator.Answered)[0].response == 100
+        figures[f"validation_gas_per_asset_{n}"] = round((int(asked.gas_used) + int(answered.gas_used)) / n, 1)
+        if n == 1:
+            figures["validation_request_gas_1"] = int(asked.gas_used)
+            figures["validation_response_gas_1"] = int(answered.gas_used)
+    return figures
+
+
 def table(figures: dict[str, float]) -> list[tuple[str, float, str, str, str]]:
     """Rows of (operation, L2 gas, L1 data gas per asset or '-', baseline, target)."""
     base = figures["erc721_mint_baseline_gas"]
@@ -345,6 +408,16 @@ def table(figures: dict[str, float]) -> list[tuple[str, float, str, str, str]]:
         ("distribute an asset's revenue", figures["distribute_gas"], "-", "-", "-"),
         ("withdraw (ETH)", figures["withdraw_gas"], "-", "-", "-"),
         ("derivative with MAX_PARENTS=16 parents", figures["derivative_max_parents_gas"], "-", "-", "< 15,000,000"),
+        *(
+            (
+                f"ERC-8004 zkML validation, request + response, per asset @{n}",
+                figures[f"validation_gas_per_asset_{n}"],
+                "-",
+                f"{figures['validation_gas_per_asset_1']:,} (a request per asset)",
+                "-",
+            )
+            for n in VALIDATION_SIZES[1:]
+        ),
     ]
 
 
@@ -384,6 +457,8 @@ def main(choice: str) -> None:
             click.echo(f"  {step.__name__} done ({time.monotonic() - started:.0f} s)", err=True)
         figures.update(settlement_worst(bench, accounts))
         click.echo(f"  settlement_worst done ({time.monotonic() - started:.0f} s)", err=True)
+        figures.update(validation(bench))
+        click.echo(f"  validation done ({time.monotonic() - started:.0f} s)", err=True)
 
     rows = table(figures)
     width = max(len(r[0]) for r in rows)

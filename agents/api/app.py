@@ -39,6 +39,8 @@ from agents.api.openapi import document
 from agents.api.paywall import PaymentRejectedError, Paywall
 from agents.api.preview import Previews
 from agents.api.ratelimit import RateLimiter
+from agents.api.registration import registration_file, validation_record, well_known
+from agents.api.reputation import reputation
 from agents.api.review import decision_of, review_item
 from agents.api.review import eip712 as review_types
 from agents.api.views import Asset, LineageGraph, asset_detail, asset_view, chain_view, hex0x, request_status
@@ -61,6 +63,7 @@ from agents.api.x402 import SCHEME as VOUCHER_SCHEME
 from agents.core.requests import MAX_PROMPT_CHARS, GenerationRequest, GeneratorError
 from agents.core.settlement import parse_voucher
 from agents.core.vouchers import VOUCHER_TYPES, domain
+from agents.deploy.erc8004 import AgentDirectory, agent_uri
 from agents.runtime import jobs
 from agents.runtime.journal import Journal, StaleJobError
 from agents.runtime.telemetry import LATENCY_BUCKETS, Metrics
@@ -90,6 +93,8 @@ class ApiDeps:
     exact_token: ExactToken | None = None
     """The EIP-3009 token x402 `exact` payments are taken in (terms priced in it are offered
     both ways), or None: vouchers only."""
+    agents: AgentDirectory | None = None
+    """The operator's ERC-8004 agents whose registration files this API serves, or None."""
     catalog: Catalog = field(init=False)
     lineage: LineageIndex = field(init=False)
     previews: Previews = field(init=False)
@@ -361,6 +366,82 @@ async def _paid_exactly(
                     "payer": auth.payer, "amount": str(auth.value)}  # fmt: skip
         return web.Response(body=png, content_type="image/png", headers={RESPONSE_HEADER: encode_header(response)})
     raise required(f"payment refused: {last}", "bad_payment")
+
+
+def _directory(request: web.Request) -> AgentDirectory:
+    directory = _deps(request).agents
+    if directory is None:
+        raise ApiError(404, "this server registers no ERC-8004 agents", code="no_agents")
+    return directory
+
+
+async def agents_index(request: web.Request) -> web.Response:
+    """The operator's ERC-8004 agents: registries, and each agent's id and registration file."""
+    directory = _directory(request)
+    registries = directory.registries
+    return _json(
+        {
+            "agentRegistry": registries.agent_registry,
+            "owner": directory.owner,
+            "registries": {
+                "identity": registries.identity,
+                "reputation": registries.reputation,
+                "validation": registries.validation,
+                "validator": registries.validator,
+            },
+            "agents": [
+                {"role": role, "agentId": agent_id, "agentURI": agent_uri(directory.public_url, role)}
+                for role, agent_id in directory.ids.items()
+            ],
+        }
+    )
+
+
+async def agent_registration(request: web.Request) -> web.Response:
+    """One agent's ERC-8004 registration file (what its on-chain agentURI resolves to)."""
+    directory = _directory(request)
+    role = request.match_info["role"]
+    if role not in directory.ids:
+        raise ApiError(404, f"no agent {role!r}: the agents are {', '.join(directory.ids)}", code="unknown_agent")
+    return _json(registration_file(directory, role, x402=_deps(request).exact_token is not None))
+
+
+async def agent_reputation(request: web.Request) -> web.Response:
+    """An agent's ERC-8004 feedback, counted only from clients who paid (agents.api.reputation)."""
+    deps = _deps(request)
+    directory = _directory(request)
+    role = request.match_info["role"]
+    if role not in directory.ids:
+        raise ApiError(404, f"no agent {role!r}: the agents are {', '.join(directory.ids)}", code="unknown_agent")
+    tags = {name: request.query.get(name, "") for name in ("tag1", "tag2")}
+    for name, value in tags.items():
+        if len(value) > 64:
+            raise ApiError(400, f"{name} is at most 64 characters", code="bad_query", details={"parameter": name})
+    summary = await reputation(
+        deps.chain.client, deps.journal, deps.paywall.service, directory.ids[role], tag1=tags["tag1"], tag2=tags["tag2"]
+    )
+    return _json({"role": role, **summary})
+
+
+async def agent_domain(request: web.Request) -> web.Response:
+    """ERC-8004 endpoint-domain verification: every agent this domain serves."""
+    return _json(well_known(_directory(request), x402=_deps(request).exact_token is not None))
+
+
+async def validation(request: web.Request) -> web.Response:
+    """A zkML validation request and, once answered, the assets it covers with their proofs."""
+    deps = _deps(request)
+    text = request.match_info["requestHash"].removeprefix("0x")
+    try:
+        request_hash = bytes.fromhex(text)
+    except ValueError:
+        request_hash = b""
+    if len(request_hash) != 32:
+        raise ApiError(400, "a request hash is 32 bytes in hex (0x and 64 hex digits)", code="bad_request_hash")
+    record = await validation_record(deps.chain.client, deps.chain.chain_id, request_hash)
+    if record is None:
+        raise ApiError(404, f"no validation request 0x{request_hash.hex()} for this deployment's validator")
+    return _json(record)
 
 
 async def x402_supported(request: web.Request) -> web.Response:
@@ -830,6 +911,11 @@ def build_app(
     r.add_get("/v1/holders/{address}/escrow", escrow)
     r.add_get("/v1/vouchers/eip712", eip712)
     r.add_post("/v1/vouchers", submit_voucher)
+    r.add_get("/v1/agents", agents_index)
+    r.add_get("/v1/agents/{role}/registration.json", agent_registration)
+    r.add_get("/v1/agents/{role}/reputation", agent_reputation)
+    r.add_get("/.well-known/agent-registration.json", agent_domain)
+    r.add_get("/v1/validations/{requestHash}", validation)
     r.add_get("/v1/x402/supported", x402_supported)
     r.add_post("/v1/x402/verify", x402_verify)
     r.add_post("/v1/x402/settle", x402_settle)

@@ -332,6 +332,7 @@ async def accept_exact(journal: Any, client: Any, auth: Authorization, offer: Ex
     key = exact_key(auth)
     payload = {
         "payer": checksummed(auth.payer),
+        "requester": checksummed(auth.payer),  # indexed: reputation looks payments up by payer
         "asset": "0x" + offer.asset.hex(),
         "termsId": offer.terms_id,
         "token": checksummed(offer.token.address),

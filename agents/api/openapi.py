@@ -464,6 +464,104 @@ SCHEMAS: dict[str, Any] = {
             "signers": {"type": "object", "additionalProperties": {"type": "array", "items": ADDRESS}},
         }
     ),
+    "Agents": _object(
+        {
+            "agentRegistry": {"type": "string", "description": "eip155:{chainId}:{identityRegistry}"},
+            "owner": ADDRESS,
+            "registries": _object(
+                {
+                    "identity": ADDRESS,
+                    "reputation": ADDRESS,
+                    "validation": {"type": ["string", "null"]},
+                    "validator": {"type": ["string", "null"]},
+                }
+            ),
+            "agents": {
+                "type": "array",
+                "items": _object({"role": STRING, "agentId": INT, "agentURI": STRING}),
+            },
+        },
+        description="the operator's ERC-8004 agents",
+    ),
+    "AgentRegistration": {
+        "type": "object",
+        "description": "an ERC-8004 registration file (registration-v1)",
+        "required": [
+            "type",
+            "name",
+            "description",
+            "image",
+            "services",
+            "x402Support",
+            "active",
+            "registrations",
+            "supportedTrust",
+        ],
+        "properties": {
+            "type": STRING,
+            "name": STRING,
+            "description": STRING,
+            "image": STRING,
+            "services": {"type": "array", "items": {"type": "object"}},
+            "x402Support": BOOL,
+            "active": BOOL,
+            "registrations": {
+                "type": "array",
+                "items": _object({"agentId": INT, "agentRegistry": STRING}),
+            },
+            "supportedTrust": {"type": "array", "items": STRING},
+            "validation": {"type": "object"},
+        },
+    },
+    "Reputation": _object(
+        {
+            "role": STRING,
+            "agentId": INT,
+            "count": INT,
+            "value": INT,
+            "valueDecimals": INT,
+            "tag1": STRING,
+            "tag2": STRING,
+            "payingClients": {
+                "type": "array",
+                "items": _object({"address": ADDRESS, "evidence": {"type": "object"}}),
+            },
+            "ignoredClients": {"type": "array", "items": ADDRESS},
+        },
+        description="an agent's ERC-8004 feedback summary over the clients with evidence of a settled payment "
+        "(a settled voucher or an x402 receipt); other clients' feedback is listed as ignored",
+    ),
+    "Validation": {
+        "type": "object",
+        "description": "a zkML validation request to this deployment's validator; once answered, the "
+        "covered assets with their Merkle proofs (ZkmlValidator.itemResponse) and attestations",
+        "required": ["requestHash", "validator", "agentId", "state", "lastUpdate"],
+        "properties": {
+            "requestHash": HEX32,
+            "validator": ADDRESS,
+            "agentId": INT,
+            "state": {"type": "string", "enum": ["requested", "answered"]},
+            "lastUpdate": INT,
+            "response": INT,
+            "tag": STRING,
+            "modelId": INT,
+            "count": INT,
+            "responseHash": HEX32,
+            "responseTx": STRING,
+            "items": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "asset": HEX32,
+                        "index": INT,
+                        "proof": {"type": "array", "items": HEX32},
+                        "attestation": _object({"attested": BOOL, "score": INT, "verdict": INT}),
+                        "verify": STRING,
+                    }
+                ),
+            },
+        },
+    },
     "X402Facilitation": _object(
         {"x402Version": INT, "paymentPayload": {"type": "object"}, "paymentRequirements": {"type": "object"}},
         optional=("x402Version",),
@@ -689,6 +787,45 @@ def document() -> dict[str, Any]:
                     "summary": "Submit a signed cumulative voucher naming this server's service, for settlement",
                     "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Voucher")}}},
                     "responses": _ok("queued for settlement", "VoucherAccepted", 202) | _errors(400, 413, 415, 422),
+                }
+            },
+            "/v1/agents": {
+                "get": {
+                    "summary": "The operator's ERC-8004 agents: registries, ids and registration-file URIs",
+                    "responses": _ok("the agents", "Agents") | _errors(404),
+                }
+            },
+            "/v1/agents/{role}/registration.json": {
+                "get": {
+                    "summary": "One agent's ERC-8004 registration file (its on-chain agentURI)",
+                    "parameters": [
+                        _path_param("role", {"type": "string", "enum": ["generator", "prover", "settlement"]})
+                    ],
+                    "responses": _ok("the registration file", "AgentRegistration") | _errors(404),
+                }
+            },
+            "/v1/agents/{role}/reputation": {
+                "get": {
+                    "summary": "One agent's ERC-8004 reputation, counted only from paying clients",
+                    "parameters": [
+                        _path_param("role", {"type": "string", "enum": ["generator", "prover", "settlement"]}),
+                        _query("tag1", {"type": "string", "maxLength": 64}),
+                        _query("tag2", {"type": "string", "maxLength": 64}),
+                    ],
+                    "responses": _ok("the summary", "Reputation") | _errors(400, 404),
+                }
+            },
+            "/.well-known/agent-registration.json": {
+                "get": {
+                    "summary": "ERC-8004 endpoint-domain verification: every agent this domain serves",
+                    "responses": _ok("the domain's registration file", "AgentRegistration") | _errors(404),
+                }
+            },
+            "/v1/validations/{requestHash}": {
+                "get": {
+                    "summary": "A zkML validation request (ERC-8004) and, once answered, the assets it covers",
+                    "parameters": [_path_param("requestHash", HEX32 | {"pattern": "^(0x)?[0-9a-fA-F]{64}$"})],
+                    "responses": _ok("the request", "Validation") | _errors(400, 404),
                 }
             },
             "/v1/x402/supported": {

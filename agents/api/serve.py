@@ -24,6 +24,7 @@ from agents.api.paywall import ChannelBook, Paywall
 from agents.core.locations import is_postgres
 from agents.core.settlement import SignedVoucher
 from agents.deploy.deployment import DEV_TOKEN
+from agents.deploy.erc8004 import AgentDirectory
 from agents.runtime.jobs import submit_voucher
 
 
@@ -37,6 +38,7 @@ async def api_resources(
     service: str | None = None,
     reviewers: frozenset[str] = frozenset(),
     settles_exact: bool = True,
+    agents: AgentDirectory | None = None,
 ) -> AsyncIterator[ApiDeps]:
     """The API's resources over `parts` (`agents.app.wiring.Parts`), open while the context is:
     the channel book under `state` (vouchers it holds and the journal lacks are journaled
@@ -44,7 +46,8 @@ async def api_resources(
     on the dashboard); `rpc_url`: a JSON-RPC endpoint of the chain for wallets, told to the
     dApp; `service`: the address whose vouchers the API accepts (default
     `parts.service_address()`: the service `parts` was opened with, else its chain key's
-    address). `parts` stay the caller's."""
+    address); `agents`: the operator's ERC-8004 agents, whose registration files it serves.
+    `parts` stay the caller's."""
     client = parts.chain()
     service = service if service is not None else parts.service_address()
     chain_id = int(await client.node(lambda: client.web3.eth.chain_id))
@@ -71,6 +74,7 @@ async def api_resources(
             rpc_url,
             reviewers=frozenset(reviewers),
             exact_token=await exact_token_of(client) if settles_exact else None,
+            agents=agents,
         )
     finally:
         book.close()
@@ -95,6 +99,7 @@ def api_app(
     service: str | None = None,
     reviewers: frozenset[str] = frozenset(),
     settles_exact: bool = True,
+    agents: AgentDirectory | None = None,
     **app_options: Any,
 ) -> web.Application:
     """The API over the agents' `parts` as an application that owns its resources
@@ -111,6 +116,7 @@ def api_app(
             service=service,
             reviewers=reviewers,
             settles_exact=settles_exact,
+            agents=agents,
         ),
         metrics=parts.metrics,
         **app_options,

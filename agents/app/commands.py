@@ -270,6 +270,19 @@ reviewer_option = click.option(
     "escrow with it (payers deposit with this address). Only the service may settle its vouchers: the "
     "settlement daemon runs with its key, and checks it against --service when given. Env: PROOFMINT_SERVICE",
 )
+@click.option(
+    "--erc8004-agent",
+    "erc8004_agent",
+    type=click.IntRange(min=0),
+    default=None,
+    help="prover: its ERC-8004 agent id (owned or operated by its key): each proven chunk is then put to the "
+    "deployment's ZkmlValidator in its ValidationRegistry (both must be in the deployment record)",
+)
+@click.option(
+    "--public-url",
+    default=None,
+    help="prover with --erc8004-agent: the API's base URL, whose /v1/validations/ serves the validation records",
+)
 @registration_option
 @policy_option
 @curation_head_option
@@ -295,6 +308,8 @@ def agent_command(
     public_rpc: str | None,
     data_trees: tuple[Path, ...],
     service: str | None,
+    erc8004_agent: int | None,
+    public_url: str | None,
     registration: str,
     policy: Path,
     curation_head: Path,
@@ -351,6 +366,8 @@ def agent_command(
         raise click.UsageError(f"the {name} needs --model-id (the generating model's version)")
     if name == "prover" and 1 not in head_ids:
         raise click.UsageError("the prover needs --head 1=MODEL_ID (and larger batches as BATCH=MODEL_ID)")
+    if erc8004_agent is not None and (name != "prover" or not public_url):
+        raise click.UsageError("--erc8004-agent is the prover's, with --public-url (the API that serves the records)")
     asyncio.run(
         _run_agent(
             name,
@@ -372,6 +389,7 @@ def agent_command(
             curation_head,
             journal,
             store,
+            (erc8004_agent, public_url or "") if erc8004_agent is not None else None,
         )
     )
 
@@ -456,10 +474,13 @@ async def _run_agent(
     curation_head: Path,
     journal: str | Path | None,
     store: str | Path | None,
+    validation_agent: tuple[int, str] | None = None,
 ) -> None:
     from web3 import HTTPProvider, Web3
 
     from agents.app.wiring import build_agents, build_head_circuits, check_head_bands, open_parts, redis_queues
+    from agents.daemons.validate import ValidationTarget
+    from agents.deploy.erc8004 import VALIDATION, VALIDATOR
     from agents.models.head import HeadModel
     from agents.runtime.chain import load_addresses
     from agents.runtime.telemetry import Metrics, json_logging
@@ -475,6 +496,13 @@ async def _run_agent(
         )
         head_models = {size: (circuits[size], head_ids[size]) for size in head_ids}
     metrics = Metrics()
+    validation = None
+    if validation_agent is not None:
+        missing = [n for n in (VALIDATION, VALIDATOR) if n not in addresses]
+        if missing:
+            raise click.UsageError(f"{deployment} has no {' or '.join(missing)}: --erc8004-agent needs both")
+        chain_id = int(await asyncio.to_thread(lambda: web3.eth.chain_id))
+        validation = ValidationTarget(validation_agent[0], validation_agent[1], chain_id)
     parts = await open_parts(
         root,
         state,
@@ -492,6 +520,7 @@ async def _run_agent(
         head=curation_head,
         journal=journal,
         store=store,
+        validation=validation,
     )
     if head_models:
         try:
@@ -730,6 +759,7 @@ async def _up(
         head=curation_head,
         journal=journal,
         store=store,
+        public_url=f"http://127.0.0.1:{api_port}" if api_port else None,
     )
     moderation = parts.owned_models.policy if parts.owned_models is not None else None
     if moderation is not None:
@@ -768,7 +798,13 @@ async def _up(
                 trees = {setup.t2i_model_id: setup.data_tree}
                 deciders = reviewers | {str(operator.address)}  # the operator reviews unless told otherwise
                 app = api_app(
-                    parts, state / "api", data_trees=trees, rpc_url=rpc, accept_requests=True, reviewers=deciders
+                    parts,
+                    state / "api",
+                    data_trees=trees,
+                    rpc_url=rpc,
+                    accept_requests=True,
+                    reviewers=deciders,
+                    agents=setup.agents,
                 )
                 api = await serve(app, port=api_port)
                 base = f"http://127.0.0.1:{api_port}"
@@ -783,6 +819,15 @@ async def _up(
                     "with it",
                     err=True,
                 )
+                if setup.agents is not None:
+                    ids = ", ".join(f"{role} #{agent_id}" for role, agent_id in setup.agents.ids.items())
+                    click.echo(
+                        f"ERC-8004 agents {ids} ({setup.agents.registries.agent_registry}): "
+                        f"{base}/.well-known/agent-registration.json; proven chunks are validated by "
+                        f"{setup.agents.registries.validator} ({base}/v1/validations/0x<request hash>; a prover of "
+                        f"its own: --erc8004-agent {setup.agents.ids['prover']} --public-url {base})",
+                        err=True,
+                    )
                 token = app[DEPS].exact_token
                 if token is not None:
                     click.echo(
@@ -818,13 +863,16 @@ DEV_ESCROW = 10 * 10**18
 
 def record_for_tools(root: Path, rpc: str, chain_id: int, setup: Any) -> Path:
     """The deployment record of `up`'s node where the ape scripts look for the network
-    `--network RPC` (`agents.deploy.operator.record_path`), listing the market and the development dollar too."""
+    `--network RPC` (`agents.deploy.operator.record_path`), listing the market, the development dollar and the
+    ERC-8004 registries too."""
     from agents.daemons.market import MARKET
     from agents.deploy.deployment import DEV_TOKEN, Deployed, record_deployment
+    from agents.deploy.erc8004 import CONTRACTS as AGENT_CONTRACTS
     from agents.deploy.operator import Target, record_path
 
     target = Target(choice=rpc, chain_id=chain_id, live=False, ephemeral=False)
-    extra = [Deployed(name, setup.addresses[name], "", 0, 0) for name in (MARKET, DEV_TOKEN)]
+    named = (MARKET, DEV_TOKEN, *(name for name in AGENT_CONTRACTS if name in setup.addresses))
+    extra = [Deployed(name, setup.addresses[name], "", 0, 0) for name in named]
     return record_deployment(record_path(root, target), rpc, chain_id, [*setup.deployed, *extra])
 
 

@@ -38,7 +38,10 @@ from agents.daemons.publish import ModelInfo, PublishStage
 from agents.daemons.register import ClaimStage, CommitStage, RegisterStage
 from agents.daemons.runner import LEASE_TTL_S, Agents
 from agents.daemons.settle import SettleStage, SweepStage
+from agents.daemons.validate import Validations, ValidationTarget
 from agents.deploy.deployment import DEV_TOKEN, Deployed, deploy_core, deploy_dev_token
+from agents.deploy.erc8004 import CONTRACTS as AGENT_CONTRACTS
+from agents.deploy.erc8004 import ROLES, AgentDirectory, deploy_agent_registries, register_agents
 from agents.models.curator import DEFAULT_POLICY
 from agents.models.head import HEAD_FOLDER, HeadError, HeadModel
 from agents.runtime import jobs
@@ -122,6 +125,8 @@ class LocalSetup:
     deploy_gas: int
     deployed: tuple[Deployed, ...] = ()
     """The core contracts as `deploy_core` deployed them (what a deployment record lists)."""
+    agents: AgentDirectory | None = None
+    """The operator's ERC-8004 agents, when the chain was prepared with a public URL."""
 
 
 def _register(core_models: Any, developer: Any, model_input: dict[str, Any]) -> int:
@@ -143,11 +148,14 @@ def prepare_chain(
     solc: Path,
     progress: Progress = _quiet,
     dev_holders: Sequence[str] = (),
+    public_url: str | None = None,
 ) -> LocalSetup:
     """Deploys and registers everything on a development chain (see the module docstring).
     `bands`: the curation head's (accept_at, review_at) in its fixed point, bound to each of its
     model versions with the verifier. `dev_holders`: accounts minted the development dollar
-    (`agents.deploy.deployment.deploy_dev_token`, for x402 `exact` payments)."""
+    (`agents.deploy.deployment.deploy_dev_token`, for x402 `exact` payments). `public_url`: the
+    API's base URL; with it, ERC-8004 registries and the zkML validator are deployed and the
+    operator's agents registered (`agents.deploy.erc8004`), their wallet the operator's key."""
     from zkml.evm import deploy_verifier
 
     deployed = deploy_core(project, operator, chain)
@@ -207,7 +215,25 @@ def prepare_chain(
             f"curation head x{size}: model version {model_id}, verifier {verifier.address}, "
             f"bands accept >= {bands[0]}, reject < {bands[1]}"
         )
-    return LocalSetup(addresses, t2i_id, head_models, tree, sum(d.gas_used for d in deployed), tuple(deployed))
+    directory = None
+    if public_url is not None:
+        registries = deploy_agent_registries(
+            project, operator, chain.chain_id, addresses["ProvenanceRegistry"], f"{public_url}/v1/validations/"
+        )
+        addresses.update(registries.addresses())
+        keys = dict.fromkeys(ROLES, operator.private_key)
+        ids = register_agents(project, operator, registries, public_url, keys, chain.pending_timestamp)
+        directory = AgentDirectory(registries, ids, str(operator.address), public_url)
+        progress(f"ERC-8004 agents {', '.join(f'{r} #{i}' for r, i in ids.items())} in {registries.identity}")
+    return LocalSetup(
+        addresses,
+        t2i_id,
+        head_models,
+        tree,
+        sum(d.gas_used for d in deployed),
+        tuple(deployed),
+        directory,
+    )
 
 
 @dataclass
@@ -306,6 +332,9 @@ class Parts:
     chain key's address. (The settlement daemon settles the vouchers of its key's address: only
     a service may settle its vouchers.)"""
     owned_models: Models | None = None
+    validation: ValidationTarget | None = None
+    """The prover's ERC-8004 agent: with it (and the registries in `addresses`), each proven
+    chunk is put to the zkML validator (`agents.daemons.validate`)."""
 
     def service_address(self) -> str:
         """The API's service: `service`, else the chain key's address."""
@@ -363,13 +392,15 @@ async def open_parts(
     head: Path | None = None,
     journal: str | Path | None = None,
     store: str | Path | None = None,
+    validation: ValidationTarget | None = None,
 ) -> Parts:
     """Opens what the daemons in `names` need under `state`: the journal (`journal`: a path or a
     postgresql:// URL; default `state`/journal.db), the content store (`store`: a folder or a
     postgresql:// URL; default `state`/store),
     the chain client, the curator's near-duplicate index (as the curator last saved it), and
     the models (`load_models` with `t2i`, `clip` and `agent_threads`), unless `models` are
-    handed in loaded: then they stay the caller's. `service`: see `Parts.service`."""
+    handed in loaded: then they stay the caller's. `service`: see `Parts.service`;
+    `validation`: see `Parts.validation`."""
     from eth_account import Account
     from eth_utils.address import to_checksum_address
 
@@ -392,7 +423,7 @@ async def open_parts(
         opened.close()
         blocks.close()
         raise
-    abis = await asyncio.to_thread(load_abis, root, (*CORE, MARKET, DEV_TOKEN))
+    abis = await asyncio.to_thread(load_abis, root, (*CORE, MARKET, DEV_TOKEN, *AGENT_CONTRACTS))
     client = ChainClient(web3, Account.from_key(key), opened, addresses, abis, poll=sender_poll)
     generator = models.generator if "generator" in names else None
     curator = models.curator if "curator" in names else None
@@ -432,6 +463,7 @@ async def open_parts(
         metrics=metrics,
         service=to_checksum_address(service) if service is not None else None,
         owned_models=owned,
+        validation=validation,
     )
 
 
@@ -444,14 +476,16 @@ async def open_local(
     head_sizes: Iterable[int] = HEAD_SIZES,
     head: Path | None = None,
     progress: Progress = _quiet,
+    public_url: str | None = None,
     **parts_options: Any,
 ) -> tuple[LocalSetup, Parts]:
     """Everything on the development chain ape is connected to, as `proofmint up`, the demo and
     the benchmarks use it: the curation head's circuits (cached), the contracts deployed and the
     models registered by ape's first two test accounts (operator, model developer), and the
     agents' parts acting as the operator. `head`: the curation head's folder (default the shipped
-    `models/curation-head`): the curator decides with it and the prover proves it. `parts_options`
-    go to `open_parts`."""
+    `models/curation-head`): the curator decides with it and the prover proves it. `public_url`:
+    the API's base URL, for ERC-8004 agents (see `prepare_chain`); the prover then puts its proven
+    chunks to the zkML validator. `parts_options` go to `open_parts`."""
     from agents.core.toolchain import solc_executable
 
     accounts = ape.accounts.test_accounts
@@ -478,6 +512,7 @@ async def open_local(
                 solc=solc_executable(root),
                 progress=progress,
                 dev_holders=[str(a.address) for a in list(accounts)[:10]],
+                public_url=public_url,
             )
         )
     finally:
@@ -491,6 +526,11 @@ async def open_local(
         t2i_model_id=setup.t2i_model_id,
         head_models=setup.head_models,
         head=folder,
+        validation=(
+            ValidationTarget(setup.agents.ids["prover"], setup.agents.public_url, int(ape.chain.chain_id))
+            if setup.agents is not None
+            else None
+        ),
         **parts_options,
     )
     return setup, parts
@@ -607,11 +647,13 @@ def _deliver(parts: Parts, spec: StageSpec, o: BuildOptions, common: dict[str, A
 
 
 def _prover(parts: Parts, spec: StageSpec, o: BuildOptions, common: dict[str, Any]) -> Stage:
+    validations = Validations(parts.journal, parts.chain(), parts.validation) if parts.validation else None
     return ProveStage(
         parts.journal,
         parts.chain(),
         parts.head_models,
         executor=parts.prover_executor,
+        validations=validations,
         worker=f"{o.worker}/prover",
         min_batch=max(parts.head_models),
         linger_s=o.linger_s,

@@ -17,6 +17,10 @@ assets by the registration numbers the registrar recorded (`seq`), records the s
 whole chunk, and the verdicts the contract derives from them with the model version's bands; the
 job keeps both (`score`, `verdict`). An asset the chain already shows attested (a crash after the transaction) is moved
 on without proving again.
+
+With `validations` (an ERC-8004 agent id and the registries in the deployment), each attested
+chunk is then put to proofmint's zkML validator, one request and one response per chunk
+(`agents.daemons.validate`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from agents.core.reverts import WouldRevertError
+from agents.daemons.validate import ProvenChunk, Validations
 from agents.models.head import VERDICTS, payload_row
 from agents.runtime import jobs
 from agents.runtime.chain import ChainClient
@@ -73,6 +78,7 @@ class ProveStage(Stage):
         circuits: Mapping[int, tuple[Any, int]],
         *,
         executor: Executor | None = None,
+        validations: Validations | None = None,
         **options: Any,
     ) -> None:
         if 1 not in circuits:
@@ -80,6 +86,7 @@ class ProveStage(Stage):
         options.setdefault("batch", max(circuits))
         super().__init__(journal, **options)
         self.client, self.circuits, self.executor = client, dict(circuits), executor
+        self.validations = validations
         self.model_ids = sorted({model_id for _, model_id in circuits.values()})
 
     async def process(self, batch: Sequence[Job]) -> Sequence[Outcome]:
@@ -95,14 +102,38 @@ class ProveStage(Stage):
                 todo.append(job)
         if attested:  # which transactions did it: what a prover that died after attesting did not record
             txs = await self._attesting_txs(attested)
+            chunks: dict[tuple[str | None, int], list[tuple[int, Job, dict[str, Any]]]] = {}
             for job, found in attested:
-                tx = txs.get((int(found["attested_by"]), int(job.payload["seq"])))
+                tx, position = txs.get((int(found["attested_by"]), int(job.payload["seq"])), (None, 0))
                 outcomes.append(Done(job.key, {**found, "attest_tx": tx} if tx is not None else found))
+                chunks.setdefault((tx, int(found["attested_by"])), []).append((position, job, found))
+            if self.validations is not None:
+                await self._note_recovered(list(chunks.values()))
         start = 0
         for size in chunk_sizes(len(todo), list(self.circuits)):
             outcomes += await self._prove(todo[start : start + size])
             start += size
+        if self.validations is not None:
+            await self.validations.drain()
         return outcomes
+
+    async def _note_recovered(self, chunks: Sequence[Sequence[tuple[int, Job, dict[str, Any]]]]) -> None:
+        """Validation intents for attested jobs no intent names (an earlier life died between
+        attesting and noting them), one per attesting transaction, its assets in the order the
+        transaction attested them: a whole chunk gets the request hash its first life computed."""
+        assert self.validations is not None
+        unnoted = await self.validations.unnoted([job.key for chunk in chunks for _, job, _ in chunk])
+        for chunk in chunks:
+            members = [(job, found) for _, job, found in sorted(chunk, key=lambda m: m[0]) if job.key in unnoted]
+            if members:
+                await self.validations.note(
+                    ProvenChunk(
+                        int(members[0][1]["attested_by"]),
+                        [job.key for job, _ in members],
+                        [bytes.fromhex(job.payload["sha256"]) for job, _ in members],
+                        [str(found["verdict"]) for _, found in members],
+                    )
+                )
 
     async def _attestation(self, digest: bytes) -> tuple[int, int, str] | None:
         """(model id, score, verdict) of the asset's attestation by one of this prover's circuits."""
@@ -112,10 +143,12 @@ class ProveStage(Stage):
                 return model_id, int(score), VERDICTS[int(verdict)]
         return None
 
-    async def _attesting_txs(self, attested: Sequence[tuple[Job, dict[str, Any]]]) -> dict[tuple[int, int], str]:
+    async def _attesting_txs(
+        self, attested: Sequence[tuple[Job, dict[str, Any]]]
+    ) -> dict[tuple[int, int], tuple[str, int]]:
         """(model id, seq) -> the transaction whose `InferenceAttested` by that model version
-        names the seq: one log read per model version, from the earliest block among the jobs'
-        registration transactions (each read once)."""
+        names the seq, and the seq's position in it: one log read per model version, from the
+        earliest block among the jobs' registration transactions (each read once)."""
         blocks = [0]  # a job whose registration is not known: from the start
         if all(job.payload.get("register_tx") for job, _ in attested):
             registrations = {job.payload["register_tx"] for job, _ in attested}
@@ -123,13 +156,14 @@ class ProveStage(Stage):
                 await self.client.node(self.client.web3.eth.get_transaction_receipt, tx) for tx in registrations
             ]
             blocks = [int(r["blockNumber"]) if r is not None else 0 for r in receipts]
-        txs: dict[tuple[int, int], str] = {}
+        txs: dict[tuple[int, int], tuple[str, int]] = {}
         for model_id in sorted({int(found["attested_by"]) for _, found in attested}):
             logs = await self.client.get_logs(
                 REGISTRY, "InferenceAttested", from_block=min(blocks), argument_filters={"modelId": model_id}
             )
             for log in logs:
-                txs.update({(model_id, int(seq)): _hash_hex(log["transactionHash"]) for seq in log["args"]["seqs"]})
+                tx = _hash_hex(log["transactionHash"])
+                txs.update({(model_id, int(seq)): (tx, i) for i, seq in enumerate(log["args"]["seqs"])})
         return txs
 
     async def _prove(self, chunk: Sequence[Job]) -> list[Outcome]:
@@ -164,6 +198,8 @@ class ProveStage(Stage):
             for log in self.client.logs(REGISTRY, "InferenceAttested", receipt)
             for seq, verdict in zip(log["args"]["seqs"], log["args"]["verdicts"], strict=True)
         }
+        if self.validations is not None:
+            await self.validations.note(ProvenChunk(model_id, keys, digests, [verdicts[seq] for seq in seqs]))
         return [
             Done(
                 job.key,

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import ape
+from ape.exceptions import ContractLogicError, CustomError
+from eth_abi.abi import decode, encode
 from eth_utils import to_checksum_address
+from eth_utils.crypto import keccak
 from hypothesis import HealthCheck, settings
 
 from agents.core.merkle import AssetRecord, DataTree
@@ -233,7 +240,6 @@ def sign_eip3009(token: Any, key: Any, primary: str, message: dict[str, Any], *,
     """`key`'s 65-byte signature of an EIP-3009 message (`primary`: TransferWithAuthorization,
     ReceiveWithAuthorization or CancelAuthorization) under `token`'s domain (DevUsd's name and
     version; `chain_id` default: the chain under test)."""
-    import ape
     from eth_account import Account
     from eth_account.messages import encode_typed_data
 
@@ -291,3 +297,71 @@ def authorization_args(message: dict[str, Any]) -> list[Any]:
 
 def vrs(signature: bytes) -> tuple[int, bytes, bytes]:
     return signature[64], signature[:32], signature[32:64]
+
+
+def _revert_data(error: ContractLogicError) -> bytes | None:
+    """The raw revert data of an error ape did not decode, or None when it has none."""
+    message = str(error.revert_message)
+    if message.startswith("0x"):
+        return bytes.fromhex(message[2:])
+    if message.startswith(("b'", 'b"')):
+        return bytes(ast.literal_eval(message))
+    return None
+
+
+def _same(expected: Any, actual: Any) -> bool:
+    if isinstance(actual, str) and isinstance(expected, str):
+        return actual.lower() == expected.lower()
+    if isinstance(expected, bytes | bytearray) and isinstance(actual, bytes | bytearray):
+        return bytes(expected) == bytes(actual)
+    return bool(expected == actual)
+
+
+@contextmanager
+def reverts(error: Any, **inputs: Any) -> Iterator[None]:
+    """Expects the custom error `error` (a contract instance's error type) with `inputs` (a
+    subset of its arguments), strictly: ape.reverts lets any revert it did not decode pass for an
+    expected custom error. What ape does not decode (revert data holding a 0x27 byte on the
+    embedded chain, or an error bubbled up from a contract the called one called; see
+    `reverts_raw`) is decoded here from the raw data against `error`'s ABI."""
+    try:
+        yield
+    except ContractLogicError as raised:
+        if isinstance(raised, CustomError):
+            assert type(raised).__name__ == error.__name__, f"expected {error.__name__}, got {raised!r}"
+            got = dict(raised.inputs)
+        else:
+            data = _revert_data(raised)
+            assert data is not None, f"expected {error.__name__}, got {raised!r}"
+            abi = error.abi
+            assert data[:4] == keccak(text=abi.selector)[:4], f"expected {abi.selector}, got 0x{data.hex()}"
+            values = decode([i.canonical_type for i in abi.inputs], data[4:])
+            got = dict(zip([i.name for i in abi.inputs], values, strict=True))
+        for name, value in inputs.items():
+            assert _same(value, got[name]), f"{error.__name__}.{name}: expected {value!r}, got {got[name]!r}"
+    else:
+        raise AssertionError(f"did not revert (expected {error.__name__})")
+
+
+@contextmanager
+def reverts_raw(signature: str, *args: Any) -> Iterator[None]:
+    """Expects the revert data of the error `signature` (e.g. "ERC721NonexistentToken(uint256)")
+    with `args`, for reverts ape does not decode: errors raised by a contract the called one
+    called and bubbled up (ape decodes only the called contract's), and on the embedded chain
+    errors whose data holds a 0x27 byte (ERC721NonexistentToken's selector 0x7e273289 does:
+    Python writes those bytes as b"...", which ape's parsing of the revert message misses)."""
+    types = [t for t in signature[signature.index("(") + 1 : -1].split(",") if t]
+    expected = keccak(text=signature)[:4] + encode(types, list(args))
+    try:
+        yield
+    except ContractLogicError as error:
+        if isinstance(error, CustomError):  # decoded after all (another provider)
+            assert type(error).__name__ == signature[: signature.index("(")], repr(error)
+            assert tuple(error.inputs.values()) == args, repr(error)
+            return
+        data = _revert_data(error)
+        if data is None:
+            raise AssertionError(f"expected {signature} with {args}, got {error!r}") from error
+        assert data == expected, f"expected {signature} with {args}, got 0x{data.hex()}"
+    else:
+        raise AssertionError("Transaction did not revert.")

@@ -54,6 +54,7 @@ from tests.contracts.helpers import (
     params_document,
     register_asset,
     register_model,
+    reverts,
 )
 from zkml.evm import proven_digest
 
@@ -558,7 +559,7 @@ def test_royalty_info_pays_creator(core, model_id, creator, other_creator):
 
 
 def test_token_uri_reverts_for_unknown_token(core):
-    with ape.reverts(core.provenance.ERC721NonexistentToken):
+    with reverts(core.provenance.ERC721NonexistentToken, tokenId=5):
         core.provenance.tokenURI(5)
 
 
@@ -667,7 +668,7 @@ def test_add_aigc_data_reverts(core, verified, creator, stranger):
         core.provenance.addAigcData(token, v.prompt, digest("other"), v.proof(), sender=creator)
     with ape.reverts(core.provenance.ProvenanceRegistry__AigcProofRejected):
         core.provenance.addAigcData(token, b"any prompt", v.record.content_digest, v.proof(), sender=creator)
-    with ape.reverts(core.provenance.ERC721NonexistentToken):
+    with reverts(core.provenance.ERC721NonexistentToken, tokenId=1):
         core.provenance.addAigcData(1, v.prompt, v.record.content_digest, v.proof(), sender=creator)
 
 

@@ -1,8 +1,9 @@
 """What the pipeline tests share: the shipped models loaded once per session, the trained curation
 head's circuits (batch 2 and 1, cached under .cache/zkml-agents), and one deployment per test
-module. ape's isolation snapshots the chain after the module's deployment and reverts it after
-each test, and each test's parts open a fresh journal and content store under its own
-`tmp_path`, so no test sees another's state."""
+module, with the operator's ERC-8004 agents (the prover's proven chunks are validated). ape's
+isolation snapshots the chain after the module's deployment and reverts it after each test, and
+each test's parts open a fresh journal and content store under its own `tmp_path`, so no test
+sees another's state."""
 
 from __future__ import annotations
 
@@ -15,10 +16,13 @@ import pytest
 
 from agents.app.wiring import Models, Parts, build_head_circuits, load_models, open_parts, prepare_chain
 from agents.core.toolchain import project_root, solc_executable
+from agents.daemons.validate import ValidationTarget
 from agents.models.head import HEAD_FOLDER, HeadModel
 from agents.storage.store import LocalStore
 
 HEAD_SIZES = (2, 1)
+PUBLIC_URL = "http://127.0.0.1:8080"
+"""Where the agents' registration files and validation records would be served (no API here)."""
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +67,7 @@ def local_chain(
         store=LocalStore(tmp_path_factory.mktemp("setup") / "store"),
         solc=solc_executable(root),
         dev_holders=[str(a.address) for a in list(accounts)[:10]],
+        public_url=PUBLIC_URL,
     )
 
 
@@ -79,6 +84,7 @@ def parts(local_chain: Any, chain: Any, accounts: Any, models: Models, tmp_path:
             head_models=local_chain.head_models,
             sender_poll=0.02,
             models=models,
+            validation=ValidationTarget(local_chain.agents.ids["prover"], PUBLIC_URL, int(chain.chain_id)),
         )
     )
     yield opened

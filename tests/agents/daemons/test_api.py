@@ -194,6 +194,21 @@ def test_pay_per_use_unlocks_content_only_for_a_good_covered_voucher(
     assert len(settled) == 1 and int(settled[0].payload["cumulativeAmount"]) == 3 * FINNEY
 
 
+def stock_x402_fetch(url: str, key: Any, chain_id: int, token: str, most: int) -> tuple[int, dict[str, str], bytes]:
+    """GET `url` with the `x402` package's own client paying with `exact` (at most `most` of
+    `token` per payment): status, headers, body."""
+    from eth_account import Account
+    from x402 import x402ClientSync
+    from x402.http.clients import x402_requests
+    from x402.mechanisms.evm.exact.client import ExactEvmScheme
+
+    client = x402ClientSync().register("eip155:*", ExactEvmScheme(Account.from_key(key)))
+    allowed = {"network": f"eip155:{chain_id}", "asset": token, "max_amount_per_payment": str(most)}
+    client.set_spend_controls({"allowed_assets": [allowed]})  # type: ignore[typeddict-item]
+    response = x402_requests(client).get(url, timeout=60)
+    return response.status_code, dict(response.headers), response.content
+
+
 def test_a_stock_x402_client_pays_a_view_with_exact_and_the_split_gets_it_once(
     parts: Parts, project: Any, local_chain: Any, accounts: Any, chain: Any, tmp_path: Path
 ):
@@ -201,11 +216,6 @@ def test_a_stock_x402_client_pays_a_view_with_exact_and_the_split_gets_it_once(
     `ExactEvmScheme`) against the API: it reads the 402, signs an EIP-3009 transfer of the
     terms' price to the asset's receiver, and gets the image; the API settled it from the
     service's key. A sweep then puts the payment into the asset's split, once."""
-    from eth_account import Account
-    from x402 import x402ClientSync
-    from x402.http.clients import x402_requests
-    from x402.mechanisms.evm.exact.client import ExactEvmScheme
-
     from agents.deploy.deployment import DEV_TOKEN
 
     operator, payer, stranger = accounts[0], accounts[5], accounts[9]
@@ -221,11 +231,7 @@ def test_a_stock_x402_client_pays_a_view_with_exact_and_the_split_gets_it_once(
     before = usd.balanceOf(payer)
 
     def stock_client_fetch(url: str) -> tuple[int, dict[str, str], bytes]:
-        client = x402ClientSync().register("eip155:*", ExactEvmScheme(Account.from_key(payer.private_key)))
-        allowed = {"network": f"eip155:{chain.chain_id}", "asset": usd.address, "max_amount_per_payment": str(cent)}
-        client.set_spend_controls({"allowed_assets": [allowed]})  # type: ignore[typeddict-item]
-        response = x402_requests(client).get(url, timeout=60)
-        return response.status_code, dict(response.headers), response.content
+        return stock_x402_fetch(url, payer.private_key, int(chain.chain_id), str(usd.address), cent)
 
     async def scenario(session: aiohttp.ClientSession, server: TestServer, deps: Any) -> None:
         url = str(server.make_url(f"/v1/assets/0x{digest.hex()}/content"))
@@ -777,3 +783,159 @@ def test_generation_requests_over_http_are_journaled_once_and_checked(parts: Par
             assert "takes no generation requests" in error["message"] and "proofmint request" in error["message"]
 
     run_api(parts, tmp_path / "closed", closed)
+
+
+def test_the_api_serves_the_erc8004_agents_and_their_validations(
+    parts: Parts, project: Any, local_chain: Any, accounts: Any, chain: Any, tmp_path: Path
+):
+    """The registration file each agent's on-chain agentURI names (this API's), the endpoint
+    domain's file, and the record a validation response points at: the covered assets, each with
+    the Merkle proof the validator checks it by. Bad input is a JSON 4xx; a server with no agents
+    says so."""
+    from agents.daemons.prove import ProveStage
+    from agents.daemons.validate import Validations
+    from tests.agents.daemons.conftest import PUBLIC_URL
+
+    operator = accounts[0]
+    assets = asyncio.run(make_assets(parts, str(operator.address)))
+    assert parts.validation is not None
+    prover = ProveStage(
+        parts.journal,
+        parts.chain(),
+        local_chain.head_models,
+        worker="test/prover",
+        validations=Validations(parts.journal, parts.chain(), parts.validation),
+    )
+    asyncio.run(prover.process(assets))
+    directory = local_chain.agents
+    identity = contract(project, local_chain, "IdentityRegistry")
+    validations = contract(project, local_chain, "ValidationRegistry")
+    validator = contract(project, local_chain, "ZkmlValidator")
+    registry_id = f"eip155:{int(chain.chain_id)}:{identity.address}"
+
+    async def scenario(session: aiohttp.ClientSession, server: TestServer, deps: Any) -> None:
+        async def get(path: str, status: int = 200) -> Any:
+            async with session.get(server.make_url(path)) as r:
+                assert r.status == status, (path, await r.text())
+                return await documented(r)
+
+        index = await get("/v1/agents")
+        assert index["agentRegistry"] == registry_id and index["owner"] == operator.address
+        assert index["registries"]["validator"] == validator.address
+        assert [a["role"] for a in index["agents"]] == ["generator", "prover", "settlement"]
+        for agent in index["agents"]:
+            # on chain: the agent is the operator's, its URI is this API's file, its wallet verified
+            assert identity.ownerOf(agent["agentId"]) == operator.address
+            assert identity.tokenURI(agent["agentId"]) == agent["agentURI"]
+            assert agent["agentURI"].startswith(PUBLIC_URL)
+            assert identity.getAgentWallet(agent["agentId"]) == operator.address
+            card = await get(agent["agentURI"].removeprefix(PUBLIC_URL))
+            assert card["type"] == "https://eips.ethereum.org/EIPS/eip-8004#registration-v1"
+            assert card["registrations"] == [{"agentId": agent["agentId"], "agentRegistry": registry_id}]
+            assert card["x402Support"] is (deps.exact_token is not None) and card["active"] is True
+            assert "reputation" in card["supportedTrust"]
+            assert ("zkml" in card["supportedTrust"]) is (agent["role"] == "prover")
+        domain = await get("/.well-known/agent-registration.json")
+        assert sorted(r["agentId"] for r in domain["registrations"]) == sorted(directory.ids.values())
+        # the prover's chunks: one request each, answered 100, every asset covered and checkable
+        requested = [bytes(h) for h in validations.getAgentValidations(directory.ids["prover"])]
+        assert requested
+        covered = []
+        for request_hash in requested:
+            record = await get(f"/v1/validations/0x{request_hash.hex()}")
+            assert record["state"] == "answered" and record["response"] == 100 and record["tag"] == "zkml"
+            status = validations.getValidationStatus(request_hash)
+            assert int(status.response) == 100 and bytes(status.responseHash).hex() == record["responseHash"][2:]
+            for item in record["items"]:
+                proof = [bytes.fromhex(node[2:]) for node in item["proof"]]
+                asset = bytes.fromhex(item["asset"][2:])
+                assert validator.itemResponse(request_hash, asset, record["modelId"], item["index"], proof) == 100
+                assert item["attestation"]["attested"] and item["verify"] == f"proofmint verify {item['asset']}"
+                covered.append(item["asset"])
+        assert sorted(covered) == sorted("0x" + a.payload["sha256"] for a in assets)
+
+        async def refused(path: str, status: int, code: str) -> None:
+            async with session.get(server.make_url(path)) as r:
+                assert r.status == status, (path, await r.text())
+                assert (await r.json())["error"]["code"] == code
+
+        await refused("/v1/agents/nobody/registration.json", 404, "unknown_agent")
+        await refused("/v1/validations/0x1234", 400, "bad_request_hash")
+        await refused("/v1/validations/" + "zz" * 32, 400, "bad_request_hash")
+        await refused("/v1/validations/0x" + "00" * 32, 404, "not_found")
+
+    run_api(parts, tmp_path, scenario, agents=directory)
+
+    async def without_agents(session: aiohttp.ClientSession, server: TestServer, deps: Any) -> None:
+        for path in ("/v1/agents", "/v1/agents/prover/registration.json", "/.well-known/agent-registration.json"):
+            async with session.get(server.make_url(path)) as r:
+                assert r.status == 404 and (await r.json())["error"]["code"] == "no_agents"
+
+    run_api(parts, tmp_path / "bare", without_agents)
+
+
+def test_reputation_counts_only_clients_who_paid_this_operator(
+    parts: Parts, project: Any, local_chain: Any, accounts: Any, chain: Any, tmp_path: Path
+):
+    """Anyone may give an agent feedback on chain; proofmint's reading counts a client only with
+    evidence of a settled payment by that client's address: an x402 receipt (a stock client paid
+    a view) or a voucher settled with this service. A stranger who never paid, and a payer whose
+    voucher was settled with another service, are listed as ignored and kept out of the
+    summary; the agent's owner cannot rate its own agent at all."""
+    import ape
+
+    from agents.core.vouchers import settle_arguments
+    from agents.deploy.deployment import DEV_TOKEN
+
+    operator, x402_payer, voucher_payer, elsewhere, other_service, stranger = (
+        accounts[0], accounts[5], accounts[6], accounts[8], accounts[7], accounts[9],
+    )  # fmt: skip
+    job = asyncio.run(make_assets(parts, str(operator.address)))[0]
+    digest = bytes.fromhex(job.payload["sha256"])
+    licenses = contract(project, local_chain, "LicenseManager")
+    reputation = contract(project, local_chain, "ReputationRegistry")
+    usd = project.DevUsd.at(local_chain.addresses[DEV_TOKEN])
+    cent = 10_000
+    attach_terms(licenses, digest, operator, per_use=cent, currency=usd.address)
+    eth_terms = attach_terms(licenses, digest, operator, per_use=FINNEY)
+    chain_id, manager = int(chain.chain_id), str(licenses.address)
+    deadline = int(chain.pending_timestamp) + 2 * MIN_DEADLINE_S
+    # vouchers settled on chain: one with this API's service (the operator), one with another
+    for payer, service in ((voucher_payer, operator), (elsewhere, other_service)):
+        licenses.deposit(ETH, service.address, FINNEY, sender=payer, value=FINNEY)
+        voucher = Voucher(str(payer.address), str(service.address), digest, eth_terms, FINNEY, deadline)
+        signed_voucher = sign_voucher(voucher, payer.private_key, chain_id, manager)
+        calls, signatures = settle_arguments([(voucher, signed_voucher)])
+        licenses.settle(ETH, service.address, calls, signatures, sender=service)
+    agent = local_chain.agents.ids["settlement"]
+    with ape.reverts(reputation.ReputationRegistry__SelfFeedback):
+        reputation.giveFeedback(agent, 100, 0, "starred", "", "", "", b"\x00" * 32, sender=operator)
+
+    async def scenario(session: aiohttp.ClientSession, server: TestServer, deps: Any) -> None:
+        url = str(server.make_url(f"/v1/assets/0x{digest.hex()}/content"))
+        status, headers, _ = await asyncio.to_thread(
+            stock_x402_fetch, url, x402_payer.private_key, chain_id, str(usd.address), cent
+        )
+        assert status == 200
+        receipt = decode(headers["PAYMENT-RESPONSE"])["transaction"]
+        for client, stars in ((x402_payer, 80), (voucher_payer, 60), (elsewhere, 0), (stranger, 0)):
+            reputation.giveFeedback(agent, stars, 0, "starred", "", "", "", b"\x00" * 32, sender=client)
+        async with session.get(server.make_url("/v1/agents/settlement/reputation?tag1=starred")) as r:
+            assert r.status == 200, await r.text()
+            summary = await documented(r)
+        assert (summary["agentId"], summary["count"], summary["value"], summary["valueDecimals"]) == (agent, 2, 70, 0)
+        evidence = {p["address"]: p["evidence"] for p in summary["payingClients"]}
+        assert evidence[x402_payer.address] == {"kind": "x402", "transaction": receipt}
+        assert evidence[voucher_payer.address]["kind"] == "voucher"
+        assert evidence[voucher_payer.address]["termsId"] == eth_terms
+        assert sorted(summary["ignoredClients"]) == sorted([elsewhere.address, stranger.address])
+        # what the registry says unfiltered: every client's feedback, the farmed zeros too
+        assert tuple(reputation.getSummary(agent, [c.address for c in accounts[5:10]], "starred", "")) == (4, 35, 0)
+        async with session.get(server.make_url("/v1/agents/nobody/reputation")) as r:
+            assert r.status == 404 and (await r.json())["error"]["code"] == "unknown_agent"
+        async with session.get(server.make_url("/v1/agents/prover/reputation?tag1=" + "x" * 65)) as r:
+            assert r.status == 400 and (await r.json())["error"]["code"] == "bad_query"
+        async with session.get(server.make_url("/v1/agents/prover/reputation")) as r:
+            assert (await r.json())["count"] == 0  # nobody rated the prover
+
+    run_api(parts, tmp_path, scenario, agents=local_chain.agents)

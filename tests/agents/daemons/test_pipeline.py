@@ -2,7 +2,8 @@
 models, a real content store, real EZKL proofs checked by the deployed verifiers.
 
 - requests become registered, attested assets exactly once, with everything the chain, the
-  store and the sidecar say agreeing;
+  store and the sidecar say agreeing; each proven chunk is validated once through ERC-8004
+  (proofmint's zkML validator), also by a later life that lost its validation intents;
 - a registrar that dies after its batch transaction is mined and before it journals the batch
   is reconciled from the chain on restart (no second batch), an intent that was never sent is
   forgotten, and a claim someone else made is not repeated; both ways of registering
@@ -21,6 +22,7 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +30,7 @@ import torch
 from eth_abi import encode
 from eth_account import Account
 
+from agents.api.registration import validation_record
 from agents.app.wiring import Parts, build_agents, check_head_bands
 from agents.core.merkle import AssetRecord
 from agents.core.requests import GenerationRequest
@@ -36,9 +39,12 @@ from agents.core.vouchers import Voucher, sign_voucher
 from agents.daemons.register import INTENT, MANY_INTENT, ClaimStage, CommitStage, RegisterStage
 from agents.daemons.runner import Agents, all_final
 from agents.daemons.settle import SettleStage
+from agents.daemons.validate import INTENT as VALIDATION_INTENT
+from agents.daemons.validate import Validations
 from agents.models.head import BAND_MARGIN, VERDICTS, HeadError, HeadModel, payload_row
 from agents.runtime import jobs
 from agents.runtime.jobs import submit_voucher
+from agents.runtime.journal import Journal
 from agents.storage.cid import Cid
 from agents.storage.credentials import read_sidecar
 from media.head_training import float_scores
@@ -62,8 +68,14 @@ async def submit(parts: Parts, requester: str, items: list[GenerationRequest]) -
     return keys
 
 
+def parts_validations(parts: Parts, journal: Journal | None = None) -> Validations:
+    """The validations `parts`' prover sends (in `journal`, default the parts')."""
+    assert parts.validation is not None
+    return Validations(journal or parts.journal, parts.chain(), parts.validation)
+
+
 def test_requests_become_registered_attested_assets_exactly_once(
-    parts: Parts, project: Any, local_chain: Any, accounts: Any, curation_head: HeadModel
+    parts: Parts, project: Any, local_chain: Any, accounts: Any, curation_head: HeadModel, tmp_path: Path
 ):
     operator = str(accounts[0].address)
     market = contract(project, local_chain, "GenerationMarket")
@@ -184,13 +196,53 @@ def test_requests_become_registered_attested_assets_exactly_once(
     stripped = [
         dataclasses.replace(job, payload={k: v for k, v in job.payload.items() if k != "attest_tx"}) for job in attested
     ]
-    later = ProveStage(journal, parts.chain(), local_chain.head_models, worker="test/prover")
+    later = ProveStage(
+        journal, parts.chain(), local_chain.head_models, worker="test/prover", validations=parts_validations(parts)
+    )
     sent = parts.chain().web3.eth.get_transaction_count(operator)
     outcomes = asyncio.run(later.process(stripped))
     assert [o.updates["attest_tx"] for o in outcomes if isinstance(o, Done)] == [
         j.payload["attest_tx"] for j in attested
     ]
     assert parts.chain().web3.eth.get_transaction_count(operator) == sent
+    # ERC-8004: each proven chunk was put to the zkML validator once and answered 100 (a proven
+    # accept) from its attestation; every asset is covered once, and checkable on its own
+    validator = contract(project, local_chain, "ZkmlValidator")
+    validations = contract(project, local_chain, "ValidationRegistry")
+    prover_agent = local_chain.agents.ids["prover"]
+    requests_made = [bytes(h) for h in validations.getAgentValidations(prover_agent)]
+    chain_id = int(parts.chain().web3.eth.chain_id)
+    records = [asyncio.run(validation_record(parts.chain(), chain_id, h)) for h in requests_made]
+    covered = [item["asset"] for r in records if r is not None for item in r["items"]]
+    assert sorted(covered) == sorted("0x" + j.payload["sha256"] for j in attested)
+    assert len(requests_made) == len({j.payload["attest_tx"] for j in attested})  # one per chunk
+    for request_hash, record in zip(requests_made, records, strict=True):
+        assert record is not None and record["state"] == "answered" and record["response"] == 100
+        assert record["agentId"] == prover_agent and record["tag"] == "zkml"
+        for item in record["items"]:
+            proof = [bytes.fromhex(x[2:]) for x in item["proof"]]
+            asset = bytes.fromhex(item["asset"][2:])
+            assert validator.itemResponse(request_hash, asset, record["modelId"], item["index"], proof) == 100
+    # a later life whose journal has no validation intents (it died between attesting and noting)
+    # notes each chunk again in the attesting transaction's order: the same request hashes, found
+    # requested and answered, so nothing is sent
+    fresh = Journal(tmp_path / "fresh.db", final=jobs.REGISTERED_OR_FINAL)
+    try:
+        again = ProveStage(
+            fresh,
+            parts.chain(),
+            local_chain.head_models,
+            worker="test/prover",
+            validations=parts_validations(parts, fresh),
+        )
+        asyncio.run(again.process(stripped))
+        assert parts.chain().web3.eth.get_transaction_count(operator) == sent
+        assert fresh.open_intents(VALIDATION_INTENT) == []
+        noted = fresh.db.execute("SELECT data, outcome FROM intents WHERE name = ?", (VALIDATION_INTENT,)).fetchall()
+        assert sorted(json.loads(d)["request_hash"] for d, _ in noted) == sorted(h.hex() for h in requests_made)
+        assert all(json.loads(o)["response"] == 100 and "request_tx" not in json.loads(o) for _, o in noted)
+    finally:
+        fresh.close()
     # the paid requests were fulfilled with their assets, and their fees earned
     assert sorted(paid) == [1, 2]
     for request_id, p in paid.items():

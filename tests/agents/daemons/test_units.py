@@ -107,6 +107,8 @@ def test_proofmint_agent_refuses_what_it_cannot_run(tmp_path: Path, monkeypatch:
         ("registrar",): "--model-id",
         ("prover", "--head", "4=3"): "--head 1=MODEL_ID",
         ("prover", "--head", "four=3"): "BATCH=MODEL_ID",
+        ("prover", "--head", "1=3", "--erc8004-agent", "1"): "--public-url",
+        ("registrar", "--model-id", "1", "--erc8004-agent", "1", "--public-url", "http://x"): "the prover's",
         ("dancer",): "Invalid value",
     }
     for extra, message in cases.items():

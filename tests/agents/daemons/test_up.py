@@ -117,6 +117,37 @@ def _agent_api_finds_the_deployment(base: str, rpc: str, tmp_path: Path) -> None
             api.wait(timeout=60)
 
 
+def _erc8004_agents_and_validation(base: str, rpc: str | None, digest: str) -> None:
+    """up registered the operator's agents in ERC-8004 registries it deployed: each agentURI is
+    this API's registration file, and the endpoint domain lists all three. With an RPC, the
+    prover's validation request covering the asset is answered 100 on chain."""
+    status, domain = call(f"{base}/.well-known/agent-registration.json")
+    assert status == 200 and len(domain["registrations"]) == 3, domain
+    _, index = call(f"{base}/v1/agents")
+    for agent in index["agents"]:
+        assert agent["agentURI"].startswith(base + "/v1/agents/")
+        status, card = call(agent["agentURI"])
+        assert status == 200 and card["registrations"] == [
+            {"agentId": agent["agentId"], "agentRegistry": index["agentRegistry"]}
+        ]
+    if rpc is None:
+        return
+    from web3 import HTTPProvider, Web3
+
+    contracts = call(f"{base}/v1/deployment")[1]["contracts"]
+    web3 = Web3(HTTPProvider(rpc))
+    registry = web3.eth.contract(
+        address=contracts["ValidationRegistry"]["address"], abi=contracts["ValidationRegistry"]["abi"]
+    )
+    (prover,) = [a["agentId"] for a in index["agents"] if a["role"] == "prover"]
+    covering = []
+    for request_hash in registry.functions.getAgentValidations(prover).call():
+        status, record = call(f"{base}/v1/validations/0x{bytes(request_hash).hex()}")
+        assert status == 200 and record["state"] == "answered" and record["response"] == 100, record
+        covering += [record for item in record["items"] if item["asset"] == digest]
+    assert len(covering) == 1, "one validation covers the asset"
+
+
 @pytest.mark.parametrize("rpc_port", [None, "free"], ids=["embedded", "anvil"])
 def test_proofmint_up_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path: Path, rpc_port: str | None):
     """On the embedded chain, and on an anvil of its own whose RPC it tells wallets and the ape
@@ -171,6 +202,7 @@ def test_proofmint_up_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path: Path,
             (asset,) = [a for a in listed["items"] if a["requester"] == "api"]
             assert asset["prompt"] == PROMPT and asset["zk"]["status"] == "attested"
             assert asset["creator"]
+            _erc8004_agents_and_validation(base, rpc, asset["digest"])
             if rpc is not None:
                 _attach_and_pay(base, rpc, asset["digest"], tmp_path)
                 _stock_x402_client_pays_in_dollars(base, rpc, asset["digest"])

@@ -1,0 +1,147 @@
+"""ERC-8004 validation of proven work: after the prover attests a chunk, its agent asks
+proofmint's zkML validator (`ZkmlValidator`) about the chunk in the Validation Registry, and the
+validator answers from the attestations: one request and one response per chunk, whatever its
+size (`agents.core.validation`: the request hash is the Merkle root over the chunk's assets).
+
+Lifecycle of one chunk (`Validations`):
+1. `note`: the chunk's assets, grouped by proven verdict (a request has one), are written down as
+   journal intents (`INTENT`) before anything is sent, keyed by the jobs.
+2. `drain`: for each open intent, `validationRequest(validator, agentId, requestURI, hash)` from
+   the prover's key (its agent's owner or operator), then `ZkmlValidator.respond`; a request
+   that exists already or an answer already given (a crash between, or someone else answered:
+   anyone may) counts as sent. The intent is completed with the response and both transactions.
+3. Recovery: open intents are drained again on the next chunk; jobs found attested by an earlier
+   life that has no intent naming them (a crash between the attestation and `note`) are noted
+   then, grouped by the transaction that attested them.
+A validation the validator refuses (its assets are not the agent's work, say) completes its
+intent as `refused` with the reason and never holds up the attestation: validation follows the
+proof, it does not gate it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from agents.core.errors import PermanentError
+from agents.core.reverts import WouldRevertError
+from agents.core.validation import ValidationDomain
+from agents.deploy.erc8004 import VALIDATION, VALIDATOR
+from agents.runtime.chain import ChainClient
+from agents.runtime.journal import Intent, Journal
+
+INTENT: Final = "erc8004-validation"
+REGISTRY: Final = "ProvenanceRegistry"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ValidationTarget:
+    """Whose work it is and where requests point: the agent (ERC-8004 id) the prover's key owns or
+    operates, the API base URL whose /v1/validations/ serves the requests, and the chain."""
+
+    agent_id: int
+    public_url: str
+    chain_id: int
+
+
+@dataclass(frozen=True)
+class ProvenChunk:
+    """Assets one `attestInference` attested: job keys, content digests and verdicts in order."""
+
+    model_id: int
+    keys: Sequence[str]
+    digests: Sequence[bytes]
+    verdicts: Sequence[str]
+
+
+class Validations:
+    """See the module docstring."""
+
+    def __init__(self, journal: Journal, client: ChainClient, target: ValidationTarget) -> None:
+        self.journal, self.client, self.target = journal, client, target
+        self.domain = ValidationDomain(
+            target.chain_id, str(client.contract(VALIDATOR).address), str(client.contract(REGISTRY).address)
+        )
+
+    async def note(self, chunk: ProvenChunk) -> list[int]:
+        """Writes one intent per verdict among the chunk's assets (step 1); returns their ids."""
+        groups: dict[str, list[int]] = {}
+        for index, verdict in enumerate(chunk.verdicts):
+            groups.setdefault(verdict, []).append(index)
+        ids: list[int] = []
+        for verdict, members in groups.items():
+            assets = [chunk.digests[i] for i in members]
+            batch = self.domain.batch(chunk.model_id, assets)
+            data = {
+                "model_id": chunk.model_id,
+                "assets": [a.hex() for a in assets],
+                "verdict": verdict,
+                "request_hash": batch.request_hash.hex(),
+                "agent_id": self.target.agent_id,
+            }
+            keys = [chunk.keys[i] for i in members]
+            ids.append(await self.journal.call(self.journal.record_intent, INTENT, keys, data))
+        return ids
+
+    async def unnoted(self, keys: Sequence[str]) -> set[str]:
+        """The keys among `keys` that no validation intent names yet (recovery)."""
+        named = await self.journal.call(self.journal.intent_keys, INTENT)
+        return {key for key in keys if key not in named}
+
+    async def drain(self) -> list[dict[str, Any]]:
+        """Sends every open intent (step 2); returns their outcomes. A retryable failure (the
+        node down) leaves the rest open for the next call and is logged, never raised: the
+        attestations it follows are done either way."""
+        outcomes: list[dict[str, Any]] = []
+        for intent in await self.journal.call(self.journal.open_intents, INTENT):
+            try:
+                outcome = await self._send(intent)
+            except PermanentError as error:
+                outcome = {"refused": str(error), "request_hash": intent.data["request_hash"]}
+                log.warning("validation %s refused: %s", intent.data["request_hash"][:16], error)
+            except Exception as error:  # retryable (the node down): the rest wait for the next drain
+                log.warning("validation %s not sent yet: %s", intent.data["request_hash"][:16], error)
+                break
+            await self.journal.call(self.journal.complete_intent, intent.id, outcome)
+            outcomes.append(outcome)
+        return outcomes
+
+    async def _send(self, intent: Intent) -> dict[str, Any]:
+        request_hash = bytes.fromhex(intent.data["request_hash"])
+        model_id = int(intent.data["model_id"])
+        assets = [bytes.fromhex(a) for a in intent.data["assets"]]
+        agent_id = int(intent.data["agent_id"])
+        validator = self.client.contract(VALIDATOR).address
+        uri = f"{self.target.public_url.rstrip('/')}/v1/validations/0x{request_hash.hex()}"
+        sent: dict[str, Any] = {"request_hash": intent.data["request_hash"], "assets": len(assets)}
+        try:
+            receipt = await self.client.transact(
+                VALIDATION, "validationRequest", validator, agent_id, uri, request_hash, label="validationRequest"
+            )
+            sent["request_tx"], sent["request_gas"] = _tx(receipt), int(receipt["gasUsed"])
+        except WouldRevertError as error:
+            if "RequestExists" not in str(error):
+                raise
+        try:
+            receipt = await self.client.transact(
+                VALIDATOR, "respond", request_hash, model_id, assets, label="ZkmlValidator.respond"
+            )
+            sent["response_tx"], sent["response_gas"] = _tx(receipt), int(receipt["gasUsed"])
+        except WouldRevertError as error:
+            if "AlreadyAnswered" not in str(error):
+                raise
+        answered, response, _ = await self.client.call(VALIDATOR, "answerOf", request_hash)
+        if not answered:
+            raise PermanentError(f"validation 0x{request_hash.hex()} is still unanswered after respond")
+        sent["response"] = int(response)
+        return sent
+
+
+def _tx(receipt: Any) -> str:
+    value = receipt["transactionHash"]
+    text = value.hex() if hasattr(value, "hex") else str(value)
+    return text.removeprefix("0x")
