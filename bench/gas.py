@@ -320,8 +320,10 @@ def validation(bench: Bench) -> dict[str, float]:
         proof = keccak(encode(["uint256[]"], [instances]))
         bench.provenance.attestInference(head, seqs, proof, instances, sender=creator)
         batch = domain.batch(head, [r.content_digest for r in records])
-        asked = validations.validationRequest(validator, agent, "https://x/r", batch.request_hash, sender=creator)
-        answered = validator.respond(batch.request_hash, head, batch.assets, sender=creator)
+        salt = digest(bench.rng)
+        request_hash = batch.request_hash(agent, salt)
+        asked = validations.validationRequest(validator, agent, "https://x/r", request_hash, sender=creator)
+        answered = validator.respond(request_hash, salt, head, batch.assets, sender=creator)
         assert answered.decode_logs(validator.Answered)[0].response == 100
         figures[f"validation_gas_per_asset_{n}"] = round((int(asked.gas_used) + int(answered.gas_used)) / n, 1)
         if n == 1:

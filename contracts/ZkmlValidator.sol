@@ -28,11 +28,14 @@ contract ZkmlValidator is IZkmlValidator {
     /// @notice The provenance registry whose attestations are the evidence.
     IProvenanceRegistry public immutable PROVENANCE;
 
-    /// @dev What was answered: `response + 1` in the low byte (0: not answered), the asset
-    ///      count above it.
+    /// @dev What was answered: the assets' root, the attesting model version, the asset count,
+    ///      `response + 1` (0: not answered), and whether it was revoked.
     struct Answer {
-        uint8 responsePlusOne;
+        bytes32 root;
+        uint64 modelId;
         uint32 count;
+        uint8 responsePlusOne;
+        bool revoked;
     }
 
     string private _responseBaseURI;
@@ -54,24 +57,53 @@ contract ZkmlValidator is IZkmlValidator {
     }
 
     /// @inheritdoc IZkmlValidator
-    function respond(bytes32 requestHash, uint256 modelId, bytes32[] calldata assets) external returns (uint8 response) {
-        // Checks: the request is ours, unanswered, and exactly these assets of this model.
+    function respond(bytes32 requestHash, bytes32 salt, uint256 modelId, bytes32[] calldata assets)
+        external
+        returns (uint8 response)
+    {
+        // Checks: the request is ours, unanswered, and exactly this agent's salted root of these
+        // assets of this model.
         (address validatorAddress, uint256 agentId,,,,) = VALIDATION_REGISTRY.getValidationStatus(requestHash);
         if (validatorAddress != address(this)) revert ZkmlValidator__NotOurRequest(requestHash, validatorAddress);
         if (_answers[requestHash].responsePlusOne != 0) revert ZkmlValidator__AlreadyAnswered(requestHash);
-        bytes32 computed = _requestHashOf(modelId, assets);
+        bytes32 root = _rootOf(modelId, assets);
+        bytes32 computed = _requestHashOf(agentId, salt, root);
         if (computed != requestHash) revert ZkmlValidator__RequestMismatch(requestHash, computed);
         response = _judge(agentId, modelId, assets);
 
-        // Effects, then the one interaction (the registry, fixed at construction).
-        _answers[requestHash] = Answer(response + 1, uint32(assets.length));
-        emit Answered(requestHash, agentId, modelId, assets.length, response);
+        // Effects, then the one interaction (the registry, fixed at construction). modelId fits
+        // 64 bits: _judge found attestations by it, and model ids are a counter.
+        _answers[requestHash] = Answer(root, uint64(modelId), uint32(assets.length), response + 1, false);
+        emit Answered(requestHash, agentId, modelId, root, response, assets);
         VALIDATION_REGISTRY.validationResponse(
-            requestHash,
-            response,
-            string.concat(_responseBaseURI, Strings.toHexString(uint256(requestHash), 32)),
-            keccak256(abi.encode(modelId, assets)),
-            TAG
+            requestHash, response, _responseURI(requestHash), keccak256(abi.encode(modelId, assets)), TAG
+        );
+    }
+
+    /// @inheritdoc IZkmlValidator
+    function revoke(bytes32 requestHash, bytes32[] calldata assets) external {
+        Answer storage answer = _answers[requestHash];
+        if (answer.responsePlusOne == 0) revert ZkmlValidator__NotAnswered(requestHash);
+        if (answer.revoked) revert ZkmlValidator__AlreadyRevoked(requestHash);
+        uint256 modelId = answer.modelId;
+        bytes32 root = _rootOf(modelId, assets);
+        if (root != answer.root) revert ZkmlValidator__RequestMismatch(requestHash, root);
+        // The first asset whose attestation is gone (assets is bounded by MAX_ASSETS, checked in
+        // _rootOf); none: the answer stands.
+        uint256 i = 0;
+        while (i < assets.length) {
+            (bool attested,,) = PROVENANCE.attestationOf(assets[i], modelId);
+            if (!attested) break;
+            ++i;
+        }
+        if (i == assets.length) revert ZkmlValidator__StillProven(requestHash);
+        bytes32 withdrawn = assets[i];
+
+        answer.revoked = true;
+        answer.responsePlusOne = 1;
+        emit Revoked(requestHash, withdrawn);
+        VALIDATION_REGISTRY.validationResponse(
+            requestHash, 0, _responseURI(requestHash), keccak256(abi.encode(modelId, assets)), TAG
         );
     }
 
@@ -83,12 +115,17 @@ contract ZkmlValidator is IZkmlValidator {
     }
 
     /// @inheritdoc IZkmlValidator
-    function requestHashOf(uint256 modelId, bytes32[] calldata assets) external view returns (bytes32) {
-        return _requestHashOf(modelId, assets);
+    function rootOf(uint256 modelId, bytes32[] calldata assets) external view returns (bytes32) {
+        return _rootOf(modelId, assets);
     }
 
     /// @inheritdoc IZkmlValidator
-    function itemResponse(bytes32 requestHash, bytes32 asset, uint256 modelId, uint256 index, bytes32[] calldata proof)
+    function requestHashOf(uint256 agentId, bytes32 salt, bytes32 root) external pure returns (bytes32) {
+        return _requestHashOf(agentId, salt, root);
+    }
+
+    /// @inheritdoc IZkmlValidator
+    function itemResponse(bytes32 requestHash, bytes32 asset, uint256 index, bytes32[] calldata proof)
         external
         view
         returns (uint8 response)
@@ -96,17 +133,21 @@ contract ZkmlValidator is IZkmlValidator {
         Answer memory answer = _answers[requestHash];
         if (answer.responsePlusOne == 0) revert ZkmlValidator__NotAnswered(requestHash);
         // processBatchProof reverts for an index past the count or a proof of the wrong length.
-        if (PROVENANCE.processBatchProof(itemLeaf(asset, modelId), index, answer.count, proof) != requestHash) {
+        if (PROVENANCE.processBatchProof(itemLeaf(asset, answer.modelId), index, answer.count, proof) != answer.root) {
             revert ZkmlValidator__NotCovered(requestHash, asset);
         }
         return answer.responsePlusOne - 1;
     }
 
     /// @inheritdoc IZkmlValidator
-    function answerOf(bytes32 requestHash) external view returns (bool answered, uint8 response, uint256 count) {
+    function answerOf(bytes32 requestHash)
+        external
+        view
+        returns (bool answered, uint8 response, uint256 count, uint256 modelId, bytes32 root, bool revoked)
+    {
         Answer memory answer = _answers[requestHash];
-        if (answer.responsePlusOne == 0) return (false, 0, 0);
-        return (true, answer.responsePlusOne - 1, answer.count);
+        if (answer.responsePlusOne == 0) return (false, 0, 0, 0, bytes32(0), false);
+        return (true, answer.responsePlusOne - 1, answer.count, answer.modelId, answer.root, answer.revoked);
     }
 
     /// @inheritdoc IZkmlValidator
@@ -115,7 +156,7 @@ contract ZkmlValidator is IZkmlValidator {
     }
 
     /// @dev The root over the assets' leaves (the provenance registry's tree); checks the count.
-    function _requestHashOf(uint256 modelId, bytes32[] calldata assets) private view returns (bytes32) {
+    function _rootOf(uint256 modelId, bytes32[] calldata assets) private view returns (bytes32) {
         uint256 count = assets.length;
         if (count == 0 || count > MAX_ASSETS) revert ZkmlValidator__BadAssetCount(count, MAX_ASSETS);
         bytes32[] memory leaves = new bytes32[](count);
@@ -125,9 +166,19 @@ contract ZkmlValidator is IZkmlValidator {
         return PROVENANCE.rootOf(leaves);
     }
 
+    /// @dev keccak256(0x02 ‖ abi.encode(agentId, salt, root)): the 0x02 prefix keeps it apart
+    ///      from the tree's leaves (0x00) and nodes (0x01).
+    function _requestHashOf(uint256 agentId, bytes32 salt, bytes32 root) private pure returns (bytes32) {
+        return keccak256(bytes.concat(bytes1(0x02), abi.encode(agentId, salt, root)));
+    }
+
+    function _responseURI(bytes32 requestHash) private view returns (string memory) {
+        return string.concat(_responseBaseURI, Strings.toHexString(uint256(requestHash), 32));
+    }
+
     /// @dev The response the assets' attestations give: each must be the agent's work and
     ///      proven by `modelId`, all with the first asset's verdict. `assets` is bounded by
-    ///      MAX_ASSETS (checked in _requestHashOf).
+    ///      MAX_ASSETS (checked in _rootOf).
     function _judge(uint256 agentId, uint256 modelId, bytes32[] calldata assets) private view returns (uint8) {
         // An ERC-721: ownerOf reverts for an agent that does not exist.
         address owner = IERC721(address(IDENTITY_REGISTRY)).ownerOf(agentId);

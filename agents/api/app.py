@@ -40,7 +40,7 @@ from agents.api.paywall import PaymentRejectedError, Paywall
 from agents.api.preview import Previews
 from agents.api.ratelimit import RateLimiter
 from agents.api.registration import registration_file, validation_record, well_known
-from agents.api.reputation import reputation
+from agents.api.reputation import PaymentEvidence, reputation
 from agents.api.review import decision_of, review_item
 from agents.api.review import eip712 as review_types
 from agents.api.views import Asset, LineageGraph, asset_detail, asset_view, chain_view, hex0x, request_status
@@ -95,6 +95,8 @@ class ApiDeps:
     both ways), or None: vouchers only."""
     agents: AgentDirectory | None = None
     """The operator's ERC-8004 agents whose registration files this API serves, or None."""
+    payment_evidence: PaymentEvidence | None = None
+    """Who paid the operator, kept between readings of its agents' reputation (made on first use)."""
     catalog: Catalog = field(init=False)
     lineage: LineageIndex = field(init=False)
     previews: Previews = field(init=False)
@@ -417,9 +419,9 @@ async def agent_reputation(request: web.Request) -> web.Response:
     for name, value in tags.items():
         if len(value) > 64:
             raise ApiError(400, f"{name} is at most 64 characters", code="bad_query", details={"parameter": name})
-    summary = await reputation(
-        deps.chain.client, deps.journal, deps.paywall.service, directory.ids[role], tag1=tags["tag1"], tag2=tags["tag2"]
-    )
+    if deps.payment_evidence is None:
+        deps.payment_evidence = PaymentEvidence(deps.chain.client, deps.journal, deps.paywall.service, directory.owner)
+    summary = await reputation(deps.payment_evidence, directory.ids[role], tag1=tags["tag1"], tag2=tags["tag2"])
     return _json({"role": role, **summary})
 
 

@@ -527,9 +527,11 @@ SCHEMAS: dict[str, Any] = {
                 "items": _object({"address": ADDRESS, "evidence": {"type": "object"}}),
             },
             "ignoredClients": {"type": "array", "items": ADDRESS},
+            "notJudged": INT,
         },
         description="an agent's ERC-8004 feedback summary over the clients with evidence of a settled payment "
-        "(a settled voucher or an x402 receipt); other clients' feedback is listed as ignored",
+        "for the operator's work (a settled voucher or an x402 receipt); other clients' feedback is listed as "
+        "ignored; clients past the first 2,000 are counted in notJudged",
     ),
     "Validation": {
         "type": "object",
@@ -540,12 +542,13 @@ SCHEMAS: dict[str, Any] = {
             "requestHash": HEX32,
             "validator": ADDRESS,
             "agentId": INT,
-            "state": {"type": "string", "enum": ["requested", "answered"]},
+            "state": {"type": "string", "enum": ["requested", "answered", "revoked"]},
             "lastUpdate": INT,
             "response": INT,
             "tag": STRING,
             "modelId": INT,
             "count": INT,
+            "root": HEX32,
             "responseHash": HEX32,
             "responseTx": STRING,
             "items": {

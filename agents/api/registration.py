@@ -105,28 +105,29 @@ async def validation_record(client: ChainClient, chain_id: int, request_hash: by
         raise
     if str(status[0]).lower() != str(validator.address).lower():
         return None
-    answered, response, count = await client.call(VALIDATOR, "answerOf", request_hash)
+    answered, response, count, model_id, root, revoked = await client.call(VALIDATOR, "answerOf", request_hash)
     record: dict[str, Any] = {
         "requestHash": "0x" + request_hash.hex(),
         "validator": validator.address,
         "agentId": int(status[1]),
-        "state": "answered" if answered else "requested",
+        "state": ("revoked" if revoked else "answered") if answered else "requested",
         "lastUpdate": int(status[5]),
     }
     if not answered:
         return record
+    record.update({"response": int(response), "tag": TAG, "modelId": int(model_id), "count": int(count)})
+    # the assets, as the answer's own event lists them (whoever sent it, however it was called)
     logs = await client.get_logs(VALIDATOR, "Answered", from_block=0, argument_filters={"requestHash": request_hash})
     if not logs:
         return record
-    tx = await client.node(client.web3.eth.get_transaction, logs[0]["transactionHash"])
-    _, arguments = validator.decode_function_input(tx["input"])
-    model_id, assets = int(arguments["modelId"]), [bytes(a) for a in arguments["assets"]]
-    batch = ValidationDomain(
-        chain_id, str(validator.address), str(client.contract("ProvenanceRegistry").address)
-    ).batch(model_id, assets)
+    assets = [bytes(a) for a in logs[0]["args"]["assets"]]
+    domain = ValidationDomain(chain_id, str(validator.address), str(client.contract("ProvenanceRegistry").address))
+    batch = domain.batch(int(model_id), assets)
+    if batch.root != bytes(root):  # cannot happen: respond checked it; say nothing rather than something wrong
+        return record
     items = []
     for index, asset in enumerate(assets):
-        attested, score, verdict = await client.call("ProvenanceRegistry", "attestationOf", asset, model_id)
+        attested, score, verdict = await client.call("ProvenanceRegistry", "attestationOf", asset, int(model_id))
         items.append(
             {
                 "asset": "0x" + asset.hex(),
@@ -139,10 +140,7 @@ async def validation_record(client: ChainClient, chain_id: int, request_hash: by
     tx_hash = logs[0]["transactionHash"]
     record.update(
         {
-            "response": int(response),
-            "tag": TAG,
-            "modelId": model_id,
-            "count": int(count),
+            "root": "0x" + batch.root.hex(),
             "responseHash": "0x" + batch.response_hash().hex(),
             "responseTx": tx_hash.hex() if hasattr(tx_hash, "hex") else str(tx_hash),
             "items": items,

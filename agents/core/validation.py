@@ -1,14 +1,20 @@
 """ERC-8004 zkML validation requests as `ZkmlValidator` reads them: one request per proven batch,
-its hash the Merkle root (the provenance registry's batch tree) of one leaf per asset.
+its hash the batch's Merkle root (the provenance registry's batch tree over one leaf per asset)
+sealed with the requesting agent and a salt.
 
-    leaf = keccak256(0x00 ‖ abi.encode(ITEM_TAG, chainid, validator, provenance, asset, modelId))
+    leaf        = keccak256(0x00 ‖ abi.encode(ITEM_TAG, chainid, validator, provenance, asset, modelId))
+    requestHash = keccak256(0x02 ‖ abi.encode(agentId, salt, root))
 
-The leaf names the validator, the chain and the provenance registry, so a request hash means one
-thing on one deployment; `ValidationBatch.proof(i)` is what `ZkmlValidator.itemResponse` takes to
-show that asset i is covered by the batch's answer."""
+The leaf names the validator, the chain and the provenance registry, so a root means one thing on
+one deployment; the agent in the hash means an answer lands only on that agent; the salt, which
+the prover derives from its key (`salt_for`), means nobody can request the hash before it does.
+`ValidationBatch.proof(i)` is what `ZkmlValidator.itemResponse` takes to show that asset i is
+covered by the batch's answer."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -26,6 +32,21 @@ TAG = "zkml"
 """The tag of every response (`ZkmlValidator.TAG`)."""
 RESPONSES = {3: 100, 2: 50, 1: 0}
 """The response for a proven verdict (`IProvenanceRegistry.Verdict`: Accept 3, Review 2, Reject 1)."""
+
+
+def request_hash_of(agent_id: int, salt: bytes, root: bytes) -> bytes:
+    """keccak256(0x02 ‖ abi.encode(agentId, salt, root))."""
+    return keccak(b"\x02" + encode(["uint256", "bytes32", "bytes32"], [agent_id, salt, root]))
+
+
+def salt_for(key: bytes, domain: ValidationDomain, root: bytes, attempt: int) -> bytes:
+    """The salt a prover seals `root` with on its `attempt`-th try: an HMAC of the root under its
+    key, so nobody else can compute the request hash before seeing it, and a later life of the
+    prover computes the same one."""
+    message = b"proofmint.ZkmlValidator.salt.v1" + encode(
+        ["uint256", "address", "bytes32", "uint256"], [domain.chain_id, address_of(domain.validator), root, attempt]
+    )
+    return hmac.new(key, message, hashlib.sha256).digest()
 
 
 @dataclass(frozen=True)
@@ -67,8 +88,13 @@ class ValidationBatch:
         object.__setattr__(self, "tree", tree)
 
     @property
-    def request_hash(self) -> bytes:
+    def root(self) -> bytes:
+        """`ZkmlValidator.rootOf(modelId, assets)`."""
         return self.tree.root
+
+    def request_hash(self, agent_id: int, salt: bytes) -> bytes:
+        """`ZkmlValidator.requestHashOf(agentId, salt, root)`."""
+        return request_hash_of(agent_id, salt, self.tree.root)
 
     def proof(self, index: int) -> list[bytes]:
         """Asset `index`'s siblings, for `ZkmlValidator.itemResponse`."""

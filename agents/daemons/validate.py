@@ -6,10 +6,15 @@ size (`agents.core.validation`: the request hash is the Merkle root over the chu
 Lifecycle of one chunk (`Validations`):
 1. `note`: the chunk's assets, grouped by proven verdict (a request has one), are written down as
    journal intents (`INTENT`) before anything is sent, keyed by the jobs.
-2. `drain`: for each open intent, `validationRequest(validator, agentId, requestURI, hash)` from
-   the prover's key (its agent's owner or operator), then `ZkmlValidator.respond`; a request
-   that exists already or an answer already given (a crash between, or someone else answered:
-   anyone may) counts as sent. The intent is completed with the response and both transactions.
+2. `drain`: for each open intent, the request hash is the chunk's root sealed with the agent and
+   a salt only this prover can compute (`agents.core.validation.salt_for`: an HMAC under its
+   key); `validationRequest(validator, agentId, requestURI, hash)` from the prover's key (its
+   agent's owner or operator), then `ZkmlValidator.respond`. A request that exists already for
+   this agent and validator (a crash between), or an answer already given (anyone may answer),
+   counts as sent. A hash someone else requested first (a copy front-run from the mempool: it
+   never matches their agent, but it blocks ours) is left behind and the next salt is tried, up
+   to `SALT_ATTEMPTS`. The intent is completed with the hash, the response and both
+   transactions.
 3. Recovery: open intents are drained again on the next chunk; jobs found attested by an earlier
    life that has no intent naming them (a crash between the attestation and `note`) are noted
    then, grouped by the transaction that attested them.
@@ -27,13 +32,15 @@ from typing import Any, Final
 
 from agents.core.errors import PermanentError
 from agents.core.reverts import WouldRevertError
-from agents.core.validation import ValidationDomain
+from agents.core.validation import ValidationDomain, request_hash_of, salt_for
 from agents.deploy.erc8004 import VALIDATION, VALIDATOR
 from agents.runtime.chain import ChainClient
 from agents.runtime.journal import Intent, Journal
 
 INTENT: Final = "erc8004-validation"
 REGISTRY: Final = "ProvenanceRegistry"
+SALT_ATTEMPTS: Final = 4
+"""Salts tried before a chunk's validation is given up as squatted (each needs a front-runner)."""
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +87,7 @@ class Validations:
                 "model_id": chunk.model_id,
                 "assets": [a.hex() for a in assets],
                 "verdict": verdict,
-                "request_hash": batch.request_hash.hex(),
+                "root": batch.root.hex(),
                 "agent_id": self.target.agent_id,
             }
             keys = [chunk.keys[i] for i in members]
@@ -101,44 +108,62 @@ class Validations:
             try:
                 outcome = await self._send(intent)
             except PermanentError as error:
-                outcome = {"refused": str(error), "request_hash": intent.data["request_hash"]}
-                log.warning("validation %s refused: %s", intent.data["request_hash"][:16], error)
+                outcome = {"refused": str(error), "root": intent.data["root"]}
+                log.warning("validation of root %s refused: %s", intent.data["root"][:16], error)
             except Exception as error:  # retryable (the node down): the rest wait for the next drain
-                log.warning("validation %s not sent yet: %s", intent.data["request_hash"][:16], error)
+                log.warning("validation of root %s not sent yet: %s", intent.data["root"][:16], error)
                 break
             await self.journal.call(self.journal.complete_intent, intent.id, outcome)
             outcomes.append(outcome)
         return outcomes
 
     async def _send(self, intent: Intent) -> dict[str, Any]:
-        request_hash = bytes.fromhex(intent.data["request_hash"])
         model_id = int(intent.data["model_id"])
         assets = [bytes.fromhex(a) for a in intent.data["assets"]]
         agent_id = int(intent.data["agent_id"])
+        root = bytes.fromhex(intent.data["root"])
+        key = bytes(self.client.account.key)
+        for attempt in range(SALT_ATTEMPTS):
+            salt = salt_for(key, self.domain, root, attempt)
+            request_hash = request_hash_of(agent_id, salt, root)
+            sent: dict[str, Any] = {"request_hash": request_hash.hex(), "assets": len(assets), "attempt": attempt}
+            if not await self._request(request_hash, agent_id, sent):
+                log.warning(
+                    "validation 0x%s was requested by someone else first: trying another salt", request_hash.hex()
+                )
+                continue
+            try:
+                receipt = await self.client.transact(
+                    VALIDATOR, "respond", request_hash, salt, model_id, assets, label="ZkmlValidator.respond"
+                )
+                sent["response_tx"], sent["response_gas"] = _tx(receipt), int(receipt["gasUsed"])
+            except WouldRevertError as error:
+                if "AlreadyAnswered" not in str(error):
+                    raise
+            answered, response, *_ = await self.client.call(VALIDATOR, "answerOf", request_hash)
+            if not answered:
+                raise PermanentError(f"validation 0x{request_hash.hex()} is still unanswered after respond")
+            sent["response"] = int(response)
+            return sent
+        raise PermanentError(f"every salt tried for root 0x{root.hex()} was requested by someone else first")
+
+    async def _request(self, request_hash: bytes, agent_id: int, sent: dict[str, Any]) -> bool:
+        """Requests `request_hash` for the agent; True once the registry holds it as this agent's
+        request to this validator (just now, or by an earlier life), False when someone else's
+        request holds the hash."""
         validator = self.client.contract(VALIDATOR).address
         uri = f"{self.target.public_url.rstrip('/')}/v1/validations/0x{request_hash.hex()}"
-        sent: dict[str, Any] = {"request_hash": intent.data["request_hash"], "assets": len(assets)}
         try:
             receipt = await self.client.transact(
                 VALIDATION, "validationRequest", validator, agent_id, uri, request_hash, label="validationRequest"
             )
             sent["request_tx"], sent["request_gas"] = _tx(receipt), int(receipt["gasUsed"])
+            return True
         except WouldRevertError as error:
             if "RequestExists" not in str(error):
                 raise
-        try:
-            receipt = await self.client.transact(
-                VALIDATOR, "respond", request_hash, model_id, assets, label="ZkmlValidator.respond"
-            )
-            sent["response_tx"], sent["response_gas"] = _tx(receipt), int(receipt["gasUsed"])
-        except WouldRevertError as error:
-            if "AlreadyAnswered" not in str(error):
-                raise
-        answered, response, _ = await self.client.call(VALIDATOR, "answerOf", request_hash)
-        if not answered:
-            raise PermanentError(f"validation 0x{request_hash.hex()} is still unanswered after respond")
-        sent["response"] = int(response)
-        return sent
+        holder, holder_agent, *_ = await self.client.call(VALIDATION, "getValidationStatus", request_hash)
+        return str(holder).lower() == str(validator).lower() and int(holder_agent) == agent_id
 
 
 def _tx(receipt: Any) -> str:

@@ -1,43 +1,53 @@
 """ZkmlValidator: proofmint as an ERC-8004 zkML validator, answering Validation Registry requests
 about generated assets from their `attestInference` records. Attestations go through the
 TestVerifier stand-in so any verdict can be made (real EZKL proofs: test_attest_inference.py; the
-validator reads only what the registry recorded).
+validator reads only what the registry recorded). A request hash is the assets' root sealed with
+the agent and a salt: keccak256(0x02 ‖ abi.encode(agentId, salt, root)).
 
-respond(requestHash, modelId, assets):
+respond(requestHash, salt, modelId, assets):
   request unknown to the registry                        -> ValidationRegistry__UnknownRequest
   request names another validator                        -> NotOurRequest
   answered already (also after a stranger answered it)   -> AlreadyAnswered
   no asset / more than MAX_ASSETS                        -> BadAssetCount
-  assets or model version do not hash to the request
-    (reordered, one left out, another model version)     -> RequestMismatch
+  the request's agent, the salt, the assets or the model version do not hash to it
+    (reordered, one left out, another model version, another salt; a squatter's copy of an
+    agent's hash requested under the squatter's agent, also once given to the owner)
+                                                         -> RequestMismatch
   an asset's creator is not the agent's (a squatter's agent asks about another's assets;
     after the agent changed hands)                       -> NotAgentsWork
   an asset not attested by the model version             -> NotProven
   an unknown asset                                       -> ProvenanceRegistry__UnknownAsset
   verdicts differ                                        -> MixedVerdicts
-  otherwise -> Answered, and the registry's ValidationResponse: 100 (accept), 50 (review),
-    0 (reject), URI = base + request hash, responseHash = keccak256(abi.encode(modelId, assets)),
-    tag "zkml"; whoever calls it. The creator may be the agent's owner, its verified wallet, or a
-    creator that approved either as registrar.
-itemResponse(requestHash, asset, modelId, index, proof):
-  not answered -> NotAnswered; a foreign asset, another model version or another index
-  -> NotCovered; index past the count -> ProvenanceRegistry__LeafIndexOutOfRange;
-  otherwise the batch's response, for every member.
-itemLeaf / requestHashOf agree with agents.core.validation (1, 2, 3, 5 and 8 assets).
+  otherwise -> Answered (listing the assets), and the registry's ValidationResponse: 100
+    (accept), 50 (review), 0 (reject), URI = base + request hash, responseHash =
+    keccak256(abi.encode(modelId, assets)), tag "zkml"; whoever calls it. The creator may be the
+    agent's owner, its verified wallet, or a creator that approved either as registrar.
+  A squatted hash blocks nothing: the agent requests with another salt and is answered.
+revoke(requestHash, assets):
+  not answered -> NotAnswered; revoked already -> AlreadyRevoked; other assets -> RequestMismatch;
+  every asset still attested -> StillProven; an asset's record taken over by an earlier batch
+  commitment (its attestation gone) -> Revoked, response 0 in the registry, itemResponse 0; the
+  rightful creator's own agent is then validated with a request of its own.
+itemResponse(requestHash, asset, index, proof):
+  not answered -> NotAnswered; a foreign asset or another index -> NotCovered; index past the
+  count -> ProvenanceRegistry__LeafIndexOutOfRange; a proof of the wrong length ->
+  ProvenanceRegistry__BadProofLength; otherwise the batch's response, for every member.
+itemLeaf / rootOf / requestHashOf agree with agents.core.validation (1, 2, 3, 5 and 8 assets).
 constructor: a zero registry or provenance registry -> BadConfig.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from eth_abi import encode
-from eth_account import Account
 from eth_utils import keccak
 
 from agents.core.merkle import AssetRecord
-from agents.core.validation import ValidationDomain
+from agents.core.validation import ValidationBatch, ValidationDomain
+from agents.deploy.erc8004 import wallet_signature
 from tests.contracts.helpers import (
     ACCEPT,
     REJECT,
@@ -47,6 +57,7 @@ from tests.contracts.helpers import (
     bind_verifier,
     digest,
     field_commitment,
+    register_asset,
     register_model,
     reverts,
     reverts_raw,
@@ -119,8 +130,18 @@ def proven(core: Any, creator: Any, head: int, label: str, scores: list[int], se
     return records
 
 
+SALT = keccak(text="a salt nobody guesses")
+
+
 def request(registry: Any, owner: Any, agent: int, validator: Any, request_hash: bytes) -> Any:
     return registry.validationRequest(validator, agent, REQUEST_URI, request_hash, sender=owner)
+
+
+def ask(registry: Any, owner: Any, agent: int, validator: Any, batch: ValidationBatch, salt: bytes = SALT) -> bytes:
+    """The agent's request for `batch` sealed with `salt`; its hash."""
+    request_hash = batch.request_hash(agent, salt)
+    request(registry, owner, agent, validator, request_hash)
+    return request_hash
 
 
 def assets_of(records: list[AssetRecord]) -> list[bytes]:
@@ -139,24 +160,29 @@ def test_a_proven_batch_is_answered_with_its_verdict_in_one_response(
         assert core.provenance.attestationOf(r.content_digest, head)[2] == verdict
     agent = register_agent(identity, creator)
     batch = domain.batch(head, assets_of(records))
-    request(registry, creator, agent, validator, batch.request_hash)
+    request_hash = ask(registry, creator, agent, validator, batch)
 
-    receipt = validator.respond(batch.request_hash, head, batch.assets, sender=stranger)
+    receipt = validator.respond(request_hash, SALT, head, batch.assets, sender=stranger)
 
-    answered = receipt.decode_logs(validator.Answered)
-    assert [(e.requestHash, e.agentId, e.modelId, e.count, e.response) for e in answered] == [
-        (batch.request_hash, agent, head, 5, expected)
-    ]
+    [answered] = receipt.decode_logs(validator.Answered)
+    assert (answered.requestHash, answered.agentId, answered.modelId, answered.root, answered.response) == (
+        request_hash,
+        agent,
+        head,
+        batch.root,
+        expected,
+    )
+    assert [bytes(a) for a in answered.assets] == list(batch.assets)
     [event] = receipt.decode_logs(registry.ValidationResponse)
     assert event.validatorAddress == validator.address
     assert event.agentId == agent
-    assert event.requestHash == batch.request_hash
+    assert event.requestHash == request_hash
     assert event.response == expected
-    assert event.responseURI == BASE_URI + "0x" + batch.request_hash.hex()
+    assert event.responseURI == BASE_URI + "0x" + request_hash.hex()
     assert event.responseHash == batch.response_hash()
     assert event.responseHash == keccak(encode(["uint256", "bytes32[]"], [head, list(batch.assets)]))
     assert event.tag == "zkml"
-    status = registry.getValidationStatus(batch.request_hash)
+    status = registry.getValidationStatus(request_hash)
     assert (status.validatorAddress, status.agentId, status.response, status.tag) == (
         validator.address,
         agent,
@@ -164,41 +190,44 @@ def test_a_proven_batch_is_answered_with_its_verdict_in_one_response(
         "zkml",
     )
     assert registry.getSummary(agent, [validator], "zkml") == (1, expected)
-    assert validator.answerOf(batch.request_hash) == (True, expected, 5)
+    assert validator.answerOf(request_hash) == (True, expected, 5, head, batch.root, False)
     for index, asset in enumerate(batch.assets):
-        assert validator.itemResponse(batch.request_hash, asset, head, index, batch.proof(index)) == expected
+        assert validator.itemResponse(request_hash, asset, index, batch.proof(index)) == expected
 
 
-def test_a_single_asset_request_is_its_leaf(core, head, identity, registry, validator, domain, creator, deployer):
+def test_a_single_asset_request_seals_its_leaf(core, head, identity, registry, validator, domain, creator, deployer):
     [record] = proven(core, creator, head, "single", [ACCEPT_SCORE], deployer)
     batch = domain.batch(head, [record.content_digest])
-    assert batch.request_hash == domain.leaf(record.content_digest, head)
+    assert batch.root == domain.leaf(record.content_digest, head)
     agent = register_agent(identity, creator)
-    request(registry, creator, agent, validator, batch.request_hash)
-    validator.respond(batch.request_hash, head, batch.assets, sender=creator)
-    assert validator.itemResponse(batch.request_hash, record.content_digest, head, 0, []) == 100
+    request_hash = ask(registry, creator, agent, validator, batch)
+    validator.respond(request_hash, SALT, head, batch.assets, sender=creator)
+    assert validator.itemResponse(request_hash, record.content_digest, 0, []) == 100
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 5, 8])
-def test_leaves_and_request_hashes_agree_with_the_agents(validator, domain, head, count):
+def test_leaves_roots_and_request_hashes_agree_with_the_agents(validator, domain, head, count):
     assets = [digest(f"differential/{count}/{i}") for i in range(count)]
     for asset in assets:
         assert validator.itemLeaf(asset, head) == domain.leaf(asset, head)
-    assert validator.requestHashOf(head, assets) == domain.batch(head, assets).request_hash
+    batch = domain.batch(head, assets)
+    assert validator.rootOf(head, assets) == batch.root
+    assert validator.requestHashOf(7, SALT, batch.root) == batch.request_hash(7, SALT)
+    assert batch.request_hash(7, SALT) != batch.request_hash(8, SALT) != batch.request_hash(7, digest("other"))
 
 
-def test_request_hash_bounds(validator, head):
+def test_root_bounds(validator, head):
     assert validator.MAX_ASSETS() == 256
-    validator.requestHashOf(head, [digest(f"bound/{i}") for i in range(256)])
+    validator.rootOf(head, [digest(f"bound/{i}") for i in range(256)])
     with reverts(validator.ZkmlValidator__BadAssetCount, count=257, max=256):
-        validator.requestHashOf(head, [digest(f"bound/{i}") for i in range(257)])
+        validator.rootOf(head, [digest(f"bound/{i}") for i in range(257)])
     with reverts(validator.ZkmlValidator__BadAssetCount, count=0, max=256):
-        validator.requestHashOf(head, [])
+        validator.rootOf(head, [])
 
 
 def test_respond_reverts_for_an_unknown_request(validator, registry, head, stranger):
     with reverts_raw("ValidationRegistry__UnknownRequest(bytes32)", digest("nobody asked")):
-        validator.respond(digest("nobody asked"), head, [digest("x")], sender=stranger)
+        validator.respond(digest("nobody asked"), SALT, head, [digest("x")], sender=stranger)
 
 
 def test_respond_reverts_for_a_request_to_another_validator(
@@ -207,9 +236,9 @@ def test_respond_reverts_for_a_request_to_another_validator(
     records = proven(core, creator, head, "elsewhere", [ACCEPT_SCORE], deployer)
     batch = domain.batch(head, assets_of(records))
     agent = register_agent(identity, creator)
-    request(registry, creator, agent, other_creator, batch.request_hash)
+    request_hash = ask(registry, creator, agent, other_creator, batch)
     with reverts(validator.ZkmlValidator__NotOurRequest, validatorAddress=other_creator.address):
-        validator.respond(batch.request_hash, head, batch.assets, sender=creator)
+        validator.respond(request_hash, SALT, head, batch.assets, sender=creator)
 
 
 def test_respond_reverts_when_answered_already_even_by_a_front_runner(
@@ -218,38 +247,40 @@ def test_respond_reverts_when_answered_already_even_by_a_front_runner(
     records = proven(core, creator, head, "twice", [ACCEPT_SCORE, ACCEPT_SCORE], deployer)
     batch = domain.batch(head, assets_of(records))
     agent = register_agent(identity, creator)
-    request(registry, creator, agent, validator, batch.request_hash)
-    validator.respond(batch.request_hash, head, batch.assets, sender=stranger)  # the front-runner
-    with reverts(validator.ZkmlValidator__AlreadyAnswered, requestHash=batch.request_hash):
-        validator.respond(batch.request_hash, head, batch.assets, sender=creator)
+    request_hash = ask(registry, creator, agent, validator, batch)
+    validator.respond(request_hash, SALT, head, batch.assets, sender=stranger)  # the front-runner
+    with reverts(validator.ZkmlValidator__AlreadyAnswered, requestHash=request_hash):
+        validator.respond(request_hash, SALT, head, batch.assets, sender=creator)
     # What the front-runner posted is what the owner would have: it follows from the chain.
-    assert registry.getValidationStatus(batch.request_hash).response == 100
+    assert registry.getValidationStatus(request_hash).response == 100
 
 
 def test_respond_reverts_for_no_asset_or_too_many(core, head, identity, registry, validator, creator):
     agent = register_agent(identity, creator)
     request(registry, creator, agent, validator, digest("sizes"))
     with reverts(validator.ZkmlValidator__BadAssetCount, count=0):
-        validator.respond(digest("sizes"), head, [], sender=creator)
+        validator.respond(digest("sizes"), SALT, head, [], sender=creator)
     with reverts(validator.ZkmlValidator__BadAssetCount, count=257):
-        validator.respond(digest("sizes"), head, [digest(f"many/{i}") for i in range(257)], sender=creator)
+        validator.respond(digest("sizes"), SALT, head, [digest(f"many/{i}") for i in range(257)], sender=creator)
 
 
-def test_respond_reverts_when_the_assets_or_model_do_not_hash_to_the_request(
+def test_respond_reverts_when_the_salt_assets_or_model_do_not_hash_to_the_request(
     core, head, other_head, identity, registry, validator, domain, creator, deployer
 ):
     records = proven(core, creator, head, "mismatch", [ACCEPT_SCORE] * 3, deployer)
     attest(core, other_head, records, [ACCEPT_SCORE] * 3, deployer)
     batch = domain.batch(head, assets_of(records))
     agent = register_agent(identity, creator)
-    request(registry, creator, agent, validator, batch.request_hash)
-    for model, assets in [
-        (head, list(reversed(batch.assets))),
-        (head, list(batch.assets[:2])),
-        (other_head, list(batch.assets)),
+    request_hash = ask(registry, creator, agent, validator, batch)
+    for salt, model, assets in [
+        (SALT, head, list(reversed(batch.assets))),
+        (SALT, head, list(batch.assets[:2])),
+        (SALT, other_head, list(batch.assets)),
+        (digest("another salt"), head, list(batch.assets)),
     ]:
-        with reverts(validator.ZkmlValidator__RequestMismatch, requestHash=batch.request_hash):
-            validator.respond(batch.request_hash, model, assets, sender=creator)
+        computed = domain.batch(model, assets).request_hash(agent, salt)
+        with reverts(validator.ZkmlValidator__RequestMismatch, requestHash=request_hash, computed=computed):
+            validator.respond(request_hash, salt, model, assets, sender=creator)
 
 
 def test_a_squatters_agent_cannot_get_anothers_proven_work_validated(
@@ -260,58 +291,74 @@ def test_a_squatters_agent_cannot_get_anothers_proven_work_validated(
     records = proven(core, creator, head, "squat", [ACCEPT_SCORE] * 2, deployer)
     batch = domain.batch(head, assets_of(records))
     squatter = register_agent(identity, stranger)
-    request(registry, stranger, squatter, validator, batch.request_hash)
+    request_hash = ask(registry, stranger, squatter, validator, batch)
     with reverts(validator.ZkmlValidator__NotAgentsWork, creator=creator.address, agentId=squatter):
-        validator.respond(batch.request_hash, head, batch.assets, sender=stranger)
+        validator.respond(request_hash, SALT, head, batch.assets, sender=stranger)
+
+
+def test_a_squatted_request_hash_never_lands_on_the_squatter_and_blocks_nothing(
+    core, head, identity, registry, validator, domain, creator, stranger, deployer
+):
+    """A stranger copies the agent's request hash (from the mempool, say) and requests it first
+    under an agent of its own, then even gives that agent to the creator: the hash names the
+    creator's agent, so it is never answered for another. The creator's agent requests with
+    another salt and is validated."""
+    records = proven(core, creator, head, "squatted-hash", [ACCEPT_SCORE] * 2, deployer)
+    batch = domain.batch(head, assets_of(records))
+    rightful = register_agent(identity, creator)
+    squatter = register_agent(identity, stranger)
+    copied = batch.request_hash(rightful, SALT)
+    request(registry, stranger, squatter, validator, copied)
+    with reverts_raw("ValidationRegistry__RequestExists(bytes32)", copied):
+        request(registry, creator, rightful, validator, copied)
+    mismatch = batch.request_hash(squatter, SALT)
+    with reverts(validator.ZkmlValidator__RequestMismatch, requestHash=copied, computed=mismatch):
+        validator.respond(copied, SALT, head, batch.assets, sender=stranger)
+    identity.transferFrom(stranger, creator, squatter, sender=stranger)  # the "gift"
+    with reverts(validator.ZkmlValidator__RequestMismatch, requestHash=copied, computed=mismatch):
+        validator.respond(copied, SALT, head, batch.assets, sender=creator)
+
+    fresh = ask(registry, creator, rightful, validator, batch, digest("the next salt"))
+    validator.respond(fresh, digest("the next salt"), head, batch.assets, sender=creator)
+    assert registry.getSummary(rightful, [validator], "zkml") == (1, 100)
+    assert registry.getSummary(squatter, [validator], "zkml") == (0, 0)
 
 
 def test_the_agents_work_is_its_owners_its_wallets_or_a_creator_that_approved_either(
     chain, core, head, identity, registry, validator, domain, creator, other_creator, payer, stranger, deployer
 ):
     """Owner `stranger`; wallet `payer` (verified by its signature); `other_creator` approved the
-    owner as its registrar: assets of all three are the agent's work."""
+    owner as its registrar, `creator` approved the wallet: assets of all four are the agent's work."""
     agent = register_agent(identity, stranger)
     deadline = chain.pending_timestamp + 60
-    signature = Account.sign_typed_data(
+    signature = wallet_signature(
         payer.private_key,
-        {
-            "name": "ERC8004IdentityRegistry",
-            "version": "1",
-            "chainId": chain.chain_id,
-            "verifyingContract": identity.address,
-        },
-        {
-            "AgentWalletSet": [
-                {"name": "agentId", "type": "uint256"},
-                {"name": "newWallet", "type": "address"},
-                {"name": "owner", "type": "address"},
-                {"name": "deadline", "type": "uint256"},
-            ]
-        },
-        {"agentId": agent, "newWallet": payer.address, "owner": stranger.address, "deadline": deadline},
-    ).signature
+        chain_id=chain.chain_id,
+        identity=identity.address,
+        agent_id=agent,
+        owner=stranger.address,
+        deadline=deadline,
+    )
     identity.setAgentWallet(agent, payer, deadline, signature, sender=stranger)
     core.provenance.setRegistrar(stranger, True, sender=other_creator)
+    core.provenance.setRegistrar(payer, True, sender=creator)
     records = (
         proven(core, stranger, head, "owned", [ACCEPT_SCORE], deployer)
         + proven(core, payer, head, "walleted", [ACCEPT_SCORE], deployer)
         + proven(core, other_creator, head, "approved", [ACCEPT_SCORE], deployer)
+        + proven(core, creator, head, "approved-wallet", [ACCEPT_SCORE], deployer)
     )
     batch = domain.batch(head, assets_of(records))
-    request(registry, stranger, agent, validator, batch.request_hash)
-    assert (
-        validator.respond(batch.request_hash, head, batch.assets, sender=stranger)
-        .decode_logs(validator.Answered)[0]
-        .response
-        == 100
-    )
+    request_hash = ask(registry, stranger, agent, validator, batch)
+    answered = validator.respond(request_hash, SALT, head, batch.assets, sender=stranger)
+    assert answered.decode_logs(validator.Answered)[0].response == 100
 
-    # `creator` approved nobody: its asset in the batch makes the whole request fail.
-    foreign = proven(core, creator, head, "foreign", [ACCEPT_SCORE], deployer)
+    # `deployer` approved nobody: its asset in the batch makes the whole request fail.
+    foreign = proven(core, deployer, head, "foreign", [ACCEPT_SCORE], deployer)
     mixed = domain.batch(head, assets_of(records[:1] + foreign))
-    request(registry, stranger, agent, validator, mixed.request_hash)
+    mixed_hash = ask(registry, stranger, agent, validator, mixed)
     with reverts(validator.ZkmlValidator__NotAgentsWork, asset=foreign[0].content_digest):
-        validator.respond(mixed.request_hash, head, mixed.assets, sender=stranger)
+        validator.respond(mixed_hash, SALT, head, mixed.assets, sender=stranger)
 
 
 def test_an_agent_that_changed_hands_no_longer_vouches_for_its_old_owners_work(
@@ -320,10 +367,10 @@ def test_an_agent_that_changed_hands_no_longer_vouches_for_its_old_owners_work(
     records = proven(core, creator, head, "sold", [ACCEPT_SCORE], deployer)
     agent = register_agent(identity, creator)
     batch = domain.batch(head, assets_of(records))
-    request(registry, creator, agent, validator, batch.request_hash)
+    request_hash = ask(registry, creator, agent, validator, batch)
     identity.transferFrom(creator, other_creator, agent, sender=creator)
     with reverts(validator.ZkmlValidator__NotAgentsWork, creator=creator.address):
-        validator.respond(batch.request_hash, head, batch.assets, sender=creator)
+        validator.respond(request_hash, SALT, head, batch.assets, sender=creator)
 
 
 def test_respond_reverts_for_an_asset_not_yet_proven_then_answers_once_it_is(
@@ -333,55 +380,100 @@ def test_respond_reverts_for_an_asset_not_yet_proven_then_answers_once_it_is(
     core.provenance.register(record.as_tuple(), [], sender=creator)
     batch = domain.batch(head, [record.content_digest])
     agent = register_agent(identity, creator)
-    request(registry, creator, agent, validator, batch.request_hash)
+    request_hash = ask(registry, creator, agent, validator, batch)
     with reverts(validator.ZkmlValidator__NotProven, asset=record.content_digest, modelId=head):
-        validator.respond(batch.request_hash, head, batch.assets, sender=creator)
+        validator.respond(request_hash, SALT, head, batch.assets, sender=creator)
     attest(core, head, [record], [REJECT_SCORE], deployer)
-    assert (
-        validator.respond(batch.request_hash, head, batch.assets, sender=creator)
-        .decode_logs(validator.Answered)[0]
-        .response
-        == 0
-    )
+    receipt = validator.respond(request_hash, SALT, head, batch.assets, sender=creator)
+    assert receipt.decode_logs(validator.Answered)[0].response == 0
 
 
 def test_respond_reverts_for_an_unknown_asset(core, head, identity, registry, validator, domain, creator):
     batch = domain.batch(head, [digest("never registered")])
     agent = register_agent(identity, creator)
-    request(registry, creator, agent, validator, batch.request_hash)
+    request_hash = ask(registry, creator, agent, validator, batch)
     with reverts_raw("ProvenanceRegistry__UnknownAsset(bytes32)", digest("never registered")):
-        validator.respond(batch.request_hash, head, batch.assets, sender=creator)
+        validator.respond(request_hash, SALT, head, batch.assets, sender=creator)
 
 
 def test_respond_reverts_for_mixed_verdicts(core, head, identity, registry, validator, domain, creator, deployer):
     records = proven(core, creator, head, "mixed", [ACCEPT_SCORE, ACCEPT_SCORE, REVIEW_SCORE], deployer)
     batch = domain.batch(head, assets_of(records))
     agent = register_agent(identity, creator)
-    request(registry, creator, agent, validator, batch.request_hash)
+    request_hash = ask(registry, creator, agent, validator, batch)
     with reverts(validator.ZkmlValidator__MixedVerdicts, asset=records[2].content_digest, verdict=REVIEW, first=ACCEPT):
-        validator.respond(batch.request_hash, head, batch.assets, sender=creator)
+        validator.respond(request_hash, SALT, head, batch.assets, sender=creator)
 
 
-def test_item_response_checks_membership(
-    core, head, other_head, identity, registry, validator, domain, creator, deployer
+def test_an_answer_is_revoked_when_its_evidence_is_taken_over(
+    core, head, identity, registry, validator, domain, creator, stranger, deployer
 ):
+    """Alice commits a batch; Mallory registers the published member directly, gets it attested
+    and validated under her agent (100). Alice's claim within the priority window takes the
+    record over: the attestation belonged to Mallory's record and is gone, so anyone may revoke
+    the answer (response 0); Alice's own agent is then validated with a request of its own."""
+    alice, mallory = creator, stranger
+    member = asset_record("taken-over", alice, 1, commitment=field_commitment("taken-over"))
+    receipt = core.provenance.registerBatchLeaves([member.leaf()], sender=alice)
+    batch_id = int(receipt.decode_logs(core.provenance.BatchCommitted)[0].batchId)
+    squat = replace(member, creator=mallory.address)
+    register_asset(core.provenance, mallory, squat)
+    attest(core, head, [squat], [ACCEPT_SCORE], deployer)
+    batch = domain.batch(head, [member.content_digest])
+    mallorys = register_agent(identity, mallory)
+    squatted = ask(registry, mallory, mallorys, validator, batch)
+    validator.respond(squatted, SALT, head, batch.assets, sender=mallory)
+    with reverts(validator.ZkmlValidator__StillProven, requestHash=squatted):
+        validator.revoke(squatted, batch.assets, sender=alice)
+
+    core.provenance.claimFromBatch(batch_id, 0, member.as_tuple(), [], [], sender=alice)
+    assert core.provenance.attestationOf(member.content_digest, head)[0] is False
+    with reverts(validator.ZkmlValidator__RequestMismatch, requestHash=squatted):
+        validator.revoke(squatted, [digest("another asset")], sender=alice)
+    receipt = validator.revoke(squatted, batch.assets, sender=alice)
+    assert [(e.requestHash, e.asset) for e in receipt.decode_logs(validator.Revoked)] == [
+        (squatted, member.content_digest)
+    ]
+    [event] = receipt.decode_logs(registry.ValidationResponse)
+    assert (event.response, event.tag) == (0, "zkml")
+    assert validator.answerOf(squatted)[:2] == (True, 0) and validator.answerOf(squatted)[5] is True
+    assert validator.itemResponse(squatted, member.content_digest, 0, []) == 0
+    assert registry.getSummary(mallorys, [validator], "zkml") == (1, 0)
+    with reverts(validator.ZkmlValidator__AlreadyRevoked, requestHash=squatted):
+        validator.revoke(squatted, batch.assets, sender=alice)
+
+    # Alice's record, attested in its own right, validated for her agent
+    attest(core, head, [member], [ACCEPT_SCORE], deployer)
+    alices = register_agent(identity, alice)
+    own = ask(registry, alice, alices, validator, batch)
+    validator.respond(own, SALT, head, batch.assets, sender=alice)
+    assert registry.getSummary(alices, [validator], "zkml") == (1, 100)
+
+
+def test_revoke_reverts_for_an_unanswered_request(validator, stranger):
+    with reverts(validator.ZkmlValidator__NotAnswered, requestHash=digest("unanswered")):
+        validator.revoke(digest("unanswered"), [digest("x")], sender=stranger)
+
+
+def test_item_response_checks_membership(core, head, identity, registry, validator, domain, creator, deployer):
     records = proven(core, creator, head, "members", [ACCEPT_SCORE] * 3, deployer)
     batch = domain.batch(head, assets_of(records))
-    with reverts(validator.ZkmlValidator__NotAnswered, requestHash=batch.request_hash):
-        validator.itemResponse(batch.request_hash, batch.assets[0], head, 0, batch.proof(0))
     agent = register_agent(identity, creator)
-    request(registry, creator, agent, validator, batch.request_hash)
-    validator.respond(batch.request_hash, head, batch.assets, sender=creator)
+    request_hash = batch.request_hash(agent, SALT)
+    with reverts(validator.ZkmlValidator__NotAnswered, requestHash=request_hash):
+        validator.itemResponse(request_hash, batch.assets[0], 0, batch.proof(0))
+    ask(registry, creator, agent, validator, batch)
+    validator.respond(request_hash, SALT, head, batch.assets, sender=creator)
 
     foreign = digest("not a member")
     with reverts(validator.ZkmlValidator__NotCovered, asset=foreign):
-        validator.itemResponse(batch.request_hash, foreign, head, 0, batch.proof(0))
-    with reverts(validator.ZkmlValidator__NotCovered):
-        validator.itemResponse(batch.request_hash, batch.assets[0], other_head, 0, batch.proof(0))
-    with reverts(validator.ZkmlValidator__NotCovered):
-        validator.itemResponse(batch.request_hash, batch.assets[0], head, 1, batch.proof(1))
+        validator.itemResponse(request_hash, foreign, 0, batch.proof(0))
+    with reverts(validator.ZkmlValidator__NotCovered, asset=batch.assets[0]):
+        validator.itemResponse(request_hash, batch.assets[0], 1, batch.proof(1))
     with reverts_raw("ProvenanceRegistry__LeafIndexOutOfRange(uint256,uint256)", 3, 3):
-        validator.itemResponse(batch.request_hash, batch.assets[0], head, 3, batch.proof(0))
+        validator.itemResponse(request_hash, batch.assets[0], 3, batch.proof(0))
+    with reverts_raw("ProvenanceRegistry__BadProofLength(uint256,uint256)", 1, 2):
+        validator.itemResponse(request_hash, batch.assets[0], 0, batch.proof(0)[:1])
 
 
 def test_constructor_refuses_zero_addresses(project, deployer, registry, core):

@@ -792,6 +792,9 @@ def test_the_api_serves_the_erc8004_agents_and_their_validations(
     domain's file, and the record a validation response points at: the covered assets, each with
     the Merkle proof the validator checks it by. Bad input is a JSON 4xx; a server with no agents
     says so."""
+    from eth_utils.crypto import keccak
+
+    from agents.core.validation import ValidationDomain
     from agents.daemons.prove import ProveStage
     from agents.daemons.validate import Validations
     from tests.agents.daemons.conftest import PUBLIC_URL
@@ -849,7 +852,7 @@ def test_the_api_serves_the_erc8004_agents_and_their_validations(
             for item in record["items"]:
                 proof = [bytes.fromhex(node[2:]) for node in item["proof"]]
                 asset = bytes.fromhex(item["asset"][2:])
-                assert validator.itemResponse(request_hash, asset, record["modelId"], item["index"], proof) == 100
+                assert validator.itemResponse(request_hash, asset, item["index"], proof) == 100
                 assert item["attestation"]["attested"] and item["verify"] == f"proofmint verify {item['asset']}"
                 covered.append(item["asset"])
         assert sorted(covered) == sorted("0x" + a.payload["sha256"] for a in assets)
@@ -866,6 +869,27 @@ def test_the_api_serves_the_erc8004_agents_and_their_validations(
 
     run_api(parts, tmp_path, scenario, agents=directory)
 
+    # anyone may answer, also through a contract: the record still lists what the answer covers
+    # (from the validator's own event, not from the transaction that carried it)
+    provenance = contract(project, local_chain, "ProvenanceRegistry")
+    domain = ValidationDomain(int(chain.chain_id), str(validator.address), str(provenance.address))
+    first = bytes.fromhex(assets[0].payload["sha256"])
+    model_id = next(m for _, m in local_chain.head_models.values() if provenance.attestationOf(first, m)[0])
+    relayed = domain.batch(model_id, [first])
+    salt = keccak(text="relayed")
+    relayed_hash = relayed.request_hash(directory.ids["prover"], salt)
+    validations.validationRequest(validator, directory.ids["prover"], "x", relayed_hash, sender=operator)
+    relay = accounts[9].deploy(project.HostileActor)
+    relay.exec(validator, validator.respond.encode_input(relayed_hash, salt, model_id, [first]), sender=accounts[9])
+
+    async def relayed_record(session: aiohttp.ClientSession, server: TestServer, deps: Any) -> None:
+        async with session.get(server.make_url(f"/v1/validations/0x{relayed_hash.hex()}")) as r:
+            assert r.status == 200, await r.text()
+            record = await documented(r)
+        assert [item["asset"] for item in record["items"]] == ["0x" + first.hex()]
+
+    run_api(parts, tmp_path / "relayed", relayed_record, agents=directory)
+
     async def without_agents(session: aiohttp.ClientSession, server: TestServer, deps: Any) -> None:
         for path in ("/v1/agents", "/v1/agents/prover/registration.json", "/.well-known/agent-registration.json"):
             async with session.get(server.make_url(path)) as r:
@@ -879,16 +903,18 @@ def test_reputation_counts_only_clients_who_paid_this_operator(
 ):
     """Anyone may give an agent feedback on chain; proofmint's reading counts a client only with
     evidence of a settled payment by that client's address: an x402 receipt (a stock client paid
-    a view) or a voucher settled with this service. A stranger who never paid, and a payer whose
-    voucher was settled with another service, are listed as ignored and kept out of the
-    summary; the agent's owner cannot rate its own agent at all."""
+    a view) or a voucher settled with this service, for the operator's own work. A stranger who
+    never paid, a payer whose voucher was settled with another service, and a farmer who paid the
+    service for an asset of its own (its money comes back to it) are listed as ignored and kept
+    out of the summary; the agent's owner cannot rate its own agent at all."""
     import ape
 
     from agents.core.vouchers import settle_arguments
     from agents.deploy.deployment import DEV_TOKEN
+    from tests.contracts.helpers import asset_record
 
-    operator, x402_payer, voucher_payer, elsewhere, other_service, stranger = (
-        accounts[0], accounts[5], accounts[6], accounts[8], accounts[7], accounts[9],
+    operator, farmer, x402_payer, voucher_payer, elsewhere, other_service, stranger = (
+        accounts[0], accounts[4], accounts[5], accounts[6], accounts[8], accounts[7], accounts[9],
     )  # fmt: skip
     job = asyncio.run(make_assets(parts, str(operator.address)))[0]
     digest = bytes.fromhex(job.payload["sha256"])
@@ -907,6 +933,15 @@ def test_reputation_counts_only_clients_who_paid_this_operator(
         signed_voucher = sign_voucher(voucher, payer.private_key, chain_id, manager)
         calls, signatures = settle_arguments([(voucher, signed_voucher)])
         licenses.settle(ETH, service.address, calls, signatures, sender=service)
+    # the farmer's own asset, 1 wei a use, paid to this service and settled by it
+    own = asset_record("farmed", farmer, local_chain.t2i_model_id)
+    contract(project, local_chain, "ProvenanceRegistry").register(own.as_tuple(), [], sender=farmer)
+    farm_terms = attach_terms(licenses, own.content_digest, farmer, per_use=1, price=1)
+    licenses.deposit(ETH, operator.address, 1, sender=farmer, value=1)
+    farmed = Voucher(str(farmer.address), str(operator.address), own.content_digest, farm_terms, 1, deadline)
+    calls, signatures = settle_arguments([(farmed, sign_voucher(farmed, farmer.private_key, chain_id, manager))])
+    licenses.settle(ETH, operator.address, calls, signatures, sender=operator)
+    assert int(licenses.settledOf(farmer.address, operator.address, farm_terms)) == 1
     agent = local_chain.agents.ids["settlement"]
     with ape.reverts(reputation.ReputationRegistry__SelfFeedback):
         reputation.giveFeedback(agent, 100, 0, "starred", "", "", "", b"\x00" * 32, sender=operator)
@@ -918,19 +953,20 @@ def test_reputation_counts_only_clients_who_paid_this_operator(
         )
         assert status == 200
         receipt = decode(headers["PAYMENT-RESPONSE"])["transaction"]
-        for client, stars in ((x402_payer, 80), (voucher_payer, 60), (elsewhere, 0), (stranger, 0)):
+        for client, stars in ((x402_payer, 80), (voucher_payer, 60), (elsewhere, 0), (stranger, 0), (farmer, 0)):
             reputation.giveFeedback(agent, stars, 0, "starred", "", "", "", b"\x00" * 32, sender=client)
         async with session.get(server.make_url("/v1/agents/settlement/reputation?tag1=starred")) as r:
             assert r.status == 200, await r.text()
             summary = await documented(r)
         assert (summary["agentId"], summary["count"], summary["value"], summary["valueDecimals"]) == (agent, 2, 70, 0)
         evidence = {p["address"]: p["evidence"] for p in summary["payingClients"]}
-        assert evidence[x402_payer.address] == {"kind": "x402", "transaction": receipt}
+        assert evidence[x402_payer.address] == {"kind": "x402", "asset": "0x" + digest.hex(), "transaction": receipt}
         assert evidence[voucher_payer.address]["kind"] == "voucher"
         assert evidence[voucher_payer.address]["termsId"] == eth_terms
-        assert sorted(summary["ignoredClients"]) == sorted([elsewhere.address, stranger.address])
+        assert sorted(summary["ignoredClients"]) == sorted([elsewhere.address, stranger.address, farmer.address])
+        assert summary["notJudged"] == 0
         # what the registry says unfiltered: every client's feedback, the farmed zeros too
-        assert tuple(reputation.getSummary(agent, [c.address for c in accounts[5:10]], "starred", "")) == (4, 35, 0)
+        assert tuple(reputation.getSummary(agent, [c.address for c in accounts[4:10]], "starred", "")) == (5, 28, 0)
         async with session.get(server.make_url("/v1/agents/nobody/reputation")) as r:
             assert r.status == 404 and (await r.json())["error"]["code"] == "unknown_agent"
         async with session.get(server.make_url("/v1/agents/prover/reputation?tag1=" + "x" * 65)) as r:
@@ -939,3 +975,47 @@ def test_reputation_counts_only_clients_who_paid_this_operator(
             assert (await r.json())["count"] == 0  # nobody rated the prover
 
     run_api(parts, tmp_path, scenario, agents=local_chain.agents)
+
+
+def test_a_squatted_validation_hash_costs_the_prover_a_salt_not_its_validation(
+    parts: Parts, project: Any, local_chain: Any, accounts: Any, chain: Any
+):
+    """Someone copies the prover's next request hash (from the mempool: nobody else can compute
+    its salt) and requests it first under an agent of its own, which it then gives to the
+    operator. The prover finds the hash held by another agent, requests with its next salt,
+    and its own agent is answered."""
+    from agents.core.validation import ValidationDomain, salt_for
+    from agents.daemons.prove import ProveStage
+    from agents.daemons.validate import INTENT, ProvenChunk, Validations
+    from agents.models.head import VERDICTS
+
+    operator, stranger = accounts[0], accounts[9]
+    job = asyncio.run(make_assets(parts, str(operator.address)))[0]
+    provenance = contract(project, local_chain, "ProvenanceRegistry")
+    identity = contract(project, local_chain, "IdentityRegistry")
+    validations = contract(project, local_chain, "ValidationRegistry")
+    validator = contract(project, local_chain, "ZkmlValidator")
+    asset = bytes.fromhex(job.payload["sha256"])
+    asyncio.run(ProveStage(parts.journal, parts.chain(), local_chain.head_models, worker="test/prover").process([job]))
+    model_id = next(m for _, m in local_chain.head_models.values() if provenance.attestationOf(asset, m)[0])
+    verdict = VERDICTS[int(provenance.attestationOf(asset, model_id)[2])]
+    prover = local_chain.agents.ids["prover"]
+    domain = ValidationDomain(int(chain.chain_id), str(validator.address), str(provenance.address))
+    batch = domain.batch(model_id, [asset])
+    copied = batch.request_hash(prover, salt_for(bytes.fromhex(operator.private_key[2:]), domain, batch.root, 0))
+    squatter = int(
+        identity.register("https://evil.example/agent.json", sender=stranger)
+        .decode_logs(identity.Registered)[0]
+        .agentId
+    )
+    validations.validationRequest(validator, squatter, "x", copied, sender=stranger)
+    identity.transferFrom(stranger, operator, squatter, sender=stranger)
+
+    assert parts.validation is not None
+    sender = Validations(parts.journal, parts.chain(), parts.validation)
+    asyncio.run(sender.note(ProvenChunk(model_id, [job.key], [asset], [verdict])))
+    [outcome] = asyncio.run(sender.drain())
+    assert outcome["attempt"] == 1 and outcome["response"] == 100, outcome
+    assert bytes.fromhex(outcome["request_hash"]) in [bytes(h) for h in validations.getAgentValidations(prover)]
+    assert validator.answerOf(copied)[0] is False  # the copy is never answered
+    assert parts.journal.open_intents(INTENT) == []

@@ -222,7 +222,7 @@ def test_requests_become_registered_attested_assets_exactly_once(
         for item in record["items"]:
             proof = [bytes.fromhex(x[2:]) for x in item["proof"]]
             asset = bytes.fromhex(item["asset"][2:])
-            assert validator.itemResponse(request_hash, asset, record["modelId"], item["index"], proof) == 100
+            assert validator.itemResponse(request_hash, asset, item["index"], proof) == 100
     # a later life whose journal has no validation intents (it died between attesting and noting)
     # notes each chunk again in the attesting transaction's order: the same request hashes, found
     # requested and answered, so nothing is sent
@@ -238,9 +238,12 @@ def test_requests_become_registered_attested_assets_exactly_once(
         asyncio.run(again.process(stripped))
         assert parts.chain().web3.eth.get_transaction_count(operator) == sent
         assert fresh.open_intents(VALIDATION_INTENT) == []
-        noted = fresh.db.execute("SELECT data, outcome FROM intents WHERE name = ?", (VALIDATION_INTENT,)).fetchall()
-        assert sorted(json.loads(d)["request_hash"] for d, _ in noted) == sorted(h.hex() for h in requests_made)
-        assert all(json.loads(o)["response"] == 100 and "request_tx" not in json.loads(o) for _, o in noted)
+        noted = [
+            json.loads(o)
+            for (o,) in fresh.db.execute("SELECT outcome FROM intents WHERE name = ?", (VALIDATION_INTENT,))
+        ]
+        assert sorted(o["request_hash"] for o in noted) == sorted(h.hex() for h in requests_made)
+        assert all(o["response"] == 100 and "request_tx" not in o and "response_tx" not in o for o in noted)
     finally:
         fresh.close()
     # the paid requests were fulfilled with their assets, and their fees earned
