@@ -38,7 +38,7 @@ from agents.daemons.publish import ModelInfo, PublishStage
 from agents.daemons.register import ClaimStage, CommitStage, RegisterStage
 from agents.daemons.runner import LEASE_TTL_S, Agents
 from agents.daemons.settle import SettleStage, SweepStage
-from agents.daemons.validate import Validations, ValidationTarget
+from agents.daemons.validate import Gathering, Validations, ValidationTarget
 from agents.deploy.deployment import DEV_TOKEN, Deployed, deploy_core, deploy_dev_token
 from agents.deploy.erc8004 import CONTRACTS as AGENT_CONTRACTS
 from agents.deploy.erc8004 import ROLES, AgentDirectory, deploy_agent_registries, register_agents
@@ -646,8 +646,15 @@ def _deliver(parts: Parts, spec: StageSpec, o: BuildOptions, common: dict[str, A
     return DeliverStage(parts.journal, parts.chain(), worker=f"{o.worker}/deliver", batch=64, **common)
 
 
+#: How the prover gathers proven chunks into validation requests: one request per 64 assets of one
+#: model version and verdict, or whatever waits after 5 s (and everything when it stops).
+VALIDATION_GATHERING: Final = Gathering(min_assets=64, linger_s=5.0)
+
+
 def _prover(parts: Parts, spec: StageSpec, o: BuildOptions, common: dict[str, Any]) -> Stage:
-    validations = Validations(parts.journal, parts.chain(), parts.validation) if parts.validation else None
+    validations = (
+        Validations(parts.journal, parts.chain(), parts.validation, VALIDATION_GATHERING) if parts.validation else None
+    )
     return ProveStage(
         parts.journal,
         parts.chain(),

@@ -117,6 +117,17 @@ class ProveStage(Stage):
             await self.validations.drain()
         return outcomes
 
+    async def idle_work(self) -> None:
+        """Sends validations whose gathering is due (`agents.daemons.validate.Gathering`)."""
+        if self.validations is not None:
+            await self.validations.drain()
+
+    async def finish(self) -> None:
+        """Sends every waiting validation before the prover stops (SIGTERM), rather than leave
+        it to its next life."""
+        if self.validations is not None:
+            await self.validations.drain(flush=True)
+
     async def _note_recovered(self, chunks: Sequence[Sequence[tuple[int, Job, dict[str, Any]]]]) -> None:
         """Validation intents for attested jobs no intent names (an earlier life died between
         attesting and noting them), one per attesting transaction, its assets in the order the

@@ -6,16 +6,21 @@ size (`agents.core.validation`: the request hash is the Merkle root over the chu
 Lifecycle of one chunk (`Validations`):
 1. `note`: the chunk's assets, grouped by proven verdict (a request has one), are written down as
    journal intents (`INTENT`) before anything is sent, keyed by the jobs.
-2. `drain`: for each open intent, the request hash is the chunk's root sealed with the agent and
+2. `drain` gathers waiting intents of one agent, model version and verdict into one request of
+   up to `MAX_ASSETS` assets, once `Gathering.min_assets` of them wait or the oldest has waited
+   `Gathering.linger_s` (the prover drains after each chunk and whenever it is idle), so what a
+   validation costs is shared by the gathered chunks. The gathering is written into its intents
+   (`group`) before anything is sent: a later life sends the same request.
+3. For each gathering, the request hash is its root sealed with the agent and
    a salt only this prover can compute (`agents.core.validation.salt_for`: an HMAC under its
    key); `validationRequest(validator, agentId, requestURI, hash)` from the prover's key (its
    agent's owner or operator), then `ZkmlValidator.respond`. A request that exists already for
    this agent and validator (a crash between), or an answer already given (anyone may answer),
    counts as sent. A hash someone else requested first (a copy front-run from the mempool: it
    never matches their agent, but it blocks ours) is left behind and the next salt is tried, up
-   to `SALT_ATTEMPTS`. The intent is completed with the hash, the response and both
+   to `SALT_ATTEMPTS`. Each gathered intent is completed with the hash, the response and both
    transactions.
-3. Recovery: open intents are drained again on the next chunk; jobs found attested by an earlier
+4. Recovery: open intents are drained again on the next drain; jobs found attested by an earlier
    life that has no intent naming them (a crash between the attestation and `note`) are noted
    then, grouped by the transaction that attested them.
 A validation the validator refuses (its assets are not the agent's work, say) completes its
@@ -25,14 +30,16 @@ proof, it does not gate it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from agents.core.errors import PermanentError
 from agents.core.reverts import WouldRevertError
-from agents.core.validation import ValidationDomain, request_hash_of, salt_for
+from agents.core.validation import MAX_ASSETS, ValidationDomain, request_hash_of, salt_for
 from agents.deploy.erc8004 import VALIDATION, VALIDATOR
 from agents.runtime.chain import ChainClient
 from agents.runtime.journal import Intent, Journal
@@ -56,6 +63,15 @@ class ValidationTarget:
 
 
 @dataclass(frozen=True)
+class Gathering:
+    """When waiting validations are sent: once `min_assets` assets of one agent, model version
+    and verdict wait, or the oldest of them has waited `linger_s` seconds (defaults: at once)."""
+
+    min_assets: int = 1
+    linger_s: float = 0.0
+
+
+@dataclass(frozen=True)
 class ProvenChunk:
     """Assets one `attestInference` attested: job keys, content digests and verdicts in order."""
 
@@ -68,8 +84,11 @@ class ProvenChunk:
 class Validations:
     """See the module docstring."""
 
-    def __init__(self, journal: Journal, client: ChainClient, target: ValidationTarget) -> None:
-        self.journal, self.client, self.target = journal, client, target
+    def __init__(
+        self, journal: Journal, client: ChainClient, target: ValidationTarget, gathering: Gathering = Gathering()
+    ) -> None:
+        self.journal, self.client, self.target, self.gathering = journal, client, target, gathering
+        self._draining = asyncio.Lock()
         self.domain = ValidationDomain(
             target.chain_id, str(client.contract(VALIDATOR).address), str(client.contract(REGISTRY).address)
         )
@@ -89,6 +108,7 @@ class Validations:
                 "verdict": verdict,
                 "root": batch.root.hex(),
                 "agent_id": self.target.agent_id,
+                "noted_at": time.time(),
             }
             keys = [chunk.keys[i] for i in members]
             ids.append(await self.journal.call(self.journal.record_intent, INTENT, keys, data))
@@ -99,29 +119,59 @@ class Validations:
         named = await self.journal.call(self.journal.intent_keys, INTENT)
         return {key for key in keys if key not in named}
 
-    async def drain(self) -> list[dict[str, Any]]:
-        """Sends every open intent (step 2); returns their outcomes. A retryable failure (the
-        node down) leaves the rest open for the next call and is logged, never raised: the
-        attestations it follows are done either way."""
-        outcomes: list[dict[str, Any]] = []
-        for intent in await self.journal.call(self.journal.open_intents, INTENT):
-            try:
-                outcome = await self._send(intent)
-            except PermanentError as error:
-                outcome = {"refused": str(error), "root": intent.data["root"]}
-                log.warning("validation of root %s refused: %s", intent.data["root"][:16], error)
-            except Exception as error:  # retryable (the node down): the rest wait for the next drain
-                log.warning("validation of root %s not sent yet: %s", intent.data["root"][:16], error)
-                break
-            await self.journal.call(self.journal.complete_intent, intent.id, outcome)
-            outcomes.append(outcome)
-        return outcomes
+    async def drain(self, *, flush: bool = False) -> list[dict[str, Any]]:
+        """Sends what is due (steps 2 and 3; `flush`: everything waiting); returns the outcomes.
+        A retryable failure (the node down) leaves the rest open for the next call and is
+        logged, never raised: the attestations it follows are done either way."""
+        async with self._draining:
+            outcomes: list[dict[str, Any]] = []
+            for group in await self._gather(flush):
+                try:
+                    outcome = await self._send(group)
+                except PermanentError as error:
+                    outcome = {"refused": str(error), "intents": [i.id for i in group]}
+                    log.warning("validation of intents %s refused: %s", [i.id for i in group], error)
+                except Exception as error:  # retryable (the node down): the rest wait for the next drain
+                    log.warning("validation of intents %s not sent yet: %s", [i.id for i in group], error)
+                    break
+                for intent in group:
+                    await self.journal.call(self.journal.complete_intent, intent.id, outcome)
+                outcomes.append(outcome)
+            return outcomes
 
-    async def _send(self, intent: Intent) -> dict[str, Any]:
-        model_id = int(intent.data["model_id"])
-        assets = [bytes.fromhex(a) for a in intent.data["assets"]]
-        agent_id = int(intent.data["agent_id"])
-        root = bytes.fromhex(intent.data["root"])
+    async def _gather(self, flush: bool) -> list[list[Intent]]:
+        """The groups to send now: those gathered before (a crash between), then new gatherings
+        of waiting intents that are due, written down before they are sent."""
+        mine = [
+            i
+            for i in await self.journal.call(self.journal.open_intents, INTENT)
+            if int(i.data["agent_id"]) == self.target.agent_id
+        ]
+        gathered: dict[int, list[Intent]] = {}
+        waiting: dict[tuple[int, str], list[Intent]] = {}
+        for intent in mine:
+            if "group" in intent.data:
+                gathered.setdefault(int(intent.data["group"]), []).append(intent)
+            else:
+                waiting.setdefault((int(intent.data["model_id"]), str(intent.data["verdict"])), []).append(intent)
+        groups = list(gathered.values())
+        now = time.time()
+        for bucket in waiting.values():
+            count = sum(len(i.data["assets"]) for i in bucket)
+            oldest = min(float(i.data.get("noted_at", 0.0)) for i in bucket)
+            if not (flush or count >= self.gathering.min_assets or now - oldest >= self.gathering.linger_s):
+                continue
+            for group in _pack(bucket):
+                for member in group:
+                    await self.journal.call(self.journal.update_intent, member.id, {"group": group[0].id})
+                groups.append(group)
+        return groups
+
+    async def _send(self, group: Sequence[Intent]) -> dict[str, Any]:
+        model_id = int(group[0].data["model_id"])
+        agent_id = int(group[0].data["agent_id"])
+        assets = [bytes.fromhex(a) for intent in group for a in intent.data["assets"]]
+        root = self.domain.batch(model_id, assets).root
         key = bytes(self.client.account.key)
         for attempt in range(SALT_ATTEMPTS):
             salt = salt_for(key, self.domain, root, attempt)
@@ -164,6 +214,21 @@ class Validations:
                 raise
         holder, holder_agent, *_ = await self.client.call(VALIDATION, "getValidationStatus", request_hash)
         return str(holder).lower() == str(validator).lower() and int(holder_agent) == agent_id
+
+
+def _pack(bucket: Sequence[Intent]) -> list[list[Intent]]:
+    """Consecutive intents in groups of at most `MAX_ASSETS` assets (an intent is one chunk's,
+    never more than a proof covers, so it always fits a group)."""
+    groups: list[list[Intent]] = []
+    size = MAX_ASSETS
+    for intent in bucket:
+        count = len(intent.data["assets"])
+        if size + count > MAX_ASSETS:
+            groups.append([])
+            size = 0
+        groups[-1].append(intent)
+        size += count
+    return groups
 
 
 def _tx(receipt: Any) -> str:

@@ -22,9 +22,11 @@ Lifecycle of `Stage.run()`:
    oldest ready one has waited `linger_s` seconds: batches by size or time. A stage that names
    its `upstream` (the journal stages that feed its origin) does not linger when nothing is
    there: no job could join the batch, so waiting would only add latency.
-5. With nothing to claim, wait for a wake-up on the input queue or `idle` seconds (a batching
-   stage holding back a short batch waits no longer than its oldest job's linger has left).
-6. `stop()` (SIGTERM): no new claims; the batch in hand is finished and journaled; `run` returns.
+5. With nothing to claim, `idle_work` (a stage's own background chores; none by default), then
+   wait for a wake-up on the input queue or `idle` seconds (a batching stage holding back a short
+   batch waits no longer than its oldest job's linger has left).
+6. `stop()` (SIGTERM): no new claims; the batch in hand is finished and journaled; `finish` (a
+   stage's last chores; none by default); `run` returns.
 
 With `concurrency` > 1, that many of these loops run at once, each with batches of its own (for
 a stage whose work runs in a pool of that many workers: the next batch is in the pool before the
@@ -132,12 +134,19 @@ class Stage(ABC):
     def stop(self) -> None:
         self._stopping.set()
 
+    async def idle_work(self) -> None:  # noqa: B027 - a hook: most stages have no chores
+        """Background chores for when nothing is ready to claim (step 5); none by default."""
+
+    async def finish(self) -> None:  # noqa: B027 - a hook: most stages have no last chores
+        """Last chores once stopped, after the batch in hand is journaled (step 6); none by default."""
+
     async def run(self) -> None:
         freed = await self.journal.call(self.journal.release_owner, self.worker)
         if freed:
             log.info("freed leases of a previous life", extra={"fields": {"stage": self.name, "jobs": freed}})
         if self.concurrency == 1:
             await self._loop()
+            await self.finish()
             return
         loops = [asyncio.ensure_future(self._loop()) for _ in range(self.concurrency)]
         try:
@@ -145,10 +154,12 @@ class Stage(ABC):
         finally:  # one loop failed: the others go with it, as a lone loop's failure ends the stage
             for loop in loops:
                 loop.cancel()
+        await self.finish()
 
     async def _loop(self) -> None:
         while not self._stopping.is_set():
             if not await self.step():
+                await self.idle_work()
                 await self._wait()
 
     async def _wait(self) -> None:

@@ -1019,3 +1019,47 @@ def test_a_squatted_validation_hash_costs_the_prover_a_salt_not_its_validation(
     assert bytes.fromhex(outcome["request_hash"]) in [bytes(h) for h in validations.getAgentValidations(prover)]
     assert validator.answerOf(copied)[0] is False  # the copy is never answered
     assert parts.journal.open_intents(INTENT) == []
+
+
+def test_the_prover_gathers_chunks_into_one_validation_request(
+    parts: Parts, project: Any, local_chain: Any, accounts: Any
+):
+    """Chunks of one model version and verdict wait until enough assets are gathered (or long
+    enough, or the prover stops: `flush`), then one request covers them all; a gathering written
+    down before a crash is sent as it was, whatever the next life's gathering rules."""
+    from agents.daemons.prove import ProveStage
+    from agents.daemons.validate import INTENT, Gathering, ProvenChunk, Validations
+    from agents.models.head import VERDICTS
+
+    operator = accounts[0]
+    jobs_made = asyncio.run(make_assets(parts, str(operator.address)))
+    provenance = contract(project, local_chain, "ProvenanceRegistry")
+    validations = contract(project, local_chain, "ValidationRegistry")
+    validator = contract(project, local_chain, "ZkmlValidator")
+    prover = ProveStage(parts.journal, parts.chain(), local_chain.head_models, worker="test/prover")
+    chunks = []
+    for job in jobs_made:  # one proof each: two chunks
+        asyncio.run(prover.process([job]))
+        asset = bytes.fromhex(job.payload["sha256"])
+        model_id = next(m for _, m in local_chain.head_models.values() if provenance.attestationOf(asset, m)[0])
+        verdict = VERDICTS[int(provenance.attestationOf(asset, model_id)[2])]
+        chunks.append(ProvenChunk(model_id, [job.key], [asset], [verdict]))
+    assert len({c.model_id for c in chunks}) == 1
+    assert parts.validation is not None
+    waiting = Validations(parts.journal, parts.chain(), parts.validation, Gathering(min_assets=3, linger_s=3600))
+    agent = local_chain.agents.ids["prover"]
+    before = list(validations.getAgentValidations(agent))
+    for chunk in chunks:
+        asyncio.run(waiting.note(chunk))
+        assert asyncio.run(waiting.drain()) == []  # 1, then 2 assets: fewer than 3, and not old
+    # gathered, then the process dies before sending: a later life sends that gathering
+    groups = asyncio.run(waiting._gather(True))
+    assert [len(g) for g in groups] == [2]
+    later = Validations(parts.journal, parts.chain(), parts.validation, Gathering(min_assets=100, linger_s=3600))
+    [outcome] = asyncio.run(later.drain())
+    assert outcome["assets"] == 2 and outcome["response"] == 100
+    assert parts.journal.open_intents(INTENT) == []
+    [new] = [bytes(h) for h in validations.getAgentValidations(agent) if h not in before]
+    assert new.hex() == outcome["request_hash"]
+    answered, response, count, *_ = validator.answerOf(new)
+    assert (answered, response, count) == (True, 100, 2)

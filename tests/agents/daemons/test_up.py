@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -117,7 +118,7 @@ def _agent_api_finds_the_deployment(base: str, rpc: str, tmp_path: Path) -> None
             api.wait(timeout=60)
 
 
-def _erc8004_agents_and_validation(base: str, rpc: str | None, digest: str) -> None:
+def _erc8004_agents_and_validation(base: str, rpc: str | None, digest: str, up: subprocess.Popen[bytes]) -> None:
     """up registered the operator's agents in ERC-8004 registries it deployed: each agentURI is
     this API's registration file, and the endpoint domain lists all three. With an RPC, the
     prover's validation request covering the asset is answered 100 on chain."""
@@ -140,12 +141,17 @@ def _erc8004_agents_and_validation(base: str, rpc: str | None, digest: str) -> N
         address=contracts["ValidationRegistry"]["address"], abi=contracts["ValidationRegistry"]["abi"]
     )
     (prover,) = [a["agentId"] for a in index["agents"] if a["role"] == "prover"]
-    covering = []
-    for request_hash in registry.functions.getAgentValidations(prover).call():
-        status, record = call(f"{base}/v1/validations/0x{bytes(request_hash).hex()}")
-        assert status == 200 and record["state"] == "answered" and record["response"] == 100, record
-        covering += [record for item in record["items"] if item["asset"] == digest]
-    assert len(covering) == 1, "one validation covers the asset"
+
+    def covering() -> list[dict[str, Any]]:
+        found = []
+        for request_hash in registry.functions.getAgentValidations(prover).call():
+            status, record = call(f"{base}/v1/validations/0x{bytes(request_hash).hex()}")
+            assert status == 200 and record["state"] == "answered" and record["response"] == 100, record
+            found += [record for item in record["items"] if item["asset"] == digest]
+        return found
+
+    wait_for(lambda: len(covering()) > 0, 60, up)  # the prover gathers chunks for up to 5 s
+    assert len(covering()) == 1, "one validation covers the asset"
 
 
 @pytest.mark.parametrize("rpc_port", [None, "free"], ids=["embedded", "anvil"])
@@ -202,7 +208,7 @@ def test_proofmint_up_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path: Path,
             (asset,) = [a for a in listed["items"] if a["requester"] == "api"]
             assert asset["prompt"] == PROMPT and asset["zk"]["status"] == "attested"
             assert asset["creator"]
-            _erc8004_agents_and_validation(base, rpc, asset["digest"])
+            _erc8004_agents_and_validation(base, rpc, asset["digest"], process)
             if rpc is not None:
                 _attach_and_pay(base, rpc, asset["digest"], tmp_path)
                 _stock_x402_client_pays_in_dollars(base, rpc, asset["digest"])

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -108,12 +109,16 @@ def test_a_foreign_message_without_a_key_is_dropped_not_looped(redis_url: str):
 
 _CONSUMER = textwrap.dedent(
     """
-    import asyncio, sys
+    import asyncio, pathlib, sys
     import redis.asyncio as aioredis
     from agents.runtime.queues import RedisStreamQueue
 
     async def main() -> None:
         queue = RedisStreamQueue(aioredis.from_url(sys.argv[1]), sys.argv[2], reclaim_after=0.5)
+        folder = pathlib.Path(sys.argv[4])
+        (folder / f"ready-{sys.argv[3]}").touch()
+        while not (folder / "go").exists():  # both start together: neither drains the stream alone
+            await asyncio.sleep(0.01)
         idle = 0
         while idle < 20:
             message = await queue.get(sys.argv[3], 0.1)
@@ -123,6 +128,7 @@ _CONSUMER = textwrap.dedent(
             idle = 0
             print(message.key, flush=True)
             await queue.ack(message)
+            await asyncio.sleep(0.002)  # a little work per message, so the two interleave
 
     asyncio.run(main())
     """
@@ -139,9 +145,18 @@ def test_two_processes_share_a_stream_and_each_message_is_handled_once(redis_url
 
     asyncio.run(fill())
     workers = [
-        subprocess.Popen([sys.executable, "-c", _CONSUMER, redis_url, name, f"w{n}"], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", _CONSUMER, redis_url, name, f"w{n}", str(tmp_path)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         for n in range(2)
     ]
+    deadline = time.monotonic() + 120
+    while not all((tmp_path / f"ready-w{n}").exists() for n in range(2)):
+        assert time.monotonic() < deadline and all(w.poll() is None for w in workers), "the workers did not start"
+        time.sleep(0.01)
+    (tmp_path / "go").touch()
     outputs = [w.communicate(timeout=120)[0].split() for w in workers]
     assert all(outputs), "both workers took part"
     handled = outputs[0] + outputs[1]

@@ -120,6 +120,29 @@ def test_stop_finishes_the_batch_in_hand_and_returns(journal: Journal):
     assert journal.counts() == {"hashed": 2, "requested": 1}  # the batch in hand was journaled
 
 
+def test_an_idle_stage_does_its_chores_and_its_last_ones_once_stopped(journal: Journal):
+    """`idle_work` runs whenever there is nothing to claim (not while a batch is ready), and
+    `finish` once, after the last batch is journaled."""
+    journal.submit("k0", "t", {"text": "x"}, stage="requested")
+    calls: list[str] = []
+
+    class Chores(Hash):
+        async def process(self, jobs: Sequence[Job]) -> Sequence[Outcome]:
+            calls.append("batch")
+            return await super().process(jobs)
+
+        async def idle_work(self) -> None:
+            calls.append("idle")
+            if calls.count("idle") == 3:
+                self.stop()
+
+        async def finish(self) -> None:
+            calls.append(f"finish {journal.counts()}")
+
+    asyncio.run(asyncio.wait_for(Chores(journal, worker="w", batch=2, idle=0.01).run(), 5))
+    assert calls == ["batch", "idle", "idle", "idle", "finish {'hashed': 1}"]
+
+
 def test_a_draining_stage_claims_nothing(journal: Journal):
     journal.submit("k", "t", {"text": "x"}, stage="requested")
     stage = Hash(journal, worker="w", batch=2)
