@@ -9,6 +9,16 @@ import pytest
 CONTRACT_SUITES = Path(__file__).resolve().parent / "contracts"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """`ape.reverts` made strict for custom errors (tests/strict_reverts.py): a check of an error
+    ape could not decode is decoded from the raw revert data instead of passing unchecked."""
+    import ape
+
+    from tests.strict_reverts import StrictReverts
+
+    ape.reverts = StrictReverts  # type: ignore[attr-defined]
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Marks the contract suites `contracts` (the Makefile runs them on the embedded chain, a
     `smoke` few on anvil too)."""
