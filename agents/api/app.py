@@ -95,8 +95,8 @@ class ApiDeps:
     both ways), or None: vouchers only."""
     agents: AgentDirectory | None = None
     """The operator's ERC-8004 agents whose registration files this API serves, or None."""
-    payment_evidence: PaymentEvidence | None = None
-    """Who paid the operator, kept between readings of its agents' reputation (made on first use)."""
+    payment_evidence: PaymentEvidence | None = field(init=False)
+    """Who paid the operator, kept between readings of its agents' reputation (with `agents`)."""
     catalog: Catalog = field(init=False)
     lineage: LineageIndex = field(init=False)
     previews: Previews = field(init=False)
@@ -105,6 +105,11 @@ class ApiDeps:
         self.catalog = Catalog(self.journal)
         self.lineage = LineageIndex(self.chain.client)
         self.previews = Previews()
+        self.payment_evidence = (
+            PaymentEvidence(self.chain.client, self.journal, self.paywall.service, self.agents.owner)
+            if self.agents is not None
+            else None
+        )
 
 
 DEPS: web.AppKey[ApiDeps] = web.AppKey("deps", ApiDeps)
@@ -399,28 +404,30 @@ async def agents_index(request: web.Request) -> web.Response:
     )
 
 
-async def agent_registration(request: web.Request) -> web.Response:
-    """One agent's ERC-8004 registration file (what its on-chain agentURI resolves to)."""
+def _role(request: web.Request) -> tuple[AgentDirectory, str]:
+    """The directory and the path's `role`, one of its agents (404 otherwise)."""
     directory = _directory(request)
     role = request.match_info["role"]
     if role not in directory.ids:
         raise ApiError(404, f"no agent {role!r}: the agents are {', '.join(directory.ids)}", code="unknown_agent")
+    return directory, role
+
+
+async def agent_registration(request: web.Request) -> web.Response:
+    """One agent's ERC-8004 registration file (what its on-chain agentURI resolves to)."""
+    directory, role = _role(request)
     return _json(registration_file(directory, role, x402=_deps(request).exact_token is not None))
 
 
 async def agent_reputation(request: web.Request) -> web.Response:
     """An agent's ERC-8004 feedback, counted only from clients who paid (agents.api.reputation)."""
     deps = _deps(request)
-    directory = _directory(request)
-    role = request.match_info["role"]
-    if role not in directory.ids:
-        raise ApiError(404, f"no agent {role!r}: the agents are {', '.join(directory.ids)}", code="unknown_agent")
+    directory, role = _role(request)
     tags = {name: request.query.get(name, "") for name in ("tag1", "tag2")}
     for name, value in tags.items():
         if len(value) > 64:
             raise ApiError(400, f"{name} is at most 64 characters", code="bad_query", details={"parameter": name})
-    if deps.payment_evidence is None:
-        deps.payment_evidence = PaymentEvidence(deps.chain.client, deps.journal, deps.paywall.service, directory.owner)
+    assert deps.payment_evidence is not None  # made with the directory (ApiDeps.__post_init__)
     summary = await reputation(deps.payment_evidence, directory.ids[role], tag1=tags["tag1"], tag2=tags["tag2"])
     return _json({"role": role, **summary})
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from agents.deploy.erc8004 import ROLES
+
 DIGEST = {"type": "string", "pattern": "^(0x)?[0-9a-fA-F]{64}$", "description": "sha-256 of the image, hex"}
 ADDRESS = {"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"}
 UINT = {"type": "string", "pattern": "^[0-9]+$", "description": "an unsigned integer, decimal"}
@@ -625,6 +627,7 @@ def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 
 DIGEST_PARAM = _path_param("digest", DIGEST)
+ROLE_PARAM = _path_param("role", {"type": "string", "enum": list(ROLES)})
 LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": 200})
 PAYMENT = {
     "name": "PAYMENT-SIGNATURE",
@@ -801,9 +804,7 @@ def document() -> dict[str, Any]:
             "/v1/agents/{role}/registration.json": {
                 "get": {
                     "summary": "One agent's ERC-8004 registration file (its on-chain agentURI)",
-                    "parameters": [
-                        _path_param("role", {"type": "string", "enum": ["generator", "prover", "settlement"]})
-                    ],
+                    "parameters": [ROLE_PARAM],
                     "responses": _ok("the registration file", "AgentRegistration") | _errors(404),
                 }
             },
@@ -811,7 +812,7 @@ def document() -> dict[str, Any]:
                 "get": {
                     "summary": "One agent's ERC-8004 reputation, counted only from paying clients",
                     "parameters": [
-                        _path_param("role", {"type": "string", "enum": ["generator", "prover", "settlement"]}),
+                        ROLE_PARAM,
                         _query("tag1", {"type": "string", "maxLength": 64}),
                         _query("tag2", {"type": "string", "maxLength": 64}),
                     ],

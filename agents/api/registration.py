@@ -14,7 +14,8 @@ from typing import Any
 
 from agents.core.validation import TAG, ValidationDomain
 from agents.deploy.erc8004 import REGISTRATION_TYPE, ROLES, VALIDATION, VALIDATOR, AgentDirectory
-from agents.runtime.chain import ChainClient
+from agents.runtime.chain import ChainClient, tx_hash_hex
+from agents.runtime.retry import is_revert
 
 TRUST: Mapping[str, tuple[str, ...]] = {
     "generator": ("reputation",),
@@ -23,10 +24,6 @@ TRUST: Mapping[str, tuple[str, ...]] = {
 }
 """The trust models each agent offers: clients' feedback for all (counted only from paying
 clients), and zkML validation of the prover's work through proofmint's validator."""
-
-
-REVERTS = frozenset({"ContractLogicError", "ContractCustomError", "TransactionFailed"})
-"""How a reverted call surfaces: web3's errors, and eth-tester's on the embedded chain."""
 
 
 def registrations(directory: AgentDirectory) -> list[dict[str, Any]]:
@@ -100,7 +97,7 @@ async def validation_record(client: ChainClient, chain_id: int, request_hash: by
     try:
         status = await client.call(VALIDATION, "getValidationStatus", request_hash)
     except Exception as error:
-        if type(error).__name__ in REVERTS:  # ValidationRegistry__UnknownRequest
+        if is_revert(error):  # ValidationRegistry__UnknownRequest
             return None
         raise
     if str(status[0]).lower() != str(validator.address).lower():
@@ -122,9 +119,7 @@ async def validation_record(client: ChainClient, chain_id: int, request_hash: by
         return record
     assets = [bytes(a) for a in logs[0]["args"]["assets"]]
     domain = ValidationDomain(chain_id, str(validator.address), str(client.contract("ProvenanceRegistry").address))
-    batch = domain.batch(int(model_id), assets)
-    if batch.root != bytes(root):  # cannot happen: respond checked it; say nothing rather than something wrong
-        return record
+    batch = domain.batch(int(model_id), assets)  # its root is `root`: respond checked the assets against it
     items = []
     for index, asset in enumerate(assets):
         attested, score, verdict = await client.call("ProvenanceRegistry", "attestationOf", asset, int(model_id))
@@ -137,12 +132,11 @@ async def validation_record(client: ChainClient, chain_id: int, request_hash: by
                 "verify": f"proofmint verify 0x{asset.hex()}",
             }
         )
-    tx_hash = logs[0]["transactionHash"]
     record.update(
         {
-            "root": "0x" + batch.root.hex(),
+            "root": "0x" + bytes(root).hex(),
             "responseHash": "0x" + batch.response_hash().hex(),
-            "responseTx": tx_hash.hex() if hasattr(tx_hash, "hex") else str(tx_hash),
+            "responseTx": tx_hash_hex(logs[0]["transactionHash"]),
             "items": items,
         }
     )

@@ -27,7 +27,7 @@ from agents.api.chainview import EventIndex
 from agents.core.addresses import checksummed
 from agents.deploy.erc8004 import REPUTATION
 from agents.runtime import jobs
-from agents.runtime.chain import ChainClient
+from agents.runtime.chain import ChainClient, tx_hash_hex
 from agents.runtime.journal import Journal
 
 LICENSES: Final = "LicenseManager"
@@ -50,9 +50,8 @@ class PaymentEvidence:
         self._ours: dict[bytes, bool] = {}
 
     def _on_settled(self, log: Any) -> None:
-        tx = log["transactionHash"]
         by_terms = self._settled.setdefault(str(log["args"]["payer"]).lower(), {})
-        by_terms.setdefault(int(log["args"]["termsId"]), tx.hex() if hasattr(tx, "hex") else str(tx))
+        by_terms.setdefault(int(log["args"]["termsId"]), tx_hash_hex(log["transactionHash"]))
 
     async def refresh(self) -> None:
         await self._vouchers.refresh()

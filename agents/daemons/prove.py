@@ -36,7 +36,7 @@ from agents.core.reverts import WouldRevertError
 from agents.daemons.validate import ProvenChunk, Validations
 from agents.models.head import VERDICTS, payload_row
 from agents.runtime import jobs
-from agents.runtime.chain import ChainClient
+from agents.runtime.chain import ChainClient, tx_hash_hex
 from agents.runtime.journal import Job
 from agents.runtime.stage import Done, Failed, Outcome, Stage
 
@@ -173,7 +173,7 @@ class ProveStage(Stage):
                 REGISTRY, "InferenceAttested", from_block=min(blocks), argument_filters={"modelId": model_id}
             )
             for log in logs:
-                tx = _hash_hex(log["transactionHash"])
+                tx = tx_hash_hex(log["transactionHash"])
                 txs.update({(model_id, int(seq)): (tx, i) for i, seq in enumerate(log["args"]["seqs"])})
         return txs
 
@@ -203,7 +203,7 @@ class ProveStage(Stage):
             if "Attested" not in str(error):
                 raise
             return []  # attested meanwhile: the next claim finds it so and moves it on
-        tx = _hash_hex(receipt["transactionHash"])
+        tx = tx_hash_hex(receipt["transactionHash"])
         verdicts = {
             int(seq): VERDICTS[int(verdict)]
             for log in self.client.logs(REGISTRY, "InferenceAttested", receipt)
@@ -224,9 +224,3 @@ class ProveStage(Stage):
             )
             for job, score, seq in zip(chunk, calldata.scores, seqs, strict=True)
         ]
-
-
-def _hash_hex(value: Any) -> str:
-    """A transaction hash as the journal keeps it: hex, no 0x."""
-    text = value.hex() if hasattr(value, "hex") else str(value)
-    return text.removeprefix("0x")

@@ -41,7 +41,7 @@ from agents.core.errors import PermanentError
 from agents.core.reverts import WouldRevertError
 from agents.core.validation import MAX_ASSETS, ValidationDomain, request_hash_of, salt_for
 from agents.deploy.erc8004 import VALIDATION, VALIDATOR
-from agents.runtime.chain import ChainClient
+from agents.runtime.chain import ChainClient, tx_hash_hex
 from agents.runtime.journal import Intent, Journal
 
 INTENT: Final = "erc8004-validation"
@@ -186,7 +186,10 @@ class Validations:
                 receipt = await self.client.transact(
                     VALIDATOR, "respond", request_hash, salt, model_id, assets, label="ZkmlValidator.respond"
                 )
-                sent["response_tx"], sent["response_gas"] = _tx(receipt), int(receipt["gasUsed"])
+                sent["response_tx"], sent["response_gas"] = (
+                    tx_hash_hex(receipt["transactionHash"]),
+                    int(receipt["gasUsed"]),
+                )
             except WouldRevertError as error:
                 if "AlreadyAnswered" not in str(error):
                     raise
@@ -207,7 +210,7 @@ class Validations:
             receipt = await self.client.transact(
                 VALIDATION, "validationRequest", validator, agent_id, uri, request_hash, label="validationRequest"
             )
-            sent["request_tx"], sent["request_gas"] = _tx(receipt), int(receipt["gasUsed"])
+            sent["request_tx"], sent["request_gas"] = tx_hash_hex(receipt["transactionHash"]), int(receipt["gasUsed"])
             return True
         except WouldRevertError as error:
             if "RequestExists" not in str(error):
@@ -229,9 +232,3 @@ def _pack(bucket: Sequence[Intent]) -> list[list[Intent]]:
         groups[-1].append(intent)
         size += count
     return groups
-
-
-def _tx(receipt: Any) -> str:
-    value = receipt["transactionHash"]
-    text = value.hex() if hasattr(value, "hex") else str(value)
-    return text.removeprefix("0x")

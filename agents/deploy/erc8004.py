@@ -75,8 +75,12 @@ class AgentRegistries:
 
     def addresses(self) -> dict[str, str]:
         """Contract name -> address, for deployment records and the chain client."""
-        named = {IDENTITY: self.identity, REPUTATION: self.reputation, VALIDATION: self.validation}
-        named[VALIDATOR] = self.validator
+        named = {
+            IDENTITY: self.identity,
+            REPUTATION: self.reputation,
+            VALIDATION: self.validation,
+            VALIDATOR: self.validator,
+        }
         return {name: address for name, address in named.items() if address is not None}
 
 

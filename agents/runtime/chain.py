@@ -29,6 +29,12 @@ class ChainConfigError(PermanentError, ValueError):
     """Contract artifacts or addresses are missing or malformed."""
 
 
+def tx_hash_hex(value: Any) -> str:
+    """A transaction hash (bytes, HexBytes or text) as the journal keeps it: hex, no 0x."""
+    text = value.hex() if hasattr(value, "hex") else str(value)
+    return text.removeprefix("0x")
+
+
 def load_abis(root: Path, names: Iterable[str] = CORE) -> dict[str, list[dict[str, Any]]]:
     """The ABIs of `names` from ape's build manifest (`.build/__local__.json`)."""
     path = root / ".build" / "__local__.json"

@@ -56,6 +56,15 @@ _TRANSIENT_RPC = (
 )
 
 
+REVERTS = frozenset({"ContractLogicError", "ContractCustomError", "ContractPanicError", "TransactionFailed"})
+"""How a reverted call surfaces: web3's errors, and eth-tester's on the embedded chain."""
+
+
+def is_revert(error: BaseException) -> bool:
+    """Whether a node call failed because the contract reverted (permanent: never retried)."""
+    return type(error).__name__ in REVERTS
+
+
 def is_retryable_rpc(error: BaseException) -> bool:
     """For calls to a node: network failures, HTTP 429/5xx, timeouts and undecodable answers are
     retried; a revert, an invalid transaction or bad input is not."""
@@ -66,7 +75,7 @@ def is_retryable_rpc(error: BaseException) -> bool:
     if isinstance(error, json.JSONDecodeError | UnicodeDecodeError):  # garbage from a proxy
         return True
     name = type(error).__name__
-    if name in ("ContractLogicError", "ContractCustomError", "ContractPanicError", "TransactionNotFound"):
+    if is_revert(error) or name == "TransactionNotFound":
         return False
     if name in ("ProviderConnectionError", "TimeExhausted", "BadResponseFormat"):
         return True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import os
 from collections.abc import Iterator
@@ -11,13 +10,14 @@ from typing import Any
 
 import ape
 from ape.exceptions import ContractLogicError, CustomError
-from eth_abi.abi import decode, encode
+from eth_abi.abi import encode
 from eth_utils import to_checksum_address
 from eth_utils.crypto import keccak
 from hypothesis import HealthCheck, settings
 
 from agents.core.merkle import AssetRecord, DataTree
 from agents.core.vouchers import CallVoucher, Voucher, settle_arguments, sign_voucher
+from tests.strict_reverts import StrictReverts, revert_data
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 ETH = ZERO_ADDRESS
@@ -299,48 +299,11 @@ def vrs(signature: bytes) -> tuple[int, bytes, bytes]:
     return signature[64], signature[:32], signature[32:64]
 
 
-def _revert_data(error: ContractLogicError) -> bytes | None:
-    """The raw revert data of an error ape did not decode, or None when it has none."""
-    message = str(error.revert_message)
-    if message.startswith("0x"):
-        return bytes.fromhex(message[2:])
-    if message.startswith(("b'", 'b"')):
-        return bytes(ast.literal_eval(message))
-    return None
-
-
-def _same(expected: Any, actual: Any) -> bool:
-    if isinstance(actual, str) and isinstance(expected, str):
-        return actual.lower() == expected.lower()
-    if isinstance(expected, bytes | bytearray) and isinstance(actual, bytes | bytearray):
-        return bytes(expected) == bytes(actual)
-    return bool(expected == actual)
-
-
-@contextmanager
-def reverts(error: Any, **inputs: Any) -> Iterator[None]:
+def reverts(error: Any, **inputs: Any) -> StrictReverts:
     """Expects the custom error `error` (a contract instance's error type) with `inputs` (a
-    subset of its arguments), strictly: ape.reverts lets any revert it did not decode pass for an
-    expected custom error. What ape does not decode (revert data holding a 0x27 byte on the
-    embedded chain, or an error bubbled up from a contract the called one called; see
-    `reverts_raw`) is decoded here from the raw data against `error`'s ABI."""
-    try:
-        yield
-    except ContractLogicError as raised:
-        if isinstance(raised, CustomError):
-            assert type(raised).__name__ == error.__name__, f"expected {error.__name__}, got {raised!r}"
-            got = dict(raised.inputs)
-        else:
-            data = _revert_data(raised)
-            assert data is not None, f"expected {error.__name__}, got {raised!r}"
-            abi = error.abi
-            assert data[:4] == keccak(text=abi.selector)[:4], f"expected {abi.selector}, got 0x{data.hex()}"
-            values = decode([i.canonical_type for i in abi.inputs], data[4:])
-            got = dict(zip([i.name for i in abi.inputs], values, strict=True))
-        for name, value in inputs.items():
-            assert _same(value, got[name]), f"{error.__name__}.{name}: expected {value!r}, got {got[name]!r}"
-    else:
-        raise AssertionError(f"did not revert (expected {error.__name__})")
+    subset of its arguments), strictly even where ape cannot decode the revert
+    (`tests.strict_reverts`, which the suite also installs as `ape.reverts`)."""
+    return StrictReverts(error, **inputs)
 
 
 @contextmanager
@@ -359,7 +322,7 @@ def reverts_raw(signature: str, *args: Any) -> Iterator[None]:
             assert type(error).__name__ == signature[: signature.index("(")], repr(error)
             assert tuple(error.inputs.values()) == args, repr(error)
             return
-        data = _revert_data(error)
+        data = revert_data(error)
         if data is None:
             raise AssertionError(f"expected {signature} with {args}, got {error!r}") from error
         assert data == expected, f"expected {signature} with {args}, got 0x{data.hex()}"
