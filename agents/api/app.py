@@ -43,6 +43,8 @@ from agents.api.registration import registration_file, validation_record, well_k
 from agents.api.reputation import PaymentEvidence, reputation
 from agents.api.review import decision_of, review_item
 from agents.api.review import eip712 as review_types
+from agents.api.upto import SCHEME as UPTO
+from agents.api.upto import UptoOffer, accept_upto, parse_upto, payment_view
 from agents.api.views import Asset, LineageGraph, asset_detail, asset_view, chain_view, hex0x, request_status
 from agents.api.x402 import (
     LEGACY_SIGNATURE_HEADER,
@@ -60,6 +62,7 @@ from agents.api.x402 import (
     settlement_response,
 )
 from agents.api.x402 import SCHEME as VOUCHER_SCHEME
+from agents.core.metering import RequestPricing
 from agents.core.requests import MAX_PROMPT_CHARS, GenerationRequest, GeneratorError
 from agents.core.settlement import parse_voucher
 from agents.core.vouchers import VOUCHER_TYPES, domain
@@ -93,6 +96,9 @@ class ApiDeps:
     exact_token: ExactToken | None = None
     """The EIP-3009 token x402 `exact` payments are taken in (terms priced in it are offered
     both ways), or None: vouchers only."""
+    request_pricing: RequestPricing | None = None
+    """What generation requests cost (with `exact_token`, the token they are paid in): `POST
+    /v1/requests` takes x402 `upto` payments. None: requests are free (where they are taken)."""
     agents: AgentDirectory | None = None
     """The operator's ERC-8004 agents whose registration files this API serves, or None."""
     payment_evidence: PaymentEvidence | None = field(init=False)
@@ -462,6 +468,10 @@ async def x402_supported(request: web.Request) -> web.Response:
         token = deps.exact_token
         extra = {"asset": token.address, "name": token.name, "version": token.version}
         kinds.append({"x402Version": X402_VERSION, "scheme": EXACT, "network": network, "extra": extra})
+        if deps.request_pricing is not None:  # POST /v1/requests, settled by the service after the work
+            upto = {"asset": token.address, "facilitatorAddress": deps.paywall.service,
+                    "assetTransferMethod": "permit2"}  # fmt: skip
+            kinds.append({"x402Version": X402_VERSION, "scheme": UPTO, "network": network, "extra": upto})
     return _json({"kinds": kinds, "extensions": [], "signers": {"eip155:*": [deps.paywall.service]}})
 
 
@@ -678,11 +688,8 @@ async def submit_voucher(request: web.Request) -> web.Response:
     return _json({"queued": queued, "cumulativeAmount": str(voucher.voucher.cumulative_amount)}, status=202)
 
 
-async def submit_request(request: web.Request) -> web.Response:
-    """A generation request for the agents (enabled with `accept_requests`): journaled once per
-    (request, requester), like the CLI's and the chain's."""
-    deps = _deps(request)
-    body = await _json_body(request, "the request")
+def _generation_of(body: Any) -> tuple[GenerationRequest, str | None]:
+    """The generation request in a `POST /v1/requests` body, and the requester it names (if any)."""
     if not isinstance(body, dict):
         raise ApiError(422, "the request is a JSON object", code="bad_request_fields")
     prompt = body.get("prompt")
@@ -691,8 +698,8 @@ async def submit_request(request: web.Request) -> web.Response:
     unknown = set(body) - {"prompt", "seed", "steps", "guidance", "negativePrompt", "requester"}
     if unknown:
         raise ApiError(422, f"unknown fields {sorted(unknown)}", code="bad_request_fields")
-    requester = body.get("requester", "api")
-    if not isinstance(requester, str) or len(requester) > 64:
+    requester = body.get("requester")
+    if requester is not None and (not isinstance(requester, str) or len(requester) > 64):
         raise ApiError(422, "requester is a string of at most 64 characters", code="bad_request_fields")
     values: dict[str, Any] = {}
     for name, default, kinds in (("seed", 0, (int,)), ("steps", 25, (int,)), ("guidance", 1.5, (int, float))):
@@ -705,11 +712,76 @@ async def submit_request(request: web.Request) -> web.Response:
         message = f"negativePrompt is a string of at most {MAX_PROMPT_CHARS} characters"
         raise ApiError(422, message, code="bad_request_fields")
     try:
-        generation = GenerationRequest(prompt=prompt, negative_prompt=negative, **values)
+        return GenerationRequest(prompt=prompt, negative_prompt=negative, **values), requester
     except GeneratorError as exc:
         raise ApiError(422, str(exc), code="bad_request_fields") from None
-    key, new = await deps.journal.call(jobs.submit_request, deps.journal, generation, requester=requester, source="api")
+
+
+async def submit_request(request: web.Request) -> web.Response:
+    """A generation request for the agents (enabled with `accept_requests`): journaled once per
+    (request, requester), like the CLI's and the chain's. Where the operator prices requests
+    (`ApiDeps.request_pricing`), paid with x402 `upto` (`agents.api.upto`), the payer its requester."""
+    deps = _deps(request)
+    generation, requester = _generation_of(await _json_body(request, "the request"))
+    if deps.request_pricing is not None:
+        if deps.exact_token is None:  # paid requests without a token to pay in: closed, never free
+            raise ApiError(503, "generation requests are paid here, but this server has no token to take them in",
+                           code="payments_unavailable")  # fmt: skip
+        return await _paid_request(request, deps, generation, requester)
+    key, new = await deps.journal.call(
+        jobs.submit_request, deps.journal, generation, requester=requester or "api", source="api"
+    )
     return _json({"key": key, "new": new}, status=202 if new else 200)
+
+
+async def _paid_request(
+    request: web.Request, deps: ApiDeps, generation: GenerationRequest, requester: str | None
+) -> web.Response:
+    """A generation request paid with x402 `upto`: 402 with the offer (at most the request's
+    maximum) until a permit for it comes; then journaled for the payer, the charge settled after
+    the work (`agents.daemons.charge`), the payment in `PAYMENT-RESPONSE` and the request's status."""
+    assert deps.request_pricing is not None and deps.exact_token is not None
+    offer = UptoOffer(deps.request_pricing.maximum(generation), deps.exact_token, deps.paywall.service,
+                      deps.chain.chain_id)  # fmt: skip
+    body = {
+        "x402Version": X402_VERSION,
+        "resource": {"url": str(request.url), "description": "one generated image, metered",
+                     "mimeType": "application/json"},
+        "accepts": [offer.requirements()],
+    }  # fmt: skip
+
+    def required(message: str, code: str) -> ApiError:
+        error = ApiError(402, message, code=code, details={"x402": {**body, "error": message}})
+        error.headers[REQUIRED_HEADER] = encode_header({**body, "error": message})
+        return error
+
+    header = request.headers.get(SIGNATURE_HEADER) or request.headers.get(LEGACY_SIGNATURE_HEADER)
+    if header is None:
+        raise required(f"payment required: authorise at most {offer.maximum} with x402 upto (see accepts)",
+                       "payment_required")  # fmt: skip
+    try:
+        permit = parse_upto(decode_header(header), offer)
+    except PaymentHeaderError as exc:
+        raise required(f"payment refused: {exc}", "bad_payment") from None
+    if requester is not None and requester.lower() != permit.payer.lower():
+        raise ApiError(422, f"a paid request's requester is its payer {permit.payer}, not {requester!r}",
+                       code="bad_request_fields")  # fmt: skip
+    try:
+        key, new, payment = await accept_upto(deps.journal, deps.chain.client, permit, offer, generation)
+    except PaymentRejectedError as exc:
+        raise required(f"payment refused: {exc}", exc.code) from None
+    response = {
+        "success": new,
+        "transaction": "",
+        "network": network_of(offer.chain_id),
+        "payer": permit.payer,
+        "extra": {"settlement": "deferred" if new else "not used", "payment": payment,
+                  "authorised": str(permit.amount), "request": key},
+    }  # fmt: skip
+    if not new:
+        response["errorReason"] = "request_exists"
+    return _json({"key": key, "new": new, "payment": payment}, status=202 if new else 200,
+                 headers={RESPONSE_HEADER: encode_header(response)})  # fmt: skip
 
 
 async def draft_derivative(request: web.Request) -> web.Response:
@@ -804,7 +876,18 @@ async def get_request(request: web.Request) -> web.Response:
     job = await deps.journal.call(deps.journal.get, key) if key.startswith("req-") and len(key) <= 80 else None
     if job is None or job.kind != jobs.ASSET:
         raise ApiError(404, f"no request {key[:80]}")
-    return _json(request_status(job))
+    return _json(await _status_of(deps, job))
+
+
+async def _status_of(deps: ApiDeps, job: Any) -> dict[str, Any]:
+    """A request's status, with its x402 upto payment where it was paid."""
+    status: dict[str, Any] = dict(request_status(job))
+    paid_with = job.payload.get("payment")
+    if isinstance(paid_with, str):
+        payment = await deps.journal.call(deps.journal.get, paid_with)
+        if payment is not None and payment.kind == jobs.X402_UPTO:
+            status["payment"] = payment_view(payment)
+    return status
 
 
 async def list_requests(request: web.Request) -> web.Response:
@@ -816,7 +899,7 @@ async def list_requests(request: web.Request) -> web.Response:
     limit = _int_query(request, "limit", 50, 1, MAX_LIMIT)
     offset = _int_query(request, "offset", 0, 0, 10**9)
     total, found = await deps.journal.call(deps.journal.of_requester, jobs.ASSET, requester, limit=limit, offset=offset)
-    return _json({"total": total, "offset": offset, "items": [request_status(job) for job in found]})
+    return _json({"total": total, "offset": offset, "items": [await _status_of(deps, job) for job in found]})
 
 
 def _instrument(metrics: Metrics) -> Middleware:

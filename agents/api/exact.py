@@ -30,8 +30,16 @@ from eth_abi.abi import encode
 from eth_utils.crypto import keccak
 
 from agents.api.paywall import PaymentRejectedError, recover_signer
-from agents.api.x402 import X402_VERSION, PaymentHeaderError, network_of
-from agents.core.addresses import address_of, checksummed
+from agents.api.x402 import (
+    PaymentHeaderError,
+    check_accepted,
+    header_address,
+    header_hex,
+    header_uint,
+    token_requirements,
+)
+from agents.core.addresses import checksummed
+from agents.core.permits import transferred
 from agents.runtime import jobs
 
 SCHEME: Final = "exact"
@@ -52,7 +60,6 @@ _TRANSFER_TYPEHASH: Final = keccak(
     ("TransferWithAuthorization(" + ",".join(f"{f['type']} {f['name']}" for f in AUTHORIZATION_FIELDS) + ")").encode()
 )
 _DOMAIN_TYPEHASH: Final = keccak(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
-_TRANSFER_TOPIC: Final = keccak(b"Transfer(address,address,uint256)")
 _ARGUMENT_TYPES: Final = [f["type"] for f in AUTHORIZATION_FIELDS] + ["uint8", "bytes32", "bytes32"]
 _SELECTOR: Final = keccak(f"transferWithAuthorization({','.join(_ARGUMENT_TYPES)})".encode())[:4]
 
@@ -94,21 +101,17 @@ class ExactOffer:
     chain_id: int
 
     def requirements(self, max_timeout_s: int = MAX_TIMEOUT_S) -> dict[str, Any]:
-        return {
-            "scheme": SCHEME,
-            "network": network_of(self.chain_id),
-            "amount": str(self.price_per_use),
-            "asset": checksummed(self.token.address),
-            "payTo": checksummed(self.pay_to),
-            "maxTimeoutSeconds": max_timeout_s,
-            "extra": {
-                "name": self.token.name,
-                "version": self.token.version,
-                "assetTransferMethod": "eip3009",
-                "assetDigest": "0x" + self.asset.hex(),
-                "termsId": self.terms_id,
-            },
-        }
+        return token_requirements(
+            SCHEME,
+            self.chain_id,
+            self.price_per_use,
+            self.token,
+            self.pay_to,
+            max_timeout_s,
+            assetTransferMethod="eip3009",
+            assetDigest="0x" + self.asset.hex(),
+            termsId=self.terms_id,
+        )
 
 
 @dataclass(frozen=True)
@@ -156,61 +159,23 @@ class Authorization:
         )
 
 
-def _uint(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise PaymentHeaderError(f"authorization.{name} is not an integer")
-    try:
-        number = int(value, 0) if isinstance(value, str) and value.startswith("0x") else int(value)
-    except ValueError as exc:
-        raise PaymentHeaderError(f"authorization.{name} is not an integer") from exc
-    if not 0 <= number < 2**256:
-        raise PaymentHeaderError(f"authorization.{name} is out of range")
-    return number
-
-
-def _hex(value: Any, name: str, size: int) -> bytes:
-    if not isinstance(value, str) or not value.startswith("0x"):
-        raise PaymentHeaderError(f"{name} is not 0x-prefixed hex")
-    try:
-        raw = bytes.fromhex(value[2:])
-    except ValueError as exc:
-        raise PaymentHeaderError(f"{name} is not 0x-prefixed hex") from exc
-    if len(raw) != size:
-        raise PaymentHeaderError(f"{name} is {len(raw)} bytes, not {size}")
-    return raw
-
-
-def _address(value: Any, name: str) -> str:
-    return address_of(_hex(value, name, 20))  # any 20 bytes are an address
-
-
 def parse_exact(payment: dict[str, Any], offer: ExactOffer) -> Authorization:
     """The authorization in a decoded `PAYMENT-SIGNATURE` (`agents.api.x402.decode_header`)
     that accepts `offer`'s exact requirements; PaymentHeaderError for anything malformed or
     accepting something else."""
-    if payment.get("x402Version") != X402_VERSION:
-        raise PaymentHeaderError(f"x402Version {payment.get('x402Version')!r} is not supported for exact (2)")
-    accepted = payment.get("accepted")
-    if not isinstance(accepted, dict) or accepted.get("scheme") != SCHEME:
-        raise PaymentHeaderError(f"the payment does not accept the {SCHEME!r} scheme")
-    wanted = offer.requirements()
-    for key in ("network", "asset", "payTo", "amount"):
-        got = accepted.get(key)
-        same = isinstance(got, str) and got.lower() == str(wanted[key]).lower()
-        if not same:
-            raise PaymentHeaderError(f"accepted.{key} is {got!r}, not this offer's {wanted[key]!r}")
+    check_accepted(payment, offer.requirements())
     body = payment.get("payload")
     if not isinstance(body, dict) or not isinstance(body.get("authorization"), dict):
         raise PaymentHeaderError("the payload holds no EIP-3009 authorization")
     auth = body["authorization"]
-    signature = _hex(body.get("signature"), "payload.signature", 65)
+    signature = header_hex(body.get("signature"), "payload.signature", 65)
     return Authorization(
-        payer=_address(auth.get("from"), "authorization.from"),
-        to=_address(auth.get("to"), "authorization.to"),
-        value=_uint(auth.get("value"), "value"),
-        valid_after=_uint(auth.get("validAfter"), "validAfter"),
-        valid_before=_uint(auth.get("validBefore"), "validBefore"),
-        nonce=_hex(auth.get("nonce"), "authorization.nonce", 32),
+        payer=header_address(auth.get("from"), "authorization.from"),
+        to=header_address(auth.get("to"), "authorization.to"),
+        value=header_uint(auth.get("value"), "authorization.value"),
+        valid_after=header_uint(auth.get("validAfter"), "authorization.validAfter"),
+        valid_before=header_uint(auth.get("validBefore"), "authorization.validBefore"),
+        nonce=header_hex(auth.get("nonce"), "authorization.nonce", 32),
         signature=signature,
     )
 
@@ -249,18 +214,7 @@ def verify_exact(auth: Authorization, offer: ExactOffer, *, now: float | None = 
 def paid_in(receipt: dict[str, Any], auth: Authorization, token: str) -> bool:
     """Whether a successful receipt shows `token` moving the authorization's value from its
     payer to its payee."""
-    if int(receipt.get("status", 0)) != 1:
-        return False
-    for log in receipt.get("logs", []):
-        topics = [bytes(t) for t in log.get("topics", [])]
-        if len(topics) != 3 or topics[0] != _TRANSFER_TOPIC or checksummed(str(log["address"])) != checksummed(token):
-            continue
-        source, target = address_of(topics[1][12:]), address_of(topics[2][12:])
-        data = log.get("data", b"")
-        amount = int.from_bytes(bytes.fromhex(data[2:]) if isinstance(data, str) else bytes(data), "big")
-        if source == checksummed(auth.payer) and target == checksummed(auth.to) and amount == auth.value:
-            return True
-    return False
+    return transferred(receipt, token, auth.payer, auth.to, auth.value)
 
 
 _USED_TOPIC: Final = keccak(b"AuthorizationUsed(address,bytes32)")

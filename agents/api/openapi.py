@@ -406,9 +406,31 @@ REQUEST_STATUS = _object(
         "source": STRING,
         "createdAt": NUMBER,
         "digest": HEX32,
+        "payment": _ref("UptoPayment"),
     },
-    optional=("digest",),
-    description="a generation request: its stage and, in review, rejected or failed, why (reason)",
+    optional=("digest", "payment"),
+    description="a generation request: its stage and, in review, rejected or failed, why (reason); "
+    "a paid one, its x402 upto payment",
+)
+UPTO_PAYMENT = _object(
+    {
+        "scheme": {"const": "upto"},
+        "state": {"enum": ["authorised", "charging", "settled", "refused", "void"]},
+        "payer": ADDRESS,
+        "token": ADDRESS,
+        "authorised": UINT | {"description": "the most the payer signed for"},
+        "charged": _nullable(UINT) | {"description": "what was taken (once settled)"},
+        "unused": _nullable(UINT) | {"description": "authorised - charged: never left the payer's wallet"},
+        "deadline": INT,
+        "transaction": _nullable(STRING),
+        "charge": {
+            "type": "object",
+            "description": "the charge item by item: base, compute, batch, total, steps, pixels, batchGas, batchSize",
+        },
+        "reason": STRING,
+    },
+    optional=("charge", "reason"),
+    description="an x402 upto payment for a generation request",
 )
 
 SCHEMAS: dict[str, Any] = {
@@ -442,8 +464,9 @@ SCHEMAS: dict[str, Any] = {
     "Eip712": EIP712,
     "Health": HEALTH,
     "VoucherAccepted": _object({"queued": STRING, "cumulativeAmount": UINT}),
-    "RequestAccepted": _object({"key": STRING, "new": BOOL}),
+    "RequestAccepted": _object({"key": STRING, "new": BOOL, "payment": STRING}, optional=("payment",)),
     "RequestStatus": REQUEST_STATUS,
+    "UptoPayment": UPTO_PAYMENT,
     "DerivativeRequest": DERIVATIVE_REQUEST,
     "ReviewItem": REVIEW_ITEM,
     "ReviewPage": _object({"total": INT, "offset": INT, "items": {"type": "array", "items": _ref("ReviewItem")}}),
@@ -919,7 +942,7 @@ def document() -> dict[str, Any]:
                     },
                     "responses": _ok("journaled", "RequestAccepted", 202)
                     | _ok("already journaled", "RequestAccepted")
-                    | _errors(400, 404, 413, 415, 422),
+                    | _errors(400, 402, 404, 413, 415, 422, 503),
                 },
             },
             "/v1/requests/{key}": {

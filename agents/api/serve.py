@@ -22,6 +22,7 @@ from agents.api.exact import ExactToken
 from agents.api.license_index import LicenseIndex
 from agents.api.paywall import ChannelBook, Paywall
 from agents.core.locations import is_postgres
+from agents.core.metering import RequestPricing
 from agents.core.settlement import SignedVoucher
 from agents.deploy.deployment import DEV_TOKEN
 from agents.deploy.erc8004 import AgentDirectory
@@ -39,6 +40,7 @@ async def api_resources(
     reviewers: frozenset[str] = frozenset(),
     settles_exact: bool = True,
     agents: AgentDirectory | None = None,
+    request_pricing: RequestPricing | None = None,
 ) -> AsyncIterator[ApiDeps]:
     """The API's resources over `parts` (`agents.app.wiring.Parts`), open while the context is:
     the channel book under `state` (vouchers it holds and the journal lacks are journaled
@@ -46,7 +48,9 @@ async def api_resources(
     on the dashboard); `rpc_url`: a JSON-RPC endpoint of the chain for wallets, told to the
     dApp; `service`: the address whose vouchers the API accepts (default
     `parts.service_address()`: the service `parts` was opened with, else its chain key's
-    address); `agents`: the operator's ERC-8004 agents, whose registration files it serves.
+    address); `agents`: the operator's ERC-8004 agents, whose registration files it serves;
+    `request_pricing`: generation requests are paid with x402 `upto` at these prices (with the
+    `exact` token).
     `parts` stay the caller's."""
     client = parts.chain()
     service = service if service is not None else parts.service_address()
@@ -75,6 +79,7 @@ async def api_resources(
             reviewers=frozenset(reviewers),
             exact_token=await exact_token_of(client) if settles_exact else None,
             agents=agents,
+            request_pricing=request_pricing,
         )
     finally:
         book.close()
@@ -100,6 +105,7 @@ def api_app(
     reviewers: frozenset[str] = frozenset(),
     settles_exact: bool = True,
     agents: AgentDirectory | None = None,
+    request_pricing: RequestPricing | None = None,
     **app_options: Any,
 ) -> web.Application:
     """The API over the agents' `parts` as an application that owns its resources
@@ -117,6 +123,7 @@ def api_app(
             reviewers=reviewers,
             settles_exact=settles_exact,
             agents=agents,
+            request_pricing=request_pricing,
         ),
         metrics=parts.metrics,
         **app_options,

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.api.paywall import MIN_DEADLINE_S
+from agents.core.addresses import address_of, checksummed
 from agents.core.settlement import SignedVoucher, parse_voucher
 from agents.core.vouchers import VOUCHER_TYPES, domain
 
@@ -66,6 +67,68 @@ def decode_header(value: str) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise PaymentHeaderError("the payment header is not base64 of a JSON object")
     return obj
+
+
+def header_uint(value: Any, name: str) -> int:
+    """An unsigned 256-bit integer in a payment header (decimal or 0x-hex text, or a JSON number)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise PaymentHeaderError(f"{name} is not an integer")
+    try:
+        number = int(value, 0) if isinstance(value, str) and value.startswith("0x") else int(value)
+    except ValueError as exc:
+        raise PaymentHeaderError(f"{name} is not an integer") from exc
+    if not 0 <= number < 2**256:
+        raise PaymentHeaderError(f"{name} is out of range")
+    return number
+
+
+def header_hex(value: Any, name: str, size: int) -> bytes:
+    """Exactly `size` bytes of 0x-prefixed hex in a payment header."""
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise PaymentHeaderError(f"{name} is not 0x-prefixed hex")
+    try:
+        raw = bytes.fromhex(value[2:])
+    except ValueError as exc:
+        raise PaymentHeaderError(f"{name} is not 0x-prefixed hex") from exc
+    if len(raw) != size:
+        raise PaymentHeaderError(f"{name} is {len(raw)} bytes, not {size}")
+    return raw
+
+
+def header_address(value: Any, name: str) -> str:
+    """A 20-byte address in a payment header, checksummed."""
+    return address_of(header_hex(value, name, 20))  # any 20 bytes are an address
+
+
+def token_requirements(
+    scheme: str, chain_id: int, amount: int, token: Any, pay_to: str, max_timeout_s: int, **extra: Any
+) -> dict[str, Any]:
+    """x402 payment requirements in an ERC-20 `token` (with its EIP-712 `name` and `version`, as
+    stock clients expect them in `extra`), and the scheme's own `extra`."""
+    return {
+        "scheme": scheme,
+        "network": network_of(chain_id),
+        "amount": str(amount),
+        "asset": checksummed(token.address),
+        "payTo": checksummed(pay_to),
+        "maxTimeoutSeconds": max_timeout_s,
+        "extra": {"name": token.name, "version": token.version, **extra},
+    }
+
+
+def check_accepted(payment: dict[str, Any], wanted: dict[str, Any]) -> None:
+    """PaymentHeaderError unless a decoded `PAYMENT-SIGNATURE` is x402 version 2 and accepts
+    `wanted` (its scheme, network, asset, payee and amount)."""
+    scheme = wanted["scheme"]
+    if payment.get("x402Version") != X402_VERSION:
+        raise PaymentHeaderError(f"x402Version {payment.get('x402Version')!r} is not supported for {scheme} (2)")
+    accepted = payment.get("accepted")
+    if not isinstance(accepted, dict) or accepted.get("scheme") != scheme:
+        raise PaymentHeaderError(f"the payment does not accept the {scheme!r} scheme")
+    for key in ("network", "asset", "payTo", "amount"):
+        got = accepted.get(key)
+        if not (isinstance(got, str) and got.lower() == str(wanted[key]).lower()):
+            raise PaymentHeaderError(f"accepted.{key} is {got!r}, not this offer's {wanted[key]!r}")
 
 
 def network_of(chain_id: int) -> str:

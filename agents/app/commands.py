@@ -30,6 +30,7 @@ import click
 
 from agents.app.options import journal_option, store_option
 from agents.core.errors import PermanentError
+from agents.core.metering import DEFAULT_PRICING
 from agents.core.toolchain import project_root
 from agents.daemons.pipeline import DAEMONS, REGISTRATIONS
 from agents.models.curator import DEFAULT_POLICY
@@ -227,6 +228,25 @@ reviewer_option = click.option(
 """`--reviewer` of the commands that serve the API (`agent api`, `up`)."""
 
 
+def _load_pricing(path: Path) -> object:
+    from agents.core.metering import RequestPricing
+
+    return RequestPricing.from_json(path)
+
+
+request_pricing_option = click.option(
+    "--request-pricing",
+    "request_pricing",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    callback=_checked(DEFAULT_PRICING, _load_pricing, PermanentError),
+    help="What generation requests paid with x402 upto cost (base fee, per denoising step and megapixel, per "
+    "million gas of the registration batch's share): the API offers it, the settlement daemon charges by it. "
+    "Default: the shipped models/request-pricing.json",
+)
+"""`--request-pricing` of the commands that take or charge paid generation requests (`agent`, `up`)."""
+
+
 @click.command("agent")
 @click.argument("name", type=click.Choice((*DAEMONS, API)))
 @click.option("--rpc", default="http://127.0.0.1:8545", show_default=True, help="JSON-RPC endpoint")
@@ -287,6 +307,7 @@ reviewer_option = click.option(
 @policy_option
 @curation_head_option
 @reviewer_option
+@request_pricing_option
 @journal_option
 @store_option
 def agent_command(
@@ -314,6 +335,7 @@ def agent_command(
     policy: Path,
     curation_head: Path,
     reviewers: frozenset[str],
+    request_pricing: Path,
     journal: str | Path | None,
     store: str | Path | None,
 ) -> None:
@@ -390,6 +412,7 @@ def agent_command(
             journal,
             store,
             (erc8004_agent, public_url or "") if erc8004_agent is not None else None,
+            request_pricing,
         )
     )
 
@@ -475,10 +498,12 @@ async def _run_agent(
     journal: str | Path | None,
     store: str | Path | None,
     validation_agent: tuple[int, str] | None = None,
+    request_pricing: Path | None = None,
 ) -> None:
     from web3 import HTTPProvider, Web3
 
     from agents.app.wiring import build_agents, build_head_circuits, check_head_bands, open_parts, redis_queues
+    from agents.core.metering import RequestPricing
     from agents.daemons.validate import ValidationTarget
     from agents.deploy.erc8004 import VALIDATION, VALIDATOR
     from agents.models.head import HeadModel
@@ -521,6 +546,7 @@ async def _run_agent(
         journal=journal,
         store=store,
         validation=validation,
+        request_pricing=RequestPricing.from_json(request_pricing) if request_pricing is not None else None,
     )
     if head_models:
         try:
@@ -575,10 +601,17 @@ async def _run_agent(
     default=None,
     help=f"The port of its anvil node (implies --network {UP_NETWORKS[1]}; default 8545 there)",
 )
+@click.option(
+    "--paid-requests",
+    is_flag=True,
+    help="POST /v1/requests takes only requests paid with x402 upto (the payer authorises the request's most, "
+    "the settlement daemon charges what it cost by --request-pricing); without it requests are free",
+)
 @registration_option
 @policy_option
 @curation_head_option
 @reviewer_option
+@request_pricing_option
 @journal_option
 @store_option
 def up_command(
@@ -588,10 +621,12 @@ def up_command(
     api_port: int,
     network: str | None,
     rpc_port: int | None,
+    paid_requests: bool,
     registration: str,
     policy: Path,
     curation_head: Path,
     reviewers: frozenset[str],
+    request_pricing: Path,
     journal: str | Path | None,
     store: str | Path | None,
 ) -> None:
@@ -655,6 +690,7 @@ def up_command(
                 reviewers,
                 journal,
                 store,
+                (request_pricing, paid_requests),
             )
         )
 
@@ -738,9 +774,11 @@ async def _up(
     reviewers: frozenset[str],
     journal: str | Path | None,
     store: str | Path | None,
+    requests_paid: tuple[Path, bool],
 ) -> None:
     from agents.api.serve import DEPS, api_app, serve
     from agents.app.wiring import build_agents, open_local
+    from agents.core.metering import RequestPricing
     from agents.deploy.deployment import DEV_TOKEN_GRANT
     from agents.runtime import jobs
     from agents.runtime.telemetry import Metrics
@@ -748,6 +786,7 @@ async def _up(
     accounts = ape.accounts.test_accounts
     operator, origin_a, origin_b = accounts[0], accounts[2], accounts[3]
     metrics = Metrics()
+    pricing = RequestPricing.from_json(requests_paid[0])
     setup, parts = await open_local(
         ape,
         root,
@@ -760,6 +799,7 @@ async def _up(
         journal=journal,
         store=store,
         public_url=f"http://127.0.0.1:{api_port}" if api_port else None,
+        request_pricing=pricing,
     )
     moderation = parts.owned_models.policy if parts.owned_models is not None else None
     if moderation is not None:
@@ -805,6 +845,7 @@ async def _up(
                     accept_requests=True,
                     reviewers=deciders,
                     agents=setup.agents,
+                    request_pricing=pricing if requests_paid[1] else None,
                 )
                 api = await serve(app, port=api_port)
                 base = f"http://127.0.0.1:{api_port}"
@@ -834,6 +875,12 @@ async def _up(
                         f"x402 exact: terms priced in {token.name} ({token.address}, 6 decimals; "
                         f"{DEV_TOKEN_GRANT // 10**6:,} to each test account) are also offered to any x402 client "
                         f"(`ape run license attach --currency {token.address} --price-per-use '0.01 token' ...`)",
+                        err=True,
+                    )
+                if requests_paid[1] and token is not None:
+                    click.echo(
+                        f"x402 upto: POST /v1/requests is paid in {token.name} (at most the request's maximum, "
+                        f"charged what it cost by {requests_paid[0]}); payers approve Permit2 for the token once",
                         err=True,
                     )
                 if rpc:

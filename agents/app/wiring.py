@@ -29,6 +29,9 @@ from typing import Any, Final
 
 from agents.core.digests import weights_digest
 from agents.core.merkle import DataTree
+from agents.core.metering import DEFAULT_PRICING, RequestPricing
+from agents.core.toolchain import project_root
+from agents.daemons.charge import UptoStage
 from agents.daemons.curate import CurateStage
 from agents.daemons.generate import GenerateStage
 from agents.daemons.market import MARKET, DeliverStage, MarketWatcher
@@ -42,6 +45,7 @@ from agents.daemons.validate import Gathering, Validations, ValidationTarget
 from agents.deploy.deployment import DEV_TOKEN, Deployed, deploy_core, deploy_dev_token
 from agents.deploy.erc8004 import CONTRACTS as AGENT_CONTRACTS
 from agents.deploy.erc8004 import ROLES, AgentDirectory, deploy_agent_registries, register_agents
+from agents.deploy.permit2 import PERMIT2_ERRORS, PERMIT2_ERRORS_NAME, UPTO_PROXY, install_permit2
 from agents.models.curator import DEFAULT_POLICY
 from agents.models.head import HEAD_FOLDER, HeadError, HeadModel
 from agents.runtime import jobs
@@ -172,7 +176,8 @@ def prepare_chain(
     licenses = project.LicenseManager.at(addresses["LicenseManager"])
     token = deploy_dev_token(project, operator, licenses, dev_holders)
     addresses[DEV_TOKEN] = str(token.address)
-    progress(f"deployed {', '.join(addresses)}")
+    placed = install_permit2(project, chain.provider, operator, project_root(), solc)
+    progress(f"deployed {', '.join(addresses)}; {', '.join(placed)} at their canonical addresses")
     models = project.ModelRegistry.at(addresses["ModelRegistry"])
     tree = DataTree(list(originators))
     card = store.add_bytes((t2i_folder / "README.md").read_bytes())
@@ -332,6 +337,9 @@ class Parts:
     chain key's address. (The settlement daemon settles the vouchers of its key's address: only
     a service may settle its vouchers.)"""
     owned_models: Models | None = None
+    request_pricing: RequestPricing | None = None
+    """What generation requests paid with x402 `upto` cost (the settlement daemon charges them by
+    it); None: the shipped pricing (`agents.api.upto.DEFAULT_PRICING`)."""
     validation: ValidationTarget | None = None
     """The prover's ERC-8004 agent: with it (and the registries in `addresses`), each proven
     chunk is put to the zkML validator (`agents.daemons.validate`)."""
@@ -393,6 +401,7 @@ async def open_parts(
     journal: str | Path | None = None,
     store: str | Path | None = None,
     validation: ValidationTarget | None = None,
+    request_pricing: RequestPricing | None = None,
 ) -> Parts:
     """Opens what the daemons in `names` need under `state`: the journal (`journal`: a path or a
     postgresql:// URL; default `state`/journal.db), the content store (`store`: a folder or a
@@ -400,7 +409,7 @@ async def open_parts(
     the chain client, the curator's near-duplicate index (as the curator last saved it), and
     the models (`load_models` with `t2i`, `clip` and `agent_threads`), unless `models` are
     handed in loaded: then they stay the caller's. `service`: see `Parts.service`;
-    `validation`: see `Parts.validation`."""
+    `validation`: see `Parts.validation`; `request_pricing`: see `Parts.request_pricing`."""
     from eth_account import Account
     from eth_utils.address import to_checksum_address
 
@@ -423,7 +432,8 @@ async def open_parts(
         opened.close()
         blocks.close()
         raise
-    abis = await asyncio.to_thread(load_abis, root, (*CORE, MARKET, DEV_TOKEN, *AGENT_CONTRACTS))
+    abis = await asyncio.to_thread(load_abis, root, (*CORE, MARKET, DEV_TOKEN, *AGENT_CONTRACTS, UPTO_PROXY))
+    abis[PERMIT2_ERRORS_NAME] = PERMIT2_ERRORS  # reverts of Permit2 itself, named (it has no address here)
     client = ChainClient(web3, Account.from_key(key), opened, addresses, abis, poll=sender_poll)
     generator = models.generator if "generator" in names else None
     curator = models.curator if "curator" in names else None
@@ -464,6 +474,7 @@ async def open_parts(
         service=to_checksum_address(service) if service is not None else None,
         owned_models=owned,
         validation=validation,
+        request_pricing=request_pricing,
     )
 
 
@@ -682,6 +693,11 @@ def _sweeper(parts: Parts, spec: StageSpec, o: BuildOptions, common: dict[str, A
     )
 
 
+def _upto(parts: Parts, spec: StageSpec, o: BuildOptions, common: dict[str, Any]) -> Stage:
+    pricing = parts.request_pricing or RequestPricing.from_json(project_root() / DEFAULT_PRICING)
+    return UptoStage(parts.journal, parts.chain(), pricing, worker=f"{o.worker}/upto", batch=32, **common)
+
+
 #: How each stage of `agents.daemons.pipeline.STAGES` is built, by stage name.
 FACTORIES: Final[Mapping[str, StageFactory]] = {
     "generator": _generator,
@@ -693,6 +709,7 @@ FACTORIES: Final[Mapping[str, StageFactory]] = {
     "prover": _prover,
     "settlement": _settlement,
     "sweeper": _sweeper,
+    "upto": _upto,
 }
 
 

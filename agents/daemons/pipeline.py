@@ -44,6 +44,7 @@ STAGES: Final = (
     StageSpec("prover", "prover", jobs.DELIVERED, None),
     StageSpec("settlement", "settlement", None, None),
     StageSpec("sweeper", "settlement", None, None),
+    StageSpec("upto", "settlement", None, None),
 )
 
 #: The daemons, in pipeline order: what `proofmint agent NAME` accepts.

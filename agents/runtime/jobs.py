@@ -34,6 +34,8 @@ ASSET: Final = "asset"
 VOUCHER: Final = "voucher"
 X402: Final = "x402"
 """An x402 `exact` payment (`agents.api.exact`), keyed by payer and nonce."""
+X402_UPTO: Final = "x402-upto"
+"""An x402 `upto` payment for a generation request (`agents.api.upto`), keyed by payer and nonce."""
 
 REQUESTED: Final = "requested"
 GENERATED: Final = "generated"
@@ -55,10 +57,16 @@ X402_PAYING: Final = "x402-paying"
 X402_PAID: Final = "x402-paid"
 X402_SWEPT: Final = "x402-swept"
 X402_REFUSED: Final = "x402-refused"
+UPTO_AUTHORISED: Final = "upto-authorised"  # waits for its request's job to consume what it will
+UPTO_CHARGING: Final = "upto-charging"  # the charge fixed, the settlement on its way
+UPTO_SETTLED: Final = "upto-settled"
+UPTO_REFUSED: Final = "upto-refused"  # the chain refused the charge (nonce cancelled, funds gone)
+UPTO_VOID: Final = "upto-void"  # never used: its request had been submitted already
 
 #: Stages a job never leaves by itself (`review` waits for a person).
 FINAL: Final = frozenset(
     {ATTESTED, UNPROVEN, REJECTED, REVIEW, FAILED, SETTLED, SKIPPED, CANCELLED, X402_SWEPT, X402_REFUSED}
+    | {UPTO_SETTLED, UPTO_REFUSED, UPTO_VOID}
 )
 #: Stages past the registration deadline's reach: a job there is no orphan (the journal's `final`).
 REGISTERED_OR_FINAL: Final = FINAL | {REGISTERED, DELIVERED}
