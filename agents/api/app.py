@@ -62,9 +62,11 @@ from agents.api.x402 import (
     settlement_response,
 )
 from agents.api.x402 import SCHEME as VOUCHER_SCHEME
+from agents.core.costs import DEFAULT_PRICES, CostFilter, CostPrices, summarise
 from agents.core.metering import RequestPricing
 from agents.core.requests import MAX_PROMPT_CHARS, GenerationRequest, GeneratorError
 from agents.core.settlement import parse_voucher
+from agents.core.toolchain import project_root
 from agents.core.vouchers import VOUCHER_TYPES, domain
 from agents.deploy.erc8004 import AgentDirectory, agent_uri
 from agents.runtime import jobs
@@ -99,6 +101,8 @@ class ApiDeps:
     request_pricing: RequestPricing | None = None
     """What generation requests cost (with `exact_token`, the token they are paid in): `POST
     /v1/requests` takes x402 `upto` payments. None: requests are free (where they are taken)."""
+    cost_prices: CostPrices | None = None
+    """What compute, gas and storage cost the operator (`GET /v1/costs`); None: the shipped prices."""
     agents: AgentDirectory | None = None
     """The operator's ERC-8004 agents whose registration files this API serves, or None."""
     payment_evidence: PaymentEvidence | None = field(init=False)
@@ -108,6 +112,8 @@ class ApiDeps:
     previews: Previews = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.cost_prices is None:
+            self.cost_prices = CostPrices.from_json(project_root() / DEFAULT_PRICES)
         self.catalog = Catalog(self.journal)
         self.lineage = LineageIndex(self.chain.client)
         self.previews = Previews()
@@ -688,19 +694,23 @@ async def submit_voucher(request: web.Request) -> web.Response:
     return _json({"queued": queued, "cumulativeAmount": str(voucher.voucher.cumulative_amount)}, status=202)
 
 
-def _generation_of(body: Any) -> tuple[GenerationRequest, str | None]:
-    """The generation request in a `POST /v1/requests` body, and the requester it names (if any)."""
+def _generation_of(body: Any) -> tuple[GenerationRequest, str | None, dict[str, Any]]:
+    """The generation request in a `POST /v1/requests` body, the requester it names (if any), and
+    what else its job keeps (its project label)."""
     if not isinstance(body, dict):
         raise ApiError(422, "the request is a JSON object", code="bad_request_fields")
     prompt = body.get("prompt")
     if not isinstance(prompt, str) or len(prompt) > MAX_PROMPT_CHARS:
         raise ApiError(422, f"prompt is a string of at most {MAX_PROMPT_CHARS} characters", code="bad_request_fields")
-    unknown = set(body) - {"prompt", "seed", "steps", "guidance", "negativePrompt", "requester"}
+    unknown = set(body) - {"prompt", "seed", "steps", "guidance", "negativePrompt", "requester", "project"}
     if unknown:
         raise ApiError(422, f"unknown fields {sorted(unknown)}", code="bad_request_fields")
     requester = body.get("requester")
     if requester is not None and (not isinstance(requester, str) or len(requester) > 64):
         raise ApiError(422, "requester is a string of at most 64 characters", code="bad_request_fields")
+    project = body.get("project")
+    if project is not None and (not isinstance(project, str) or not 1 <= len(project) <= 64):
+        raise ApiError(422, "project is a string of 1 to 64 characters", code="bad_request_fields")
     values: dict[str, Any] = {}
     for name, default, kinds in (("seed", 0, (int,)), ("steps", 25, (int,)), ("guidance", 1.5, (int, float))):
         value = body.get(name, default)
@@ -712,9 +722,10 @@ def _generation_of(body: Any) -> tuple[GenerationRequest, str | None]:
         message = f"negativePrompt is a string of at most {MAX_PROMPT_CHARS} characters"
         raise ApiError(422, message, code="bad_request_fields")
     try:
-        return GenerationRequest(prompt=prompt, negative_prompt=negative, **values), requester
+        generation = GenerationRequest(prompt=prompt, negative_prompt=negative, **values)
     except GeneratorError as exc:
         raise ApiError(422, str(exc), code="bad_request_fields") from None
+    return generation, requester, ({"project": project} if project is not None else {})
 
 
 async def submit_request(request: web.Request) -> web.Response:
@@ -722,20 +733,20 @@ async def submit_request(request: web.Request) -> web.Response:
     (request, requester), like the CLI's and the chain's. Where the operator prices requests
     (`ApiDeps.request_pricing`), paid with x402 `upto` (`agents.api.upto`), the payer its requester."""
     deps = _deps(request)
-    generation, requester = _generation_of(await _json_body(request, "the request"))
+    generation, requester, extra = _generation_of(await _json_body(request, "the request"))
     if deps.request_pricing is not None:
         if deps.exact_token is None:  # paid requests without a token to pay in: closed, never free
             raise ApiError(503, "generation requests are paid here, but this server has no token to take them in",
                            code="payments_unavailable")  # fmt: skip
-        return await _paid_request(request, deps, generation, requester)
+        return await _paid_request(request, deps, generation, requester, extra)
     key, new = await deps.journal.call(
-        jobs.submit_request, deps.journal, generation, requester=requester or "api", source="api"
+        jobs.submit_request, deps.journal, generation, requester=requester or "api", source="api", extra=extra
     )
     return _json({"key": key, "new": new}, status=202 if new else 200)
 
 
 async def _paid_request(
-    request: web.Request, deps: ApiDeps, generation: GenerationRequest, requester: str | None
+    request: web.Request, deps: ApiDeps, generation: GenerationRequest, requester: str | None, extra: dict[str, Any]
 ) -> web.Response:
     """A generation request paid with x402 `upto`: 402 with the offer (at most the request's
     maximum) until a permit for it comes; then journaled for the payer, the charge settled after
@@ -767,7 +778,7 @@ async def _paid_request(
         raise ApiError(422, f"a paid request's requester is its payer {permit.payer}, not {requester!r}",
                        code="bad_request_fields")  # fmt: skip
     try:
-        key, new, payment = await accept_upto(deps.journal, deps.chain.client, permit, offer, generation)
+        key, new, payment = await accept_upto(deps.journal, deps.chain.client, permit, offer, generation, extra)
     except PaymentRejectedError as exc:
         raise required(f"payment refused: {exc}", exc.code) from None
     response = {
@@ -868,6 +879,38 @@ async def refuse_requests(request: web.Request) -> web.Response:
         "POST them to the API of `proofmint up`, or journal them with `proofmint request PROMPT --state DIR`",
         code="requests_not_accepted",
     )
+
+
+MAX_COST_JOBS = 100_000
+"""The most jobs one `GET /v1/costs` reads (the newest beyond it are left out: narrow `since`)."""
+
+
+async def costs_report(request: web.Request) -> web.Response:
+    """What the generation jobs matching the query consumed and cost (`agents.core.costs`)."""
+    deps = _deps(request)
+    texts: dict[str, str | None] = {}
+    for name in ("requester", "project"):
+        text = request.query.get(name)
+        if text is not None and not 1 <= len(text) <= 64:
+            raise ApiError(400, f"{name} is 1 to 64 characters", code="bad_query", details={"parameter": name})
+        texts[name] = text
+    model = _int_query(request, "model", -1, 0, 2**63) if "model" in request.query else None
+    try:
+        since = float(request.query.get("since", "0"))
+    except ValueError:
+        raise ApiError(
+            400, "since is a time in unix seconds", code="bad_query", details={"parameter": "since"}
+        ) from None
+    if not 0 <= since < 1e11:
+        raise ApiError(400, "since is a time in unix seconds", code="bad_query", details={"parameter": "since"})
+    wanted = CostFilter(texts["requester"], texts["project"], model, since)
+    payloads, truncated = await deps.journal.call(
+        jobs.payloads_since, deps.journal, jobs.ASSET, since, wanted.takes, most=MAX_COST_JOBS
+    )
+    assert deps.cost_prices is not None
+    summary = summarise(payloads, deps.cost_prices)
+    filters = {"requester": wanted.requester, "project": wanted.project, "model": wanted.model, "since": since}
+    return _json({**summary, "filters": filters, "truncated": truncated})
 
 
 async def get_request(request: web.Request) -> web.Response:
@@ -1011,6 +1054,7 @@ def build_app(
     r.add_get("/v1/x402/supported", x402_supported)
     r.add_post("/v1/x402/verify", x402_verify)
     r.add_post("/v1/x402/settle", x402_settle)
+    r.add_get("/v1/costs", costs_report)
     r.add_get("/v1/requests/{key}", get_request)
     r.add_get("/v1/requests", list_requests)
     r.add_post("/v1/derivatives", draft_derivative)

@@ -59,6 +59,12 @@ REQUEST = {
         "steps": {"type": "integer", "minimum": 1, "maximum": 1000},
         "guidance": {"type": "number", "minimum": 0, "maximum": 50},
         "requester": {"type": "string", "maxLength": 64},
+        "project": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 64,
+            "description": "a free label costs are grouped by (GET /v1/costs?project=)",
+        },
     },
     "additionalProperties": False,
 }
@@ -412,6 +418,27 @@ REQUEST_STATUS = _object(
     description="a generation request: its stage and, in review, rejected or failed, why (reason); "
     "a paid one, its x402 upto payment",
 )
+_CONSUMED = {name: NUMBER for name in ("wall_s", "cpu_s", "proof_s", "gas", "fee_wei", "stored_bytes", "usd")}
+COSTS = _object(
+    {
+        "jobs": INT,
+        "registered": INT,
+        "byStage": _object(
+            {stage: _object(_CONSUMED) for stage in ("generate", "curate", "publish", "register", "prove")}
+        ),
+        "usd": NUMBER,
+        "usdPerJob": {"type": ["number", "null"]},
+        "usdPerRegisteredAsset": {"type": ["number", "null"]},
+        "prices": _object(
+            {name: NUMBER for name in ("usd_per_cpu_second", "usd_per_gpu_second", "usd_per_eth", "usd_per_gb_stored")}
+        ),
+        "filters": {"type": "object"},
+        "truncated": BOOL,
+    },
+    description="what the matching generation jobs consumed, stage by stage (compute seconds, gas and fees as "
+    "the receipts show them, bytes stored), and what it cost at the configured prices: in all, per job, and per "
+    "asset registered (the rejected jobs' costs included)",
+)
 UPTO_PAYMENT = _object(
     {
         "scheme": {"const": "upto"},
@@ -466,6 +493,7 @@ SCHEMAS: dict[str, Any] = {
     "VoucherAccepted": _object({"queued": STRING, "cumulativeAmount": UINT}),
     "RequestAccepted": _object({"key": STRING, "new": BOOL, "payment": STRING}, optional=("payment",)),
     "RequestStatus": REQUEST_STATUS,
+    "Costs": COSTS,
     "UptoPayment": UPTO_PAYMENT,
     "DerivativeRequest": DERIVATIVE_REQUEST,
     "ReviewItem": REVIEW_ITEM,
@@ -944,6 +972,19 @@ def document() -> dict[str, Any]:
                     | _ok("already journaled", "RequestAccepted")
                     | _errors(400, 402, 404, 413, 415, 422, 503),
                 },
+            },
+            "/v1/costs": {
+                "get": {
+                    "summary": "What generation cost: the jobs' cost records summed by stage, priced, per job and "
+                    "per registered asset",
+                    "parameters": [
+                        _query("requester", {"type": "string", "minLength": 1, "maxLength": 64}),
+                        _query("project", {"type": "string", "minLength": 1, "maxLength": 64}),
+                        _query("model", {"type": "integer", "minimum": 0}),
+                        _query("since", {"type": "number", "minimum": 0, "description": "unix seconds"}),
+                    ],
+                    "responses": _ok("the costs", "Costs") | _errors(400),
+                }
             },
             "/v1/requests/{key}": {
                 "get": {

@@ -21,6 +21,7 @@ from agents.api.errors import ApiError, error_response
 from agents.api.exact import ExactToken
 from agents.api.license_index import LicenseIndex
 from agents.api.paywall import ChannelBook, Paywall
+from agents.core.costs import CostPrices
 from agents.core.locations import is_postgres
 from agents.core.metering import RequestPricing
 from agents.core.settlement import SignedVoucher
@@ -41,6 +42,7 @@ async def api_resources(
     settles_exact: bool = True,
     agents: AgentDirectory | None = None,
     request_pricing: RequestPricing | None = None,
+    cost_prices: CostPrices | None = None,
 ) -> AsyncIterator[ApiDeps]:
     """The API's resources over `parts` (`agents.app.wiring.Parts`), open while the context is:
     the channel book under `state` (vouchers it holds and the journal lacks are journaled
@@ -50,7 +52,7 @@ async def api_resources(
     `parts.service_address()`: the service `parts` was opened with, else its chain key's
     address); `agents`: the operator's ERC-8004 agents, whose registration files it serves;
     `request_pricing`: generation requests are paid with x402 `upto` at these prices (with the
-    `exact` token).
+    `exact` token); `cost_prices`: what `GET /v1/costs` prices consumption at (None: the shipped).
     `parts` stay the caller's."""
     client = parts.chain()
     service = service if service is not None else parts.service_address()
@@ -80,6 +82,7 @@ async def api_resources(
             exact_token=await exact_token_of(client) if settles_exact else None,
             agents=agents,
             request_pricing=request_pricing,
+            cost_prices=cost_prices,
         )
     finally:
         book.close()
@@ -106,6 +109,7 @@ def api_app(
     settles_exact: bool = True,
     agents: AgentDirectory | None = None,
     request_pricing: RequestPricing | None = None,
+    cost_prices: CostPrices | None = None,
     **app_options: Any,
 ) -> web.Application:
     """The API over the agents' `parts` as an application that owns its resources
@@ -124,6 +128,7 @@ def api_app(
             settles_exact=settles_exact,
             agents=agents,
             request_pricing=request_pricing,
+            cost_prices=cost_prices,
         ),
         metrics=parts.metrics,
         **app_options,

@@ -27,6 +27,7 @@ is signed, and Permit2 spends each nonce once: a replayed permit pays nothing tw
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -254,7 +255,12 @@ def payment_view(job: Any) -> dict[str, Any]:
 
 
 async def accept_upto(
-    journal: Any, client: Any, permit: UptoPermit, offer: UptoOffer, request: GenerationRequest
+    journal: Any,
+    client: Any,
+    permit: UptoPermit,
+    offer: UptoOffer,
+    request: GenerationRequest,
+    extra: Mapping[str, Any] | None = None,
 ) -> tuple[str, bool, str]:
     """One request for one permit, at most once across every API process sharing the journal:
     verifies the permit (`verify_upto`, `check_permit_on_chain`), claims it (kind `x402-upto`,
@@ -278,7 +284,7 @@ async def accept_upto(
     if not await journal.call(journal.submit, key, KIND, payload, stage=AUTHORISED):
         raise PaymentRejectedError("replayed", "this permit has paid for a request already: sign a new one")
     submitted, new = await journal.call(
-        jobs.submit_request, journal, request, requester=payer, source="api", extra={"payment": key}
+        jobs.submit_request, journal, request, requester=payer, source="api", extra={**(extra or {}), "payment": key}
     )
     if not new:
         reason = f"request {submitted} was submitted by this payer already: this permit is not used"

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from agents.app.options import journal_option, store_option
+from agents.core.costs import DEFAULT_PRICES
 from agents.core.errors import PermanentError
 from agents.core.metering import DEFAULT_PRICING
 from agents.core.toolchain import project_root
@@ -247,6 +248,27 @@ request_pricing_option = click.option(
 """`--request-pricing` of the commands that take or charge paid generation requests (`agent`, `up`)."""
 
 
+def _load_prices(path: Path) -> object:
+    from agents.core.costs import CostPrices, CostPricesError
+
+    try:
+        return CostPrices.from_json(path)
+    except CostPricesError as exc:
+        raise PermanentError(str(exc)) from None
+
+
+cost_prices_option = click.option(
+    "--cost-prices",
+    "cost_prices",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    callback=_checked(DEFAULT_PRICES, _load_prices, PermanentError),
+    help="What compute, gas and storage cost the operator (JSON: US dollars per CPU second, GPU second, ether "
+    "and gigabyte stored), for GET /v1/costs and proofmint costs. Default: the shipped models/cost-prices.json",
+)
+"""`--cost-prices` of the commands that report costs (`agent api`, `up`, `costs`)."""
+
+
 @click.command("agent")
 @click.argument("name", type=click.Choice((*DAEMONS, API)))
 @click.option("--rpc", default="http://127.0.0.1:8545", show_default=True, help="JSON-RPC endpoint")
@@ -308,6 +330,7 @@ request_pricing_option = click.option(
 @curation_head_option
 @reviewer_option
 @request_pricing_option
+@cost_prices_option
 @journal_option
 @store_option
 def agent_command(
@@ -336,6 +359,7 @@ def agent_command(
     curation_head: Path,
     reviewers: frozenset[str],
     request_pricing: Path,
+    cost_prices: Path,
     journal: str | Path | None,
     store: str | Path | None,
 ) -> None:
@@ -368,6 +392,7 @@ def agent_command(
                 reviewers,
                 journal,
                 store,
+                cost_prices,
             )
         )
         return
@@ -429,6 +454,7 @@ async def _run_api(
     reviewers: frozenset[str],
     journal: str | Path | None,
     store: str | Path | None,
+    cost_prices: Path,
 ) -> None:
     from eth_account import Account
     from web3 import HTTPProvider, Web3
@@ -436,6 +462,7 @@ async def _run_api(
     from agents.api.accounts import load_tree_file
     from agents.api.serve import api_app, serve
     from agents.app.wiring import open_parts
+    from agents.core.costs import CostPrices
     from agents.runtime.chain import load_addresses
     from agents.runtime.telemetry import Metrics, json_logging
 
@@ -466,7 +493,8 @@ async def _run_api(
         store=store,
     )
     # a throwaway key pays no gas: x402 `exact` (settled by the API's own transaction) is not offered here
-    app = api_app(parts, state / "api", data_trees=trees, rpc_url=public_rpc, reviewers=reviewers, settles_exact=False)
+    app = api_app(parts, state / "api", data_trees=trees, rpc_url=public_rpc, reviewers=reviewers, settles_exact=False,
+                  cost_prices=CostPrices.from_json(cost_prices))  # fmt: skip
     runner = await serve(app, host=host, port=port)
     click.echo(f"API http://{host}:{port}/openapi.json, dApp http://{host}:{port}/app/ (Ctrl-C stops)", err=True)
     click.echo(f"service {service}: vouchers must name it; payers deposit escrow with it", err=True)
@@ -612,6 +640,7 @@ async def _run_agent(
 @curation_head_option
 @reviewer_option
 @request_pricing_option
+@cost_prices_option
 @journal_option
 @store_option
 def up_command(
@@ -627,6 +656,7 @@ def up_command(
     curation_head: Path,
     reviewers: frozenset[str],
     request_pricing: Path,
+    cost_prices: Path,
     journal: str | Path | None,
     store: str | Path | None,
 ) -> None:
@@ -691,6 +721,7 @@ def up_command(
                 journal,
                 store,
                 (request_pricing, paid_requests),
+                cost_prices,
             )
         )
 
@@ -775,9 +806,11 @@ async def _up(
     journal: str | Path | None,
     store: str | Path | None,
     requests_paid: tuple[Path, bool],
+    cost_prices: Path,
 ) -> None:
     from agents.api.serve import DEPS, api_app, serve
     from agents.app.wiring import build_agents, open_local
+    from agents.core.costs import CostPrices
     from agents.core.metering import RequestPricing
     from agents.deploy.deployment import DEV_TOKEN_GRANT
     from agents.runtime import jobs
@@ -846,6 +879,7 @@ async def _up(
                     reviewers=deciders,
                     agents=setup.agents,
                     request_pricing=pricing if requests_paid[1] else None,
+                    cost_prices=CostPrices.from_json(cost_prices),
                 )
                 api = await serve(app, port=api_port)
                 base = f"http://127.0.0.1:{api_port}"
@@ -945,10 +979,18 @@ def fund_escrow(ape: Any, setup: Any, payer: Any, service: str) -> None:
 @click.option("--steps", type=click.IntRange(1, 1000), default=25, show_default=True)
 @click.option("--guidance", type=click.FloatRange(0.0, 50.0), default=1.5, show_default=True)
 @click.option("--requester", default="cli", show_default=True, help="Who asks (an address, or a name)")
+@click.option("--project", default=None, help="A free label (1 to 64 characters) costs are grouped by")
 @click.option("--state", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_STATE, show_default=True)
 @journal_option
 def request_command(
-    prompt: str, seed: int, steps: int, guidance: float, requester: str, state: Path, journal: str | Path | None
+    prompt: str,
+    seed: int,
+    steps: int,
+    guidance: float,
+    requester: str,
+    project: str | None,
+    state: Path,
+    journal: str | Path | None,
 ) -> None:
     """Journal a generation request for the daemons that share --state (or --journal)."""
     from agents.app.wiring import journal_location
@@ -960,10 +1002,67 @@ def request_command(
         request = GenerationRequest(prompt=prompt, seed=seed, steps=steps, guidance=guidance)
     except GeneratorError as exc:
         raise click.BadParameter(str(exc), param_hint="PROMPT") from None
+    if project is not None and not 1 <= len(project) <= 64:
+        raise click.BadParameter("1 to 64 characters", param_hint="--project")
     opened = Journal(journal_location(state, journal), final=jobs.REGISTERED_OR_FINAL)
     try:
-        key, new = jobs.submit_request(opened, request, requester=requester, source="cli")
+        extra = {"project": project} if project is not None else {}
+        key, new = jobs.submit_request(opened, request, requester=requester, source="cli", extra=extra)
         job = opened.get(key)
     finally:
         opened.close()
     click.echo(f"{key} {'queued' if new else 'already journaled'} (at {job.stage if job else '?'})")
+
+
+@click.command("costs")
+@click.option("--state", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_STATE, show_default=True)
+@journal_option
+@click.option("--requester", default=None, help="Only this requester's jobs (any case)")
+@click.option("--project", default=None, help="Only jobs with this project label")
+@click.option("--model", type=click.IntRange(min=0), default=None, help="Only jobs of this generating model version")
+@click.option("--since", type=click.FloatRange(min=0), default=0.0, help="Only jobs created since (unix seconds)")
+@cost_prices_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of the table")
+def costs_command(
+    state: Path,
+    journal: str | Path | None,
+    requester: str | None,
+    project: str | None,
+    model: int | None,
+    since: float,
+    cost_prices: Path,
+    as_json: bool,
+) -> None:
+    """What the generation jobs journaled under --state (or --journal) consumed and cost, stage by
+    stage: compute seconds, gas and fees as their receipts show them, bytes stored, priced by
+    --cost-prices; in all, per job, and per asset registered."""
+    import json
+
+    from agents.app.wiring import journal_location
+    from agents.core.costs import CostFilter, CostPrices, summarise
+    from agents.runtime import jobs
+    from agents.runtime.journal import Journal
+
+    wanted = CostFilter(requester, project, model, since)
+    opened = Journal(journal_location(state, journal), final=jobs.REGISTERED_OR_FINAL)
+    try:
+        payloads, _ = jobs.payloads_since(opened, jobs.ASSET, since, wanted.takes, most=10**9)
+    finally:
+        opened.close()
+    summary = summarise(payloads, CostPrices.from_json(cost_prices))
+    if as_json:
+        click.echo(json.dumps(summary, indent=1))
+        return
+    click.echo(f"{summary['jobs']} jobs, {summary['registered']} registered; prices from {cost_prices}")
+    heads = ("wall s", "cpu s", "proof s", "gas", "fee (wei)", "bytes", "usd")
+    click.echo(f"{'stage':<9} " + " ".join(f"{h:>{w}}" for h, w in zip(heads, (9, 9, 8, 11, 18, 10, 11), strict=True)))
+    for name, row in summary["byStage"].items():
+        click.echo(
+            f"{name:<9} {row['wall_s']:>9.3f} {row['cpu_s']:>9.3f} {row['proof_s']:>8.3f} {int(row['gas']):>11,} "
+            f"{int(row['fee_wei']):>18,} {int(row['stored_bytes']):>10,} {row['usd']:>11.6f}"
+        )
+    per_job, per_asset = summary["usdPerJob"], summary["usdPerRegisteredAsset"]
+    click.echo(
+        f"total ${summary['usd']:.6f}; per job {'-' if per_job is None else f'${per_job:.6f}'}; "
+        f"per registered asset {'-' if per_asset is None else f'${per_asset:.6f}'}"
+    )

@@ -7,7 +7,7 @@ import sys
 import click
 
 from agents import __version__
-from agents.app.commands import agent_command, request_command, up_command
+from agents.app.commands import agent_command, costs_command, request_command, up_command
 from agents.app.pay_cli import pay_command
 from agents.app.review_cli import review_group
 from agents.app.scale_cli import scale_command
@@ -49,6 +49,7 @@ cli.add_command(store_group)
 cli.add_command(agent_command)
 cli.add_command(up_command)
 cli.add_command(request_command)
+cli.add_command(costs_command)
 cli.add_command(pay_command)
 cli.add_command(verify_command)
 cli.add_command(review_group)

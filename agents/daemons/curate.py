@@ -13,10 +13,12 @@ is saved after every batch that adds to it.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from agents.core import costs
 from agents.models.curator import CurationItem, Curator, Decision
 from agents.runtime import jobs
 from agents.runtime.journal import Job
@@ -44,7 +46,11 @@ class CurateStage(Stage):
         for job in batch:
             png = await self.store.get(Cid.parse(job.payload["cid"]))
             items.append(CurationItem(job.payload["sha256"], png, job.payload["request"]["prompt"], key=job.key))
+        start, cpu = time.perf_counter(), time.process_time()
         verdicts = await self.curator.curate(items)
+        share = costs.compute(
+            (time.perf_counter() - start) / len(items), (time.process_time() - cpu) / len(items), self.curator.device
+        )
         if self.index_path is not None and any(v.decision is Decision.ACCEPT for v in verdicts):
             await asyncio.to_thread(self.curator.index.save, self.index_path)
         outcomes: list[Outcome] = []
@@ -60,6 +66,7 @@ class CurateStage(Stage):
             if verdict.score is not None:
                 curation["score"] = verdict.score
             updates = {
+                costs.CURATE: share,
                 "curation": curation,
                 "embedding": list(verdict.embedding),
                 "prompt_embedding": list(verdict.prompt_embedding),

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, replace
 from typing import Any
 
+from agents.core import costs
 from agents.core.requests import GenerationRequest, GeneratorError
 from agents.models.curator import Screen
 from agents.models.generator import Generator
@@ -88,6 +89,9 @@ class GenerateStage(Stage):
                 "params_cid": str(params),
                 "lineage": asdict(lineage),
                 "generated_at": job.updated_at,
+                costs.GENERATE: costs.compute(
+                    image.wall_s, image.cpu_s, lineage.device, stored_bytes=len(image.png) + len(lineage.canonical())
+                ),
             }
             outcomes.append(Done(job.key, updates))
         return outcomes

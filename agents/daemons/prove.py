@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from agents.core import costs
 from agents.core.reverts import WouldRevertError
 from agents.daemons.validate import ProvenChunk, Validations
 from agents.models.head import VERDICTS, payload_row
@@ -185,7 +187,9 @@ class ProveStage(Stage):
         rows = [HeadInput(payload_row(job.payload), digest) for job, digest in zip(chunk, digests, strict=True)]
         loop = asyncio.get_running_loop()
         root = str(circuit.artifacts.root)
+        started = time.perf_counter()
         proof_json = await loop.run_in_executor(self.executor, prove_rows, root, circuit.batch, circuit.embed_dim, rows)
+        proof_s = time.perf_counter() - started
         calldata = circuit.calldata(proof_json)
         if calldata.commitments != [int(job.payload["commitment"], 16) for job in chunk]:
             return [
@@ -220,6 +224,9 @@ class ProveStage(Stage):
                     "attested_by": model_id,
                     "attest_tx": tx,
                     "proof_size": len(chunk),
+                    costs.PROVE: costs.transaction_share(
+                        receipt, tx, len(chunk), proof_s=round(proof_s / len(chunk), 6), device="cpu"
+                    ),
                 },
             )
             for job, score, seq in zip(chunk, calldata.scores, seqs, strict=True)

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from agents.core import costs
 from agents.core.errors import PermanentError
 from agents.models.head import payload_row
 from agents.runtime import jobs
@@ -133,7 +134,8 @@ class PublishStage(Stage):
         manifest_cid = self.store.add_bytes(sidecar)
         name = metadata_name(request["prompt"], request["seed"])
         metadata = erc721_metadata(provenance, name=name, manifest=manifest_cid)
-        metadata_cid = self.store.add_bytes(canonical_json(metadata))
+        metadata_json = canonical_json(metadata)
+        metadata_cid = self.store.add_bytes(metadata_json)
         commitment = commitment_of(payload_row(payload), bytes.fromhex(payload["sha256"]), self.input_scale)
         return {
             "manifest_cid": str(manifest_cid),
@@ -142,4 +144,5 @@ class PublishStage(Stage):
             "commitment": f"{commitment:064x}",
             "width": width,
             "height": height,
+            costs.PUBLISH: costs.stored(len(sidecar) + len(metadata_json)),
         }

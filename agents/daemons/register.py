@@ -44,11 +44,12 @@ from typing import Any, Final
 
 from eth_utils.address import to_checksum_address
 
+from agents.core import costs
 from agents.core.errors import PermanentError
 from agents.core.merkle import AssetRecord, BatchTree
 from agents.core.reverts import WouldRevertError
 from agents.runtime import jobs
-from agents.runtime.chain import ChainClient
+from agents.runtime.chain import ChainClient, tx_hash_hex
 from agents.runtime.journal import Job, StaleJobError
 from agents.runtime.stage import Done, Failed, Journaled, Outcome, Stage
 
@@ -143,11 +144,21 @@ class CommitStage(_RegistrarStage):
         )
         receipt = await self.client.transact(REGISTRY, "registerBatchLeaves", list(tree.leaves), keys=keys)
         (event,) = self.client.logs(REGISTRY, "BatchCommitted", receipt)
-        await self._journal_batch(intent, keys, tree, int(event["args"]["batchId"]), origin_owner=self.worker)
+        share = costs.transaction_share(receipt, tx_hash_hex(receipt["transactionHash"]), len(keys))
+        await self._journal_batch(
+            intent, keys, tree, int(event["args"]["batchId"]), origin_owner=self.worker, cost=share
+        )
         return [*outcomes, *(Journaled(key, jobs.COMMITTED) for key in keys)]
 
     async def _journal_batch(
-        self, intent: int, keys: Sequence[str], tree: BatchTree, batch_id: int, *, origin_owner: str | None
+        self,
+        intent: int,
+        keys: Sequence[str],
+        tree: BatchTree,
+        batch_id: int,
+        *,
+        origin_owner: str | None,
+        cost: dict[str, Any] | None = None,
     ) -> None:
         updates = {
             key: {
@@ -155,6 +166,7 @@ class CommitStage(_RegistrarStage):
                 "index": index,
                 "leaf_count": len(tree.leaves),
                 "proof": [sibling.hex() for sibling in tree.proof(index)],
+                **({costs.REGISTER: cost} if cost is not None else {}),
             }
             for index, key in enumerate(keys)
         }
@@ -167,6 +179,9 @@ class CommitStage(_RegistrarStage):
             updates=updates,
             complete_intent=(intent, {"batch_id": batch_id}),
         )
+        if self.metrics is not None:
+            for update in updates.values():
+                self.metrics.count_costs(update)
 
     async def reconcile(self) -> dict[str, int]:
         """Settles every open batch intent against the chain (see the module docstring)."""
@@ -282,12 +297,14 @@ class RegisterStage(_RegistrarStage):
         }
         tx = receipt["transactionHash"]
         tx_hex = tx.hex() if hasattr(tx, "hex") else str(tx)
+        share = costs.transaction_share(receipt, tx_hash_hex(tx), len(batch))
         updates = {
             job.key: {
                 "seq": seqs[record.content_digest],
                 "register_tx": tx_hex,
                 "register_batch": len(batch),
                 "registered_creator": record.creator,
+                costs.REGISTER: share,
             }
             for job, record in zip(batch, records, strict=True)
         }
@@ -304,6 +321,9 @@ class RegisterStage(_RegistrarStage):
             updates=updates,
             complete_intent=(intent, {"registered": len(keys)}),
         )
+        if self.metrics is not None:
+            for update in updates.values():
+                self.metrics.count_costs(update)
 
     async def _isolate(self, batch: list[Job], error: str) -> list[Outcome]:
         """After a refused batch: move on what the chain has, and try the rest alone."""

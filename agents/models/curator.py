@@ -392,6 +392,11 @@ class Curator:
         curator._owned = executor is None
         return curator
 
+    @property
+    def device(self) -> str:
+        """Where the CLIP model runs (what the cost records name)."""
+        return str(getattr(self._clip, "device", "cpu"))
+
     def close(self) -> None:
         if self._owned:
             self._executor.shutdown(wait=True)

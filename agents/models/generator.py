@@ -25,11 +25,12 @@ import hashlib
 import io
 import json
 import os
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from agents.core.digests import weights_digest
 from agents.core.requests import GenerationRequest, GeneratorError
@@ -83,8 +84,14 @@ class Lineage:
 
 @dataclass(frozen=True)
 class GeneratedImage:
+    """An image and its lineage; `wall_s` and `cpu_s`: its share of the micro-batch that made it
+    (the batch's wall time as the caller waited for it, and the CPU time of the process that ran
+    it, divided by the requests in it)."""
+
     png: bytes
     lineage: Lineage
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
     digest: bytes = field(init=False)
 
     def __post_init__(self) -> None:
@@ -205,8 +212,24 @@ def run_pipeline_batch(pipe: Any, requests: Sequence[GenerationRequest], batch: 
 
 
 def png_batch(pipe: Any, requests: Sequence[GenerationRequest], batch: int) -> list[bytes]:
-    """`run_pipeline_batch` as PNG bytes (blocking): what every runner returns."""
+    """`run_pipeline_batch` as PNG bytes (blocking)."""
     return [png_bytes(image) for image in run_pipeline_batch(pipe, requests, batch)]
+
+
+class Ran(NamedTuple):
+    """A micro-batch's PNGs (one per request, in order) and the CPU seconds it took."""
+
+    pngs: list[bytes]
+    cpu_s: float
+
+
+def timed_png_batch(pipe: Any, requests: Sequence[GenerationRequest], batch: int) -> Ran:
+    """`png_batch` and the CPU time of this process while it ran (every thread: torch's too). In
+    a worker process that runs one micro-batch at a time that is the batch's; in a shared
+    process it counts whatever else ran meanwhile."""
+    start = time.process_time()
+    pngs = png_batch(pipe, requests, batch)
+    return Ran(pngs, time.process_time() - start)
 
 
 class Runner(Protocol):
@@ -226,9 +249,9 @@ class Runner(Protocol):
         """Its pipeline as `describe_pipeline` gives it."""
         ...
 
-    async def run(self, requests: list[GenerationRequest], batch: int) -> list[bytes]:
+    async def run(self, requests: list[GenerationRequest], batch: int) -> Ran:
         """One micro-batch of 1 to `batch` requests of one signature, padded to `batch` rows
-        (see `run_pipeline_batch`): PNG bytes, one per request, in order."""
+        (see `run_pipeline_batch`): PNG bytes, one per request, in order, and its CPU time."""
         ...
 
     def close(self) -> None:
@@ -257,8 +280,10 @@ class PipelineRunner:
     def describe(self) -> dict[str, Any]:
         return describe_pipeline(self.pipe)
 
-    async def run(self, requests: list[GenerationRequest], batch: int) -> list[bytes]:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, png_batch, self.pipe, requests, batch)
+    async def run(self, requests: list[GenerationRequest], batch: int) -> Ran:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, timed_png_batch, self.pipe, requests, batch
+        )
 
     def close(self) -> None:
         """Shuts down the thread it made (an executor handed in stays its owner's)."""
@@ -327,8 +352,8 @@ def _worker_describe() -> tuple[str, dict[str, Any]]:
     return str(_WORKER["digest"]), describe_pipeline(pipe)
 
 
-def _worker_png_batch(requests: list[GenerationRequest], batch: int) -> list[bytes]:
-    return png_batch(_worker_pipe(), requests, batch)
+def _worker_png_batch(requests: list[GenerationRequest], batch: int) -> Ran:
+    return timed_png_batch(_worker_pipe(), requests, batch)
 
 
 class ProcessRunner:
@@ -368,7 +393,7 @@ class ProcessRunner:
     def describe(self) -> dict[str, Any]:
         return dict(self._info)
 
-    async def run(self, requests: list[GenerationRequest], batch: int) -> list[bytes]:
+    async def run(self, requests: list[GenerationRequest], batch: int) -> Ran:
         return await asyncio.get_running_loop().run_in_executor(self._pool, _worker_png_batch, requests, batch)
 
     def close(self) -> None:
@@ -480,7 +505,9 @@ class Generator:
             chunk = [requests[i] for i in indexes]
             try:
                 async with slots:
-                    pngs = await self.runner.run(chunk, self.batch)
+                    start = time.perf_counter()
+                    ran = await self.runner.run(chunk, self.batch)
+                    wall = time.perf_counter() - start
             except Exception as error:
                 if not isolate:
                     raise
@@ -489,8 +516,9 @@ class Generator:
                     return
                 results[indexes[0]] = error
             else:
-                for index, request, png in zip(indexes, chunk, pngs, strict=True):
-                    results[index] = GeneratedImage(png, self.lineage(request))
+                share = len(indexes)
+                for index, request, png in zip(indexes, chunk, ran.pngs, strict=True):
+                    results[index] = GeneratedImage(png, self.lineage(request), wall / share, ran.cpu_s / share)
             done += len(indexes)
             if progress is not None:
                 progress(done, len(requests))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any, Final
 
@@ -186,3 +186,26 @@ def reviewed(journal: Journal, *, limit: int = 100_000) -> list[dict[str, Any]]:
                 }
             )
     return sorted(rows, key=lambda row: (row["decided_at"], row["digest"]))
+
+
+def payloads_since(
+    journal: Journal,
+    kind: str,
+    since: float,
+    takes: Callable[[Mapping[str, Any]], bool],
+    *,
+    most: int,
+    page: int = 1_000,
+) -> tuple[list[dict[str, Any]], bool]:
+    """The payloads of the jobs of `kind` created since `since` that `takes` keeps, reading at
+    most `most` jobs (blocking), and whether it stopped there with more to read."""
+    found: list[dict[str, Any]] = []
+    read = 0
+    while read < most:
+        asked = min(page, most - read)
+        batch = journal.created_since(kind, since, limit=asked, offset=read)
+        read += len(batch)
+        found += [job.payload for job in batch if takes(job.payload)]
+        if len(batch) < asked:
+            return found, False
+    return found, bool(journal.created_since(kind, since, limit=1, offset=read))

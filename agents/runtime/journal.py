@@ -375,6 +375,15 @@ class Journal:
         return int(total), [_job(row) for row in rows]
 
     @_locked
+    def created_since(self, kind: str, since: float, *, limit: int, offset: int = 0) -> list[Job]:
+        """A page of the jobs of `kind` created at `since` or later, oldest first."""
+        rows = self.db.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE kind = ? AND created_at >= ? ORDER BY created_at, key LIMIT ? OFFSET ?",
+            (kind, since, limit, offset),
+        ).fetchall()
+        return [_job(row) for row in rows]
+
+    @_locked
     def with_digest(self, kind: str, sha256_hex: str) -> list[Job]:
         """The jobs of `kind` whose payload's `sha256` is `sha256_hex` (lowercase hex, no 0x)."""
         rows = self.db.execute(

@@ -257,6 +257,8 @@ class Stage(ABC):
                 fields = {"stage": self.name, "key": outcome.key, "why": str(stale)}
                 log.warning("result dropped", extra={"fields": fields})
                 return
+            if self.metrics is not None:
+                self.metrics.count_costs(outcome.updates)
             if self.outbox is not None and target == self.target:
                 await self.outbox.put(outcome.key)
             return

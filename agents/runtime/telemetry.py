@@ -13,9 +13,12 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from agents.core.costs import STAGES as COST_KEYS
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
@@ -92,6 +95,37 @@ class Metrics:
             ["stage", "step"],
             registry=self.registry,
         )
+
+        # What the jobs consumed (`agents.core.costs` records), as the stages journal it.
+        self.cost_seconds = Counter(
+            "proofmint_cost_seconds",
+            "Compute spent on jobs, by stage, kind (wall, cpu, proof) and device",
+            ["stage", "kind", "device"],
+            registry=self.registry,
+        )
+        self.cost_gas = Counter("proofmint_cost_gas", "Gas spent on jobs' transactions, by stage", ["stage"],
+                                registry=self.registry)  # fmt: skip
+        self.cost_fee_wei = Counter("proofmint_cost_fee_wei", "Fees paid for jobs' transactions (wei), by stage",
+                                    ["stage"], registry=self.registry)  # fmt: skip
+        self.cost_stored_bytes = Counter("proofmint_cost_stored_bytes", "Bytes stored for jobs, by stage", ["stage"],
+                                         registry=self.registry)  # fmt: skip
+
+    def count_costs(self, updates: Mapping[str, Any]) -> None:
+        """Adds the cost records among one job's payload `updates` to the totals."""
+        for key in COST_KEYS:
+            record = updates.get(key)
+            if not isinstance(record, Mapping):
+                continue
+            stage, device = key.removeprefix("cost_"), str(record.get("device", ""))
+            for kind in ("wall_s", "cpu_s", "proof_s"):
+                if record.get(kind):
+                    self.cost_seconds.labels(stage, kind.removesuffix("_s"), device).inc(float(record[kind]))
+            if record.get("gas"):
+                self.cost_gas.labels(stage).inc(int(record["gas"]))
+            if record.get("fee_wei"):
+                self.cost_fee_wei.labels(stage).inc(int(record["fee_wei"]))
+            if record.get("stored_bytes"):
+                self.cost_stored_bytes.labels(stage).inc(int(record["stored_bytes"]))
 
     def observe(self, stage: str, started: float, *, jobs: int = 0, origin: str | None = None) -> None:
         """One unit of work of `stage` (a batch of `jobs` taken from journal stage `origin`)."""

@@ -19,6 +19,7 @@ import asyncio
 import hashlib
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from agents.app.wiring import DEFAULT_POLICY, Models, Parts, build_agents, open_
 from agents.core.requests import GenerationRequest  # noqa: E402
 from agents.daemons.runner import all_final  # noqa: E402
 from agents.models.curator import CurationPolicy, Decision, EmbeddingIndex, Screening, Verdict, term_screen  # noqa: E402
-from agents.models.generator import Generator, png_bytes  # noqa: E402
+from agents.models.generator import Generator, Ran, png_bytes  # noqa: E402
 
 
 class ProceduralRunner:
@@ -66,8 +67,10 @@ class ProceduralRunner:
         shade = hashlib.sha256(f"{request.prompt}|{request.seed}".encode()).digest()[:3]
         return png_bytes(Image.new("RGB", (32, 32), tuple(shade)))
 
-    async def run(self, requests: list[GenerationRequest], batch: int) -> list[bytes]:
-        return await asyncio.to_thread(lambda: [self._png(r) for r in requests])
+    async def run(self, requests: list[GenerationRequest], batch: int) -> Ran:
+        start = time.process_time()
+        pngs = await asyncio.to_thread(lambda: [self._png(r) for r in requests])
+        return Ran(pngs, time.process_time() - start)
 
     def close(self) -> None:
         return None
@@ -78,6 +81,7 @@ class DigestCurator:
     image's digest (so the same image always gets the same ones, and the prover proves the head
     on them)."""
 
+    device = "cpu"
     dim = 32
 
     def __init__(self) -> None:

@@ -17,6 +17,7 @@ from agents.models.generator import (
     Generator,
     ModelNotFoundError,
     PipelineRunner,
+    Ran,
     load_pipeline,
     run_pipeline_batch,
 )
@@ -175,7 +176,7 @@ class FailsOnSeed(PipelineRunner):
 
     seed = 13
 
-    async def run(self, requests: list[GenerationRequest], batch: int) -> list[bytes]:
+    async def run(self, requests: list[GenerationRequest], batch: int) -> Ran:
         if any(r.seed == self.seed for r in requests):
             raise RuntimeError("CUDA error: an illegal memory access was encountered")
         return await super().run(requests, batch)
@@ -302,13 +303,13 @@ class RecordingRunner:
     def describe(self) -> dict[str, Any]:
         return {"pipeline": "Recording", "scheduler": "None", "adapters": (), "device": "cpu", "dtype": "float32"}
 
-    async def run(self, requests: list[GenerationRequest], batch: int) -> list[bytes]:
+    async def run(self, requests: list[GenerationRequest], batch: int) -> Ran:
         self.calls.append(([r.seed for r in requests], batch))
         self.running += 1
         self.most_at_once = max(self.most_at_once, self.running)
         await asyncio.sleep(0.01)
         self.running -= 1
-        return [f"{r.prompt}/{r.seed}".encode() for r in requests]
+        return Ran([f"{r.prompt}/{r.seed}".encode() for r in requests], 0.002 * len(requests))
 
     def close(self) -> None:
         self.closed = True
@@ -327,6 +328,9 @@ async def test_a_generator_hands_its_runner_fixed_size_micro_batches_of_one_sign
     assert sorted(runner.calls) == [([0, 3], 2), ([1, 2], 2), ([4, 5], 2), ([6], 2)]
     assert [i.png for i in images] == [f"p{i}/{i}".encode() for i in range(7)]
     assert [i.lineage.model_digest for i in images] == [RecordingRunner.model_digest] * 7
+    # each image carries its share of its micro-batch's CPU seconds (as the runner reported them) and wall time
+    assert [i.cpu_s for i in images] == pytest.approx([0.002] * 7)
+    assert all(i.wall_s >= 0.01 / 2 for i in images)
     assert {(i.lineage.model_id, i.lineage.pipeline, i.lineage.batch) for i in images} == {(0, "Recording", 2)}
     assert generator.workers == workers and runner.most_at_once == workers
     assert seen[-1] == 7 and len(seen) == 4 and runner.closed

@@ -1,0 +1,146 @@
+"""What each generated asset cost, as its job records it, stage by stage.
+
+Every stage that spends something on a job writes one record into the job's payload under its
+own key (`GENERATE`, `CURATE`, `PUBLISH`, `REGISTER`, `PROVE`): compute (`wall_s`, `cpu_s`, the
+`device` it ran on), bytes stored (`stored_bytes`), and a transaction's share (`gas`, `fee_wei`:
+the gas used and the fee paid as the receipt says, divided by the jobs the transaction served,
+with the transaction and that count). Records are what was consumed, never money: prices are
+applied when costs are read (`CostPrices`, from the operator's configuration)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Final
+
+GENERATE: Final = "cost_generate"
+CURATE: Final = "cost_curate"
+PUBLISH: Final = "cost_publish"
+REGISTER: Final = "cost_register"
+PROVE: Final = "cost_prove"
+STAGES: Final = (GENERATE, CURATE, PUBLISH, REGISTER, PROVE)
+"""The payload keys of the cost records, in pipeline order."""
+
+
+def compute(wall_s: float, cpu_s: float, device: str, *, stored_bytes: int = 0) -> dict[str, Any]:
+    """A compute record: seconds of wall and CPU time spent on one job, and where."""
+    record: dict[str, Any] = {"wall_s": round(wall_s, 6), "cpu_s": round(cpu_s, 6), "device": device}
+    if stored_bytes:
+        record["stored_bytes"] = stored_bytes
+    return record
+
+
+def stored(stored_bytes: int) -> dict[str, Any]:
+    """A storage record: bytes this stage put in the content store for one job."""
+    return {"stored_bytes": stored_bytes}
+
+
+def transaction_share(receipt: Any, tx: str, jobs: int, **more: Any) -> dict[str, Any]:
+    """One job's share of a transaction that served `jobs` of them: its gas used and the fee
+    paid (gas used x effective gas price, from the receipt), divided evenly (rounded up)."""
+    gas = int(receipt["gasUsed"])
+    price = int(receipt.get("effectiveGasPrice", 0) or 0)
+    return {"tx": tx, "jobs": jobs, "gas": -(-gas // jobs), "fee_wei": -(-gas * price // jobs), **more}
+
+
+class CostPricesError(ValueError):
+    """A cost prices file that cannot be used (the message says why)."""
+
+
+@dataclass(frozen=True)
+class CostPrices:
+    """What the operator pays for what jobs consume, in US dollars: a CPU second, a GPU second, an
+    ether (the fees receipts show are in wei), and a gigabyte stored. From a JSON file
+    (`DEFAULT_PRICES` ships one); never constants in code."""
+
+    usd_per_cpu_second: float
+    usd_per_gpu_second: float
+    usd_per_eth: float
+    usd_per_gb_stored: float
+
+    @classmethod
+    def from_json(cls, path: Path) -> CostPrices:
+        fields = {
+            "usdPerCpuSecond": "usd_per_cpu_second",
+            "usdPerGpuSecond": "usd_per_gpu_second",
+            "usdPerEth": "usd_per_eth",
+            "usdPerGbStored": "usd_per_gb_stored",
+        }
+        try:
+            raw = json.loads(path.read_text(encoding="utf8"))
+        except (OSError, ValueError) as exc:
+            raise CostPricesError(f"{path}: not a readable JSON file ({exc})") from None
+        if not isinstance(raw, dict) or set(raw) - {"$comment"} != set(fields):
+            raise CostPricesError(f"{path}: a JSON object with exactly {sorted(fields)}")
+        values = {name: raw[key] for key, name in fields.items()}
+        for name, value in values.items():
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e12:
+                raise CostPricesError(f"{path}: {name} must be a non-negative number, got {value!r}")
+        return cls(**{k: float(v) for k, v in values.items()})
+
+
+DEFAULT_PRICES: Final = Path("models") / "cost-prices.json"
+"""The shipped prices (under the project root), what `--cost-prices` defaults to."""
+
+
+@dataclass(frozen=True)
+class CostFilter:
+    """Which jobs to count: by requester (any case), project label, generating model version, and
+    creation time (unix seconds)."""
+
+    requester: str | None = None
+    project: str | None = None
+    model: int | None = None
+    since: float = 0.0
+
+    def takes(self, payload: Mapping[str, Any]) -> bool:
+        if self.requester is not None and str(payload.get("requester", "")).lower() != self.requester.lower():
+            return False
+        if self.project is not None and payload.get("project") != self.project:
+            return False
+        lineage = payload.get("lineage") or {}
+        return self.model is None or lineage.get("model_id") == self.model
+
+
+_SUMS: Final = ("wall_s", "cpu_s", "proof_s", "gas", "fee_wei", "stored_bytes")
+
+
+def _usd(record: Mapping[str, Any], prices: CostPrices) -> float:
+    seconds = float(record.get("cpu_s", 0.0)) + float(record.get("proof_s", 0.0))
+    gpu = str(record.get("device", "cpu")).startswith(("cuda", "mps", "gpu"))
+    compute = seconds * (prices.usd_per_gpu_second if gpu else prices.usd_per_cpu_second)
+    gas = int(record.get("fee_wei", 0)) / 1e18 * prices.usd_per_eth
+    storage = int(record.get("stored_bytes", 0)) / 1e9 * prices.usd_per_gb_stored
+    return compute + gas + storage
+
+
+def summarise(payloads: Iterable[Mapping[str, Any]], prices: CostPrices) -> dict[str, Any]:
+    """The costs of jobs (their payloads), stage by stage: what was consumed and what it cost
+    at `prices`, in total, per job, and per registered asset (every job's cost, the rejected ones'
+    too, over the assets that reached the chain)."""
+    by_stage: dict[str, dict[str, float]] = {key.removeprefix("cost_"): dict.fromkeys((*_SUMS, "usd"), 0.0)
+                                             for key in STAGES}  # fmt: skip
+    counted = registered = 0
+    for payload in payloads:
+        records = {key: payload[key] for key in STAGES if isinstance(payload.get(key), Mapping)}
+        if not records:
+            continue
+        counted += 1
+        registered += "seq" in payload
+        for key, record in records.items():
+            sums = by_stage[key.removeprefix("cost_")]
+            for name in _SUMS:
+                sums[name] += float(record.get(name, 0) or 0)
+            sums["usd"] += _usd(record, prices)
+    total = sum(stage["usd"] for stage in by_stage.values())
+    return {
+        "jobs": counted,
+        "registered": registered,
+        "byStage": {name: {k: round(v, 9) for k, v in sums.items()} for name, sums in by_stage.items()},
+        "usd": round(total, 9),
+        "usdPerJob": round(total / counted, 9) if counted else None,
+        "usdPerRegisteredAsset": round(total / registered, 9) if registered else None,
+        "prices": asdict(prices),
+    }
