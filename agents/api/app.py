@@ -44,7 +44,7 @@ from agents.api.reputation import PaymentEvidence, reputation
 from agents.api.review import decision_of, review_item
 from agents.api.review import eip712 as review_types
 from agents.api.upto import SCHEME as UPTO
-from agents.api.upto import UptoOffer, accept_upto, parse_upto, payment_view
+from agents.api.upto import UptoOffer, accept_upto, parse_upto, payment_view, spend_of
 from agents.api.views import Asset, LineageGraph, asset_detail, asset_view, chain_view, hex0x, request_status
 from agents.api.x402 import (
     LEGACY_SIGNATURE_HEADER,
@@ -63,7 +63,8 @@ from agents.api.x402 import (
 )
 from agents.api.x402 import SCHEME as VOUCHER_SCHEME
 from agents.core.costs import DEFAULT_PRICES, CostFilter, CostPrices, summarise
-from agents.core.metering import RequestPricing
+from agents.core.metering import LANES, STANDARD_LANE, RequestPricing
+from agents.core.quotas import MOST_COUNTED, Quotas, check, usage_of
 from agents.core.requests import MAX_PROMPT_CHARS, GenerationRequest, GeneratorError
 from agents.core.settlement import parse_voucher
 from agents.core.toolchain import project_root
@@ -101,6 +102,8 @@ class ApiDeps:
     request_pricing: RequestPricing | None = None
     """What generation requests cost (with `exact_token`, the token they are paid in): `POST
     /v1/requests` takes x402 `upto` payments. None: requests are free (where they are taken)."""
+    quotas: Quotas | None = None
+    """What each requester may use per period (`POST /v1/requests` refuses past it with 429); None: no limits."""
     cost_prices: CostPrices | None = None
     """What compute, gas and storage cost the operator (`GET /v1/costs`); None: the shipped prices."""
     agents: AgentDirectory | None = None
@@ -702,7 +705,7 @@ def _generation_of(body: Any) -> tuple[GenerationRequest, str | None, dict[str, 
     prompt = body.get("prompt")
     if not isinstance(prompt, str) or len(prompt) > MAX_PROMPT_CHARS:
         raise ApiError(422, f"prompt is a string of at most {MAX_PROMPT_CHARS} characters", code="bad_request_fields")
-    unknown = set(body) - {"prompt", "seed", "steps", "guidance", "negativePrompt", "requester", "project"}
+    unknown = set(body) - {"prompt", "seed", "steps", "guidance", "negativePrompt", "requester", "project", "lane"}
     if unknown:
         raise ApiError(422, f"unknown fields {sorted(unknown)}", code="bad_request_fields")
     requester = body.get("requester")
@@ -711,6 +714,9 @@ def _generation_of(body: Any) -> tuple[GenerationRequest, str | None, dict[str, 
     project = body.get("project")
     if project is not None and (not isinstance(project, str) or not 1 <= len(project) <= 64):
         raise ApiError(422, "project is a string of 1 to 64 characters", code="bad_request_fields")
+    lane = body.get("lane", STANDARD_LANE)
+    if lane not in LANES:
+        raise ApiError(422, f"lane is one of {list(LANES)}", code="bad_request_fields")
     values: dict[str, Any] = {}
     for name, default, kinds in (("seed", 0, (int,)), ("steps", 25, (int,)), ("guidance", 1.5, (int, float))):
         value = body.get(name, default)
@@ -725,7 +731,7 @@ def _generation_of(body: Any) -> tuple[GenerationRequest, str | None, dict[str, 
         generation = GenerationRequest(prompt=prompt, negative_prompt=negative, **values)
     except GeneratorError as exc:
         raise ApiError(422, str(exc), code="bad_request_fields") from None
-    return generation, requester, ({"project": project} if project is not None else {})
+    return generation, requester, {**({"project": project} if project is not None else {}), "lane": lane}
 
 
 async def submit_request(request: web.Request) -> web.Response:
@@ -739,10 +745,33 @@ async def submit_request(request: web.Request) -> web.Response:
             raise ApiError(503, "generation requests are paid here, but this server has no token to take them in",
                            code="payments_unavailable")  # fmt: skip
         return await _paid_request(request, deps, generation, requester, extra)
+    await _within_quota(deps, requester or "api")
     key, new = await deps.journal.call(
         jobs.submit_request, deps.journal, generation, requester=requester or "api", source="api", extra=extra
     )
     return _json({"key": key, "new": new}, status=202 if new else 200)
+
+
+async def _within_quota(deps: ApiDeps, requester: str, *, spending: int = 0) -> None:
+    """429 `quota_exceeded` (which limit, what was used, when it resets, and `Retry-After`) when one
+    more request of `requester` (authorising `spending`) would pass its quota this period; before
+    anything is journaled or computed."""
+    quota = deps.quotas.of(requester) if deps.quotas is not None else None
+    if quota is None:
+        return
+    now = time.time()
+    start, _ = quota.window(now)
+    journal = deps.journal
+    asked = await journal.call(journal.of_requester_since, jobs.ASSET, requester, start, limit=MOST_COUNTED)
+    paid = await journal.call(journal.of_requester_since, jobs.X402_UPTO, requester, start, limit=MOST_COUNTED)
+    over = check(quota, usage_of([job.payload for job in asked], sum(spend_of(job) for job in paid)), now,
+                 spending=spending)  # fmt: skip
+    if over is None:
+        return
+    details = {"limit": over.limit, "allowed": over.allowed, "used": over.used, "resetsAt": over.resets_at}
+    error = ApiError(429, over.message(), code="quota_exceeded", details=details)
+    error.headers["Retry-After"] = str(max(1, int(over.resets_at - now + 0.999)))
+    raise error
 
 
 async def _paid_request(
@@ -752,7 +781,8 @@ async def _paid_request(
     maximum) until a permit for it comes; then journaled for the payer, the charge settled after
     the work (`agents.daemons.charge`), the payment in `PAYMENT-RESPONSE` and the request's status."""
     assert deps.request_pricing is not None and deps.exact_token is not None
-    offer = UptoOffer(deps.request_pricing.maximum(generation), deps.exact_token, deps.paywall.service,
+    lane = str(extra.get("lane", STANDARD_LANE))
+    offer = UptoOffer(deps.request_pricing.maximum(generation, lane), deps.exact_token, deps.paywall.service,
                       deps.chain.chain_id)  # fmt: skip
     body = {
         "x402Version": X402_VERSION,
@@ -777,6 +807,7 @@ async def _paid_request(
     if requester is not None and requester.lower() != permit.payer.lower():
         raise ApiError(422, f"a paid request's requester is its payer {permit.payer}, not {requester!r}",
                        code="bad_request_fields")  # fmt: skip
+    await _within_quota(deps, permit.payer, spending=offer.maximum)
     try:
         key, new, payment = await accept_upto(deps.journal, deps.chain.client, permit, offer, generation, extra)
     except PaymentRejectedError as exc:

@@ -65,6 +65,10 @@ REQUEST = {
             "maxLength": 64,
             "description": "a free label costs are grouped by (GET /v1/costs?project=)",
         },
+        "lane": {
+            "enum": ["standard", "fast"],
+            "description": "served first (never starving the standard lane) at the fast lane's price",
+        },
     },
     "additionalProperties": False,
 }
@@ -412,9 +416,11 @@ REQUEST_STATUS = _object(
         "source": STRING,
         "createdAt": NUMBER,
         "digest": HEX32,
+        "lane": {"enum": ["standard", "fast"]},
+        "project": STRING,
         "payment": _ref("UptoPayment"),
     },
-    optional=("digest", "payment"),
+    optional=("digest", "payment", "project"),
     description="a generation request: its stage and, in review, rejected or failed, why (reason); "
     "a paid one, its x402 upto payment",
 )
@@ -970,7 +976,7 @@ def document() -> dict[str, Any]:
                     },
                     "responses": _ok("journaled", "RequestAccepted", 202)
                     | _ok("already journaled", "RequestAccepted")
-                    | _errors(400, 402, 404, 413, 415, 422, 503),
+                    | _errors(400, 402, 404, 413, 415, 422, 503),  # 429: also quota_exceeded
                 },
             },
             "/v1/costs": {

@@ -24,6 +24,7 @@ from agents.api.paywall import ChannelBook, Paywall
 from agents.core.costs import CostPrices
 from agents.core.locations import is_postgres
 from agents.core.metering import RequestPricing
+from agents.core.quotas import Quotas
 from agents.core.settlement import SignedVoucher
 from agents.deploy.deployment import DEV_TOKEN
 from agents.deploy.erc8004 import AgentDirectory
@@ -43,6 +44,7 @@ async def api_resources(
     agents: AgentDirectory | None = None,
     request_pricing: RequestPricing | None = None,
     cost_prices: CostPrices | None = None,
+    quotas: Quotas | None = None,
 ) -> AsyncIterator[ApiDeps]:
     """The API's resources over `parts` (`agents.app.wiring.Parts`), open while the context is:
     the channel book under `state` (vouchers it holds and the journal lacks are journaled
@@ -52,7 +54,8 @@ async def api_resources(
     `parts.service_address()`: the service `parts` was opened with, else its chain key's
     address); `agents`: the operator's ERC-8004 agents, whose registration files it serves;
     `request_pricing`: generation requests are paid with x402 `upto` at these prices (with the
-    `exact` token); `cost_prices`: what `GET /v1/costs` prices consumption at (None: the shipped).
+    `exact` token); `cost_prices`: what `GET /v1/costs` prices consumption at (None: the shipped);
+    `quotas`: what each requester may use per period (None: no limits).
     `parts` stay the caller's."""
     client = parts.chain()
     service = service if service is not None else parts.service_address()
@@ -83,6 +86,7 @@ async def api_resources(
             agents=agents,
             request_pricing=request_pricing,
             cost_prices=cost_prices,
+            quotas=quotas,
         )
     finally:
         book.close()
@@ -110,6 +114,7 @@ def api_app(
     agents: AgentDirectory | None = None,
     request_pricing: RequestPricing | None = None,
     cost_prices: CostPrices | None = None,
+    quotas: Quotas | None = None,
     **app_options: Any,
 ) -> web.Application:
     """The API over the agents' `parts` as an application that owns its resources
@@ -129,6 +134,7 @@ def api_app(
             agents=agents,
             request_pricing=request_pricing,
             cost_prices=cost_prices,
+            quotas=quotas,
         ),
         metrics=parts.metrics,
         **app_options,

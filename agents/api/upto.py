@@ -211,16 +211,18 @@ async def check_permit_on_chain(client: Any, permit: UptoPermit, committed: int 
         raise PaymentRejectedError("insufficient_funds", f"the payer holds {balance}, less than {needed}{held}")
 
 
+def spend_of(job: Any) -> int:
+    """What one payment took or may still take: its fixed charge once priced (settled or on its
+    way), its maximum while it waits to be priced, nothing once void or refused."""
+    if job.stage in (VOID, REFUSED):
+        return 0
+    charge = job.payload.get("charge")
+    return int(charge["total"]) if charge else int(job.payload["permit"]["amount"])
+
+
 def _committed(outstanding: list[Any], token: str) -> int:
-    """What a payer's permits waiting to be charged may still take of `token`: each one's
-    maximum, or its fixed charge once priced."""
-    total = 0
-    for job in outstanding:
-        if checksummed(job.payload["permit"]["token"]) != token:
-            continue
-        charge = job.payload.get("charge")
-        total += int(charge["total"]) if charge else int(job.payload["permit"]["amount"])
-    return total
+    """What a payer's permits waiting to be charged may still take of `token`."""
+    return sum(spend_of(job) for job in outstanding if checksummed(job.payload["permit"]["token"]) == token)
 
 
 def upto_key(permit: UptoPermit) -> str:

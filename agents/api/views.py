@@ -378,6 +378,8 @@ class RequestStatus(TypedDict, total=False):
     source: str
     createdAt: float
     digest: str
+    lane: str
+    project: str
 
 
 def request_status(job: Job) -> RequestStatus:
@@ -402,4 +404,7 @@ def request_status(job: Job) -> RequestStatus:
     )
     if "sha256" in payload:
         view["digest"] = "0x" + payload["sha256"]
+    view["lane"] = str(payload.get("lane", "standard"))
+    if "project" in payload:
+        view["project"] = str(payload["project"])
     return view

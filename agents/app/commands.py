@@ -229,6 +229,19 @@ reviewer_option = click.option(
 """`--reviewer` of the commands that serve the API (`agent api`, `up`)."""
 
 
+def _loaded_quotas(value: Path | None) -> Path | None:
+    """`--quotas`: checked now (a bad file is one line before any setup); None: no limits."""
+    from agents.core.quotas import QuotaError, Quotas
+
+    if value is None:
+        return None
+    try:
+        Quotas.from_json(value.absolute())
+    except QuotaError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value.absolute()
+
+
 def _load_pricing(path: Path) -> object:
     from agents.core.metering import RequestPricing
 
@@ -630,6 +643,15 @@ async def _run_agent(
     help=f"The port of its anvil node (implies --network {UP_NETWORKS[1]}; default 8545 there)",
 )
 @click.option(
+    "--quotas",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    callback=lambda ctx, param, value: _loaded_quotas(value),
+    help="What each requester may use per period (JSON: requests, compute seconds, spend; a default and per "
+    "requester; models/quotas.example.json shows the shape): POST /v1/requests refuses past it with 429. "
+    "Default: no limits",
+)
+@click.option(
     "--paid-requests",
     is_flag=True,
     help="POST /v1/requests takes only requests paid with x402 upto (the payer authorises the request's most, "
@@ -650,6 +672,7 @@ def up_command(
     api_port: int,
     network: str | None,
     rpc_port: int | None,
+    quotas: Path | None,
     paid_requests: bool,
     registration: str,
     policy: Path,
@@ -722,6 +745,7 @@ def up_command(
                 store,
                 (request_pricing, paid_requests),
                 cost_prices,
+                quotas,
             )
         )
 
@@ -807,11 +831,13 @@ async def _up(
     store: str | Path | None,
     requests_paid: tuple[Path, bool],
     cost_prices: Path,
+    quotas: Path | None,
 ) -> None:
     from agents.api.serve import DEPS, api_app, serve
     from agents.app.wiring import build_agents, open_local
     from agents.core.costs import CostPrices
     from agents.core.metering import RequestPricing
+    from agents.core.quotas import Quotas
     from agents.deploy.deployment import DEV_TOKEN_GRANT
     from agents.runtime import jobs
     from agents.runtime.telemetry import Metrics
@@ -880,6 +906,7 @@ async def _up(
                     agents=setup.agents,
                     request_pricing=pricing if requests_paid[1] else None,
                     cost_prices=CostPrices.from_json(cost_prices),
+                    quotas=Quotas.from_json(quotas) if quotas is not None else None,
                 )
                 api = await serve(app, port=api_port)
                 base = f"http://127.0.0.1:{api_port}"
@@ -980,6 +1007,13 @@ def fund_escrow(ape: Any, setup: Any, payer: Any, service: str) -> None:
 @click.option("--guidance", type=click.FloatRange(0.0, 50.0), default=1.5, show_default=True)
 @click.option("--requester", default="cli", show_default=True, help="Who asks (an address, or a name)")
 @click.option("--project", default=None, help="A free label (1 to 64 characters) costs are grouped by")
+@click.option(
+    "--lane",
+    type=click.Choice(("standard", "fast")),
+    default="standard",
+    show_default=True,
+    help="The generator serves the fast lane first (never starving the standard lane)",
+)
 @click.option("--state", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_STATE, show_default=True)
 @journal_option
 def request_command(
@@ -989,6 +1023,7 @@ def request_command(
     guidance: float,
     requester: str,
     project: str | None,
+    lane: str,
     state: Path,
     journal: str | Path | None,
 ) -> None:
@@ -1006,7 +1041,7 @@ def request_command(
         raise click.BadParameter("1 to 64 characters", param_hint="--project")
     opened = Journal(journal_location(state, journal), final=jobs.REGISTERED_OR_FINAL)
     try:
-        extra = {"project": project} if project is not None else {}
+        extra = {"lane": lane, **({"project": project} if project is not None else {})}
         key, new = jobs.submit_request(opened, request, requester=requester, source="cli", extra=extra)
         job = opened.get(key)
     finally:

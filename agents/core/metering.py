@@ -14,6 +14,11 @@ from agents.core.errors import PermanentError
 from agents.core.requests import GenerationRequest
 
 MEGA: Final = 1_000_000
+STANDARD_LANE: Final = "standard"
+FAST_LANE: Final = "fast"
+LANES: Final = (STANDARD_LANE, FAST_LANE)
+"""A request's priority lane: the generator serves the fast lane first (never starving the
+standard one), and the fast lane costs `fastLanePercent` of the standard price (base and compute)."""
 DEFAULT_PRICING: Final = Path("models") / "request-pricing.json"
 """The shipped pricing (under the project root), what `--request-pricing` defaults to."""
 
@@ -33,6 +38,7 @@ class Usage:
     pixels: int = 0
     batch_gas: int | None = None
     batch_size: int | None = None
+    lane: str = STANDARD_LANE
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class RequestPricing:
     per_megagas: int
     max_batch_gas: int
     default_side: int
+    fast_lane_percent: int = 100
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -57,6 +64,10 @@ class RequestPricing:
                 raise PricingError(f"{name} must be an integer in [0, 2^96), got {value!r}")
         if self.default_side < 8:
             raise PricingError(f"default_side must be at least 8, got {self.default_side}")
+        if self.fast_lane_percent < 100:
+            raise PricingError(
+                f"fast_lane_percent must be at least 100 (the fast lane costs more), got {self.fast_lane_percent}"
+            )
 
     @classmethod
     def from_json(cls, path: Path) -> RequestPricing:
@@ -70,14 +81,15 @@ class RequestPricing:
             "perMegagas": "per_megagas",
             "maxBatchGas": "max_batch_gas",
             "defaultSide": "default_side",
+            "fastLanePercent": "fast_lane_percent",
         }
         if not isinstance(raw, dict):
             raise PricingError(f"{path}: a JSON object with {sorted(fields)}")
         unknown = set(raw) - set(fields) - {"$comment"}
-        missing = set(fields) - set(raw)
+        missing = set(fields) - set(raw) - {"fastLanePercent"}
         if unknown or missing:
             raise PricingError(f"{path}: unknown fields {sorted(unknown)}, missing {sorted(missing)}")
-        return cls(**{name: raw[key] for key, name in fields.items()})
+        return cls(**{name: raw[key] for key, name in fields.items() if key in raw})
 
     def pixels_of(self, request: GenerationRequest) -> int:
         return (request.height or self.default_side) * (request.width or self.default_side)
@@ -88,20 +100,27 @@ class RequestPricing:
     def gas(self, gas: int) -> int:
         return math.ceil(gas * self.per_megagas / MEGA)
 
-    def maximum(self, request: GenerationRequest) -> int:
-        """The most `request` may cost: its steps at its resolution, registered alone."""
-        return self.base + self.compute(request.steps, self.pixels_of(request)) + self.gas(self.max_batch_gas)
+    def lane_surcharge(self, amount: int, lane: str) -> int:
+        """What the fast lane adds to `amount` (the base and compute of a request)."""
+        return math.ceil(amount * (self.fast_lane_percent - 100) / 100) if lane == FAST_LANE else 0
+
+    def maximum(self, request: GenerationRequest, lane: str = STANDARD_LANE) -> int:
+        """The most `request` may cost in `lane`: its steps at its resolution, registered alone."""
+        work = self.base + self.compute(request.steps, self.pixels_of(request))
+        return work + self.lane_surcharge(work, lane) + self.gas(self.max_batch_gas)
 
     def charge(self, usage: Usage, authorised: int) -> dict[str, Any]:
         """What `usage` costs, item by item, and the total taken (at most `authorised`)."""
         if not usage.generated:
-            items = {"base": 0, "compute": 0, "batch": 0}
+            items = {"base": 0, "compute": 0, "lane": 0, "batch": 0}
         else:
             gas, size = usage.batch_gas, usage.batch_size
             share = math.ceil(gas / size) if gas and size else None
+            work = self.base + self.compute(usage.steps, usage.pixels)
             items = {
                 "base": self.base,
                 "compute": self.compute(usage.steps, usage.pixels),
+                "lane": self.lane_surcharge(work, usage.lane),
                 "batch": 0 if share is None else self.gas(min(share, self.max_batch_gas)),
             }
         total = min(sum(items.values()), authorised)
@@ -111,5 +130,6 @@ class RequestPricing:
             "pixels": usage.pixels,
             "batchGas": usage.batch_gas,
             "batchSize": usage.batch_size,
+            "laneName": usage.lane,
             "total": str(total),
         }

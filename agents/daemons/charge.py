@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from agents.core.addresses import checksummed
-from agents.core.metering import RequestPricing, Usage
+from agents.core.metering import STANDARD_LANE, RequestPricing, Usage
 from agents.core.permits import TRANSFER_TOPIC, UPTO_PROXY_ADDRESS, UptoPermit, transferred
 from agents.core.reverts import WouldRevertError
 from agents.runtime import jobs
@@ -69,6 +69,7 @@ def usage_of(job: Job, pricing: RequestPricing, batch_gas: int | None) -> Usage:
         pixels=pixels,
         batch_gas=batch_gas,
         batch_size=int(size) if batch_gas is not None and size else None,
+        lane=str(payload.get("lane", STANDARD_LANE)),
     )
 
 

@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -199,6 +200,39 @@ class Journal:
             db.executemany(
                 "UPDATE jobs SET owner = ?, lease_until = ?, attempts = attempts + 1, updated_at = ? WHERE key = ?",
                 [(owner, now + lease_s, now, key) for key in keys],
+            )
+        return [_job(row, attempts_delta=1) for row in rows]
+
+    @_locked
+    def claim_first(
+        self, stage: str, owner: str, *, limit: int, lease_s: float, field: str, value: str, share: float
+    ) -> list[Job]:
+        """`claim`, with the jobs whose payload `field` is `value` first (oldest first among them)
+        but for at most `share` of `limit` while other jobs wait (those take the rest, oldest first),
+        so a flood of the first kind never starves the others; any slot one kind leaves empty the
+        other fills."""
+        now = self._clock()
+        expression = self.db.dialect.text_field(field)
+        ready = f"SELECT {_COLUMNS} FROM jobs WHERE stage = ? AND not_before <= ? AND lease_until <= ? AND "
+        with self._transaction() as db:
+            first = db.execute(
+                ready + f"{expression} = ? ORDER BY created_at, key LIMIT ?" + db.dialect.claim_rows,
+                (stage, now, now, value, limit),
+            ).fetchall()
+            others = db.execute(
+                ready
+                + f"({expression} IS NULL OR {expression} != ?) ORDER BY created_at, key LIMIT ?"
+                + db.dialect.claim_rows,
+                (stage, now, now, value, limit),
+            ).fetchall()
+            most_first = max(1, math.ceil(limit * share)) if others else limit
+            taken = first[:most_first]
+            rest = others[: limit - len(taken)]
+            taken += first[len(taken) : len(taken) + limit - len(taken) - len(rest)]
+            rows = taken + rest
+            db.executemany(
+                "UPDATE jobs SET owner = ?, lease_until = ?, attempts = attempts + 1, updated_at = ? WHERE key = ?",
+                [(owner, now + lease_s, now, row[0]) for row in rows],
             )
         return [_job(row, attempts_delta=1) for row in rows]
 
@@ -373,6 +407,17 @@ class Journal:
             (*values, limit, offset),
         ).fetchall()
         return int(total), [_job(row) for row in rows]
+
+    @_locked
+    def of_requester_since(self, kind: str, requester: str, since: float, *, limit: int) -> list[Job]:
+        """Up to `limit` jobs of `kind` whose payload names `requester` (any case), created at
+        `since` or later, oldest first."""
+        rows = self.db.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE kind = ? AND {self.db.dialect.requester} = ? AND created_at >= ?"
+            " ORDER BY created_at, key LIMIT ?",
+            (kind, requester.lower(), since, limit),
+        ).fetchall()
+        return [_job(row) for row in rows]
 
     @_locked
     def created_since(self, kind: str, since: float, *, limit: int, offset: int = 0) -> list[Job]:

@@ -54,6 +54,12 @@ class Dialect:
     requester: str
     sha256: str
 
+    def text_field(self, name: str) -> str:
+        """The SQL of a top-level text field of a job's payload (`name` is code, never input)."""
+        if not name.isidentifier():
+            raise ValueError(f"not a payload field name: {name!r}")
+        return f"json_extract(payload, '$.{name}')" if self.name == "sqlite" else f"(payload::jsonb ->> '{name}')"
+
 
 # One schema, two engines: `{time}` (PostgreSQL's REAL is 4 bytes: DOUBLE PRECISION there),
 # `{id}` (an auto-numbered key), `{int64}`, `{key}` (keys and stages compare bytewise in

@@ -134,6 +134,15 @@ class Stage(ABC):
     def stop(self) -> None:
         self._stopping.set()
 
+    async def claim(self) -> list[Job]:
+        """Leases the next batch at `origin` (step 2): the oldest ready jobs; a stage may order
+        its claims otherwise (the generator serves the fast lane first)."""
+        return list(
+            await self.journal.call(
+                self.journal.claim, self.origin, self.worker, limit=self.batch, lease_s=self.lease_s
+            )
+        )
+
     async def idle_work(self) -> None:  # noqa: B027 - a hook: most stages have no chores
         """Background chores for when nothing is ready to claim (step 5); none by default."""
 
@@ -187,9 +196,7 @@ class Stage(ABC):
             return 0
         if self._stopping.is_set():  # draining (SIGTERM): the batch in hand finished, nothing new is claimed
             return 0
-        jobs = await self.journal.call(
-            self.journal.claim, self.origin, self.worker, limit=self.batch, lease_s=self.lease_s
-        )
+        jobs = await self.claim()
         if not jobs:
             return 0
         started = time.monotonic()

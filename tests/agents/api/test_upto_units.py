@@ -65,6 +65,12 @@ def test_the_shipped_pricing_loads_and_its_arithmetic_is_the_documented_one(tmp_
     alone = PRICING.charge(Usage(True, 25, 1024, batch_gas=10**7, batch_size=1), authorised=10**9)
     assert alone["batch"] == "40000"  # the share is capped at what was authorised for it
     assert PRICING.charge(Usage(True, 25, 1024, batch_gas=10**7, batch_size=1), authorised=5)["total"] == "5"
+    fast = RequestPricing(**{**PRICING.__dict__, "fast_lane_percent": 250})
+    assert fast.maximum(request, "fast") == 2_000 + 25_600 + (27_600 * 3 + 1) // 2 + 40_000  # ceil(1.5 x work)
+    assert fast.maximum(request) == PRICING.maximum(request)  # the standard lane pays the standard price
+    sped = fast.charge(Usage(True, 25, 1024, lane="fast"), authorised=10**9)
+    assert (sped["lane"], sped["laneName"], sped["total"]) == ("41400", "fast", str(27_600 + 41_400))
+    assert PRICING.charge(Usage(True, 25, 1024, lane="fast"), authorised=10**9)["lane"] == "0"  # 100 %
 
     good = json.loads((project_root() / DEFAULT_PRICING).read_text())
     for broken, why in (
@@ -72,6 +78,7 @@ def test_the_shipped_pricing_loads_and_its_arithmetic_is_the_documented_one(tmp_
         ({**good, "base": True}, "base"),
         ({**good, "perMegagas": 1.5}, "per_megagas"),
         ({**good, "defaultSide": 4}, "default_side"),
+        ({**good, "fastLanePercent": 99}, "fast_lane_percent"),
         ({**good, "colour": 1}, "colour"),
         ({k: v for k, v in good.items() if k != "maxBatchGas"}, "maxBatchGas"),
         ([1], "JSON object"),

@@ -99,6 +99,22 @@ def test_a_policy_file_that_is_no_policy_is_refused_in_one_line_before_setup(tmp
     assert missing.exit_code == 2 and "not a readable JSON policy" in missing.output
 
 
+def test_quotas_pricing_and_cost_price_files_that_are_wrong_are_refused_in_one_line_before_setup(tmp_path: Path):
+    bad = tmp_path / "bad.json"
+    for option, content, said in (
+        ("--quotas", '{"default": {"requests": 5}}', "periodSeconds"),
+        ("--request-pricing", '{"base": 1}', "missing"),
+        ("--cost-prices", '{"usdPerEth": 1}', "exactly"),
+    ):
+        bad.write_text(content)
+        result = CliRunner().invoke(cli, ["up", "--state", str(tmp_path / "state"), option, str(bad)])
+        assert result.exit_code == 2 and said in result.output and option in result.output, result.output
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "state").exists()
+    costs = CliRunner().invoke(cli, ["costs", "--state", str(tmp_path / "state"), "--cost-prices", str(bad)])
+    assert costs.exit_code == 2 and "exactly" in costs.output
+
+
 def test_a_curation_head_folder_that_is_no_head_is_refused_in_one_line_before_setup(tmp_path: Path):
     (tmp_path / "head").mkdir()
     for command in (["up", "--state", str(tmp_path / "state")], ["agent", "curator", "--rpc", "http://127.0.0.1:9"]):

@@ -422,3 +422,46 @@ def test_a_busy_worker_keeps_its_leases_and_a_dead_ones_run_out(journal: Journal
     assert journal.extend_leases(["a", "b"], "proving", "w1", 30) == 1  # a moved on
     clock.now += 31  # w1 died with b in hand
     assert [j.key for j in journal.claim("proving", "w2", limit=2, lease_s=30)] == ["b"]
+
+
+def test_a_flood_of_the_first_kind_never_starves_the_others(journal: Journal, clock: Clock):
+    """`claim_first` (the generator's fast lane): the first kind first, but at most `share` of a
+    batch while others wait; a slot one kind leaves empty the other fills; leases as `claim`."""
+    for i in range(12):
+        journal.submit(f"fast-{i:02}", "asset", {"lane": "fast"}, stage="requested")
+        clock.now += 1
+    for i in range(3):  # older than none of the fast ones: a flood arrived first
+        journal.submit(f"std-{i}", "asset", {"lane": "standard"} if i else {}, stage="requested")
+        clock.now += 1
+
+    def claim() -> list[str]:
+        found = journal.claim_first("requested", "w", limit=4, lease_s=30, field="lane", value="fast", share=0.75)
+        assert all(job.attempts == 1 for job in found)
+        return [job.key for job in found]
+
+    assert claim() == ["fast-00", "fast-01", "fast-02", "std-0"]
+    assert claim() == ["fast-03", "fast-04", "fast-05", "std-1"]
+    assert claim() == ["fast-06", "fast-07", "fast-08", "std-2"]  # every standard request served by now
+    assert claim() == ["fast-09", "fast-10", "fast-11"]  # none waits: the fast lane takes the batch
+    assert claim() == []
+    for i in range(3):
+        journal.submit(f"late-{i}", "asset", {}, stage="requested")
+    assert claim() == ["late-0", "late-1", "late-2"]  # no fast request: standard fills the batch
+    clock.now += 31
+    assert (
+        len(journal.claim_first("requested", "w2", limit=50, lease_s=30, field="lane", value="fast", share=0.75)) == 18
+    )
+    with pytest.raises(ValueError, match="not a payload field"):
+        journal.claim_first("requested", "w", limit=1, lease_s=1, field="lane'; --", value="fast", share=0.5)
+
+
+def test_a_requesters_jobs_since_a_time_and_every_jobs_since_a_time(journal: Journal, clock: Clock):
+    for i, requester in enumerate(("Ann", "bob", "ann", "ann")):
+        journal.submit(f"r{i}", "asset", {"requester": requester}, stage="requested")
+        clock.now += 10
+    journal.submit("v", "voucher", {"requester": "ann"}, stage="received")
+    start = clock.now - 25  # after r0, r1
+    assert [j.key for j in journal.of_requester_since("asset", "ANN", start, limit=10)] == ["r2", "r3"]
+    assert [j.key for j in journal.of_requester_since("asset", "ann", 0, limit=2)] == ["r0", "r2"]
+    assert [j.key for j in journal.created_since("asset", start, limit=10)] == ["r2", "r3"]
+    assert [j.key for j in journal.created_since("asset", 0, limit=2, offset=1)] == ["r1", "r2"]

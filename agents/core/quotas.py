@@ -1,0 +1,136 @@
+"""What each requester may use per period, as the operator sets it: generation requests, compute
+seconds (as the jobs' cost records count them, `agents.core.costs`) and spend (what its x402
+`upto` permits authorise). Periods are fixed windows of `period_s` seconds from the epoch, so a
+limit resets at the same moment on every host; `check` says which limit a new request would pass
+and when it resets."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from agents.core.costs import STAGES
+
+MOST_COUNTED: Final = 100_000
+"""The most jobs of one requester one check reads (past it the request is refused as over)."""
+
+
+class QuotaError(ValueError):
+    """A quotas file that cannot be used (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Quota:
+    """Limits per period; None: no limit of that kind."""
+
+    period_s: int
+    requests: int | None = None
+    compute_seconds: float | None = None
+    spend: int | None = None
+
+    def window(self, now: float) -> tuple[float, float]:
+        """The period `now` falls in: (start, end)."""
+        start = now // self.period_s * self.period_s
+        return start, start + self.period_s
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a requester used in the current period."""
+
+    requests: int
+    compute_seconds: float
+    spend: int
+
+
+@dataclass(frozen=True)
+class OverQuota:
+    """Which limit a request would pass, what was used of it, and when it resets."""
+
+    limit: str
+    allowed: float
+    used: float
+    resets_at: float
+
+    def message(self) -> str:
+        what = {"requests": "requests", "compute_seconds": "compute seconds", "spend": "spend"}[self.limit]
+        return (
+            f"over the {what} limit: {self.used:g} of {self.allowed:g} used this period (it resets at "
+            f"{self.resets_at:.0f}, unix seconds)"
+        )
+
+
+@dataclass(frozen=True)
+class Quotas:
+    """The default quota and requesters' own (keys lowercased)."""
+
+    default: Quota | None
+    requesters: Mapping[str, Quota] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "requesters", {str(k).lower(): v for k, v in self.requesters.items()})
+
+    def of(self, requester: str) -> Quota | None:
+        return self.requesters.get(requester.lower(), self.default)
+
+    @classmethod
+    def from_json(cls, path: Path) -> Quotas:
+        try:
+            raw = json.loads(path.read_text(encoding="utf8"))
+        except (OSError, ValueError) as exc:
+            raise QuotaError(f"{path}: not a readable JSON file ({exc})") from None
+        if not isinstance(raw, dict) or set(raw) - {"$comment", "default", "requesters"}:
+            raise QuotaError(f"{path}: a JSON object with 'default' and/or 'requesters'")
+        requesters = raw.get("requesters", {})
+        if not isinstance(requesters, dict):
+            raise QuotaError(f"{path}: 'requesters' maps a requester to its quota")
+        default = _quota(raw["default"], f"{path}: default") if raw.get("default") is not None else None
+        return cls(default, {str(k): _quota(v, f"{path}: requester {k}") for k, v in requesters.items()})
+
+
+def _quota(raw: Any, where: str) -> Quota:
+    names = {"periodSeconds": "period_s", "requests": "requests", "computeSeconds": "compute_seconds", "spend": "spend"}
+    if not isinstance(raw, dict) or set(raw) - set(names) or "periodSeconds" not in raw:
+        raise QuotaError(f"{where}: an object with periodSeconds and any of requests, computeSeconds, spend")
+    values = {names[k]: v for k, v in raw.items()}
+    for name, value in values.items():
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if value is None and name != "period_s":
+            continue
+        if not number or value < 0 or (name != "compute_seconds" and not isinstance(value, int)):
+            raise QuotaError(
+                f"{where}: {name} must be a non-negative {'number' if name == 'compute_seconds' else 'integer'}"
+            )
+    if values["period_s"] < 1:
+        raise QuotaError(f"{where}: periodSeconds must be at least 1")
+    return Quota(**values)
+
+
+def usage_of(requests: Iterable[Mapping[str, Any]], spend: int) -> Usage:
+    """What a requester used in one period: its request jobs (their payloads: one request each,
+    and the CPU and proving seconds of their cost records) and what its payments may take
+    (`spend`, counted by the caller)."""
+    count, seconds = 0, 0.0
+    for payload in requests:
+        count += 1
+        for key in STAGES:
+            record = payload.get(key)
+            if isinstance(record, Mapping):
+                seconds += float(record.get("cpu_s", 0.0)) + float(record.get("proof_s", 0.0))
+    return Usage(count, seconds, spend)
+
+
+def check(quota: Quota, used: Usage, now: float, *, spending: int = 0) -> OverQuota | None:
+    """Whether one more request (authorising `spending` more) fits `quota` given `used` in the
+    period `now` falls in; the limit it would pass, or None."""
+    resets = quota.window(now)[1]
+    if quota.requests is not None and used.requests + 1 > quota.requests:
+        return OverQuota("requests", quota.requests, used.requests, resets)
+    if quota.compute_seconds is not None and used.compute_seconds >= quota.compute_seconds:
+        return OverQuota("compute_seconds", quota.compute_seconds, used.compute_seconds, resets)
+    if quota.spend is not None and used.spend + spending > quota.spend:
+        return OverQuota("spend", quota.spend, used.spend, resets)
+    return None

@@ -1,0 +1,83 @@
+"""Priority lanes: the generator claims the fast lane first and never starves the standard lane
+(`GenerateStage.claim` over a real journal), and the API takes a request's lane, shows it, and
+prices a paid fast-lane request at the fast lane's price."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from agents.app.wiring import Parts
+from agents.core.metering import DEFAULT_PRICING, FAST_LANE, RequestPricing
+from agents.core.requests import GenerationRequest
+from agents.core.toolchain import project_root
+from agents.daemons.generate import GenerateStage
+from agents.runtime import jobs
+from agents.runtime.journal import Journal
+from tests.agents.daemons.test_api import documented, run_api
+
+PRICING = RequestPricing.from_json(project_root() / DEFAULT_PRICING)
+
+
+def test_the_generator_serves_the_fast_lane_first_and_the_standard_lane_still_moves(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal.db", final=jobs.FINAL)
+    try:
+        standard = [jobs.submit_request(journal, GenerationRequest("a red circle", i), requester="slow", source="api",
+                                        extra={"lane": "standard"})[0] for i in range(2)]  # fmt: skip
+        fast = [jobs.submit_request(journal, GenerationRequest("a blue square", i), requester="rush", source="api",
+                                    extra={"lane": FAST_LANE})[0] for i in range(40)]  # fmt: skip
+        stage = GenerateStage(journal, None, None, worker="w", batch=8)  # type: ignore[arg-type]
+        first = [job.key for job in asyncio.run(stage.claim())]
+        assert first[:6] == fast[:6] and first[6:] == standard  # the flood came later, yet waits its share
+        second = [job.key for job in asyncio.run(stage.claim())]
+        assert second == fast[6:14]  # nobody else waits: the fast lane takes the whole batch
+    finally:
+        journal.close()
+
+
+@pytest.mark.chain
+def test_the_api_takes_a_lane_shows_it_and_prices_the_fast_lane(
+    parts: Parts, project: Any, local_chain: Any, chain: Any, accounts: Any, tmp_path: Path
+) -> None:
+    from tests.agents.daemons.test_upto_faults import Market
+
+    market = Market(parts, project, local_chain, chain, accounts[0])
+
+    async def free(session: aiohttp.ClientSession, server: TestServer, deps: Any) -> None:
+        url = server.make_url("/v1/requests")
+        async with session.post(url, json={"prompt": "a red circle", "lane": "fast", "project": "p"}) as r:
+            key = (await documented(r))["key"]
+        async with session.get(server.make_url(f"/v1/requests/{key}")) as r:
+            status = await documented(r)
+        assert (status["lane"], status["project"]) == ("fast", "p")
+        for bad in ({"prompt": "a", "lane": "express"}, {"prompt": "a", "lane": 1}, {"prompt": "a", "project": ""}):
+            async with session.post(url, json=bad) as r:
+                assert r.status == 422 and (await r.json())["error"]["code"] == "bad_request_fields", bad
+
+    run_api(parts, tmp_path, free, accept_requests=True)
+
+    async def paid(session: aiohttp.ClientSession, server: TestServer, deps: Any) -> None:
+        url = server.make_url("/v1/requests")
+        offers = {}
+        for lane in ("standard", "fast"):
+            async with session.post(url, json={"prompt": "a red circle", "seed": 5, "lane": lane}) as r:
+                assert r.status == 402
+                (offers[lane],) = json.loads(base64.b64decode(r.headers["PAYMENT-REQUIRED"]))["accepts"]
+        request = GenerationRequest("a red circle", 5)
+        assert int(offers["standard"]["amount"]) == PRICING.maximum(request)
+        assert int(offers["fast"]["amount"]) == PRICING.maximum(request, FAST_LANE) > PRICING.maximum(request)
+        # a permit for the standard price does not buy the fast lane
+        permit = market.permit(accounts[5], market.offer(request), 8_001)
+        header = base64.b64encode(json.dumps(market.header(permit, market.offer(request))).encode()).decode()
+        body = {"prompt": "a red circle", "seed": 5, "lane": "fast"}
+        async with session.post(url, json=body, headers={"PAYMENT-SIGNATURE": header}) as r:
+            assert r.status == 402 and (await r.json())["error"]["code"] == "bad_payment"
+
+    run_api(parts, tmp_path / "paid", paid, accept_requests=True, request_pricing=PRICING)
