@@ -166,12 +166,14 @@ registration_option = click.option(
 """`--registration` of the commands that run a registrar (`agent registrar`, `up`)."""
 
 
-def _checked(default: Path, load: Callable[[Path], object], errors: type[Exception]) -> Callable[..., Path]:
-    """A click callback: the path given (else the project's `default`), loaded and checked now, so a
-    bad one is one line before any setup."""
+def _checked(default: Path | None, load: Callable[[Path], object], errors: type[Exception]) -> Callable[..., Any]:
+    """A click callback: the path given (else the project's `default`; None: no file), loaded and
+    checked now, so a bad one is one line before any setup."""
 
-    def callback(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
-        path = value.absolute() if value is not None else project_root() / default
+    def callback(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+        if value is None and default is None:
+            return None
+        path = value.absolute() if value is not None else project_root() / default  # type: ignore[operator]
         try:
             load(path)
         except errors as exc:
@@ -229,17 +231,10 @@ reviewer_option = click.option(
 """`--reviewer` of the commands that serve the API (`agent api`, `up`)."""
 
 
-def _loaded_quotas(value: Path | None) -> Path | None:
-    """`--quotas`: checked now (a bad file is one line before any setup); None: no limits."""
-    from agents.core.quotas import QuotaError, Quotas
+def _load_quotas(path: Path) -> object:
+    from agents.core.quotas import Quotas
 
-    if value is None:
-        return None
-    try:
-        Quotas.from_json(value.absolute())
-    except QuotaError as exc:
-        raise click.BadParameter(str(exc)) from None
-    return value.absolute()
+    return Quotas.from_json(path)
 
 
 def _load_pricing(path: Path) -> object:
@@ -262,12 +257,9 @@ request_pricing_option = click.option(
 
 
 def _load_prices(path: Path) -> object:
-    from agents.core.costs import CostPrices, CostPricesError
+    from agents.core.costs import CostPrices
 
-    try:
-        return CostPrices.from_json(path)
-    except CostPricesError as exc:
-        raise PermanentError(str(exc)) from None
+    return CostPrices.from_json(path)
 
 
 cost_prices_option = click.option(
@@ -646,7 +638,7 @@ async def _run_agent(
     "--quotas",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    callback=lambda ctx, param, value: _loaded_quotas(value),
+    callback=_checked(None, _load_quotas, PermanentError),
     help="What each requester may use per period (JSON: requests, compute seconds, spend; a default and per "
     "requester; models/quotas.example.json shows the shape): POST /v1/requests refuses past it with 429. "
     "Default: no limits",

@@ -9,11 +9,13 @@ applied when costs are read (`CostPrices`, from the operator's configuration).""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
+
+from agents.core.errors import PermanentError
+from agents.core.inputs import read_json_file
 
 GENERATE: Final = "cost_generate"
 CURATE: Final = "cost_curate"
@@ -45,7 +47,7 @@ def transaction_share(receipt: Any, tx: str, jobs: int, **more: Any) -> dict[str
     return {"tx": tx, "jobs": jobs, "gas": -(-gas // jobs), "fee_wei": -(-gas * price // jobs), **more}
 
 
-class CostPricesError(ValueError):
+class CostPricesError(PermanentError, ValueError):
     """A cost prices file that cannot be used (the message says why)."""
 
 
@@ -68,10 +70,7 @@ class CostPrices:
             "usdPerEth": "usd_per_eth",
             "usdPerGbStored": "usd_per_gb_stored",
         }
-        try:
-            raw = json.loads(path.read_text(encoding="utf8"))
-        except (OSError, ValueError) as exc:
-            raise CostPricesError(f"{path}: not a readable JSON file ({exc})") from None
+        raw = read_json_file(path, CostPricesError)
         if not isinstance(raw, dict) or set(raw) - {"$comment"} != set(fields):
             raise CostPricesError(f"{path}: a JSON object with exactly {sorted(fields)}")
         values = {name: raw[key] for key, name in fields.items()}

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 from decimal import Decimal, InvalidOperation, localcontext
+from pathlib import Path
+from typing import Any
 
 from agents.core.errors import PermanentError
 
@@ -14,6 +17,15 @@ _AMOUNT = re.compile(r"^\s*([0-9][0-9_]*(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*$")
 
 class InputError(PermanentError, ValueError):
     """Not a value this parser understands; the message shows what it accepts."""
+
+
+def read_json_file(path: Path, error: type[Exception]) -> Any:
+    """The JSON in the file at `path` (an operator's configuration); `error` saying so when the
+    file cannot be read or is no JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf8"))
+    except (OSError, ValueError) as exc:
+        raise error(f"{path}: not a readable JSON file ({exc})") from None
 
 
 def parse_amount(text: str, *, decimals: int = 18) -> int:

@@ -4,13 +4,13 @@ consumed (`Usage`): the most a request may cost, authorised up front, and the ch
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from agents.core.errors import PermanentError
+from agents.core.inputs import read_json_file
 from agents.core.requests import GenerationRequest
 
 MEGA: Final = 1_000_000
@@ -71,10 +71,7 @@ class RequestPricing:
 
     @classmethod
     def from_json(cls, path: Path) -> RequestPricing:
-        try:
-            raw = json.loads(path.read_text(encoding="utf8"))
-        except (OSError, ValueError) as exc:
-            raise PricingError(f"{path}: not a readable JSON file ({exc})") from None
+        raw = read_json_file(path, PricingError)
         fields = {
             "base": "base",
             "perStepMegapixel": "per_step_megapixel",

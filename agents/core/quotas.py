@@ -6,19 +6,20 @@ and when it resets."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from agents.core.costs import STAGES
+from agents.core.errors import PermanentError
+from agents.core.inputs import read_json_file
 
 MOST_COUNTED: Final = 100_000
 """The most jobs of one requester one check reads (past it the request is refused as over)."""
 
 
-class QuotaError(ValueError):
+class QuotaError(PermanentError, ValueError):
     """A quotas file that cannot be used (the message says why)."""
 
 
@@ -78,10 +79,7 @@ class Quotas:
 
     @classmethod
     def from_json(cls, path: Path) -> Quotas:
-        try:
-            raw = json.loads(path.read_text(encoding="utf8"))
-        except (OSError, ValueError) as exc:
-            raise QuotaError(f"{path}: not a readable JSON file ({exc})") from None
+        raw = read_json_file(path, QuotaError)
         if not isinstance(raw, dict) or set(raw) - {"$comment", "default", "requesters"}:
             raise QuotaError(f"{path}: a JSON object with 'default' and/or 'requesters'")
         requesters = raw.get("requesters", {})

@@ -145,10 +145,10 @@ class CommitStage(_RegistrarStage):
         receipt = await self.client.transact(REGISTRY, "registerBatchLeaves", list(tree.leaves), keys=keys)
         (event,) = self.client.logs(REGISTRY, "BatchCommitted", receipt)
         share = costs.transaction_share(receipt, tx_hash_hex(receipt["transactionHash"]), len(keys))
-        await self._journal_batch(
+        updates = await self._journal_batch(
             intent, keys, tree, int(event["args"]["batchId"]), origin_owner=self.worker, cost=share
         )
-        return [*outcomes, *(Journaled(key, jobs.COMMITTED) for key in keys)]
+        return [*outcomes, *(Journaled(key, jobs.COMMITTED, updates[key]) for key in keys)]
 
     async def _journal_batch(
         self,
@@ -159,7 +159,7 @@ class CommitStage(_RegistrarStage):
         *,
         origin_owner: str | None,
         cost: dict[str, Any] | None = None,
-    ) -> None:
+    ) -> dict[str, dict[str, Any]]:
         updates = {
             key: {
                 "batch_id": batch_id,
@@ -179,9 +179,7 @@ class CommitStage(_RegistrarStage):
             updates=updates,
             complete_intent=(intent, {"batch_id": batch_id}),
         )
-        if self.metrics is not None:
-            for update in updates.values():
-                self.metrics.count_costs(update)
+        return updates
 
     async def reconcile(self) -> dict[str, int]:
         """Settles every open batch intent against the chain (see the module docstring)."""
@@ -309,7 +307,7 @@ class RegisterStage(_RegistrarStage):
             for job, record in zip(batch, records, strict=True)
         }
         await self._journal_registered(intent, keys, updates)
-        return [Journaled(key, jobs.REGISTERED) for key in keys]
+        return [Journaled(key, jobs.REGISTERED, updates[key]) for key in keys]
 
     async def _journal_registered(self, intent: int, keys: list[str], updates: dict[str, dict[str, Any]]) -> None:
         await self.journal.call(
@@ -321,9 +319,6 @@ class RegisterStage(_RegistrarStage):
             updates=updates,
             complete_intent=(intent, {"registered": len(keys)}),
         )
-        if self.metrics is not None:
-            for update in updates.values():
-                self.metrics.count_costs(update)
 
     async def _isolate(self, batch: list[Job], error: str) -> list[Outcome]:
         """After a refused batch: move on what the chain has, and try the rest alone."""

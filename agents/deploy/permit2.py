@@ -154,16 +154,17 @@ def install_permit2(project: Any, provider: Any, deployer: Any, root: Path, solc
     """Permit2 and the x402 proxies at their canonical addresses (see the module docstring); code
     already there is left alone. Their names and addresses."""
     web3 = provider.web3
+    chain_id = int(web3.eth.chain_id)
     placed = {"Permit2": PERMIT2_ADDRESS, **PROXIES}
+    build = build_permit2(root, solc)
     if bytes(web3.eth.get_code(PERMIT2_ADDRESS)) == b"":
-        set_code(provider, PERMIT2_ADDRESS, permit2_runtime(build_permit2(root, solc), int(web3.eth.chain_id)))
+        set_code(provider, PERMIT2_ADDRESS, permit2_runtime(build, chain_id))
     for name, address in PROXIES.items():
         if bytes(web3.eth.get_code(address)) != b"":
             continue
         template = deployer.deploy(getattr(project, name), PERMIT2_ADDRESS)
         set_code(provider, address, bytes(web3.eth.get_code(str(template.address))))
-    abi = build_permit2(root, solc).abi
-    permit2 = web3.eth.contract(address=PERMIT2_ADDRESS, abi=abi)
-    if bytes(permit2.functions.DOMAIN_SEPARATOR().call()) != domain_separator(int(web3.eth.chain_id)):
+    permit2 = web3.eth.contract(address=PERMIT2_ADDRESS, abi=build.abi)
+    if bytes(permit2.functions.DOMAIN_SEPARATOR().call()) != domain_separator(chain_id):
         raise Permit2Error("Permit2 at its canonical address answers with another domain separator")
     return placed

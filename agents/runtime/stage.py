@@ -70,10 +70,11 @@ class Failed:
 @dataclass(frozen=True)
 class Journaled:
     """`process` already advanced the job itself (several jobs and an intent in one journal
-    transaction); the runner only announces it."""
+    transaction), with `updates`; the runner only announces it (and counts its costs)."""
 
     key: str
     stage: str
+    updates: dict[str, Any] = field(default_factory=dict)
 
 
 Outcome = Done | Failed | Journaled
@@ -246,6 +247,8 @@ class Stage(ABC):
 
     async def _apply(self, outcome: Outcome) -> None:
         if isinstance(outcome, Journaled):
+            if self.metrics is not None:
+                self.metrics.count_costs(outcome.updates)
             if self.outbox is not None and outcome.stage == self.target:
                 await self.outbox.put(outcome.key)
             return
