@@ -1,4 +1,5 @@
-"""Pipeline benchmark: `python bench/pipeline.py [--count N] [--rate R]` (or `make bench-pipeline`).
+"""Pipeline benchmark: `python bench/pipeline.py [--count N] [--rate R] [--fast F] [--standard S]`
+(or `make bench-pipeline`).
 
 On the embedded chain, one run, side by side:
 - baseline, the raw generator: N requests through `Generator.generate` alone (model inference
@@ -19,7 +20,14 @@ On the embedded chain, one run, side by side:
   R below the raw rate), each timed from the moment its transaction is mined (the
   `GenerationRequested` event exists) to its asset's registration on chain: p50 and p95. The
   market watcher reads events at confirmation depth 0 here (the embedded chain mines one block
-  per transaction and never reorganises); on a real network the depth adds its block time.
+  per transaction and never reorganises); on a real network the depth adds its block time;
+- cost accounting: each pipeline burst is run again (other seeds) with the stages keeping no
+  cost records; `cost_accounting_overhead_ratio` = 1 - with / without (the means; target <= 0.02);
+- lanes under overload: `--standard` standard-lane requests then `--fast` fast-lane ones submitted
+  at once, each timed from submission to its end, p95 by lane (`fast_lane_p95_s`,
+  `standard_lane_p95_s`); then the same burst with adaptive production (`--adapt-after`: a
+  standard request that waited longer gets half its steps, at least 8), its p95s, how many assets
+  were served fewer steps, and how many lineages misstate what they got (must be 0).
 The last line is one JSON object.
 """
 
@@ -82,23 +90,33 @@ async def raw_rate(parts: Any, count: int, seed: int = 10_000) -> float:
     return count / (time.perf_counter() - started)
 
 
-def front_agents(parts: Any, worker: str) -> Any:
+def front_agents(parts: Any, worker: str, *, cost_records: bool = True, adaptive: Any = None) -> Any:
     from agents.app.wiring import build_agents
 
-    return build_agents(parts, names=FRONT, register_batch=16, linger_s=1.0, withdraw_every_s=None, worker=worker)
+    return build_agents(
+        parts,
+        names=FRONT,
+        register_batch=16,
+        linger_s=1.0,
+        withdraw_every_s=None,
+        worker=worker,
+        cost_records=cost_records,
+        adaptive=adaptive,
+    )
 
 
 WAITING = ("requested", "generated", "curated", "published", "committed", "registered")
 
 
-async def burst_run(parts: Any, count: int, requester: str, seed: int) -> dict[str, Any]:
-    """`count` requests submitted at once; how long until every one reached its end."""
+async def burst_run(parts: Any, count: int, requester: str, seed: int, *, cost_records: bool = True) -> dict[str, Any]:
+    """`count` requests submitted at once; how long until every one reached its end
+    (`cost_records=False`: the stages keep no cost records, the accounting's baseline)."""
     from agents.core.requests import GenerationRequest
     from agents.runtime import jobs
 
     requests = [GenerationRequest(prompt=p, seed=seed + i) for i, p in enumerate(captions(count, seed))]
     journal = parts.journal
-    agents = front_agents(parts, f"burst-{seed}")
+    agents = front_agents(parts, f"burst-{seed}", cost_records=cost_records)
     await agents.start()
     before = set(await journal.call(journal.reached, jobs.REQUESTED))
     started, cpu = time.time(), time.process_time()
@@ -126,6 +144,51 @@ async def burst_run(parts: Any, count: int, requester: str, seed: int) -> dict[s
     }
 
 
+async def lane_run(parts: Any, fast: int, standard: int, seed: int, adaptive: Any = None) -> dict[str, Any]:
+    """An overload burst: `standard` standard-lane requests, then `fast` fast-lane ones, all at
+    once; each timed from its submission to its end (registered, or set aside by the curator), by
+    lane; `adaptive`: the generator's adaptive production (None: every request as asked). Also
+    counts the assets served with fewer steps and checks that each one's lineage names the steps it
+    got and why, and that no fast-lane or unadapted asset claims an adaptation."""
+    from agents.core.metering import FAST_LANE, STANDARD_LANE
+    from agents.core.requests import GenerationRequest
+    from agents.runtime import jobs
+
+    journal = parts.journal
+    lanes = [STANDARD_LANE] * standard + [FAST_LANE] * fast
+    prompts = captions(len(lanes), seed)
+    agents = front_agents(parts, f"lanes-{seed}", adaptive=adaptive)
+    await agents.start()
+    submitted: dict[str, tuple[str, float]] = {}
+    try:
+        for index, (lane, prompt) in enumerate(zip(lanes, prompts, strict=True)):
+            request = GenerationRequest(prompt=prompt, seed=seed + index)
+            key, _ = await journal.call(
+                jobs.submit_request, journal, request, requester=f"lane-{lane}", source="bench", extra={"lane": lane}
+            )
+            submitted[key] = (lane, time.time())
+        await agents.until(lambda c: not any(c.get(stage) for stage in WAITING), within_s=3_600)
+    finally:
+        await agents.stop()
+    ends: dict[str, float] = {}
+    for stage in (jobs.DELIVERED, jobs.REVIEW, jobs.REJECTED):
+        ends |= {k: at for k, (_, at) in (await journal.call(journal.reached, stage)).items() if k in submitted}
+    latency: dict[str, list[float]] = {STANDARD_LANE: [], FAST_LANE: []}
+    adapted = mislabelled = 0
+    for key, (lane, at) in submitted.items():
+        if key in ends:
+            latency[lane].append(ends[key] - at)
+        job = await journal.call(journal.get, key)
+        lineage = job.payload.get("lineage") or {}
+        if lineage.get("requested_steps") is not None:
+            adapted += 1
+            named = bool(lineage.get("adaptation")) and lineage["steps"] < lineage["requested_steps"]
+            mislabelled += lane == FAST_LANE or not named
+        elif lineage.get("adaptation") is not None or (lineage and lineage.get("steps") != 25):
+            mislabelled += 1
+    return {"latency": latency, "adapted": adapted, "mislabelled": mislabelled, "ended": len(ends)}
+
+
 async def paced_run(parts: Any, payer: Any, count: int, rate: float) -> dict[str, Any]:
     """Paid `GenerationRequested` events, one every 1/rate s; each timed from the moment its
     transaction is mined (the event is on chain) to its asset's registration."""
@@ -134,7 +197,7 @@ async def paced_run(parts: Any, payer: Any, count: int, rate: float) -> dict[str
 
     journal = parts.journal
     market = parts.chain().contract("GenerationMarket")
-    price = int(await parts.chain().call("GenerationMarket", "price"))
+    price = int(await parts.chain().call("GenerationMarket", "price", 0))  # the standard lane
     agents = front_agents(parts, "paced")
     await agents.start()
     payer_client = ChainClient(
@@ -153,7 +216,7 @@ async def paced_run(parts: Any, payer: Any, count: int, rate: float) -> dict[str
         for index, prompt in enumerate(captions(count, 30_000)):
             await asyncio.sleep(max(0.0, started + index / rate - time.time()))
             receipt = await payer_client.transact(
-                "GenerationMarket", "requestGeneration", prompt, 30_000 + index, 25, 1_500, value=price
+                "GenerationMarket", "requestGeneration", prompt, 30_000 + index, 25, 1_500, 0, value=price
             )
             mined_at[
                 int(payer_client.logs("GenerationMarket", "GenerationRequested", receipt)[0]["args"]["requestId"])
@@ -174,11 +237,14 @@ async def paced_run(parts: Any, payer: Any, count: int, rate: float) -> dict[str
     return {"registered": len(latencies), "submitted": len(mined_at), "latencies": latencies}
 
 
-async def measure(count: int, rate: float, latency_count: int, bursts: int) -> dict[str, Any]:
+async def measure(
+    count: int, rate: float, latency_count: int, bursts: int, lanes: tuple[int, int], adapt_after_s: float
+) -> dict[str, Any]:
     import ape
     from eth_account import Account
 
     from agents.app.wiring import open_local
+    from agents.daemons.generate import AdaptiveSteps
     from agents.runtime.telemetry import Metrics
 
     accounts = ape.accounts.test_accounts
@@ -200,10 +266,16 @@ async def measure(count: int, rate: float, latency_count: int, bursts: int) -> d
             click.echo("pipeline warm-up: 8 requests (not measured) ...", err=True)
             await burst_run(parts, 8, str(accounts[0].address), seed=19_000)
             warm = stage_seconds(parts.metrics)
-            runs = []
+            runs, unaccounted = [], []
             for index in range(bursts):
                 click.echo(f"pipeline, burst {index + 1} of {bursts}: {count} requests at once ...", err=True)
                 runs.append(await burst_run(parts, count, str(accounts[0].address), seed=20_000 + 1_000 * index))
+                click.echo(f"  and again without cost records: {count} requests at once ...", err=True)
+                unaccounted.append(
+                    await burst_run(
+                        parts, count, str(accounts[0].address), seed=60_000 + 1_000 * index, cost_records=False
+                    )
+                )
                 click.echo(f"raw generator again: {count} images ...", err=True)
                 raws.append(await raw_rate(parts, count, seed=40_000 + 1_000 * index))
             busy = {  # over the measured bursts
@@ -213,11 +285,25 @@ async def measure(count: int, rate: float, latency_count: int, bursts: int) -> d
             click.echo(f"latency: {latency_count} paid on-chain requests at {rate}/s ...", err=True)
             payer = Account.from_key(accounts[5].private_key)
             paced = await paced_run(parts, payer, latency_count, rate)
+            fast, standard = lanes
+            click.echo(f"lanes: overload burst of {standard} standard + {fast} fast requests, as asked ...", err=True)
+            as_asked = await lane_run(parts, fast, standard, seed=80_000)
+            policy = AdaptiveSteps(after_s=adapt_after_s, min_steps=8, factor=0.5)
+            click.echo(f"lanes: the same burst, adaptive after {adapt_after_s:g} s ...", err=True)
+            adapted = await lane_run(parts, fast, standard, seed=90_000, adaptive=policy)
         finally:
             parts.close()
     finally:
         shutil.rmtree(state, ignore_errors=True)
-    return {"raw": raws, "bursts": runs, "busy": busy, "paced": paced}
+    return {
+        "raw": raws,
+        "bursts": runs,
+        "unaccounted": unaccounted,
+        "busy": busy,
+        "paced": paced,
+        "lanes": as_asked,
+        "lanes_adaptive": adapted,
+    }
 
 
 @click.command()
@@ -225,7 +311,20 @@ async def measure(count: int, rate: float, latency_count: int, bursts: int) -> d
 @click.option("--rate", type=click.FloatRange(0.05, 100.0), default=1.0, show_default=True, help="Paced arrivals/s")
 @click.option("--latency-count", type=click.IntRange(4, 4_096), default=24, show_default=True)
 @click.option("--bursts", type=click.IntRange(1, 16), default=2, show_default=True, help="Pipeline bursts")
-def main(count: int, rate: float, latency_count: int, bursts: int) -> None:
+@click.option("--fast", type=click.IntRange(1, 4_096), default=48, show_default=True, help="Overload: fast requests")
+@click.option(
+    "--standard", type=click.IntRange(1, 4_096), default=48, show_default=True, help="Overload: standard requests"
+)
+@click.option(
+    "--adapt-after",
+    type=click.FloatRange(0.1, 600.0),
+    default=3.0,
+    show_default=True,
+    help="Overload, adaptive run: standard requests waiting longer get half their steps (at least 8)",
+)
+def main(
+    count: int, rate: float, latency_count: int, bursts: int, fast: int, standard: int, adapt_after: float
+) -> None:
     from ape import networks
     from ape.logging import LogLevel, logger
 
@@ -234,7 +333,7 @@ def main(count: int, rate: float, latency_count: int, bursts: int) -> None:
     quiet_libraries()
     logger.set_level(LogLevel.ERROR)
     with networks.parse_network_choice("ethereum:local:test"):
-        result = asyncio.run(measure(count, rate, latency_count, bursts))
+        result = asyncio.run(measure(count, rate, latency_count, bursts, (fast, standard), adapt_after))
     raws, runs, paced = result["raw"], result["bursts"], result["paced"]
     raw = statistics.mean(raws)  # measured around every burst: drift cancels
     rates = [run["finished"] / run["wall_s"] for run in runs]
@@ -267,6 +366,22 @@ def main(count: int, rate: float, latency_count: int, bursts: int) -> None:
     click.echo(f"{'paid event to registered, p50 s (paced)':<44} {p50:>12.2f} {f'{rate}/s arrivals':>20}")
     click.echo(f"{'paid event to registered, p95 s (paced)':<44} {p95:>12.2f}")
     click.echo(f"{'registered / submitted (paced)':<44} {paced['registered']:>8} / {paced['submitted']:<3}")
+    unaccounted_rate = statistics.mean(run["finished"] / run["wall_s"] for run in result["unaccounted"])
+    accounting = 1.0 - pipeline / unaccounted_rate
+    each = " / ".join(f"{run['finished'] / run['wall_s']:.3f}" for run in result["unaccounted"])
+    click.echo(f"{'requests/s without cost records':<44} {unaccounted_rate:>12.3f} {each:>20}")
+    click.echo(f"{'cost accounting overhead (1 - with/without)':<44} {accounting:>12.1%} {'target <= 2.0%':>20}")
+    lanes, adaptive = result["lanes"], result["lanes_adaptive"]
+    p95 = {
+        name: {lane: percentile(values, 0.95) if values else float("nan") for lane, values in run["latency"].items()}
+        for name, run in (("as asked", lanes), ("adaptive", adaptive))
+    }
+    click.echo(f"{'overload: ' + str(standard) + ' standard + ' + str(fast) + ' fast at once':<44}")
+    for name in ("as asked", "adaptive"):
+        standard_p95 = f"standard {p95[name]['standard']:.2f}"
+        click.echo(f"{'  ' + name + ': fast / standard p95 s':<44} {p95[name]['fast']:>12.2f} {standard_p95:>20}")
+    wrong = f"lineage wrong: {adaptive['mislabelled'] + lanes['mislabelled']}"
+    click.echo(f"{'  adaptive: standard assets served fewer steps':<44} {adaptive['adapted']:>12} {wrong:>20}")
     figures = {
         "raw_generator_images_per_s": round(raw, 3),
         "pipeline_assets_per_s": round(pipeline, 3),
@@ -282,6 +397,17 @@ def main(count: int, rate: float, latency_count: int, bursts: int) -> None:
         "registration_batch_max": 16,
         "agents_cpu_ms_per_request": round(per_asset_ms, 2),
         "burst_tail_s": round(tail, 3),
+        "pipeline_assets_per_s_without_cost_records": round(unaccounted_rate, 3),
+        "cost_accounting_overhead_ratio": round(accounting, 4),
+        "overload_fast_requests": fast,
+        "overload_standard_requests": standard,
+        "fast_lane_p95_s": round(p95["as asked"]["fast"], 3),
+        "standard_lane_p95_s": round(p95["as asked"]["standard"], 3),
+        "fast_lane_p95_s_adaptive": round(p95["adaptive"]["fast"], 3),
+        "standard_lane_p95_s_adaptive": round(p95["adaptive"]["standard"], 3),
+        "adaptive_after_s": adapt_after,
+        "adapted_assets": adaptive["adapted"],
+        "adapted_lineage_errors": adaptive["mislabelled"] + lanes["mislabelled"],
     }
     click.echo(json.dumps(figures))
 

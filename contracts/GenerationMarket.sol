@@ -16,6 +16,9 @@ import {IProvenanceRegistry} from "./interfaces/IProvenanceRegistry.sol";
 ///        only that the asset is registered and fulfils nothing else. The asset's provenance
 ///        record (parameters digest, manifest) lets the requester check the prompt and seed.
 ///      - A request's fee is fixed when it is paid; the window to fulfil it is fixed at deploy.
+///      - Each lane has its own price, the fast lane's never below the standard lane's. The lane
+///        is a promise of the operator's agents (which lane they serve first); the chain only
+///        records it and takes its price.
 ///      - Balances are pull-only, and every state change happens before any ETH moves.
 contract GenerationMarket is IGenerationMarket, Ownable2Step, ReentrancyGuardTransient {
     /// @notice Longest accepted prompt, in bytes.
@@ -24,7 +27,7 @@ contract GenerationMarket is IGenerationMarket, Ownable2Step, ReentrancyGuardTra
     uint32 public constant MAX_STEPS = 1_000;
     /// @notice Largest guidance scale a request may ask for, times 1,000.
     uint32 public constant MAX_GUIDANCE_MILLI = 50_000;
-    /// @notice Highest price the owner may set (fees are stored in 96 bits).
+    /// @notice Highest price the owner may set for each lane (fees are stored in 96 bits).
     uint256 public constant MAX_PRICE = 1_000 ether;
     /// @notice Shortest and longest fulfilment window the constructor accepts.
     uint64 public constant MIN_WINDOW = 5 minutes;
@@ -35,7 +38,7 @@ contract GenerationMarket is IGenerationMarket, Ownable2Step, ReentrancyGuardTra
     /// @notice Seconds the operator has to fulfil a request.
     uint64 public immutable FULFILMENT_WINDOW;
 
-    uint256 private _price;
+    mapping(Lane lane => uint256 price) private _prices;
     address private _operator;
     uint256 private _count;
     mapping(uint256 requestId => Request) private _requests;
@@ -44,32 +47,39 @@ contract GenerationMarket is IGenerationMarket, Ownable2Step, ReentrancyGuardTra
 
     /// @param provenance The provenance registry.
     /// @param operator_ Who fulfils requests and earns their fees.
-    /// @param price_ The price of a request, in wei.
+    /// @param standardPrice The price of a standard-lane request, in wei.
+    /// @param fastPrice The price of a fast-lane request, in wei (at least `standardPrice`).
     /// @param window Seconds the operator has to fulfil a request.
-    /// @param initialOwner Sets the price and the operator.
-    constructor(IProvenanceRegistry provenance, address operator_, uint256 price_, uint64 window, address initialOwner)
-        Ownable(initialOwner)
-    {
+    /// @param initialOwner Sets the prices and the operator.
+    constructor(
+        IProvenanceRegistry provenance,
+        address operator_,
+        uint256 standardPrice,
+        uint256 fastPrice,
+        uint64 window,
+        address initialOwner
+    ) Ownable(initialOwner) {
         if (address(provenance).code.length == 0 || operator_ == address(0)) revert GenerationMarket__BadConfig();
-        if (price_ > MAX_PRICE || window < MIN_WINDOW || window > MAX_WINDOW) revert GenerationMarket__BadConfig();
+        if (window < MIN_WINDOW || window > MAX_WINDOW) revert GenerationMarket__BadConfig();
         PROVENANCE = provenance;
         FULFILMENT_WINDOW = window;
-        _price = price_;
+        _setPrices(standardPrice, fastPrice);
         _operator = operator_;
-        emit PriceSet(price_);
         emit OperatorSet(operator_);
     }
 
     /// @inheritdoc IGenerationMarket
-    function requestGeneration(string calldata prompt, uint64 seed, uint32 steps, uint32 guidanceMilli)
+    function requestGeneration(string calldata prompt, uint64 seed, uint32 steps, uint32 guidanceMilli, Lane lane)
         external
         payable
         returns (uint256 requestId)
     {
-        _checkRequest(bytes(prompt).length, steps, guidanceMilli);
-        uint64 deadline;
-        (requestId, deadline) = _store(msg.sender);
-        emit GenerationRequested(requestId, msg.sender, msg.value, deadline, seed, steps, guidanceMilli, prompt);
+        _checkRequest(bytes(prompt).length, steps, guidanceMilli, lane);
+        requestId = _store(msg.sender, lane);
+        // The deadline is recomputed rather than held, to keep the stack shallow: the same value.
+        emit GenerationRequested(
+            requestId, msg.sender, lane, msg.value, _deadline(), seed, steps, guidanceMilli, prompt
+        );
     }
 
     /// @inheritdoc IGenerationMarket
@@ -113,10 +123,18 @@ contract GenerationMarket is IGenerationMarket, Ownable2Step, ReentrancyGuardTra
     }
 
     /// @inheritdoc IGenerationMarket
-    function setPrice(uint256 newPrice) external onlyOwner {
+    function setPrice(Lane lane, uint256 newPrice) external onlyOwner {
         if (newPrice > MAX_PRICE) revert GenerationMarket__BadConfig();
-        _price = newPrice;
-        emit PriceSet(newPrice);
+        uint256 standardPrice = lane == Lane.Standard ? newPrice : _prices[Lane.Standard];
+        uint256 fastPrice = lane == Lane.Fast ? newPrice : _prices[Lane.Fast];
+        if (fastPrice < standardPrice) revert GenerationMarket__LanesOutOfOrder(standardPrice, fastPrice);
+        _prices[lane] = newPrice;
+        emit PriceSet(lane, newPrice);
+    }
+
+    /// @inheritdoc IGenerationMarket
+    function setPrices(uint256 standardPrice, uint256 fastPrice) external onlyOwner {
+        _setPrices(standardPrice, fastPrice);
     }
 
     /// @inheritdoc IGenerationMarket
@@ -129,6 +147,11 @@ contract GenerationMarket is IGenerationMarket, Ownable2Step, ReentrancyGuardTra
     /// @inheritdoc IGenerationMarket
     function getRequest(uint256 requestId) external view returns (Request memory) {
         return _requests[requestId];
+    }
+
+    /// @inheritdoc IGenerationMarket
+    function price(Lane lane) external view returns (uint256) {
+        return _prices[lane];
     }
 
     /// @inheritdoc IGenerationMarket
@@ -146,34 +169,44 @@ contract GenerationMarket is IGenerationMarket, Ownable2Step, ReentrancyGuardTra
         return _count;
     }
 
-    /// @notice Returns the price of a new request.
-    /// @return The price in wei.
-    function price() external view returns (uint256) {
-        return _price;
-    }
-
     /// @notice Returns the operator.
     /// @return The operator's address.
     function operator() external view returns (address) {
         return _operator;
     }
 
-    function _checkRequest(uint256 length, uint32 steps, uint32 guidanceMilli) private view {
+    /// @dev Both lanes' prices within `MAX_PRICE` and the fast lane's not below the standard's.
+    function _setPrices(uint256 standardPrice, uint256 fastPrice) private {
+        if (standardPrice > MAX_PRICE || fastPrice > MAX_PRICE) revert GenerationMarket__BadConfig();
+        if (fastPrice < standardPrice) revert GenerationMarket__LanesOutOfOrder(standardPrice, fastPrice);
+        _prices[Lane.Standard] = standardPrice;
+        _prices[Lane.Fast] = fastPrice;
+        emit PriceSet(Lane.Standard, standardPrice);
+        emit PriceSet(Lane.Fast, fastPrice);
+    }
+
+    function _checkRequest(uint256 length, uint32 steps, uint32 guidanceMilli, Lane lane) private view {
         if (length == 0 || length > MAX_PROMPT_BYTES) revert GenerationMarket__BadPrompt(length, MAX_PROMPT_BYTES);
         if (steps == 0 || steps > MAX_STEPS || guidanceMilli > MAX_GUIDANCE_MILLI) {
             revert GenerationMarket__BadParameters(steps, guidanceMilli);
         }
-        if (msg.value != _price) revert GenerationMarket__WrongPayment(msg.value, _price);
+        uint256 lanePrice = _prices[lane];
+        if (msg.value != lanePrice) revert GenerationMarket__WrongPayment(lane, msg.value, lanePrice);
     }
 
-    function _store(address requester) private returns (uint256 requestId, uint64 deadline) {
+    /// @dev A request paid now may be fulfilled until then.
+    function _deadline() private view returns (uint64) {
+        return uint64(block.timestamp) + FULFILMENT_WINDOW;
+    }
+
+    function _store(address requester, Lane lane) private returns (uint256 requestId) {
         requestId = ++_count;
-        deadline = uint64(block.timestamp) + FULFILMENT_WINDOW;
         _requests[requestId] = Request({
             requester: requester,
             fee: uint96(msg.value),
-            deadline: deadline,
+            deadline: _deadline(),
             status: Status.Open,
+            lane: lane,
             assetsBefore: SafeCast.toUint48(PROVENANCE.assetCount()),
             asset: bytes32(0)
         });

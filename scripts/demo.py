@@ -30,6 +30,7 @@ from ape.cli import ConnectedProviderCommand
 
 from agents.app.report import (
     AssetRow,
+    CostRow,
     Distribution,
     EscrowAccount,
     Flow,
@@ -40,10 +41,12 @@ from agents.app.report import (
     eth,
     outcome_counts,
     render,
+    usd,
     voucher_outcome,
     voucher_summary,
 )
 from agents.app.wiring import Parts, build_agents, open_local
+from agents.core import costs
 from agents.core.errors import PermanentError
 from agents.core.requests import GenerationRequest
 from agents.core.settlement import SignedVoucher
@@ -162,9 +165,9 @@ async def main(root: Path, state: Path, out: Path, count: int, seed: int, networ
     market = ape.project.GenerationMarket.at(setup.addresses["GenerationMarket"])
     registry = ape.project.ProvenanceRegistry.at(setup.addresses["ProvenanceRegistry"])
     registry.setRegistrar(operator.address, True, sender=patron)  # the patron's assets are made in its name
-    price = int(market.price())
+    price = int(market.price(0))  # the standard lane (IGenerationMarket.Lane.Standard)
     for index, prompt in enumerate(prompts(2, seed + 1)):
-        market.requestGeneration(prompt, seed * 1_000 + 500 + index, 25, 1_500, sender=patron, value=price)
+        market.requestGeneration(prompt, seed * 1_000 + 500 + index, 25, 1_500, 0, sender=patron, value=price)
     console.step(f"patron {patron.address[:10]} paid {2 * price / 1e18:.3f} ETH on chain for 2 generations")
     count += 2
     console.step(f"agents: {count} requests (CLI and on-chain) -> generate, curate, publish, register, prove")
@@ -267,6 +270,18 @@ async def main(root: Path, state: Path, out: Path, count: int, seed: int, networ
     total, paid_in = sum(flow.wei for flow in report.money), sum(wei for _, wei in report.paid_in)
     check = "adds up to what was paid in" if total == paid_in else f"paid in {eth(paid_in)} ETH: it does not add up"
     click.echo(f"  {'total':<{width}} {eth(total)} ETH ({check})")
+    if report.costs:
+        click.echo("")
+        click.echo(f"  cost and margin per asset, US dollars ({report.cost_prices})")
+        heads = ("asset", "end", *report.cost_stages, "cost", "revenue", "margin")
+        click.echo("  " + " ".join(f"{h:>11}" if i > 1 else f"{h:<12}" for i, h in enumerate(heads)))
+        for row in report.costs:
+            values = [row.by_stage.get(stage, 0.0) for stage in report.cost_stages] + [
+                row.cost,
+                row.revenue,
+                row.margin,
+            ]
+            click.echo(f"  {row.label[:12]:<12} {row.stage[:12]:<12} " + " ".join(f"{usd(v):>11}" for v in values))
     console.step(f"report: {path}")
 
 
@@ -429,6 +444,31 @@ async def _asset_rows(journal: Any, store: Any, identity: Any, registry: Any) ->
     return rows
 
 
+async def _cost_rows(
+    journal: Any, contracts: Contracts, rows: list[AssetRow], prices: costs.CostPrices
+) -> list[CostRow]:
+    """Each asset job's cost at `prices` (its settlements' too) beside what it earned: licence
+    revenue in the splitter (split and waiting) and, for a fulfilled market request, its fee."""
+    settled = await journal.call(jobs.settlements_since, journal, 0.0, most=1_000_000)
+    book = costs.Settlements(settled)
+    found = []
+    for row in rows:
+        cost = costs.asset_usd(row.payload, prices, book)
+        if not cost["byStage"]:
+            continue
+        wei = 0
+        if "seq" in row.payload:
+            digest = bytes.fromhex(row.payload["sha256"])
+            wei += int(contracts.splitter.distributedOf(digest, ETH)) + int(
+                contracts.splitter.pendingRevenueOf(digest, ETH)
+            )
+        if row.payload.get("market_request") is not None and row.payload.get("delivery") == "fulfilled":
+            wei += int(row.payload.get("fee", 0))
+        label = row.payload["sha256"][:10] if "sha256" in row.payload else row.key[:12]
+        found.append(CostRow(label, row.stage, cost["byStage"], cost["usd"], wei / 1e18 * prices.usd_per_eth))
+    return found
+
+
 async def build_report(
     parts: Parts, setup: Any, cast: Cast, contracts: Contracts, count: int, pipeline_s: float, network: str
 ) -> Report:
@@ -463,6 +503,14 @@ async def build_report(
         ),
         ("royalty splitter holds", ", ".join(f"{what} {eth(wei)}" for what, wei in held.items()) + " ETH"),
     ]
+    prices_file = project_root() / costs.DEFAULT_PRICES
+    prices = costs.CostPrices.from_json(prices_file)
+    report.costs = await _cost_rows(journal, contracts, rows, prices)
+    report.cost_stages = tuple(stage.removeprefix("cost_") for stage in costs.STAGES)
+    report.cost_prices = (
+        f"prices from {prices_file.relative_to(project_root())}: ${prices.usd_per_cpu_second}/CPU s, "
+        f"${prices.usd_per_eth}/ETH, ${prices.usd_per_gb_stored}/GB stored"
+    )
     report.assets = rows
     report.paid_in = paid_in
     report.money = money

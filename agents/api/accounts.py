@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,23 @@ def load_tree_file(path: Path) -> tuple[int, DataTree]:
     return model_id, tree
 
 
-async def owed(view: ChainView, catalog: Catalog, trees: DataTrees, account: str, currency: str) -> dict[str, Any]:
+#: An asset's cost in US dollars by its digest (`{"usd", "byStage"}`), None where unknown here.
+AssetCosts = Callable[[list[str]], Awaitable[dict[str, dict[str, Any] | None]]]
+
+
+async def owed(
+    view: ChainView,
+    catalog: Catalog,
+    trees: DataTrees,
+    account: str,
+    currency: str,
+    *,
+    costs_of: AssetCosts | None = None,
+    usd_per_unit: float | None = None,
+) -> dict[str, Any]:
+    """What `account` is owed and earned in `currency`: its assets' revenue (beside what each
+    cost the operator, `costs_of`, and the margin where `usd_per_unit` prices the currency), its
+    splitter balance, the models it developed and its training-data shares."""
     client = view.client
     account = to_checksum_address(account)
     mine = await catalog.created_by(account, MAX_ASSETS)
@@ -61,11 +77,28 @@ async def owed(view: ChainView, catalog: Catalog, trees: DataTrees, account: str
             "distributed": str(distributed),
         }
 
+    def with_margin(row: dict[str, Any], cost: dict[str, Any] | None) -> dict[str, Any]:
+        revenue = (
+            (int(row["pendingRevenue"]) + int(row["distributed"])) * usd_per_unit if usd_per_unit is not None else None
+        )
+        usd = None if cost is None else float(cost["usd"])
+        margin = None if usd is None or revenue is None else revenue - usd
+        return {
+            **row,
+            "costUsd": usd,
+            "costByStage": None if cost is None else cost["byStage"],
+            "revenueUsd": None if revenue is None else round(revenue, 9),
+            "marginUsd": None if margin is None else round(margin, 9),
+        }
+
     balance, rows, models = await asyncio.gather(
         client.call(SPLITTER, "balanceOf", account, currency),
         asyncio.gather(*(asset_row(item) for item in mine)),
         view.models(),
     )
+    if costs_of is not None:
+        found = await costs_of([row["digest"] for row in rows])
+        rows = [with_margin(row, found.get(row["digest"])) for row in rows]
     developed = [
         {"modelId": m["modelId"], "developerBps": m["developerBps"], "dataBps": m["dataBps"]}
         for m in models

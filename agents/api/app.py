@@ -16,7 +16,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +62,19 @@ from agents.api.x402 import (
     settlement_response,
 )
 from agents.api.x402 import SCHEME as VOUCHER_SCHEME
-from agents.core.costs import DEFAULT_PRICES, CostFilter, CostPrices, summarise
+from agents.core.costs import (
+    DEFAULT_PRICES,
+    FEE_HISTORY_BLOCKS,
+    CostFilter,
+    CostPrices,
+    Settlements,
+    asset_usd,
+    at_gas_price,
+    gas_price_of,
+    summarise,
+)
 from agents.core.metering import LANES, STANDARD_LANE, RequestPricing
-from agents.core.quotas import MOST_COUNTED, Quotas, check, usage_of
+from agents.core.quotas import DEFAULT_SIDE, MOST_COUNTED, Quotas, check, usage_of, work_of
 from agents.core.requests import MAX_PROMPT_CHARS, GenerationRequest, GeneratorError
 from agents.core.settlement import parse_voucher
 from agents.core.toolchain import project_root
@@ -647,7 +657,32 @@ async def owed(request: web.Request) -> web.Response:
     deps = _deps(request)
     account = _address(request.match_info["address"], "address")
     currency = _address(request.query.get("currency", "0x" + "00" * 20), "currency")
-    return _json(await accounts.owed(deps.chain, deps.catalog, deps.data_trees, account, currency))
+    prices = deps.cost_prices
+    assert prices is not None
+
+    async def costs_of(digests: list[str]) -> dict[str, dict[str, Any] | None]:
+        found = [await deps.catalog.get(bytes.fromhex(digest[2:])) for digest in digests]
+        known = [job for job in found if job is not None]
+        since = min((job.created_at for job in known), default=0.0)
+        settled = await deps.journal.call(jobs.settlements_since, deps.journal, since, most=MAX_COST_JOBS)
+        book = Settlements(settled)
+        return {
+            digest: None if job is None else asset_usd(job.payload, prices, book)
+            for digest, job in zip(digests, found, strict=True)
+        }
+
+    eth = int(currency, 16) == 0  # the prices name ether's; a token's revenue is not priced
+    return _json(
+        await accounts.owed(
+            deps.chain,
+            deps.catalog,
+            deps.data_trees,
+            account,
+            currency,
+            costs_of=costs_of,
+            usd_per_unit=prices.usd_per_eth / 1e18 if eth else None,
+        )
+    )
 
 
 async def licences(request: web.Request) -> web.Response:
@@ -745,17 +780,18 @@ async def submit_request(request: web.Request) -> web.Response:
             raise ApiError(503, "generation requests are paid here, but this server has no token to take them in",
                            code="payments_unavailable")  # fmt: skip
         return await _paid_request(request, deps, generation, requester, extra)
-    await _within_quota(deps, requester or "api")
+    await _within_quota(deps, requester or "api", generation)
     key, new = await deps.journal.call(
         jobs.submit_request, deps.journal, generation, requester=requester or "api", source="api", extra=extra
     )
     return _json({"key": key, "new": new}, status=202 if new else 200)
 
 
-async def _within_quota(deps: ApiDeps, requester: str, *, spending: int = 0) -> None:
+async def _within_quota(deps: ApiDeps, requester: str, generation: GenerationRequest, *, spending: int = 0) -> None:
     """429 `quota_exceeded` (which limit, what was used, when it resets, and `Retry-After`) when one
-    more request of `requester` (authorising `spending`) would pass its quota this period; before
-    anything is journaled or computed."""
+    more request of `requester` (`generation`, authorising `spending`) would pass its quota this
+    period (a high-cost one counted against its own limit too); before anything is journaled or
+    computed."""
     quota = deps.quotas.of(requester) if deps.quotas is not None else None
     if quota is None:
         return
@@ -764,8 +800,11 @@ async def _within_quota(deps: ApiDeps, requester: str, *, spending: int = 0) -> 
     journal = deps.journal
     asked = await journal.call(journal.of_requester_since, jobs.ASSET, requester, start, limit=MOST_COUNTED)
     paid = await journal.call(journal.of_requester_since, jobs.X402_UPTO, requester, start, limit=MOST_COUNTED)
-    over = check(quota, usage_of([job.payload for job in asked], sum(spend_of(job) for job in paid)), now,
-                 spending=spending)  # fmt: skip
+    side = deps.request_pricing.default_side if deps.request_pricing is not None else DEFAULT_SIDE
+    used = usage_of([job.payload for job in asked], sum(spend_of(job) for job in paid),
+                    costly_over=quota.costly_over, default_side=side)  # fmt: skip
+    work = work_of(asdict(generation), side)
+    over = check(quota, used, now, spending=spending, work=work)
     if over is None:
         return
     details = {"limit": over.limit, "allowed": over.allowed, "used": over.used, "resetsAt": over.resets_at}
@@ -807,7 +846,7 @@ async def _paid_request(
     if requester is not None and requester.lower() != permit.payer.lower():
         raise ApiError(422, f"a paid request's requester is its payer {permit.payer}, not {requester!r}",
                        code="bad_request_fields")  # fmt: skip
-    await _within_quota(deps, permit.payer, spending=offer.maximum)
+    await _within_quota(deps, permit.payer, generation, spending=offer.maximum)
     try:
         key, new, payment = await accept_upto(deps.journal, deps.chain.client, permit, offer, generation, extra)
     except PaymentRejectedError as exc:
@@ -938,8 +977,15 @@ async def costs_report(request: web.Request) -> web.Response:
     payloads, truncated = await deps.journal.call(
         jobs.payloads_since, deps.journal, jobs.ASSET, since, wanted.takes, most=MAX_COST_JOBS
     )
+    settled = await deps.journal.call(jobs.settlements_since, deps.journal, since, most=MAX_COST_JOBS)
     assert deps.cost_prices is not None
-    summary = summarise(payloads, deps.cost_prices)
+    summary = summarise(payloads, deps.cost_prices, Settlements(settled))
+    web3 = deps.chain.client.web3
+    try:
+        history = await deps.chain.client.node(web3.eth.fee_history, FEE_HISTORY_BLOCKS, "latest", [50])
+        summary["gasNow"] = at_gas_price(summary, gas_price_of(history), deps.cost_prices)
+    except Exception as error:  # a node without eth_feeHistory: the receipts' figures stand alone
+        summary["gasNow"] = {"error": f"no fee history: {str(error)[:200]}"}
     filters = {"requester": wanted.requester, "project": wanted.project, "model": wanted.model, "since": since}
     return _json({**summary, "filters": filters, "truncated": truncated})
 

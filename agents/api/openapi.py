@@ -174,7 +174,8 @@ GENERATION_REQUEST = _object(
         "width": _nullable(INT),
         "parents": {"type": "array", "items": HEX32},
     },
-    description="What was asked for (the generator used these parameters as given)",
+    description="What was asked for (the generator used these parameters as given, unless the lineage says it "
+    "served fewer steps under load)",
 )
 LINEAGE = _object(
     {
@@ -189,6 +190,11 @@ LINEAGE = _object(
         "device": STRING,
         "dtype": STRING,
         "batch": INT,
+        "steps": _nullable(INT | {"description": "the denoising steps it was made with"}),
+        "requestedSteps": _nullable(
+            INT | {"description": "what the request asked for, where the generator served fewer under load"}
+        ),
+        "adaptation": _nullable(STRING | {"description": "why it was served with fewer steps; null: as asked"}),
     },
     description="What produced the image beyond the request: enough to reproduce it on the same device",
 )
@@ -289,7 +295,18 @@ OWED = _object(
         "assets": {
             "type": "array",
             "items": _object(
-                {"digest": HEX32, "prompt": _nullable(STRING), "pendingRevenue": UINT, "distributed": UINT}
+                {
+                    "digest": HEX32,
+                    "prompt": _nullable(STRING),
+                    "pendingRevenue": UINT,
+                    "distributed": UINT,
+                    "costUsd": _nullable(NUMBER)
+                    | {"description": "what making it cost the operator (cost records, priced); null: not made here"},
+                    "costByStage": {"type": ["object", "null"], "additionalProperties": NUMBER},
+                    "revenueUsd": _nullable(NUMBER)
+                    | {"description": "split and waiting revenue at the configured ether price; null for a token"},
+                    "marginUsd": _nullable(NUMBER) | {"description": "revenueUsd - costUsd"},
+                }
             ),
         },
         "models": {"type": "array", "items": _object({"modelId": INT, "developerBps": INT, "dataBps": INT})},
@@ -430,7 +447,7 @@ COSTS = _object(
         "jobs": INT,
         "registered": INT,
         "byStage": _object(
-            {stage: _object(_CONSUMED) for stage in ("generate", "curate", "publish", "register", "prove")}
+            {stage: _object(_CONSUMED) for stage in ("generate", "curate", "publish", "register", "prove", "settle")}
         ),
         "usd": NUMBER,
         "usdPerJob": {"type": ["number", "null"]},
@@ -440,10 +457,17 @@ COSTS = _object(
         ),
         "filters": {"type": "object"},
         "truncated": BOOL,
+        "gasNow": {
+            "type": "object",
+            "description": "the same gas at the chain's price now (eth_feeHistory: the next base fee plus the "
+            "median priority fee of recent blocks): priceWei, blocks, gas, feeUsd, feeUsdPerRegisteredAsset; or "
+            "error where the node has no fee history",
+        },
     },
     description="what the matching generation jobs consumed, stage by stage (compute seconds, gas and fees as "
-    "the receipts show them, bytes stored), and what it cost at the configured prices: in all, per job, and per "
-    "asset registered (the rejected jobs' costs included)",
+    "the receipts show them, bytes stored; settle: the settlement transactions of the vouchers that paid for "
+    "their assets and of the payments that paid for their requests), and what it cost at the configured prices: "
+    "in all, per job, and per asset registered (the rejected jobs' costs included)",
 )
 UPTO_PAYMENT = _object(
     {

@@ -103,7 +103,8 @@ class GenerationRequest(TypedDict):
 
 
 class Lineage(TypedDict):
-    """What produced the image, beyond the request (whose parameters the generator used as given)."""
+    """What produced the image, beyond the request (whose parameters the generator used as given,
+    but for fewer steps where it adapted under load: `requestedSteps`, `adaptation`)."""
 
     modelId: int | None
     modelDigest: str
@@ -114,6 +115,12 @@ class Lineage(TypedDict):
     device: str
     dtype: str
     batch: int
+    steps: int | None
+    """The denoising steps it was made with (the request's, unless adapted under load)."""
+    requestedSteps: int | None
+    """What the request asked for, where the generator served fewer under load; else null."""
+    adaptation: str | None
+    """Why it was served so; null: as asked."""
 
 
 class Registration(TypedDict):
@@ -241,6 +248,9 @@ def lineage_of(raw: Any, params_cid: Any = None) -> Lineage | None:
         "device": str(raw.get("device", "")),
         "dtype": str(raw.get("dtype", "")),
         "batch": int(raw.get("batch", 1)),
+        "steps": _int_or_none(raw.get("steps")),
+        "requestedSteps": _int_or_none(raw.get("requested_steps")),
+        "adaptation": _str_or_none(raw.get("adaptation")),
     }
 
 

@@ -166,6 +166,38 @@ registration_option = click.option(
 """`--registration` of the commands that run a registrar (`agent registrar`, `up`)."""
 
 
+def _adaptive(ctx: click.Context, param: click.Parameter, value: str | None) -> object:
+    """`--adaptive AFTER_S[:MIN_STEPS[:FACTOR]]` as the generator's policy (None: off)."""
+    from agents.daemons.generate import AdaptiveSteps
+
+    if value is None:
+        return None
+    parts = value.split(":")
+    try:
+        if not 1 <= len(parts) <= 3:
+            raise ValueError("one to three values")
+        after = float(parts[0])
+        min_steps = int(parts[1]) if len(parts) > 1 else 8
+        factor = float(parts[2]) if len(parts) > 2 else 0.5
+        return AdaptiveSteps(after, min_steps, factor)
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"{value!r}: AFTER_S[:MIN_STEPS[:FACTOR]], e.g. 20 or 20:8:0.5 ({exc})", param_hint="--adaptive"
+        ) from None
+
+
+adaptive_option = click.option(
+    "--adaptive",
+    default=None,
+    callback=_adaptive,
+    metavar="AFTER_S[:MIN_STEPS[:FACTOR]]",
+    help="Adaptive production under load: a standard-lane request that waited more than AFTER_S seconds is "
+    "served with FACTOR (default 0.5) of its steps, never fewer than MIN_STEPS (default 8); the fast lane keeps "
+    "its settings, and each asset's lineage names the steps it got and why. Default: off (always as asked)",
+)
+"""`--adaptive` of the commands that run the generator (`agent generator`, `up`)."""
+
+
 def _checked(default: Path | None, load: Callable[[Path], object], errors: type[Exception]) -> Callable[..., Any]:
     """A click callback: the path given (else the project's `default`; None: no file), loaded and
     checked now, so a bad one is one line before any setup."""
@@ -331,6 +363,7 @@ cost_prices_option = click.option(
     help="prover with --erc8004-agent: the API's base URL, whose /v1/validations/ serves the validation records",
 )
 @registration_option
+@adaptive_option
 @policy_option
 @curation_head_option
 @reviewer_option
@@ -360,6 +393,7 @@ def agent_command(
     erc8004_agent: int | None,
     public_url: str | None,
     registration: str,
+    adaptive: Any,
     policy: Path,
     curation_head: Path,
     reviewers: frozenset[str],
@@ -443,6 +477,7 @@ def agent_command(
             store,
             (erc8004_agent, public_url or "") if erc8004_agent is not None else None,
             request_pricing,
+            adaptive,
         )
     )
 
@@ -532,6 +567,7 @@ async def _run_agent(
     store: str | Path | None,
     validation_agent: tuple[int, str] | None = None,
     request_pricing: Path | None = None,
+    adaptive: Any = None,
 ) -> None:
     from web3 import HTTPProvider, Web3
 
@@ -600,6 +636,7 @@ async def _run_agent(
         worker=worker or f"{socket.gethostname()}/{os.getpid()}",
         queues=queues,
         registration=registration,
+        adaptive=adaptive,
     )
     try:
         await serve_agents(agents, metrics, metrics_port, metrics_host)
@@ -650,6 +687,7 @@ async def _run_agent(
     "the settlement daemon charges what it cost by --request-pricing); without it requests are free",
 )
 @registration_option
+@adaptive_option
 @policy_option
 @curation_head_option
 @reviewer_option
@@ -667,6 +705,7 @@ def up_command(
     quotas: Path | None,
     paid_requests: bool,
     registration: str,
+    adaptive: Any,
     policy: Path,
     curation_head: Path,
     reviewers: frozenset[str],
@@ -738,6 +777,7 @@ def up_command(
                 (request_pricing, paid_requests),
                 cost_prices,
                 quotas,
+                adaptive,
             )
         )
 
@@ -824,6 +864,7 @@ async def _up(
     requests_paid: tuple[Path, bool],
     cost_prices: Path,
     quotas: Path | None,
+    adaptive: Any = None,
 ) -> None:
     from agents.api.serve import DEPS, api_app, serve
     from agents.app.wiring import build_agents, open_local
@@ -950,7 +991,13 @@ async def _up(
                         "the embedded chain has no RPC for the ape scripts or browser wallets: use --rpc-port PORT",
                         err=True,
                     )
-            await serve_agents(build_agents(parts, registration=registration), metrics, metrics_port)
+            if adaptive is not None:
+                click.echo(
+                    f"adaptive production: standard-lane requests waiting over {adaptive.after_s:g} s get "
+                    f"{adaptive.factor:g} of their steps (at least {adaptive.min_steps}); lineages say so",
+                    err=True,
+                )
+            await serve_agents(build_agents(parts, registration=registration, adaptive=adaptive), metrics, metrics_port)
         finally:
             if api is not None:
                 await api.cleanup()
@@ -1066,7 +1113,7 @@ def costs_command(
     import json
 
     from agents.app.wiring import journal_location
-    from agents.core.costs import CostFilter, CostPrices, summarise
+    from agents.core.costs import CostFilter, CostPrices, Settlements, summarise
     from agents.runtime import jobs
     from agents.runtime.journal import Journal
 
@@ -1074,9 +1121,10 @@ def costs_command(
     opened = Journal(journal_location(state, journal), final=jobs.REGISTERED_OR_FINAL)
     try:
         payloads, _ = jobs.payloads_since(opened, jobs.ASSET, since, wanted.takes, most=10**9)
+        settled = jobs.settlements_since(opened, since, most=10**9)
     finally:
         opened.close()
-    summary = summarise(payloads, CostPrices.from_json(cost_prices))
+    summary = summarise(payloads, CostPrices.from_json(cost_prices), Settlements(settled))
     if as_json:
         click.echo(json.dumps(summary, indent=1))
         return

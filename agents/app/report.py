@@ -144,6 +144,22 @@ class VoucherOutcome:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class CostRow:
+    """What one asset cost the operator and what it earned, in US dollars at the run's prices."""
+
+    label: str
+    stage: str
+    by_stage: Mapping[str, float]
+    cost: float
+    revenue: float
+    """What it earned: licence revenue (split among its payees, and waiting) and its generation fee."""
+
+    @property
+    def margin(self) -> float:
+        return self.revenue - self.cost
+
+
 @dataclass
 class Report:
     title: str
@@ -159,6 +175,11 @@ class Report:
     """Model id -> the output scale of its circuit (a score s reads as s / 2^scale)."""
     names: dict[str, str] = field(default_factory=dict)
     """Lower-case address -> the role it plays in the run (shown beside the address)."""
+    costs: list[CostRow] = field(default_factory=list)
+    cost_stages: tuple[str, ...] = ()
+    """The stages the cost table shows, in pipeline order."""
+    cost_prices: str = ""
+    """Where the prices came from, and what they were."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -470,6 +491,39 @@ def _vouchers(report: Report) -> str:
     )
 
 
+def usd(value: float) -> str:
+    """Dollars to six places (the run's amounts are fractions of a cent)."""
+    return f"{'-' if value < 0 else ''}${abs(value):.6f}"
+
+
+def _costs(report: Report) -> str:
+    if not report.costs:
+        return "<p>No cost records.</p>"
+    stages = report.cost_stages
+    head = "".join(f"<th>{html.escape(s)}</th>" for s in ("asset", "end", *stages, "cost", "revenue", "margin"))
+    rows = []
+    for row in report.costs:
+        cells = "".join(f"<td class='amount'>{usd(row.by_stage.get(s, 0.0))}</td>" for s in stages)
+        rows.append(
+            f"<tr><td class='text'>{html.escape(row.label)}</td><td>{html.escape(row.stage)}</td>{cells}"
+            f"<td class='amount'>{usd(row.cost)}</td><td class='amount'>{usd(row.revenue)}</td>"
+            f"<td class='amount {'ok' if row.margin >= 0 else 'bad'}'>{usd(row.margin)}</td></tr>"
+        )
+    n = len(report.costs)
+    totals = "".join(
+        f"<td class='amount'>{usd(sum(r.by_stage.get(s, 0.0) for r in report.costs) / n)}</td>" for s in stages
+    )
+    cost, revenue = sum(r.cost for r in report.costs) / n, sum(r.revenue for r in report.costs) / n
+    rows.append(
+        f"<tr class='total'><td class='text'>mean of {n} assets</td><td></td>{totals}<td class='amount'>{usd(cost)}"
+        f"</td><td class='amount'>{usd(revenue)}</td><td class='amount'>{usd(revenue - cost)}</td></tr>"
+    )
+    return (
+        f"<p>{html.escape(report.cost_prices)}</p>"
+        f"<table class='money costs' aria-label='cost per asset'><tr>{head}</tr>{''.join(rows)}</table>"
+    )
+
+
 def render(report: Report) -> str:
     summary = "".join(
         f"<tr><td>{html.escape(k)}</td><td class='text'>{html.escape(v)}</td></tr>" for k, v in report.summary
@@ -485,6 +539,7 @@ def render(report: Report) -> str:
         f"<h2>Where the money went</h2>{_paid_in(report)}{_money_chart(report)}"
         f"<h2>Escrow</h2>{_escrow(report)}"
         f"<h2>Vouchers</h2>{_vouchers(report)}"
+        f"<h2>Cost and margin per asset</h2>{_costs(report)}"
         f"<h2>Assets</h2><div class='grid'>{cards}</div>"
         f"<h2>Notes</h2><ul>{notes}</ul></body></html>"
     )

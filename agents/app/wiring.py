@@ -33,7 +33,7 @@ from agents.core.metering import DEFAULT_PRICING, RequestPricing
 from agents.core.toolchain import project_root
 from agents.daemons.charge import UptoStage
 from agents.daemons.curate import CurateStage
-from agents.daemons.generate import GenerateStage
+from agents.daemons.generate import AdaptiveSteps, GenerateStage
 from agents.daemons.market import MARKET, DeliverStage, MarketWatcher
 from agents.daemons.pipeline import BEFORE_DELIVERED, BEFORE_PUBLISHED, DAEMONS, HANDOFFS, MANY, StageSpec, stages_of
 from agents.daemons.prove import ProveStage
@@ -65,6 +65,8 @@ HEAD_SIZES: Final = (4, 1)
 T2I_DEVELOPER_BPS: Final = 1_000
 T2I_DATA_BPS: Final = 500
 MARKET_PRICE: Final = 10**15
+MARKET_FAST_PRICE: Final = 2 * MARKET_PRICE
+"""The market's fast lane costs twice the standard lane, as `fastLanePercent` 200 prices it over HTTP."""
 MARKET_WINDOW_S: Final = 3_600
 
 Progress = Callable[[str], None]
@@ -169,6 +171,7 @@ def prepare_chain(
         addresses["ProvenanceRegistry"],
         operator.address,
         MARKET_PRICE,
+        MARKET_FAST_PRICE,
         MARKET_WINDOW_S,
         operator.address,
     )
@@ -567,6 +570,7 @@ class BuildOptions:
     register_batch: int
     linger_s: float
     generate_linger_s: float
+    adaptive: AdaptiveSteps | None = None
 
 
 StageFactory = Callable[[Parts, StageSpec, BuildOptions, dict[str, Any]], Stage]
@@ -589,6 +593,7 @@ def _generator(parts: Parts, spec: StageSpec, o: BuildOptions, common: dict[str,
         worker=f"{o.worker}/generator",
         model_id=parts.t2i_model_id,
         screen=parts.screen,
+        adaptive=o.adaptive,
         batch=o.generate_batch,
         # the generator pads every micro-batch to its size (so results never depend on the
         # company a request keeps): wait a moment for a full one rather than pad
@@ -741,9 +746,13 @@ def build_agents(
     generate_linger_s: float = 0.25,
     lease_s: float | None = None,
     lease_ttl_s: float | None = None,
+    cost_records: bool = True,
+    adaptive: AdaptiveSteps | None = None,
 ) -> Agents:
     """The stages of the daemons in `names` (`agents.daemons.pipeline.STAGES`), woken through
-    `queues` (one per hand-off: `memory_queues()` in process, the default, or `redis_queues`)."""
+    `queues` (one per hand-off: `memory_queues()` in process, the default, or `redis_queues`).
+    `cost_records=False`: the stages journal no cost records (the accounting's benchmark baseline).
+    `adaptive`: the generator's adaptive production under load (None: requests served as asked)."""
     names = list(names)
     specs = stages_of(names, registration)
     q: dict[str, WorkQueue] = {**memory_queues(), **dict(queues or {})}
@@ -755,10 +764,11 @@ def build_agents(
         register_batch=register_batch,
         linger_s=linger_s,
         generate_linger_s=generate_linger_s,
+        adaptive=adaptive,
     )
     stages: list[Stage] = []
     for spec in specs:
-        common: dict[str, Any] = {"idle": idle, "metrics": parts.metrics}
+        common: dict[str, Any] = {"idle": idle, "metrics": parts.metrics, "cost_records": cost_records}
         if lease_s is not None:  # how soon a dead worker's jobs are taken over (renewed while in hand)
             common["lease_s"] = lease_s
         if spec.inbox is not None:

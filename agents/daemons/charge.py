@@ -25,6 +25,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Final
 
+from agents.core import costs
 from agents.core.addresses import checksummed
 from agents.core.metering import STANDARD_LANE, RequestPricing, Usage
 from agents.core.permits import TRANSFER_TOPIC, UPTO_PROXY_ADDRESS, UptoPermit, transferred
@@ -197,7 +198,8 @@ class UptoStage(Stage):
             return Done(job.key, {"reason": f"the chain refused the charge: {refused}"}, stage=REFUSED)
         if not transferred(receipt, permit.token, permit.payer, permit.to, amount):
             return Failed(job.key, "the settle transaction moved no such payment", retryable=False)
-        return Done(job.key, {"transaction": tx_hash_hex(receipt["transactionHash"])})
+        tx = tx_hash_hex(receipt["transactionHash"])
+        return Done(job.key, {"transaction": tx, costs.SETTLE: costs.transaction_share(receipt, tx, 1)})
 
     async def _sent_before(self, job: Job, permit: UptoPermit, calldata: bytes, amount: int) -> str | None:
         """The hash of this service's settle transaction for `calldata` that moved `amount` since

@@ -16,8 +16,10 @@ CID: nothing doubles.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Final
 
 from agents.core import costs
@@ -35,6 +37,35 @@ FAST_SHARE: Final = 0.75
 """The most of a generator's batch the fast lane takes while standard requests wait."""
 
 
+@dataclass(frozen=True)
+class AdaptiveSteps:
+    """Adaptive production under load, as the operator allows it: a standard-lane request that
+    waited longer than `after_s` is served with `factor` of its steps (rounded up), never fewer
+    than `min_steps` nor more than it asked for; the fast lane keeps its requested settings. The
+    lineage names what was served and why (`Lineage.requested_steps`, `Lineage.adaptation`), so
+    provenance stays exact and the charge follows the steps served."""
+
+    after_s: float
+    min_steps: int = 8
+    factor: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not self.after_s > 0 or not 1 <= self.min_steps <= 1_000 or not 0 < self.factor < 1:
+            raise ValueError("adaptive steps: after_s > 0, 1 <= min_steps <= 1000 and 0 < factor < 1")
+
+    def steps_for(self, request: GenerationRequest, lane: str, waited_s: float) -> int | None:
+        """The steps to serve `request` with after `waited_s` in the queue; None: as asked."""
+        if lane == FAST_LANE or waited_s <= self.after_s or request.steps <= self.min_steps:
+            return None
+        return max(self.min_steps, math.ceil(request.steps * self.factor))
+
+    def reason(self, waited_s: float) -> str:
+        return (
+            f"standard lane under load: waited {waited_s:.1f} s, over the {self.after_s:g} s target; "
+            f"served with {self.factor:g} of the steps, at least {self.min_steps}"
+        )
+
+
 class GenerateStage(Stage):
     name = "generator"
     origin = jobs.REQUESTED
@@ -49,12 +80,15 @@ class GenerateStage(Stage):
         *,
         model_id: int = 0,
         screen: Screen | None = None,
+        adaptive: AdaptiveSteps | None = None,
         **options: Any,
     ) -> None:
         """`model_id`: the generator's registered model version, which its lineage names.
-        `screen`: moderates the prompts before any image is made (None: no moderation)."""
+        `screen`: moderates the prompts before any image is made (None: no moderation).
+        `adaptive`: serves waiting standard-lane requests with fewer steps (None: never)."""
         super().__init__(journal, **options)
         self.generator, self.store, self.model_id, self.screen = generator, store, model_id, screen
+        self.adaptive = adaptive
 
     async def claim(self) -> list[Job]:
         """The fast lane first, but at most `FAST_SHARE` of a batch while standard requests wait:
@@ -93,20 +127,23 @@ class GenerateStage(Stage):
             runnable = [r for r, verdict in zip(runnable, screened, strict=True) if not verdict.reason]
         if not runnable:
             return outcomes
-        images = await self.generator.generate_each([request for _, request in runnable])
-        for (job, _), image in zip(runnable, images, strict=True):
+        served, adapted = self._served(runnable)
+        images = await self.generator.generate_each(served)
+        for (job, request), image in zip(runnable, images, strict=True):
             if isinstance(image, Exception):
                 outcomes.append(Failed(job.key, f"{type(image).__name__}: {image}", is_retryable(image)))
                 continue
             cid = await self.store.put(image.png)
             lineage = replace(image.lineage, model_id=self.model_id)
+            if job.key in adapted:
+                lineage = replace(lineage, requested_steps=request.steps, adaptation=adapted[job.key])
             params = await self.store.put(lineage.canonical())  # the pre-image of paramsDigest, public
             updates = {
                 "cid": str(cid),
                 "sha256": image.digest.hex(),
                 "params_digest": lineage.params_digest().hex(),
                 "params_cid": str(params),
-                "lineage": asdict(lineage),
+                "lineage": lineage.as_dict(),
                 "generated_at": job.updated_at,
                 costs.GENERATE: costs.compute(
                     image.wall_s, image.cpu_s, lineage.device, stored_bytes=len(image.png) + len(lineage.canonical())
@@ -114,3 +151,21 @@ class GenerateStage(Stage):
             }
             outcomes.append(Done(job.key, updates))
         return outcomes
+
+    def _served(
+        self, runnable: Sequence[tuple[Job, GenerationRequest]]
+    ) -> tuple[list[GenerationRequest], dict[str, str]]:
+        """The requests as they will be served (`adaptive`: fewer steps for standard ones that
+        waited too long), and why, by job key, for those adapted."""
+        if self.adaptive is None:
+            return [request for _, request in runnable], {}
+        now, served, adapted = time.time(), [], {}
+        for job, request in runnable:
+            waited = now - float(job.payload.get("requested_at", job.created_at))
+            steps = self.adaptive.steps_for(request, str(job.payload.get("lane", "")), waited)
+            if steps is None:
+                served.append(request)
+                continue
+            served.append(replace(request, steps=steps))
+            adapted[job.key] = self.adaptive.reason(waited)
+        return served, adapted

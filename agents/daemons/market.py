@@ -3,7 +3,8 @@ delivered back to the market.
 
 `MarketWatcher` reads `GenerationRequested` at a confirmation depth through the event watcher
 (checkpointed, backfilled after downtime, reorgs unwound) and journals each request as a job
-keyed by market and request id, so an event delivered twice is one job. The requester becomes
+keyed by market and request id, so an event delivered twice is one job, in the lane the request
+paid for (`lane`: `standard` or `fast`, as the API's requests carry it). The requester becomes
 the asset's creator when it approved the agent as its registrar; otherwise the operator is. A
 request removed by a reorg before generation starts is cancelled. A request whose parameters the
 models refuse is left for its requester to refund after the deadline.
@@ -24,10 +25,12 @@ from eth_abi.abi import decode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
+from agents.core import costs
+from agents.core.metering import FAST_LANE, STANDARD_LANE
 from agents.core.requests import GenerationRequest, GeneratorError
 from agents.core.reverts import WouldRevertError
 from agents.runtime import jobs
-from agents.runtime.chain import ChainClient
+from agents.runtime.chain import ChainClient, tx_hash_hex
 from agents.runtime.events import ChainEvent, EventWatcher
 from agents.runtime.journal import Job, Journal, StaleJobError
 from agents.runtime.stage import Done, Outcome, Stage
@@ -36,10 +39,15 @@ log = logging.getLogger("proofmint.market")
 
 MARKET: Final = "GenerationMarket"
 REQUESTED_TOPIC: Final = (
-    "0x" + keccak(text="GenerationRequested(uint256,address,uint256,uint64,uint64,uint32,uint32,string)").hex()
+    "0x" + keccak(text="GenerationRequested(uint256,address,uint8,uint256,uint64,uint64,uint32,uint32,string)").hex()
 )
-_DATA_TYPES: Final = ["uint256", "uint64", "uint64", "uint32", "uint32", "string"]
+_DATA_TYPES: Final = ["uint8", "uint256", "uint64", "uint64", "uint32", "uint32", "string"]
 _STATUS: Final = {0: "none", 1: "open", 2: "fulfilled", 3: "refunded"}
+LANES_ON_CHAIN: Final = (STANDARD_LANE, FAST_LANE)
+"""`IGenerationMarket.Lane` in declaration order: the enum value is the index."""
+_REQUEST_STATUS, _REQUEST_ASSET = 3, 6
+"""Where `getRequest`'s tuple holds the status and the asset (requester, fee, deadline, status,
+lane, assetsBefore, asset)."""
 
 
 def market_key(chain_id: int, market: str, request_id: int) -> str:
@@ -47,13 +55,22 @@ def market_key(chain_id: int, market: str, request_id: int) -> str:
 
 
 def decode_request(event: ChainEvent) -> tuple[int, str, GenerationRequest, dict[str, Any]]:
-    """(request id, requester, request, facts) of a `GenerationRequested` log; `GeneratorError`
-    when the models cannot take its parameters."""
+    """(request id, requester, request, facts) of a `GenerationRequested` log (facts include its
+    `lane`); `GeneratorError` when the models cannot take its parameters, `ValueError` for a lane
+    the market does not have."""
     request_id = int(event.topics[1], 16)
     requester = to_checksum_address("0x" + event.topics[2][-40:])
-    fee, deadline, seed, steps, guidance_milli, prompt = decode(_DATA_TYPES, event.data)
+    lane, fee, deadline, seed, steps, guidance_milli, prompt = decode(_DATA_TYPES, event.data)
+    if not 0 <= lane < len(LANES_ON_CHAIN):
+        raise ValueError(f"lane {lane} is not one of the market's {len(LANES_ON_CHAIN)} lanes")
     request = GenerationRequest(prompt=prompt, seed=int(seed), steps=int(steps), guidance=guidance_milli / 1_000)
-    facts = {"fee": str(fee), "deadline": int(deadline), "block": event.block_number, "tx": event.tx_hash}
+    facts = {
+        "lane": LANES_ON_CHAIN[lane],
+        "fee": str(fee),
+        "deadline": int(deadline),
+        "block": event.block_number,
+        "tx": event.tx_hash,
+    }
     return request_id, requester, request, facts
 
 
@@ -125,21 +142,25 @@ class DeliverStage(Stage):
             if request_id is None:
                 outcomes.append(Done(job.key))
                 continue
-            outcomes.append(Done(job.key, {"delivery": await self._deliver(int(request_id), job)}))
+            delivery, cost = await self._deliver(int(request_id), job)
+            outcomes.append(Done(job.key, {"delivery": delivery, **cost}))
         return outcomes
 
-    async def _deliver(self, request_id: int, job: Job) -> str:
+    async def _deliver(self, request_id: int, job: Job) -> tuple[str, dict[str, Any]]:
+        """What became of the market request, and the cost record of the `fulfill` transaction
+        that settled it here (a settlement cost of the asset; none where nothing was sent)."""
         asset = bytes.fromhex(job.payload["sha256"])
         stored = await self.client.call(MARKET, "getRequest", request_id)
-        status, delivered = _STATUS.get(int(stored[3]), "unknown"), bytes(stored[4])
+        status, delivered = _STATUS.get(int(stored[_REQUEST_STATUS]), "unknown"), bytes(stored[_REQUEST_ASSET])
         if status == "fulfilled":
-            return "fulfilled" if delivered == asset else "fulfilled with another asset"
+            return ("fulfilled" if delivered == asset else "fulfilled with another asset"), {}
         if status != "open":
-            return "request gone" if status == "none" else status
+            return ("request gone" if status == "none" else status), {}
         try:
-            await self.client.transact(MARKET, "fulfill", request_id, asset, keys=[job.key])
+            receipt = await self.client.transact(MARKET, "fulfill", request_id, asset, keys=[job.key])
         except WouldRevertError as error:
             if "Expired" in str(error):
-                return "expired"
+                return "expired", {}
             raise
-        return "fulfilled"
+        tx = tx_hash_hex(receipt["transactionHash"])
+        return "fulfilled", {costs.SETTLE: costs.transaction_share(receipt, tx, 1)}

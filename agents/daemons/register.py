@@ -166,7 +166,7 @@ class CommitStage(_RegistrarStage):
                 "index": index,
                 "leaf_count": len(tree.leaves),
                 "proof": [sibling.hex() for sibling in tree.proof(index)],
-                **({costs.REGISTER: cost} if cost is not None else {}),
+                **({costs.REGISTER: cost} if cost is not None and self.cost_records else {}),
             }
             for index, key in enumerate(keys)
         }
@@ -302,7 +302,7 @@ class RegisterStage(_RegistrarStage):
                 "register_tx": tx_hex,
                 "register_batch": len(batch),
                 "registered_creator": record.creator,
-                costs.REGISTER: share,
+                **({costs.REGISTER: share} if self.cost_records else {}),
             }
             for job, record in zip(batch, records, strict=True)
         }

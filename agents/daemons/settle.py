@@ -40,6 +40,7 @@ from typing import Any, Final
 
 from eth_utils.address import to_checksum_address
 
+from agents.core import costs
 from agents.core.addresses import checksummed
 from agents.core.reverts import WouldRevertError, preflight
 from agents.core.settlement import (
@@ -212,10 +213,11 @@ class SettleStage(Stage):
             if found not in results:  # every voucher has its event: a receipt without one is not ours
                 raise RuntimeError(f"settle transaction {tx} has no event for voucher {key}")
             kind = results[found]
+            share = {costs.SETTLE: costs.transaction_share(receipt, tx, len(chunk))}  # skipped ones cost gas too
             if kind is None:
-                outcomes.append(Done(key, {"settle_tx": tx, "batch_size": settled_here}))
+                outcomes.append(Done(key, {"settle_tx": tx, "batch_size": settled_here, **share}))
             else:
-                outcomes.append(_left_out(key, kind, _receipt_reason(kind, sv), skipped_tx=tx))
+                outcomes.append(_left_out(key, kind, _receipt_reason(kind, sv), skipped_tx=tx, **share))
         return outcomes
 
     async def _settleable(self, batch: Batch, wallets: set[str]) -> tuple[list[Batch], list[Refused]]:

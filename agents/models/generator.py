@@ -72,10 +72,25 @@ class Lineage:
     device: str
     dtype: str
     batch: int
+    requested_steps: int | None = None
+    """The steps the request asked for where the generator served it with fewer (`steps`), as the
+    operator allows under load (`agents.daemons.generate.AdaptiveSteps`); None: served as asked."""
+    adaptation: str | None = None
+    """Why it was served so (the policy and the queue age that triggered it); None: as asked."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """Its fields; the adaptation fields only where the generator adapted, so a lineage served
+        as asked reads (and hashes) as it did before they existed."""
+        fields = asdict(self)
+        for name in ("requested_steps", "adaptation"):
+            if fields[name] is None:
+                del fields[name]
+        return fields
 
     def canonical(self) -> bytes:
-        """Sorted-key compact UTF-8 JSON (`canonical_json`): the bytes `params_digest` hashes."""
-        return canonical_json(asdict(self))
+        """Sorted-key compact UTF-8 JSON (`canonical_json`) of `as_dict()`: the bytes
+        `params_digest` hashes."""
+        return canonical_json(self.as_dict())
 
     def params_digest(self) -> bytes:
         """The generation-parameters digest an asset registers."""

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any, Final
 
+from agents.core.costs import SETTLE as SETTLE_COST
 from agents.core.errors import PermanentError
 from agents.core.requests import GenerationRequest, GeneratorError
 from agents.core.reviews import ReviewDecision
@@ -209,3 +210,19 @@ def payloads_since(
         if len(batch) < asked:
             return found, False
     return found, bool(journal.created_since(kind, since, limit=1, offset=read))
+
+
+def settlements_since(journal: Journal, since: float, *, most: int, page: int = 1_000) -> dict[str, dict[str, Any]]:
+    """The payloads of the settlement jobs (vouchers, x402 upto payments) created since `since`
+    that carry a settlement cost record, by key; at most `most` of each kind read (blocking)."""
+    found: dict[str, dict[str, Any]] = {}
+    for kind in (VOUCHER, X402_UPTO):
+        read = 0
+        while read < most:
+            asked = min(page, most - read)
+            batch = journal.created_since(kind, since, limit=asked, offset=read)
+            read += len(batch)
+            found |= {job.key: job.payload for job in batch if SETTLE_COST in job.payload}
+            if len(batch) < asked:
+                break
+    return found

@@ -45,6 +45,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from agents.core.costs import without_costs
 from agents.runtime.journal import Job, Journal, StaleJobError
 from agents.runtime.queues import WorkQueue
 from agents.runtime.retry import is_retryable
@@ -107,6 +108,7 @@ class Stage(ABC):
         upstream: Sequence[str] = (),
         concurrency: int = 1,
         rng: random.Random | None = None,
+        cost_records: bool = True,
     ) -> None:
         if not (self.origin and self.target):
             raise TypeError(f"{type(self).__name__} must set origin and target")
@@ -124,6 +126,7 @@ class Stage(ABC):
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self.concurrency = concurrency
         self._rng = rng or random.Random()
+        self.cost_records = cost_records  # off: what jobs consumed is not journaled (a benchmark's baseline)
         self._stopping = asyncio.Event()
         self._due_in: float | None = None  # seconds until a short batch held back is due
         self.processed = 0
@@ -254,6 +257,8 @@ class Stage(ABC):
             return
         if isinstance(outcome, Done):
             target = outcome.stage or self.target
+            if not self.cost_records:
+                outcome = Done(outcome.key, without_costs(outcome.updates), stage=outcome.stage)
             try:
                 await self.journal.call(
                     self.journal.advance,

@@ -2,7 +2,8 @@
 pragma solidity 0.8.28;
 
 /// @title IGenerationMarket
-/// @notice Paid generation requests, oracle style: anyone pays the price to ask for an image;
+/// @notice Paid generation requests, oracle style: anyone pays the price of a lane to ask for an
+///         image;
 ///         the operator's agents generate, curate and register it in the provenance registry and
 ///         fulfil the request with the registered asset; a request not fulfilled in time is
 ///         refunded to the requester.
@@ -17,6 +18,14 @@ pragma solidity 0.8.28;
 ///      approved them as registrar, and then the requester also holds the token and the creator
 ///      share. A batch claim that takes a record over gives it a new `seq`; the operator is
 ///      trusted (as for the prompt) not to fulfil with such a record of an older image.
+///      Lanes: each request names a priority lane, `Standard` or `Fast`, and pays exactly that
+///      lane's price; the agents serve the fast lane first without starving the standard one. The
+///      chain records the lane and its price; how much sooner a fast request is served is the
+///      operator's promise, not the chain's. Invariant: the fast lane never costs less than the
+///      standard lane (`price(Fast) >= price(Standard)`, equal allowed), checked at deploy and on
+///      every price change; `setPrices` moves both in one call so no order of changes is needed.
+///      A request pays the exact price, so a price change mined before a request makes it revert
+///      (`WrongPayment`) rather than charge it more or less than the requester sent.
 interface IGenerationMarket {
     /// @notice Where a request stands.
     enum Status {
@@ -26,11 +35,18 @@ interface IGenerationMarket {
         Refunded
     }
 
+    /// @notice A request's priority lane (the agents serve `Fast` first, never starving `Standard`).
+    enum Lane {
+        Standard,
+        Fast
+    }
+
     /// @notice A request's stored part (the prompt is in its event).
     /// @param requester Who paid; gets the refund if the request lapses.
     /// @param fee What was paid (the price at the time).
     /// @param deadline Until when the operator may fulfil; after it, the requester may refund.
     /// @param status Open, fulfilled or refunded.
+    /// @param lane The lane it was paid for.
     /// @param assetsBefore The provenance registry's `assetCount()` when the request was paid:
     ///        only an asset with a `seq` at or above it can fulfil the request.
     /// @param asset The registered asset that fulfilled it (0 until then).
@@ -39,6 +55,7 @@ interface IGenerationMarket {
         uint96 fee;
         uint64 deadline;
         Status status;
+        Lane lane;
         uint48 assetsBefore;
         bytes32 asset;
     }
@@ -47,8 +64,10 @@ interface IGenerationMarket {
     error GenerationMarket__BadPrompt(uint256 length, uint256 maxLength);
     /// @notice Steps or guidance are outside what the operator's models take.
     error GenerationMarket__BadParameters(uint256 steps, uint256 guidanceMilli);
-    /// @notice The value sent is not the current price.
-    error GenerationMarket__WrongPayment(uint256 sent, uint256 price);
+    /// @notice The value sent is not the current price of the request's lane.
+    error GenerationMarket__WrongPayment(Lane lane, uint256 sent, uint256 price);
+    /// @notice The prices would make the fast lane cheaper than the standard lane.
+    error GenerationMarket__LanesOutOfOrder(uint256 standardPrice, uint256 fastPrice);
     /// @notice No request has this id.
     error GenerationMarket__UnknownRequest(uint256 requestId);
     /// @notice The request is fulfilled or refunded already.
@@ -75,10 +94,12 @@ interface IGenerationMarket {
     /// @notice A zero address, or a price or window out of range.
     error GenerationMarket__BadConfig();
 
-    /// @notice A paid request for one image. `guidanceMilli` is the guidance scale times 1,000.
+    /// @notice A paid request for one image in `lane`. `guidanceMilli` is the guidance scale times
+    ///         1,000.
     event GenerationRequested(
         uint256 indexed requestId,
         address indexed requester,
+        Lane lane,
         uint256 fee,
         uint64 deadline,
         uint64 seed,
@@ -90,20 +111,25 @@ interface IGenerationMarket {
     event GenerationFulfilled(uint256 indexed requestId, bytes32 indexed asset, address indexed operator, uint256 fee);
     /// @notice A lapsed request's fee was credited back to its requester.
     event GenerationRefunded(uint256 indexed requestId, address indexed requester, uint256 fee);
-    /// @notice The price of a request changed (requests already paid keep theirs).
-    event PriceSet(uint256 price);
+    /// @notice The price of a request in `lane` changed (requests already paid keep theirs).
+    event PriceSet(Lane indexed lane, uint256 price);
     /// @notice The operator (who fulfils and earns the fees) changed.
     event OperatorSet(address indexed operator);
     /// @notice `account` withdrew its balance to `to`.
     event Withdrawn(address indexed account, address indexed to, uint256 amount);
 
-    /// @notice Pays the price and asks for one image; the agents pick the request up from the event.
+    /// @notice Pays the lane's price and asks for one image; the agents pick the request up from
+    ///         the event.
+    /// @dev `msg.value` must equal `price(lane)` exactly: a price changed before the request is
+    ///      mined makes it revert, never charge another amount. A `lane` outside the enum is
+    ///      refused by the ABI decoder (a revert without data).
     /// @param prompt The text prompt (1 to `MAX_PROMPT_BYTES` bytes).
     /// @param seed The generation seed.
     /// @param steps Denoising steps (1 to `MAX_STEPS`).
     /// @param guidanceMilli Guidance scale times 1,000 (at most `MAX_GUIDANCE_MILLI`).
+    /// @param lane The priority lane paid for.
     /// @return requestId The new request's id (ids start at 1).
-    function requestGeneration(string calldata prompt, uint64 seed, uint32 steps, uint32 guidanceMilli)
+    function requestGeneration(string calldata prompt, uint64 seed, uint32 steps, uint32 guidanceMilli, Lane lane)
         external
         payable
         returns (uint256 requestId);
@@ -124,9 +150,19 @@ interface IGenerationMarket {
     /// @param to The receiver.
     function withdraw(address to) external;
 
-    /// @notice Sets the price of new requests (owner only).
+    /// @notice Sets the price of new requests in one lane (owner only).
+    /// @dev Reverts with `LanesOutOfOrder` if the fast lane would then cost less than the standard
+    ///      lane: to raise both, raise `Fast` first (or use `setPrices`); to lower both, lower
+    ///      `Standard` first.
+    /// @param lane The lane.
     /// @param newPrice The price in wei (at most `MAX_PRICE`).
-    function setPrice(uint256 newPrice) external;
+    function setPrice(Lane lane, uint256 newPrice) external;
+
+    /// @notice Sets the price of new requests in both lanes at once (owner only).
+    /// @dev Emits `PriceSet` for each lane. `fastPrice` must be at least `standardPrice`.
+    /// @param standardPrice The standard lane's price in wei (at most `MAX_PRICE`).
+    /// @param fastPrice The fast lane's price in wei (at most `MAX_PRICE`).
+    function setPrices(uint256 standardPrice, uint256 fastPrice) external;
 
     /// @notice Sets the operator (owner only).
     /// @param newOperator The operator's address (not zero).
@@ -136,6 +172,11 @@ interface IGenerationMarket {
     /// @param requestId The request.
     /// @return The stored request (status `None` for an unknown id).
     function getRequest(uint256 requestId) external view returns (Request memory);
+
+    /// @notice Returns the price of a new request in `lane`.
+    /// @param lane The lane.
+    /// @return The price in wei.
+    function price(Lane lane) external view returns (uint256);
 
     /// @notice Returns what `account` may withdraw.
     /// @param account The account.

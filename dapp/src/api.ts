@@ -190,7 +190,18 @@ export interface Owed {
   account: Address;
   currency: Address;
   balance: string;
-  assets: { digest: Hex; prompt: string | null; pendingRevenue: string; distributed: string }[];
+  assets: {
+    digest: Hex;
+    prompt: string | null;
+    pendingRevenue: string;
+    distributed: string;
+    /** What making it cost the operator (compute, gas, storage, proof), US dollars; null where this server did not make it. */
+    costUsd?: number | null;
+    costByStage?: Record<string, number> | null;
+    /** What it earned (split and waiting), US dollars at the operator's ether price; null for a token. */
+    revenueUsd?: number | null;
+    marginUsd?: number | null;
+  }[];
   models: { modelId: number; developerBps: number; dataBps: number }[];
   dataShares: { modelId: number; weight: number; proof: Hex[]; claimable: string; claimed: string }[];
 }

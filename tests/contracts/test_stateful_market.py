@@ -1,16 +1,19 @@
-"""Stateful property test of GenerationMarket's money: random request / fulfil / refund / time /
-price / operator / withdraw sequences, with a stranger acting on public data, against the real
-contracts.
+"""Stateful property test of GenerationMarket's money: random request (in either lane) / fulfil /
+refund / time / price / operator / withdraw sequences, with a stranger acting on public data,
+against the real contracts.
 
-A ghost keeps every request (requester, fee, deadline, state) and every balance. Each step also
-takes the stranger's moves: fulfilling without being the operator, refunding another's request,
-fulfilling with an asset registered before the request, or with one that fulfilled another
-request; each must revert with its named error and move nothing.
+A ghost keeps every request (requester, lane, fee, deadline, state), each lane's price and every
+balance. Each step also takes the stranger's moves: fulfilling without being the operator,
+refunding another's request, fulfilling with an asset registered before the request, or with one
+that fulfilled another request, setting a price; and the requester's mistakes: paying the other
+lane's price, or a price the owner changed since it was read; each must revert with its named error
+and move nothing.
 
 After every step: each request's stored status and fee are the ghost's; the market holds exactly
 the fees of open requests plus every unwithdrawn balance; what left it went to the withdrawers'
 receiver and equals what they were credited; fees paid == fees credited to operators + refunds +
-open fees (no wei created or lost).
+open fees (no wei created or lost); each request keeps the lane it paid for; the fast lane never
+costs less than the standard lane.
 
 Fixed seed (derandomized), so a failure reproduces; `slow` because it sends a few hundred
 transactions.
@@ -32,12 +35,15 @@ pytestmark = pytest.mark.slow
 
 WINDOW = 3_600
 OPEN, FULFILLED, REFUNDED = 1, 2, 3
+STANDARD, FAST = 0, 1  # IGenerationMarket.Lane
+PRICE = 10**15
 SINK = "0x000000000000000000000000000000000000dEaD"
 
 
 @dataclass
 class Request:
     requester: Any
+    lane: int
     fee: int
     deadline: int
     status: int = OPEN
@@ -67,6 +73,8 @@ def make_machine(
             self.operator = operators[0]
             self.used: list[bytes] = []
             self.serial = 0
+            self.prices = {STANDARD: PRICE, FAST: 2 * PRICE}
+            self.stale = dict(self.prices)  # the prices before the owner's last change
 
         def teardown(self) -> None:
             chain.restore(self.snapshot)
@@ -83,13 +91,25 @@ def make_machine(
 
         # -------------------------------------------------------------- rules
 
-        @rule(r=requester_st, steps=st.integers(1, 1_000))
-        def request(self, r: int, steps: int) -> None:
+        @rule(
+            r=requester_st,
+            steps=st.integers(1, 1_000),
+            lane=st.sampled_from([STANDARD, FAST]),
+            mistake=st.sampled_from(["none", "none", "other lane's price", "stale price"]),
+        )
+        def request(self, r: int, steps: int, lane: int, mistake: str) -> None:
             who = requesters[r]
-            price = int(market.price())
-            receipt = market.requestGeneration("a prompt", 1, steps, 1_500, sender=who, value=price)
+            price = self.prices[lane]
+            assert int(market.price(lane)) == price
+            wrong = {"other lane's price": self.prices[1 - lane], "stale price": self.stale[lane]}.get(mistake, price)
+            if wrong != price:  # the other lane's or the old price may be this lane's price now
+                with ape.reverts(market.GenerationMarket__WrongPayment, lane=lane, sent=wrong, price=price):
+                    market.requestGeneration("a prompt", 1, steps, 1_500, lane, sender=who, value=wrong)
+                return
+            receipt = market.requestGeneration("a prompt", 1, steps, 1_500, lane, sender=who, value=price)
             event = receipt.events.filter(market.GenerationRequested)[0]
-            self.requests[int(event.requestId)] = Request(who, price, int(event.deadline))
+            assert (event.lane, event.fee) == (lane, price)
+            self.requests[int(event.requestId)] = Request(who, lane, price, int(event.deadline))
             self.paid_in += price
 
         @rule(pick=st.integers(0, 10**6), attack=st.sampled_from(["none", "stranger", "old asset", "used asset"]))
@@ -144,11 +164,31 @@ def make_machine(
         def time_passes(self, seconds: int) -> None:
             chain.pending_timestamp += seconds
 
-        @rule(price=st.integers(0, 10**18))
-        def set_price(self, price: int) -> None:
+        @rule(lane=st.sampled_from([STANDARD, FAST, None]), price=st.integers(0, 10**18), other=st.integers(0, 10**18))
+        def set_price(self, lane: int | None, price: int, other: int) -> None:
+            """One lane's price (refused with `LanesOutOfOrder` where it would put the fast lane
+            under the standard one), or both at once (`setPrices`, in order)."""
             with ape.reverts(market.OwnableUnauthorizedAccount):
-                market.setPrice(price, sender=stranger)
-            market.setPrice(price, sender=owner)
+                market.setPrice(STANDARD if lane is None else lane, price, sender=stranger)
+            if lane is None:
+                standard, fast = sorted((price, other))
+                with ape.reverts(market.OwnableUnauthorizedAccount):
+                    market.setPrices(standard, fast, sender=stranger)
+                if standard != fast:
+                    with ape.reverts(market.GenerationMarket__LanesOutOfOrder):
+                        market.setPrices(fast, standard, sender=owner)
+                market.setPrices(standard, fast, sender=owner)
+                self.stale, self.prices = self.prices, {STANDARD: standard, FAST: fast}
+                return
+            after = {**self.prices, lane: price}
+            if after[FAST] < after[STANDARD]:
+                with ape.reverts(
+                    market.GenerationMarket__LanesOutOfOrder, standardPrice=after[STANDARD], fastPrice=after[FAST]
+                ):
+                    market.setPrice(lane, price, sender=owner)
+                return
+            market.setPrice(lane, price, sender=owner)
+            self.stale, self.prices = self.prices, after
 
         @rule(o=st.integers(0, len(operators) - 1))
         def set_operator(self, o: int) -> None:
@@ -188,11 +228,17 @@ def make_machine(
             assert market.requestCount() == len(self.requests)
             for request_id, ghost in self.requests.items():
                 stored = market.getRequest(request_id)
-                assert (stored.requester, stored.fee, stored.status) == (
+                assert (stored.requester, stored.lane, stored.fee, stored.status) == (
                     ghost.requester.address,
+                    ghost.lane,
                     ghost.fee,
                     ghost.status,
                 )
+
+        @invariant()
+        def the_fast_lane_never_costs_less(self) -> None:
+            standard, fast = int(market.price(STANDARD)), int(market.price(FAST))
+            assert (standard, fast) == (self.prices[STANDARD], self.prices[FAST]) and fast >= standard
 
     return Market
 
@@ -202,7 +248,7 @@ def test_market_money_is_conserved_under_random_sequences(
 ):
     # The registry already holds an asset registered before any request: the "old asset" attack.
     register_asset(core.provenance, creator, asset_record("market/registered-before-every-request", creator, model_id))
-    market = deployer.deploy(project.GenerationMarket, core.provenance, developer, 10**15, WINDOW, deployer)
+    market = deployer.deploy(project.GenerationMarket, core.provenance, developer, PRICE, 2 * PRICE, WINDOW, deployer)
     run_state_machine_as_test(
         make_machine(
             chain, core, market, deployer, (developer, other_creator), (payer, other_payer), stranger, creator, model_id

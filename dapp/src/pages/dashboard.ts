@@ -47,6 +47,8 @@ export async function dashboard(ctx: Context, view: HTMLElement, refresh: () => 
       h("td", {}, h("a", { href: `#/asset/${a.digest}` }, short(a.digest)), " ", h("span", { class: "muted" }, a.prompt ?? "")),
       h("td", { class: "num" }, amount(a.distributed)),
       h("td", { class: "num" }, amount(a.pendingRevenue)),
+      h("td", { class: "num", "data-cost": String(a.costUsd ?? ""), title: costTitle(a.costByStage) }, usd(a.costUsd)),
+      h("td", { class: "num", "data-margin": String(a.marginUsd ?? "") }, usd(a.marginUsd)),
       h("td", {},
         BigInt(a.pendingRevenue) > 0n
           ? actionButton("Split", run("Splitting revenue", async (w) => {
@@ -105,7 +107,7 @@ export async function dashboard(ctx: Context, view: HTMLElement, refresh: () => 
         : h("div", {},
             h("p", { class: "muted" }, pending.length ? `${pending.length} with revenue waiting to be split among creator, model developer, data originators and parents.` : "No revenue waiting to be split."),
             h("table", { class: "list" },
-              h("thead", {}, h("tr", {}, h("th", {}, "Asset"), h("th", { class: "num" }, "Split so far"), h("th", { class: "num" }, "Waiting"), h("th", {}, ""))),
+              h("thead", {}, h("tr", {}, h("th", {}, "Asset"), h("th", { class: "num" }, "Split so far"), h("th", { class: "num" }, "Waiting"), h("th", { class: "num", title: "What making it cost the operator: compute, gas, storage, proof" }, "Cost"), h("th", { class: "num", title: "Revenue (split and waiting) less cost, in US dollars" }, "Margin"), h("th", {}, ""))),
               h("tbody", {}, assetRows))),
     ),
     owed.models.length
@@ -168,4 +170,16 @@ export async function dashboard(ctx: Context, view: HTMLElement, refresh: () => 
                 h("td", {}, perpetual(l.expiresAt) ? "perpetual" : stillValid(l.expiresAt, now) ? when(l.expiresAt) : `expired ${when(l.expiresAt)}`))))),
     ),
   );
+}
+
+/** US dollars to the cent below a dollar's hundredth, "-" where unknown. */
+function usd(value: number | null | undefined): string {
+  if (value === null || value === undefined) return "-";
+  const digits = Math.abs(value) >= 0.01 ? 2 : 6;
+  return `${value < 0 ? "-" : ""}$${Math.abs(value).toFixed(digits)}`;
+}
+
+/** A cost's stages, one per line, for the cell's tooltip. */
+function costTitle(byStage: Record<string, number> | null | undefined): string {
+  return byStage ? Object.entries(byStage).map(([stage, value]) => `${stage}: ${usd(value)}`).join("\n") : "";
 }

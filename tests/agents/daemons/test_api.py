@@ -32,6 +32,7 @@ from agents.api.openapi import document
 from agents.api.paywall import MIN_DEADLINE_S
 from agents.api.serve import DEPS, api_app
 from agents.app.wiring import Parts, build_agents
+from agents.core import costs
 from agents.core.requests import GenerationRequest
 from agents.core.settlement import SignedVoucher
 from agents.core.vouchers import Voucher, sign_voucher
@@ -591,6 +592,16 @@ def test_lineage_previews_channels_and_what_each_account_is_owed(
         rows = {row["digest"]: row for row in owed["assets"]}
         assert set(rows) == {"0x" + j.payload["sha256"] for j in assets}
         assert rows[hex_a]["pendingRevenue"] == str(10 * FINNEY) and rows[hex_a]["distributed"] == "0"
+        # beside what it earned, what it cost (its cost records, priced) and the margin, in dollars
+        job_a = next(j for j in assets if "0x" + j.payload["sha256"] == hex_a)
+        expected = costs.asset_usd(job_a.payload, deps.cost_prices)
+        assert expected["usd"] > 0 and rows[hex_a]["costUsd"] == pytest.approx(expected["usd"])
+        assert set(rows[hex_a]["costByStage"]) >= {"generate", "curate", "publish", "register"}
+        revenue = 10 * FINNEY / 1e18 * deps.cost_prices.usd_per_eth
+        assert rows[hex_a]["revenueUsd"] == pytest.approx(revenue)
+        assert rows[hex_a]["marginUsd"] == pytest.approx(revenue - expected["usd"])
+        in_token = await get(f"/v1/accounts/{operator.address}/owed?currency={'0x' + '11' * 20}")
+        assert all(r["revenueUsd"] is None and r["marginUsd"] is None for r in in_token["assets"])  # not priced
         splitter.distribute(a, ETH, sender=operator)
         owed = await get(f"/v1/accounts/{operator.address}/owed")
         assert owed["balance"] == str(splitter.balanceOf(operator.address, ETH)) != "0"

@@ -90,6 +90,12 @@ def test_each_stage_records_what_a_job_consumed_and_the_reports_sum_it(
         async with session.get(url) as r:
             report = await documented(r)
         assert r.status == 200 and {k: report[k] for k in everything} == everything
+        # the same gas at the chain's price now (its fee history), beside what the receipts paid
+        now = report["gasNow"]
+        gas = sum(int(stage["gas"]) for stage in everything["byStage"].values())
+        assert now["priceWei"] > 0 and now["gas"] == gas and now["blocks"] == costs.FEE_HISTORY_BLOCKS
+        assert now["feeUsd"] == pytest.approx(gas * now["priceWei"] / 1e18 * PRICES.usd_per_eth)
+        assert now["feeUsdPerRegisteredAsset"] == pytest.approx(now["feeUsd"] / 2)
         async with session.get(url, params={"project": "posters", "requester": operator.lower()}) as r:
             one = await documented(r)
         assert one["jobs"] == 1 and one["usd"] == summarise([posters.payload], PRICES)["usd"] > 0

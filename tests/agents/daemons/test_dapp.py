@@ -246,6 +246,15 @@ def test_dapp_in_chromium_with_an_injected_wallet(
         await expect(page.locator("#account")).to_have_attribute("data-address", str(operator.address))
         row = page.locator(f'#created tr[data-digest="{hex_a}"]')
         await expect(row).to_contain_text("0.02 ETH")
+        # what making it cost beside the margin it made, as the API priced them
+        answer = await page.request.get(f"{base}/v1/accounts/{operator.address}/owed")
+        priced = next(r for r in (await answer.json())["assets"] if r["digest"] == hex_a)
+        assert answer.status == 200 and priced["costUsd"] > 0 and priced["marginUsd"] is not None
+        shown_cost = await row.locator("[data-cost]").get_attribute("data-cost")
+        shown_margin = await row.locator("[data-margin]").get_attribute("data-margin")
+        assert float(shown_cost or "nan") == pytest.approx(priced["costUsd"])
+        assert float(shown_margin or "nan") == pytest.approx(priced["marginUsd"])
+        await expect(row.locator("[data-margin]")).to_contain_text("$")
         await shot(page, "05-dashboard-creator.png")
         await row.locator("[data-action=distribute]").click()
         await notice(page, expect, "ok", "among its payees")

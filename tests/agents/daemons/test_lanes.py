@@ -1,6 +1,7 @@
 """Priority lanes: the generator claims the fast lane first and never starves the standard lane
-(`GenerateStage.claim` over a real journal), and the API takes a request's lane, shows it, and
-prices a paid fast-lane request at the fast lane's price."""
+(`GenerateStage.claim` over a real journal), serves standard requests that waited too long with
+fewer steps where the operator allows it (adaptive production, the lineage saying so), and the API
+takes a request's lane, shows it, and prices a paid fast-lane request at the fast lane's price."""
 
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ from agents.app.wiring import Parts
 from agents.core.metering import DEFAULT_PRICING, FAST_LANE, RequestPricing
 from agents.core.requests import GenerationRequest
 from agents.core.toolchain import project_root
-from agents.daemons.generate import GenerateStage
+from agents.daemons.generate import AdaptiveSteps, GenerateStage
 from agents.runtime import jobs
 from agents.runtime.journal import Journal
+from agents.storage.cid import Cid
+from agents.storage.store import LocalStore
 from tests.agents.daemons.test_api import documented, run_api
 
 PRICING = RequestPricing.from_json(project_root() / DEFAULT_PRICING)
@@ -38,6 +41,58 @@ def test_the_generator_serves_the_fast_lane_first_and_the_standard_lane_still_mo
         assert first[:6] == fast[:6] and first[6:] == standard  # the flood came later, yet waits its share
         second = [job.key for job in asyncio.run(stage.claim())]
         assert second == fast[6:14]  # nobody else waits: the fast lane takes the whole batch
+    finally:
+        journal.close()
+
+
+def test_adaptive_steps_refuse_a_bad_policy_and_leave_the_fast_lane_and_short_requests_alone() -> None:
+    policy = AdaptiveSteps(after_s=10.0, min_steps=8, factor=0.5)
+    request = GenerationRequest("a red circle", 1, steps=25)
+    assert policy.steps_for(request, "standard", 10.0) is None  # at the target is not over it
+    assert policy.steps_for(request, "standard", 10.5) == 13  # half, rounded up
+    assert policy.steps_for(GenerationRequest("a", 1, steps=10), "standard", 99.0) == 8  # the floor
+    assert policy.steps_for(GenerationRequest("a", 1, steps=8), "standard", 99.0) is None  # at the floor already
+    assert policy.steps_for(request, FAST_LANE, 999.0) is None  # the fast lane keeps its settings
+    for bad in ((0.0, 8, 0.5), (10.0, 0, 0.5), (10.0, 8, 1.0), (10.0, 8, 0.0), (float("nan"), 8, 0.5)):
+        with pytest.raises(ValueError, match="adaptive steps"):
+            AdaptiveSteps(*bad)
+
+
+def test_under_load_standard_requests_get_fewer_steps_and_their_lineage_names_what_they_got(
+    models: Any, tmp_path: Path
+) -> None:
+    journal = Journal(tmp_path / "journal.db", final=jobs.FINAL)
+    store = LocalStore(tmp_path / "store")
+    try:
+        old = {"requested_at": 1.0}  # waited since the epoch: far over any target
+        waited = jobs.submit_request(journal, GenerationRequest("a red circle", 1), requester="s", source="api",
+                                     extra={"lane": "standard", **old})[0]  # fmt: skip
+        rushed = jobs.submit_request(journal, GenerationRequest("a blue square", 2), requester="f", source="api",
+                                     extra={"lane": FAST_LANE, **old})[0]  # fmt: skip
+        fresh = jobs.submit_request(journal, GenerationRequest("a green triangle", 3), requester="s", source="api",
+                                    extra={"lane": "standard"})[0]  # fmt: skip
+        stage = GenerateStage(journal, models.generator, store, worker="w", batch=8, model_id=4,
+                              adaptive=AdaptiveSteps(after_s=60.0, min_steps=8, factor=0.5))  # fmt: skip
+
+        async def run() -> None:
+            while await stage.step():
+                pass
+
+        asyncio.run(run())
+        lineages = {key: journal.get(key).payload["lineage"] for key in (waited, rushed, fresh)}  # type: ignore[union-attr]
+        assert (lineages[waited]["steps"], lineages[waited]["requested_steps"]) == (13, 25)
+        assert "standard lane under load" in lineages[waited]["adaptation"]
+        for kept in (rushed, fresh):  # the fast lane, and a request that did not wait too long: as asked
+            assert lineages[kept]["steps"] == 25 and not {"requested_steps", "adaptation"} & set(lineages[kept])
+        # the parameters document (the pre-image of paramsDigest) names the steps served and why;
+        # a lineage served as asked has no such fields
+        adapted = json.loads(store.read(Cid.parse(journal.get(waited).payload["params_cid"])))  # type: ignore[union-attr]
+        assert (adapted["steps"], adapted["requested_steps"]) == (13, 25) and adapted["adaptation"]
+        plain = json.loads(store.read(Cid.parse(journal.get(fresh).payload["params_cid"])))  # type: ignore[union-attr]
+        assert "requested_steps" not in plain and "adaptation" not in plain
+        # and the image is what the served steps make: the same request asked at 13 steps gives the same bytes
+        again = asyncio.run(models.generator.generate_each([GenerationRequest("a red circle", 1, steps=13)]))[0]
+        assert again.digest.hex() == journal.get(waited).payload["sha256"]  # type: ignore[union-attr]
     finally:
         journal.close()
 

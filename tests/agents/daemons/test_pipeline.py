@@ -33,10 +33,14 @@ from eth_account import Account
 
 from agents.api.registration import validation_record
 from agents.app.wiring import Parts, build_agents, check_head_bands
+from agents.core import costs
 from agents.core.merkle import AssetRecord
+from agents.core.metering import FAST_LANE, STANDARD_LANE
 from agents.core.requests import GenerationRequest
 from agents.core.settlement import Batch, SignedVoucher
+from agents.core.toolchain import project_root
 from agents.core.vouchers import Voucher, sign_voucher
+from agents.daemons.market import DeliverStage, MarketWatcher, market_key
 from agents.daemons.register import INTENT, MANY_INTENT, ClaimStage, CommitStage, RegisterStage
 from agents.daemons.runner import Agents, all_final
 from agents.daemons.settle import SettleStage
@@ -46,13 +50,17 @@ from agents.models.head import BAND_MARGIN, VERDICTS, HeadError, HeadModel, payl
 from agents.runtime import jobs
 from agents.runtime.jobs import submit_voucher
 from agents.runtime.journal import Journal
+from agents.runtime.stage import Done
 from agents.storage.cid import Cid
 from agents.storage.credentials import read_sidecar
 from media.head_training import float_scores
 from tests.agents.daemons.helpers import ETH, FINNEY, PROMPTS, contract
+from tests.contracts.helpers import asset_record, register_asset
 from zkml.evm import input_binding
 
 pytestmark = pytest.mark.chain
+
+STANDARD, FAST = 0, 1  # IGenerationMarket.Lane
 
 
 def requests() -> list[GenerationRequest]:
@@ -76,18 +84,25 @@ def parts_validations(parts: Parts, journal: Journal | None = None) -> Validatio
 
 
 def test_requests_become_registered_attested_assets_exactly_once(
-    parts: Parts, project: Any, local_chain: Any, accounts: Any, curation_head: HeadModel, tmp_path: Path
+    parts: Parts,
+    project: Any,
+    local_chain: Any,
+    accounts: Any,
+    chain: Any,
+    curation_head: HeadModel,
+    tmp_path: Path,
 ):
     operator = str(accounts[0].address)
     market = contract(project, local_chain, "GenerationMarket")
     registry = contract(project, local_chain, "ProvenanceRegistry")
-    price = int(market.price())
+    price, fast_price = int(market.price(STANDARD)), int(market.price(FAST))
     # two paid requests on chain: one from a payer who approved the agent as registrar (it
-    # becomes the creator), one from a payer who did not (the operator is the creator)
+    # becomes the creator) in the fast lane, one from a payer who did not (the operator is the
+    # creator) in the standard lane
     approving, plain = accounts[6], accounts[8]
     registry.setRegistrar(operator, True, sender=approving)
-    market.requestGeneration(PROMPTS[0], 7_100, 25, 1_500, sender=approving, value=price)
-    market.requestGeneration(PROMPTS[1], 7_101, 25, 1_500, sender=plain, value=price)
+    market.requestGeneration(PROMPTS[0], 7_100, 25, 1_500, FAST, sender=approving, value=fast_price)
+    market.requestGeneration(PROMPTS[1], 7_101, 25, 1_500, STANDARD, sender=plain, value=price)
     total = len(PROMPTS) + 2
 
     async def main() -> dict[str, int]:
@@ -122,6 +137,9 @@ def test_requests_become_registered_attested_assets_exactly_once(
         if "market_request" in p:
             paid[int(p["market_request"])] = p
             assert p["delivery"] == "fulfilled" and p["source"] == "chain"
+            # the fulfil transaction that settled the request is a settlement cost of the asset
+            fulfil = chain.provider.web3.eth.get_transaction_receipt(p[costs.SETTLE]["tx"])
+            assert fulfil["to"] == market.address and p[costs.SETTLE]["gas"] == fulfil["gasUsed"]
             creator = str(approving.address) if p["requester"].lower() == str(approving.address).lower() else operator
         assert [t for _, t in journal.history(job.key)] == [
             jobs.REQUESTED,
@@ -250,10 +268,53 @@ def test_requests_become_registered_attested_assets_exactly_once(
         fresh.close()
     # the paid requests were fulfilled with their assets, and their fees earned
     assert sorted(paid) == [1, 2]
+    assert (paid[1]["lane"], paid[2]["lane"]) == (FAST_LANE, STANDARD_LANE)
     for request_id, p in paid.items():
         stored = market.getRequest(request_id)
         assert int(stored.status) == 2 and bytes(stored.asset).hex() == p["sha256"]
-    assert int(market.balanceOf(operator)) == 2 * price
+        assert int(stored.lane) == (FAST if p["lane"] == FAST_LANE else STANDARD)
+    assert int(market.balanceOf(operator)) == price + fast_price
+
+
+def test_market_requests_are_journaled_in_their_lane_and_redelivery_reads_the_stored_asset(
+    parts: Parts, project: Any, local_chain: Any, chain: Any, accounts: Any
+):
+    """A fast-lane request on chain is journaled with lane `fast` and a standard one with
+    `standard`, so the generator's fast-lane claim (`claim_first`) takes the paid fast request
+    first. Delivery reads the stored request by its layout: a request already fulfilled with the
+    job's asset (a crash after the transaction) is `fulfilled`, not sent again."""
+    market = contract(project, local_chain, "GenerationMarket")
+    operator = accounts[0]
+    market.requestGeneration(PROMPTS[0], 7_200, 25, 1_500, STANDARD, sender=accounts[8], value=market.price(STANDARD))
+    market.requestGeneration(PROMPTS[1], 7_201, 25, 1_500, FAST, sender=accounts[6], value=market.price(FAST))
+    assert market.price(FAST) > market.price(STANDARD)
+    watcher = MarketWatcher(parts.journal, parts.chain(), confirmations=0)
+    asyncio.run(watcher.poll())
+    keys = {n: market_key(int(chain.chain_id), str(market.address), n) for n in (1, 2)}
+    journaled = {n: parts.journal.get(key) for n, key in keys.items()}
+    assert {n: (job.stage, job.payload["lane"], job.payload["fee"]) for n, job in journaled.items() if job} == {
+        1: (jobs.REQUESTED, STANDARD_LANE, str(market.price(STANDARD))),
+        2: (jobs.REQUESTED, FAST_LANE, str(market.price(FAST))),
+    }
+    (first,) = parts.journal.claim_first(
+        jobs.REQUESTED, "test", limit=1, lease_s=30, field="lane", value=FAST_LANE, share=0.75
+    )
+    assert first.key == keys[2]  # the later request, but the fast one
+    # fulfilled on chain (as if by a life that crashed before journaling it); delivery reads it
+    record = asset_record("market/lanes", operator, local_chain.t2i_model_id)
+    register_asset(contract(project, local_chain, "ProvenanceRegistry"), operator, record)
+    market.fulfill(2, record.content_digest, sender=operator)
+    deliver = DeliverStage(parts.journal, parts.chain(), worker="test/deliver")
+    done = [dataclasses.replace(first, payload={**first.payload, "sha256": record.content_digest.hex()}),
+            dataclasses.replace(first, payload={**first.payload, "sha256": "ab" * 32})]  # fmt: skip
+    outcomes = asyncio.run(deliver.process(done))
+    assert [o.updates["delivery"] for o in outcomes if isinstance(o, Done)] == [
+        "fulfilled",
+        "fulfilled with another asset",
+    ]
+    assert not any(costs.SETTLE in o.updates for o in outcomes if isinstance(o, Done))  # nothing sent: no cost
+    stored = market.getRequest(2)
+    assert (int(stored.status), int(stored.lane), bytes(stored.asset)) == (2, FAST, record.content_digest)
 
 
 class DiesAfterTheBatchIsMined(CommitStage):
@@ -360,11 +421,24 @@ def metered_assets(
     return assets, terms
 
 
+PRICES = costs.CostPrices.from_json(project_root() / costs.DEFAULT_PRICES)
+
+
 def journaled(parts: Parts) -> dict[str, tuple[str, dict[str, Any]]]:
     """Every voucher job's (stage, payload), by the voucher's signature."""
     return {
         job.payload["signature"]: (job.stage, job.payload)
         for stage in (jobs.SETTLED, jobs.SKIPPED, jobs.RECEIVED, jobs.FAILED)
+        for job in parts.journal.at_stage(stage)
+        if job.kind == jobs.VOUCHER
+    }
+
+
+def voucher_payloads(parts: Parts) -> dict[str, dict[str, Any]]:
+    """Every voucher job's payload, by its key."""
+    return {
+        job.key: job.payload
+        for stage in (jobs.SETTLED, jobs.SKIPPED)
         for job in parts.journal.at_stage(stage)
         if job.kind == jobs.VOUCHER
     }
@@ -440,6 +514,19 @@ def test_settlement_settles_good_vouchers_and_sets_bad_ones_aside(
     # the creator's share was withdrawn by the agent's schedule; nothing is left for it
     assert int(splitter.balanceOf(operator.address, ETH)) == 0
     assert int(splitter.distributedOf(assets[0], ETH)) == 3 * FINNEY
+    # each voucher a settle transaction carried has its share of it, settled or skipped, and that
+    # share is a cost of the asset it paid for
+    web3 = chain.provider.web3
+    settled = {key: payload for key, payload in voucher_payloads(parts).items() if costs.SETTLE in payload}
+    assert settled and all(payload.get("settle_tx") or payload.get("skipped_tx") for payload in settled.values())
+    for payload in settled.values():
+        share = payload[costs.SETTLE]
+        receipt = web3.eth.get_transaction_receipt(share["tx"])
+        assert share["gas"] == -(-receipt["gasUsed"] // share["jobs"])
+    book = costs.Settlements(settled)
+    asset_a = {"sha256": assets[0].hex(), "seq": 1}
+    expected = sum(p[costs.SETTLE]["gas"] for p in settled.values() if p["asset"].lower().endswith(assets[0].hex()))
+    assert expected > 0 and costs.summarise([asset_a], PRICES, book)["byStage"]["settle"]["gas"] == expected
 
     # settled by another settler of the service (the service's key elsewhere) before the agent saw
     # it: counted as settled, nothing sent
@@ -517,7 +604,10 @@ def test_settlement_records_what_the_receipt_says_when_vouchers_are_front_run(
     assert counts == {jobs.SETTLED: 2, jobs.SKIPPED: 1}
     found = journaled(parts)
     (tx,) = {payload["settle_tx"] for _, payload in found.values() if "settle_tx" in payload}
-    assert found[sig(plain)] == (jobs.SETTLED, {**plain.as_json(), "settle_tx": tx, "batch_size": 1})
+    stage, payload = found[sig(plain)]
+    share = payload.pop(costs.SETTLE)  # its share of the transaction: 3 vouchers in it, 1 settled
+    assert (stage, payload) == (jobs.SETTLED, {**plain.as_json(), "settle_tx": tx, "batch_size": 1})
+    assert (share["tx"], share["jobs"]) == (tx, 3)
     stage, payload = found[sig(front_run)]
     assert (stage, payload["reason"], payload["skip"], payload["skipped_tx"]) == (
         jobs.SETTLED,

@@ -1,5 +1,5 @@
 """Requester quotas at the door (`POST /v1/requests`, `agents.core.quotas`): a request past its
-requester's limit of requests, compute seconds or spend this period is refused with 429
+requester's limit of requests, compute seconds, spend or high-cost requests this period is refused with 429
 `quota_exceeded`, saying which limit, what was used and when it resets (`Retry-After` too),
 before anything is journaled or computed; other requesters are not held back. The spend of a
 paid request is its x402 `upto` maximum, checked before its permit is claimed."""
@@ -36,7 +36,10 @@ def test_a_request_past_its_requesters_quota_is_refused_before_anything_is_journ
 ) -> None:
     quotas = Quotas(
         Quota(period_s=3_600, requests=2),
-        {"heavy": Quota(period_s=3_600, compute_seconds=5.0)},
+        {
+            "heavy": Quota(period_s=3_600, compute_seconds=5.0),
+            "big": Quota(period_s=3_600, requests=10, costly_over=0.05, costly_requests=1),
+        },
     )
     journal = parts.journal
     # what "heavy" already spent this period: one job whose records show 6 CPU seconds
@@ -65,6 +68,19 @@ def test_a_request_past_its_requesters_quota_is_refused_before_anything_is_journ
         assert r.status == 429 and over["error"]["details"]["limit"] == "compute_seconds"
         assert over["error"]["details"]["used"] == 6.0
         assert journal.counts().get(jobs.REQUESTED, 0) == before + 1  # only bob's
+        # high-cost requests (here over 0.05 step-megapixels: 100 steps at 32 x 32 is 0.1024) have
+        # a limit of their own; cheap ones from the same requester still pass
+        costly = {"prompt": "a red circle", "requester": "big", "steps": 100}
+        async with session.post(url, json={**costly, "seed": 5}) as r:
+            assert r.status == 202
+        async with session.post(url, json={**costly, "seed": 6}) as r:
+            throttled = await documented(r)
+        assert r.status == 429 and throttled["error"]["details"]["limit"] == "costly_requests"
+        assert (throttled["error"]["details"]["allowed"], throttled["error"]["details"]["used"]) == (1, 1)
+        assert "high-cost requests limit" in throttled["error"]["message"] and int(r.headers["Retry-After"]) > 0
+        async with session.post(url, json={"prompt": "a red circle", "requester": "big", "steps": 25, "seed": 7}) as r:
+            assert r.status == 202
+        assert journal.counts().get(jobs.REQUESTED, 0) == before + 3
 
     run_api(parts, tmp_path, scenario, accept_requests=True, quotas=quotas)
 

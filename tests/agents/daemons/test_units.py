@@ -121,14 +121,14 @@ def test_proofmint_agent_refuses_what_it_cannot_run(tmp_path: Path, monkeypatch:
     assert bad_record.exit_code != 0 and "not a deployment record" in str(bad_record.exception)
 
 
-def _market_event(prompt: str, *, steps: int = 25, guidance_milli: int = 1_500) -> Any:
+def _market_event(prompt: str, *, steps: int = 25, guidance_milli: int = 1_500, lane: int = 0) -> Any:
     from eth_abi.abi import encode
 
     from agents.runtime.events import ChainEvent
 
     data = encode(
-        ["uint256", "uint64", "uint64", "uint32", "uint32", "string"],
-        [10**15, 1_700_000_000, 9, steps, guidance_milli, prompt],
+        ["uint8", "uint256", "uint64", "uint64", "uint32", "uint32", "string"],
+        [lane, 10**15, 1_700_000_000, 9, steps, guidance_milli, prompt],
     )
     topics = ("0x" + "00" * 32, "0x" + (7).to_bytes(32, "big").hex(), "0x" + "00" * 12 + "ab" * 20)
     return ChainEvent(12, "0x" + "11" * 32, "0x" + "22" * 32, 0, "0x" + "33" * 20, topics, data)
@@ -141,6 +141,9 @@ def test_a_market_event_becomes_a_request_and_bad_parameters_are_refused():
     assert (request_id, requester.lower()) == (7, "0x" + "ab" * 20)
     assert request == GenerationRequest(prompt="a red circle", seed=9, steps=25, guidance=1.5)
     assert facts["fee"] == str(10**15) and facts["deadline"] == 1_700_000_000 and facts["block"] == 12
+    assert facts["lane"] == "standard" and decode_request(_market_event("a red circle", lane=1))[3]["lane"] == "fast"
+    with pytest.raises(ValueError, match="lane 2"):  # not a lane of the market's (its ABI decoder refuses it)
+        decode_request(_market_event("a red circle", lane=2))
     assert market_key(31337, "0xABC", 7) == market_key(31337, "0xabc", 7) != market_key(31337, "0xabc", 8)
     assert REQUESTED_TOPIC.startswith("0x") and len(REQUESTED_TOPIC) == 66
     for bad in (_market_event("   "), _market_event("x", steps=0)):

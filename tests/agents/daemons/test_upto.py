@@ -21,6 +21,7 @@ from ape import Contract
 
 from agents.api.upto import KIND, upto_key
 from agents.app.wiring import Parts, build_agents
+from agents.core import costs
 from agents.core.metering import DEFAULT_PRICING, RequestPricing
 from agents.core.permits import PERMIT2_ADDRESS, UPTO_PROXY_ADDRESS, UptoPermit
 from agents.core.requests import GenerationRequest
@@ -182,6 +183,13 @@ def test_a_stock_x402_client_pays_a_generation_request_with_upto_and_is_charged_
         settle = chain.provider.web3.eth.get_transaction_receipt(paid["transaction"])
         assert settle["from"] == operator.address and settle["to"] == UPTO_PROXY_ADDRESS
         sent["charged"] = charged
+        # the charge's own transaction is a cost of the request it paid for (stage `settle`)
+        share = deps.journal.get(sent["payment"]).payload[costs.SETTLE]
+        assert (share["gas"], share["jobs"]) == (settle["gasUsed"], 1)
+        assert share["fee_wei"] == settle["gasUsed"] * settle["effectiveGasPrice"]
+        async with session.get(server.make_url("/v1/costs")) as r:
+            report = await documented(r)
+        assert report["byStage"]["settle"]["gas"] == settle["gasUsed"]
 
         blocked_payment = deps.journal.get(sent["blocked"])
         assert blocked_payment.stage == jobs.UPTO_SETTLED and blocked_payment.payload["charge"]["total"] == "0"

@@ -71,6 +71,30 @@ def test_done_advances_and_announces_on_the_outbox(journal: Journal):
     assert job is not None and job.payload["digest"] == hashlib.sha256(b"t0").hexdigest()
 
 
+def test_a_stage_without_cost_records_journals_the_outcome_but_not_what_it_cost(journal: Journal):
+    from agents.core import costs
+
+    class Costed(Hash):
+        async def process(self, jobs: Sequence[Job]) -> Sequence[Outcome]:
+            done = await super().process(jobs)
+            return [Done(o.key, {**o.updates, costs.GENERATE: costs.compute(1.0, 1.0, "cpu")}) for o in done]
+
+    for name in ("on", "off"):
+        journal.submit(name, "t", {"text": name}, stage="requested")
+
+    async def main() -> None:
+        metrics = Metrics()
+        on = Costed(journal, worker="w", metrics=metrics, batch=1)
+        off = Costed(journal, worker="w", metrics=metrics, batch=1, cost_records=False)
+        assert await on.step() and await off.step()
+
+    asyncio.run(main())
+    kept, dropped = journal.get("on"), journal.get("off")
+    assert kept is not None and dropped is not None and kept.stage == dropped.stage == "hashed"
+    assert costs.GENERATE in kept.payload and "digest" in kept.payload
+    assert costs.GENERATE not in dropped.payload and "digest" in dropped.payload
+
+
 def test_retryable_failures_back_off_then_give_up(journal: Journal):
     journal.submit("flaky", "t", {"text": "x"}, stage="requested")
     stage = Hash(
