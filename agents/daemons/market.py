@@ -18,10 +18,11 @@ lapsed, was refunded or vanished is recorded on the job and the asset goes on to
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from eth_abi.abi import decode
+from eth_abi.exceptions import DecodingError
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
@@ -45,9 +46,9 @@ _DATA_TYPES: Final = ["uint8", "uint256", "uint64", "uint64", "uint32", "uint32"
 _STATUS: Final = {0: "none", 1: "open", 2: "fulfilled", 3: "refunded"}
 LANES_ON_CHAIN: Final = (STANDARD_LANE, FAST_LANE)
 """`IGenerationMarket.Lane` in declaration order: the enum value is the index."""
-_REQUEST_STATUS, _REQUEST_ASSET = 3, 6
-"""Where `getRequest`'s tuple holds the status and the asset (requester, fee, deadline, status,
-lane, assetsBefore, asset)."""
+_REQUEST_REQUESTER, _REQUEST_FEE, _REQUEST_STATUS, _REQUEST_LANE, _REQUEST_ASSET = 0, 1, 3, 4, 6
+"""Where `getRequest`'s tuple holds each field (requester, fee, deadline, status, lane,
+assetsBefore, asset)."""
 
 
 def market_key(chain_id: int, market: str, request_id: int) -> str:
@@ -58,9 +59,14 @@ def decode_request(event: ChainEvent) -> tuple[int, str, GenerationRequest, dict
     """(request id, requester, request, facts) of a `GenerationRequested` log (facts include its
     `lane`); `GeneratorError` when the models cannot take its parameters, `ValueError` for a lane
     the market does not have."""
+    if len(event.topics) != 3:
+        raise ValueError(f"a GenerationRequested log has 3 topics, this one {len(event.topics)}")
     request_id = int(event.topics[1], 16)
     requester = to_checksum_address("0x" + event.topics[2][-40:])
-    lane, fee, deadline, seed, steps, guidance_milli, prompt = decode(_DATA_TYPES, event.data)
+    try:
+        lane, fee, deadline, seed, steps, guidance_milli, prompt = decode(_DATA_TYPES, event.data)
+    except DecodingError as error:  # not the market's encoding: skipped, never a poison pill
+        raise ValueError(f"undecodable GenerationRequested data: {error}") from None
     if not 0 <= lane < len(LANES_ON_CHAIN):
         raise ValueError(f"lane {lane} is not one of the market's {len(LANES_ON_CHAIN)} lanes")
     request = GenerationRequest(prompt=prompt, seed=int(seed), steps=int(steps), guidance=guidance_milli / 1_000)
@@ -72,6 +78,29 @@ def decode_request(event: ChainEvent) -> tuple[int, str, GenerationRequest, dict
         "tx": event.tx_hash,
     }
     return request_id, requester, request, facts
+
+
+#: What identifies a market request beyond its id (which a reorg can give to another request).
+_IDENTITY: Final = ("requester", "fee", "lane", "request")
+
+
+def same_request(journaled: Mapping[str, Any], seen: Mapping[str, Any]) -> bool:
+    """Whether a journaled market job and a request seen on chain are the same request: the same
+    requester, fee, lane and prompt and parameters."""
+    return all(journaled.get(name) == seen.get(name) for name in _IDENTITY)
+
+
+def stored_is(stored: Sequence[Any], payload: Mapping[str, Any]) -> bool:
+    """Whether the request stored on chain (`getRequest`) is the one a job was made for: its
+    requester, fee and lane (a reorg can give the id to another request)."""
+    if "requester" not in payload or "fee" not in payload:
+        return True  # an older job without the facts: as before
+    lanes = {name: index for index, name in enumerate(LANES_ON_CHAIN)}
+    return (
+        str(stored[_REQUEST_REQUESTER]).lower() == str(payload["requester"]).lower()
+        and int(stored[_REQUEST_FEE]) == int(payload["fee"])
+        and int(stored[_REQUEST_LANE]) == lanes.get(str(payload.get("lane", STANDARD_LANE)), -1)
+    )
 
 
 class MarketWatcher:
@@ -99,6 +128,9 @@ class MarketWatcher:
         return market_key(self._chain_id, self.market, request_id)
 
     async def on_event(self, event: ChainEvent) -> None:
+        if event.address.lower() != self.market.lower():  # the node's filter is not trusted alone
+            log.warning("a GenerationRequested log from %s, not the market %s: skipped", event.address, self.market)
+            return
         try:
             request_id, requester, request, facts = decode_request(event)
         except (GeneratorError, ValueError) as error:
@@ -110,12 +142,31 @@ class MarketWatcher:
             extra["creator"] = requester
         key = await self._key(request_id)
         payload = {**jobs.request_payload(request, requester=requester, source="chain"), **extra}
-        await self.journal.call(
+        if await self.journal.call(
             self.journal.submit, key, jobs.ASSET, payload, stage=jobs.REQUESTED, deadline_s=jobs.REGISTRATION_DEADLINE_S
-        )
+        ):
+            return
+        # journaled before: the same request mined again after a reorg took it out is served again;
+        # another request that took its id in the reorg is not this job (delivery refuses it)
+        known = await self.journal.call(self.journal.get, key)
+        if known is not None and known.stage == jobs.CANCELLED and same_request(known.payload, payload):
+            try:
+                await self.journal.call(self.journal.advance, [key], jobs.CANCELLED, jobs.REQUESTED)
+            except StaleJobError:
+                return
+            log.info("market request %s mined again after a reorg: requested again", key)
+        elif known is not None and not same_request(known.payload, payload):
+            log.warning("market request %s now names another request (a reorg): its job will not deliver to it", key)
 
     async def on_removed(self, event: ChainEvent) -> None:
-        key = await self._key(int(event.topics[1], 16))
+        request_id = int(event.topics[1], 16)
+        key = await self._key(request_id)
+        job = await self.journal.call(self.journal.get, key)
+        if job is not None and job.stage == jobs.REQUESTED:
+            stored = await self.client.call(MARKET, "getRequest", request_id)
+            if _STATUS.get(int(stored[_REQUEST_STATUS])) == "open" and stored_is(stored, job.payload):
+                log.info("market request %s was reorged out and mined again: still requested", key)
+                return
         try:
             await self.journal.call(self.journal.advance, [key], jobs.REQUESTED, jobs.CANCELLED)
         except StaleJobError:
@@ -150,8 +201,13 @@ class DeliverStage(Stage):
         """What became of the market request, and the cost record of the `fulfill` transaction
         that settled it here (a settlement cost of the asset; none where nothing was sent)."""
         asset = bytes.fromhex(job.payload["sha256"])
+        market = str(self.client.contract(MARKET).address)
+        if str(job.payload.get("market", market)).lower() != market.lower():
+            return "market replaced", {}  # a request of another market: never fulfil this one's same id
         stored = await self.client.call(MARKET, "getRequest", request_id)
         status, delivered = _STATUS.get(int(stored[_REQUEST_STATUS]), "unknown"), bytes(stored[_REQUEST_ASSET])
+        if status == "open" and not self._is_the_jobs(stored, job):
+            return "request replaced", {}  # a reorg gave the id to another request: not this image's
         if status == "fulfilled":
             return ("fulfilled" if delivered == asset else "fulfilled with another asset"), {}
         if status != "open":
@@ -164,3 +220,7 @@ class DeliverStage(Stage):
             raise
         tx = tx_hash_hex(receipt["transactionHash"])
         return "fulfilled", {costs.SETTLE: costs.transaction_share(receipt, tx, 1)}
+
+    @staticmethod
+    def _is_the_jobs(stored: Sequence[Any], job: Job) -> bool:
+        return stored_is(stored, job.payload)
