@@ -16,7 +16,7 @@ APE := $(ROOT)/.venv/bin/ape
 ANVIL_NETWORK := ethereum:local:foundry
 PYTEST_ARGS ?=
 
-.PHONY: help setup setup-tests compile demo test test-embedded test-anvil test-fast lint lock clean bench-gas bench-zk bench-pipeline bench-api bench-models train-clip train-t2i train-head
+.PHONY: help setup setup-tests compile demo test test-embedded test-anvil test-fast lint lock clean bench-gas bench-zk bench-pipeline bench-api bench-models train-clip train-t2i train-upscaler train-head
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -78,6 +78,9 @@ train-clip: setup ## Retrain the shipped tiny CLIP into models/tiny-clip (CPU, a
 
 train-t2i: setup ## Retrain the shipped tiny text-to-image model into models/tiny-t2i (CPU; resumes)
 	@python -m media.train_t2i --clip models/tiny-clip --out models/tiny-t2i
+
+train-upscaler: setup ## Retrain the shipped x2 upscaler into models/tiny-upscaler (CPU, about 15 min; resumes)
+	@python -m media.train_upscaler --out models/tiny-upscaler
 
 train-head: setup ## Retrain the curation head into models/curation-head (CPU, about 30 s; REVIEWS=FILE.jsonl adds review decisions)
 	@python -m media.head_training --clip models/tiny-clip --out models/curation-head $(if $(REVIEWS),--reviews $(REVIEWS))

@@ -372,14 +372,14 @@ def main(
     click.echo(f"{'requests/s without cost records':<44} {unaccounted_rate:>12.3f} {each:>20}")
     click.echo(f"{'cost accounting overhead (1 - with/without)':<44} {accounting:>12.1%} {'target <= 2.0%':>20}")
     lanes, adaptive = result["lanes"], result["lanes_adaptive"]
-    p95 = {
+    lane_p95 = {
         name: {lane: percentile(values, 0.95) if values else float("nan") for lane, values in run["latency"].items()}
         for name, run in (("as asked", lanes), ("adaptive", adaptive))
     }
     click.echo(f"{'overload: ' + str(standard) + ' standard + ' + str(fast) + ' fast at once':<44}")
     for name in ("as asked", "adaptive"):
-        standard_p95 = f"standard {p95[name]['standard']:.2f}"
-        click.echo(f"{'  ' + name + ': fast / standard p95 s':<44} {p95[name]['fast']:>12.2f} {standard_p95:>20}")
+        standard_p95 = f"standard {lane_p95[name]['standard']:.2f}"
+        click.echo(f"{'  ' + name + ': fast / standard p95 s':<44} {lane_p95[name]['fast']:>12.2f} {standard_p95:>20}")
     wrong = f"lineage wrong: {adaptive['mislabelled'] + lanes['mislabelled']}"
     click.echo(f"{'  adaptive: standard assets served fewer steps':<44} {adaptive['adapted']:>12} {wrong:>20}")
     figures = {
@@ -401,10 +401,10 @@ def main(
         "cost_accounting_overhead_ratio": round(accounting, 4),
         "overload_fast_requests": fast,
         "overload_standard_requests": standard,
-        "fast_lane_p95_s": round(p95["as asked"]["fast"], 3),
-        "standard_lane_p95_s": round(p95["as asked"]["standard"], 3),
-        "fast_lane_p95_s_adaptive": round(p95["adaptive"]["fast"], 3),
-        "standard_lane_p95_s_adaptive": round(p95["adaptive"]["standard"], 3),
+        "fast_lane_p95_s": round(lane_p95["as asked"]["fast"], 3),
+        "standard_lane_p95_s": round(lane_p95["as asked"]["standard"], 3),
+        "fast_lane_p95_s_adaptive": round(lane_p95["adaptive"]["fast"], 3),
+        "standard_lane_p95_s_adaptive": round(lane_p95["adaptive"]["standard"], 3),
         "adaptive_after_s": adapt_after,
         "adapted_assets": adaptive["adapted"],
         "adapted_lineage_errors": adaptive["mislabelled"] + lanes["mislabelled"],

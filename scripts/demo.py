@@ -52,7 +52,9 @@ from agents.core.requests import GenerationRequest
 from agents.core.settlement import SignedVoucher
 from agents.core.toolchain import project_root
 from agents.core.vouchers import Voucher, sign_voucher
+from agents.daemons.pipeline import DEFAULT_DAEMONS
 from agents.daemons.runner import all_final
+from agents.daemons.upscale import child_key
 from agents.deploy.operator import cli_errors, target_of
 from agents.models.head import VERDICTS
 from agents.runtime import jobs
@@ -88,13 +90,27 @@ def prompts(count: int, seed: int) -> list[str]:
     return random.Random(seed).sample(captions, count)
 
 
-async def run_pipeline(parts: Parts, requests: list[GenerationRequest], requester: str, console: Console) -> Any:
-    agents = build_agents(parts, register_batch=max(2, len(requests)), linger_s=3.0, withdraw_every_s=2.0)
+async def run_pipeline(
+    parts: Parts, requests: list[GenerationRequest], requester: str, console: Console, names: list[str]
+) -> Any:
+    """The requests through the daemons in `names`, until every job is final (and, with the
+    upscaler, every registered base has its upscale job)."""
+    agents = build_agents(parts, names=names, register_batch=max(2, len(requests)), linger_s=3.0, withdraw_every_s=2.0)
     for request in requests:
         await parts.journal.call(jobs.submit_request, parts.journal, request, requester=requester, source="cli")
+    final = all_final()
+
+    def done(counts: dict[str, int]) -> bool:
+        if not final(counts):
+            return False
+        if "upscaler" not in names:
+            return True
+        bases = [j for stage in (jobs.ATTESTED, jobs.UNPROVEN) for j in parts.journal.at_stage(stage)]
+        return all(parts.journal.get(child_key(j.key)) is not None for j in bases if "upscale_of" not in j.payload)
+
     await agents.start()
     try:
-        await agents.until(all_final(), within_s=1_800, progress=console.counts)
+        await agents.until(done, within_s=1_800, progress=console.counts)
     finally:
         await agents.stop()
     return agents
@@ -131,7 +147,13 @@ async def settle_vouchers(parts: Parts, vouchers: list[SignedVoucher], console: 
 @click.option(
     "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("artifacts/demo"), show_default=True
 )
-def cli(network, provider, count, seed, out):  # type: ignore[no-untyped-def]
+@click.option(
+    "--upscale/--no-upscale",
+    default=True,
+    show_default=True,
+    help="Run the upscaler: each registered base of the operator's gets an x2 upscale, a derivative of its own",
+)
+def cli(network, provider, count, seed, out, upscale):  # type: ignore[no-untyped-def]
     """Run the whole product once on a development chain and write a report."""
     with cli_errors():
         target = target_of(network, provider, ape.chain.chain_id)
@@ -145,11 +167,14 @@ def cli(network, provider, count, seed, out):  # type: ignore[no-untyped-def]
             shutil.rmtree(state)  # the embedded chain is new in every run; so is the agents' state
         state.mkdir(parents=True)
         out.mkdir(parents=True, exist_ok=True)
-        asyncio.run(main(root, state, out, count, seed, target.choice, console))
+        asyncio.run(main(root, state, out, count, seed, target.choice, console, upscale))
 
 
-async def main(root: Path, state: Path, out: Path, count: int, seed: int, network: str, console: Console) -> None:
+async def main(
+    root: Path, state: Path, out: Path, count: int, seed: int, network: str, console: Console, upscale: bool = True
+) -> None:
     accounts = ape.accounts.test_accounts
+    names = [*DEFAULT_DAEMONS, "upscaler"] if upscale else list(DEFAULT_DAEMONS)
     operator, developer, origin_a, origin_b, buyer, payer, patron = (accounts[i] for i in range(7))
     console.step(f"network {network}; building the curation head's circuits (cached after the first run)")
     setup, parts = await open_local(
@@ -159,6 +184,7 @@ async def main(root: Path, state: Path, out: Path, count: int, seed: int, networ
         originators=[(str(origin_a.address), 600_000), (str(origin_b.address), 400_000)],
         progress=console.step,
         sender_poll=0.02,
+        names=names,
     )
     journal = parts.journal
     requests = [GenerationRequest(prompt=p, seed=seed * 1_000 + i) for i, p in enumerate(prompts(count, seed))]
@@ -170,13 +196,19 @@ async def main(root: Path, state: Path, out: Path, count: int, seed: int, networ
         market.requestGeneration(prompt, seed * 1_000 + 500 + index, 25, 1_500, 0, sender=patron, value=price)
     console.step(f"patron {patron.address[:10]} paid {2 * price / 1e18:.3f} ETH on chain for 2 generations")
     count += 2
-    console.step(f"agents: {count} requests (CLI and on-chain) -> generate, curate, publish, register, prove")
+    upscaling = ", upscale (a derivative of each base)" if upscale else ""
+    console.step(
+        f"agents: {count} requests (CLI and on-chain) -> generate, curate, publish, register, prove{upscaling}"
+    )
     pipeline_started = time.monotonic()
-    await run_pipeline(parts, requests, str(operator.address), console)
+    await run_pipeline(parts, requests, str(operator.address), console, names)
     pipeline_s = time.monotonic() - pipeline_started
     assets = await journal.call(journal.at_stage, jobs.ATTESTED)
     registered = [*assets, *await journal.call(journal.at_stage, jobs.UNPROVEN)]
-    console.step(f"pipeline done in {pipeline_s:.1f} s: {len(assets)} attested of {count} requested")
+    upscales = sum(1 for job in assets if "upscale_of" in job.payload)
+    console.step(
+        f"pipeline done in {pipeline_s:.1f} s: {len(assets)} attested ({upscales} of them upscales), {count} requested"
+    )
     if len(registered) < 2:
         raise PermanentError("fewer than two assets were registered; nothing to license (see the report)")
 

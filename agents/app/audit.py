@@ -1003,7 +1003,7 @@ def ezkl_verify(circuit: Path, proof: bytes, instances: Sequence[int]) -> bool:
 async def _regenerate(t2i: Path, document: Mapping[str, Any]) -> tuple[bytes, dict[str, Any]]:
     """The image the lineage describes, made again in this process on one torch thread (as the
     generator's workers run), and the lineage this pipeline records for it."""
-    from dataclasses import asdict
+    from dataclasses import replace
 
     import torch
 
@@ -1025,7 +1025,10 @@ async def _regenerate(t2i: Path, document: Mapping[str, Any]) -> tuple[bytes, di
     torch.set_num_threads(CPU_THREADS)
     try:
         (image,) = await generator.generate([request])
-        lineage = asdict(generator.lineage(request, int(document["model_id"])))
+        made = generator.lineage(request, int(document["model_id"]))
+        if document.get("requested_steps") is not None:  # served with fewer steps under load: says so
+            made = replace(made, requested_steps=int(document["requested_steps"]), adaptation=document["adaptation"])
+        lineage = made.as_dict()
     finally:
         torch.set_num_threads(threads)
         generator.close()

@@ -317,7 +317,11 @@ cost_prices_option = click.option(
 )
 @click.option("--key-env", default="PROOFMINT_AGENT_KEY", show_default=True, help="Env var holding the agent's key")
 @click.option("--state", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_STATE, show_default=True)
-@click.option("--model-id", type=click.IntRange(min=1), help="Model version of the generator (registrar, publisher)")
+@click.option(
+    "--model-id",
+    type=click.IntRange(min=1),
+    help="Model version of the generator (registrar, publisher), or of the upscaler (upscaler)",
+)
 @click.option("--head", "heads", multiple=True, help="Prover: BATCH=MODEL_ID for each curation-head circuit")
 @click.option("--t2i", default=None, help="Text-to-image model folder (default: the shipped one)")
 @click.option("--clip", default=None, help="open_clip model (default: local-dir:models/tiny-clip)")
@@ -450,6 +454,10 @@ def agent_command(
     head_ids = _heads(heads)
     if name in ("registrar", "publisher") and model_id is None:
         raise click.UsageError(f"the {name} needs --model-id (the generating model's version)")
+    if name == "upscaler" and model_id is None:
+        raise click.UsageError(
+            "the upscaler needs --model-id (the upscaler's registered version, under which it registers)"
+        )
     if name == "prover" and 1 not in head_ids:
         raise click.UsageError("the prover needs --head 1=MODEL_ID (and larger batches as BATCH=MODEL_ID)")
     if erc8004_agent is not None and (name != "prover" or not public_url):
@@ -606,6 +614,7 @@ async def _run_agent(
         t2i_model_id=model_id,
         head_models=head_models,
         names=[name],
+        upscaler_model_id=model_id if name == "upscaler" else 0,
         t2i=t2i,
         clip=clip,
         metrics=metrics,
@@ -681,6 +690,13 @@ async def _run_agent(
     "Default: no limits",
 )
 @click.option(
+    "--upscale",
+    is_flag=True,
+    help="Run the upscaler too: every registered base gets an x2 upscale of its own (the shipped "
+    "models/tiny-upscaler), curated again and registered as a derivative of the base under the upscaler's "
+    "model version, with a licence of the base the operator takes",
+)
+@click.option(
     "--paid-requests",
     is_flag=True,
     help="POST /v1/requests takes only requests paid with x402 upto (the payer authorises the request's most, "
@@ -703,6 +719,7 @@ def up_command(
     network: str | None,
     rpc_port: int | None,
     quotas: Path | None,
+    upscale: bool,
     paid_requests: bool,
     registration: str,
     adaptive: Any,
@@ -778,6 +795,7 @@ def up_command(
                 cost_prices,
                 quotas,
                 adaptive,
+                upscale,
             )
         )
 
@@ -865,12 +883,14 @@ async def _up(
     cost_prices: Path,
     quotas: Path | None,
     adaptive: Any = None,
+    upscale: bool = False,
 ) -> None:
     from agents.api.serve import DEPS, api_app, serve
     from agents.app.wiring import build_agents, open_local
     from agents.core.costs import CostPrices
     from agents.core.metering import RequestPricing
     from agents.core.quotas import Quotas
+    from agents.daemons.pipeline import DEFAULT_DAEMONS
     from agents.deploy.deployment import DEV_TOKEN_GRANT
     from agents.runtime import jobs
     from agents.runtime.telemetry import Metrics
@@ -879,6 +899,7 @@ async def _up(
     operator, origin_a, origin_b = accounts[0], accounts[2], accounts[3]
     metrics = Metrics()
     pricing = RequestPricing.from_json(requests_paid[0])
+    daemons = [*DEFAULT_DAEMONS, "upscaler"] if upscale else list(DEFAULT_DAEMONS)
     setup, parts = await open_local(
         ape,
         root,
@@ -892,7 +913,14 @@ async def _up(
         store=store,
         public_url=f"http://127.0.0.1:{api_port}" if api_port else None,
         request_pricing=pricing,
+        names=daemons,
     )
+    if upscale:
+        click.echo(
+            f"upscaler: model version {setup.upscaler_model_id}; each registered base gets an x2 upscale, "
+            "registered as its derivative",
+            err=True,
+        )
     moderation = parts.owned_models.policy if parts.owned_models is not None else None
     if moderation is not None:
         click.echo(
@@ -997,7 +1025,8 @@ async def _up(
                     f"{adaptive.factor:g} of their steps (at least {adaptive.min_steps}); lineages say so",
                     err=True,
                 )
-            await serve_agents(build_agents(parts, registration=registration, adaptive=adaptive), metrics, metrics_port)
+            agents = build_agents(parts, names=daemons, registration=registration, adaptive=adaptive)
+            await serve_agents(agents, metrics, metrics_port)
         finally:
             if api is not None:
                 await api.cleanup()

@@ -196,8 +196,10 @@ def distribution_flows(
     """The splitter's distributions as chart bars: one creator share per creator (named by
     `names`, lower-case address -> role), the protocol fee for `treasury` apart from any creator
     share the same account takes, the model developer's share, the data originators' pool as
-    `data_claims` ((label, claimed wei)) and what is left unclaimed, parents' shares, and the
-    rounding dust. The bars add up to the distributed amount."""
+    `data_claims` ((label, claimed wei)) and what is left unclaimed, and the rounding dust.
+    Parents' shares have no bar: each became its parent's (inherited) revenue, which the parent's
+    own distribution splits (or the parent still holds), so a bar would count it twice. The bars
+    add up to the distributed amount less the parents' shares."""
     by_creator: dict[str, int] = {}
     fee = developer = data = parents = amount = 0
     for d in distributions:
@@ -218,8 +220,6 @@ def distribution_flows(
         flows.append(Flow(label, wei, "data", "claimed"))
         claimed += wei
     flows.append(Flow("data originators, unclaimed", data - claimed, "data", "in the pool until claimed"))
-    if parents:
-        flows.append(Flow("parent assets", parents, "parents"))
     paid = sum(by_creator.values()) + fee + developer + data + parents
     flows.append(Flow("rounding dust", amount - paid, "dust", "kept by the splitter"))
     return flows

@@ -35,12 +35,21 @@ from agents.daemons.charge import UptoStage
 from agents.daemons.curate import CurateStage
 from agents.daemons.generate import AdaptiveSteps, GenerateStage
 from agents.daemons.market import MARKET, DeliverStage, MarketWatcher
-from agents.daemons.pipeline import BEFORE_DELIVERED, BEFORE_PUBLISHED, DAEMONS, HANDOFFS, MANY, StageSpec, stages_of
+from agents.daemons.pipeline import (
+    BEFORE_DELIVERED,
+    BEFORE_PUBLISHED,
+    DEFAULT_DAEMONS,
+    HANDOFFS,
+    MANY,
+    StageSpec,
+    stages_of,
+)
 from agents.daemons.prove import ProveStage
 from agents.daemons.publish import ModelInfo, PublishStage
 from agents.daemons.register import ClaimStage, CommitStage, RegisterStage
 from agents.daemons.runner import LEASE_TTL_S, Agents
 from agents.daemons.settle import SettleStage, SweepStage
+from agents.daemons.upscale import UpscaleStage
 from agents.daemons.validate import Gathering, Validations, ValidationTarget
 from agents.deploy.deployment import DEV_TOKEN, Deployed, deploy_core, deploy_dev_token
 from agents.deploy.erc8004 import CONTRACTS as AGENT_CONTRACTS
@@ -48,6 +57,7 @@ from agents.deploy.erc8004 import ROLES, AgentDirectory, deploy_agent_registries
 from agents.deploy.permit2 import PERMIT2_ERRORS, PERMIT2_ERRORS_NAME, UPTO_PROXY, install_permit2
 from agents.models.curator import DEFAULT_POLICY
 from agents.models.head import HEAD_FOLDER, HeadError, HeadModel
+from agents.models.upscaler import DEFAULT_UPSCALER
 from agents.runtime import jobs
 from agents.runtime.chain import ChainClient
 from agents.runtime.inprocess import is_in_process
@@ -133,11 +143,34 @@ class LocalSetup:
     """The core contracts as `deploy_core` deployed them (what a deployment record lists)."""
     agents: AgentDirectory | None = None
     """The operator's ERC-8004 agents, when the chain was prepared with a public URL."""
+    upscaler_model_id: int = 0
+    """The shipped upscaler's model version (0: no upscaler was registered)."""
 
 
 def _register(core_models: Any, developer: Any, model_input: dict[str, Any]) -> int:
     core_models.registerModel(model_input, sender=developer)
     return int(core_models.modelIdOf(developer.address, model_input["weightsDigest"]))
+
+
+def _register_folder(
+    core_models: Any, developer: Any, folder: Path, store: BlockStore, *, data_root: bytes, data_bps: int
+) -> int:
+    """Registers the model saved in `folder` (its weights digest, its model card stored as the
+    metadata) with the developer's share and `data_bps` to the originators under `data_root`."""
+    card = store.add_bytes((folder / "README.md").read_bytes())
+    return _register(
+        core_models,
+        developer,
+        {
+            "weightsDigest": weights_digest(folder),
+            "paramsCommitment": ZERO32,
+            "dataRoot": data_root,
+            "predecessor": 0,
+            "developerBps": T2I_DEVELOPER_BPS,
+            "dataBps": data_bps,
+            "metadataURI": f"ipfs://{card}",
+        },
+    )
 
 
 def prepare_chain(
@@ -155,13 +188,16 @@ def prepare_chain(
     progress: Progress = _quiet,
     dev_holders: Sequence[str] = (),
     public_url: str | None = None,
+    upscaler_folder: Path | None = None,
 ) -> LocalSetup:
     """Deploys and registers everything on a development chain (see the module docstring).
     `bands`: the curation head's (accept_at, review_at) in its fixed point, bound to each of its
     model versions with the verifier. `dev_holders`: accounts minted the development dollar
     (`agents.deploy.deployment.deploy_dev_token`, for x402 `exact` payments). `public_url`: the
     API's base URL; with it, ERC-8004 registries and the zkML validator are deployed and the
-    operator's agents registered (`agents.deploy.erc8004`), their wallet the operator's key."""
+    operator's agents registered (`agents.deploy.erc8004`), their wallet the operator's key.
+    `upscaler_folder`: the upscaler, registered (last, so the other versions keep their numbers)
+    where the folder exists."""
     from zkml.evm import deploy_verifier
 
     deployed = deploy_core(project, operator, chain)
@@ -183,20 +219,7 @@ def prepare_chain(
     progress(f"deployed {', '.join(addresses)}; {', '.join(placed)} at their canonical addresses")
     models = project.ModelRegistry.at(addresses["ModelRegistry"])
     tree = DataTree(list(originators))
-    card = store.add_bytes((t2i_folder / "README.md").read_bytes())
-    t2i_id = _register(
-        models,
-        developer,
-        {
-            "weightsDigest": weights_digest(t2i_folder),
-            "paramsCommitment": ZERO32,
-            "dataRoot": tree.root,
-            "predecessor": 0,
-            "developerBps": T2I_DEVELOPER_BPS,
-            "dataBps": T2I_DATA_BPS,
-            "metadataURI": f"ipfs://{card}",
-        },
-    )
+    t2i_id = _register_folder(models, developer, t2i_folder, store, data_root=tree.root, data_bps=T2I_DATA_BPS)
     progress(f"registered the text-to-image model as version {t2i_id}")
     head_models: dict[int, tuple[Any, int]] = {}
     for size, circuit in sorted(circuits.items()):
@@ -223,6 +246,10 @@ def prepare_chain(
             f"curation head x{size}: model version {model_id}, verifier {verifier.address}, "
             f"bands accept >= {bands[0]}, reject < {bands[1]}"
         )
+    upscaler_id = 0
+    if upscaler_folder is not None and (upscaler_folder / "model_index.json").is_file():
+        upscaler_id = _register_folder(models, developer, upscaler_folder, store, data_root=ZERO32, data_bps=0)
+        progress(f"registered the upscaler as version {upscaler_id}")
     directory = None
     if public_url is not None:
         registries = deploy_agent_registries(
@@ -241,6 +268,7 @@ def prepare_chain(
         sum(d.gas_used for d in deployed),
         tuple(deployed),
         directory,
+        upscaler_id,
     )
 
 
@@ -251,6 +279,8 @@ class Models:
 
     generator: Any = None
     curator: Any = None
+    upscaler: Any = None
+    """The upscaler (`agents.models.upscaler.Upscaler`), for the upscaler daemon."""
     policy: Any = None
     """The curation policy the curator applies and the generator screens prompts with."""
 
@@ -264,20 +294,21 @@ class Models:
         return term_screen(self.policy or CurationPolicy())
 
     def close(self) -> None:
-        for part in (self.generator, self.curator):
+        for part in (self.generator, self.curator, self.upscaler):
             if part is not None:
                 part.close()
 
 
 async def load_models(
     root: Path,
-    names: Iterable[str] = DAEMONS,
+    names: Iterable[str] = DEFAULT_DAEMONS,
     *,
     t2i: str | None = None,
     clip: str | None = None,
     agent_threads: int | None = 1,
     policy: Path | None = None,
     head: Path | None = None,
+    upscaler: Path | None = None,
 ) -> Models:
     """The models the daemons in `names` need: the text-to-image pipeline for the generator
     (default: the shipped `models/tiny-t2i`), CLIP and the curation head that decides for the
@@ -295,6 +326,10 @@ async def load_models(
 
     names = set(names)
     models = Models(policy=CurationPolicy.from_json(policy or root / DEFAULT_POLICY))
+    if "upscaler" in names:
+        from agents.models.upscaler import Upscaler
+
+        models.upscaler = await asyncio.to_thread(Upscaler.load, upscaler or root / DEFAULT_UPSCALER)
     if "generator" in names:  # in a worker process: the event loop and the EVM never stall it (GIL)
         models.generator = await ProcessGenerator.load(t2i or str(root / "models" / "tiny-t2i"))
     if "curator" in names or ("generator" in names and models.policy.blocked):
@@ -343,6 +378,10 @@ class Parts:
     request_pricing: RequestPricing | None = None
     """What generation requests paid with x402 `upto` cost (the settlement daemon charges them by
     it); None: the shipped pricing (`agents.api.upto.DEFAULT_PRICING`)."""
+    upscaler: Any = None
+    """The upscaler (`agents.models.upscaler.Upscaler`), where the upscaler daemon runs."""
+    upscaler_model_id: int = 0
+    """The upscaler's registered model version: upscales register under it."""
     validation: ValidationTarget | None = None
     """The prover's ERC-8004 agent: with it (and the registries in `addresses`), each proven
     chunk is put to the zkML validator (`agents.daemons.validate`)."""
@@ -391,7 +430,7 @@ async def open_parts(
     addresses: Mapping[str, str],
     t2i_model_id: int,
     head_models: Mapping[int, tuple[Any, int]],
-    names: Iterable[str] = DAEMONS,
+    names: Iterable[str] = DEFAULT_DAEMONS,
     t2i: str | None = None,
     clip: str | None = None,
     sender_poll: float = 0.1,
@@ -405,6 +444,8 @@ async def open_parts(
     store: str | Path | None = None,
     validation: ValidationTarget | None = None,
     request_pricing: RequestPricing | None = None,
+    upscaler: Path | None = None,
+    upscaler_model_id: int = 0,
 ) -> Parts:
     """Opens what the daemons in `names` need under `state`: the journal (`journal`: a path or a
     postgresql:// URL; default `state`/journal.db), the content store (`store`: a folder or a
@@ -425,7 +466,7 @@ async def open_parts(
     owned = None
     if models is None:
         models = owned = await load_models(
-            root, names, t2i=t2i, clip=clip, agent_threads=agent_threads, policy=policy, head=head
+            root, names, t2i=t2i, clip=clip, agent_threads=agent_threads, policy=policy, head=head, upscaler=upscaler
         )
     opened = Journal(journal_location(state, journal), final=jobs.REGISTERED_OR_FINAL)
     blocks = open_store(store_location(state, store))
@@ -478,6 +519,8 @@ async def open_parts(
         owned_models=owned,
         validation=validation,
         request_pricing=request_pricing,
+        upscaler=models.upscaler if "upscaler" in names else None,
+        upscaler_model_id=upscaler_model_id,
     )
 
 
@@ -527,6 +570,7 @@ async def open_local(
                 progress=progress,
                 dev_holders=[str(a.address) for a in list(accounts)[:10]],
                 public_url=public_url,
+                upscaler_folder=root / DEFAULT_UPSCALER,
             )
         )
     finally:
@@ -540,6 +584,7 @@ async def open_local(
         t2i_model_id=setup.t2i_model_id,
         head_models=setup.head_models,
         head=folder,
+        upscaler_model_id=setup.upscaler_model_id,
         validation=(
             ValidationTarget(setup.agents.ids["prover"], setup.agents.public_url, int(ape.chain.chain_id))
             if setup.agents is not None
@@ -551,7 +596,7 @@ async def open_local(
 
 
 #: The daemons whose stages send transactions: they run only in the process that leads the key.
-SENDING_DAEMONS: Final = frozenset({"registrar", "prover", "settlement"})
+SENDING_DAEMONS: Final = frozenset({"registrar", "prover", "settlement", "upscaler"})
 #: The daemons of which one process runs at a time whatever its key: the registrar's batch
 #: intents and the settlement's vouchers have one writer (agents.daemons.runner).
 SINGLE_LEADER_DAEMONS: Final = frozenset({"registrar", "settlement"})
@@ -662,6 +707,21 @@ def _deliver(parts: Parts, spec: StageSpec, o: BuildOptions, common: dict[str, A
     return DeliverStage(parts.journal, parts.chain(), worker=f"{o.worker}/deliver", batch=64, **common)
 
 
+def _upscaler(parts: Parts, spec: StageSpec, o: BuildOptions, common: dict[str, Any]) -> Stage:
+    if parts.upscaler is None or not parts.upscaler_model_id:
+        raise ValueError("the upscaler daemon needs the upscaler loaded and its registered model version")
+    return UpscaleStage(
+        parts.journal,
+        parts.upscaler,
+        parts.store,
+        parts.chain(),
+        model_id=parts.upscaler_model_id,
+        worker=f"{o.worker}/upscaler",
+        batch=8,
+        **common,
+    )
+
+
 #: How the prover gathers proven chunks into validation requests: one request per 64 assets of one
 #: model version and verdict, or whatever waits after 5 s (and everything when it stops).
 VALIDATION_GATHERING: Final = Gathering(min_assets=64, linger_s=5.0)
@@ -715,6 +775,7 @@ FACTORIES: Final[Mapping[str, StageFactory]] = {
     "settlement": _settlement,
     "sweeper": _sweeper,
     "upto": _upto,
+    "upscaler": _upscaler,
 }
 
 
@@ -733,7 +794,7 @@ def redis_queues(redis: Any) -> dict[str, WorkQueue]:
 def build_agents(
     parts: Parts,
     *,
-    names: Iterable[str] = DAEMONS,
+    names: Iterable[str] = DEFAULT_DAEMONS,
     worker: str = "local",
     generate_batch: int | None = None,
     register_batch: int = 64,
@@ -781,7 +842,7 @@ def build_agents(
     if "generator" in names and parts.client is not None and MARKET in parts.client.contracts:
         confirmations = 0 if is_in_process(parts.client.web3) else market_confirmations
         watchers.append(MarketWatcher(j, parts.client, confirmations=confirmations))
-    chain_daemons = {"registrar", "prover", "settlement"} & set(names) or ({"generator"} if watchers else set())
+    chain_daemons = SENDING_DAEMONS & set(names) or ({"generator"} if watchers else set())
     return Agents(
         j,
         stages,

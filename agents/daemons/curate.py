@@ -45,7 +45,10 @@ class CurateStage(Stage):
         items = []
         for job in batch:
             png = await self.store.get(Cid.parse(job.payload["cid"]))
-            items.append(CurationItem(job.payload["sha256"], png, job.payload["request"]["prompt"], key=job.key))
+            parents = tuple(str(p) for p in job.payload.get("parents", ()))
+            items.append(
+                CurationItem(job.payload["sha256"], png, job.payload["request"]["prompt"], key=job.key, parents=parents)
+            )
         start, cpu = time.perf_counter(), time.process_time()
         verdicts = await self.curator.curate(items)
         share = costs.compute(

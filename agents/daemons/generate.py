@@ -39,9 +39,12 @@ FAST_SHARE: Final = 0.75
 
 @dataclass(frozen=True)
 class AdaptiveSteps:
-    """Adaptive production under load, as the operator allows it: a standard-lane request that
-    waited longer than `after_s` is served with `factor` of its steps (rounded up), never fewer
-    than `min_steps` nor more than it asked for; the fast lane keeps its requested settings. The
+    """Adaptive production under load, as the operator allows it: a batch of standard-lane
+    requests whose oldest waited longer than `after_s` is served with `factor` of each request's
+    steps (rounded up), never fewer than `min_steps` nor more than it asked for; the fast lane
+    keeps its requested settings, and a batch a fast request rides in is served as asked (the
+    generator batches requests of equal settings together and pads each micro-batch: fewer steps
+    for a few standard requests beside fast ones would add a micro-batch, not save one). The
     lineage names what was served and why (`Lineage.requested_steps`, `Lineage.adaptation`), so
     provenance stays exact and the charge follows the steps served."""
 
@@ -61,8 +64,8 @@ class AdaptiveSteps:
 
     def reason(self, waited_s: float) -> str:
         return (
-            f"standard lane under load: waited {waited_s:.1f} s, over the {self.after_s:g} s target; "
-            f"served with {self.factor:g} of the steps, at least {self.min_steps}"
+            f"standard lane under load: its batch's oldest request waited {waited_s:.1f} s, over the "
+            f"{self.after_s:g} s target; served with {self.factor:g} of the steps, at least {self.min_steps}"
         )
 
 
@@ -155,13 +158,16 @@ class GenerateStage(Stage):
     def _served(
         self, runnable: Sequence[tuple[Job, GenerationRequest]]
     ) -> tuple[list[GenerationRequest], dict[str, str]]:
-        """The requests as they will be served (`adaptive`: fewer steps for standard ones that
-        waited too long), and why, by job key, for those adapted."""
-        if self.adaptive is None:
-            return [request for _, request in runnable], {}
-        now, served, adapted = time.time(), [], {}
+        """The requests as they will be served (`adaptive`: fewer steps for a batch of standard
+        requests whose oldest waited too long), and why, by job key, for those adapted."""
+        as_asked = [request for _, request in runnable]
+        if self.adaptive is None or any(job.payload.get("lane") == FAST_LANE for job, _ in runnable):
+            return as_asked, {}
+        now = time.time()
+        waited = max(now - float(job.payload.get("requested_at", job.created_at)) for job, _ in runnable)
+        served: list[GenerationRequest] = []
+        adapted: dict[str, str] = {}
         for job, request in runnable:
-            waited = now - float(job.payload.get("requested_at", job.created_at))
             steps = self.adaptive.steps_for(request, str(job.payload.get("lane", "")), waited)
             if steps is None:
                 served.append(request)

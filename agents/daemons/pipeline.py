@@ -41,6 +41,7 @@ STAGES: Final = (
     StageSpec("registrar", "registrar", jobs.PUBLISHED, jobs.COMMITTED, registration=COMMIT_CLAIM),
     StageSpec("claimer", "registrar", jobs.COMMITTED, jobs.REGISTERED, registration=COMMIT_CLAIM),
     StageSpec("deliver", "registrar", jobs.REGISTERED, jobs.DELIVERED),
+    StageSpec("upscaler", "upscaler", jobs.UPSCALE_WAITING, jobs.GENERATED),
     StageSpec("prover", "prover", jobs.DELIVERED, None),
     StageSpec("settlement", "settlement", None, None),
     StageSpec("sweeper", "settlement", None, None),
@@ -50,6 +51,10 @@ STAGES: Final = (
 #: The daemons, in pipeline order: what `proofmint agent NAME` accepts.
 DAEMONS: Final = tuple(dict.fromkeys(spec.daemon for spec in STAGES))
 
+#: The daemons that run only when asked for by name (`proofmint up --upscale`, `proofmint agent
+#: upscaler`): the rest are what a pipeline runs by default.
+OPTIONAL_DAEMONS: Final = ("upscaler",)
+DEFAULT_DAEMONS: Final = tuple(d for d in DAEMONS if d not in OPTIONAL_DAEMONS)
 #: Every journal stage a wake-up travels on (each is some stage's inbox).
 HANDOFFS: Final = tuple(dict.fromkeys(spec.inbox for spec in STAGES if spec.inbox is not None))
 

@@ -103,16 +103,20 @@ class PublishStage(Stage):
         """The job's sidecar, metadata and input commitment (blocking: runs in a worker thread)."""
         payload = job.payload
         lineage, request = payload["lineage"], payload["request"]
-        if lineage.get("parents"):
-            raise PublishError("derivatives are registered with their parents' licences (`ape run`), not by agents")
+        parents = list(lineage.get("parents") or ())
+        if parents and (
+            parents != list(payload.get("parents", ())) or len(payload.get("license_ids", ())) != len(parents)
+        ):
+            raise PublishError("a derivative is registered with a licence of each parent: this job holds none")
+        model = payload.get("model") or {}  # an upscale names the upscaler; else the generator's model
         image_cid = Cid.parse(payload["cid"])
         png = self.store.read(image_cid)
         width, height = png_size(png)
         provenance = Provenance(
             image=image_cid,
             sha256=bytes.fromhex(payload["sha256"]),
-            model=self.model.name,
-            model_version=self.model.version,
+            model=str(model.get("name") or self.model.name),
+            model_version=f"model version {model['version']}" if model.get("version") else self.model.version,
             weights_digest=lineage["model_digest"],
             prompt=request["prompt"],
             negative_prompt=request["negative_prompt"],

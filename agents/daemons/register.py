@@ -61,15 +61,21 @@ REGISTRY: Final = "ProvenanceRegistry"
 
 
 def record_of(job: Job, model_id: int, default_creator: str) -> AssetRecord:
+    """The registration record of a published job: under `model_id` (the generator's version)
+    unless the job names its own (an upscale: the upscaler's), with its parents (sorted, as the
+    registry wants them) and a licence of each."""
     payload = job.payload
+    licences = dict(zip(payload.get("parents", ()), payload.get("license_ids", ()), strict=True))
+    parents = tuple(sorted(licences))
     return AssetRecord(
         content_digest=bytes.fromhex(payload["sha256"]),
         creator=str(payload.get("creator") or default_creator),
-        model_id=model_id,
+        model_id=int(payload.get("register_model_id") or model_id),
         params_digest=bytes.fromhex(payload["params_digest"]),
         input_commitment=bytes.fromhex(payload["commitment"]),
-        parents=(),
+        parents=tuple(bytes.fromhex(p) for p in parents),
         metadata_uri=payload["metadata_uri"],
+        license_ids=tuple(int(licences[p]) for p in parents),
     )
 
 
@@ -284,7 +290,11 @@ class RegisterStage(_RegistrarStage):
         )
         try:
             receipt = await self.client.transact(
-                REGISTRY, "registerMany", [r.as_tuple() for r in records], [[] for _ in records], keys=keys
+                REGISTRY,
+                "registerMany",
+                [r.as_tuple() for r in records],
+                [list(r.license_ids) for r in records],
+                keys=keys,
             )
         except WouldRevertError as error:
             await self.journal.call(self.journal.complete_intent, intent, {"refused": str(error)})

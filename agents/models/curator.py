@@ -176,6 +176,9 @@ class CurationItem:
     key: str = ""
     """The job it belongs to: an index entry the same job made earlier (a retry after a crash)
     is not a duplicate of it. Empty: every earlier entry counts."""
+    parents: tuple[str, ...] = ()
+    """The digests (hex) of the assets it derives from under licence (an upscale of its base):
+    it may look like them, so they are no duplicates of it."""
 
 
 @dataclass(frozen=True)
@@ -319,6 +322,26 @@ def _as_image(image: Any) -> Any:
     return image.convert("RGB")
 
 
+def _input_side(clip: Any) -> int | None:
+    """The square input side of an open_clip model's image tower (None where it does not say)."""
+    size = getattr(getattr(getattr(clip, "model", None), "visual", None), "image_size", None)
+    if isinstance(size, int):
+        return size
+    if isinstance(size, tuple | list) and len(size) == 2 and size[0] == size[1]:
+        return int(size[0])
+    return None
+
+
+def _at_side(image: Any, side: int | None) -> Any:
+    """`image` box-filtered down to `side` x `side` where it is a larger whole multiple of it."""
+    from PIL import Image
+
+    width, height = image.size
+    if side is None or width != height or width <= side or width % side:
+        return image
+    return image.resize((side, side), Image.Resampling.BOX)
+
+
 class Curator:
     """Curates items with one loaded open_clip model, off the event loop.
 
@@ -421,8 +444,13 @@ class Curator:
         return await loop.run_in_executor(self._executor, self.screen_batch, list(prompts))
 
     def embed_images(self, images: Sequence[Any]) -> NDArray[np.float32]:
-        """Unit image embeddings (N, dim), blocking."""
-        return np.asarray(self._clip.encode_images([_as_image(i) for i in images]).cpu().numpy(), dtype=np.float32)
+        """Unit image embeddings (N, dim), blocking. An image a whole multiple of the model's input
+        side (an x2 upscale of a 32 x 32 base, for the tiny CLIP) is reduced to it by averaging
+        each block (a box filter) first: CLIP then sees what the image shows at its resolution, as
+        it saw the base, rather than what its resize's own filter makes of the finer pixels."""
+        side = _input_side(self._clip)
+        pictures = [_at_side(_as_image(i), side) for i in images]
+        return np.asarray(self._clip.encode_images(pictures).cpu().numpy(), dtype=np.float32)
 
     def embed_prompts(self, prompts: Sequence[str]) -> NDArray[np.float32]:
         """Unit text embeddings (N, dim) of prompts, blocking."""
@@ -494,6 +522,8 @@ class Curator:
             for digest, cosine, other_hash in self.index.neighbours(
                 image, self.policy.duplicate_at, exclude_owner=item.key
             ):
+                if digest in item.parents:
+                    continue
                 if hash_distance(image_hash, other_hash) <= self.policy.duplicate_hash_bits:
                     duplicate, similarity = digest, cosine
                     break

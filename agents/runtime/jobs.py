@@ -4,6 +4,8 @@
         --registrar--> registered --registrar (deliver)--> delivered --prover--> attested
 
 (or, registering by commit then claim: published --commit--> committed --claim--> registered).
+With the upscaler running, each registered base gets an upscale job of its own:
+`upscale-waiting --upscaler--> generated`, and on as above, registered as a derivative of its base.
 Requests come from the CLI, the API, or `GenerationMarket` events (`agents.daemons.market`);
 delivery fulfils a paid market request with its asset and passes every other job straight on.
 
@@ -38,6 +40,8 @@ X402: Final = "x402"
 X402_UPTO: Final = "x402-upto"
 """An x402 `upto` payment for a generation request (`agents.api.upto`), keyed by payer and nonce."""
 
+UPSCALE_WAITING: Final = "upscale-waiting"
+"""A registered base's upscale, before the upscaler made it (`agents.daemons.upscale`); then `generated`."""
 REQUESTED: Final = "requested"
 GENERATED: Final = "generated"
 CURATED: Final = "curated"

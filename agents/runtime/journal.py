@@ -463,6 +463,17 @@ class Journal:
         return {key: (float(created), float(at)) for key, created, at in rows}
 
     @_locked
+    def reached_since(self, stage: str, kind: str, since: float, *, limit: int) -> list[tuple[str, float]]:
+        """(key, when) of the jobs of `kind` that reached `stage` at or after `since`, oldest
+        arrival first, at most `limit` of them."""
+        rows = self.db.execute(
+            "SELECT t.key, t.at FROM transitions t JOIN jobs j ON j.key = t.key"
+            " WHERE t.target = ? AND t.at >= ? AND j.kind = ? ORDER BY t.at, t.key LIMIT ?",
+            (stage, since, kind, limit),
+        ).fetchall()
+        return [(str(key), float(at)) for key, at in rows]
+
+    @_locked
     def history(self, key: str) -> list[tuple[str, str]]:
         """The (origin, target) transitions of one job, in order."""
         rows = self.db.execute("SELECT origin, target FROM transitions WHERE key = ? ORDER BY id", (key,))

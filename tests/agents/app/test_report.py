@@ -231,6 +231,15 @@ def test_a_creators_share_and_the_protocol_fee_are_separate_flows_when_one_accou
     assert sum(flow.wei for flow in flows.values()) == 30 * FINNEY, "the bars add up to what was distributed"
 
 
+def test_a_parents_share_is_no_bar_of_its_own_its_parent_splits_it_again():
+    child = Distribution(OPERATOR, 10 * FINNEY, 8 * FINNEY, FINNEY // 2, 0, FINNEY, FINNEY // 2)
+    parent = Distribution(OPERATOR, FINNEY, FINNEY - FINNEY // 10, FINNEY // 10, 0, 0, 0)  # the inherited share
+    flows = distribution_flows([child, parent], names=NAMES, treasury=OPERATOR)
+    assert not [flow for flow in flows if "parent" in flow.label]
+    assert sum(flow.wei for flow in flows) == 10 * FINNEY, "what came in once, counted once"
+    assert next(f for f in flows if f.label == "rounding dust").wei == 0
+
+
 def test_the_money_chart_has_a_bar_each_for_the_creator_share_and_the_fee_and_adds_up_to_what_was_paid_in(page: str):
     chart = section(page, "Where the money went")
     rows = re.findall(r"<tr>(.*?)</tr>", chart)

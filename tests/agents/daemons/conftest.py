@@ -18,6 +18,7 @@ from agents.app.wiring import Models, Parts, build_head_circuits, load_models, o
 from agents.core.toolchain import project_root, solc_executable
 from agents.daemons.validate import ValidationTarget
 from agents.models.head import HEAD_FOLDER, HeadModel
+from agents.models.upscaler import DEFAULT_UPSCALER
 from agents.storage.store import LocalStore
 
 HEAD_SIZES = (2, 1)
@@ -68,6 +69,7 @@ def local_chain(
         solc=solc_executable(root),
         dev_holders=[str(a.address) for a in list(accounts)[:10]],
         public_url=PUBLIC_URL,
+        upscaler_folder=root / DEFAULT_UPSCALER,
     )
 
 

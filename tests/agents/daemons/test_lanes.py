@@ -63,32 +63,41 @@ def test_under_load_standard_requests_get_fewer_steps_and_their_lineage_names_wh
 ) -> None:
     journal = Journal(tmp_path / "journal.db", final=jobs.FINAL)
     store = LocalStore(tmp_path / "store")
+    policy = AdaptiveSteps(after_s=60.0, min_steps=8, factor=0.5)
     try:
         old = {"requested_at": 1.0}  # waited since the epoch: far over any target
-        waited = jobs.submit_request(journal, GenerationRequest("a red circle", 1), requester="s", source="api",
-                                     extra={"lane": "standard", **old})[0]  # fmt: skip
-        rushed = jobs.submit_request(journal, GenerationRequest("a blue square", 2), requester="f", source="api",
-                                     extra={"lane": FAST_LANE, **old})[0]  # fmt: skip
-        fresh = jobs.submit_request(journal, GenerationRequest("a green triangle", 3), requester="s", source="api",
-                                    extra={"lane": "standard"})[0]  # fmt: skip
-        stage = GenerateStage(journal, models.generator, store, worker="w", batch=8, model_id=4,
-                              adaptive=AdaptiveSteps(after_s=60.0, min_steps=8, factor=0.5))  # fmt: skip
 
-        async def run() -> None:
-            while await stage.step():
-                pass
+        def submit(prompt: str, seed: int, lane: str, **extra: Any) -> str:
+            key, _ = jobs.submit_request(journal, GenerationRequest(prompt, seed), requester=lane, source="api",
+                                         extra={"lane": lane, **extra})  # fmt: skip
+            return key
 
-        asyncio.run(run())
-        lineages = {key: journal.get(key).payload["lineage"] for key in (waited, rushed, fresh)}  # type: ignore[union-attr]
-        assert (lineages[waited]["steps"], lineages[waited]["requested_steps"]) == (13, 25)
-        assert "standard lane under load" in lineages[waited]["adaptation"]
-        for kept in (rushed, fresh):  # the fast lane, and a request that did not wait too long: as asked
+        def generate(batch: int) -> None:
+            stage = GenerateStage(journal, models.generator, store, worker="w", batch=batch, model_id=4,
+                                  adaptive=policy)  # fmt: skip
+            asyncio.run(stage.step())
+
+        # a batch of standard requests whose oldest waited too long: all served with fewer steps
+        waited, fresh = submit("a red circle", 1, "standard", **old), submit("a green triangle", 3, "standard")
+        generate(batch=2)
+        # a fast request rides in this batch: it keeps its settings, and so does the old standard one
+        # beside it (fewer steps for it would cost a micro-batch of its own)
+        rushed, beside = submit("a blue square", 2, FAST_LANE, **old), submit("a red square", 4, "standard", **old)
+        generate(batch=2)
+        # a lone standard request that has not waited long: as asked
+        calm = submit("a white circle", 5, "standard")
+        generate(batch=1)
+        lineages = {key: journal.get(key).payload["lineage"] for key in (waited, fresh, rushed, beside, calm)}  # type: ignore[union-attr]
+        for adapted in (waited, fresh):
+            assert (lineages[adapted]["steps"], lineages[adapted]["requested_steps"]) == (13, 25)
+            assert "standard lane under load: its batch's oldest request waited" in lineages[adapted]["adaptation"]
+        for kept in (rushed, beside, calm):
             assert lineages[kept]["steps"] == 25 and not {"requested_steps", "adaptation"} & set(lineages[kept])
         # the parameters document (the pre-image of paramsDigest) names the steps served and why;
         # a lineage served as asked has no such fields
-        adapted = json.loads(store.read(Cid.parse(journal.get(waited).payload["params_cid"])))  # type: ignore[union-attr]
-        assert (adapted["steps"], adapted["requested_steps"]) == (13, 25) and adapted["adaptation"]
-        plain = json.loads(store.read(Cid.parse(journal.get(fresh).payload["params_cid"])))  # type: ignore[union-attr]
+        adapted_doc = json.loads(store.read(Cid.parse(journal.get(waited).payload["params_cid"])))  # type: ignore[union-attr]
+        assert (adapted_doc["steps"], adapted_doc["requested_steps"]) == (13, 25) and adapted_doc["adaptation"]
+        plain = json.loads(store.read(Cid.parse(journal.get(calm).payload["params_cid"])))  # type: ignore[union-attr]
         assert "requested_steps" not in plain and "adaptation" not in plain
         # and the image is what the served steps make: the same request asked at 13 steps gives the same bytes
         again = asyncio.run(models.generator.generate_each([GenerationRequest("a red circle", 1, steps=13)]))[0]

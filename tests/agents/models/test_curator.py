@@ -388,3 +388,27 @@ def test_the_index_finds_what_a_brute_force_search_finds_and_grows_without_copyi
     again = EmbeddingIndex.load(tmp_path / "index.npz", 8)
     again.add("new", rows[5].tolist(), 1)
     assert len(again) == 3_001 and again.neighbours(rows[5].tolist(), 0.999)[0][0] in ("d5", "new")
+
+
+def test_an_image_a_whole_multiple_of_clips_side_is_box_reduced_to_it_first() -> None:
+    from PIL import Image
+
+    from agents.models.curator import _at_side, _input_side
+
+    class Visual:
+        image_size = (32, 32)
+
+    class Model:
+        visual = Visual()
+
+    class Clip:
+        model = Model()
+
+    assert _input_side(Clip()) == 32 and _input_side(object()) is None
+    # a 64 x 64 upscale whose 2 x 2 blocks are one colour each comes back as exactly its base
+    base = Image.frombytes("RGB", (32, 32), bytes(range(256)) * 12)
+    big = base.resize((64, 64), Image.Resampling.NEAREST)
+    assert _at_side(big, 32).tobytes() == base.tobytes()
+    for left_alone in (base, Image.new("RGB", (48, 48)), Image.new("RGB", (64, 32)), Image.new("RGB", (16, 16))):
+        assert _at_side(left_alone, 32) is left_alone  # its own side, not a multiple, not square, smaller
+    assert _at_side(big, None) is big
