@@ -6,7 +6,9 @@
    schema vendored from KEDA's CRD (`deploy/schemas/`), closed the way the API server treats a
    structural schema under strict field validation. Broken copies fail, so the validators can.
 2. The code. The manifests cannot drift from what they run: one workload per daemon of
-   `agents.daemons.pipeline.DAEMONS` and the api, each running `proofmint agent NAME`; only
+   `agents.daemons.pipeline.DEFAULT_DAEMONS` (the optional upscaler is not deployed here: it
+   sends with the registrar's key, so it runs in the registrar's process, as `proofmint up
+   --upscale` does) and the api, each running `proofmint agent NAME`; only
    options `proofmint agent` has (read from the click command); every ScaledObject on the Redis
    stream the daemon's inbox wakes (`RedisStreamQueue`'s own name for it); none for the daemons
    that run one leader (`agents.app.wiring.SINGLE_LEADER_DAEMONS`); one key per prover.
@@ -31,7 +33,8 @@ from kubernetes_validate import utils as kubernetes_validate
 
 from agents.app.commands import agent_command
 from agents.app.wiring import SINGLE_LEADER_DAEMONS
-from agents.daemons.pipeline import DAEMONS, STAGES
+from agents.daemons.pipeline import DEFAULT_DAEMONS as DAEMONS
+from agents.daemons.pipeline import STAGES
 from agents.runtime.queues import RedisStreamQueue
 
 ROOT = Path(__file__).resolve().parents[2]

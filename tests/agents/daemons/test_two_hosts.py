@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 
 from agents.core.requests import GenerationRequest
-from agents.daemons.pipeline import DAEMONS
+from agents.daemons.pipeline import DEFAULT_DAEMONS
 from agents.runtime import jobs
 from agents.runtime.journal import Journal
 from agents.storage.cid import Cid
@@ -200,7 +200,7 @@ def test_kill_9_of_a_whole_host_at_ten_random_points_with_two_hosts_sharing_only
         kill_at_random(split, split_keys)
     for host in hosts.values():  # phase two: both hosts run every stage
         host.drain()
-    everything = {name: list(DAEMONS) for name in hosts}
+    everything = {name: list(DEFAULT_DAEMONS) for name in hosts}
     one_key = {name: accounts[0].private_key for name in hosts}  # one leads the key, the other stands by
     for name, host in hosts.items():
         host.start(everything[name], one_key[name])

@@ -157,7 +157,11 @@ def _erc8004_agents_and_validation(base: str, rpc: str | None, digest: str, up: 
     assert len(covering()) == 1, "one validation covers the asset"
 
 
-@pytest.mark.parametrize("rpc_port", [None, "free"], ids=["embedded", "anvil"])
+@pytest.mark.parametrize(
+    "rpc_port",
+    [None, pytest.param("free", marks=pytest.mark.anvil)],  # its own anvil node: the anvil pass runs it
+    ids=["embedded", "anvil"],
+)
 def test_proofmint_up_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path: Path, rpc_port: str | None):
     """On the embedded chain, and on an anvil of its own whose RPC it tells wallets and the ape
     scripts (that node outlives the Ctrl-C until the agents have finished, then goes with it)."""

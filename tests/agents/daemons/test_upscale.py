@@ -65,6 +65,7 @@ def upscale_parts(
     opened.close()
 
 
+@pytest.mark.slow  # the daemons from generator to registrar, with their models: once, on the embedded chain
 def test_each_registered_base_gets_an_upscale_registered_as_its_derivative(
     upscale_parts: Parts, upscaler: Upscaler, project: Any, local_chain: Any, accounts: Any
 ) -> None:
