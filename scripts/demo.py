@@ -497,6 +497,8 @@ async def _cost_rows(
         if row.payload.get("market_request") is not None and row.payload.get("delivery") == "fulfilled":
             wei += int(row.payload.get("fee", 0))
         label = row.payload["sha256"][:10] if "sha256" in row.payload else row.key[:12]
+        if "upscale_of" in row.payload:  # an x2 upscale of a base: its own asset
+            label = f"{label[:8]} x2"
         found.append(CostRow(label, row.stage, cost["byStage"], cost["usd"], wei / 1e18 * prices.usd_per_eth))
     return found
 
