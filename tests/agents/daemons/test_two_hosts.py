@@ -169,10 +169,11 @@ def test_kill_9_of_a_whole_host_at_ten_random_points_with_two_hosts_sharing_only
         deadline = time.monotonic() + 30
         while transitions() < target and time.monotonic() < deadline:
             time.sleep(0.01)
-        # each kill looks first (for up to 5 s) for a host holding work at the next stage of a
-        # round, so the kills land across the pipeline, not only where work waits longest
+        # each kill looks first (for up to 10 s: a host restarted a moment ago loads its models
+        # first) for a host holding work at the next stage of a round, so the kills land across
+        # the pipeline, not only where work waits longest (the prover's `delivered`)
         wanted = aimed_at[len(kills) % len(aimed_at)]
-        soon = time.monotonic() + 5
+        soon = time.monotonic() + 10
         holding: list[str] = []
         while time.monotonic() < deadline:
             held = {name: in_hand(name) for name in sorted(hosts)}
