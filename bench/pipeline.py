@@ -175,6 +175,7 @@ async def lane_run(parts: Any, fast: int, standard: int, seed: int, adaptive: An
         ends |= {k: at for k, (_, at) in (await journal.call(journal.reached, stage)).items() if k in submitted}
     latency: dict[str, list[float]] = {STANDARD_LANE: [], FAST_LANE: []}
     adapted = mislabelled = 0
+    asked_steps = GenerationRequest(prompt="x", seed=0).steps  # what every request of the burst asks for
     for key, (lane, at) in submitted.items():
         if key in ends:
             latency[lane].append(ends[key] - at)
@@ -184,7 +185,7 @@ async def lane_run(parts: Any, fast: int, standard: int, seed: int, adaptive: An
             adapted += 1
             named = bool(lineage.get("adaptation")) and lineage["steps"] < lineage["requested_steps"]
             mislabelled += lane == FAST_LANE or not named
-        elif lineage.get("adaptation") is not None or (lineage and lineage.get("steps") != 25):
+        elif lineage.get("adaptation") is not None or (lineage and lineage.get("steps") != asked_steps):
             mislabelled += 1
     return {"latency": latency, "adapted": adapted, "mislabelled": mislabelled, "ended": len(ends)}
 

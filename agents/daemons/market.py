@@ -206,7 +206,7 @@ class DeliverStage(Stage):
             return "market replaced", {}  # a request of another market: never fulfil this one's same id
         stored = await self.client.call(MARKET, "getRequest", request_id)
         status, delivered = _STATUS.get(int(stored[_REQUEST_STATUS]), "unknown"), bytes(stored[_REQUEST_ASSET])
-        if status == "open" and not self._is_the_jobs(stored, job):
+        if status == "open" and not stored_is(stored, job.payload):
             return "request replaced", {}  # a reorg gave the id to another request: not this image's
         if status == "fulfilled":
             return ("fulfilled" if delivered == asset else "fulfilled with another asset"), {}
@@ -220,7 +220,3 @@ class DeliverStage(Stage):
             raise
         tx = tx_hash_hex(receipt["transactionHash"])
         return "fulfilled", {costs.SETTLE: costs.transaction_share(receipt, tx, 1)}
-
-    @staticmethod
-    def _is_the_jobs(stored: Sequence[Any], job: Job) -> bool:
-        return stored_is(stored, job.payload)

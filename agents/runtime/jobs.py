@@ -31,7 +31,7 @@ from agents.core.errors import PermanentError
 from agents.core.requests import GenerationRequest, GeneratorError
 from agents.core.reviews import ReviewDecision
 from agents.core.settlement import SignedVoucher
-from agents.runtime.journal import Journal
+from agents.runtime.journal import Job, Journal
 
 ASSET: Final = "asset"
 VOUCHER: Final = "voucher"
@@ -193,6 +193,19 @@ def reviewed(journal: Journal, *, limit: int = 100_000) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda row: (row["decided_at"], row["digest"]))
 
 
+def _created_since(journal: Journal, kind: str, since: float, *, most: int, page: int) -> tuple[list[Job], bool]:
+    """The jobs of `kind` created since `since`, page by page, at most `most` of them (blocking),
+    and whether it stopped there with more to read."""
+    found: list[Job] = []
+    while len(found) < most:
+        asked = min(page, most - len(found))
+        batch = journal.created_since(kind, since, limit=asked, offset=len(found))
+        found += batch
+        if len(batch) < asked:
+            return found, False
+    return found, bool(journal.created_since(kind, since, limit=1, offset=len(found)))
+
+
 def payloads_since(
     journal: Journal,
     kind: str,
@@ -204,16 +217,8 @@ def payloads_since(
 ) -> tuple[list[dict[str, Any]], bool]:
     """The payloads of the jobs of `kind` created since `since` that `takes` keeps, reading at
     most `most` jobs (blocking), and whether it stopped there with more to read."""
-    found: list[dict[str, Any]] = []
-    read = 0
-    while read < most:
-        asked = min(page, most - read)
-        batch = journal.created_since(kind, since, limit=asked, offset=read)
-        read += len(batch)
-        found += [job.payload for job in batch if takes(job.payload)]
-        if len(batch) < asked:
-            return found, False
-    return found, bool(journal.created_since(kind, since, limit=1, offset=read))
+    read, more = _created_since(journal, kind, since, most=most, page=page)
+    return [job.payload for job in read if takes(job.payload)], more
 
 
 def settlements_since(journal: Journal, since: float, *, most: int, page: int = 1_000) -> dict[str, dict[str, Any]]:
@@ -221,12 +226,6 @@ def settlements_since(journal: Journal, since: float, *, most: int, page: int = 
     that carry a settlement cost record, by key; at most `most` of each kind read (blocking)."""
     found: dict[str, dict[str, Any]] = {}
     for kind in (VOUCHER, X402_UPTO):
-        read = 0
-        while read < most:
-            asked = min(page, most - read)
-            batch = journal.created_since(kind, since, limit=asked, offset=read)
-            read += len(batch)
-            found |= {job.key: job.payload for job in batch if SETTLE_COST in job.payload}
-            if len(batch) < asked:
-                break
+        read, _ = _created_since(journal, kind, since, most=most, page=page)
+        found |= {job.key: job.payload for job in read if SETTLE_COST in job.payload}
     return found

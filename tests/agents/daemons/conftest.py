@@ -73,12 +73,13 @@ def local_chain(
     )
 
 
-@pytest.fixture
-def parts(local_chain: Any, chain: Any, accounts: Any, models: Models, tmp_path: Path) -> Iterator[Parts]:
-    opened = asyncio.run(
+def open_test_parts(local_chain: Any, chain: Any, accounts: Any, models: Models, state: Path, **more: Any) -> Parts:
+    """The operator's parts on the module's deployment, with the session's models (`more`: other
+    `open_parts` options, e.g. the daemons they are for)."""
+    return asyncio.run(
         open_parts(
             project_root(),
-            tmp_path / "state",
+            state,
             web3=chain.provider.web3,
             key=accounts[0].private_key,
             addresses=local_chain.addresses,
@@ -86,8 +87,14 @@ def parts(local_chain: Any, chain: Any, accounts: Any, models: Models, tmp_path:
             head_models=local_chain.head_models,
             sender_poll=0.02,
             models=models,
-            validation=ValidationTarget(local_chain.agents.ids["prover"], PUBLIC_URL, int(chain.chain_id)),
+            **more,
         )
     )
+
+
+@pytest.fixture
+def parts(local_chain: Any, chain: Any, accounts: Any, models: Models, tmp_path: Path) -> Iterator[Parts]:
+    validation = ValidationTarget(local_chain.agents.ids["prover"], PUBLIC_URL, int(chain.chain_id))
+    opened = open_test_parts(local_chain, chain, accounts, models, tmp_path / "state", validation=validation)
     yield opened
     opened.close()

@@ -18,7 +18,7 @@ from typing import Any
 import ape
 import pytest
 
-from agents.app.wiring import Models, Parts, build_agents, open_parts
+from agents.app.wiring import Models, Parts, build_agents
 from agents.core import costs
 from agents.core.digests import weights_digest
 from agents.core.requests import GenerationRequest
@@ -28,6 +28,7 @@ from agents.models.upscaler import DEFAULT_UPSCALER, Upscaler
 from agents.runtime import jobs
 from agents.storage.cid import Cid
 from agents.storage.manifest import canonical_json
+from tests.agents.daemons.conftest import open_test_parts
 from tests.agents.daemons.helpers import ASSET_PROMPTS, FRONT, contract
 
 pytestmark = pytest.mark.chain
@@ -46,20 +47,14 @@ def upscaler() -> Iterator[Upscaler]:
 def upscale_parts(
     local_chain: Any, chain: Any, accounts: Any, models: Models, upscaler: Upscaler, tmp_path: Path
 ) -> Iterator[Parts]:
-    opened = asyncio.run(
-        open_parts(
-            project_root(),
-            tmp_path / "state",
-            web3=chain.provider.web3,
-            key=accounts[0].private_key,
-            addresses=local_chain.addresses,
-            t2i_model_id=local_chain.t2i_model_id,
-            head_models=local_chain.head_models,
-            sender_poll=0.02,
-            models=dataclasses.replace(models, upscaler=upscaler),  # the session's, plus the upscaler
-            names=[*FRONT, "upscaler"],
-            upscaler_model_id=local_chain.upscaler_model_id,
-        )
+    opened = open_test_parts(
+        local_chain,
+        chain,
+        accounts,
+        dataclasses.replace(models, upscaler=upscaler),  # the session's, plus the upscaler
+        tmp_path / "state",
+        names=[*FRONT, "upscaler"],
+        upscaler_model_id=local_chain.upscaler_model_id,
     )
     yield opened
     opened.close()
