@@ -1,8 +1,8 @@
-"""API benchmark: `python bench/api.py [--assets N] [--seconds S] [--concurrency C] [--payers P]` (or
-`make bench-api`).
+"""API benchmark: `python bench/api.py [--assets N] [--seconds S] [--concurrency C] [--payers P]
+[--chain embedded|anvil]` (or `make bench-api`).
 
-On the embedded chain, with assets the pipeline made and registered, metered terms on each and
-a payer's escrow, one run, side by side with its baseline:
+On the embedded chain (or anvil), with assets the pipeline made and registered, metered terms on
+each and a payer's escrow, one run, side by side with its baseline:
 - mixed read load on loopback (asset lists and searches, asset pages, terms, metadata by CID,
   models, health) from a client in another process, C connections for S seconds: requests/s
   and p99 latency; baseline: a bare aiohttp server answering one static JSON body (the
@@ -10,9 +10,10 @@ a payer's escrow, one run, side by side with its baseline:
 - voucher signature verifications per second on one core (`agents.api.paywall.signer_of`, the
   check the paywall runs); baseline: eth-account's `Account.recover_message` of the same typed
   data; and the whole paywall check (signature, terms, channel, escrow, durable book, journal)
-  per second, P payers at once (16), as the API runs it (chain figures from the licence index
-  that events keep current, `agents.api.license_index`) beside the same checks reading the chain
-  each time (the paywall before the index); and one payer's checks one at a time;
+  per second, P payers at once (16), each paying 10 uses on a channel per asset, as the API runs
+  it (checks that come together go in one batch; chain figures from the licence index that
+  events keep current, `agents.api.license_index`) beside the same checks reading the chain each
+  time (the paywall before the index); and one payer's checks one at a time;
 - a paid fetch (`PayingClient.fetch`: sign the next voucher, one round trip, served after every
   check) p50 and p99; baseline: a free fetch of the asset's metadata by CID.
 The last line is one JSON object.
@@ -42,6 +43,7 @@ ETH = "0x" + "00" * 20
 FINNEY = 10**15
 SERVICE = "0x" + "5e" * 20  # any service: verification alone never reads it
 USES = 10  # vouchers per channel in the paywall checks
+CHAINS = {"anvil": "ethereum:local:foundry", "embedded": "ethereum:local:test"}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -334,7 +336,16 @@ async def measure(asset_count: int, seconds: float, concurrency: int, fetches: i
 @click.option("--concurrency", type=click.IntRange(1, 512), default=32, show_default=True)
 @click.option("--fetches", type=click.IntRange(20, 10_000), default=200, show_default=True)
 @click.option("--payers", type=click.IntRange(1, 256), default=16, show_default=True, help="Payers checked at once")
-def main(asset_count: int, seconds: float, concurrency: int, fetches: int, payers: int) -> None:
+@click.option(
+    "--chain",
+    type=click.Choice(sorted(CHAINS)),
+    default="embedded",
+    show_default=True,
+    help="The chain: embedded (py-evm in this process: each chain read costs milliseconds of this "
+    "process's CPU) or anvil (a node of its own through ape-foundry, over JSON-RPC, as the API meets a "
+    "node in production)",
+)
+def main(asset_count: int, seconds: float, concurrency: int, fetches: int, payers: int, chain: str) -> None:
     from ape import networks
     from ape.logging import LogLevel, logger
 
@@ -342,7 +353,7 @@ def main(asset_count: int, seconds: float, concurrency: int, fetches: int, payer
 
     quiet_libraries()
     logger.set_level(LogLevel.ERROR)
-    with networks.parse_network_choice("ethereum:local:test"):
+    with networks.parse_network_choice(CHAINS[chain]):
         r = asyncio.run(measure(asset_count, seconds, concurrency, fetches, payers))
     paid_p50, paid_p99 = statistics.median(r["paid"]), percentile(r["paid"], 0.99)
     free_p50 = statistics.median(r["free"])

@@ -136,11 +136,11 @@ class ChainView:
 
     async def settled(self, payer: str, service: str, terms_id: int) -> int:
         """What the channel (payer, service, terms) has settled on chain."""
-        return int(await self.client.call(LICENSES, "settledOf", payer, service, terms_id))
+        return int(await self.client.read(LICENSES, "settledOf", payer, service, terms_id))
 
     async def cover(self, payer: str, currency: str, service: str) -> int:
         """The payer's escrow with `service`, less its pending withdrawal (expired or not)."""
-        balance, pending, _ = await self.client.call(LICENSES, "escrowOf", payer, currency, service)
+        balance, pending, _ = await self.client.read(LICENSES, "escrowOf", payer, currency, service)
         return max(0, int(balance) - int(pending))
 
     async def withdrawal_window(self) -> int:

@@ -35,8 +35,12 @@ nothing). The book is a SQLite file of the API's own (WAL, an fsync per commit),
 API shares a PostgreSQL journal with other API processes, a table beside it: the transaction
 then holds the payer's escrow (an advisory lock on payer and service) against all of them, so
 vouchers accepted by any of them count against the escrow, and two requests at once, in one
-process or in two, cannot spend the same escrow. Checks for one payer in one process also run
-one at a time.
+process or in two, cannot spend the same escrow.
+
+Checks in one process run in batches, one batch at a time (`Paywall`): the vouchers that came
+while the last batch ran share one read barrier, one thread hop for their signatures, one book
+transaction (one fsync; each voucher in it sees those before it) and one journal transaction.
+A voucher refused fails only its own check.
 
 The chain figures (terms, what a channel settled, the escrow's cover) come from a
 `LicenseReader`: the API's is the licence index (`agents.api.license_index`), which serves them
@@ -48,15 +52,14 @@ would give, without a chain read per check.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from coincurve import PublicKey
 from eth_utils.address import is_address, to_checksum_address
@@ -66,6 +69,9 @@ from agents.core.addresses import address_of
 from agents.core.errors import PermanentError
 from agents.core.settlement import MAX_CUMULATIVE, SignedVoucher, parse_voucher
 from agents.core.vouchers import voucher_digest
+
+if TYPE_CHECKING:
+    from agents.runtime.journal_db import Database
 
 _N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _HALF_N = _N // 2
@@ -177,6 +183,18 @@ class Acceptance:
     channels: dict[int, tuple[int, int]] | None = None
 
 
+@dataclass(frozen=True)
+class Offered:
+    """A voucher put to the channel book: its terms' `currency` and `price` (one use), the
+    channel's `settled` figure on chain and the escrow's `cover` (None: not checked)."""
+
+    voucher: SignedVoucher
+    currency: str
+    settled: int
+    cover: int | None
+    price: int = 1
+
+
 class ChannelBook:
     """The newest accepted voucher of every channel (payer, service, terms), durable (see the
     module docstring). Addresses are stored checksummed. `location`: a SQLite file (one API
@@ -268,39 +286,59 @@ class ChannelBook:
         `settled`: the channel's figure on chain), would not expire before the newest while that
         one is unsettled, and, with `cover`, leaves the payer's channels in `currency` owing no
         more than `cover`. Otherwise changes nothing and says why."""
-        payer, service, terms_id = voucher.channel
-        amount = voucher.voucher.cumulative_amount
-        body = json.dumps(voucher.as_json(), separators=(",", ":"))
+        return self.accept_many([Offered(voucher, currency, settled, cover, price)], now)[0]
+
+    def accept_many(self, offered: Sequence[Offered], now: float) -> list[Acceptance]:
+        """`accept_covered` for each of `offered`, in order, in one transaction (one commit, one
+        fsync): each sees the vouchers accepted before it, so two on one escrow cannot both
+        spend it. On PostgreSQL the transaction first holds every escrow they draw on, in one
+        order for every process (no deadlock between two batches)."""
         with self._lock, self.db.transaction() as db:
             if self.shared:  # SQLite's BEGIN IMMEDIATE already holds the one write lock
-                db.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 18))", (f"{payer}|{service}",))
-            row = db.execute(
-                "SELECT cumulative, voucher FROM channels WHERE payer = ? AND service = ? AND terms_id = ?",
-                (payer, service, terms_id),
-            ).fetchone()
-            known = parse_voucher(json.loads(row[1])) if row is not None else None
-            if amount < _accepted(known, settled) + price:
-                return Acceptance("behind", known)
-            if known is not None and int(row[0]) > settled and voucher.voucher.deadline < known.voucher.deadline:
-                return Acceptance("deadline", known)
-            if cover is not None:
-                rows = db.execute(
-                    "SELECT terms_id, cumulative, settled FROM channels WHERE payer = ? AND currency = ?"
-                    " AND service = ?",
-                    (payer, currency, service),
-                ).fetchall()
-                channels = {int(t): (int(c), int(s)) for t, c, s in rows}
-                channels[terms_id] = (amount, settled)
-                owed = _owed(channels)
-                if owed > cover:
-                    return Acceptance("uncovered", known, owed, channels)
-            db.execute(
-                "INSERT INTO channels (payer, service, terms_id, currency, cumulative, settled, voucher, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (payer, service, terms_id) DO UPDATE SET"
-                " currency = excluded.currency, cumulative = excluded.cumulative, settled = excluded.settled,"
-                " voucher = excluded.voucher, updated_at = excluded.updated_at",
-                (payer, service, terms_id, currency, str(amount), str(settled), body, now),
-            )
+                for escrow in sorted({f"{o.voucher.channel[0]}|{o.voucher.channel[1]}" for o in offered}):
+                    db.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 18))", (escrow,))
+            return [self._decide(db, o, now) for o in offered]
+
+    @staticmethod
+    def _decide(db: Database, offered: Offered, now: float) -> Acceptance:
+        voucher, settled, cover = offered.voucher, offered.settled, offered.cover
+        payer, service, terms_id = voucher.channel
+        amount = voucher.voucher.cumulative_amount
+        row = db.execute(
+            "SELECT cumulative, voucher FROM channels WHERE payer = ? AND service = ? AND terms_id = ?",
+            (payer, service, terms_id),
+        ).fetchone()
+        known = parse_voucher(json.loads(row[1])) if row is not None else None
+        if amount < _accepted(known, settled) + offered.price:
+            return Acceptance("behind", known)
+        if known is not None and int(row[0]) > settled and voucher.voucher.deadline < known.voucher.deadline:
+            return Acceptance("deadline", known)
+        if cover is not None:
+            rows = db.execute(
+                "SELECT terms_id, cumulative, settled FROM channels WHERE payer = ? AND currency = ? AND service = ?",
+                (payer, offered.currency, service),
+            ).fetchall()
+            channels = {int(t): (int(c), int(s)) for t, c, s in rows}
+            channels[terms_id] = (amount, settled)
+            owed = _owed(channels)
+            if owed > cover:
+                return Acceptance("uncovered", known, owed, channels)
+        db.execute(
+            "INSERT INTO channels (payer, service, terms_id, currency, cumulative, settled, voucher, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (payer, service, terms_id) DO UPDATE SET"
+            " currency = excluded.currency, cumulative = excluded.cumulative, settled = excluded.settled,"
+            " voucher = excluded.voucher, updated_at = excluded.updated_at",
+            (
+                payer,
+                service,
+                terms_id,
+                offered.currency,
+                str(amount),
+                str(settled),
+                json.dumps(voucher.as_json(), separators=(",", ":")),
+                now,
+            ),
+        )
         return Acceptance("accepted", known)
 
     def newest(self) -> list[SignedVoucher]:
@@ -310,27 +348,53 @@ class ChannelBook:
         return [parse_voucher(json.loads(row[0])) for row in rows]
 
 
+@dataclass
+class _Check:
+    """One voucher waiting in the paywall's next batch, with what the batch learns of it."""
+
+    voucher: SignedVoucher
+    done: asyncio.Future[str]
+    terms: TermsInfo | None = None
+    settled: int = 0
+    cover: int = 0
+
+    def fail(self, error: BaseException) -> None:
+        if not self.done.done():
+            self.done.set_exception(error)
+
+
 class Paywall:
     """See the module docstring. `service`: the address whose vouchers this paywall accepts.
-    `submit` journals an accepted voucher for settlement and returns its queue key (blocking: it
-    runs in a thread)."""
+    `submit` journals accepted vouchers for settlement, all in one transaction, and returns their
+    queue keys in order (blocking: it runs in a thread).
+
+    Checks run in batches, one batch at a time: whatever waits when the last batch ends (at most
+    `max_batch`) goes through one read barrier, one thread hop for its signatures, one channel
+    book transaction (one fsync) and one journal transaction, its vouchers in the order they
+    came. A voucher refused in a batch fails only its own check."""
 
     def __init__(
         self,
         book: ChannelBook,
         chain: LicenseReader,
-        submit: Callable[[SignedVoucher], str],
+        submit: Callable[[Sequence[SignedVoucher]], list[str]],
         *,
         service: str,
         clock: Callable[[], float] = time.time,
         max_payers: int = 65_536,
+        max_batch: int = 256,
     ) -> None:
         if not is_address(service) or int(service, 16) == 0:
             raise ValueError(f"the service {service!r} is not a non-zero address")
+        if max_batch < 1:
+            raise ValueError(f"a batch holds at least one check, not {max_batch}")
         self.book, self.chain, self._submit, self._clock = book, chain, submit, clock
         self.service: str = to_checksum_address(service)
         self._locks: OrderedDict[str, asyncio.Lock] = OrderedDict()
-        self._max_payers = max_payers
+        self._max_payers, self._max_batch = max_payers, max_batch
+        self._waiting: list[_Check] = []
+        self._worker: asyncio.Task[None] | None = None
+        self.batches = 0
 
     def _lock_of(self, payer: str) -> asyncio.Lock:
         lock = self._locks.pop(payer, None) or asyncio.Lock()
@@ -345,8 +409,8 @@ class Paywall:
     async def resubmit(self) -> int:
         """Puts every channel's newest voucher into the journal (idempotent); how many there were."""
         vouchers = await asyncio.to_thread(self.book.newest)
-        for voucher in vouchers:
-            await asyncio.to_thread(self._submit, voucher)
+        if vouchers:
+            await asyncio.to_thread(self._submit, vouchers)
         return len(vouchers)
 
     async def accept(self, voucher: SignedVoucher, *, asset: bytes, terms_id: int) -> str:
@@ -354,7 +418,7 @@ class Paywall:
         v = voucher.voucher
         if v.asset != asset or v.terms_id != terms_id:
             raise PaymentRejectedError("wrong_resource", "the voucher pays for another asset or other terms")
-        payer, service, _ = voucher.channel
+        service = voucher.channel[1]
         if service != self.service:
             raise PaymentRejectedError(
                 "wrong_service",
@@ -362,25 +426,100 @@ class Paywall:
                 "(and hold escrow with it)",
                 {"service": self.service},
             )
+        check = _Check(voucher, asyncio.get_running_loop().create_future())
+        self._waiting.append(check)
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._work(), name="paywall-batches")
+        return await check.done
+
+    async def _work(self) -> None:
+        while self._waiting:
+            batch = [c for c in self._waiting[: self._max_batch] if not c.done.done()]
+            del self._waiting[: self._max_batch]
+            try:
+                await self._check(batch)
+            except asyncio.CancelledError:
+                for check in batch + self._waiting:
+                    check.done.cancel()
+                raise
+            except Exception as exc:  # the batch as a whole failed (the node, the book): each check says so
+                for check in batch:
+                    check.fail(exc)
+            self.batches += 1
+
+    async def _check(self, batch: list[_Check]) -> None:
         await self.chain.sync()  # every chain event up to now is in what the reads below serve
-        terms = await self.chain.terms(terms_id)
-        if terms is None or terms.asset != asset:
-            raise PaymentRejectedError("unknown_terms", f"terms {terms_id} are not terms of this asset")
+        now = self._clock()
+        valid: list[_Check] = []
+        for check in batch:
+            try:
+                check.terms = await self._terms_of(check.voucher, now)
+                valid.append(check)
+            except PaymentRejectedError as exc:
+                check.fail(exc)
+        chain_id, settlement = self.chain.chain_id, self.chain.settlement
+        signers = await asyncio.to_thread(_signers, [c.voucher for c in valid], chain_id, settlement)
+        signed: list[_Check] = []
+        for check, signer in zip(valid, signers, strict=True):
+            payer = check.voucher.channel[0]
+            if isinstance(signer, PaymentRejectedError):
+                check.fail(signer)
+            elif signer != payer:
+                message = f"the voucher is signed by {signer}, not by its payer {payer}"
+                check.fail(PaymentRejectedError("wrong_signer", message))
+            else:
+                signed.append(check)
+        figures = await asyncio.gather(*(self._figures(c) for c in signed), return_exceptions=True)
+        ready: list[_Check] = []
+        for check, outcome in zip(signed, figures, strict=True):
+            if isinstance(outcome, BaseException):
+                check.fail(outcome)
+            else:
+                ready.append(check)
+        # the book checks each channel and the whole escrow in the transaction that records the
+        # vouchers, counting what every API process sharing it accepted
+        results = await asyncio.to_thread(self.book.accept_many, [_offered(c) for c in ready], now)
+        accepted: list[_Check] = []
+        for check, result in zip(ready, results, strict=True):
+            if result.outcome == "uncovered" and result.channels is not None:
+                # the settled figures of the payer's other channels may be stale (settlement
+                # lowers what is owed and the escrow alike): read them again, then try once more
+                payer = check.voucher.channel[0]
+                async with self._lock_of(payer):
+                    await self._refresh(payer, dict(result.channels), keep=check.voucher.voucher.terms_id)
+                    (result,) = await asyncio.to_thread(self.book.accept_many, [_offered(check)], now)
+            try:
+                _verdict(check, result, now)
+                accepted.append(check)
+            except PaymentRejectedError as exc:
+                check.fail(exc)
+        if accepted:
+            keys = await asyncio.to_thread(self._submit, [c.voucher for c in accepted])
+            for check, key in zip(accepted, keys, strict=True):
+                if not check.done.done():
+                    check.done.set_result(key)
+
+    async def _terms_of(self, voucher: SignedVoucher, now: float) -> TermsInfo:
+        """The voucher's terms, once checks 2 and 3 of the module docstring hold."""
+        v = voucher.voucher
+        terms = await self.chain.terms(v.terms_id)
+        if terms is None or terms.asset != v.asset:
+            raise PaymentRejectedError("unknown_terms", f"terms {v.terms_id} are not terms of this asset")
         if terms.price_per_use == 0:
-            raise PaymentRejectedError("not_metered", f"terms {terms_id} are not sold per use")
+            raise PaymentRejectedError("not_metered", f"terms {v.terms_id} are not sold per use")
         if not terms.active:
             raise PaymentRejectedError(
-                "terms_inactive", f"terms {terms_id} are inactive: the creator stopped selling under them"
+                "terms_inactive", f"terms {v.terms_id} are inactive: the creator stopped selling under them"
             )
         if terms.superseded:
             raise PaymentRejectedError(
-                "terms_superseded", f"terms {terms_id} are of an earlier record of the asset: they license nothing now"
+                "terms_superseded",
+                f"terms {v.terms_id} are of an earlier record of the asset: they license nothing now",
             )
         if v.cumulative_amount > MAX_CUMULATIVE:
             raise PaymentRejectedError(
                 "amount_too_large", f"the cumulative amount is above {MAX_CUMULATIVE}: no channel can settle it"
             )
-        now = self._clock()
         if v.deadline < now + MIN_DEADLINE_S:
             raise PaymentRejectedError(
                 "deadline_too_soon",
@@ -388,48 +527,15 @@ class Paywall:
                 "so settlement that runs late still finds it valid: sign again with a later deadline",
                 {"deadline": v.deadline, "now": int(now), "minDeadlineSeconds": MIN_DEADLINE_S},
             )
-        signer = await asyncio.to_thread(signer_of, voucher, self.chain.chain_id, self.chain.settlement)
-        if signer != payer:
-            raise PaymentRejectedError("wrong_signer", f"the voucher is signed by {signer}, not by its payer {payer}")
-        async with self._lock_of(payer):
-            settled, cover = await asyncio.gather(  # the two chain reads at once on a real node
-                self.chain.settled(payer, service, terms_id),
-                self.chain.cover(payer, terms.currency, service),
-            )
-            # the book checks the channel and the whole escrow in the transaction that records the
-            # voucher, counting what every API process sharing it accepted
-            accept = functools.partial(
-                self.book.accept_covered, voucher, terms.currency, settled, now, cover, price=terms.price_per_use
-            )
-            result = await asyncio.to_thread(accept)
-            if result.outcome == "uncovered" and result.channels is not None:
-                # the settled figures of the other channels may be stale (settlement lowers what is
-                # owed and the escrow alike): read them again, then try once more
-                await self._refresh(payer, dict(result.channels), keep=terms_id)
-                result = await asyncio.to_thread(accept)
-            if result.outcome == "behind":
-                raise _behind(
-                    result.known,
-                    settled,
-                    terms.price_per_use,
-                    "the cumulative amount must be at least one use above what this channel already paid "
-                    "(acceptedCumulative)",
-                )
-            if result.outcome == "deadline" and result.known is not None:
-                raise _late(v.deadline, now, result.known)
-            if result.outcome == "uncovered":
-                raise PaymentRejectedError(
-                    "insufficient_escrow",
-                    f"the payer's escrow with service {self.service}, less any pending withdrawal, does not cover "
-                    "its unsettled vouchers with this one: deposit with this service (or cancel the withdrawal)",
-                    {
-                        "owed": str(result.owed),
-                        "escrow": str(cover),
-                        "currency": terms.currency,
-                        "service": self.service,
-                    },
-                )
-        return await asyncio.to_thread(self._submit, voucher)
+        return terms
+
+    async def _figures(self, check: _Check) -> None:
+        """The channel's settled figure and the escrow's cover (two chain reads at once on a node)."""
+        assert check.terms is not None
+        payer, service, terms_id = check.voucher.channel
+        check.settled, check.cover = await asyncio.gather(
+            self.chain.settled(payer, service, terms_id), self.chain.cover(payer, check.terms.currency, service)
+        )
 
     async def promised(self, payer: str, currency: str) -> int:
         """What the payer's vouchers in `currency` accepted here owe beyond what is settled on
@@ -449,6 +555,51 @@ class Paywall:
             await asyncio.to_thread(self.book.note_settled, payer, self.service, terms_id, settled)
             channels[terms_id] = (channels[terms_id][0], settled)
         return channels
+
+
+def _signers(vouchers: Sequence[SignedVoucher], chain_id: int, settlement: str) -> list[str | PaymentRejectedError]:
+    """Each voucher's signer, or why its signature is refused (blocking: one thread hop a batch)."""
+    signers: list[str | PaymentRejectedError] = []
+    for voucher in vouchers:
+        try:
+            signers.append(signer_of(voucher, chain_id, settlement))
+        except PaymentRejectedError as exc:
+            signers.append(exc)
+    return signers
+
+
+def _offered(check: _Check) -> Offered:
+    assert check.terms is not None
+    return Offered(check.voucher, check.terms.currency, check.settled, check.cover, check.terms.price_per_use)
+
+
+def _verdict(check: _Check, result: Acceptance, now: float) -> None:
+    """PaymentRejectedError unless the book accepted the voucher, saying why not."""
+    assert check.terms is not None
+    v, service = check.voucher.voucher, check.voucher.channel[1]
+    if result.outcome == "behind":
+        raise _behind(
+            result.known,
+            check.settled,
+            check.terms.price_per_use,
+            "the cumulative amount must be at least one use above what this channel already paid (acceptedCumulative)",
+        )
+    if result.outcome == "deadline" and result.known is not None:
+        raise _late(v.deadline, now, result.known)
+    if result.outcome == "uncovered":
+        raise PaymentRejectedError(
+            "insufficient_escrow",
+            f"the payer's escrow with service {service}, less any pending withdrawal, does not cover "
+            "its unsettled vouchers with this one: deposit with this service (or cancel the withdrawal)",
+            {
+                "owed": str(result.owed),
+                "escrow": str(check.cover),
+                "currency": check.terms.currency,
+                "service": service,
+            },
+        )
+    if result.outcome != "accepted":
+        raise PaymentRejectedError("rejected", f"the channel book refused the voucher ({result.outcome})")
 
 
 def _accepted(known: SignedVoucher | None, settled: int) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from agents.core.quotas import Quotas
 from agents.core.settlement import SignedVoucher
 from agents.deploy.deployment import DEV_TOKEN
 from agents.deploy.erc8004 import AgentDirectory
-from agents.runtime.jobs import submit_voucher
+from agents.runtime.jobs import submit_vouchers
 
 
 @contextlib.asynccontextmanager
@@ -67,8 +67,8 @@ async def api_resources(
     try:
         journal = parts.journal
 
-        def submit(voucher: SignedVoucher) -> str:
-            return submit_voucher(journal, voucher)[0]
+        def submit(vouchers: Sequence[SignedVoucher]) -> list[str]:
+            return submit_vouchers(journal, vouchers)
 
         view = ChainView(client, chain_id)
         paywall = Paywall(book, LicenseIndex(view), submit, service=service)

@@ -12,17 +12,33 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from eth_abi.abi import decode, encode
+from eth_utils.abi import collapse_if_tuple, function_abi_to_4byte_selector
+from web3._utils.abi import map_abi_data
+from web3._utils.normalizers import BASE_RETURN_NORMALIZERS
 
 from agents.core.errors import PermanentError
 from agents.core.reverts import error_table
 from agents.runtime.inprocess import node_executor
 from agents.runtime.journal import Journal
-from agents.runtime.retry import Backoff, call_node
+from agents.runtime.retry import Backoff, call_node, is_retryable_rpc
 from agents.runtime.sender import RPC_BACKOFF, TxSender
 
 CORE = ("ModelRegistry", "ProvenanceRegistry", "LicenseManager", "RoyaltySplitter")
+
+
+@dataclass(frozen=True)
+class _View:
+    """A contract function as `ChainClient.read` calls it: address, selector, ABI types."""
+
+    address: str
+    selector: bytes
+    inputs: list[str]
+    outputs: list[str]
 
 
 class ChainConfigError(PermanentError, ValueError):
@@ -83,6 +99,7 @@ class ChainClient:
         self.sender = TxSender(web3, account, journal, errors=self.errors, backoff=backoff, **sender_options)
         self._started = False
         self.executor = node_executor(web3)
+        self._views: dict[tuple[str, str], _View] = {}
 
     async def start(self) -> list[dict[str, Any]]:
         """Reconciles the key's previous transactions (once per client)."""
@@ -100,6 +117,46 @@ class ChainClient:
     async def call(self, name: str, function: str, *args: Any) -> Any:
         bound = self.contract(name).get_function_by_name(function)(*args)
         return await call_node(bound.call, backoff=self.backoff, executor=self.executor)
+
+    async def read(self, name: str, function: str, *args: Any) -> Any:
+        """What `call` returns, for a view the node answers without an error, at a sixth of the
+        CPU: one `eth_call` at the latest block straight to the provider, encoded and decoded
+        here (web3's contract call spends most of its 6 ms on middleware, an `eth_chainId`
+        request per call among it). An error answer goes through `call`, which raises as web3
+        does (so does an error the provider raises instead, as the in-process chain's does).
+        One value comes back as itself, several as a list."""
+        view = self._views.get((name, function)) or self._view(name, function)
+        data = view.selector + encode(view.inputs, args)
+        params = [{"from": self.address, "to": view.address, "data": "0x" + data.hex()}, "latest"]
+        try:
+            answer = await call_node(
+                self.web3.provider.make_request, "eth_call", params, backoff=self.backoff, executor=self.executor
+            )
+        except Exception as exc:  # an in-process chain raises a revert rather than answering it
+            if is_retryable_rpc(exc):
+                raise
+            answer = None
+        result = answer.get("result") if isinstance(answer, Mapping) and "error" not in answer else None
+        if result is None:
+            return await self.call(name, function, *args)
+        raw = bytes.fromhex(result.removeprefix("0x")) if isinstance(result, str) else bytes(result)
+        values = map_abi_data(BASE_RETURN_NORMALIZERS, view.outputs, decode(view.outputs, raw))  # as web3's
+        return values[0] if len(values) == 1 else list(values)
+
+    def _view(self, name: str, function: str) -> _View:
+        contract = self.contract(name)
+        found = [e for e in contract.abi if e.get("type") == "function" and e.get("name") == function]
+        if len(found) != 1:
+            raise ChainConfigError(f"{name} has {len(found)} functions named {function}, not one")
+        abi = found[0]
+        view = _View(
+            str(contract.address),
+            function_abi_to_4byte_selector(abi),
+            [collapse_if_tuple(i) for i in abi.get("inputs", [])],
+            [collapse_if_tuple(o) for o in abi.get("outputs", [])],
+        )
+        self._views[(name, function)] = view
+        return view
 
     async def node(self, function: Any, *args: Any) -> Any:
         """Any other node call (`web3.eth.get_block`, ...), on the node's thread, retried."""

@@ -66,6 +66,20 @@ def _locked(method: F) -> F:
 SCHEMA_VERSION: Final = 1
 
 
+def _insert_job(
+    db: Database, key: str, kind: str, payload: Mapping[str, Any], stage: str, now: float, deadline: float | None
+) -> bool:
+    """Inserts a job at `stage` unless its key is journaled (inside the caller's transaction); new or not."""
+    cursor = db.execute(
+        "INSERT INTO jobs (key, kind, stage, payload, created_at, updated_at, deadline)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (key, kind, stage, _dumps(payload), now, now, deadline),
+    )
+    if cursor.rowcount:
+        db.execute("INSERT INTO transitions (key, origin, target, at) VALUES (?, '', ?, ?)", (key, stage, now))
+    return bool(cursor.rowcount)
+
+
 class JournalError(PermanentError, RuntimeError):
     """The journal refused an operation (a stale stage, a foreign lease, a newer schema)."""
 
@@ -171,14 +185,17 @@ class Journal:
         now = self._clock()
         deadline = None if deadline_s is None else now + deadline_s
         with self._transaction() as db:
-            cursor = db.execute(
-                "INSERT INTO jobs (key, kind, stage, payload, created_at, updated_at, deadline)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (key, kind, stage, _dumps(payload), now, now, deadline),
-            )
-            if cursor.rowcount:
-                db.execute("INSERT INTO transitions (key, origin, target, at) VALUES (?, '', ?, ?)", (key, stage, now))
-        return bool(cursor.rowcount)
+            return _insert_job(db, key, kind, payload, stage, now, deadline)
+
+    @_locked
+    def submit_many(self, jobs: Sequence[tuple[str, str, Mapping[str, Any]]], *, stage: str) -> list[bool]:
+        """`submit` for each (key, kind, payload), all at `stage`, in one transaction; for each,
+        True if new (a key already journaled, or met earlier in `jobs`, changes nothing)."""
+        if any(not key for key, _, _ in jobs):
+            raise JournalError("a job needs a non-empty idempotency key")
+        now = self._clock()
+        with self._transaction() as db:
+            return [_insert_job(db, key, kind, payload, stage, now, None) for key, kind, payload in jobs]
 
     @_locked
     def get(self, key: str) -> Job | None:

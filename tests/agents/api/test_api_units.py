@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from agents.api.paywall import ChannelBook, ChannelBookError, PaymentRejectedError, signer_of
+from agents.api.paywall import ChannelBook, ChannelBookError, Offered, PaymentRejectedError, signer_of
 from agents.api.ratelimit import RateLimiter
 from agents.api.x402 import Offer, PaymentHeaderError, decode_header, encode_header, parse_payment
 from agents.core.settlement import SignedVoucher
@@ -129,6 +129,61 @@ def test_a_covered_accept_refuses_what_the_escrow_or_the_deadline_does_not_allow
     assert book.accept_covered(signed(5_000), "0x0", 0, 3.0).outcome == "behind"
     assert book.channel(PAYER, SERVICE, 3) == (5_000, 1_000)  # what was refused changed nothing
     book.close()
+
+
+def test_a_batch_of_vouchers_is_decided_in_order_in_one_transaction(book_location: str | Path):
+    book = ChannelBook(book_location)
+    other = Account.from_key("0x" + "22" * 32)
+    mine = [
+        Offered(signed(2_000), "0x0", 0, 5_000),
+        Offered(signed(2_000), "0x0", 0, 5_000),  # the same voucher again in the batch: a replay
+        Offered(signed(4_000, terms=4), "0x0", 0, 5_000),  # with the first, 6_000 owed on 5_000 of cover
+        Offered(signed(3_000, terms=4), "0x0", 0, 5_000),  # 5_000 owed: covered
+        Offered(_signed_by(other.key.hex(), other.address, 1_000), "0x0", 0, 1_000),  # another payer's escrow
+    ]
+    outcomes = [a.outcome for a in book.accept_many(mine, 1.0)]
+    assert outcomes == ["accepted", "behind", "uncovered", "accepted", "accepted"]
+    assert book.owed(PAYER, "0x0", SERVICE) == {3: (2_000, 0), 4: (3_000, 0)}
+    assert book.channel(other.address, SERVICE, 3) == (1_000, 0)
+    assert book.accept_many([], 2.0) == []
+    book.close()
+
+
+def test_batches_on_one_shared_book_in_opposite_orders_never_deadlock(postgres_url: str):
+    # two API processes, each holding the escrows its batch draws on: were the locks taken in
+    # batch order, one batch (A then B) and the other (B then A) would wait on each other
+    import threading
+
+    a_key, b_key = "0x" + "31" * 32, "0x" + "32" * 32
+    a, b = Account.from_key(a_key).address, Account.from_key(b_key).address
+    books = [ChannelBook(postgres_url), ChannelBook(postgres_url)]
+    failures: list[BaseException] = []
+
+    def run(book: ChannelBook, first: tuple[str, str], second: tuple[str, str], terms: int) -> None:
+        try:
+            for use in range(1, 31):
+                batch = [Offered(_signed_by(k, p, use * 10, terms), "0x0", 0, None) for k, p in (first, second)]
+                assert [x.outcome for x in book.accept_many(batch, float(use))] == ["accepted", "accepted"]
+        except BaseException as exc:  # the test reports it
+            failures.append(exc)
+
+    threads = [
+        threading.Thread(target=run, args=(books[0], (a_key, a), (b_key, b), 3)),
+        threading.Thread(target=run, args=(books[1], (b_key, b), (a_key, a), 4)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not failures, failures
+    assert books[0].channel(a, SERVICE, 3) == (300, 0) and books[1].channel(b, SERVICE, 4) == (300, 0)
+    for book in books:
+        book.close()
+
+
+def _signed_by(key: str, payer: str, amount: int, terms: int = 3) -> SignedVoucher:
+    v = Voucher(payer, SERVICE, ASSET, terms, amount, 2**40)
+    return SignedVoucher(v, sign_voucher(v, key, 1337, MANAGER))
 
 
 def test_a_version_1_channel_book_is_refused_with_what_to_do(tmp_path: Path):

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,8 +61,8 @@ class Deployed:
         return int(self.client.web3.eth.get_block("latest")["timestamp"])
 
     def paywall(self, book: ChannelBook, index: LicenseIndex | None = None) -> Paywall:
-        def submit(voucher: SignedVoucher) -> str:
-            return jobs.submit_voucher(self.journal, voucher)[0]
+        def submit(vouchers: Sequence[SignedVoucher]) -> list[str]:
+            return jobs.submit_vouchers(self.journal, vouchers)
 
         reader = index or LicenseIndex(ChainView(self.client, self.chain_id))
         return Paywall(book, reader, submit, service=self.service, clock=self.now)
@@ -192,3 +192,76 @@ def test_the_index_drops_cover_and_terms_on_their_events_and_the_next_check_sees
 
     asyncio.run(main())
     book.close()
+
+
+def test_checks_at_once_share_a_batch_and_a_refused_voucher_fails_only_its_own(deployed: Deployed, tmp_path: Path):
+    d = deployed
+    book = ChannelBook(tmp_path / "book.db")
+    stranger = Account.create()
+    deadline = d.now() + 2 * MIN_DEADLINE_S
+    forged_v = Voucher(str(d.payer.address), d.service, d.asset, d.terms[0], 2 * PRICE, deadline)
+    forged = SignedVoucher(forged_v, sign_voucher(forged_v, stranger.key, d.chain_id, d.licenses.address))
+    soon_v = Voucher(str(d.payer.address), d.service, d.asset, d.terms[1], 3 * PRICE, d.now() + 60)
+    soon = SignedVoucher(soon_v, sign_voucher(soon_v, d.payer.private_key, d.chain_id, d.licenses.address))
+    broken = SignedVoucher(d.signed(d.terms[1], PRICE).voucher, b"\x01" * 64)  # no v
+    unknown_v = Voucher(str(d.payer.address), d.service, d.asset, 99, PRICE, deadline)
+    unknown = SignedVoucher(unknown_v, sign_voucher(unknown_v, d.payer.private_key, d.chain_id, d.licenses.address))
+    first, second = d.signed(d.terms[0], PRICE), d.signed(d.terms[1], 2 * PRICE)
+    # 8 uses on one channel and 8 on another of one escrow of 10, in one batch: the first fits
+    over_a, over_b = d.signed(d.terms[0], 8 * PRICE), d.signed(d.terms[1], 8 * PRICE)
+
+    async def main() -> tuple[list[str], list[int]]:
+        paywall = d.paywall(book)
+
+        async def send(voucher: SignedVoucher) -> str:
+            try:
+                return await paywall.accept(voucher, asset=d.asset, terms_id=voucher.voucher.terms_id)
+            except PaymentRejectedError as refused:
+                return refused.code
+
+        outcomes = await asyncio.gather(*(send(v) for v in (first, forged, soon, broken, unknown, second, first)))
+        batches = paywall.batches
+        late = await asyncio.gather(send(over_a), send(over_b))
+        return [*outcomes, *late], [batches, paywall.batches]
+
+    outcomes, batches = asyncio.run(main())
+    keys = outcomes[0], outcomes[5]
+    assert [*outcomes[1:5], outcomes[6]] == [
+        "wrong_signer",
+        "deadline_too_soon",
+        "bad_signature",
+        "unknown_terms",
+        "replayed_or_short",
+    ], outcomes
+    assert d.journal.get(keys[0]) is not None and d.journal.get(keys[1]) is not None  # journaled for settlement
+    assert outcomes[7] != "insufficient_escrow" and outcomes[8] == "insufficient_escrow", outcomes
+    assert batches == [1, 2], batches  # seven checks at once went in one batch, the two after in one more
+    payer = str(d.payer.address)
+    assert book.channel(payer, d.service, d.terms[0]) == (8 * PRICE, 0)
+    assert book.channel(payer, d.service, d.terms[1]) == (2 * PRICE, 0)
+    book.close()
+
+
+def test_a_view_read_straight_from_the_node_is_what_web3s_call_returns(deployed: Deployed):
+    d = deployed
+    payer = str(d.payer.address)
+
+    async def main() -> None:
+        for function, args in [
+            ("escrowOf", (payer, ETH, d.service)),
+            ("settledOf", (payer, d.service, d.terms[0])),
+            ("termsCount", ()),
+            ("getTerms", (d.terms[1],)),
+            ("paymentReceiverOf", (d.asset,)),
+        ]:
+            assert await d.client.read("LicenseManager", function, *args) == await d.client.call(
+                "LicenseManager", function, *args
+            ), function
+        # an error answer (unknown terms): raised as web3's call raises it, on either kind of node
+        with pytest.raises(Exception) as called:
+            await d.client.call("LicenseManager", "getTerms", 99)
+        with pytest.raises(type(called.value)) as read:
+            await d.client.read("LicenseManager", "getTerms", 99)
+        assert str(read.value) == str(called.value)
+
+    asyncio.run(main())

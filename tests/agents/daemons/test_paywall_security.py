@@ -18,7 +18,7 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,8 +70,8 @@ class Setup:
         return int(self.client.web3.eth.get_block("latest")["timestamp"])
 
     def paywall(self, view: ChainView | None = None, *, clock: Any = None) -> Paywall:
-        def submit(voucher: SignedVoucher) -> str:
-            return jobs.submit_voucher(self.journal, voucher)[0]
+        def submit(vouchers: Sequence[SignedVoucher]) -> list[str]:
+            return jobs.submit_vouchers(self.journal, vouchers)
 
         view = view or ChainView(self.client, self.chain_id)
         return Paywall(self.book, view, submit, service=self.service, clock=clock or self.now)

@@ -59,6 +59,22 @@ def test_submit_is_idempotent_and_first_wins(journal: Journal):
         journal.submit("", "asset", {}, stage="requested")
 
 
+def test_submit_many_is_one_transaction_idempotent_per_key(journal: Journal):
+    assert journal.submit("a", "asset", {"n": 0}, stage="requested")
+    jobs = [("a", "asset", {"n": 1}), ("b", "asset", {"n": 2}), ("b", "asset", {"n": 3}), ("c", "x", {"n": 4})]
+    assert journal.submit_many(jobs, stage="requested") == [False, True, False, True]
+    assert [(j.key, j.kind, j.payload) for j in map(journal.get, "abc") if j is not None] == [
+        ("a", "asset", {"n": 0}),
+        ("b", "asset", {"n": 2}),  # the first of a key in the batch wins, as across batches
+        ("c", "x", {"n": 4}),
+    ]
+    assert journal.history("b") == [("", "requested")]
+    with pytest.raises(JournalError, match="non-empty"):
+        journal.submit_many([("d", "asset", {}), ("", "asset", {})], stage="requested")
+    assert journal.get("d") is None  # a batch with a bad key journals nothing
+    assert journal.submit_many([], stage="requested") == []
+
+
 def test_claim_leases_and_a_dead_workers_lease_runs_out(journal: Journal, clock: Clock):
     for key in ("a", "b", "c"):
         journal.submit(key, "asset", {}, stage="requested")
