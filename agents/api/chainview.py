@@ -138,8 +138,9 @@ class ChainView:
         """What the channel (payer, service, terms) has settled on chain."""
         return int(await self.client.read(LICENSES, "settledOf", payer, service, terms_id))
 
-    async def cover(self, payer: str, currency: str, service: str) -> int:
-        """The payer's escrow with `service`, less its pending withdrawal (expired or not)."""
+    async def cover(self, payer: str, currency: str, service: str, *, fresh: bool = True) -> int:
+        """The payer's escrow with `service`, less its pending withdrawal (expired or not); always
+        read now (`fresh` is for `LicenseReader`'s sake)."""
         balance, pending, _ = await self.client.read(LICENSES, "escrowOf", payer, currency, service)
         return max(0, int(balance) - int(pending))
 

@@ -59,6 +59,7 @@ class LicenseIndex:
             if abi.get("type") == "event" and abi["name"] in WATCHED
         }
         self._cache: dict[Hashable, Any] = {}
+        self._reading: dict[Hashable, tuple[tuple[int, int], asyncio.Future[Any]]] = {}
         self._generation: dict[Hashable, int] = {}
         self._epoch = 0  # bumped when everything is dropped (a reorganisation)
         self._next_block: int | None = None
@@ -95,6 +96,7 @@ class LicenseIndex:
         )
         for log in logs:
             self._apply(log)
+        self._drop(("terms-count",))  # blocks came: terms may have come with them
         self._next_block = head + 1
         self._last = (head, await self._hash(head))
 
@@ -134,28 +136,51 @@ class LicenseIndex:
         self._epoch += 1
 
     async def _cached(self, key: Hashable, read: Any) -> Any:
+        """The cached figure, or one read: a read of the key already under way since its last
+        drop is shared (checks of one batch ask for the same terms at once), never one begun
+        before an event that dropped the key."""
         if key in self._cache:
             self.hits += 1
             return self._cache[key]
+        version = (self._generation.get(key, 0), self._epoch)
+        under_way = self._reading.get(key)
+        if under_way is not None and under_way[0] == version:
+            self.hits += 1
+            return await asyncio.shield(under_way[1])  # a caller giving up leaves it to the others
         self.misses += 1
-        generation, epoch = self._generation.get(key, 0), self._epoch
-        value = await read()
-        if self._generation.get(key, 0) == generation and self._epoch == epoch:
+        future = asyncio.ensure_future(read())
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())  # whoever reads its outcome
+        self._reading[key] = (version, future)
+        try:
+            value = await asyncio.shield(future)
+        finally:
+            if self._reading.get(key, (None, None))[1] is future:
+                del self._reading[key]
+        if (self._generation.get(key, 0), self._epoch) == version:
             self._cache[key] = value
         return value
 
     # -- what the paywall reads -------------------------------------------------------------------
 
     async def terms(self, terms_id: int) -> TermsInfo | None:
+        if not 0 < terms_id <= await self._terms_count():
+            return None  # no such id as of the barrier's block: nothing to read (a stranger's junk ids cost nothing)
         found: TermsInfo | None = await self._cached(("terms", terms_id), lambda: self.view.terms(terms_id, fresh=True))
         if found is None:  # not attached yet: no event would tell when it is, so keep asking
             self._cache.pop(("terms", terms_id), None)
         return found
 
+    async def _terms_count(self) -> int:
+        """`termsCount`, read once per block the barrier reached (terms only come in blocks)."""
+        return int(await self._cached(("terms-count",), lambda: self.client.read(LICENSES, "termsCount")))
+
     async def settled(self, payer: str, service: str, terms_id: int) -> int:
         key = ("settled", _address(payer), _address(service), terms_id)
         return int(await self._cached(key, lambda: self.view.settled(payer, service, terms_id)))
 
-    async def cover(self, payer: str, currency: str, service: str) -> int:
+    async def cover(self, payer: str, currency: str, service: str, *, fresh: bool = False) -> int:
+        if fresh:
+            self.misses += 1
+            return int(await self.view.cover(payer, currency, service))
         key = ("cover", _address(payer), _address(currency), _address(service))
         return int(await self._cached(key, lambda: self.view.cover(payer, currency, service)))

@@ -56,10 +56,10 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from coincurve import PublicKey
 from eth_utils.address import is_address, to_checksum_address
@@ -73,6 +73,7 @@ from agents.core.vouchers import voucher_digest
 if TYPE_CHECKING:
     from agents.runtime.journal_db import Database
 
+T = TypeVar("T")
 _N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _HALF_N = _N // 2
 MIN_DEADLINE_S = 86_400
@@ -119,8 +120,9 @@ class LicenseReader(Protocol):
 
     async def settled(self, payer: str, service: str, terms_id: int) -> int: ...
 
-    async def cover(self, payer: str, currency: str, service: str) -> int:
-        """The payer's escrow with `service` less its pending withdrawal (never below 0)."""
+    async def cover(self, payer: str, currency: str, service: str, *, fresh: bool = False) -> int:
+        """The payer's escrow with `service` less its pending withdrawal (never below 0);
+        `fresh`: read from the chain now, whatever a cache holds."""
         ...
 
 
@@ -359,7 +361,11 @@ class _Check:
     cover: int = 0
 
     def fail(self, error: BaseException) -> None:
-        if not self.done.done():
+        if self.done.done():
+            return
+        if isinstance(error, asyncio.CancelledError):
+            self.done.cancel()
+        else:
             self.done.set_exception(error)
 
 
@@ -371,7 +377,9 @@ class Paywall:
     Checks run in batches, one batch at a time: whatever waits when the last batch ends (at most
     `max_batch`) goes through one read barrier, one thread hop for its signatures, one channel
     book transaction (one fsync) and one journal transaction, its vouchers in the order they
-    came. A voucher refused in a batch fails only its own check."""
+    came. A voucher refused in a batch fails only its own check, and so does a chain read of it
+    that fails or takes longer than `read_timeout_s` (the batch waits no longer for it); a check
+    whose client went away before the book is not charged."""
 
     def __init__(
         self,
@@ -383,15 +391,18 @@ class Paywall:
         clock: Callable[[], float] = time.time,
         max_payers: int = 65_536,
         max_batch: int = 256,
+        read_timeout_s: float = 10.0,
     ) -> None:
         if not is_address(service) or int(service, 16) == 0:
             raise ValueError(f"the service {service!r} is not a non-zero address")
         if max_batch < 1:
             raise ValueError(f"a batch holds at least one check, not {max_batch}")
+        if not read_timeout_s > 0:
+            raise ValueError(f"the read timeout is positive, not {read_timeout_s}")
         self.book, self.chain, self._submit, self._clock = book, chain, submit, clock
         self.service: str = to_checksum_address(service)
         self._locks: OrderedDict[str, asyncio.Lock] = OrderedDict()
-        self._max_payers, self._max_batch = max_payers, max_batch
+        self._max_payers, self._max_batch, self._read_timeout_s = max_payers, max_batch, read_timeout_s
         self._waiting: list[_Check] = []
         self._worker: asyncio.Task[None] | None = None
         self.batches = 0
@@ -448,15 +459,18 @@ class Paywall:
             self.batches += 1
 
     async def _check(self, batch: list[_Check]) -> None:
-        await self.chain.sync()  # every chain event up to now is in what the reads below serve
+        await self._bounded(self.chain.sync())  # every chain event up to now is in what the reads below serve
         now = self._clock()
+        found = await asyncio.gather(
+            *(self._bounded(self._terms_of(c.voucher, now)) for c in batch), return_exceptions=True
+        )
         valid: list[_Check] = []
-        for check in batch:
-            try:
-                check.terms = await self._terms_of(check.voucher, now)
+        for check, terms in zip(batch, found, strict=True):
+            if isinstance(terms, BaseException):
+                check.fail(terms)
+            else:
+                check.terms = terms
                 valid.append(check)
-            except PaymentRejectedError as exc:
-                check.fail(exc)
         chain_id, settlement = self.chain.chain_id, self.chain.settlement
         signers = await asyncio.to_thread(_signers, [c.voucher for c in valid], chain_id, settlement)
         signed: list[_Check] = []
@@ -469,35 +483,48 @@ class Paywall:
                 check.fail(PaymentRejectedError("wrong_signer", message))
             else:
                 signed.append(check)
-        figures = await asyncio.gather(*(self._figures(c) for c in signed), return_exceptions=True)
-        ready: list[_Check] = []
+        figures = await asyncio.gather(*(self._bounded(self._figures(c)) for c in signed), return_exceptions=True)
         for check, outcome in zip(signed, figures, strict=True):
             if isinstance(outcome, BaseException):
                 check.fail(outcome)
-            else:
-                ready.append(check)
+        ready = [c for c in signed if not c.done.done()]  # a client gone by now is not charged
         # the book checks each channel and the whole escrow in the transaction that records the
         # vouchers, counting what every API process sharing it accepted
         results = await asyncio.to_thread(self.book.accept_many, [_offered(c) for c in ready], now)
         accepted: list[_Check] = []
         for check, result in zip(ready, results, strict=True):
-            if result.outcome == "uncovered" and result.channels is not None:
-                # the settled figures of the payer's other channels may be stale (settlement
-                # lowers what is owed and the escrow alike): read them again, then try once more
-                payer = check.voucher.channel[0]
-                async with self._lock_of(payer):
-                    await self._refresh(payer, dict(result.channels), keep=check.voucher.voucher.terms_id)
-                    (result,) = await asyncio.to_thread(self.book.accept_many, [_offered(check)], now)
             try:
+                if result.outcome == "uncovered" and result.channels is not None:
+                    result = await self._bounded(self._covered_again(check, result.channels, now))
                 _verdict(check, result, now)
                 accepted.append(check)
-            except PaymentRejectedError as exc:
+            except Exception as exc:  # this check's refusal, or its reads failing: its alone
                 check.fail(exc)
         if accepted:
             keys = await asyncio.to_thread(self._submit, [c.voucher for c in accepted])
             for check, key in zip(accepted, keys, strict=True):
                 if not check.done.done():
                     check.done.set_result(key)
+
+    async def _bounded(self, work: Awaitable[T]) -> T:
+        """`work`, or TimeoutError once it took longer than the read timeout."""
+        try:
+            return await asyncio.wait_for(work, self._read_timeout_s)
+        except TimeoutError:
+            raise TimeoutError(f"the chain did not answer within {self._read_timeout_s} s") from None
+
+    async def _covered_again(self, check: _Check, channels: dict[int, tuple[int, int]], now: float) -> Acceptance:
+        """The settled figures of the payer's other channels may be stale (settlement lowers what
+        is owed and the escrow alike): reads them again, then the escrow's cover from the chain
+        (after them: a settlement they saw lowered it too, so it is never counted once), and puts
+        the voucher to the book once more."""
+        assert check.terms is not None
+        payer, service, terms_id = check.voucher.channel
+        async with self._lock_of(payer):
+            await self._refresh(payer, dict(channels), keep=terms_id)
+            check.cover = await self.chain.cover(payer, check.terms.currency, service, fresh=True)
+            (result,) = await asyncio.to_thread(self.book.accept_many, [_offered(check)], now)
+        return result
 
     async def _terms_of(self, voucher: SignedVoucher, now: float) -> TermsInfo:
         """The voucher's terms, once checks 2 and 3 of the module docstring hold."""

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from eth_abi.abi import decode, encode
+from eth_abi.exceptions import EncodingError
 from eth_utils.abi import collapse_if_tuple, function_abi_to_4byte_selector
+from eth_utils.address import is_checksum_address
 from web3._utils.abi import map_abi_data
 from web3._utils.normalizers import BASE_RETURN_NORMALIZERS
 
@@ -123,10 +125,19 @@ class ChainClient:
         CPU: one `eth_call` at the latest block straight to the provider, encoded and decoded
         here (web3's contract call spends most of its 6 ms on middleware, an `eth_chainId`
         request per call among it). An error answer goes through `call`, which raises as web3
-        does (so does an error the provider raises instead, as the in-process chain's does).
-        One value comes back as itself, several as a list."""
+        does (so does an error the provider raises instead, as the in-process chain's does), and
+        arguments web3 would refuse (an address not checksummed, a value its type cannot hold)
+        go through `call` too. One value comes back as itself, several as a list."""
         view = self._views.get((name, function)) or self._view(name, function)
-        data = view.selector + encode(view.inputs, args)
+        try:
+            if len(args) != len(view.inputs) or any(
+                kind == "address" and not (isinstance(arg, str) and is_checksum_address(arg))
+                for kind, arg in zip(view.inputs, args, strict=False)
+            ):
+                raise ValueError("arguments web3 would check")
+            data = view.selector + encode(view.inputs, args)
+        except (EncodingError, ValueError, TypeError):  # what web3 refuses, it refuses its own way
+            return await self.call(name, function, *args)
         params = [{"from": self.address, "to": view.address, "data": "0x" + data.hex()}, "latest"]
         try:
             answer = await call_node(

@@ -265,3 +265,57 @@ def test_a_view_read_straight_from_the_node_is_what_web3s_call_returns(deployed:
         assert str(read.value) == str(called.value)
 
     asyncio.run(main())
+
+
+def test_reads_under_way_are_shared_but_never_one_begun_before_an_event_that_dropped_the_key(deployed: Deployed):
+    d = deployed
+    payer = str(d.payer.address)
+    view = ChainView(d.client, d.chain_id)
+    index = LicenseIndex(view)
+    gate, reads = asyncio.Event(), []
+    cover = view.cover
+
+    async def slow_cover(*args: Any, **kwargs: Any) -> int:
+        value = await cover(*args, **kwargs)  # read now, answered late: a figure of the moment it began
+        reads.append(value)
+        await gate.wait()
+        return value
+
+    view.cover = slow_cover  # type: ignore[method-assign]
+
+    async def main() -> list[int]:
+        await index.sync()
+        first = asyncio.create_task(index.cover(payer, ETH, d.service))
+        await asyncio.sleep(0.05)
+        joined = asyncio.create_task(index.cover(payer, ETH, d.service))  # shares the read under way
+        await asyncio.sleep(0.05)
+        d.licenses.deposit(ETH, d.service, PRICE, sender=d.payer, value=PRICE)
+        await index.sync()  # the deposit's event drops the payer's cover
+        after = asyncio.create_task(index.cover(payer, ETH, d.service))  # must not take the older read
+        await asyncio.sleep(0.05)
+        gate.set()
+        figures = list(await asyncio.gather(first, joined, after))
+        return [*figures, await index.cover(payer, ETH, d.service)]
+
+    assert asyncio.run(main()) == [10 * PRICE, 10 * PRICE, 11 * PRICE, 11 * PRICE]
+    assert reads == [10 * PRICE, 11 * PRICE]  # two reads for three callers; the last figure was cached
+
+
+def test_terms_ids_past_the_count_cost_no_read_and_new_terms_are_seen_after_their_block(deployed: Deployed):
+    d = deployed
+    index = LicenseIndex(ChainView(d.client, d.chain_id))
+
+    async def main() -> None:
+        await index.sync()
+        assert await index.terms(d.terms[0]) is not None
+        misses = index.misses
+        for junk in (0, d.terms[1] + 1, 10**9, 2**255):
+            assert await index.terms(junk) is None
+        assert index.misses == misses  # the count is read once a block: a stranger's ids cost nothing
+        added = attach_terms(d.licenses, d.creator, d.asset, price=0, price_per_use=PRICE)
+        assert added == d.terms[1] + 1
+        await index.sync()
+        found = await index.terms(added)
+        assert found is not None and found.price_per_use == PRICE
+
+    asyncio.run(main())
