@@ -120,11 +120,11 @@ class SettleStage(Stage):
         vouchers = list(vouchers)
         # getTerms reverts for an id never attached: such a voucher is left out (unknown terms), and
         # its neighbours still settle
-        count = int(await self.client.call(LICENSES, "termsCount"))
+        count = int(await self.client.read(LICENSES, "termsCount"))
         wanted = {sv.voucher.terms_id for sv in vouchers}
         terms: dict[int, TermsView | None] = {t: None for t in wanted if not 0 < t <= count}
         terms_ids = sorted(wanted - set(terms))
-        read = await asyncio.gather(*(self.client.call(LICENSES, "getTerms", t) for t in terms_ids))
+        read = await asyncio.gather(*(self.client.read(LICENSES, "getTerms", t) for t in terms_ids))
         for terms_id, t in zip(terms_ids, read, strict=True):
             asset, currency, price_per_use = bytes(t[0]), str(t[1]), int(t[2])
             terms[terms_id] = None if asset == ZERO32 else TermsView(asset, currency, price_per_use)
@@ -138,8 +138,8 @@ class SettleStage(Stage):
             }
         )
         settled_read, escrow_read = await asyncio.gather(
-            asyncio.gather(*(self.client.call(LICENSES, "settledOf", *channel) for channel in channels)),
-            asyncio.gather(*(self.client.call(LICENSES, "escrowOf", *escrow) for escrow in escrows)),
+            asyncio.gather(*(self.client.read(LICENSES, "settledOf", *channel) for channel in channels)),
+            asyncio.gather(*(self.client.read(LICENSES, "escrowOf", *escrow) for escrow in escrows)),
         )
         settled = {channel: int(amount) for channel, amount in zip(channels, settled_read, strict=True)}
         balances = {escrow: int(held[0]) for escrow, held in zip(escrows, escrow_read, strict=True)}
