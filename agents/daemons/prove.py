@@ -151,7 +151,7 @@ class ProveStage(Stage):
     async def _attestation(self, digest: bytes) -> tuple[int, int, str] | None:
         """(model id, score, verdict) of the asset's attestation by one of this prover's circuits."""
         for model_id in self.model_ids:
-            attested, score, verdict = await self.client.call(REGISTRY, "attestationOf", digest, model_id)
+            attested, score, verdict = await self.client.read(REGISTRY, "attestationOf", digest, model_id)
             if attested:
                 return model_id, int(score), VERDICTS[int(verdict)]
         return None

@@ -81,9 +81,9 @@ def record_of(job: Job, model_id: int, default_creator: str) -> AssetRecord:
 
 async def registered_as(client: ChainClient, digest: bytes) -> tuple[int, str] | None:
     """The asset's registration number and creator, or None when the chain does not have it."""
-    if not await client.call(REGISTRY, "exists", digest):
+    if not await client.read(REGISTRY, "exists", digest):
         return None
-    asset = await client.call(REGISTRY, "getAsset", digest)
+    asset = await client.read(REGISTRY, "getAsset", digest)
     return int(asset[4]), to_checksum_address(str(asset[0]))
 
 
