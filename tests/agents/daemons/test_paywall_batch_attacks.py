@@ -40,22 +40,16 @@ from agents.api.chainview import LICENSES, ChainView
 from agents.api.license_index import LicenseIndex
 from agents.api.paywall import MIN_DEADLINE_S, ChannelBook, PaymentRejectedError, Paywall, TermsInfo
 from agents.core.settlement import SignedVoucher
-from agents.core.toolchain import project_root
 from agents.core.vouchers import Voucher, settle_arguments, sign_voucher
-from agents.deploy.deployment import CoreConfig, deploy_core
 from agents.runtime import jobs
-from agents.runtime.chain import CORE, ChainClient, load_abis
-from agents.runtime.journal import Journal
-from tests.contracts.helpers import asset_record, attach_terms, register_asset, register_model
+from tests.agents.daemons import paywall_chain
+from tests.agents.daemons.paywall_chain import ETH, PRICE
 
 pytestmark = pytest.mark.chain
 
-ETH = "0x" + "00" * 20
-PRICE = 10**15
 UNKNOWN_TERMS = 999
 
 Hook = Callable[..., Awaitable[None]]
-Submit = Callable[[Sequence[SignedVoucher]], list[str]]
 
 
 class _Faulty:
@@ -89,24 +83,8 @@ class _Faulty:
 
 
 @dataclass
-class Deployed:
-    client: ChainClient
-    journal: Journal
-    licenses: Any
-    asset: bytes
-    terms: tuple[int, int]
-    creator: Any
-    payer: Any
-    other: Any
-    operator: Any
-    service: str
-    chain_id: int
-
-    def signed(self, terms_id: int, amount: int, payer: Any = None, deadline: int | None = None) -> SignedVoucher:
-        payer = payer or self.payer
-        deadline = deadline or self.now() + 2 * MIN_DEADLINE_S
-        v = Voucher(str(payer.address), self.service, self.asset, terms_id, amount, deadline)
-        return SignedVoucher(v, sign_voucher(v, payer.private_key, self.chain_id, self.licenses.address))
+class Deployed(paywall_chain.Deployed):
+    """The shared deployment, its reader a `_Faulty` one."""
 
     def junk(self, terms_id: int = UNKNOWN_TERMS) -> SignedVoucher:
         """What a stranger sends with no key and no escrow: unknown terms, a signature of nothing."""
@@ -114,64 +92,15 @@ class Deployed:
         v = Voucher(str(Account.create().address), self.service, self.asset, terms_id, PRICE, deadline)
         return SignedVoucher(v, b"\x11" * 65)
 
-    def now(self) -> int:
-        return int(self.client.web3.eth.get_block("latest")["timestamp"])
-
     def reader(self) -> _Faulty:
-        return _Faulty(LicenseIndex(ChainView(self.client, self.chain_id)))
-
-    def paywall(
-        self,
-        book: ChannelBook,
-        reader: Any = None,
-        submit: Callable[[Sequence[SignedVoucher]], list[str]] | None = None,
-        read_timeout_s: float = 10.0,
-    ) -> Paywall:
-        def journal(vouchers: Sequence[SignedVoucher]) -> list[str]:
-            return jobs.submit_vouchers(self.journal, vouchers)
-
-        return Paywall(
-            book,
-            reader or self.reader(),
-            submit or journal,
-            service=self.service,
-            clock=self.now,
-            read_timeout_s=read_timeout_s,
-        )
+        return _Faulty(super().reader())
 
 
 @pytest.fixture
 def deployed(project: Any, chain: Any, accounts: Any, tmp_path: Path) -> Iterator[Deployed]:
-    operator, developer, creator, payer, other = accounts[0], accounts[1], accounts[3], accounts[5], accounts[6]
-    addresses = {d.name: d.address for d in deploy_core(project, operator, chain, CoreConfig())}
-    licenses = project.LicenseManager.at(addresses["LicenseManager"])
-    model = register_model(project.ModelRegistry.at(addresses["ModelRegistry"]), developer, label="ba", data_bps=0)
-    record = asset_record("paywall-batch-attacks", creator, model)
-    register_asset(project.ProvenanceRegistry.at(addresses["ProvenanceRegistry"]), creator, record)
-    terms = tuple(
-        attach_terms(licenses, creator, record.content_digest, price=0, price_per_use=PRICE) for _ in range(2)
-    )
-    service = str(operator.address)
-    for who in (payer, other):
-        licenses.deposit(ETH, service, 10 * PRICE, sender=who, value=10 * PRICE)
-    journal = Journal(tmp_path / "journal.db", final=jobs.REGISTERED_OR_FINAL)
-    client = ChainClient(
-        chain.provider.web3, Account.from_key(operator.private_key), journal, addresses, load_abis(project_root(), CORE)
-    )
-    yield Deployed(
-        client,
-        journal,
-        licenses,
-        record.content_digest,
-        terms,  # type: ignore[arg-type]
-        creator,
-        payer,
-        other,
-        operator,
-        service,
-        int(chain.chain_id),
-    )
-    journal.close()
+    shared = paywall_chain.deploy(project, chain, accounts, tmp_path, "batch-attacks")
+    yield Deployed(**vars(shared))
+    shared.journal.close()
 
 
 async def _send(paywall: Paywall, voucher: SignedVoucher) -> str:

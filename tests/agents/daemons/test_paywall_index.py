@@ -14,8 +14,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,69 +25,18 @@ from agents.api.chainview import ChainView
 from agents.api.license_index import LicenseIndex
 from agents.api.paywall import MIN_DEADLINE_S, ChannelBook, PaymentRejectedError, Paywall
 from agents.core.settlement import SignedVoucher
-from agents.core.toolchain import project_root
 from agents.core.vouchers import Voucher, sign_voucher
-from agents.deploy.deployment import CoreConfig, deploy_core
-from agents.runtime import jobs
-from agents.runtime.chain import CORE, ChainClient, load_abis
-from agents.runtime.journal import Journal
-from tests.contracts.helpers import asset_record, attach_terms, register_asset, register_model
+from tests.agents.daemons.paywall_chain import ETH, PRICE, Deployed, deploy
+from tests.contracts.helpers import attach_terms
 
 pytestmark = pytest.mark.chain
-
-ETH = "0x" + "00" * 20
-PRICE = 10**15
-
-
-@dataclass
-class Deployed:
-    client: ChainClient
-    journal: Journal
-    licenses: Any
-    asset: bytes
-    terms: tuple[int, int]
-    creator: Any
-    payer: Any
-    service: str
-    chain_id: int
-
-    def signed(self, terms_id: int, amount: int) -> SignedVoucher:
-        deadline = self.now() + 2 * MIN_DEADLINE_S
-        v = Voucher(str(self.payer.address), self.service, self.asset, terms_id, amount, deadline)
-        return SignedVoucher(v, sign_voucher(v, self.payer.private_key, self.chain_id, self.licenses.address))
-
-    def now(self) -> int:
-        return int(self.client.web3.eth.get_block("latest")["timestamp"])
-
-    def paywall(self, book: ChannelBook, index: LicenseIndex | None = None) -> Paywall:
-        def submit(vouchers: Sequence[SignedVoucher]) -> list[str]:
-            return jobs.submit_vouchers(self.journal, vouchers)
-
-        reader = index or LicenseIndex(ChainView(self.client, self.chain_id))
-        return Paywall(book, reader, submit, service=self.service, clock=self.now)
 
 
 @pytest.fixture
 def deployed(project: Any, chain: Any, accounts: Any, tmp_path: Path) -> Iterator[Deployed]:
-    operator, developer, creator, payer = accounts[0], accounts[1], accounts[3], accounts[5]
-    addresses = {d.name: d.address for d in deploy_core(project, operator, chain, CoreConfig())}
-    licenses = project.LicenseManager.at(addresses["LicenseManager"])
-    model = register_model(project.ModelRegistry.at(addresses["ModelRegistry"]), developer, label="ix", data_bps=0)
-    record = asset_record("paywall-index", creator, model)
-    register_asset(project.ProvenanceRegistry.at(addresses["ProvenanceRegistry"]), creator, record)
-    terms = tuple(
-        attach_terms(licenses, creator, record.content_digest, price=0, price_per_use=PRICE) for _ in range(2)
-    )
-    service = str(operator.address)
-    licenses.deposit(ETH, service, 10 * PRICE, sender=payer, value=10 * PRICE)
-    journal = Journal(tmp_path / "journal.db", final=jobs.REGISTERED_OR_FINAL)
-    client = ChainClient(
-        chain.provider.web3, Account.from_key(operator.private_key), journal, addresses, load_abis(project_root(), CORE)
-    )
-    yield Deployed(
-        client, journal, licenses, record.content_digest, terms, creator, payer, service, int(chain.chain_id)
-    )  # type: ignore[arg-type]
-    journal.close()
+    d = deploy(project, chain, accounts, tmp_path, "index")
+    yield d
+    d.journal.close()
 
 
 async def _pay_uses(paywall: Paywall, d: Deployed, terms_id: int, uses: int) -> list[str]:
