@@ -55,7 +55,6 @@ import asyncio
 import json
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -389,7 +388,6 @@ class Paywall:
         *,
         service: str,
         clock: Callable[[], float] = time.time,
-        max_payers: int = 65_536,
         max_batch: int = 256,
         read_timeout_s: float = 10.0,
     ) -> None:
@@ -401,21 +399,10 @@ class Paywall:
             raise ValueError(f"the read timeout is positive, not {read_timeout_s}")
         self.book, self.chain, self._submit, self._clock = book, chain, submit, clock
         self.service: str = to_checksum_address(service)
-        self._locks: OrderedDict[str, asyncio.Lock] = OrderedDict()
-        self._max_payers, self._max_batch, self._read_timeout_s = max_payers, max_batch, read_timeout_s
+        self._max_batch, self._read_timeout_s = max_batch, read_timeout_s
         self._waiting: list[_Check] = []
         self._worker: asyncio.Task[None] | None = None
         self.batches = 0
-
-    def _lock_of(self, payer: str) -> asyncio.Lock:
-        lock = self._locks.pop(payer, None) or asyncio.Lock()
-        self._locks[payer] = lock
-        while len(self._locks) > self._max_payers:
-            oldest, held = next(iter(self._locks.items()))
-            if held.locked():
-                break
-            del self._locks[oldest]
-        return lock
 
     async def resubmit(self) -> int:
         """Puts every channel's newest voucher into the journal (idempotent); how many there were."""
@@ -517,13 +504,12 @@ class Paywall:
         """The settled figures of the payer's other channels may be stale (settlement lowers what
         is owed and the escrow alike): reads them again, then the escrow's cover from the chain
         (after them: a settlement they saw lowered it too, so it is never counted once), and puts
-        the voucher to the book once more."""
+        the voucher to the book once more. Only the batch worker calls it, one check at a time."""
         assert check.terms is not None
         payer, service, terms_id = check.voucher.channel
-        async with self._lock_of(payer):
-            await self._refresh(payer, dict(channels), keep=terms_id)
-            check.cover = await self.chain.cover(payer, check.terms.currency, service, fresh=True)
-            (result,) = await asyncio.to_thread(self.book.accept_many, [_offered(check)], now)
+        await self._refresh(payer, dict(channels), keep=terms_id)
+        check.cover = await self.chain.cover(payer, check.terms.currency, service, fresh=True)
+        (result,) = await asyncio.to_thread(self.book.accept_many, [_offered(check)], now)
         return result
 
     async def _terms_of(self, voucher: SignedVoucher, now: float) -> TermsInfo:
