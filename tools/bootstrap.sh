@@ -47,6 +47,9 @@ setup_system() {
   # Redis backs the shared work queues (agents/runtime/redis_queue.py); tests start their own server.
   command -v redis-server >/dev/null || apt_install redis-server
   command -v redis-server >/dev/null || die "redis-server not found: install it (Debian: apt-get install redis-server)"
+  # zkml/native/poseidon.c (input commitments, ten times ezkl's binding) is compiled on first use.
+  command -v cc >/dev/null || command -v gcc >/dev/null || apt_install gcc libc6-dev
+  command -v cc >/dev/null || command -v gcc >/dev/null || die "no C compiler found: install gcc (Debian: apt-get install gcc)"
   if [ "$FOR_TESTS" -eq 1 ]; then
     # The journal's PostgreSQL backend is tested against a real server the tests start (tests/pg_support.py).
     if ! command -v initdb >/dev/null && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then

@@ -38,11 +38,11 @@ from zkml.evm import (
     CompiledVerifier,
     ProofCalldata,
     compile_verifier,
-    felt_to_int,
     proof_calldata,
     proven_digest,
     render_verifier,
 )
+from zkml.poseidon import poseidon_hash
 from zkml.settings import PINNED, PinnedSettings, check_pinned, write_settings
 from zkml.srs import SrsPolicy, check_public_srs
 
@@ -423,6 +423,6 @@ def input_felts(row: HeadInput, input_scale: int) -> list[str]:
 
 def input_commitment(row: HeadInput, input_scale: int) -> int:
     """Poseidon hash of a row's input felts (`input_felts`: the quantized embedding, then the
-    proven digest), as EZKL's hashed input computes it: the commitment an asset registers."""
-    (hashed,) = ezkl.poseidon_hash(input_felts(row, input_scale))
-    return felt_to_int(hashed)
+    proven digest), as EZKL's hashed input computes it: the commitment an asset registers. Hashed
+    natively (`zkml.poseidon`), the same hash as `ezkl.poseidon_hash`."""
+    return poseidon_hash([int.from_bytes(bytes.fromhex(felt), "little") for felt in input_felts(row, input_scale)])
