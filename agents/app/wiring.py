@@ -615,6 +615,7 @@ class BuildOptions:
     register_batch: int
     linger_s: float
     generate_linger_s: float
+    register_in_flight: int = 4
     adaptive: AdaptiveSteps | None = None
 
 
@@ -688,6 +689,11 @@ def _registrar(parts: Parts, spec: StageSpec, o: BuildOptions, common: dict[str,
         min_batch=o.register_batch,
         linger_s=o.linger_s,
         upstream=BEFORE_PUBLISHED,
+        # registerMany batches in flight at once, one nonce each from the one sender: a single
+        # batch waits out its block (0.4 s on a tracing anvil, 2 s on an OP-stack chain), which
+        # caps a registrar at 64 assets a block; a commit's root is one transaction, so commits go
+        # one at a time
+        concurrency=o.register_in_flight if kind is RegisterStage else 1,
         **common,
     )
 
@@ -798,6 +804,7 @@ def build_agents(
     worker: str = "local",
     generate_batch: int | None = None,
     register_batch: int = 64,
+    register_in_flight: int = 4,
     linger_s: float = 2.0,
     idle: float = 0.2,
     queues: Mapping[str, WorkQueue] | None = None,
@@ -813,7 +820,8 @@ def build_agents(
     """The stages of the daemons in `names` (`agents.daemons.pipeline.STAGES`), woken through
     `queues` (one per hand-off: `memory_queues()` in process, the default, or `redis_queues`).
     `cost_records=False`: the stages journal no cost records (the accounting's benchmark baseline).
-    `adaptive`: the generator's adaptive production under load (None: requests served as asked)."""
+    `adaptive`: the generator's adaptive production under load (None: requests served as asked).
+    `register_in_flight`: how many `registerMany` batches the registrar has in flight at once."""
     names = list(names)
     specs = stages_of(names, registration)
     q: dict[str, WorkQueue] = {**memory_queues(), **dict(queues or {})}
@@ -823,6 +831,7 @@ def build_agents(
         generate_batch=generate_batch or micro_batch,
         micro_batch=micro_batch,
         register_batch=register_batch,
+        register_in_flight=register_in_flight,
         linger_s=linger_s,
         generate_linger_s=generate_linger_s,
         adaptive=adaptive,

@@ -51,6 +51,7 @@ from agents.core.reverts import WouldRevertError
 from agents.runtime import jobs
 from agents.runtime.chain import ChainClient, tx_hash_hex
 from agents.runtime.journal import Job, StaleJobError
+from agents.runtime.sender import RevertedOnChainError
 from agents.runtime.stage import Done, Failed, Journaled, Outcome, Stage
 
 log = logging.getLogger("proofmint.registrar")
@@ -296,7 +297,10 @@ class RegisterStage(_RegistrarStage):
                 [list(r.license_ids) for r in records],
                 keys=keys,
             )
-        except WouldRevertError as error:
+        except (WouldRevertError, RevertedOnChainError) as error:
+            # refused before sending, or mined but reverted (the chain changed between the
+            # simulation and inclusion: a squatter got in first, or a batch in flight beside
+            # this one registered the same content): nothing of it is on chain
             await self.journal.call(self.journal.complete_intent, intent, {"refused": str(error)})
             return await self._isolate(batch, str(error))
         seqs = {

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,97 @@ def test_register_many_fails_a_squatted_job_and_registers_the_rest(setup: Any, a
     assert error is not None and squatter.address in error
     for label in ("rm-a", "rm-c"):
         assert registry.creatorOf(hashlib.sha256(label.encode()).digest()) == operator.address
+
+
+def test_a_batch_front_run_between_its_simulation_and_inclusion_is_isolated_not_failed(
+    setup: Any, accounts: Any, chain: Any
+):
+    """A squatter's registration lands after the registrar simulated its registerMany and before
+    the batch goes out: on a node the batch is mined and reverts (the squatter made it revert
+    on chain); on the in-process chain the revert is undone. Either way the squatted job fails
+    naming the squatter, the others register, and nothing fails as a whole batch."""
+    journal, client, registry, model_id = setup
+    operator, squatter = accounts[0], accounts[9]
+    keys = publish(journal, ["fr-a", "fr-b", "fr-c"])
+    send_locked = client.sender._send_locked
+    fronts: list[str] = []
+
+    async def front_run(*args: Any, **kwargs: Any) -> Any:
+        if not fronts:  # the first send only: the registrar's whole batch
+            fronts.append("fr-b")
+            squat(registry, squatter, "fr-b", model_id)
+        return await send_locked(*args, **kwargs)
+
+    client.sender._send_locked = front_run
+
+    async def main() -> None:
+        await client.start()
+        stage = RegisterStage(journal, client, model_id=model_id, worker="w1", batch=8, linger_s=0)
+        await stage.step()
+
+    asyncio.run(main())
+    (a, _), (b, error), (c, _) = stages(journal, keys)
+    assert (a, b, c) == (jobs.REGISTERED, jobs.FAILED, jobs.REGISTERED)
+    assert error is not None and squatter.address in error
+    for label in ("fr-a", "fr-c"):
+        assert registry.creatorOf(hashlib.sha256(label.encode()).digest()) == operator.address
+    rows = journal.db.execute("SELECT outcome FROM intents WHERE name = ?", (f"tx:{operator.address.lower()}",))
+    outcomes = [json.loads(row[0]) for row in rows.fetchall()]
+    if chain.provider.name == "foundry":  # the batch was mined and reverted: it cost gas
+        assert sum(1 for o in outcomes if o.get("status") == 0) == 1, outcomes
+
+
+def test_batches_in_flight_at_once_register_everything_once_even_the_same_content_twice(
+    setup: Any, accounts: Any, chain: Any
+):
+    """Three registerMany batches in flight at once from one sender (a nonce each): twelve jobs,
+    two of which hold the same content in different batches. Each job ends registered, the
+    shared content once (its second job moves on with the first's registration number: on a
+    node that batch was mined and reverted, and was then split), and nothing else twice."""
+    journal, client, registry, model_id = setup
+    labels = [f"fl-{i}" for i in range(11)]
+    keys = publish(journal, labels)
+    twin = hashlib.sha256(b"fl-0").hexdigest()  # fl-0's content again, under another job
+    journal.submit(
+        "asset:twin",
+        jobs.ASSET,
+        {"sha256": twin, "params_digest": twin, "commitment": "00" * 32, "metadata_uri": URI},
+        stage=jobs.PUBLISHED,
+    )
+    keys.append("asset:twin")
+    wait = client.sender.wait
+    in_flight, most = 0, 0
+
+    async def counted(pending: Any) -> Any:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        try:
+            return await wait(pending)
+        finally:
+            in_flight -= 1
+
+    client.sender.wait = counted
+    before = int(registry.assetCount())
+
+    async def main() -> None:
+        await client.start()
+        stage = RegisterStage(journal, client, model_id=model_id, worker="w1", batch=4, linger_s=0, concurrency=3)
+        running = asyncio.ensure_future(stage.run())
+        deadline = asyncio.get_running_loop().time() + 60
+        while any(journal.get(key).stage != jobs.REGISTERED for key in keys):  # type: ignore[union-attr]
+            assert asyncio.get_running_loop().time() < deadline, stages(journal, keys)
+            await asyncio.sleep(0.05)
+        stage.stop()
+        await running
+
+    asyncio.run(main())
+    assert [stage for stage, _ in stages(journal, keys)] == [jobs.REGISTERED] * 12
+    seqs = {key: journal.get(key).payload["seq"] for key in keys}  # type: ignore[union-attr]
+    assert seqs["asset:twin"] == seqs[keys[0]]
+    assert len(set(seqs.values())) == 11 and int(registry.assetCount()) == before + 11
+    if chain.provider.name == "foundry":  # on a node the batches' receipts were awaited together
+        assert most >= 2, most
 
 
 def test_commit_then_claim_takes_back_what_was_squatted_after_the_commitment(setup: Any, accounts: Any):
