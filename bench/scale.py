@@ -1,7 +1,8 @@
 """Scale-out benchmark: `python bench/scale.py [--assets N] [--profile]` (issue 23).
 
-One run on this machine, anvil as the chain, a PostgreSQL server and a Redis server of its own
-(started here in temporary folders). A pre-made corpus of images (the procedural dataset's
+One run on this machine, anvil as the chain (started here without the per-step tracing
+ape-foundry adds, which no production node does: `untraced_anvil`), a PostgreSQL server and a
+Redis server of its own (started here in temporary folders). A pre-made corpus of images (the procedural dataset's
 renders of its captions through the shipped `Generator`'s lineage code, made once and cached in
 .cache/bench-scale/; generation is not measured) is journaled at `generated` with its blocks in
 the store, then the daemons turn it into registered assets: `proofmint agent curator`, `...
@@ -27,7 +28,10 @@ is part of the work). Each run has a Redis database of its own. Side by side:
   (`prover_inferences_per_min_per_core`, `prover_cores_for_10k_per_min`,
   `vouchers_settled_per_min`).
 
-The target is 10,000 assets a minute end to end. The last line is one JSON object.
+A run in which any job failed reports no rate: it stops naming the first failure in the daemons'
+logs (the corpus is cached, so a lineage format change once made every job fail at the
+publisher and the rates counted failures). The target is 10,000 assets a minute end to end.
+The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -118,7 +122,7 @@ def load(journal_url: str | Path, store_url: str | Path, items: list[Any], model
                 "sha256": hashlib.sha256(png).hexdigest(),
                 "params_digest": lineage.params_digest().hex(),
                 "params_cid": str(params),
-                "lineage": lineage_doc | {"model_id": model_id},
+                "lineage": lineage.as_dict(),  # what params_digest hashes (no unset adaptation fields)
                 "generated_at": time.time(),
             }
             journal.advance([key], jobs.REQUESTED, "corpus", updates={key: updates})
@@ -294,6 +298,27 @@ def until_done(
         journal.close()
 
 
+def ended_at(journal_url: str | Path) -> dict[str, int]:
+    """How many jobs the journal holds at each stage (after a run: where they ended)."""
+    from agents.runtime import jobs
+    from agents.runtime.journal import Journal
+
+    journal = Journal(journal_url, final=jobs.FINAL)
+    try:
+        return {str(stage): int(n) for stage, n in journal.counts().items()}
+    finally:
+        journal.close()
+
+
+def first_failure(folder: Path) -> str:
+    """The first `job failed` line of the daemons' logs in `folder` (or where to look)."""
+    for log in sorted(folder.glob("*.log")):
+        for line in log.read_text(errors="replace").splitlines():
+            if '"job failed"' in line:
+                return f"{log.name}: {line}"
+    return f"no failure logged in {folder}"
+
+
 def print_profile(folder: Path, top: int = 14) -> None:
     """Per daemon, the functions that were on CPU most (own samples: the innermost frame of
     each sampled stack), from py-spy's collapsed stacks."""
@@ -332,6 +357,7 @@ def main(count: int, profile: bool, skip_prove_settle: bool, keep: bool) -> None
         with (
             postgres_server() as postgres,
             redis_server(work) as redis_url,
+            untraced_anvil(work),
             networks.parse_network_choice("ethereum:local:foundry"),
         ):
             # the prover and settlement first, while anvil is small: it keeps every block's state
@@ -344,6 +370,44 @@ def main(count: int, profile: bool, skip_prove_settle: bool, keep: bool) -> None
         else:
             shutil.rmtree(work, ignore_errors=True)
     report(figures, count)
+
+
+@contextlib.contextmanager
+def untraced_anvil(work: Path) -> Any:
+    """An anvil as ape-foundry starts one (its test mnemonic, ten accounts of 10,000 ether,
+    cancun, automine), but without `--steps-tracing`, which ape-foundry always passes: it records
+    every EVM step of every transaction for ape's traces, which no production node does, and
+    made a 64-asset registerMany take 0.4 s to mine. ape connects to it (APE_FOUNDRY_HOST)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (work / "anvil.log").open("wb")
+    process = subprocess.Popen(
+        [
+            str(ROOT / "node_modules" / ".bin" / "anvil"),
+            *("--port", str(port), "--accounts", "10", "--balance", "10000", "--hardfork", "cancun"),
+            *("--mnemonic", "test test test test test test test test test test test junk"),
+            *("--block-base-fee-per-gas", "0", "--gas-price", "0"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    previous = os.environ.get("APE_FOUNDRY_HOST")
+    os.environ["APE_FOUNDRY_HOST"] = url
+    try:
+        deadline = time.monotonic() + 30
+        while "Listening on" not in (work / "anvil.log").read_text(errors="replace"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"anvil did not start: {(work / 'anvil.log').read_text(errors='replace')[-2000:]}")
+            time.sleep(0.05)
+        yield url
+    finally:
+        if previous is None:
+            os.environ.pop("APE_FOUNDRY_HOST", None)
+        else:
+            os.environ["APE_FOUNDRY_HOST"] = previous
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
 
 
 def prove_settle(work: Path, postgres: Any) -> dict[str, Any]:
@@ -425,7 +489,14 @@ async def run(work: Path, postgres: Any, redis_url: str, count: int, profile: bo
             fleet.stop()
             drain.stop()
         rate = count / (ended - started) * 60
-        click.echo(f"{label}: {count} assets in {ended - started:.1f} s = {rate:,.0f} per minute", err=True)
+        ends = ended_at(journal)
+        if ends.get("failed"):
+            raise SystemExit(f"{label}: {ends['failed']} jobs failed, so no rate is reported: {first_failure(folder)}")
+        click.echo(
+            f"{label}: {count} assets in {ended - started:.1f} s = {rate:,.0f} per minute "
+            f"({', '.join(f'{n} {stage}' for stage, n in sorted(ends.items()))})",
+            err=True,
+        )
         if profiled:
             print_profile(folder)
         return {"rate": rate, "cpu_ms": {k: round(1_000 * v / count, 2) for k, v in cpu.items()}}
@@ -497,8 +568,11 @@ def stages_alone(
         finally:
             fleet.stop()
             drain.stop()
+        failed = ended_at(journal).get("failed", 0)
+        if failed:
+            raise SystemExit(f"{name} alone: {failed} jobs failed: {first_failure(work / f'alone-{name}')}")
         capacity[name] = round(arrived / (ended - started) * 60, 1)
-        click.echo(f"{name} alone: {capacity[name]:,.0f} per minute", err=True)
+        click.echo(f"{name} alone: {capacity[name]:,.0f} per minute ({arrived} jobs reached it)", err=True)
     return capacity
 
 
