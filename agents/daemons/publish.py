@@ -29,7 +29,8 @@ from agents.runtime.stage import Done, Failed, Outcome, Stage
 from agents.storage.cid import Cid
 from agents.storage.credentials import DevIdentity, sign_sidecar
 from agents.storage.manifest import Provenance, c2pa_definition, canonical_json, erc721_metadata, metadata_name
-from agents.storage.store import BlockStore
+from agents.storage.store import BlockStore, import_bytes
+from agents.storage.unixfs import Emit
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -83,24 +84,38 @@ class PublishStage(Stage):
         self.store, self.identity, self.model, self.input_scale = store, identity, model, input_scale
 
     async def process(self, batch: Sequence[Job]) -> Sequence[Outcome]:
+        # one hop to a worker thread for the whole batch: its work is all blocking (store,
+        # signing, Poseidon), and a hop per asset cost more in event-loop wake-ups than the hash
+        return await asyncio.to_thread(self._publish_batch, list(batch))
+
+    def _publish_batch(self, batch: list[Job]) -> list[Outcome]:
+        """Each job's outcome (a job that cannot be published fails alone); the blocks of all of
+        them are stored in one store transaction, before any is journaled as published."""
+        blocks: list[tuple[Cid, bytes]] = []
+
+        def put(cid: Cid, block: bytes) -> None:
+            blocks.append((cid, block))
+
         outcomes: list[Outcome] = []
         for job in batch:
-            try:  # one hop to a worker thread per asset: its work is all blocking (store, signing, Poseidon)
-                outcomes.append(Done(job.key, await asyncio.to_thread(self._publish, job)))
-            except PublishError as error:
+            try:
+                outcomes.append(Done(job.key, self._publish(job, put)))
+            except PermanentError as error:  # this job's own fault (PublishError, HeadError, a bad CID)
                 outcomes.append(Failed(job.key, str(error), retryable=False))
+        self.store.put_blocks(blocks)
         return outcomes
 
-    def _params_document(self, payload: dict[str, Any]) -> Cid:
+    def _params_document(self, payload: dict[str, Any], put: Emit) -> Cid:
         """The stored pre-image of the job's paramsDigest (stored again from its lineage for a job
         generated before the generator stored it); PublishError if it does not hash to it."""
         document = canonical_json(payload["lineage"])
         if hashlib.sha256(document).hexdigest() != payload["params_digest"]:
             raise PublishError("the lineage does not hash to the job's paramsDigest (made by an older version)")
-        return Cid.parse(payload["params_cid"]) if "params_cid" in payload else self.store.add_bytes(document)
+        return Cid.parse(payload["params_cid"]) if "params_cid" in payload else import_bytes(document, put)
 
-    def _publish(self, job: Job) -> dict[str, Any]:
-        """The job's sidecar, metadata and input commitment (blocking: runs in a worker thread)."""
+    def _publish(self, job: Job, put: Emit) -> dict[str, Any]:
+        """The job's sidecar, metadata and input commitment, their blocks handed to `put`
+        (blocking: runs in a worker thread)."""
         payload = job.payload
         lineage, request = payload["lineage"], payload["request"]
         parents = list(lineage.get("parents") or ())
@@ -132,14 +147,14 @@ class PublishStage(Stage):
             height=height,
             curation=payload.get("curation", {}),
             lineage=lineage,
-            params_document=self._params_document(payload),
+            params_document=self._params_document(payload, put),
         )
         sidecar = sign_sidecar(c2pa_definition(provenance), png, self.identity)
-        manifest_cid = self.store.add_bytes(sidecar)
+        manifest_cid = import_bytes(sidecar, put)
         name = metadata_name(request["prompt"], request["seed"])
         metadata = erc721_metadata(provenance, name=name, manifest=manifest_cid)
         metadata_json = canonical_json(metadata)
-        metadata_cid = self.store.add_bytes(metadata_json)
+        metadata_cid = import_bytes(metadata_json, put)
         commitment = commitment_of(payload_row(payload), bytes.fromhex(payload["sha256"]), self.input_scale)
         return {
             "manifest_cid": str(manifest_cid),

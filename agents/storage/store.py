@@ -41,6 +41,13 @@ class CorruptBlockError(PermanentError, ValueError):
     """A stored block's bytes no longer hash to its CID."""
 
 
+def import_bytes(data: bytes, put: Emit, cid_version: int = 1) -> Cid:
+    """Chunks `data` into its UnixFS blocks, handed to `put`, and returns its root CID (the CID
+    `BlockStore.add_bytes` gives the same bytes): for a caller storing many files' blocks at once
+    (`BlockStore.put_blocks`)."""
+    return Importer(cid_version=cid_version, emit=put).add(io.BytesIO(data)).cid
+
+
 class BlockStore(abc.ABC):
     """The DAG logic over a backend's block primitives (see the module docstring).
 
@@ -102,7 +109,8 @@ class BlockStore(abc.ABC):
             return Importer(cid_version=cid_version, emit=put).add(stream).cid
 
     def add_bytes(self, data: bytes, cid_version: int = 1) -> Cid:
-        return self.add(io.BytesIO(data), cid_version)
+        with self.block_writer() as put:
+            return import_bytes(data, put, cid_version)
 
     def cat(self, cid: Cid, out: BinaryIO) -> int:
         """Writes the file a root CID names; returns its size. Every block is verified."""
