@@ -186,6 +186,18 @@ def fixed_point_scores(
     return linear(hidden, "net.2").reshape(-1)
 
 
+def rescale_slack(state: State, scale: int = EZKL_SCALE) -> int:
+    """How far (in units of 2^-scale) a prover may move this head's proven score from
+    `fixed_point_scores`: ezkl 23 constrains each rescale's quotient q of x / d only by
+    |x - q * d| < d (`circuit::ops::layouts::div`), so q may be the quotient rounded either way.
+    Each hidden unit may then be off by one unit (ReLU does not widen that), which moves the score
+    by at most |w| (w the unit's quantised output weight) before the final rescale, which adds
+    one more: sum |w| / 2^scale, rounded up, plus one. Only a score within this of a band edge can
+    be proven in the neighbouring band (SECURITY.md)."""
+    weights = np.abs(_round_away(state["net.2.weight"].double().numpy() * float(1 << scale)))
+    return int(-(-int(weights.sum()) // (1 << scale))) + 1
+
+
 # ------------------------------------------------------------------ bands and decisions
 
 ACCEPT, REVIEW, REJECT = "accept", "review", "reject"

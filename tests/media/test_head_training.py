@@ -49,6 +49,7 @@ from media.head_training import (
     main,
     measure,
     read_reviews,
+    rescale_slack,
     train,
     training_pairs,
 )
@@ -198,6 +199,19 @@ def test_fixed_point_rounding_ties_go_away_from_zero_as_in_ezkl(tmp_path: Path):
 
 
 # ------------------------------------------------------------------ bands and pairs
+
+
+def test_a_provers_rounding_slack_moves_a_score_far_less_than_a_band(shipped: ShippedHead):
+    """ezkl's rescale accepts its quotient rounded either way, so a dishonest prover can move a
+    proven score by up to `rescale_slack` units (29 for the shipped head of 2026-11: its output
+    weights sum to 28 in magnitude): a score that close to a band edge can be proven in the neighbouring
+    band, never across the review band (1,884 units wide), so an accept is never proven for a
+    reject or the other way round."""
+    slack = rescale_slack(shipped.state)
+    quantised = np.abs(np.round(shipped.state["net.2.weight"].double().numpy() * 2**EZKL_SCALE))
+    assert slack == int(np.ceil(quantised.sum() / 2**EZKL_SCALE)) + 1
+    accept_at, review_at = shipped.bands.fixed()
+    assert 2 * slack < accept_at - review_at
 
 
 def test_bands_keep_false_accepts_and_false_rejects_within_the_budget():
