@@ -680,9 +680,10 @@ def _publisher(parts: Parts, spec: StageSpec, o: BuildOptions, common: dict[str,
 def _registrar(parts: Parts, spec: StageSpec, o: BuildOptions, common: dict[str, Any]) -> Stage:
     # registerMany straight to `registered`, or commit a batch root (then the claimer claims)
     kind = RegisterStage if spec.outbox == jobs.REGISTERED else CommitStage
+    client = parts.chain()
     return kind(
         parts.journal,
-        parts.chain(),
+        client,
         model_id=parts.t2i_model_id,
         worker=f"{o.worker}/registrar",
         batch=o.register_batch,
@@ -691,9 +692,10 @@ def _registrar(parts: Parts, spec: StageSpec, o: BuildOptions, common: dict[str,
         upstream=BEFORE_PUBLISHED,
         # registerMany batches in flight at once, one nonce each from the one sender: a single
         # batch waits out its block (0.4 s on a tracing anvil, 2 s on an OP-stack chain), which
-        # caps a registrar at 64 assets a block; a commit's root is one transaction, so commits go
-        # one at a time
-        concurrency=o.register_in_flight if kind is RegisterStage else 1,
+        # caps a registrar at 64 assets a block. A commit's root is one transaction, so commits go
+        # one at a time, and an in-process chain mines each transaction inside its send: nothing
+        # to overlap there
+        concurrency=o.register_in_flight if kind is RegisterStage and not is_in_process(client.web3) else 1,
         **common,
     )
 
