@@ -1,7 +1,7 @@
 """Scale-out benchmark: `python bench/scale.py [--assets N] [--profile]` (issue 23).
 
 One run on this machine, anvil as the chain (started here without the per-step tracing
-ape-foundry adds, which no production node does: `untraced_anvil`), a PostgreSQL server and a
+ape-foundry adds, which no production node does: `own_anvil(tracing=False)`), a PostgreSQL server and a
 Redis server of its own (started here in temporary folders). A pre-made corpus of images (the procedural dataset's
 renders of its captions through the shipped `Generator`'s lineage code, made once and cached in
 .cache/bench-scale/; generation is not measured) is journaled at `generated` with its blocks in
@@ -346,6 +346,7 @@ def main(count: int, profile: bool, skip_prove_settle: bool, keep: bool) -> None
     from ape import networks
     from ape.logging import LogLevel, logger
 
+    from agents.app.devnode import own_anvil
     from agents.runtime.processes import quiet_libraries
     from tests.pg_support import postgres_server
     from tests.redis_support import redis_server
@@ -357,7 +358,7 @@ def main(count: int, profile: bool, skip_prove_settle: bool, keep: bool) -> None
         with (
             postgres_server() as postgres,
             redis_server(work) as redis_url,
-            untraced_anvil(work),
+            own_anvil(networks, tracing=False),
             networks.parse_network_choice("ethereum:local:foundry"),
         ):
             # the prover and settlement first, while anvil is small: it keeps every block's state
@@ -370,44 +371,6 @@ def main(count: int, profile: bool, skip_prove_settle: bool, keep: bool) -> None
         else:
             shutil.rmtree(work, ignore_errors=True)
     report(figures, count)
-
-
-@contextlib.contextmanager
-def untraced_anvil(work: Path) -> Any:
-    """An anvil as ape-foundry starts one (its test mnemonic, ten accounts of 10,000 ether,
-    cancun, automine), but without `--steps-tracing`, which ape-foundry always passes: it records
-    every EVM step of every transaction for ape's traces, which no production node does, and
-    made a 64-asset registerMany take 0.4 s to mine. ape connects to it (APE_FOUNDRY_HOST)."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (work / "anvil.log").open("wb")
-    process = subprocess.Popen(
-        [
-            str(ROOT / "node_modules" / ".bin" / "anvil"),
-            *("--port", str(port), "--accounts", "10", "--balance", "10000", "--hardfork", "cancun"),
-            *("--mnemonic", "test test test test test test test test test test test junk"),
-            *("--block-base-fee-per-gas", "0", "--gas-price", "0"),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    previous = os.environ.get("APE_FOUNDRY_HOST")
-    os.environ["APE_FOUNDRY_HOST"] = url
-    try:
-        deadline = time.monotonic() + 30
-        while "Listening on" not in (work / "anvil.log").read_text(errors="replace"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"anvil did not start: {(work / 'anvil.log').read_text(errors='replace')[-2000:]}")
-            time.sleep(0.05)
-        yield url
-    finally:
-        if previous is None:
-            os.environ.pop("APE_FOUNDRY_HOST", None)
-        else:
-            os.environ["APE_FOUNDRY_HOST"] = previous
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 def prove_settle(work: Path, postgres: Any) -> dict[str, Any]:

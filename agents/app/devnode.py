@@ -36,13 +36,15 @@ def _listening(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def own_anvil(networks: Any, *, port: int | None = None, within_s: float = 30.0) -> Iterator[str]:
+def own_anvil(networks: Any, *, port: int | None = None, within_s: float = 30.0, tracing: bool = True) -> Iterator[str]:
     """Starts anvil as ape-foundry would, in its own session, on `port` (None: a free one);
     yields its URI (ape connects to it through `APE_FOUNDRY_HOST` while the context is open);
     stops it on the way out. The node is ours only once our anvil says it listens: a port that
-    something else took in the meantime is an error, never a node to use."""
+    something else took in the meantime is an error, never a node to use. `tracing=False` drops
+    the `--steps-tracing` ape-foundry adds (it records every EVM step for ape's traces, which
+    no production node does, and slows big transactions: a benchmark's node goes without)."""
     provider = networks.get_provider_from_choice(FOUNDRY)
-    command = list(provider.build_command())
+    command = [part for part in provider.build_command() if tracing or part != "--steps-tracing"]
     port = port or _free_port()
     command[command.index("--port") + 1] = str(port)
     try:

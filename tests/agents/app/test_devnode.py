@@ -35,3 +35,30 @@ def test_its_own_anvil_answers_and_goes_with_it():
             assert int(json.loads(answer.read())["result"], 16) == 31337
     with pytest.raises(OSError):
         urllib.request.urlopen(urllib.request.Request(uri, data=body), timeout=2)
+
+
+def anvil_commands(port: int) -> list[list[str]]:
+    """The command lines of the anvil processes listening on `port` (from /proc)."""
+    from pathlib import Path
+
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        words = [a.decode(errors="replace") for a in argv if a]
+        if words and words[0].endswith("anvil") and "--port" in words and words[words.index("--port") + 1] == str(port):
+            found.append(words)
+    return found
+
+
+@pytest.mark.parametrize("tracing", [True, False])
+def test_a_benchmarks_anvil_runs_without_step_tracing(tracing: bool):
+    from ape import networks
+
+    with own_anvil(networks, tracing=tracing) as uri:
+        port = int(uri.rsplit(":", 1)[1])
+        (command,) = anvil_commands(port)
+        assert ("--steps-tracing" in command) is tracing
+        assert "--mnemonic" in command and "--balance" in command  # otherwise as ape-foundry starts it

@@ -77,11 +77,8 @@ def stages(journal: Journal, keys: list[str]) -> list[tuple[str, str | None]]:
     return [(job.stage, job.error) for job in found if job is not None]
 
 
-def test_register_many_fails_a_squatted_job_and_registers_the_rest(setup: Any, accounts: Any):
-    journal, client, registry, model_id = setup
-    operator, squatter = accounts[0], accounts[9]
-    keys = publish(journal, ["rm-a", "rm-b", "rm-c"])
-    squat(registry, squatter, "rm-b", model_id)
+def register_once(journal: Journal, client: ChainClient, model_id: int) -> None:
+    """One registerMany step of a fresh registrar (batches of up to 8)."""
 
     async def main() -> None:
         await client.start()
@@ -89,6 +86,15 @@ def test_register_many_fails_a_squatted_job_and_registers_the_rest(setup: Any, a
         await stage.step()
 
     asyncio.run(main())
+
+
+def test_register_many_fails_a_squatted_job_and_registers_the_rest(setup: Any, accounts: Any):
+    journal, client, registry, model_id = setup
+    operator, squatter = accounts[0], accounts[9]
+    keys = publish(journal, ["rm-a", "rm-b", "rm-c"])
+    squat(registry, squatter, "rm-b", model_id)
+
+    register_once(journal, client, model_id)
     (a, _), (b, error), (c, _) = stages(journal, keys)
     assert (a, b, c) == (jobs.REGISTERED, jobs.FAILED, jobs.REGISTERED)
     assert error is not None and squatter.address in error
@@ -117,12 +123,7 @@ def test_a_batch_front_run_between_its_simulation_and_inclusion_is_isolated_not_
 
     client.sender._send_locked = front_run
 
-    async def main() -> None:
-        await client.start()
-        stage = RegisterStage(journal, client, model_id=model_id, worker="w1", batch=8, linger_s=0)
-        await stage.step()
-
-    asyncio.run(main())
+    register_once(journal, client, model_id)
     (a, _), (b, error), (c, _) = stages(journal, keys)
     assert (a, b, c) == (jobs.REGISTERED, jobs.FAILED, jobs.REGISTERED)
     assert error is not None and squatter.address in error
