@@ -13,6 +13,7 @@ registrar's stages run alone on the chain under test (a fresh deployment per tes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 from collections.abc import Iterator
@@ -135,9 +136,7 @@ def test_a_batch_front_run_between_its_simulation_and_inclusion_is_isolated_not_
         assert sum(1 for o in outcomes if o.get("status") == 0) == 1, outcomes
 
 
-def test_batches_in_flight_at_once_register_everything_once_even_the_same_content_twice(
-    setup: Any, accounts: Any, chain: Any
-):
+def test_batches_in_flight_at_once_register_everything_once_even_the_same_content_twice(setup: Any):
     """Three registerMany batches in flight at once from one sender (a nonce each): twelve jobs,
     two of which hold the same content in different batches. Each job ends registered, the
     shared content once (its second job moves on with the first's registration number: on a
@@ -154,13 +153,23 @@ def test_batches_in_flight_at_once_register_everything_once_even_the_same_conten
     )
     keys.append("asset:twin")
     wait = client.sender.wait
-    in_flight, most = 0, 0
+    in_flight, most, waited = 0, 0, False
+    another = asyncio.Event()  # a second batch is in flight
 
     async def counted(pending: Any) -> Any:
-        nonlocal in_flight, most
+        """The sender's wait, counting batches in flight; the first batch waits (up to 10 s) for
+        a second to be sent before it looks for its receipt, so that a node that mines at once
+        still shows whether the registrar sends the next batch before the last one is done."""
+        nonlocal in_flight, most, waited
         in_flight += 1
         most = max(most, in_flight)
+        first, waited = not waited, True
+        if in_flight >= 2:
+            another.set()
         try:
+            if first:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(another.wait(), 10)
             return await wait(pending)
         finally:
             in_flight -= 1
@@ -184,8 +193,7 @@ def test_batches_in_flight_at_once_register_everything_once_even_the_same_conten
     seqs = {key: journal.get(key).payload["seq"] for key in keys}  # type: ignore[union-attr]
     assert seqs["asset:twin"] == seqs[keys[0]]
     assert len(set(seqs.values())) == 11 and int(registry.assetCount()) == before + 11
-    if chain.provider.name == "foundry":  # on a node the batches' receipts were awaited together
-        assert most >= 2, most
+    assert most >= 2, most  # batches were in flight together
 
 
 def test_commit_then_claim_takes_back_what_was_squatted_after_the_commitment(setup: Any, accounts: Any):
