@@ -47,7 +47,7 @@ setup_system() {
   # Redis backs the shared work queues (agents/runtime/redis_queue.py); tests start their own server.
   command -v redis-server >/dev/null || apt_install redis-server
   command -v redis-server >/dev/null || die "redis-server not found: install it (Debian: apt-get install redis-server)"
-  # zkml/native/poseidon.c (input commitments, ten times ezkl's binding) is compiled on first use.
+  # zkml/native/poseidon.c (input commitments, six times faster than ezkl's binding) is compiled on first use.
   command -v cc >/dev/null || command -v gcc >/dev/null || apt_install gcc libc6-dev
   command -v cc >/dev/null || command -v gcc >/dev/null || die "no C compiler found: install gcc (Debian: apt-get install gcc)"
   if [ "$FOR_TESTS" -eq 1 ]; then

@@ -42,7 +42,7 @@ from zkml.evm import (
     proven_digest,
     render_verifier,
 )
-from zkml.poseidon import poseidon_hash
+from zkml.poseidon import hasher
 from zkml.settings import PINNED, PinnedSettings, check_pinned, write_settings
 from zkml.srs import SrsPolicy, check_public_srs
 
@@ -425,4 +425,5 @@ def input_commitment(row: HeadInput, input_scale: int) -> int:
     """Poseidon hash of a row's input felts (`input_felts`: the quantized embedding, then the
     proven digest), as EZKL's hashed input computes it: the commitment an asset registers. Hashed
     natively (`zkml.poseidon`), the same hash as `ezkl.poseidon_hash`."""
-    return poseidon_hash([int.from_bytes(bytes.fromhex(felt), "little") for felt in input_felts(row, input_scale)])
+    felts = input_felts(row, input_scale)  # already 32-byte little-endian hex: hashed as they are
+    return hasher()(b"".join(bytes.fromhex(felt) for felt in felts), len(felts))

@@ -1,8 +1,8 @@
 """ezkl's Poseidon hash, natively: the input commitment of every published asset.
 
-`ezkl.poseidon_hash` takes about 128 µs a value through its Python binding (8.3 ms for a head
-row's 65 values, half of the publisher's CPU); `zkml/native/poseidon.c` computes the same hash
-(same constants, same sponge) about ten times faster. It is compiled with the machine's C compiler
+`ezkl.poseidon_hash` took 11.2 ms of CPU for a head row's 65 values through its Python binding
+(the publisher's largest cost); `zkml/native/poseidon.c` computes the same hash (same constants,
+same sponge) in 1.9 ms. It is compiled with the machine's C compiler
 on first use into `.cache/native/` (named by the source's sha256, built under a lock and renamed
 into place, so concurrent first users on one host build it once and never load half a file) and
 loaded with ctypes. Where no compiler is found or the build fails, `poseidon_hash` says so once in
@@ -126,7 +126,7 @@ def hasher() -> Hasher:
     try:
         return load_native(build_library(_cache_dir()))
     except (ZkmlError, OSError) as exc:
-        _log.warning("native Poseidon unavailable (%s): hashing with ezkl's binding, about ten times slower", exc)
+        _log.warning("native Poseidon unavailable (%s): hashing with ezkl's binding, about six times slower", exc)
         return hash_with_ezkl
 
 
