@@ -72,7 +72,11 @@ class MemoryQueue:
         async with self._changed:
             self._reclaim()
             try:
-                await asyncio.wait_for(self._changed.wait_for(lambda: bool(self._ready) or self._reclaim()), wait)
+                # not `wait_for`: on Python 3.11 it waits in a task of its own, and a cancel that
+                # lands as its time runs out leaves that task to take the lock after this one
+                # has left the `async with`: the lock is released twice, then held for ever
+                async with asyncio.timeout(wait):
+                    await self._changed.wait_for(lambda: bool(self._ready) or self._reclaim())
             except TimeoutError:
                 return None
             message_id, (key, deliveries) = self._ready.popitem(last=False)

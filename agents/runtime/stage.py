@@ -81,6 +81,21 @@ class Journaled:
 Outcome = Done | Failed | Journaled
 
 
+async def cancel_and_wait(*tasks: asyncio.Future[Any]) -> None:
+    """Cancels `tasks` and waits until every one has ended (none outlives its caller). A cancel
+    of the caller meanwhile is not swallowed: it is raised once they have ended."""
+    for task in tasks:
+        task.cancel()
+    interrupted = False
+    while not all(task.done() for task in tasks):
+        try:
+            await asyncio.wait([task for task in tasks if not task.done()])
+        except asyncio.CancelledError:
+            interrupted = True
+    if interrupted:
+        raise asyncio.CancelledError
+
+
 class Stage(ABC):
     """See the module docstring. Subclasses set the class attributes and write `process`."""
 
@@ -165,8 +180,7 @@ class Stage(ABC):
         try:
             await asyncio.gather(*loops)
         finally:  # one loop failed: the others go with it, as a lone loop's failure ends the stage
-            for loop in loops:
-                loop.cancel()
+            await cancel_and_wait(*loops)
         await self.finish()
 
     async def _loop(self) -> None:
@@ -179,20 +193,19 @@ class Stage(ABC):
         timeout = self.idle if self._due_in is None else max(0.0, min(self.idle, self._due_in))
         if self.inbox is None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._stopping.wait()
             return
         stop = asyncio.ensure_future(self._stopping.wait())
         get = asyncio.ensure_future(self.inbox.get(self.worker, timeout))
-        done, _ = await asyncio.wait({stop, get}, return_when=asyncio.FIRST_COMPLETED)
-        stop.cancel()
-        if get in done:
+        try:
+            await asyncio.wait({stop, get}, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # also when this loop is cancelled: neither wait outlives it
+            await cancel_and_wait(stop, get)
+        if not get.cancelled():
             message = get.result()
             if message is not None:
                 await self.inbox.ack(message)  # a wake-up hint: the journal holds the job
-        else:
-            get.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await get
 
     async def step(self) -> int:
         """Claims, processes and journals one batch; returns how many jobs it claimed."""
@@ -213,9 +226,7 @@ class Stage(ABC):
             log.exception("batch failed", extra={"fields": {"stage": self.name, "jobs": len(jobs)}})
             outcomes = [Failed(job.key, f"{type(error).__name__}: {error}", is_retryable(error)) for job in jobs]
         finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            await cancel_and_wait(keeper)
         if self.metrics is not None:
             self.metrics.observe(self.name, started, jobs=len(jobs), origin=self.origin)
         by_key = {job.key: job for job in jobs}

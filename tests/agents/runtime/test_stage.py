@@ -222,6 +222,34 @@ def test_an_inbox_message_wakes_an_idle_stage(journal: Journal):
     assert asyncio.run(main()) < 5  # woken, not waiting out the 30 s idle
 
 
+def test_a_cancelled_stage_ends_at_once_and_leaves_no_task_behind(journal: Journal):
+    """Cancelled (its daemon's process shutting down) at 25 random moments: while loops wait for
+    a wake-up, renew leases or process a batch, the stage's task ends cancelled within a second,
+    and no wait, lease keeper or loop of it is left running (nothing swallows the cancel)."""
+    rng = random.Random(3)
+    for i in range(40):
+        journal.submit(f"k{i}", "t", {"text": f"t{i}"}, stage="requested")
+
+    class Slow(Hash):
+        async def process(self, jobs: Sequence[Job]) -> Sequence[Outcome]:
+            await asyncio.sleep(rng.uniform(0.0, 0.02))
+            return []  # no outcome: retried later, so there is always work
+
+    async def main() -> None:
+        for _ in range(25):
+            inbox = MemoryQueue("requested")
+            stage = Slow(journal, worker="w", inbox=inbox, batch=2, concurrency=3, idle=0.003, lease_s=0.01)
+            runner = asyncio.create_task(stage.run())
+            await asyncio.sleep(rng.uniform(0.0, 0.05))
+            runner.cancel()
+            done, _ = await asyncio.wait({runner}, timeout=1.0)
+            assert runner in done and runner.cancelled()
+            await asyncio.sleep(0)  # anything cancelled on the way out has had its turn
+            assert asyncio.all_tasks() == {asyncio.current_task()}
+
+    asyncio.run(main())
+
+
 _PIPELINE = textwrap.dedent(
     """
     import asyncio, hashlib, os, sys
