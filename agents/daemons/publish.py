@@ -27,7 +27,7 @@ from agents.runtime import jobs
 from agents.runtime.journal import Job
 from agents.runtime.stage import Done, Failed, Outcome, Stage
 from agents.storage.cid import Cid
-from agents.storage.credentials import DevIdentity, sign_sidecar
+from agents.storage.credentials import DevIdentity, SidecarSigner
 from agents.storage.manifest import Provenance, c2pa_definition, canonical_json, erc721_metadata, metadata_name
 from agents.storage.store import BlockStore, import_bytes
 from agents.storage.unixfs import Emit
@@ -82,6 +82,7 @@ class PublishStage(Stage):
     ) -> None:
         super().__init__(journal, **options)
         self.store, self.identity, self.model, self.input_scale = store, identity, model, input_scale
+        self.signer = SidecarSigner(identity)
 
     async def process(self, batch: Sequence[Job]) -> Sequence[Outcome]:
         # one hop to a worker thread for the whole batch: its work is all blocking (store,
@@ -149,7 +150,7 @@ class PublishStage(Stage):
             lineage=lineage,
             params_document=self._params_document(payload, put),
         )
-        sidecar = sign_sidecar(c2pa_definition(provenance), png, self.identity)
+        sidecar = self.signer.sign(c2pa_definition(provenance), png)
         manifest_cid = import_bytes(sidecar, put)
         name = metadata_name(request["prompt"], request["seed"])
         metadata = erc721_metadata(provenance, name=name, manifest=manifest_cid)

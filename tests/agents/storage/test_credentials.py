@@ -10,7 +10,14 @@ import pytest
 from PIL import Image
 
 from agents.storage.cid import RAW, Cid
-from agents.storage.credentials import CredentialError, DevIdentity, active_manifest, read_sidecar, sign_sidecar
+from agents.storage.credentials import (
+    CredentialError,
+    DevIdentity,
+    SidecarSigner,
+    active_manifest,
+    read_sidecar,
+    sign_sidecar,
+)
 from agents.storage.manifest import (
     PROVENANCE_LABEL,
     TRAINED_ALGORITHMIC_MEDIA,
@@ -100,6 +107,23 @@ def test_signed_sidecar_validates_against_the_unchanged_image(identity: DevIdent
     assert provenance["sha256"] == hashlib.sha256(image).hexdigest()
     assert active["ingredients"][0]["relationship"] == "parentOf"
     assert read_sidecar(image, manifest)["proofmint_trusted"] is False  # no anchors: valid, untrusted
+
+
+def test_one_signer_signs_many_manifests_from_several_threads_each_for_its_own_image(identity: DevIdentity):
+    """The publisher keeps one `SidecarSigner` (its C2PA signer made once per thread): every
+    manifest it signs, from any thread, validates for its own image and for no other."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    signer = SidecarSigner(identity)
+    images = [_png((i, 255 - i, 7)) for i in range(12)]
+    with ThreadPoolExecutor(3) as pool:
+        manifests = list(pool.map(lambda image: signer.sign(c2pa_definition(_provenance(image)), image), images))
+    for i, (image, manifest) in enumerate(zip(images, manifests, strict=True)):
+        report = read_sidecar(image, manifest, trust_anchors=identity.ca_pem)
+        provenance = next(a for a in active_manifest(report)["assertions"] if a["label"] == PROVENANCE_LABEL)
+        assert provenance["data"]["sha256"] == hashlib.sha256(image).hexdigest()
+        with pytest.raises(CredentialError, match="dataHash"):
+            read_sidecar(images[(i + 1) % len(images)], manifest)
 
 
 def test_sidecar_rejects_another_image_a_foreign_ca_and_garbage(identity: DevIdentity):
