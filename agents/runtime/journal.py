@@ -47,6 +47,8 @@ from agents.core.locations import redact
 from agents.runtime.journal_db import Database, JournalUnavailableError, connect
 
 T = TypeVar("T")
+#: Jobs read by one statement of a batch (SQLite takes at most 32,766 parameters in one).
+_KEYS_A_STATEMENT: Final = 500
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -281,27 +283,35 @@ class Journal:
         each payload and clearing the lease; with `complete_intent`, that intent is completed in
         the same transaction. Raises `StaleJobError` (and changes nothing) if any job is not at
         `origin`, or is leased to someone other than `owner`."""
-        keys = list(keys)
+        keys = sorted(set(keys))  # one order for every batch: two never wait on each other
         now = self._clock()
         with self._transaction() as db:
-            lock = db.dialect.lock_rows
-            for key in sorted(keys):  # one order for every batch: two never wait on each other
-                row = db.execute(
-                    "SELECT stage, owner, lease_until, payload FROM jobs WHERE key = ?" + lock, (key,)
-                ).fetchone()
-                if row is None or row[0] != origin:
-                    raise StaleJobError(f"job {key} is at {row[0] if row else 'nowhere'}, not {origin}")
-                if owner is not None and row[1] not in (None, owner) and row[2] > now:
-                    raise StaleJobError(f"job {key} is leased to {row[1]}")
-                payload = {**json.loads(row[3]), **dict((updates or {}).get(key, {}))}
-                db.execute(
-                    "UPDATE jobs SET stage = ?, payload = ?, owner = NULL, lease_until = 0, not_before = 0,"
-                    " attempts = 0, error = NULL, updated_at = ? WHERE key = ?",
-                    (target, _dumps(payload), now, key),
-                )
-                db.execute(
-                    "INSERT INTO transitions (key, origin, target, at) VALUES (?, ?, ?, ?)", (key, origin, target, now)
-                )
+            rows: dict[str, Any] = {}
+            for start in range(0, len(keys), _KEYS_A_STATEMENT):  # one read per chunk, not one per job
+                chunk = keys[start : start + _KEYS_A_STATEMENT]
+                marks = ", ".join("?" * len(chunk))
+                for row in db.execute(
+                    f"SELECT key, stage, owner, lease_until, payload FROM jobs WHERE key IN ({marks}) ORDER BY key"
+                    + db.dialect.lock_rows,
+                    chunk,
+                ):
+                    rows[row[0]] = row
+            changed, moves = [], []
+            for key in keys:
+                row = rows.get(key)
+                if row is None or row[1] != origin:
+                    raise StaleJobError(f"job {key} is at {row[1] if row else 'nowhere'}, not {origin}")
+                if owner is not None and row[2] not in (None, owner) and row[3] > now:
+                    raise StaleJobError(f"job {key} is leased to {row[2]}")
+                payload = {**json.loads(row[4]), **dict((updates or {}).get(key, {}))}
+                changed.append((target, _dumps(payload), now, key))
+                moves.append((key, origin, target, now))
+            db.executemany(
+                "UPDATE jobs SET stage = ?, payload = ?, owner = NULL, lease_until = 0, not_before = 0,"
+                " attempts = 0, error = NULL, updated_at = ? WHERE key = ?",
+                changed,
+            )
+            db.executemany("INSERT INTO transitions (key, origin, target, at) VALUES (?, ?, ?, ?)", moves)
             if complete_intent is not None:
                 self._complete(db, *complete_intent, now=now)
 

@@ -115,6 +115,22 @@ def test_batch_advance_is_all_or_nothing(journal: Journal):
     assert a is not None and a.stage == "stored"
 
 
+def test_a_batch_larger_than_one_read_advances_whole_or_not_at_all(journal: Journal):
+    """The advance reads a batch's jobs 500 to a statement: 1,101 jobs move together, each with
+    its own update and transition; one stale job among them (the last read's) moves none."""
+    keys = [f"k{i:04d}" for i in range(1_101)]
+    journal.submit_many([(key, "asset", {"i": i}) for i, key in enumerate(keys)], stage="requested")
+    journal.submit("late", "asset", {}, stage="generated")
+    with pytest.raises(StaleJobError, match="job late is at generated, not requested"):
+        journal.advance([*keys, "late"], "requested", "generated")
+    assert journal.counts() == {"requested": 1_101, "generated": 1}
+    journal.advance(reversed(keys), "requested", "generated", updates={key: {"png": key} for key in keys})
+    assert journal.counts() == {"generated": 1_102}
+    job = journal.get("k1100")
+    assert job is not None and job.payload == {"i": 1_100, "png": "k1100"}
+    assert journal.history("k0500") == [("", "requested"), ("requested", "generated")]
+
+
 def test_release_retries_later_then_gives_up(journal: Journal, clock: Clock):
     journal.submit("a", "asset", {}, stage="proving")
     for attempt in range(1, 4):
