@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import json
 import math
 import threading
@@ -283,7 +284,10 @@ class Journal:
         each payload and clearing the lease; with `complete_intent`, that intent is completed in
         the same transaction. Raises `StaleJobError` (and changes nothing) if any job is not at
         `origin`, or is leased to someone other than `owner`."""
-        keys = sorted(set(keys))  # one order for every batch: two never wait on each other
+        keys = sorted(keys)  # one order for every batch: two never wait on each other
+        for first, second in itertools.pairwise(keys):
+            if first == second:  # a caller's bug: the second move would find the job moved
+                raise StaleJobError(f"job {first} is twice in one batch")
         now = self._clock()
         with self._transaction() as db:
             rows: dict[str, Any] = {}

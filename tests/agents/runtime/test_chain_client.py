@@ -48,11 +48,18 @@ def test_call_data_is_what_web3_encodes_and_bad_arguments_are_refused_as_web3_re
     assert client.encode("TestToken", "transfer", holder, 10**30) == bytes.fromhex(
         client.contract("TestToken").encode_abi("transfer", args=[holder, 10**30])[2:]
     )
-    for bad in ((holder,), (holder, -1), (holder, 2**256), ("0x" + "ab" * 19, 1), (holder[:-1] + "X", 1)):
+    bad_transfers = ((holder,), (holder, -1), (holder, 2**256), ("0x" + "ab" * 19, 1), (holder.lower(), 1))
+    bad_calls = [("TestToken", "transfer", bad) for bad in bad_transfers]
+    # a short digest is refused, not padded with zeros into another digest
+    bad_calls += [
+        ("ProvenanceRegistry", "registerBatchLeaves", ([b"\x01" * 31],)),
+        ("ProvenanceRegistry", "exists", (b"",)),
+    ]
+    for name, function, bad in bad_calls:
         with pytest.raises(Exception) as ours:
-            client.encode("TestToken", "transfer", *bad)
+            client.encode(name, function, *bad)
         with pytest.raises(Exception) as theirs:
-            client.contract("TestToken").encode_abi("transfer", args=list(bad))
+            client.contract(name).encode_abi(function, args=list(bad))
         assert type(ours.value) is type(theirs.value), bad
 
 

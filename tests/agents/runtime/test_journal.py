@@ -129,6 +129,9 @@ def test_a_batch_larger_than_one_read_advances_whole_or_not_at_all(journal: Jour
     job = journal.get("k1100")
     assert job is not None and job.payload == {"i": 1_100, "png": "k1100"}
     assert journal.history("k0500") == [("", "requested"), ("requested", "generated")]
+    with pytest.raises(StaleJobError, match="k0007 is twice in one batch"):  # a caller's bug, not moved twice
+        journal.advance(["k0007", "k0008", "k0007"], "generated", "stored")
+    assert journal.counts() == {"generated": 1_102}
 
 
 def test_release_retries_later_then_gives_up(journal: Journal, clock: Clock):
