@@ -160,13 +160,8 @@ class ChainClient:
         go through `call` too. One value comes back as itself, several as a list."""
         view = self._views.get((name, function)) or self._view(name, function)
         try:
-            if len(args) != len(view.inputs) or any(
-                kind == "address" and not (isinstance(arg, str) and is_checksum_address(arg))
-                for kind, arg in zip(view.inputs, args, strict=False)
-            ):
-                raise ValueError("arguments web3 would check")
-            data = view.selector + self.web3.codec.encode(view.inputs, args)
-        except (EncodingError, ValueError, TypeError):  # what web3 refuses, it refuses its own way
+            data = self._call_data(view, args)
+        except (EncodingError, ValueError, TypeError, OverflowError):  # what web3 refuses, it refuses its own way
             return await self.call(name, function, *args)
         params = [{"from": self.address, "to": view.address, "data": "0x" + data.hex()}, "latest"]
         try:
@@ -225,15 +220,20 @@ class ChainClient:
         codec refuses go through web3, which refuses them its own way."""
         view = self._views.get((name, function)) or self._view(name, function)
         try:
-            if len(args) != len(view.inputs) or any(
-                kind == "address" and not (isinstance(arg, str) and is_checksum_address(arg))
-                for kind, arg in zip(view.inputs, args, strict=False)
-            ):
-                raise ValueError("arguments web3 would check")
-            # web3's own codec: strict, so a short bytes32 is refused, never padded with zeros
-            return view.selector + bytes(self.web3.codec.encode(view.inputs, list(args)))
+            return self._call_data(view, args)
         except (EncodingError, ValueError, TypeError, OverflowError):
             return bytes.fromhex(self.contract(name).encode_abi(function, args=list(args))[2:])
+
+    def _call_data(self, view: _View, args: tuple[Any, ...]) -> bytes:
+        """`view`'s selector and `args` encoded; ValueError (or the codec's error) for arguments
+        web3 checks itself: a wrong count, a top-level address not checksummed. web3's own codec
+        is strict, so a short bytes32 is refused, never padded with zeros."""
+        if len(args) != len(view.inputs) or any(
+            kind == "address" and not (isinstance(arg, str) and is_checksum_address(arg))
+            for kind, arg in zip(view.inputs, args, strict=False)
+        ):
+            raise ValueError("arguments web3 would check")
+        return view.selector + bytes(self.web3.codec.encode(view.inputs, list(args)))
 
     def logs(self, name: str, event: str, receipt: Mapping[str, Any]) -> list[Any]:
         """The `event` logs a receipt holds that contract `name` emitted, decoded as web3 decodes
