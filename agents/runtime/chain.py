@@ -56,7 +56,7 @@ class _Event:
     address: str
     topic: bytes
     names: list[str]
-    kinds: dict[str, str]
+    kinds: list[str]
     indexed: list[str]
     indexed_names: list[str]
     plain: list[str]
@@ -248,6 +248,7 @@ class ChainClient:
             own = [log for log in receipt["logs"] if str(log["address"]).lower() == self._lower(name)]
             return list(self.contract(name).events[event]().process_receipt({**receipt, "logs": own}, errors=DISCARD))
         found = []
+        codec = self.web3.codec  # strict, as web3's own decoding of logs
         for log in receipt["logs"]:
             if str(log["address"]).lower() != decoder.address:
                 continue
@@ -255,7 +256,6 @@ class ChainClient:
             if len(topics) != 1 + len(decoder.indexed) or topics[0] != decoder.topic:
                 continue
             try:
-                codec = self.web3.codec  # strict, as web3's own decoding of logs
                 indexed = [codec.decode([t], topic)[0] for t, topic in zip(decoder.indexed, topics[1:], strict=True)]
                 plain = list(codec.decode(decoder.plain, bytes(HexBytes(log["data"]))))
             except (DecodingError, ValueError, TypeError) as error:
@@ -263,8 +263,7 @@ class ChainClient:
                 continue
             values = dict(zip(decoder.indexed_names, indexed, strict=True))
             values.update(zip(decoder.plain_names, plain, strict=True))
-            kinds = [decoder.kinds[n] for n in decoder.names]
-            normal = map_abi_data(BASE_RETURN_NORMALIZERS, kinds, [values[n] for n in decoder.names])
+            normal = map_abi_data(BASE_RETURN_NORMALIZERS, decoder.kinds, [values[n] for n in decoder.names])
             found.append(
                 AttributeDict(
                     {
@@ -296,7 +295,7 @@ class ChainClient:
             address=str(contract.address).lower(),
             topic=event_abi_to_log_topic(abi),
             names=[i["name"] for i in inputs],
-            kinds={i["name"]: i["type"] for i in inputs},
+            kinds=[i["type"] for i in inputs],
             indexed=[i["type"] for i in inputs if i.get("indexed")],
             indexed_names=[i["name"] for i in inputs if i.get("indexed")],
             plain=[i["type"] for i in inputs if not i.get("indexed")],
