@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 CONTRACT_SUITES = Path(__file__).resolve().parent / "contracts"
+#: suites that touch no chain, run in the anvil pass (marked `offchain`) to even out the two passes
+OFFCHAIN_SUITES = [Path(__file__).resolve().parent / name for name in ("toolchain", "media", "deploy", "tools")]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -21,10 +23,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Marks the contract suites `contracts` (the Makefile runs them on the embedded chain, a
-    `smoke` few on anvil too)."""
+    `smoke` few on anvil too), and the suites that touch no chain `offchain` (the Makefile runs
+    them once, in the anvil pass, which is the shorter)."""
     for item in items:
         if CONTRACT_SUITES in item.path.parents:
             item.add_marker(pytest.mark.contracts)
+        if any(suite in item.path.parents for suite in OFFCHAIN_SUITES):
+            item.add_marker(pytest.mark.offchain)
 
 
 @pytest.fixture(scope="session")
