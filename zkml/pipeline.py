@@ -34,10 +34,13 @@ import ezkl as _ezkl
 
 from zkml.errors import ZkmlError
 from zkml.evm import (
+    FIELD_MODULUS,
     INSTANCES_PER_ASSET,
     CompiledVerifier,
     ProofCalldata,
     compile_verifier,
+    decode_signed,
+    felt_to_int,
     proof_calldata,
     proven_digest,
     render_verifier,
@@ -419,6 +422,25 @@ def input_felts(row: HeadInput, input_scale: int) -> list[str]:
     (`zkml.evm.proven_digest`)."""
     embedding = [ezkl.float_to_felt(float(x), input_scale, ezkl.PyInputType.F64) for x in row.embedding]
     return [*embedding, proven_digest(row.digest).to_bytes(32, "little").hex()]
+
+
+def quantized(embedding: Sequence[float], input_scale: int) -> list[int]:
+    """The embedding as the circuit reads it, as signed integers: each value x is the integer
+    ezkl makes of it at 2^-input_scale (`ezkl.float_to_felt`, x * 2^input_scale rounded). What
+    the published metadata carries (`headInput`), so that anyone can hash the committed row
+    exactly (`quantized_commitment`) and compare it with an embedding they recompute."""
+    return [
+        decode_signed(felt_to_int(ezkl.float_to_felt(float(x), input_scale, ezkl.PyInputType.F64))) for x in embedding
+    ]
+
+
+def quantized_commitment(values: Sequence[int], digest: bytes) -> int:
+    """Poseidon hash of a quantized row (`quantized`) then the proven digest of `digest`: the
+    input commitment, from the integers the circuit reads (`input_commitment` of the floats
+    they quantize)."""
+    felts = [(int(v) % FIELD_MODULUS).to_bytes(32, "little") for v in values]
+    felts.append(proven_digest(digest).to_bytes(32, "little"))
+    return hasher()(b"".join(felts), len(felts))
 
 
 def input_commitment(row: HeadInput, input_scale: int) -> int:

@@ -20,8 +20,12 @@ An audit, step by step:
      record's paramsDigest and names the record's model version and its registered weights;
    - `commitment`: the head row recomputed with the public CLIP (the image's embedding, then the
      text embedding of the prompt the verified parameters document names), quantised at the
-     circuit's input scale and hashed with the proven digest (Poseidon), gives the record's input
-     binding (`zkml.evm.input_binding`);
+     circuit's input scale, is the row the metadata publishes (`headInput`: the integers the
+     circuit read), a value lying within float rounding of a rounding step either way
+     (`ROUNDING_SLACK`), and those
+     integers hashed with the proven digest (Poseidon) give the record's input binding
+     (`zkml.evm.input_binding`); metadata without `headInput` (published before it) must give the
+     binding from the recomputed row itself;
    - `attestation`: a model version attested the asset (`attestationOf`, every version asked),
      with the score and the verdict the contract derived from it and the version's bands;
    - `proof`: the proof in the attesting transaction's calldata (found from `InferenceAttested`
@@ -41,10 +45,13 @@ Sources are asked in order (CAR files, the gateway, the store): the first that h
 it, and a copy that does not hash to its CID is reported, never replaced by another source's.
 Slow steps (loading CLIP, ezkl, re-generating) report progress through `progress`.
 
-Limits: the audit trusts the RPC it is given (a lying node can make any record look right);
-commitments are recomputed with the embedding quantised at 2^-input_scale, so a float that lands
-within rounding of a quantisation step on another CPU or torch build may give another commitment
-(the fact then says the commitment differs; it is exact on the same build).
+Limits: the audit trusts the RPC it is given (a lying node can make any record look right). The
+embedding is not exact across computations: the curator embeds a batch, the audit one image, and
+float rounding (another batch size, CPU or torch build: about 1e-7 here) carries a value that lies
+within it of a quantisation step to the next integer, in 2 rows of 512 between batches of 32 and
+single images on one machine. Hence the published row, hashed exactly, and a comparison that lets
+only such values round either way; only metadata without `headInput` relies on an exact
+recomputation.
 """
 
 from __future__ import annotations
@@ -642,6 +649,9 @@ class _Audit:
             embedding = await asyncio.to_thread(_embed, self.options.clip, self.png, prompt)
         except PermanentError as err:
             return Fact("commitment", Status.FAIL, f"no embedding of these bytes: {err}")
+        published = self.metadata_property("headInput")
+        if published is not None:
+            return await self._published_commitment(published, embedding)
         value = await asyncio.to_thread(_commitment, embedding, self.digest, self.options.input_scale)
         self.commitment_value = value
         if _hex(input_binding(self.digest, value)) == self.asset["inputBinding"]:
@@ -657,6 +667,34 @@ class _Audit:
             Status.FAIL,
             f"the embedding of these bytes commits to 0x{value:064x}, whose binding is not the record's input binding "
             f"{self.asset['inputBinding']}: the registered commitment is of another input",
+        )
+
+    async def _published_commitment(self, published: object, embedding: Sequence[float]) -> Fact:
+        """The commitment fact from the metadata's `headInput`: those integers hash exactly to the
+        record's binding, and each is a rounding of the embedding recomputed from these bytes (to
+        within `ROUNDING_SLACK`: float rounding in another batch or build)."""
+        from zkml.evm import input_binding
+
+        scale = self.options.input_scale
+        try:
+            checked = await asyncio.to_thread(published_head_input, published, embedding, scale, self.digest)
+        except AuditError as err:
+            return Fact("commitment", Status.FAIL, str(err))
+        self.commitment_value = checked.commitment
+        if _hex(input_binding(self.digest, checked.commitment)) != self.asset["inputBinding"]:
+            return Fact(
+                "commitment",
+                Status.FAIL,
+                f"the metadata's head input commits to 0x{checked.commitment:064x}, whose binding is not the record's "
+                f"input binding {self.asset['inputBinding']}: the registered commitment is of another input",
+            )
+        moved = f" ({checked.moved} rounded the other way: within float rounding of a step)" if checked.moved else ""
+        return Fact(
+            "commitment",
+            Status.OK,
+            f"the metadata's {len(embedding)}-value head row at 2^-{scale} is the image's and prompt's embedding "
+            f"recomputed from these bytes{moved}, and with the proven digest hashes (Poseidon) to "
+            f"0x{checked.commitment:064x}, whose binding with the digest is the record's",
         )
 
     # -- attestation and proof ------------------------------------------------------------------
@@ -954,6 +992,54 @@ def _embed(clip: str, png: bytes, prompt: str) -> list[float]:
     finally:
         torch.set_num_threads(threads)
         curator.close()
+
+
+#: How far past half a unit of 2^-input_scale a value of the head row recomputed from the bytes
+#: may be from the published integer (`headInput`): float rounding in another batch, CPU or torch
+#: build moves a value by about 1e-7 (1e-3 of a unit at 2^-13), which carries one lying that near
+#: a rounding step to the neighbouring integer. Only such a value may differ, so whoever publishes
+#: the row can move no other value of it (a unit on every value would move the shipped head's score
+#: by up to about 1,600 units: most of the review band).
+ROUNDING_SLACK: Final = 0.01
+
+
+@dataclass(frozen=True)
+class CheckedHeadInput:
+    commitment: int
+    moved: int
+    """How many published values are the neighbouring integer of the recomputed value's rounding
+    (it lay within `ROUNDING_SLACK` of a rounding step)."""
+
+
+def published_head_input(
+    published: object, recomputed: Sequence[float], input_scale: int, digest: bytes
+) -> CheckedHeadInput:
+    """Checks the metadata's `headInput` (`{"inputScale": S, "values": [integers]}`) against a
+    head row recomputed from the bytes: each published integer must be a rounding of the
+    recomputed value times 2^S, to within `ROUNDING_SLACK` of a unit. Returns the commitment of
+    the published integers (then the proven digest of `digest`: what the circuit hashed);
+    AuditError names what is wrong."""
+    from zkml.pipeline import quantized, quantized_commitment
+
+    if not isinstance(published, dict) or set(published) != {"inputScale", "values"}:
+        raise AuditError("the metadata's headInput is not {inputScale, values}")
+    scale, values = published["inputScale"], published["values"]
+    if type(scale) is not int or scale != input_scale:
+        raise AuditError(f"the metadata's headInput is at scale {scale!r}, the circuit's input scale is {input_scale}")
+    if not isinstance(values, list) or not all(type(v) is int for v in values):
+        raise AuditError("the metadata's headInput values are not a list of integers")
+    if len(values) != len(recomputed):
+        raise AuditError(f"the metadata's headInput has {len(values)} values, the head row {len(recomputed)}")
+    unit = float(1 << input_scale)
+    for index, (value, real) in enumerate(zip(values, recomputed, strict=True)):
+        if abs(float(real) * unit - value) > 0.5 + ROUNDING_SLACK:
+            raise AuditError(
+                f"value {index} of the metadata's head input is {value}, the embedding of these bytes gives "
+                f"{float(real) * unit:.3f} units of 2^-{input_scale} (more than a rounding apart): the published "
+                "input is not these bytes' embedding"
+            )
+    moved = sum(1 for a, b in zip(values, quantized(recomputed, input_scale), strict=True) if a != b)
+    return CheckedHeadInput(quantized_commitment(values, digest), moved)
 
 
 def _commitment(embedding: Sequence[float], digest: bytes, input_scale: int) -> int:

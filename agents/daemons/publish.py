@@ -28,7 +28,14 @@ from agents.runtime.journal import Job
 from agents.runtime.stage import Done, Failed, Outcome, Stage
 from agents.storage.cid import Cid
 from agents.storage.credentials import DevIdentity, SidecarSigner
-from agents.storage.manifest import Provenance, c2pa_definition, canonical_json, erc721_metadata, metadata_name
+from agents.storage.manifest import (
+    HeadInputRecord,
+    Provenance,
+    c2pa_definition,
+    canonical_json,
+    erc721_metadata,
+    metadata_name,
+)
 from agents.storage.store import BlockStore, import_bytes
 from agents.storage.unixfs import Emit
 
@@ -62,6 +69,15 @@ def commitment_of(row: Sequence[float], digest: bytes, input_scale: int) -> int:
     from zkml.pipeline import HeadInput, input_commitment
 
     return input_commitment(HeadInput(row, digest), input_scale)
+
+
+def head_input(row: Sequence[float], digest: bytes, input_scale: int) -> tuple[HeadInputRecord, int]:
+    """The committed head row as the metadata publishes it (the integers the circuit reads) and
+    its commitment (`commitment_of` the same row): hashed from the very integers published."""
+    from zkml.pipeline import quantized, quantized_commitment
+
+    values = quantized(row, input_scale)
+    return HeadInputRecord(input_scale, tuple(values)), quantized_commitment(values, digest)
 
 
 class PublishStage(Stage):
@@ -153,10 +169,10 @@ class PublishStage(Stage):
         sidecar = self.signer.sign(c2pa_definition(provenance), png)
         manifest_cid = import_bytes(sidecar, put)
         name = metadata_name(request["prompt"], request["seed"])
-        metadata = erc721_metadata(provenance, name=name, manifest=manifest_cid)
+        published, commitment = head_input(payload_row(payload), bytes.fromhex(payload["sha256"]), self.input_scale)
+        metadata = erc721_metadata(provenance, name=name, manifest=manifest_cid, head_input=published)
         metadata_json = canonical_json(metadata)
         metadata_cid = import_bytes(metadata_json, put)
-        commitment = commitment_of(payload_row(payload), bytes.fromhex(payload["sha256"]), self.input_scale)
         return {
             "manifest_cid": str(manifest_cid),
             "metadata_cid": str(metadata_cid),

@@ -41,6 +41,21 @@ class Parent:
 
 
 @dataclass(frozen=True)
+class HeadInputRecord:
+    """The curation head's committed input as the metadata publishes it (`headInput`): the
+    integers the circuit reads (the image embedding then the prompt embedding, each value times
+    2^input_scale, rounded), whose Poseidon hash with the proven digest is the registered
+    commitment. An auditor hashes these exactly and compares them with an embedding recomputed
+    from the bytes, which float rounding on another batch, CPU or build may move by a unit."""
+
+    input_scale: int
+    values: tuple[int, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"inputScale": self.input_scale, "values": list(self.values)}
+
+
+@dataclass(frozen=True)
 class Provenance:
     """Everything the manifest and metadata say about one generated image."""
 
@@ -122,9 +137,11 @@ def c2pa_definition(p: Provenance) -> dict[str, Any]:
     }
 
 
-def erc721_metadata(p: Provenance, *, name: str, manifest: Cid | None) -> dict[str, Any]:
-    """ERC-721 metadata JSON: the image and its credentials by `ipfs://` URI, and the attributes
-    a marketplace lists."""
+def erc721_metadata(
+    p: Provenance, *, name: str, manifest: Cid | None, head_input: HeadInputRecord | None = None
+) -> dict[str, Any]:
+    """ERC-721 metadata JSON: the image and its credentials by `ipfs://` URI, the attributes a
+    marketplace lists, and the curation head's committed input (`headInput`) when it has one."""
     attributes: list[dict[str, Any]] = [
         {"trait_type": "model", "value": p.model},
         {"trait_type": "model version", "value": p.model_version},
@@ -150,6 +167,8 @@ def erc721_metadata(p: Provenance, *, name: str, manifest: Cid | None) -> dict[s
     }
     if manifest is not None:
         metadata["properties"]["c2paManifest"] = f"ipfs://{manifest}"
+    if head_input is not None:
+        metadata["properties"]["headInput"] = head_input.as_json()
     metadata["properties"].update(_pre_image(p))
     return metadata
 

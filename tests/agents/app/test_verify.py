@@ -28,6 +28,7 @@ from agents.app.audit import (
     names,
     parse_target,
     proof_file,
+    published_head_input,
 )
 from agents.app.main import cli
 from agents.app.verify_cli import render
@@ -35,6 +36,7 @@ from agents.storage.car import write_car
 from agents.storage.cid import DAG_PB, RAW, Cid
 from agents.storage.store import LocalStore
 from agents.storage.unixfs import CHUNK_SIZE
+from zkml.pipeline import HeadInput, input_commitment, quantized, quantized_commitment
 
 DIGEST = "0x" + "ab" * 32
 
@@ -156,3 +158,69 @@ def test_bad_input_is_one_line_with_exit_status_2(tmp_path: Path):
     assert code == 2 and "is not a transaction hash" in err
     code, err = run(DIGEST, "--deployment", str(tmp_path / "missing.json"))
     assert code == 2 and "does not exist" in err
+
+
+def _row(seed: int) -> list[float]:
+    import random
+
+    rng = random.Random(seed)
+    return [rng.uniform(-0.4, 0.4) for _ in range(64)]
+
+
+def test_a_published_head_input_equal_to_the_recomputed_row_commits_as_the_floats_do():
+    row, digest = _row(1), hashlib.sha256(b"asset").digest()
+    published = {"inputScale": 13, "values": quantized(row, 13)}
+    checked = published_head_input(published, row, 13, digest)
+    assert checked.moved == 0
+    assert (
+        checked.commitment
+        == input_commitment(HeadInput(row, digest), 13)
+        == quantized_commitment(published["values"], digest)
+    )
+    assert published_head_input(published, row, 13, bytes(32)).commitment != checked.commitment  # the digest counts
+
+
+def test_a_value_within_float_rounding_of_a_step_may_be_published_rounded_the_other_way():
+    """A value that near a rounding step (batch against single image, another CPU) may quantize to
+    the neighbouring integer: the published row still stands, and its commitment is the published
+    integers', not the recomputed ones'. A value not that near may not move."""
+    row, digest = _row(2), hashlib.sha256(b"asset").digest()
+    row[5] = (1000 + 0.5 + 0.004) / 8192  # rounds to 1001 here; 1000 where float rounding fell the other way
+    row[40] = (-700 - 0.5 - 0.004) / 8192  # rounds to -701 here
+    values = quantized(row, 13)
+    assert (values[5], values[40]) == (1001, -701)
+    values[5], values[40] = 1000, -700
+    checked = published_head_input({"inputScale": 13, "values": values}, row, 13, digest)
+    assert checked.moved == 2
+    assert checked.commitment == quantized_commitment(values, digest) != input_commitment(HeadInput(row, digest), 13)
+    far = quantized(row, 13)
+    far[6] += 1  # a value a third of a unit or more from its step: not float rounding
+    assert abs(row[6] * 8192 - round(row[6] * 8192)) < 0.49
+    with pytest.raises(AuditError, match="value 6 of the metadata's head input"):
+        published_head_input({"inputScale": 13, "values": far}, row, 13, digest)
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (lambda p: p["values"].__setitem__(7, p["values"][7] + 2), "value 7 of the metadata's head input"),
+        (lambda p: p["values"].reverse(), "the published input is not these bytes' embedding"),
+        (lambda p: p.__setitem__("inputScale", 12), "at scale 12, the circuit's input scale is 13"),
+        (lambda p: p.__setitem__("inputScale", "13"), "at scale '13'"),
+        (lambda p: p["values"].pop(), "has 63 values, the head row 64"),
+        (lambda p: p["values"].__setitem__(0, 1.0), "not a list of integers"),
+        (lambda p: p["values"].__setitem__(0, True), "not a list of integers"),
+        (lambda p: p.__setitem__("values", "1,2"), "not a list of integers"),
+        (lambda p: p.__setitem__("extra", 1), "is not {inputScale, values}"),
+        (lambda p: p.pop("values"), "is not {inputScale, values}"),
+    ],
+)
+def test_a_published_head_input_that_is_not_these_bytes_row_is_refused_saying_why(change, says):  # type: ignore[no-untyped-def]
+    row = _row(3)
+    published = {"inputScale": 13, "values": quantized(row, 13)}
+    change(published)
+    with pytest.raises(AuditError) as caught:
+        published_head_input(published, row, 13, bytes(32))
+    assert says in str(caught.value)
+    with pytest.raises(AuditError):
+        published_head_input([1, 2], row, 13, bytes(32))

@@ -182,6 +182,8 @@ def test_every_fact_of_an_attested_pipeline_asset_holds(attested: Attested, chai
         "regeneration",
     ]
     assert report.ok(strict=True) and report.asset["seq"] == attested.jobs[0].payload["seq"]
+    # the publisher's metadata carries the committed row, which the recomputed embedding matches
+    assert "the metadata's 64-value head row at 2^-13" in report.fact("commitment").detail
     tx = attested.jobs[0].payload["attest_tx"]
     assert tx.removeprefix("0x")[:8] in report.fact("proof").detail and "ezkl.verify" in report.fact("proof").detail
     assert "verifyProof (eth_call): true" in report.fact("proof").detail
@@ -294,9 +296,15 @@ def test_a_tampered_byte_in_the_image_fails_the_digest_fact(
     assert lines[-1].startswith("NOT VERIFIED: digest, cid")
 
 
-def test_same_looking_content_registered_with_another_commitment_fails_the_commitment_fact(
-    attested: Attested, chain: Any, local_chain: Any, project: Any, accounts: Any, tmp_path: Path
-):
+def _register_a_copy(
+    attested: Attested, local_chain: Any, project: Any, accounts: Any, tmp_path: Path, head_input: bool
+) -> tuple[Any, Cid, bytes]:
+    """The first asset's pixels as other bytes, registered by a stranger (test:4) with the
+    commitment of the SECOND asset's head row under this digest, its document naming the second's
+    prompt (only the image embedding differs); with `head_input`, its metadata publishes that
+    row's integers (consistent with the registered commitment). The store, the copy's CID, its bytes."""
+    from zkml.pipeline import quantized, quantized_commitment
+
     first, second = attested.jobs
     png = attested.store.read(Cid.parse(first.payload["cid"]))
     buffer = io.BytesIO()
@@ -304,22 +312,21 @@ def test_same_looking_content_registered_with_another_commitment_fails_the_commi
     copy = buffer.getvalue()
     digest = hashlib.sha256(copy).digest()
     assert copy != png and Image.open(io.BytesIO(copy)).tobytes() == Image.open(io.BytesIO(png)).tobytes()
-    # registered by someone with the commitment of another image's head row under this digest
-    # (its document names that asset's prompt: only the image embedding differs)
+    values = quantized(payload_row(second.payload), PINNED.input_scale)
     wrong = commitment_of(payload_row(second.payload), digest, PINNED.input_scale)
+    assert wrong == quantized_commitment(values, digest)
     store = LocalStore(tmp_path / "store")
     prompt = second.payload["request"]["prompt"]
     document = canonical_json({"kind": "test/copy", "sha256": "0x" + digest.hex(), "prompt": prompt})
     image_cid, params_cid = store.add_bytes(copy), store.add_bytes(document)
-    metadata = {
-        "name": "a copy",
-        "image": f"ipfs://{image_cid}",
-        "properties": {
-            "sha256": digest.hex(),
-            "paramsDigest": hashlib.sha256(document).hexdigest(),
-            "paramsDocument": f"ipfs://{params_cid}",
-        },
+    properties: dict[str, Any] = {
+        "sha256": digest.hex(),
+        "paramsDigest": hashlib.sha256(document).hexdigest(),
+        "paramsDocument": f"ipfs://{params_cid}",
     }
+    if head_input:
+        properties["headInput"] = {"inputScale": PINNED.input_scale, "values": values}
+    metadata = {"name": "a copy", "image": f"ipfs://{image_cid}", "properties": properties}
     metadata_cid = store.add_bytes(canonical_json(metadata))
     record = AssetRecord(
         content_digest=digest,
@@ -330,9 +337,34 @@ def test_same_looking_content_registered_with_another_commitment_fails_the_commi
         metadata_uri=f"ipfs://{metadata_cid}",
     )
     contract(project, local_chain, "ProvenanceRegistry").register(record.as_tuple(), [], sender=accounts[4])
+    return store, image_cid, copy
+
+
+@pytest.mark.parametrize(
+    ("head_input", "says"),
+    [
+        (False, "the registered commitment is of another input"),
+        (True, "the published input is not these bytes' embedding"),
+    ],
+    ids=["recomputed", "published"],
+)
+def test_same_looking_content_registered_with_another_commitment_fails_the_commitment_fact(
+    attested: Attested,
+    chain: Any,
+    local_chain: Any,
+    project: Any,
+    accounts: Any,
+    tmp_path: Path,
+    head_input: bool,
+    says: str,
+):
+    """Without `headInput` the row recomputed from the bytes must commit to the record's binding;
+    with one (the squatter's own, consistent with the commitment it registered) the published
+    integers must be these bytes' embedding: either way the other image's row is caught."""
+    store, image_cid, copy = _register_a_copy(attested, local_chain, project, accounts, tmp_path, head_input)
     report = run_audit(chain_view(chain, local_chain), str(image_cid), [StoreSource(store)], options(attested))
     assert [f.name for f in report.failed()] == ["commitment"], report.facts
-    assert "another input" in report.fact("commitment").detail
+    assert says in report.fact("commitment").detail
     assert statuses(report) == {
         "digest": "ok",
         "cid": "ok",

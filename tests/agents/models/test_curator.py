@@ -412,3 +412,39 @@ def test_an_image_a_whole_multiple_of_clips_side_is_box_reduced_to_it_first() ->
     for left_alone in (base, Image.new("RGB", (48, 48)), Image.new("RGB", (64, 32)), Image.new("RGB", (16, 16))):
         assert _at_side(left_alone, 32) is left_alone  # its own side, not a multiple, not square, smaller
     assert _at_side(big, None) is big
+
+
+def test_rows_curated_in_batches_stand_against_each_image_embedded_alone_as_verify_does(clip):
+    """The curator embeds a batch, `proofmint verify` one image (`agents.app.audit._embed`): float
+    rounding differs by about 1e-7, enough to carry a value lying that near a quantisation step to
+    the next integer (2 rows of 512 on the machine this was written on, so recomputing the
+    commitment exactly failed such a genuine asset). The row the metadata publishes (`headInput`,
+    the integers the commitment hashes) stands for every one: a value may round the other way only
+    when it lies within float rounding of a step (`agents.app.audit.ROUNDING_SLACK`)."""
+    import torch
+
+    from agents.app.audit import published_head_input
+    from zkml.pipeline import quantized
+
+    scale = PinnedSettings().input_scale
+    held = items("test", 21, 256)
+    curator = Curator(clip, CurationPolicy(), remember=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the agents' curator and the audit run
+    try:
+        verdicts = [v for start in range(0, len(held), 32) for v in curator.curate_batch(held[start : start + 32])]
+        moved = 0
+        for item, verdict in zip(held, verdicts, strict=True):
+            published = {
+                "inputScale": scale,
+                "values": quantized(head_row(verdict.embedding, verdict.prompt_embedding), scale),
+            }
+            alone = head_row(curator.embed_images([item.image])[0], curator.embed_prompts([item.prompt])[0])
+            checked = published_head_input(published, alone, scale, bytes.fromhex(verdict.digest))
+            assert checked.commitment == commitment_of(
+                head_row(verdict.embedding, verdict.prompt_embedding), bytes.fromhex(verdict.digest), scale
+            )  # the publisher's commitment: the integers published are the ones it hashed
+            moved += checked.moved
+    finally:
+        torch.set_num_threads(threads)
+    assert moved <= 8, f"{moved} values rounded the other way: more than float rounding makes"
