@@ -62,7 +62,7 @@ from agents.runtime import jobs
 from agents.runtime.chain import ChainClient
 from agents.runtime.inprocess import is_in_process
 from agents.runtime.journal import Journal
-from agents.runtime.processes import ignore_interrupts
+from agents.runtime.processes import ignore_interrupts, worker_context
 from agents.runtime.queues import MemoryQueue, WorkQueue
 from agents.runtime.stage import Stage
 from agents.runtime.telemetry import Metrics
@@ -489,14 +489,13 @@ async def open_parts(
         identity = await asyncio.to_thread(DevIdentity.load_or_create, state / "identity")
     executor = None
     if "prover" in names:
-        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         # proving is background work with no one waiting on it: its worker runs at a lower CPU
         # priority, so the generator's worker (which requests wait on) keeps the cores it needs
         executor = ProcessPoolExecutor(
             max_workers=1,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=worker_context(),
             initializer=ignore_interrupts,
             initargs=(PROVER_NICENESS,),
         )

@@ -34,7 +34,7 @@ from typing import Any, NamedTuple, Protocol
 
 from agents.core.digests import weights_digest
 from agents.core.requests import GenerationRequest, GeneratorError
-from agents.runtime.processes import ignore_interrupts
+from agents.runtime.processes import ignore_interrupts, worker_context
 from agents.storage.manifest import canonical_json
 
 #: Pipeline classes proofmint defines, by the `_class_name` a model_index.json names them with,
@@ -372,7 +372,7 @@ def _worker_png_batch(requests: list[GenerationRequest], batch: int) -> Ran:
 
 
 class ProcessRunner:
-    """The pipeline in `workers` spawned worker processes (see above), each loading its own copy
+    """The pipeline in `workers` worker processes (`worker_context`; see above), each loading its own copy
     as it starts; up to `workers` micro-batches run at once. `close()` ends the workers."""
 
     def __init__(self, pool: ProcessPoolExecutor, model_digest: str, info: dict[str, Any], workers: int) -> None:
@@ -385,14 +385,12 @@ class ProcessRunner:
     async def start(cls, source: str, device: str | None = None, workers: int | None = None) -> ProcessRunner:
         """`workers` processes (None: `default_workers`), all started and loaded before this
         returns, so the first micro-batches wait for none. A worker's load error is raised here."""
-        import multiprocessing
-
         workers = default_workers(device) if workers is None else workers
         if workers < 1:
             raise GeneratorError(f"workers must be at least 1, got {workers}")
         pool = ProcessPoolExecutor(
             max_workers=workers,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=worker_context(),
             initializer=_worker_start,
             initargs=(source, device),
         )

@@ -1,9 +1,31 @@
-"""Process-wide settings a daemon process makes once at its start: which signals its workers
-ignore, and how loud the libraries it loads may be."""
+"""Process-wide settings a daemon process makes once at its start: how its worker processes
+start, which signals they ignore, and how loud the libraries it loads may be."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+from multiprocessing.context import BaseContext
+from typing import Final
+
+WORKER_PRELOAD: Final = ("torch", "diffusers", "ezkl")
+"""What the fork server imports once, before it forks each worker: the heavy libraries every
+model and proving worker imports."""
+
+
+def worker_context() -> BaseContext:
+    """How the agents' worker pools (the generator's, the prover's) start their processes: from a
+    fork server (one per daemon process, started with the first pool) that has imported
+    `WORKER_PRELOAD` once, so each worker forks with them imported instead of importing them
+    again (a generator pool of two workers started with 17 s of CPU here against 26 s spawned,
+    in the same 9.8 s). Forked from a server that runs no threads, a worker is as clean as a
+    spawned one; it reads the environment the server started with (`quiet_libraries` first).
+    Spawned where there is no fork server (Windows)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(WORKER_PRELOAD))  # read when the server starts, once
+    return context
 
 
 def ignore_interrupts(niceness: int = 0) -> None:
@@ -19,8 +41,8 @@ def ignore_interrupts(niceness: int = 0) -> None:
 
 def quiet_libraries() -> None:
     """The console shows the demo's own progress; libraries only warn. The worker processes
-    started afterwards (spawned: they inherit the environment, not this process's settings) load
-    their models as quietly: diffusers says only errors and draws no progress bars (its
+    started afterwards (`worker_context`: they inherit the environment, not this process's
+    settings) load their models as quietly: diffusers says only errors and draws no progress bars (its
     "Loading pipeline components" bar and its advice to install accelerate). A variable already
     set in the environment is left as it is."""
     import logging
