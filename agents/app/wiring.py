@@ -62,7 +62,7 @@ from agents.runtime import jobs
 from agents.runtime.chain import ChainClient
 from agents.runtime.inprocess import is_in_process
 from agents.runtime.journal import Journal
-from agents.runtime.processes import ignore_interrupts, worker_context
+from agents.runtime.processes import PROVER_PRELOAD, ignore_interrupts, worker_context
 from agents.runtime.queues import MemoryQueue, WorkQueue
 from agents.runtime.stage import Stage
 from agents.runtime.telemetry import Metrics
@@ -495,7 +495,7 @@ async def open_parts(
         # priority, so the generator's worker (which requests wait on) keeps the cores it needs
         executor = ProcessPoolExecutor(
             max_workers=1,
-            mp_context=worker_context(),
+            mp_context=worker_context(PROVER_PRELOAD),
             initializer=ignore_interrupts,
             initargs=(PROVER_NICENESS,),
         )

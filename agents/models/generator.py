@@ -34,7 +34,7 @@ from typing import Any, NamedTuple, Protocol
 
 from agents.core.digests import weights_digest
 from agents.core.requests import GenerationRequest, GeneratorError
-from agents.runtime.processes import ignore_interrupts, worker_context
+from agents.runtime.processes import MODEL_PRELOAD, ignore_interrupts, worker_context
 from agents.storage.manifest import canonical_json
 
 #: Pipeline classes proofmint defines, by the `_class_name` a model_index.json names them with,
@@ -390,7 +390,7 @@ class ProcessRunner:
             raise GeneratorError(f"workers must be at least 1, got {workers}")
         pool = ProcessPoolExecutor(
             max_workers=workers,
-            mp_context=worker_context(),
+            mp_context=worker_context(MODEL_PRELOAD),
             initializer=_worker_start,
             initargs=(source, device),
         )

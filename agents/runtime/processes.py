@@ -5,26 +5,29 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Sequence
 from multiprocessing.context import BaseContext
 from typing import Final
 
-WORKER_PRELOAD: Final = ("torch", "diffusers", "ezkl")
-"""What the fork server imports once, before it forks each worker: the heavy libraries every
-model and proving worker imports."""
+MODEL_PRELOAD: Final = ("torch", "diffusers")
+"""What a model worker (the generator's) imports: the fork server imports it once."""
+PROVER_PRELOAD: Final = ("ezkl", "zkml.pipeline")
+"""What a proving worker imports."""
 
 
-def worker_context() -> BaseContext:
+def worker_context(preload: Sequence[str]) -> BaseContext:
     """How the agents' worker pools (the generator's, the prover's) start their processes: from a
-    fork server (one per daemon process, started with the first pool) that has imported
-    `WORKER_PRELOAD` once, so each worker forks with them imported instead of importing them
-    again (a generator pool of two workers started with 17 s of CPU here against 26 s spawned,
-    in the same 9.8 s). Forked from a server that runs no threads, a worker is as clean as a
-    spawned one; it reads the environment the server started with (`quiet_libraries` first).
-    Spawned where there is no fork server (Windows)."""
+    fork server (one per daemon process, started with its first pool) that has imported
+    `preload` once, so each worker forks with them imported instead of importing them again (a
+    generator pool of two workers started with 17 s of CPU here against 26 s spawned, in the same
+    9.8 s). The first pool's `preload` is the server's: a later pool's workers import what else
+    they need themselves, as a spawned worker would. Forked from a server that runs no threads, a
+    worker is as clean as a spawned one; it reads the environment the server started with
+    (`quiet_libraries` first). Spawned where there is no fork server (Windows)."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(list(WORKER_PRELOAD))  # read when the server starts, once
+    context.set_forkserver_preload(list(preload))  # read when the server starts, once
     return context
 
 

@@ -25,6 +25,8 @@ Lifecycle of `Stage.run()`:
 5. With nothing to claim, `idle_work` (a stage's own background chores; none by default), then
    wait for a wake-up on the input queue or `idle` seconds (a batching stage holding back a short
    batch waits no longer than its oldest job's linger has left).
+   A wake-up is a hint (the journal holds the jobs): a fault of a queue (its server timed out or
+   went away) is logged, and the stage polls the journal every `idle` seconds until it answers.
 6. `stop()` (SIGTERM): no new claims; the batch in hand is finished and journaled; `finish` (a
    stage's last chores; none by default); `run` returns.
 
@@ -202,10 +204,32 @@ class Stage(ABC):
             await asyncio.wait({stop, get}, return_when=asyncio.FIRST_COMPLETED)
         finally:  # also when this loop is cancelled: neither wait outlives it
             await cancel_and_wait(stop, get)
-        if not get.cancelled():
+        if get.cancelled():
+            return
+        try:
             message = get.result()
             if message is not None:
                 await self.inbox.ack(message)  # a wake-up hint: the journal holds the job
+        except Exception as error:  # the queue's server timed out or went away: poll the journal
+            self._queue_fault("waiting for a wake-up", error)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._stopping.wait()
+
+    async def _announce(self, key: str) -> None:
+        """Wakes the next stage for `key` (a full queue holds this stage back). A wake-up is a
+        hint, the journal holds the job: one lost to a queue fault costs the next stage at most
+        its `idle` interval, so the fault is logged and this stage goes on."""
+        if self.outbox is None:
+            return
+        try:
+            await self.outbox.put(key)
+        except Exception as error:
+            self._queue_fault("announcing a job", error)
+
+    def _queue_fault(self, doing: str, error: Exception) -> None:
+        fields = {"stage": self.name, "doing": doing, "error": f"{type(error).__name__}: {error}"}
+        log.warning("wake-up queue fault: polling the journal meanwhile", extra={"fields": fields})
 
     async def step(self) -> int:
         """Claims, processes and journals one batch; returns how many jobs it claimed."""
@@ -263,8 +287,8 @@ class Stage(ABC):
         if isinstance(outcome, Journaled):
             if self.metrics is not None:
                 self.metrics.count_costs(outcome.updates)
-            if self.outbox is not None and outcome.stage == self.target:
-                await self.outbox.put(outcome.key)
+            if outcome.stage == self.target:
+                await self._announce(outcome.key)
             return
         if isinstance(outcome, Done):
             target = outcome.stage or self.target
@@ -285,8 +309,8 @@ class Stage(ABC):
                 return
             if self.metrics is not None:
                 self.metrics.count_costs(outcome.updates)
-            if self.outbox is not None and target == self.target:
-                await self.outbox.put(outcome.key)
+            if target == self.target:
+                await self._announce(outcome.key)
             return
         if self.metrics is not None:
             self.metrics.failures.labels(self.name, "retryable" if outcome.retryable else "permanent").inc()

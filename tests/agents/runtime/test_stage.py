@@ -415,3 +415,48 @@ def test_a_long_batch_keeps_its_jobs_leased_so_no_other_worker_takes_them(journa
     assert asyncio.run(stage.step()) == 1
     assert taken == [[]]  # renewed all along: w2 found nothing to take
     assert journal.history("k") == [("", "requested"), ("requested", "hashed")]
+
+
+def test_a_stage_whose_redis_goes_away_polls_the_journal_and_loses_nothing(
+    journal: Journal, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    """The wake-up queues are Redis streams and the Redis server stops mid-run (as a busy or
+    restarted server's timeouts looked in the two-host test, which ended whole daemons): the
+    stage neither ends nor stalls. It logs each fault, polls the journal every `idle` seconds,
+    and every job submitted after the server went is processed."""
+    import contextlib
+
+    from redis import asyncio as aioredis
+
+    from agents.runtime.queues import RedisStreamQueue
+    from tests.redis_support import redis_server
+
+    async def main(server: contextlib.ExitStack, url: str) -> None:
+        client = aioredis.from_url(url)
+        inbox = RedisStreamQueue(client, "requested", poll=0.01)
+        stage = Hash(journal, worker="w", inbox=inbox, outbox=RedisStreamQueue(client, "hashed", poll=0.01), idle=0.05)
+        runner = asyncio.create_task(stage.run())
+        await journal.call(journal.submit, "before", "t", {"text": "a"}, stage="requested")
+        await inbox.put("before")
+        while journal.counts().get("hashed", 0) < 1:  # noqa: ASYNC110 - waiting on the stage under test
+            await asyncio.sleep(0.01)
+        server.close()  # the server stops: every get, ack and put fails from now on
+        for i in range(3):
+            await journal.call(journal.submit, f"after{i}", "t", {"text": f"x{i}"}, stage="requested")
+        deadline = time.monotonic() + 30
+        while journal.counts().get("hashed", 0) < 4:
+            assert not runner.done(), runner
+            assert time.monotonic() < deadline, journal.counts()
+            await asyncio.sleep(0.02)
+        stage.stop()
+        await asyncio.wait_for(runner, 10)
+        with contextlib.suppress(Exception):
+            await client.aclose()
+
+    with contextlib.ExitStack() as server, caplog.at_level("WARNING", logger="proofmint.stage"):
+        url = server.enter_context(redis_server(tmp_path))
+        asyncio.run(main(server, url))
+    assert journal.counts() == {"hashed": 4}
+    faults = [r for r in caplog.records if r.getMessage().startswith("wake-up queue fault")]
+    doing = {r.__dict__["fields"]["doing"] for r in faults}
+    assert doing == {"waiting for a wake-up", "announcing a job"}, doing
