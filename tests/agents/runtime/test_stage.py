@@ -417,9 +417,7 @@ def test_a_long_batch_keeps_its_jobs_leased_so_no_other_worker_takes_them(journa
     assert journal.history("k") == [("", "requested"), ("requested", "hashed")]
 
 
-def test_a_stage_whose_redis_goes_away_polls_the_journal_and_loses_nothing(
-    journal: Journal, tmp_path: Path, caplog: pytest.LogCaptureFixture
-):
+def test_a_stage_whose_redis_goes_away_polls_the_journal_and_loses_nothing(journal: Journal, tmp_path: Path):
     """The wake-up queues are Redis streams and the Redis server stops mid-run (as a busy or
     restarted server's timeouts looked in the two-host test, which ended whole daemons): the
     stage neither ends nor stalls. It logs each fault, polls the journal every `idle` seconds,
@@ -453,10 +451,27 @@ def test_a_stage_whose_redis_goes_away_polls_the_journal_and_loses_nothing(
         with contextlib.suppress(Exception):
             await client.aclose()
 
-    with contextlib.ExitStack() as server, caplog.at_level("WARNING", logger="proofmint.stage"):
-        url = server.enter_context(redis_server(tmp_path))
-        asyncio.run(main(server, url))
+    import logging
+
+    class Kept(logging.Handler):  # on the stage's own logger: `json_logging` (an earlier test's
+        def __init__(self) -> None:  # daemons) stops `proofmint` propagating to pytest's capture
+            super().__init__(logging.WARNING)
+            self.records: list[logging.LogRecord] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.records.append(record)
+
+    kept, logger = Kept(), logging.getLogger("proofmint.stage")
+    level, logger.level = logger.level, logging.WARNING
+    logger.addHandler(kept)
+    try:
+        with contextlib.ExitStack() as server:
+            url = server.enter_context(redis_server(tmp_path))
+            asyncio.run(main(server, url))
+    finally:
+        logger.removeHandler(kept)
+        logger.setLevel(level)
     assert journal.counts() == {"hashed": 4}
-    faults = [r for r in caplog.records if r.getMessage().startswith("wake-up queue fault")]
+    faults = [r for r in kept.records if r.getMessage().startswith("wake-up queue fault")]
     doing = {r.__dict__["fields"]["doing"] for r in faults}
     assert doing == {"waiting for a wake-up", "announcing a job"}, doing
