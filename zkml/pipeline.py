@@ -447,5 +447,4 @@ def input_commitment(row: HeadInput, input_scale: int) -> int:
     """Poseidon hash of a row's input felts (`input_felts`: the quantized embedding, then the
     proven digest), as EZKL's hashed input computes it: the commitment an asset registers. Hashed
     natively (`zkml.poseidon`), the same hash as `ezkl.poseidon_hash`."""
-    felts = input_felts(row, input_scale)  # already 32-byte little-endian hex: hashed as they are
-    return hasher()(b"".join(bytes.fromhex(felt) for felt in felts), len(felts))
+    return quantized_commitment(quantized(row.embedding, input_scale), row.digest)
