@@ -22,7 +22,7 @@ import contextlib
 import os
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -142,9 +142,32 @@ async def serve_agents(
                 shown = line
     finally:
         click.echo("stopping: finishing the batches in hand", err=True)
-        await agents.stop()
+        await stopped(agents.stop())
         if runner is not None:
             await runner.cleanup()
+
+
+async def stopped(stopping: Awaitable[None], every_s: float = 10.0) -> None:
+    """Awaits `stopping` (the agents finishing the batches in hand), saying every `every_s`
+    seconds what it still waits on: each unfinished task of the process and where it is
+    suspended, so a drain that does not end names its cause."""
+    task = asyncio.ensure_future(stopping)
+    waited = 0.0
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=every_s)
+        if done:
+            task.result()
+            return
+        waited += every_s
+        others = [t for t in asyncio.all_tasks() if t is not task and t is not asyncio.current_task() and not t.done()]
+        lines = [f"still stopping after {waited:.0f} s; {len(others)} task(s) not finished:"]
+        for other in sorted(others, key=lambda t: t.get_name()):
+            frames = other.get_stack()
+            where = " <- ".join(
+                f"{f.f_code.co_name} ({Path(f.f_code.co_filename).name}:{f.f_lineno})" for f in frames[::-1][:4]
+            )
+            lines.append(f"  {other.get_name()}: {where or 'not started'}")
+        click.echo("\n".join(lines), err=True)
 
 
 API = "api"

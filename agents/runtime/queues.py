@@ -4,7 +4,13 @@ A message carries a job key (the journal holds the job itself). Delivery is at l
 consumer acknowledges a message after the job's stage has advanced in the journal; a message
 whose consumer died unacknowledged is reclaimed after `reclaim_after` seconds and delivered
 again, and the journal's compare-and-set makes the second delivery a no-op if the first got
-through. Both backends apply backpressure: `put` waits while the queue holds `capacity` messages.
+through. Both backends apply backpressure: `put` waits while the queue holds `capacity` messages
+(`put_many` while it is full, then adds all of its keys at once: a queue may hold `capacity`
+plus one batch).
+
+A stage uses its inbox as wake-ups (the journal holds the jobs): `drain` waits for a message and
+then acknowledges every message ready for it at once, so a stage that was busy takes its whole
+backlog of hints in one round trip instead of one message each time it idles.
 
 - `MemoryQueue`: one process (`proofmint up`), asyncio only.
 - `RedisStreamQueue`: a Redis stream with one consumer group per stage, so several processes
@@ -16,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -38,11 +45,19 @@ class WorkQueue(Protocol):
 
     async def put(self, key: str) -> None: ...
 
+    async def put_many(self, keys: Sequence[str]) -> None: ...
+
     async def get(self, consumer: str, wait: float) -> Message | None:
         """The next message for `consumer`, or None after `wait` seconds without one."""
         ...
 
     async def ack(self, message: Message) -> None: ...
+
+    async def drain(self, consumer: str, wait: float) -> int:
+        """Waits up to `wait` seconds for a message for `consumer`, then acknowledges it and
+        every other one ready (at most `capacity`, reclaimed ones included) without waiting; how
+        many it took (0: none came)."""
+        ...
 
     async def depth(self) -> int: ...
 
@@ -67,6 +82,32 @@ class MemoryQueue:
             self._next += 1
             self._ready[str(self._next)] = (key, 0)
             self._changed.notify_all()
+
+    async def put_many(self, keys: Sequence[str]) -> None:
+        if not all(keys):
+            raise QueueError("a message needs a job key")
+        if not keys:
+            return
+        async with self._changed:
+            await self._changed.wait_for(lambda: len(self._ready) + len(self._pending) < self.capacity)
+            for key in keys:
+                self._next += 1
+                self._ready[str(self._next)] = (key, 0)
+            self._changed.notify_all()
+
+    async def drain(self, consumer: str, wait: float) -> int:
+        async with self._changed:
+            self._reclaim()
+            try:  # not `wait_for`: see `get`
+                async with asyncio.timeout(wait):
+                    await self._changed.wait_for(lambda: bool(self._ready) or self._reclaim())
+            except TimeoutError:
+                return 0
+            taken = min(len(self._ready), self.capacity)
+            for _ in range(taken):
+                self._ready.popitem(last=False)
+            self._changed.notify_all()
+            return taken
 
     async def get(self, consumer: str, wait: float) -> Message | None:
         async with self._changed:
@@ -139,6 +180,45 @@ class RedisStreamQueue:
         while await self.client.xlen(self.stream) >= self.capacity:  # noqa: ASYNC110 - the state is in Redis
             await asyncio.sleep(self.poll)
         await self.client.xadd(self.stream, {"key": key})
+
+    async def put_many(self, keys: Sequence[str]) -> None:
+        if not all(keys):
+            raise QueueError("a message needs a job key")
+        if not keys:
+            return
+        await self._ensure_group()
+        while await self.client.xlen(self.stream) >= self.capacity:  # noqa: ASYNC110 - the state is in Redis
+            await asyncio.sleep(self.poll)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.xadd(self.stream, {"key": key})
+            await pipe.execute()
+
+    async def drain(self, consumer: str, wait: float) -> int:
+        await self._ensure_group()
+        claimed = await self.client.xautoclaim(
+            self.stream,
+            self.group,
+            consumer,
+            min_idle_time=int(self.reclaim_after * 1000),
+            start_id="0-0",
+            count=self.capacity,
+        )
+        ids = [message_id for message_id, _ in (claimed[1] if claimed else [])]
+        reply = await self.client.xreadgroup(
+            self.group,
+            consumer,
+            {self.stream: ">"},
+            count=self.capacity,
+            block=None if ids else max(1, int(wait * 1000)),
+        )
+        ids += [message_id for message_id, _ in (reply[0][1] if reply else [])]
+        if ids:
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.xack(self.stream, self.group, *ids)
+                pipe.xdel(self.stream, *ids)
+                await pipe.execute()
+        return len(ids)
 
     async def get(self, consumer: str, wait: float) -> Message | None:
         await self._ensure_group()

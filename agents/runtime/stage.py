@@ -13,18 +13,20 @@ Lifecycle of `Stage.run()`:
    the whole batch, retryable or not by its type. Work runs off the event loop where it is heavy
    (subclasses use executors); `process` must be idempotent, because a crash after the work and
    before the journal write means the work is done again.
-4. Apply the outcomes: `Done` advances the job with a compare-and-set (if another worker got
-   there first the result is dropped: one transition per job, ever); a retryable `Failed` waits
+4. Apply the outcomes: the batch's `Done` jobs advance with one compare-and-set transaction per
+   target stage (if another worker got to one of them first, each is then moved on its own and
+   that one's result is dropped: one transition per job, ever); a retryable `Failed` waits
    a jittered backoff at its stage, and after `max_attempts` moves to `give_up`; a permanent one
-   moves to `give_up` at once. Advanced keys are announced on the output queue (backpressure:
-   a full queue holds this stage back).
+   moves to `give_up` at once. The advanced keys are announced on the output queue together
+   (backpressure: a full queue holds this stage back, until it is told to stop).
    A stage that batches (`min_batch` > 1) claims only when `min_batch` jobs are ready or the
    oldest ready one has waited `linger_s` seconds: batches by size or time. A stage that names
    its `upstream` (the journal stages that feed its origin) does not linger when nothing is
    there: no job could join the batch, so waiting would only add latency.
 5. With nothing to claim, `idle_work` (a stage's own background chores; none by default), then
-   wait for a wake-up on the input queue or `idle` seconds (a batching stage holding back a short
-   batch waits no longer than its oldest job's linger has left).
+   wait for a wake-up on the input queue (taking every wake-up waiting there) or `idle` seconds
+   (a batching stage holding back a short batch waits no longer than its oldest job's linger
+   has left).
    A wake-up is a hint (the journal holds the jobs): a fault of a queue (its server timed out or
    went away) is logged, and the stage polls the journal every `idle` seconds until it answers.
 6. `stop()` (SIGTERM): no new claims; the batch in hand is finished and journaled; `finish` (a
@@ -199,7 +201,8 @@ class Stage(ABC):
                     await self._stopping.wait()
             return
         stop = asyncio.ensure_future(self._stopping.wait())
-        get = asyncio.ensure_future(self.inbox.get(self.worker, timeout))
+        # wake-ups are hints (the journal holds the jobs): every one waiting is taken at once
+        get = asyncio.ensure_future(self.inbox.drain(self.worker, timeout))
         try:
             await asyncio.wait({stop, get}, return_when=asyncio.FIRST_COMPLETED)
         finally:  # also when this loop is cancelled: neither wait outlives it
@@ -207,23 +210,35 @@ class Stage(ABC):
         if get.cancelled():
             return
         try:
-            message = get.result()
-            if message is not None:
-                await self.inbox.ack(message)  # a wake-up hint: the journal holds the job
+            get.result()
         except Exception as error:  # the queue's server timed out or went away: poll the journal
             self._queue_fault("waiting for a wake-up", error)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._stopping.wait()
 
-    async def _announce(self, key: str) -> None:
-        """Wakes the next stage for `key` (a full queue holds this stage back). A wake-up is a
+    async def _announce(self, keys: Sequence[str]) -> None:
+        """Wakes the next stage for `keys` (a full queue holds this stage back). A wake-up is a
         hint, the journal holds the job: one lost to a queue fault costs the next stage at most
-        its `idle` interval, so the fault is logged and this stage goes on."""
-        if self.outbox is None:
+        its `idle` interval, so the fault is logged and this stage goes on; and once stopping, a
+        queue still full after `idle` seconds (its stage stopped too, or none runs) is left, so
+        that the drain ends."""
+        if self.outbox is None or not keys:
+            return
+        put = asyncio.ensure_future(self.outbox.put_many(keys))
+        stop = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({put, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if not put.done():  # stopping: a full queue no one drains must not hold the drain up
+                await asyncio.wait({put}, timeout=self.idle)
+        finally:  # also when this loop is cancelled: neither wait outlives it
+            await cancel_and_wait(put, stop)
+        if put.cancelled():
+            fields = {"stage": self.name, "jobs": len(keys)}
+            log.info("stopping with the next stage's queue full: wake-ups not sent", extra={"fields": fields})
             return
         try:
-            await self.outbox.put(key)
+            put.result()
         except Exception as error:
             self._queue_fault("announcing a job", error)
 
@@ -256,9 +271,7 @@ class Stage(ABC):
         by_key = {job.key: job for job in jobs}
         missing = set(by_key) - {o.key for o in outcomes}
         outcomes += [Failed(key, "no outcome from process()", retryable=True) for key in sorted(missing)]
-        for outcome in outcomes:
-            if outcome.key in by_key:
-                await self._apply(outcome)
+        await self._apply([outcome for outcome in outcomes if outcome.key in by_key])
         self.processed += len(jobs)
         return len(jobs)
 
@@ -283,17 +296,52 @@ class Stage(ABC):
             self._due_in = self.linger_s - waited
         return False
 
-    async def _apply(self, outcome: Outcome) -> None:
-        if isinstance(outcome, Journaled):
-            if self.metrics is not None:
-                self.metrics.count_costs(outcome.updates)
-            if outcome.stage == self.target:
-                await self._announce(outcome.key)
-            return
-        if isinstance(outcome, Done):
-            target = outcome.stage or self.target
-            if not self.cost_records:
-                outcome = Done(outcome.key, without_costs(outcome.updates), stage=outcome.stage)
+    async def _apply(self, outcomes: Sequence[Outcome]) -> None:
+        """Journals a batch's outcomes (step 4): the `Done` ones to each target in one
+        compare-and-set transaction, then announces every job that reached `target` at once."""
+        announce: list[str] = []
+        moves: dict[str, list[Done]] = {}
+        for outcome in outcomes:
+            if isinstance(outcome, Journaled):
+                if self.metrics is not None:
+                    self.metrics.count_costs(outcome.updates)
+                if outcome.stage == self.target:
+                    announce.append(outcome.key)
+            elif isinstance(outcome, Done):
+                if not self.cost_records:
+                    outcome = Done(outcome.key, without_costs(outcome.updates), stage=outcome.stage)
+                moves.setdefault(outcome.stage or self.target, []).append(outcome)
+        for target, done in moves.items():
+            for outcome in await self._advance(done, target):
+                if self.metrics is not None:
+                    self.metrics.count_costs(outcome.updates)
+                if target == self.target:
+                    announce.append(outcome.key)
+        for outcome in outcomes:
+            if isinstance(outcome, Failed):
+                await self._fail(outcome)
+        await self._announce(announce)
+
+    async def _advance(self, done: list[Done], target: str) -> list[Done]:
+        """Moves `done` to `target`, all in one transaction; when one of them is stale (another
+        worker moved it first), each on its own, and the stale ones' results are dropped (one
+        transition per job, ever). The ones moved."""
+        try:
+            await self.journal.call(
+                self.journal.advance,
+                [o.key for o in done],
+                self.origin,
+                target,
+                owner=self.worker,
+                updates={o.key: o.updates for o in done},
+            )
+            return done
+        except StaleJobError:
+            if len(done) == 1:
+                self._dropped(done[0].key, "stale")
+                return []
+        moved = []
+        for outcome in done:
             try:
                 await self.journal.call(
                     self.journal.advance,
@@ -304,14 +352,15 @@ class Stage(ABC):
                     updates={outcome.key: outcome.updates},
                 )
             except StaleJobError as stale:
-                fields = {"stage": self.name, "key": outcome.key, "why": str(stale)}
-                log.warning("result dropped", extra={"fields": fields})
-                return
-            if self.metrics is not None:
-                self.metrics.count_costs(outcome.updates)
-            if target == self.target:
-                await self._announce(outcome.key)
-            return
+                self._dropped(outcome.key, str(stale))
+                continue
+            moved.append(outcome)
+        return moved
+
+    def _dropped(self, key: str, why: str) -> None:
+        log.warning("result dropped", extra={"fields": {"stage": self.name, "key": key, "why": why}})
+
+    async def _fail(self, outcome: Failed) -> None:
         if self.metrics is not None:
             self.metrics.failures.labels(self.name, "retryable" if outcome.retryable else "permanent").inc()
         job = await self.journal.call(self.journal.get, outcome.key)

@@ -67,6 +67,59 @@ def test_put_waits_while_the_queue_is_full(make_queue: Callable[..., WorkQueue])
     asyncio.run(main())
 
 
+def test_put_many_adds_a_batch_at_once_and_waits_only_while_the_queue_is_full(
+    make_queue: Callable[..., WorkQueue],
+):
+    async def main() -> None:
+        queue = make_queue(capacity=3)
+        await queue.put_many([])  # nothing to add: returns
+        await queue.put_many(["a", "b"])
+        await queue.put_many(["c", "d"])  # not full before it: the batch goes in whole (3 + 1)
+        assert await queue.depth() == 4
+        blocked = asyncio.create_task(queue.put_many(["e"]))
+        await asyncio.sleep(0.1)
+        assert not blocked.done()  # backpressure
+        assert await queue.drain("w", 1.0) == 3  # at most `capacity` at once
+        await asyncio.wait_for(blocked, 2.0)
+        got = [await queue.get("w", 1.0) for _ in range(2)]
+        assert [m.key for m in got if m] == ["d", "e"]
+        with pytest.raises(QueueError, match="job key"):
+            await queue.put_many(["f", ""])
+        assert await queue.depth() == 2  # nothing of a refused batch went in (two unacknowledged)
+
+    asyncio.run(main())
+
+
+def test_drain_takes_every_ready_message_in_one_go_and_waits_when_there_is_none(
+    make_queue: Callable[..., WorkQueue],
+):
+    """A stage's wake-ups: after a busy spell it takes the whole backlog at once, not one
+    message each time it idles; with nothing there it waits out its time (or less, when a
+    message comes); a message a dead consumer left unacknowledged is taken after reclaim."""
+
+    async def main() -> None:
+        queue = make_queue(reclaim_after=0.2)
+        started = time.monotonic()
+        assert await queue.drain("w", 0.1) == 0
+        assert time.monotonic() - started >= 0.09
+        await queue.put_many([f"k{i}" for i in range(7)])
+        assert await queue.drain("w", 1.0) == 7
+        assert await queue.depth() == 0
+        waiter = asyncio.create_task(queue.drain("w", 5.0))
+        await asyncio.sleep(0.05)
+        await queue.put("late")
+        assert await asyncio.wait_for(waiter, 2.0) == 1  # woken by the message, not its 5 s
+        await queue.put("orphan")
+        assert await queue.get("dead-worker", 1.0) is not None  # never acknowledged
+        await queue.put("fresh")
+        assert await queue.drain("w", 1.0) == 1  # the orphan is still the dead worker's
+        await asyncio.sleep(0.25)
+        assert await queue.drain("w", 1.0) == 1  # reclaimed
+        assert await queue.depth() == 0
+
+    asyncio.run(main())
+
+
 def test_an_unacknowledged_message_is_redelivered_after_reclaim(make_queue: Callable[..., WorkQueue]):
     async def main() -> None:
         queue = make_queue(reclaim_after=0.2)

@@ -71,6 +71,69 @@ def test_done_advances_and_announces_on_the_outbox(journal: Journal):
     assert job is not None and job.payload["digest"] == hashlib.sha256(b"t0").hexdigest()
 
 
+def test_a_batch_is_journaled_in_one_transaction_a_target_and_announced_at_once(journal: Journal):
+    """Every job of a batch that reaches the same stage moves in one compare-and-set
+    transaction (not one each), and the batch's announcements go to the outbox together."""
+    for i in range(6):
+        journal.submit(f"k{i}", "t", {"text": f"t{i}"}, stage="requested")
+    journal.submit("bad", "t", {"text": "forbidden"}, stage="requested")
+    advances: list[list[str]] = []
+    advance = journal.advance
+
+    def counted(keys, *args, **kwargs):  # type: ignore[no-untyped-def]
+        advances.append(sorted(keys))
+        return advance(keys, *args, **kwargs)
+
+    journal.advance = counted  # type: ignore[method-assign]
+
+    class Outbox(MemoryQueue):
+        def __init__(self) -> None:
+            super().__init__("hashed")
+            self.batches: list[list[str]] = []
+
+        async def put_many(self, keys: Sequence[str]) -> None:
+            self.batches.append(list(keys))
+            await super().put_many(keys)
+
+    outbox = Outbox()
+    stage = Hash(journal, worker="w", outbox=outbox, batch=8)
+    assert asyncio.run(stage.step()) == 7
+    assert sorted(advances) == [["bad"], [f"k{i}" for i in range(6)]]
+    assert [sorted(b) for b in outbox.batches] == [[f"k{i}" for i in range(6)]]
+    assert journal.counts() == {"hashed": 6, "rejected": 1}
+
+
+def test_a_job_another_worker_moved_meanwhile_drops_its_result_and_the_rest_of_the_batch_advances(
+    journal: Journal,
+):
+    """A worker whose lease ran out mid-batch while another took one of its jobs over and
+    advanced it: that job's result is dropped (one transition per job, ever, and the other
+    worker's stays), and every other job of the batch still advances and is announced."""
+    for i in range(4):
+        journal.submit(f"k{i}", "t", {"text": f"t{i}"}, stage="requested")
+
+    class Slow(Hash):
+        async def process(self, jobs: Sequence[Job]) -> Sequence[Outcome]:
+            # the lease runs out and another worker takes k2 over and finishes it first
+            journal.release_owner(self.worker)
+            [taken] = journal.claim("requested", "other", limit=1, lease_s=30)
+            journal.advance([taken.key], "requested", "hashed", owner="other", updates={taken.key: {"by": "other"}})
+            return await super().process(jobs)
+
+    async def main() -> list[str]:
+        outbox = MemoryQueue("hashed")
+        stage = Slow(journal, worker="w", outbox=outbox, batch=4)
+        assert await stage.step() == 4
+        return [m.key for m in [await outbox.get("x", 0.1) for _ in range(4)] if m]
+
+    announced = asyncio.run(main())
+    assert journal.counts() == {"hashed": 4}
+    jobs = [journal.get(f"k{i}") for i in range(4)]
+    taken = [job.key for job in jobs if job is not None and job.payload.get("by") == "other"]
+    assert taken == ["k0"]  # the other worker's result, not overwritten by the dropped one
+    assert sorted(announced) == ["k1", "k2", "k3"]
+
+
 def test_a_stage_without_cost_records_journals_the_outcome_but_not_what_it_cost(journal: Journal):
     from agents.core import costs
 
@@ -142,6 +205,32 @@ def test_stop_finishes_the_batch_in_hand_and_returns(journal: Journal):
 
     asyncio.run(asyncio.wait_for(Slow(journal, worker="w", batch=2, inbox=MemoryQueue("in")).run(), 5))
     assert journal.counts() == {"hashed": 2, "requested": 1}  # the batch in hand was journaled
+
+
+def test_a_stage_whose_next_queue_is_full_and_undrained_still_stops(journal: Journal):
+    """The next stage is stopped (or none runs) and its queue is full: announcing holds this
+    stage back while it runs, but once it is told to stop, the batch in hand is journaled and
+    the stage ends within about `idle` seconds, its wake-ups left unsent (the journal holds the
+    jobs). Before, SIGTERM waited for room in that queue for ever."""
+    for i in range(4):
+        journal.submit(f"k{i}", "t", {"text": f"t{i}"}, stage="requested")
+
+    async def main() -> float:
+        outbox = MemoryQueue("hashed", capacity=2)
+        await outbox.put_many(["x", "y"])  # full, and nobody reads it
+        stage = Hash(journal, worker="w", outbox=outbox, batch=4, idle=0.2)
+        runner = asyncio.create_task(stage.run())
+        while journal.counts().get("hashed", 0) < 4:  # noqa: ASYNC110 - waiting on the stage under test
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        assert not runner.done()  # held back by the full queue
+        started = time.monotonic()
+        stage.stop()
+        await asyncio.wait_for(runner, 5)
+        return time.monotonic() - started
+
+    assert asyncio.run(main()) < 2
+    assert journal.counts() == {"hashed": 4}
 
 
 def test_an_idle_stage_does_its_chores_and_its_last_ones_once_stopped(journal: Journal):
