@@ -275,8 +275,14 @@ class EmbeddingIndex:
         scores = self._rows @ np.asarray(embedding, dtype=np.float32)
         near = np.flatnonzero(scores >= at)
         near = near[np.argsort(-scores[near], kind="stable")]
-        order = [int(i) for i in near if not exclude_owner or self._owners[int(i)] != exclude_owner]
-        return [(self._digests[i], float(scores[i]), self._hashes[i]) for i in order[:limit]]
+        found: list[tuple[str, float, int]] = []
+        for i in near.tolist():  # a look-alike corpus puts many above the threshold: stop at `limit`
+            if exclude_owner and self._owners[i] == exclude_owner:
+                continue
+            found.append((self._digests[i], float(scores[i]), self._hashes[i]))
+            if len(found) == limit:
+                break
+        return found
 
     def save(self, path: Path) -> None:
         """Atomically writes the index (an .npz of digests, hashes and rows)."""

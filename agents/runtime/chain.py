@@ -10,6 +10,7 @@ daemons sharing a key in one process share the client (and so the nonce).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Iterable, Mapping
@@ -20,7 +21,7 @@ from typing import Any
 from eth_abi.exceptions import DecodingError, EncodingError
 from eth_abi.grammar import parse
 from eth_utils.abi import collapse_if_tuple, event_abi_to_log_topic, function_abi_to_4byte_selector
-from eth_utils.address import is_checksum_address
+from eth_utils.address import is_checksum_address, to_checksum_address
 from hexbytes import HexBytes
 from web3._utils.abi import map_abi_data
 from web3._utils.normalizers import BASE_RETURN_NORMALIZERS
@@ -61,6 +62,23 @@ class _Event:
     indexed_names: list[str]
     plain: list[str]
     plain_names: list[str]
+
+
+@functools.lru_cache(maxsize=4096)
+def _checksummed(address: str) -> str:
+    """An address as web3 returns it (checksummed); a batch's logs name the same few many times."""
+    return str(to_checksum_address(address))
+
+
+def _normal(kind: str, value: Any) -> Any:
+    """A decoded value of ABI type `kind` as web3 returns it (`BASE_RETURN_NORMALIZERS`, which
+    only checksum addresses): an address checksummed, an array of them through web3's own
+    normalizer, anything else as decoded."""
+    if kind == "address":
+        return _checksummed(value)
+    if "address" in kind:
+        return map_abi_data(BASE_RETURN_NORMALIZERS, [kind], [value])[0]
+    return value
 
 
 def is_dynamic(kind: str) -> bool:
@@ -263,7 +281,7 @@ class ChainClient:
                 continue
             values = dict(zip(decoder.indexed_names, indexed, strict=True))
             values.update(zip(decoder.plain_names, plain, strict=True))
-            normal = map_abi_data(BASE_RETURN_NORMALIZERS, decoder.kinds, [values[n] for n in decoder.names])
+            normal = [_normal(kind, values[n]) for kind, n in zip(decoder.kinds, decoder.names, strict=True)]
             found.append(
                 AttributeDict(
                     {

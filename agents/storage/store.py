@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import io
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -91,9 +91,23 @@ class BlockStore(abc.ABC):
             for cid, block in blocks:
                 put(cid, block)
 
-    def get_block(self, cid: Cid) -> bytes:
-        """A block's bytes, checked against its CID."""
-        block = self.raw_block(cid)
+    def raw_blocks(self, cids: Sequence[Cid]) -> dict[bytes, bytes]:
+        """The blocks of `cids` the store holds, as they lie (unchecked), by their CID's digest:
+        what a caller reads ahead for a batch (one query on a server store) and hands to
+        `read`, which checks each. One per CID here; a server store overrides it."""
+        found: dict[bytes, bytes] = {}
+        for cid in cids:
+            block = self.raw_block(cid)
+            if block is not None:
+                found[cid.digest] = block
+        return found
+
+    def get_block(self, cid: Cid, fetched: Mapping[bytes, bytes] | None = None) -> bytes:
+        """A block's bytes (from `fetched`, blocks read ahead by `raw_blocks`, when it is there),
+        checked against its CID."""
+        block = fetched.get(cid.digest) if fetched else None
+        if block is None:
+            block = self.raw_block(cid)
         if block is None:
             raise BlockNotFoundError(f"no block {cid} in {self.location}")
         if Cid.of(block, cid.codec, cid.version).digest != cid.digest:
@@ -112,13 +126,14 @@ class BlockStore(abc.ABC):
         with self.block_writer() as put:
             return import_bytes(data, put, cid_version)
 
-    def cat(self, cid: Cid, out: BinaryIO) -> int:
-        """Writes the file a root CID names; returns its size. Every block is verified."""
+    def cat(self, cid: Cid, out: BinaryIO, fetched: Mapping[bytes, bytes] | None = None) -> int:
+        """Writes the file a root CID names; returns its size. Every block is verified (those in
+        `fetched`, read ahead by `raw_blocks`, too)."""
         written = 0
         stack = [cid]
         while stack:
             current = stack.pop()
-            block = self.get_block(current)
+            block = self.get_block(current, fetched)
             if current.codec == RAW:
                 written += out.write(block)
             elif current.codec == DAG_PB:
@@ -129,9 +144,10 @@ class BlockStore(abc.ABC):
                 raise CidError(f"codec 0x{current.codec:x}")
         return written
 
-    def read(self, cid: Cid) -> bytes:
+    def read(self, cid: Cid, fetched: Mapping[bytes, bytes] | None = None) -> bytes:
+        """The file a root CID names, every block verified (`fetched`: see `cat`)."""
         buffer = io.BytesIO()
-        self.cat(cid, buffer)
+        self.cat(cid, buffer, fetched)
         return buffer.getvalue()
 
     def export_car(self, cid: Cid, out: BinaryIO) -> int:

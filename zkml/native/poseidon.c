@@ -3,8 +3,8 @@
  * width 2, rate 1, x^5, 8 full and 56 partial rounds) and sponge (ezkl's VariableLength domain:
  * the capacity starts at 2^64, no padding at rate 1; one permutation per absorbed value, the
  * output is the rate element after the last). Field arithmetic in Montgomery form on four 64-bit
- * limbs (CIOS multiplication). zkml/poseidon.py builds and loads this file; its tests compare
- * it with ezkl.poseidon_hash. */
+ * limbs (CIOS multiplication without carry words). zkml/poseidon.py builds and loads this file;
+ * its tests compare it with ezkl.poseidon_hash. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -44,31 +44,43 @@ static void sub_modulus(uint64_t a[4]) {
     }
 }
 
+/* Montgomery multiplication, CIOS without the carry words: BN254's modulus leaves the top two
+ * bits of its last limb clear (p < 2^254), so the running sum of each round fits in four limbs
+ * plus the carries A and C (the "no-carry" variant of gnark-crypto's field code); one final
+ * conditional subtraction. */
 static inline fe mul(fe a, fe b) {
-    uint64_t t[6] = {0, 0, 0, 0, 0, 0};
+    uint64_t t0 = 0, t1 = 0, t2 = 0, t3 = 0;
     for (int i = 0; i < 4; i++) {
-        u128 c = 0;
-        for (int j = 0; j < 4; j++) {
-            c += (u128)a.v[j] * b.v[i] + t[j];
-            t[j] = (uint64_t)c;
-            c >>= 64;
-        }
-        c += t[4];
-        t[4] = (uint64_t)c;
-        t[5] = (uint64_t)(c >> 64);
-        uint64_t m = t[0] * INV;
-        c = ((u128)m * MODULUS[0] + t[0]) >> 64;
-        for (int j = 1; j < 4; j++) {
-            c += (u128)m * MODULUS[j] + t[j];
-            t[j - 1] = (uint64_t)c;
-            c >>= 64;
-        }
-        c += t[4];
-        t[3] = (uint64_t)c;
-        t[4] = t[5] + (uint64_t)(c >> 64);
+        const uint64_t bi = b.v[i];
+        u128 x = (u128)a.v[0] * bi + t0;
+        uint64_t A = (uint64_t)(x >> 64);
+        t0 = (uint64_t)x;
+        const uint64_t m = t0 * INV;
+        u128 y = (u128)m * MODULUS[0] + t0;
+        uint64_t C = (uint64_t)(y >> 64);
+
+        x = (u128)a.v[1] * bi + t1 + A;
+        A = (uint64_t)(x >> 64);
+        y = (u128)m * MODULUS[1] + (uint64_t)x + C;
+        C = (uint64_t)(y >> 64);
+        t0 = (uint64_t)y;
+
+        x = (u128)a.v[2] * bi + t2 + A;
+        A = (uint64_t)(x >> 64);
+        y = (u128)m * MODULUS[2] + (uint64_t)x + C;
+        C = (uint64_t)(y >> 64);
+        t1 = (uint64_t)y;
+
+        x = (u128)a.v[3] * bi + t3 + A;
+        A = (uint64_t)(x >> 64);
+        y = (u128)m * MODULUS[3] + (uint64_t)x + C;
+        C = (uint64_t)(y >> 64);
+        t2 = (uint64_t)y;
+
+        t3 = C + A;
     }
-    fe r = {{t[0], t[1], t[2], t[3]}};
-    if (t[4] || geq_modulus(r.v)) sub_modulus(r.v);
+    fe r = {{t0, t1, t2, t3}};
+    if (geq_modulus(r.v)) sub_modulus(r.v);
     return r;
 }
 

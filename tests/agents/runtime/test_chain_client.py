@@ -101,3 +101,26 @@ def test_logs_decode_as_web3_does_and_a_same_signature_log_of_another_contract_i
     assert client.logs("TestToken", "Transfer", broken) == []
     assert list(web3_event.process_receipt(broken, errors=DISCARD)) == []
     assert client.logs("TestToken", "Approval", mine) == []
+
+
+def test_decoded_values_are_normalised_as_web3_normalises_them():
+    """`logs` normalises each decoded value as web3's BASE_RETURN_NORMALIZERS would (it only
+    checksums addresses, in arrays too), without web3's generic machinery for the rest."""
+    from web3._utils.abi import map_abi_data
+    from web3._utils.normalizers import BASE_RETURN_NORMALIZERS
+
+    from agents.runtime.chain import _normal
+
+    lower = "0x" + "ab" * 20
+    cases = [
+        ("address", lower),
+        ("address[]", [lower, "0x" + "00" * 19 + "01"]),
+        ("address[2]", (lower, lower)),
+        ("uint256", 7),
+        ("bytes32", b"\x01" * 32),
+        ("string", "ipfs://x"),
+        ("bool", True),
+    ]
+    for kind, value in cases:
+        assert _normal(kind, value) == map_abi_data(BASE_RETURN_NORMALIZERS, [kind], [value])[0], kind
+    assert _normal("address", lower) == "0xABaBaBaBABabABabAbAbABAbABabababaBaBABaB"

@@ -74,6 +74,30 @@ def test_corrupted_block_is_detected_on_read(store: BlockStore):
         store.read(cid)
 
 
+def test_blocks_read_ahead_for_a_batch_are_still_verified_and_a_missing_one_fails_its_file_alone(
+    store: BlockStore,
+):
+    """A publisher reads a batch's images ahead in one query (`raw_blocks`) and then reads each
+    file with them (`read(cid, fetched)`): the bytes are the same as a plain read, a file of many
+    blocks fetches the rest as it goes, a block that is not there is left out (its file alone
+    fails, as a plain read does), and a tampered block read ahead still fails its file."""
+    small, large = os.urandom(100), os.urandom(2 * CHUNK_SIZE + 3)
+    cids = [store.add_bytes(small), store.add_bytes(large)]
+    absent = Cid.of(b"never added", 0x55)
+    fetched = store.raw_blocks([*cids, absent, cids[0]])
+    assert set(fetched) == {cids[0].digest, cids[1].digest}  # the roots; the absent one left out
+    assert store.raw_blocks([]) == {}
+    assert store.read(cids[0], fetched) == small and store.read(cids[1], fetched) == large
+    with pytest.raises(BlockNotFoundError, match="no block"):
+        store.read(absent, fetched)
+    tampered = {**fetched, cids[0].digest: b"not the image"}
+    with pytest.raises(CorruptBlockError, match="does not hash"):
+        store.read(cids[0], tampered)
+    overwrite_block(store, cids[0], b"tampered in the store")
+    with pytest.raises(CorruptBlockError, match="does not hash"):
+        store.read(cids[0], store.raw_blocks([cids[0]]))
+
+
 def test_no_temporary_files_are_left(tmp_path: Path):
     LocalStore(tmp_path).add_bytes(os.urandom(3 * CHUNK_SIZE))
     assert not [p for p in tmp_path.rglob("*.tmp")]
