@@ -24,6 +24,10 @@ is part of the work). Each run has a Redis database of its own. Side by side:
   asset, in the end-to-end PostgreSQL run: where the CPU goes. `--profile` samples that phase's
   daemons with py-spy (every thread, native frames included) and prints each one's top
   functions by own samples;
+- `compute_floor_ms_per_asset` and `ceiling_assets_per_min`: what curating, publishing and
+  committing one asset must compute (CLIP embeddings, C2PA signature, Poseidon commitment; see
+  `bench/scale_floor.py`), measured last on one thread, and the rate that alone allows on this
+  machine's cores;
 - the prover and settlement figures come from `bench/scale_prove_settle.py` when it is there
   (`prover_inferences_per_min_per_core`, `prover_cores_for_10k_per_min`,
   `vouchers_settled_per_min`).
@@ -56,6 +60,7 @@ import click
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.scale_floor import BATCH, compute_floor  # noqa: E402
 from tests.agents.runtime.anvil import free_port  # noqa: E402
 
 DAEMONS = ("curator", "publisher", "registrar")
@@ -365,6 +370,9 @@ def main(count: int, profile: bool, skip_prove_settle: bool, keep: bool) -> None
             # in memory, and thousands of registrations later it can run out of it
             figures = {} if skip_prove_settle else prove_settle(work, postgres)
             figures.update(asyncio.run(run(work, postgres, redis_url, count, profile)))
+        # last, on a quiet machine: what each asset must compute whatever orchestration costs
+        click.echo("the compute floor of an asset ...", err=True)
+        figures.update(compute_floor([(caption, png) for caption, png, _ in corpus(count, 4)[:BATCH]]))
     finally:
         if keep:
             click.echo(f"the run's folder: {work}", err=True)
@@ -556,6 +564,15 @@ def report(figures: dict[str, Any], count: int) -> None:
         click.echo(f"{'  ' + name + ' alone, per minute':<44} {rate:>12,.0f}")
     for name, ms in figures.get("cpu_ms_per_asset", {}).items():
         click.echo(f"{'  CPU ms per asset, ' + name:<44} {ms:>12.2f}")
+    if "compute_floor_ms_per_asset" in figures:
+        floor = figures["compute_floor_ms_per_asset"]
+        click.echo(f"{'compute floor, CPU ms an asset (one thread)':<44} {floor['total']:>12.2f}")
+        for name in ("clip_image", "clip_text", "c2pa_sign", "poseidon"):
+            click.echo(f"{'  ' + name:<44} {floor[name]:>12.2f}")
+        click.echo(
+            f"{'  ceiling on ' + str(figures['ceiling_cores']) + ' cores, assets/min':<44}"
+            f" {figures['ceiling_assets_per_min']:>12,.0f} {TARGET_PER_MIN:>16,}  target"
+        )
     if "prover_inferences_per_min_per_core" in figures:
         click.echo(
             f"{'prover inferences/min, one core (batch ' + str(figures.get('prover_batch')) + ')':<44}"
