@@ -16,7 +16,7 @@ APE := $(ROOT)/.venv/bin/ape
 ANVIL_NETWORK := ethereum:local:foundry
 PYTEST_ARGS ?=
 
-.PHONY: help setup setup-tests compile demo test test-embedded test-anvil test-fast lint lock clean bench-gas bench-zk bench-pipeline bench-api bench-models train-clip train-t2i train-upscaler train-head
+.PHONY: help setup setup-tests compile demo test test-embedded test-anvil test-fast lint lock clean bench-gas bench-zk bench-pipeline bench-api bench-scale bench-models train-clip train-t2i train-upscaler train-head
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -70,6 +70,9 @@ bench-pipeline: compile ## Agents on the embedded chain: raw generator vs pipeli
 
 bench-api: compile ## The HTTP API: mixed reads, voucher checks, paid fetches vs baselines (DURATION=S)
 	@python bench/api.py $(if $(DURATION),--seconds $(DURATION))
+
+bench-scale: compile ## Scale-out: curate -> publish -> register on PostgreSQL, Redis and anvil, each daemon alone, the compute floor (ASSETS=N)
+	@python bench/scale.py $(if $(ASSETS),--assets $(ASSETS))
 
 bench-models: setup ## Tiny CLIP zero-shot, generation accuracy (pixel judge), CPU images/s vs baselines
 	@python bench/models.py
