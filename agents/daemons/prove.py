@@ -26,6 +26,8 @@ chunk is then put to proofmint's zkML validator, one request and one response pe
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -48,13 +50,40 @@ if TYPE_CHECKING:
 REGISTRY: Final = "ProvenanceRegistry"
 
 
+WORK_PREFIX: Final = "proofmint-prove-"
+
+
 def prove_rows(artifacts_root: str, batch: int, embed_dim: int, rows: list[HeadInput]) -> dict[str, Any]:
-    """Prove one batch with the circuit cached at `artifacts_root` (runs in a worker process)."""
+    """Prove one batch with the circuit cached at `artifacts_root` (runs in a worker process),
+    in a work folder named after this process; the folders of provers that died without
+    removing theirs (killed mid-proof) are removed first (`sweep_abandoned`)."""
     from zkml.pipeline import Artifacts, Circuit
 
+    sweep_abandoned(Path(tempfile.gettempdir()))
     circuit = Circuit(Artifacts(Path(artifacts_root)), batch, embed_dim)
-    with tempfile.TemporaryDirectory(prefix="proofmint-prove-") as work:
+    with tempfile.TemporaryDirectory(prefix=f"{WORK_PREFIX}{os.getpid()}-") as work:
         return circuit.prove(rows, Path(work))
+
+
+def sweep_abandoned(folder: Path) -> list[Path]:
+    """Removes the work folders under `folder` that provers of this user made (named
+    `proofmint-prove-PID-...`) whose process is gone; returns them. A folder whose process lives
+    (or whose number another process now has), another user's, or any other name is left."""
+    removed = []
+    for path in folder.glob(f"{WORK_PREFIX}*-*"):
+        pid = path.name.removeprefix(WORK_PREFIX).split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            if not path.is_dir() or path.is_symlink() or path.stat().st_uid != os.getuid():
+                continue
+            os.kill(int(pid), 0)  # raises when no such process: the prover died
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        except OSError:  # gone meanwhile, or a process of another user: not ours to judge
+            continue
+    return removed
 
 
 def chunk_sizes(count: int, sizes: Sequence[int]) -> list[int]:

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from agents.app.main import cli
 from agents.core.requests import GenerationRequest, GeneratorError
-from agents.daemons.prove import chunk_sizes
+from agents.daemons.prove import WORK_PREFIX, chunk_sizes, sweep_abandoned
 from agents.daemons.publish import PublishError, png_size
 from agents.models.generator import png_bytes
 from agents.runtime import jobs
@@ -67,6 +67,30 @@ def test_a_malformed_job_payload_is_a_generator_error(payload: dict[str, object]
 )
 def test_proofs_are_chunked_largest_circuit_first(count: int, sizes: list[int], expected: list[int]):
     assert chunk_sizes(count, sizes) == expected
+
+
+def test_work_folders_of_provers_that_died_are_swept_and_nothing_else(tmp_path: Path):
+    """A prover killed mid-proof (kill -9, a lost host) leaves its work folder (input, witness,
+    proof files); the next proof removes the folders whose prover process is gone, and only
+    those: a live prover's, an unnumbered one, and anything not named as a prover's stay."""
+    import os
+    import subprocess
+    import sys
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()  # a process number no process has now
+    dead = tmp_path / f"{WORK_PREFIX}{ended.pid}-abc123"
+    live = tmp_path / f"{WORK_PREFIX}{os.getppid()}-def456"
+    mine = tmp_path / f"{WORK_PREFIX}{os.getpid()}-ghi789"
+    unnumbered = tmp_path / f"{WORK_PREFIX}x1y2z3"
+    other = tmp_path / f"another-{ended.pid}-abc"
+    for folder in (dead, live, mine, unnumbered, other):
+        folder.mkdir()
+        (folder / "witness.json").write_text("{}")
+    assert sweep_abandoned(tmp_path) == [dead]
+    assert not dead.exists()
+    assert all(folder.is_dir() for folder in (live, mine, unnumbered, other))
+    assert sweep_abandoned(tmp_path) == []
 
 
 def test_png_size_reads_the_header_and_refuses_other_bytes():
