@@ -17,7 +17,6 @@ process's (user + system) around each step, so what another process does meanwhi
 
 from __future__ import annotations
 
-import io
 import os
 import random
 import time
@@ -97,13 +96,3 @@ def compute_floor(
         "ceiling_assets_per_min": round(cores * 60_000.0 / total, 1),
         "ceiling_cores": cores,
     }
-
-
-def png_of(seed: int, side: int = 32) -> bytes:
-    """A PNG of random pixels (tests and a corpus-less run)."""
-    from PIL import Image
-
-    rng = random.Random(seed)
-    buffer = io.BytesIO()
-    Image.frombytes("RGB", (side, side), rng.randbytes(side * side * 3)).save(buffer, "PNG")
-    return buffer.getvalue()

@@ -75,13 +75,7 @@ class MemoryQueue:
         self._next = 0
 
     async def put(self, key: str) -> None:
-        if not key:
-            raise QueueError("a message needs a job key")
-        async with self._changed:
-            await self._changed.wait_for(lambda: len(self._ready) + len(self._pending) < self.capacity)
-            self._next += 1
-            self._ready[str(self._next)] = (key, 0)
-            self._changed.notify_all()
+        await self.put_many([key])
 
     async def put_many(self, keys: Sequence[str]) -> None:
         if not all(keys):
@@ -174,12 +168,7 @@ class RedisStreamQueue:
         self._ready = True
 
     async def put(self, key: str) -> None:
-        if not key:
-            raise QueueError("a message needs a job key")
-        await self._ensure_group()
-        while await self.client.xlen(self.stream) >= self.capacity:  # noqa: ASYNC110 - the state is in Redis
-            await asyncio.sleep(self.poll)
-        await self.client.xadd(self.stream, {"key": key})
+        await self.put_many([key])
 
     async def put_many(self, keys: Sequence[str]) -> None:
         if not all(keys):

@@ -327,35 +327,31 @@ class Stage(ABC):
         worker moved it first), each on its own, and the stale ones' results are dropped (one
         transition per job, ever). The ones moved."""
         try:
-            await self.journal.call(
-                self.journal.advance,
-                [o.key for o in done],
-                self.origin,
-                target,
-                owner=self.worker,
-                updates={o.key: o.updates for o in done},
-            )
+            await self._advance_all(done, target)
             return done
-        except StaleJobError:
+        except StaleJobError as stale:
             if len(done) == 1:
-                self._dropped(done[0].key, "stale")
+                self._dropped(done[0].key, str(stale))
                 return []
         moved = []
         for outcome in done:
             try:
-                await self.journal.call(
-                    self.journal.advance,
-                    [outcome.key],
-                    self.origin,
-                    target,
-                    owner=self.worker,
-                    updates={outcome.key: outcome.updates},
-                )
+                await self._advance_all([outcome], target)
             except StaleJobError as stale:
                 self._dropped(outcome.key, str(stale))
                 continue
             moved.append(outcome)
         return moved
+
+    async def _advance_all(self, done: list[Done], target: str) -> None:
+        await self.journal.call(
+            self.journal.advance,
+            [o.key for o in done],
+            self.origin,
+            target,
+            owner=self.worker,
+            updates={o.key: o.updates for o in done},
+        )
 
     def _dropped(self, key: str, why: str) -> None:
         log.warning("result dropped", extra={"fields": {"stage": self.name, "key": key, "why": why}})

@@ -5,9 +5,21 @@ from __future__ import annotations
 
 import pytest
 
-from bench.scale_floor import compute_floor, png_of
+from bench.scale_floor import compute_floor
 
 pytestmark = pytest.mark.offchain
+
+
+def png_of(seed: int, side: int = 32) -> bytes:
+    """A PNG of random pixels."""
+    import io
+    import random
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (side, side), random.Random(seed).randbytes(side * side * 3)).save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 def test_the_floor_measures_each_computation_and_the_ceiling_follows_from_their_sum():
