@@ -41,20 +41,21 @@ test: setup-tests ## Every test: lint, the suite on the embedded chain and the c
 # `contracts`) run once, on the embedded chain (faster there), with a `smoke` few on anvil too;
 # every other chain test runs on both chains (the daemons behave differently in process and
 # behind a URL); tests that need a node outside the test process (`anvil`) run on anvil only;
-# the suites that touch no chain (`offchain`) run once, in the anvil pass, the shorter of the two.
+# the suites that touch no chain (`offchain`) and the contract suites' random-sequence tests
+# (`anvil_pass`, as fast on anvil) run once, in the anvil pass, to even out the two.
 # The two passes and lint run side by side (each pass is one pytest process, mostly on one core;
 # what they share on disk is built under a lock or keyed by port), their lines tagged.
 DURATIONS := --durations=30
 EMBEDDED_TAG ?= cat
 ANVIL_TAG ?= cat
 
-test-embedded: compile ## The suite on the embedded chain (everything not marked anvil or offchain)
+test-embedded: compile ## The suite on the embedded chain (everything not marked anvil, anvil_pass or offchain)
 	@echo "== tests on the embedded chain (ethereum:local:test): everything but the node-only tests and the suites that touch no chain ==" | $(EMBEDDED_TAG)
-	@PROOFMINT_EXPECT_PROVIDER=test $(APE) test tests -m "not anvil and not offchain" $(DURATIONS) $(PYTEST_ARGS) 2>&1 | $(EMBEDDED_TAG)
+	@PROOFMINT_EXPECT_PROVIDER=test $(APE) test tests -m "not anvil and not anvil_pass and not offchain" $(DURATIONS) $(PYTEST_ARGS) 2>&1 | $(EMBEDDED_TAG)
 
 test-anvil: compile ## The chain tests again on an anvil node
-	@echo "== tests on anvil ($(ANVIL_NETWORK)): the chain tests but the contract suites (a smoke few) and the slow ones, which the embedded pass ran; plus the node-only tests and the suites that touch no chain ==" | $(ANVIL_TAG)
-	@PROOFMINT_EXPECT_PROVIDER=foundry $(APE) test tests -m "anvil or smoke or offchain or (chain and not slow and not contracts)" --network $(ANVIL_NETWORK) $(DURATIONS) $(PYTEST_ARGS) 2>&1 | $(ANVIL_TAG)
+	@echo "== tests on anvil ($(ANVIL_NETWORK)): the chain tests but the contract suites (a smoke few) and the slow ones, which the embedded pass ran; plus the node-only tests, the contract suites' random-sequence tests and the suites that touch no chain ==" | $(ANVIL_TAG)
+	@PROOFMINT_EXPECT_PROVIDER=foundry $(APE) test tests -m "anvil or anvil_pass or smoke or offchain or (chain and not slow and not contracts)" --network $(ANVIL_NETWORK) $(DURATIONS) $(PYTEST_ARGS) 2>&1 | $(ANVIL_TAG)
 
 test-fast: compile ## The fast path: everything not marked slow, embedded chain only
 	@$(APE) test tests -m "not slow and not anvil" $(PYTEST_ARGS)

@@ -1,13 +1,21 @@
-"""What the ape-script tests share: a real anvil of their own, `ape run` as a subprocess (the way an
-operator runs it), and web3.py shortcuts for the set-up a test needs before the script under test
-runs (faster than another `ape run`, and not what is being tested)."""
+"""What the ape-script tests share: a real anvil of their own, `ape run` as a process of its own
+(the way an operator runs it; forked from a warm ape that imported ape once, `WarmApe`), and
+web3.py shortcuts for the set-up a test needs before the script under test runs (faster than
+another `ape run`, and not what is being tested)."""
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
+import select
+import shutil
+import signal
 import socket
 import subprocess
+import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -57,18 +65,84 @@ class Anvil:
         self.record.unlink(missing_ok=True)
 
 
-def ape(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """`ape run ARGS` in the project, as typed (no --network added); never a Python traceback."""
+class WarmApe:
+    """`ape` runs forked from a server that imported ape once (`tests.scripts.ape_server`): each is
+    a process of its own, as typed, without the imports every new interpreter repeats."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.lock = threading.Lock()
+        self.folder = Path(tempfile.mkdtemp(prefix="proofmint-ape-runs-"))
+        self.process = subprocess.Popen(
+            [str(ROOT / ".venv" / "bin" / "python"), "-m", "tests.scripts.ape_server"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self._answer("ready", timeout=120)
+
+    def _answer(self, key: str, timeout: float) -> Any:
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        line = self.process.stdout.readline() if ready else ""
+        if not line:
+            raise subprocess.TimeoutExpired("ape", timeout) if not ready else RuntimeError("the ape server ended")
+        return json.loads(line)[key]
+
+    def run(self, args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+        with self.lock:
+            out, err = self.folder / "stdout", self.folder / "stderr"
+            request = {"args": args, "cwd": str(ROOT), "env": self.env, "stdout": str(out), "stderr": str(err)}
+            assert self.process.stdin is not None
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+            pid = self._answer("pid", timeout=30)
+            try:
+                code = self._answer("rc", timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(pid, signal.SIGKILL)
+                self._answer("rc", timeout=30)
+                raise
+            return subprocess.CompletedProcess(["ape", *args], code, out.read_text(), err.read_text())
+
+    def stop(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        self.process.wait(timeout=30)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _environment(env: dict[str, str] | None) -> dict[str, str]:
     environment = dict(os.environ if env is None else env)
     environment["PATH"] = f"{ROOT / '.venv' / 'bin'}:{ROOT / 'node_modules' / '.bin'}:{environment['PATH']}"
-    result = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "ape"), "run", *args],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    return environment
+
+
+@functools.cache
+def _warm_ape() -> WarmApe:
+    """One warm ape for the test process, started by the first run, stopped at exit."""
+    server = WarmApe(_environment(None))
+    atexit.register(server.stop)
+    return server
+
+
+def ape(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`ape run ARGS` in the project, as typed (no --network added); never a Python traceback.
+    In the test process's own environment it is forked from the warm ape (`WarmApe`); with
+    another `env`, a new interpreter."""
+    if env is None:
+        result = _warm_ape().run(["run", *args], timeout=180)
+    else:
+        result = subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "ape"), "run", *args],
+            cwd=ROOT,
+            env=_environment(env),
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
     output = result.stdout + result.stderr
     assert "Traceback" not in output, output
     return result
