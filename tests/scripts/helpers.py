@@ -67,10 +67,10 @@ class Anvil:
 
 class WarmApe:
     """`ape` runs forked from a server that imported ape once (`tests.scripts.ape_server`): each is
-    a process of its own, as typed, without the imports every new interpreter repeats."""
+    a process of its own, as typed, in the environment it is given, without the imports every
+    new interpreter repeats."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
         self.lock = threading.Lock()
         self.folder = Path(tempfile.mkdtemp(prefix="proofmint-ape-runs-"))
         self.process = subprocess.Popen(
@@ -79,25 +79,36 @@ class WarmApe:
             env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            text=True,
+            bufsize=0,
         )
+        self.pending = b""
         self._answer("ready", timeout=120)
 
     def _answer(self, key: str, timeout: float) -> Any:
+        """The next line the server writes, read from its pipe unbuffered (its pid and status
+        lines can come in one read: a line left in a reader's buffer would never wake select)."""
         assert self.process.stdout is not None
-        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
-        line = self.process.stdout.readline() if ready else ""
-        if not line:
-            raise subprocess.TimeoutExpired("ape", timeout) if not ready else RuntimeError("the ape server ended")
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.pending:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self.process.stdout], [], [], max(left, 0))
+            if not ready:
+                raise subprocess.TimeoutExpired("ape", timeout)
+            chunk = os.read(self.process.stdout.fileno(), 65536)
+            if not chunk:
+                raise RuntimeError("the ape server ended")
+            self.pending += chunk
+        line, self.pending = self.pending.split(b"\n", 1)
         return json.loads(line)[key]
 
-    def run(self, args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    def run(self, args: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
         with self.lock:
             out, err = self.folder / "stdout", self.folder / "stderr"
-            request = {"args": args, "cwd": str(ROOT), "env": self.env, "stdout": str(out), "stderr": str(err)}
+            request = {"args": args, "cwd": str(ROOT), "env": env, "stdout": str(out), "stderr": str(err)}
             assert self.process.stdin is not None
-            self.process.stdin.write(json.dumps(request) + "\n")
-            self.process.stdin.flush()
+            data = memoryview(json.dumps(request).encode() + b"\n")
+            while data:  # an unbuffered pipe may take part of it
+                data = data[os.write(self.process.stdin.fileno(), data) :]
             pid = self._answer("pid", timeout=30)
             try:
                 code = self._answer("rc", timeout=timeout)
@@ -130,10 +141,10 @@ def _warm_ape() -> WarmApe:
 
 def ape(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """`ape run ARGS` in the project, as typed (no --network added); never a Python traceback.
-    In the test process's own environment it is forked from the warm ape (`WarmApe`); with
-    another `env`, a new interpreter."""
+    In the test process's own environment (as it is at the call) it is forked from the warm ape
+    (`WarmApe`); with another `env`, a new interpreter."""
     if env is None:
-        result = _warm_ape().run(["run", *args], timeout=180)
+        result = _warm_ape().run(["run", *args], _environment(None), timeout=180)
     else:
         result = subprocess.run(
             [str(ROOT / ".venv" / "bin" / "ape"), "run", *args],

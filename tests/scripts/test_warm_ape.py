@@ -39,3 +39,16 @@ def fresh(*args: str) -> subprocess.CompletedProcess[str]:
 def test_a_warm_run_prints_and_exits_as_a_new_interpreter_does(args: tuple[str, ...]):
     warm, new = ape(*args), fresh(*args)
     assert (warm.returncode, warm.stdout, warm.stderr) == (new.returncode, new.stdout, new.stderr)
+
+
+def test_a_warm_run_sees_the_environment_as_it_is_at_the_call(monkeypatch: pytest.MonkeyPatch):
+    """The server started with the test process's environment; a variable set after it started
+    reaches the run (here the RPC URL ape-config.yaml reads for base:sepolia: set to a port
+    where nothing listens, the script says no node answers there, not that the URL is unset)."""
+    monkeypatch.delenv("PROOFMINT_BASE_SEPOLIA_RPC", raising=False)
+    unset = ape("deploy", "--network", "base:sepolia")
+    assert unset.returncode == 1 and "has no node URL" in unset.stderr
+    monkeypatch.setenv("PROOFMINT_BASE_SEPOLIA_RPC", "http://127.0.0.1:9")
+    set_now = ape("deploy", "--network", "base:sepolia")
+    assert set_now.returncode == 1 and "has no node URL" not in set_now.stderr
+    assert set_now.stderr == fresh("deploy", "--network", "base:sepolia").stderr
