@@ -50,7 +50,7 @@ EMBEDDED_TAG ?= cat
 ANVIL_TAG ?= cat
 
 test-embedded: compile ## The suite on the embedded chain (everything not marked anvil, anvil_pass or offchain)
-	@echo "== tests on the embedded chain (ethereum:local:test): everything but the node-only tests and the suites that touch no chain ==" | $(EMBEDDED_TAG)
+	@echo "== tests on the embedded chain (ethereum:local:test): everything but the node-only tests, the contract suites' random-sequence tests and the suites that touch no chain ==" | $(EMBEDDED_TAG)
 	@PROOFMINT_EXPECT_PROVIDER=test $(APE) test tests -m "not anvil and not anvil_pass and not offchain" $(DURATIONS) $(PYTEST_ARGS) 2>&1 | $(EMBEDDED_TAG)
 
 test-anvil: compile ## The chain tests again on an anvil node

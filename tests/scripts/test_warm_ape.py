@@ -9,22 +9,14 @@ import subprocess
 
 import pytest
 
-from tests.scripts.helpers import ROOT, ape
+from tests.scripts.helpers import ape
 
 pytestmark = [pytest.mark.slow, pytest.mark.anvil]  # with the other script tests
 
 
 def fresh(*args: str) -> subprocess.CompletedProcess[str]:
-    environment = dict(os.environ)
-    environment["PATH"] = f"{ROOT / '.venv' / 'bin'}:{ROOT / 'node_modules' / '.bin'}:{environment['PATH']}"
-    return subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "ape"), "run", *args],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    """The same run in a new interpreter (`ape` starts one for an environment it is given)."""
+    return ape(*args, env=dict(os.environ))
 
 
 @pytest.mark.parametrize(
