@@ -14,14 +14,17 @@ OFFCHAIN_SUITES = [Path(__file__).resolve().parent / name for name in ("toolchai
 def pytest_configure(config: pytest.Config) -> None:
     """`ape.reverts` made strict for custom errors (tests/strict_reverts.py): a check of an error
     ape could not decode is decoded from the raw revert data instead of passing unchecked. The
-    embedded chain's BN254 precompiles computed once per distinct input (tests/bn254_memo.py)."""
+    embedded chain's BN254 precompiles computed once per distinct input (tests/bn254_memo.py),
+    and ape's debug-log replay of each transaction skipped where it finds nothing
+    (tests/debug_logs_skip.py)."""
     import ape
 
-    from tests import bn254_memo
+    from tests import bn254_memo, debug_logs_skip
     from tests.strict_reverts import StrictReverts
 
     ape.reverts = StrictReverts  # type: ignore[attr-defined]
     bn254_memo.install()
+    debug_logs_skip.install()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
