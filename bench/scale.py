@@ -21,7 +21,10 @@ is part of the work). Each run has a Redis database of its own. Side by side:
 - `scaling_1_to_2_workers`: the end-to-end rate with two processes of each CPU-bound daemon
   (curator, publisher) over the rate with one;
 - `cpu_ms_per_asset`: per daemon, the CPU its process(es) used (user + system, from /proc) per
-  asset, in the end-to-end PostgreSQL run: where the CPU goes. `--profile` samples that phase's
+  asset, in the end-to-end PostgreSQL run: where the CPU goes; beside them the shared servers'
+  (`postgres`, `anvil`, `redis-server`: every process of each) and the whole machine's
+  (`machine`: /proc/stat, all cores, this bench's own polling included), and
+  `machine_idle_share`, the share of the cores' time nobody used in that run. `--profile` samples that phase's
   daemons with py-spy (every thread, native frames included) and prints each one's top
   functions by own samples;
 - `compute_floor_ms_per_asset` and `ceiling_assets_per_min`: what curating, publishing and
@@ -156,6 +159,35 @@ def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+SERVERS = ("postgres", "anvil", "redis-server")
+"""The shared servers' process names (/proc/PID/comm): what the daemons' CPU per asset leaves out."""
+
+
+def servers_cpu() -> dict[str, float]:
+    """CPU seconds (with reaped children: PostgreSQL's ended backends) of every process of each
+    shared server on this machine, by server."""
+    used = dict.fromkeys(SERVERS, 0.0)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            name = (entry / "comm").read_text().strip()
+            if name in used:
+                used[name] += cpu_seconds(int(entry.name))
+        except (OSError, ValueError):  # ended meanwhile
+            continue
+    return used
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, idle) CPU seconds of the whole machine since boot, all cores, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    busy = sum(fields[:8]) - idle  # user nice system idle iowait irq softirq steal
+    tick = os.sysconf("SC_CLK_TCK")
+    return busy / tick, idle / tick
 
 
 class Drain:
@@ -451,10 +483,12 @@ async def run(work: Path, postgres: Any, redis_url: str, count: int, profile: bo
                 fleet.start(name, n, extra[name])
             fleet.wait_ready()
             samplers = fleet.sample() if profiled else []
-            cpu_before = fleet.cpu()
+            cpu_before, servers_before, machine_before = fleet.cpu(), servers_cpu(), machine_busy()
             started = release(journal)
             ended = until_done(journal, count, within_s=3_600)
             cpu = {k: v - cpu_before.get(k, 0.0) for k, v in fleet.cpu().items()}
+            cpu.update({k: v - servers_before[k] for k, v in servers_cpu().items()})
+            busy, idle = (after - before for after, before in zip(machine_busy(), machine_before, strict=True))
             fleet.unsample(samplers)
         finally:
             fleet.stop()
@@ -470,7 +504,12 @@ async def run(work: Path, postgres: Any, redis_url: str, count: int, profile: bo
         )
         if profiled:
             print_profile(folder)
-        return {"rate": rate, "cpu_ms": {k: round(1_000 * v / count, 2) for k, v in cpu.items()}}
+        cpu["machine"] = busy
+        return {
+            "rate": rate,
+            "cpu_ms": {k: round(1_000 * v / count, 2) for k, v in cpu.items()},
+            "idle_share": round(idle / max(busy + idle, 1e-9), 3),
+        }
 
     one = {name: 1 for name in DAEMONS}
     pg = phase("postgresql", 1, postgres.database(), postgres.database(), one, profiled=profile)
@@ -497,6 +536,7 @@ async def run(work: Path, postgres: Any, redis_url: str, count: int, profile: bo
         "scaling_1_to_2_workers": round(two["rate"] / pg["rate"], 3),
         "assets_per_min_two_workers": round(two["rate"], 1),
         "cpu_ms_per_asset": pg["cpu_ms"],
+        "machine_idle_share": pg["idle_share"],
     }
 
 
@@ -564,6 +604,8 @@ def report(figures: dict[str, Any], count: int) -> None:
         click.echo(f"{'  ' + name + ' alone, per minute':<44} {rate:>12,.0f}")
     for name, ms in figures.get("cpu_ms_per_asset", {}).items():
         click.echo(f"{'  CPU ms per asset, ' + name:<44} {ms:>12.2f}")
+    if "machine_idle_share" in figures:
+        click.echo(f"{'  idle share of the cores, end to end':<44} {figures['machine_idle_share']:>12.3f}")
     if "compute_floor_ms_per_asset" in figures:
         floor = figures["compute_floor_ms_per_asset"]
         click.echo(f"{'compute floor, CPU ms an asset (one thread)':<44} {floor['total']:>12.2f}")

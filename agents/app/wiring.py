@@ -317,14 +317,18 @@ async def load_models(
     generator whose policy blocks concepts loads CLIP too, to screen prompts before it spends
     compute on them.
 
-    `agent_threads`: torch's intra-op threads in this process (it is process-wide), where the
-    curator's model runs beside the event loop and the embedded chain. One by default: its
-    batches are small, and more threads here crowd out the generator's worker processes (one
-    per core, on one thread each) for no gain. None leaves torch's setting alone."""
+    `agent_threads`: torch's intra-op threads and numpy's BLAS threads in this process (both are
+    process-wide), where the curator's model runs beside the event loop and the embedded chain.
+    One by default: its batches are small, and more threads here crowd out the generator's
+    worker processes (one per core, on one thread each) and the other stages for no gain. None
+    leaves both settings alone."""
     from agents.models.curator import CurationPolicy, Curator
     from agents.models.generator import ProcessGenerator
+    from agents.runtime.processes import limit_blas_threads
 
     names = set(names)
+    if agent_threads is not None:
+        limit_blas_threads(agent_threads)
     models = Models(policy=CurationPolicy.from_json(policy or root / DEFAULT_POLICY))
     if "upscaler" in names:
         from agents.models.upscaler import Upscaler
