@@ -45,7 +45,14 @@ from typing import Any, Final, TypeVar
 
 from agents.core.errors import PermanentError
 from agents.core.locations import redact
-from agents.runtime.journal_db import Database, JournalUnavailableError, connect
+from agents.runtime.journal_db import (
+    COLUMN_INDEXES,
+    Database,
+    JournalUnavailableError,
+    connect,
+    migrate_v1,
+    payload_columns,
+)
 
 T = TypeVar("T")
 #: Jobs read by one statement of a batch (SQLite takes at most 32,766 parameters in one).
@@ -66,7 +73,9 @@ def _locked(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
+"""1: a job's requester and digest indexed as expressions of its payload; 2: as columns of their
+own (agents.runtime.journal_db)."""
 
 
 def _insert_job(
@@ -74,9 +83,9 @@ def _insert_job(
 ) -> bool:
     """Inserts a job at `stage` unless its key is journaled (inside the caller's transaction); new or not."""
     cursor = db.execute(
-        "INSERT INTO jobs (key, kind, stage, payload, created_at, updated_at, deadline)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        (key, kind, stage, _dumps(payload), now, now, deadline),
+        "INSERT INTO jobs (key, kind, stage, payload, created_at, updated_at, deadline, requester, sha256)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (key, kind, stage, _dumps(payload), now, now, deadline, *payload_columns(payload)),
     )
     if cursor.rowcount:
         db.execute("INSERT INTO transitions (key, origin, target, at) VALUES (?, '', ?, ?)", (key, stage, now))
@@ -139,6 +148,8 @@ class Journal:
             try:
                 db.create_schema()
                 with db.transaction():
+                    if db.dialect.schema_lock:
+                        db.execute(db.dialect.schema_lock)
                     row = db.execute("SELECT value FROM meta WHERE name = 'schema'" + db.dialect.lock_rows).fetchone()
                     if row is None:
                         db.execute(
@@ -150,6 +161,11 @@ class Journal:
                             f"{redact(self.location)} has schema {row[0]}; this proofmint reads {SCHEMA_VERSION}:"
                             " upgrade"
                         )
+                    elif int(row[0]) == 1:
+                        migrate_v1(db)
+                        db.execute("UPDATE meta SET value = ? WHERE name = 'schema'", (str(SCHEMA_VERSION),))
+                    for statement in COLUMN_INDEXES:
+                        db.execute(statement)
             except BaseException:
                 db.close()
                 raise
@@ -308,11 +324,11 @@ class Journal:
                 if owner is not None and row[2] not in (None, owner) and row[3] > now:
                     raise StaleJobError(f"job {key} is leased to {row[2]}")
                 payload = {**json.loads(row[4]), **dict((updates or {}).get(key, {}))}
-                changed.append((target, _dumps(payload), now, key))
+                changed.append((target, _dumps(payload), *payload_columns(payload), now, key))
                 moves.append((key, origin, target, now))
             db.executemany(
-                "UPDATE jobs SET stage = ?, payload = ?, owner = NULL, lease_until = 0, not_before = 0,"
-                " attempts = 0, error = NULL, updated_at = ? WHERE key = ?",
+                "UPDATE jobs SET stage = ?, payload = ?, requester = ?, sha256 = ?, owner = NULL, lease_until = 0,"
+                " not_before = 0, attempts = 0, error = NULL, updated_at = ? WHERE key = ?",
                 changed,
             )
             db.executemany("INSERT INTO transitions (key, origin, target, at) VALUES (?, ?, ?, ?)", moves)
@@ -430,7 +446,7 @@ class Journal:
     def of_requester(self, kind: str, requester: str, *, limit: int, offset: int = 0) -> tuple[int, list[Job]]:
         """(how many, a page of) the jobs of `kind` whose payload names `requester` (any case),
         newest first."""
-        where = f"WHERE kind = ? AND {self.db.dialect.requester} = ?"
+        where = "WHERE kind = ? AND requester = ?"
         values = (kind, requester.lower())
         (total,) = self.db.execute(f"SELECT COUNT(*) FROM jobs {where}", values).fetchone()
         rows = self.db.execute(
@@ -444,7 +460,7 @@ class Journal:
         """Up to `limit` jobs of `kind` whose payload names `requester` (any case), created at
         `since` or later, oldest first."""
         rows = self.db.execute(
-            f"SELECT {_COLUMNS} FROM jobs WHERE kind = ? AND {self.db.dialect.requester} = ? AND created_at >= ?"
+            f"SELECT {_COLUMNS} FROM jobs WHERE kind = ? AND requester = ? AND created_at >= ?"
             " ORDER BY created_at, key LIMIT ?",
             (kind, requester.lower(), since, limit),
         ).fetchall()
@@ -463,7 +479,7 @@ class Journal:
     def with_digest(self, kind: str, sha256_hex: str) -> list[Job]:
         """The jobs of `kind` whose payload's `sha256` is `sha256_hex` (lowercase hex, no 0x)."""
         rows = self.db.execute(
-            f"SELECT {_COLUMNS} FROM jobs WHERE kind = ? AND {self.db.dialect.sha256} = ? ORDER BY key",
+            f"SELECT {_COLUMNS} FROM jobs WHERE kind = ? AND sha256 = ? ORDER BY key",
             (kind, sha256_hex),
         ).fetchall()
         return [_job(row) for row in rows]

@@ -206,6 +206,58 @@ def test_a_newer_schema_is_refused(location: str | Path):
         _ = Journal(location, final=FINAL).db
 
 
+def test_a_schema_1_journal_gets_its_requester_and_digest_columns(location: str | Path):
+    """A journal written by schema 1 (requester and digest indexed as expressions of the
+    payload) opens as schema 2: both columns filled from every payload, found by the same
+    queries, the old expression indexes gone; a second opening changes nothing."""
+    from agents.runtime.journal_db import connect
+
+    db = connect(location)
+    time_type = "REAL" if db.dialect.name == "sqlite" else "DOUBLE PRECISION"
+    with db.transaction():
+        db.execute(
+            f"CREATE TABLE jobs (key TEXT PRIMARY KEY, kind TEXT NOT NULL, stage TEXT NOT NULL, payload TEXT NOT NULL,"
+            f" attempts INTEGER NOT NULL DEFAULT 0, owner TEXT, lease_until {time_type} NOT NULL DEFAULT 0,"
+            f" not_before {time_type} NOT NULL DEFAULT 0, created_at {time_type} NOT NULL,"
+            f" updated_at {time_type} NOT NULL, deadline {time_type}, error TEXT)"
+        )
+        db.execute(f"CREATE INDEX jobs_by_requester ON jobs (kind, {db.dialect.requester}, created_at)")
+        db.execute(f"CREATE INDEX jobs_by_digest ON jobs (kind, {db.dialect.sha256})")
+        db.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("INSERT INTO meta (name, value) VALUES ('schema', '1')")
+        for key, payload, at in (
+            ("old1", '{"requester": "0xAbC", "sha256": "aa"}', 1.0),
+            ("old2", '{"requester": "0xabc"}', 2.0),
+            ("old3", '{"prompt": "no requester"}', 3.0),
+        ):
+            db.execute(
+                "INSERT INTO jobs (key, kind, stage, payload, created_at, updated_at)"
+                " VALUES (?, 'asset', 'stored', ?, ?, ?)",
+                (key, payload, at, at),
+            )
+    db.close()
+
+    for opening in range(2):
+        journal = Journal(location, final=FINAL)
+        total, page = journal.of_requester("asset", "0xABC", limit=5)
+        assert total == 2 + opening and [j.key for j in page][-2:] == ["old2", "old1"]
+        assert [j.key for j in journal.with_digest("asset", "aa")] == ["old1"]
+        assert journal.db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()[0] == "2"
+        journal.submit(f"new{opening}", "asset", {"requester": "0xABC", "sha256": "bb"}, stage="stored")
+        assert journal.of_requester("asset", "0xabc", limit=5)[0] == 3 + opening
+        journal.close()
+    db = connect(location)
+    names = (
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'jobs'"
+        if db.dialect.name == "sqlite"
+        else "SELECT indexname FROM pg_indexes WHERE tablename = 'jobs'"
+    )
+    indexes = {row[0] for row in db.execute(names)}
+    db.close()
+    assert {"jobs_of_requester", "jobs_of_digest"} <= indexes
+    assert not {"jobs_by_requester", "jobs_by_digest"} & indexes
+
+
 def test_async_calls_run_on_the_journal_thread(journal: Journal):
     async def main() -> str:
         await journal.call(journal.submit, "a", "asset", {}, stage="requested")
@@ -275,7 +327,9 @@ def test_queries_by_requester_digest_stage_and_time(journal: Journal, clock: Clo
     assert journal.ready("stored") == (2, 1.0)
     before = journal.version(["stored"])
     clock.now += 1
-    journal.advance(["r2"], "stored", "registered")
+    journal.advance(["r2"], "stored", "registered", updates={"r2": {"sha256": "cc"}})
+    assert [j.key for j in journal.with_digest("asset", "cc")] == ["r2"]  # a digest a stage sets
+    assert journal.with_digest("asset", "bb") == []
     assert journal.version(["stored"]) != before
     assert journal.reached("registered") == {"r2": (1_001.0, 1_003.0)}
     assert journal.counts() == {"requested": 1, "stored": 1, "registered": 1}
