@@ -132,6 +132,12 @@ def test_a_batch_larger_than_one_read_advances_whole_or_not_at_all(journal: Jour
     with pytest.raises(StaleJobError, match="k0007 is twice in one batch"):  # a caller's bug, not moved twice
         journal.advance(["k0007", "k0008", "k0007"], "generated", "stored")
     assert journal.counts() == {"generated": 1_102}
+    # a claim leases 500 to a statement too: every job of the last chunk is leased as well
+    claimed = journal.claim("generated", "w1", limit=1_200, lease_s=30)
+    assert len(claimed) == 1_102 and {job.attempts for job in claimed} == {1}
+    assert journal.claim("generated", "w2", limit=10, lease_s=30) == []
+    with pytest.raises(StaleJobError, match="job k1100 is leased to w1"):
+        journal.advance(["k1100"], "generated", "stored", owner="w2")
 
 
 def test_release_retries_later_then_gives_up(journal: Journal, clock: Clock):
