@@ -223,11 +223,22 @@ def hash_distance(a: int, b: int) -> int:
     return (a ^ b).bit_count()
 
 
+#: the fewest entries the log beside a saved index holds before the whole index is written again
+_LOG_AT_LEAST: Final = 1_024
+
+
 class EmbeddingIndex:
     """Earlier assets by digest: unit embedding, perceptual hash and the job that added it;
     exact cosine search (numpy). Rows live in a buffer that doubles when full (an add costs
     O(1) amortised, not a copy of the index), and a search does its per-entry work in numpy: only
-    the entries at or above the threshold reach Python."""
+    the entries at or above the threshold reach Python.
+
+    Saved as a snapshot (`path`, an .npz) and a log beside it (`path` + ".log", a JSON line an
+    entry): a save appends the entries added since the last one, and writes the whole index
+    again only once the log holds as many entries as the snapshot (and at least
+    `_LOG_AT_LEAST`), so each entry is written about twice in all. Writing the whole index after
+    every batch had made a save cost O(index) (6 ms for 2,000 entries, 41 ms for 20,000, here:
+    after every batch of 64, a cost per asset that grew without bound)."""
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
@@ -236,6 +247,10 @@ class EmbeddingIndex:
         self._owners: list[str] = []
         self._known: set[str] = set()
         self._buffer = np.zeros((0, dim), dtype=np.float32)
+        self._saved_to: Path | None = None  # where the entries up to `_saved` are
+        self._saved = 0
+        self._in_snapshot = 0
+        self._in_log = 0
 
     @property
     def _rows(self) -> np.ndarray[Any, np.dtype[np.float32]]:
@@ -254,12 +269,15 @@ class EmbeddingIndex:
             raise CuratorError(f"embedding has {row.shape[1]} values, the index holds {self.dim}")
         if digest in self._known:
             return
+        self._append(digest, row[0] / max(1e-12, float(np.linalg.norm(row))), image_hash, owner)
+
+    def _append(self, digest: str, unit: NDArray[np.float32], image_hash: int, owner: str) -> None:
         size = len(self._digests)
         if size == len(self._buffer):  # full: double it
             grown = np.zeros((max(16, 2 * size), self.dim), dtype=np.float32)
             grown[:size] = self._buffer[:size]
             self._buffer = grown
-        self._buffer[size] = row[0] / max(1e-12, float(np.linalg.norm(row)))
+        self._buffer[size] = unit
         self._known.add(digest)
         self._digests.append(digest)
         self._hashes.append(image_hash)
@@ -284,7 +302,45 @@ class EmbeddingIndex:
                 break
         return found
 
+    @staticmethod
+    def log_of(path: Path) -> Path:
+        """The log of entries beside the snapshot at `path`."""
+        return path.with_name(path.name + ".log")
+
     def save(self, path: Path) -> None:
+        """Saves the entries added since the last save to `path` (see the class): appended to
+        its log, or the whole index written again (atomically) when the log is due, when the
+        index was last saved elsewhere, or when its log ended in a line cut short."""
+        new = range(self._saved, len(self))
+        if self._saved_to == path and not new:
+            return
+        if self._saved_to != path or self._in_log + len(new) >= max(_LOG_AT_LEAST, self._in_snapshot):
+            self._snapshot(path)
+            return
+        lines = [
+            json.dumps(
+                {
+                    "digest": self._digests[i],
+                    "hash": f"{self._hashes[i]:016x}",
+                    "owner": self._owners[i],
+                    "row": self._buffer[i].tolist(),  # float32 values: exact as JSON numbers
+                }
+            )
+            + "\n"
+            for i in new
+        ]
+        with self.log_of(path).open("a", encoding="utf-8") as log:
+            log.write("".join(lines))
+        self._saved, self._in_log = len(self), self._in_log + len(new)
+
+    def _snapshot(self, path: Path) -> None:
+        """The whole index to `path` atomically, then its log emptied (entries found in both after a
+        crash between the two are read once)."""
+        self._write_npz(path)
+        self.log_of(path).write_bytes(b"")
+        self._saved_to, self._saved, self._in_snapshot, self._in_log = path, len(self), len(self), 0
+
+    def _write_npz(self, path: Path) -> None:
         """Atomically writes the index (an .npz of digests, hashes and rows)."""
         temporary = path.with_name(path.name + ".tmp.npz")
         np.savez(
@@ -314,7 +370,32 @@ class EmbeddingIndex:
             index._hashes = [int(str(h), 16) for h in hashes]
             index._owners = [str(o) for o in owners]
             index._rows = rows
+        index._in_snapshot = len(index)
+        whole = index._read_log(cls.log_of(path))
+        index._saved_to = path if whole else None  # a line cut short: the next save writes it all
+        index._saved = len(index)
         return index
+
+    def _read_log(self, log: Path) -> bool:
+        """Adds the log's entries (those not known already); False when it ends in a line cut
+        short by a crash (that entry was never saved, and is left out)."""
+        if not log.exists():
+            return True
+        for line in log.read_text(encoding="utf-8").splitlines(keepends=True):
+            try:
+                if not line.endswith("\n"):
+                    raise ValueError("a line cut short")
+                entry = json.loads(line)
+                row = np.asarray(entry["row"], dtype=np.float32)
+                digest, image_hash, owner = str(entry["digest"]), int(entry["hash"], 16), str(entry["owner"])
+            except (ValueError, KeyError, TypeError):
+                return False
+            if row.shape != (self.dim,):
+                raise CuratorError(f"{log}: an entry has {row.shape} values, the index holds {self.dim}")
+            self._in_log += 1
+            if digest not in self._known:
+                self._append(digest, row, image_hash, owner)
+        return True
 
 
 def _as_image(image: Any) -> Any:

@@ -448,3 +448,62 @@ def test_rows_curated_in_batches_stand_against_each_image_embedded_alone_as_veri
     finally:
         torch.set_num_threads(threads)
     assert moved <= 8, f"{moved} values rounded the other way: more than float rounding makes"
+
+
+def test_a_save_appends_what_is_new_and_rewrites_the_whole_index_only_when_its_log_is_due(tmp_path):
+    """`EmbeddingIndex.save` writes the entries added since the last save to a log beside the
+    snapshot, and the whole index again once the log holds as many entries as the snapshot (at
+    least 1,024); what a load reads back is the index, rows bit for bit, whichever files hold
+    it: after a crash between the snapshot and the emptying of its log, and with the log's last
+    line cut short (that entry is left out, and the next save writes the whole index)."""
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    rows = rng.normal(size=(3_000, 8)).astype(np.float32)
+    path = tmp_path / "index.npz"
+    log = EmbeddingIndex.log_of(path)
+    index = EmbeddingIndex(8)
+
+    def add(start: int, stop: int) -> None:
+        for i in range(start, stop):
+            index.add(f"d{i}", rows[i].tolist(), i, owner=f"job{i}")
+
+    def same(loaded: EmbeddingIndex, count: int) -> None:
+        assert len(loaded) == count and loaded._digests == index._digests[:count]
+        assert loaded._hashes == index._hashes[:count] and loaded._owners == index._owners[:count]
+        assert np.array_equal(loaded._rows, index._rows[:count])
+
+    add(0, 64)
+    index.save(path)  # the first save: a snapshot, an empty log
+    snapshot = path.read_bytes()
+    assert log.read_text() == ""
+    for batch in range(1, 17):  # 16 batches of 64 after it: appended, the snapshot untouched
+        add(64 * batch, 64 * (batch + 1))
+        index.save(path)
+        if batch < 16:
+            assert path.read_bytes() == snapshot and len(log.read_text().splitlines()) == 64 * batch
+            same(EmbeddingIndex.load(path, 8), 64 * (batch + 1))
+    assert path.read_bytes() != snapshot and log.read_text() == ""  # 1,024 in the log: all written again
+    same(EmbeddingIndex.load(path, 8), 1_088)
+    index.save(path)  # nothing new: nothing written
+    assert log.read_text() == ""
+
+    add(1_088, 1_100)
+    index.save(path)
+    kept_log = log.read_text()
+    add(1_100, 2_200)
+    index.save(path)  # due: the whole index again
+    log.write_text(kept_log)  # as if it crashed before emptying the log: its entries are known
+    same(EmbeddingIndex.load(path, 8), 2_200)
+
+    log.write_text(kept_log + kept_log.splitlines(keepends=True)[0][:-30])  # a last line cut short
+    reloaded = EmbeddingIndex.load(path, 8)
+    same(reloaded, 2_200)
+    reloaded.add("after", rows[2_500].tolist(), 7)
+    reloaded.save(path)  # after a cut line: the whole index, not a line glued to the cut one
+    assert log.read_text() == ""
+    assert len(EmbeddingIndex.load(path, 8)) == 2_201
+
+    log.write_text(json.dumps({"digest": "x", "hash": "00", "owner": "", "row": [0.0] * 3}) + "\n")
+    with pytest.raises(CuratorError, match="an entry has"):
+        EmbeddingIndex.load(path, 8)
